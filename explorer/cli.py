@@ -1,0 +1,83 @@
+"""Command line: ``explorer train`` and ``explorer analyze`` (the contract in DESIGN.md section 7).
+
+Each subcommand parses its arguments and calls the same package functions the app calls. Bad input
+(:class:`InputError`) prints one line on stderr and exits 2; nothing half-written is left behind.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from . import __version__
+from .errors import InputError
+
+EXIT_BAD_INPUT = 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``explorer`` argument parser with its subcommands."""
+    parser = argparse.ArgumentParser(
+        prog="explorer",
+        description="Saliency asymmetry of 2D+ segmentation networks across neighbouring input slices.",
+    )
+    parser.add_argument("--version", action="version", version=f"explorer {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    _add_train(sub)
+    _add_analyze(sub)
+    return parser
+
+
+def _add_train(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help="train a 2D+ checkpoint with one initialisation strategy")
+    p.add_argument("--volume", required=True, help="training volume (.nii, .nii.gz, .tif)")
+    p.add_argument("--mask", required=True, help="binary mask on the volume's grid")
+    p.add_argument("--strategy", required=True, help="initialisation strategy (see explorer.strategies)")
+    p.add_argument("--encoder", default="mobilenet_v2", help="smp encoder name (default mobilenet_v2)")
+    p.add_argument("--arch", default="Unet", help="smp architecture: Unet, FPN, UnetPlusPlus, DeepLabV3Plus")
+    p.add_argument("--epochs", type=int, default=12)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--axis", default="axial", help="slicing axis: axial, coronal, sagittal")
+    p.add_argument("--offsets", default="-1,0,1", help="window offsets, comma-separated (default -1,0,1)")
+    p.add_argument("--normalisation", default="zscore", help="intensity normalisation preset")
+    p.add_argument("--weights", default=None, help="explicit pretrained-weights file (overrides the resolver)")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
+    p.add_argument("--out", required=True, help="output checkpoint (.safetensors)")
+    p.set_defaults(func=_cmd_train)
+
+
+def _add_analyze(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("analyze", help="per-slice channel attribution and asymmetry statistics")
+    p.add_argument("volume", help="volume to analyse (.nii, .nii.gz, .tif)")
+    p.add_argument("--checkpoint", action="append", required=True, help="checkpoint file; repeat for several")
+    p.add_argument("--mask", default=None, help="optional ground-truth mask (Dice, target 'mask')")
+    p.add_argument("--method", default="saliency")
+    p.add_argument("--target", default="predicted")
+    p.add_argument("--axis", default=None, help="slicing axis (default: the checkpoint's, else axial)")
+    p.add_argument("--out", default="explorer-out", help="output directory")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
+    p.add_argument("--save-maps", action="store_true", help="also write per-channel attribution NIfTIs")
+    p.set_defaults(func=_cmd_analyze)
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    raise InputError(None, "explorer train is not available yet")
+
+
+def _cmd_analyze(args: argparse.Namespace) -> int:
+    raise InputError(None, "explorer analyze is not available yet")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``explorer`` console script; returns the exit code."""
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except InputError as exc:
+        print(f"explorer {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+
+
+if __name__ == "__main__":
+    sys.exit(main())

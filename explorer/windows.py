@@ -1,0 +1,124 @@
+"""2D+ windows: slice ``z`` and its neighbours packed into input channels.
+
+Shapes: a *stack* is ``(S, H, W)`` (slices first, see :meth:`Volume.stack`); a window batch is
+``(B, C, H', W')`` with ``C = len(offsets)`` and ``H', W'`` padded up to a multiple of ``multiple`` (32 for
+the smp encoders). Channel ``i`` of slice ``z``'s window holds slice ``z + offsets[i]``; slices outside the
+stack are edge-replicated (the first or last slice repeats).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .errors import InputError
+
+Offsets = tuple[int, ...]
+DEFAULT_OFFSETS: Offsets = (-1, 0, 1)
+
+
+def validate_offsets(offsets: Sequence[int], *, source: str | None = None) -> Offsets:
+    """Check offsets are distinct, sorted, symmetric about 0 and contain 0: ``(-k, ..., 0, ..., k)``.
+
+    Raises:
+        InputError: anything else (the message shows the expected form).
+    """
+    try:
+        values = tuple(int(o) for o in offsets)
+    except (TypeError, ValueError) as exc:
+        raise InputError(source, f"offsets {offsets!r} are not integers", "e.g. -1,0,1") from exc
+    ok = (
+        len(values) % 2 == 1
+        and 0 in values
+        and list(values) == sorted(set(values))
+        and values == tuple(-v for v in reversed(values))
+    )
+    if not ok:
+        raise InputError(source, f"offsets {values} are not an odd, sorted set symmetric about 0",
+                         "e.g. (-1, 0, 1) or (-2, -1, 0, 1, 2)")
+    return values
+
+
+def window_indices(n_slices: int, offsets: Sequence[int], slices: Sequence[int] | None = None) -> np.ndarray:
+    """Slice index read by each channel: ``(N, C)`` ints, ``clip(z + offsets[i], 0, n_slices - 1)``."""
+    z = np.arange(n_slices) if slices is None else np.asarray(slices, dtype=np.int64)
+    return np.clip(z[:, None] + np.asarray(offsets, dtype=np.int64)[None, :], 0, n_slices - 1)
+
+
+@dataclass(frozen=True)
+class Padding:
+    """Rows/columns added on each side by :func:`pad_to_multiple`; :meth:`crop` undoes it exactly."""
+
+    top: int
+    bottom: int
+    left: int
+    right: int
+
+    def crop(self, x: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
+        """Remove the padding from the last two axes of ``x``."""
+        h, w = x.shape[-2], x.shape[-1]
+        return x[..., self.top : h - self.bottom, self.left : w - self.right]
+
+
+def padding_for(height: int, width: int, multiple: int = 32) -> Padding:
+    """Symmetric padding that brings ``height`` and ``width`` up to a multiple of ``multiple``."""
+    ph, pw = (-height) % multiple, (-width) % multiple
+    return Padding(ph // 2, ph - ph // 2, pw // 2, pw - pw // 2)
+
+
+def pad_to_multiple(x: np.ndarray, multiple: int = 32, value: float = 0.0) -> tuple[np.ndarray, Padding]:
+    """Pad the last two axes of ``x`` with ``value`` up to a multiple of ``multiple``."""
+    pad = padding_for(x.shape[-2], x.shape[-1], multiple)
+    widths = [(0, 0)] * (x.ndim - 2) + [(pad.top, pad.bottom), (pad.left, pad.right)]
+    return np.pad(x, widths, mode="constant", constant_values=value), pad
+
+
+def make_windows(stack: np.ndarray, offsets: Sequence[int], slices: Sequence[int] | None = None) -> np.ndarray:
+    """Windows ``(N, C, H, W)`` of ``stack`` for ``slices`` (default all), unpadded."""
+    return stack[window_indices(stack.shape[0], offsets, slices)]
+
+
+@dataclass(frozen=True)
+class WindowBatch:
+    """One batch: ``slices`` (B,) are the stack indices, ``x`` the padded windows ``(B, C, H', W')``."""
+
+    slices: np.ndarray
+    x: torch.Tensor
+    padding: Padding
+
+
+def iter_windows(
+    stack: np.ndarray,
+    offsets: Sequence[int],
+    *,
+    batch_size: int = 8,
+    slices: Sequence[int] | None = None,
+    multiple: int = 32,
+    channel_stats: tuple[np.ndarray, np.ndarray] | None = None,
+) -> Iterator[WindowBatch]:
+    """Yield padded window batches; only one batch of windows exists in memory at a time.
+
+    Args:
+        stack: normalised slices ``(S, H, W)``, float32.
+        offsets: window offsets (validated).
+        batch_size: windows per batch.
+        slices: which slices to yield windows for (default all, in order).
+        multiple: pad height and width up to a multiple of this.
+        channel_stats: optional per-channel (mean, std), applied before padding.
+    """
+    offsets = validate_offsets(offsets)
+    if batch_size < 1:
+        raise InputError("batch_size", f"batch size {batch_size}", "a positive integer")
+    order = np.arange(stack.shape[0]) if slices is None else np.asarray(slices, dtype=np.int64)
+    fill = float(stack.min())  # background: after a volume-level transform the minimum is "outside"
+    for start in range(0, len(order), batch_size):
+        chunk = order[start : start + batch_size]
+        padded, pad = pad_to_multiple(make_windows(stack, offsets, chunk).astype(np.float32), multiple, fill)
+        if channel_stats is not None:
+            mean, std = channel_stats
+            padded = (padded - mean[None, :, None, None]) / std[None, :, None, None]
+        yield WindowBatch(slices=chunk, x=torch.from_numpy(np.ascontiguousarray(padded, dtype=np.float32)),
+                          padding=pad)
