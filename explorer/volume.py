@@ -130,13 +130,13 @@ def load_volume(
     raw, label = _read(source, name, limits)
     kind, payload = _sniff(raw, label)
     if kind == "tiff":
-        pages, affine = _tiff_array(payload, label, spacing)
-        img = nib.Nifti1Image(pages, affine)
+        voxels, affine = _tiff_array(payload, label, spacing)
+        _check_voxels(voxels.shape, label, limits)
     else:
-        img = _nifti_image(payload, label, kind)
-    _check_voxels(img.shape, label, limits)
-    array = _as_3d(np.asanyarray(img.dataobj), label, volume_index)
-    canonical = nib.as_closest_canonical(nib.Nifti1Image(array, img.affine))
+        img = _nifti_image(payload, label, kind, limits)
+        voxels, affine = np.asanyarray(img.dataobj), img.affine
+    array = _as_3d(voxels, label, volume_index).astype(np.float64)
+    canonical = nib.as_closest_canonical(nib.Nifti1Image(array, affine))
     data, nonfinite = _finite_float32(np.asanyarray(canonical.dataobj), label)
     if float(data.max()) == float(data.min()):
         raise InputError(label, f"every voxel has the value {float(data.min()):g}", "an image with some contrast")
@@ -145,8 +145,8 @@ def load_volume(
         affine=canonical.affine.astype(np.float64),
         source=label,
         sha256=hashlib.sha256(raw).hexdigest(),
-        source_affine=img.affine.astype(np.float64),
-        source_ornt=nib.orientations.io_orientation(img.affine),
+        source_affine=np.asarray(affine, dtype=np.float64),
+        source_ornt=nib.orientations.io_orientation(affine),
         nonfinite=nonfinite,
         header={"format": kind, "shape": list(array.shape)},
     )
@@ -164,11 +164,10 @@ def load_mask(source: str | Path | bytes, volume: Volume, *, name: str | None = 
     kind, payload = _sniff(raw, label)
     if kind == "tiff":  # a TIFF has no geometry of its own: it lies on the volume's grid if the shape fits
         pages, _ = _tiff_array(payload, label, None)
-        img = nib.Nifti1Image(_as_3d(pages, label, None), volume.source_affine)
+        img = nib.Nifti1Image(_as_3d(pages, label, None).astype(np.float32), volume.source_affine)
     else:
-        img = _nifti_image(payload, label, kind)
-        _check_voxels(img.shape, label, limits)
-        img = nib.Nifti1Image(_as_3d(np.asanyarray(img.dataobj), label, None), img.affine)
+        img = _nifti_image(payload, label, kind, limits)
+        img = nib.Nifti1Image(_as_3d(np.asanyarray(img.dataobj), label, None).astype(np.float32), img.affine)
     source_shape = tuple(volume.header.get("shape", volume.shape))
     if tuple(img.shape) != source_shape:
         raise InputError(label, f"mask has shape {tuple(img.shape)} but the volume has {source_shape}",
@@ -227,19 +226,24 @@ def _sniff(raw: bytes, label: str) -> tuple[str, bytes]:
                      "a NIfTI (.nii, .nii.gz) or multi-page TIFF (.tif, .tiff) file")
 
 
-def _nifti_image(payload: bytes, label: str, kind: str) -> nib.Nifti1Image:
+def _nifti_image(payload: bytes, label: str, kind: str, limits: Limits) -> nib.Nifti1Image:
+    """Parse the header first (cheap), check voxel count and file size, then read the image."""
     cls = nib.Nifti2Image if kind == "nifti2" else nib.Nifti1Image
     try:
-        img = cls.from_bytes(payload)
+        header = cls.header_class.from_fileobj(io.BytesIO(payload))
     except Exception as exc:  # nibabel raises several types for a broken header
         raise InputError(label, f"unreadable NIfTI header ({exc})", "a valid NIfTI-1 or NIfTI-2 file") from exc
-    shape = img.header.get_data_shape()
-    expected = int(np.prod(shape, dtype=np.float64)) * img.header.get_data_dtype().itemsize
-    offset = int(img.header.get_data_offset())
-    if expected > max(0, len(payload) - offset):
+    shape = header.get_data_shape()
+    _check_voxels(shape, label, limits)
+    expected = int(np.prod(shape, dtype=np.float64)) * header.get_data_dtype().itemsize
+    available = max(0, len(payload) - int(header.get_data_offset()))
+    if expected > available:
         raise InputError(label, f"file is truncated: header promises {expected} bytes of voxels for shape "
-                         f"{tuple(shape)}, the file holds {max(0, len(payload) - offset)}", "a complete file")
-    return img
+                         f"{tuple(shape)}, the file holds {available}", "a complete file")
+    try:
+        return cls.from_bytes(payload)
+    except Exception as exc:
+        raise InputError(label, f"unreadable NIfTI data ({exc})", "a valid NIfTI-1 or NIfTI-2 file") from exc
 
 
 def _check_voxels(shape: tuple[int, ...], label: str, limits: Limits) -> None:
