@@ -1,0 +1,223 @@
+"""Figures and tables to files: HTML always; PNG, SVG and PDF through kaleido + a Chromium browser when
+this machine has them; CSV tables; and the report bundle (a zip) built from the engine's output directory.
+
+Static export is probed once per process (:func:`static_export_status`): the browser is looked up first
+(cheap), then one tiny figure is rendered under a time limit, so a broken browser reports "unavailable"
+instead of hanging. After a successful probe kaleido's persistent browser serves every later export.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import platform
+import sys
+import tempfile
+import threading
+import zipfile
+from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+
+import pandas as pd
+import plotly.graph_objects as go
+import plotly.io as pio
+from plotly.offline import get_plotlyjs
+
+from . import __version__
+from .errors import unknown_name
+
+FORMATS: tuple[str, ...] = ("png", "svg", "pdf", "html")
+STATIC_FORMATS: tuple[str, ...] = ("png", "svg", "pdf")
+PLOTLY_JS = "plotly.min.js"  # the script HTML pages written by write_figures load from their own folder
+PROBE_TIMEOUT_S = 60.0
+DEFAULT_SIZE = (900, 550)  # layout pixels when a figure sets no width/height
+PACKAGES = ("torch", "torchvision", "segmentation-models-pytorch", "captum", "timm", "numpy", "scipy", "pandas",
+            "nibabel", "plotly", "kaleido", "streamlit")
+HOW_TO_ENABLE = ("install Debian's chromium ('apt-get install chromium', or 'make install' as root) or point "
+                 "BROWSER_PATH at a Chrome/Chromium binary; HTML and CSV exports work without it")
+
+_lock = threading.Lock()  # one export at a time: kaleido's sync server is not safe for concurrent callers
+_status: tuple[bool, str] | None = None
+
+
+class StaticExportUnavailable(RuntimeError):
+    """PNG/SVG/PDF export is not possible here; the message says how to enable it."""
+
+
+def static_export_status(*, refresh: bool = False) -> tuple[bool, str]:
+    """Whether PNG/SVG/PDF export works on this machine (probed once, then cached).
+
+    Args:
+        refresh: probe again (e.g. after installing a browser).
+
+    Returns:
+        ``(True, "static export available (browser: PATH)")`` or ``(False, "<why>; <how to enable it>")``.
+    """
+    global _status
+    with _lock:
+        if _status is None or refresh:
+            _status = _probe()
+        return _status
+
+
+def _probe() -> tuple[bool, str]:
+    try:
+        import kaleido
+        from choreographer.browsers.chromium import Chromium
+        from kaleido import PageGenerator
+    except ImportError:
+        return False, "kaleido is not installed: pip install 'kaleido>=1' (and a Chromium browser); " + HOW_TO_ENABLE
+    browser = Chromium.find_browser(skip_local=False)
+    if not browser or not os.access(browser, os.X_OK):
+        return False, f"no Chrome/Chromium browser found for kaleido: {HOW_TO_ENABLE}"
+    outcome: list[object] = []
+
+    def render() -> None:
+        try:
+            kaleido.start_sync_server(page_generator=PageGenerator(mathjax=False), silence_warnings=True)
+            outcome.append(_render(go.Figure(go.Scatter(x=[0, 1], y=[0, 1])), "png", 1))
+        except Exception as exc:  # noqa: BLE001  (any failure means "unavailable", with its reason)
+            outcome.append(exc)
+
+    worker = threading.Thread(target=render, daemon=True)
+    worker.start()
+    worker.join(PROBE_TIMEOUT_S)
+    if not outcome:
+        return False, f"a test export with {browser} did not finish in {PROBE_TIMEOUT_S:.0f} s; {HOW_TO_ENABLE}"
+    if isinstance(outcome[0], Exception):
+        return False, f"a test export with {browser} failed ({outcome[0]}); {HOW_TO_ENABLE}"
+    return True, f"static export available (browser: {browser})"
+
+
+def _render(fig: go.Figure, fmt: str, scale: float) -> bytes:
+    import kaleido
+
+    width = fig.layout.width or DEFAULT_SIZE[0]
+    height = fig.layout.height or DEFAULT_SIZE[1]
+    return kaleido.calc_fig_sync(fig.to_plotly_json(),
+                                 opts=dict(format=fmt, width=width, height=height, scale=scale))
+
+
+def figure_bytes(fig: go.Figure, fmt: str, *, scale: float = 2) -> bytes:
+    """One figure as file contents.
+
+    Args:
+        fig: the figure.
+        fmt: ``png``, ``svg``, ``pdf`` or ``html`` (a self-contained page that works offline).
+        scale: pixel scale of raster output (2 → 1800 px wide for a 900 px figure).
+
+    Raises:
+        InputError: an unknown format.
+        StaticExportUnavailable: a static format on a machine without a working browser (says how to fix).
+    """
+    if fmt == "html":
+        return pio.to_html(fig, include_plotlyjs=True, full_html=True).encode("utf-8")
+    if fmt not in STATIC_FORMATS:
+        raise unknown_name("figure format", fmt, FORMATS)
+    available, message = static_export_status()
+    if not available:
+        raise StaticExportUnavailable(message)
+    with _lock:
+        return _render(fig, fmt, scale)
+
+
+def write_figures(figs: Mapping[str, go.Figure], directory: str | Path, *,
+                  formats: Iterable[str] = FORMATS) -> list[Path]:
+    """Write every figure as ``NAME.FORMAT`` into ``directory``, each file atomically (temp name, rename).
+
+    HTML is always written; the pages share one ``plotly.min.js`` written beside them (works offline, keeps
+    each page small). PNG/SVG/PDF are written only when :func:`static_export_status` says they work (check
+    it to tell the user why they are missing).
+
+    Args:
+        figs: ``{file-safe name: figure}``, e.g. from :func:`explorer.figures.analysis_figures`.
+        directory: created if missing.
+        formats: a subset of :data:`FORMATS`.
+
+    Returns:
+        The paths written.
+
+    Raises:
+        InputError: an unknown format.
+    """
+    formats = tuple(formats)
+    for fmt in formats:
+        if fmt not in FORMATS:
+            raise unknown_name("figure format", fmt, FORMATS)
+    wanted = [f for f in formats if f == "html" or static_export_status()[0]]
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    written = []
+    if "html" in wanted and figs:
+        written.append(write_atomic(directory / PLOTLY_JS, get_plotlyjs().encode("utf-8")))
+    for name, fig in figs.items():
+        for fmt in wanted:
+            data = (pio.to_html(fig, include_plotlyjs="directory", full_html=True).encode("utf-8")
+                    if fmt == "html" else figure_bytes(fig, fmt))
+            written.append(write_atomic(directory / f"{name}.{fmt}", data))
+    return written
+
+
+def table_csv(table: pd.DataFrame) -> bytes:
+    """A table as UTF-8 CSV bytes (no index column)."""
+    return table.to_csv(index=False).encode("utf-8")
+
+
+def write_atomic(path: str | Path, data: bytes) -> Path:
+    """Write ``data`` to a temporary file next to ``path``, then rename it over ``path`` (mode 0644)."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600; results are meant to be shared
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def versions() -> dict[str, str]:
+    """Versions of Python, explorer and the packages a result depends on (``not installed`` if absent)."""
+    found = {"python": sys.version.split()[0], "platform": platform.platform(), "explorer": __version__}
+    for name in PACKAGES:
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            found[name] = "not installed"
+    return found
+
+
+def report_zip(write_outputs: Callable[[Path], object], *, parameters: Mapping[str, object]) -> bytes:
+    """The report bundle: everything ``write_outputs`` writes into a fresh directory, plus ``parameters.json``.
+
+    Args:
+        write_outputs: fills the directory it is given (the engine's ``outputs.write_outputs`` bound to an
+            analysis: figures, ``shares.csv``, ``summary.json``, tables), so one function writes results.
+        parameters: the run's parameters (method, target, axis, checkpoints, ...).
+
+    Returns:
+        Zip bytes; every entry lies under ``report/``. ``parameters.json`` holds ``parameters``, the input
+        hashes (``inputs`` of ``summary.json`` when written), :func:`versions`, whether static figure export
+        was available (and why not) and the UTC creation time.
+    """
+    with tempfile.TemporaryDirectory(prefix="explorer-report-") as tmp:
+        root = Path(tmp) / "report"
+        root.mkdir()
+        write_outputs(root)
+        summary_path = root / "summary.json"
+        inputs = json.loads(summary_path.read_text()).get("inputs", {}) if summary_path.is_file() else {}
+        available, message = static_export_status()
+        record = {"parameters": dict(parameters), "inputs": inputs, "versions": versions(),
+                  "static_export": {"available": available, "message": message},
+                  "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+        write_atomic(root / "parameters.json", json.dumps(record, indent=2, default=str).encode("utf-8"))
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+            for path in sorted(p for p in root.rglob("*") if p.is_file()):
+                archive.write(path, (Path("report") / path.relative_to(root)).as_posix())
+        return buffer.getvalue()

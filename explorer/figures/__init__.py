@@ -1,0 +1,22 @@
+"""Figures as pure functions of data (``shares``, ``summary``, slice arrays) → plotly figures and tables.
+
+Nothing here imports streamlit; the app, the CLI and the report all call these same functions.
+"""
+
+from ._style import PALETTE, model_colors, offset_label
+from .slice_view import slice_view_figure
+from .summary import analysis_figures, distribution_figure, first_conv_figure, share_along_axis_figure
+from .tables import comparison_table, stats_table
+
+__all__ = [
+    "PALETTE",
+    "analysis_figures",
+    "comparison_table",
+    "distribution_figure",
+    "first_conv_figure",
+    "model_colors",
+    "offset_label",
+    "share_along_axis_figure",
+    "slice_view_figure",
+    "stats_table",
+]

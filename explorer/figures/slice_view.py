@@ -1,0 +1,152 @@
+"""The slice viewer: one slice with window/level, mask and prediction overlays, and every model's
+per-channel attribution heatmaps on one shared, unnormalised colour scale.
+
+Shapes: ``image`` ``(H, W)``; ``mask`` and each prediction ``(H, W)`` bool; each attribution map
+``(C, H, W)`` with channel ``i`` belonging to ``offsets[i]``. Arrays are shown as they are: row 0 at the
+top, column 0 at the left (orient the slice before calling).
+
+Grid: the first row holds the image (mask outlined) and one panel per model with its prediction; then one
+row per model with its ``C`` channel maps.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from ..errors import InputError
+from ._style import model_colors, offset_label, style
+
+MASK_COLOR = "#FFD400"
+PANEL_PX = 230
+SIGNED_SCALE = "RdBu_r"
+MAGNITUDE_SCALE = "Viridis"
+
+
+def slice_view_figure(
+    image: np.ndarray,
+    *,
+    mask: np.ndarray | None = None,
+    predictions: Mapping[str, np.ndarray] | None = None,
+    maps: Mapping[str, np.ndarray] | None = None,
+    offsets: Sequence[int],
+    signed: bool = False,
+    window: tuple[float, float] | None = None,
+    title: str | None = None,
+) -> go.Figure:
+    """Build the slice viewer figure.
+
+    Args:
+        image: the slice ``(H, W)``.
+        mask: ground truth ``(H, W)`` (outlined in yellow on every image panel), or ``None``.
+        predictions: ``{model: (H, W) bool}``; each gets an image panel with its prediction filled in the
+            model's colour.
+        maps: ``{model: (C, H, W)}`` attribution maps; every heatmap shares ONE colour range, so the same
+            value is the same colour in every panel.
+        offsets: the window offsets, one per map channel.
+        signed: signed methods (gradient, input × gradient, integrated gradients) get a diverging scale
+            centred at 0 (``[-m, m]``); otherwise a sequential scale ``[0, m]``; ``m`` = largest |value|.
+        window: ``(lo, hi)`` grey-level window of the image (default: its 1st and 99th percentiles).
+        title: figure title (default ``Slice viewer``).
+
+    Returns:
+        Image panels are ``Heatmap`` traces named ``image``; attribution heatmaps are named
+        ``"<model> <offset>"`` and carry identical ``zmin``/``zmax``.
+
+    Raises:
+        InputError: an array of the wrong shape, offsets not matching the map channels, or an empty window.
+    """
+    image = _as_2d(image, "image")
+    shape = image.shape
+    mask = None if mask is None else _as_2d(mask, "mask", shape).astype(bool)
+    predictions = {str(k): _as_2d(v, f"predictions[{k!r}]", shape).astype(bool) for k, v in (predictions or {}).items()}
+    maps = {str(k): _as_maps(v, f"maps[{k!r}]", shape, len(offsets)) for k, v in (maps or {}).items()}
+    lo, hi = _window(image, window)
+    colors = model_colors(list(predictions) + list(maps))
+    n_cols = max(len(offsets) if maps else 1, 1 + len(predictions))
+    n_rows = 1 + len(maps)
+    titles = ["image" + (" + mask" if mask is not None else "")] + [f"prediction: {m}" for m in predictions]
+    titles += [""] * (n_cols - len(titles))
+    for model in maps:
+        titles += [f"{model} · {offset_label(int(o))}" for o in offsets] + [""] * (n_cols - len(offsets))
+    fig = make_subplots(rows=n_rows, cols=n_cols, subplot_titles=titles, horizontal_spacing=0.02,
+                        vertical_spacing=0.06)
+    image_panels = [(None, None)] + [(m, p) for m, p in predictions.items()]
+    for col, (model, pred) in enumerate(image_panels, start=1):
+        fig.add_trace(go.Heatmap(z=image, zmin=lo, zmax=hi, colorscale="gray", showscale=False, name="image",
+                                 hovertemplate="row %{y}, col %{x}: %{z:.4g}<extra>image</extra>"), 1, col)
+        if pred is not None:
+            fig.add_trace(_fill(pred, colors[model], f"prediction {model}"), 1, col)
+        if mask is not None:
+            fig.add_trace(_outline(mask, MASK_COLOR, "mask"), 1, col)
+    _add_maps(fig, maps, offsets, signed, n_rows)
+    fig.update_xaxes(showticklabels=False, ticks="", showline=False, constrain="domain")
+    fig.update_yaxes(showticklabels=False, ticks="", showline=False, autorange="reversed", constrain="domain")
+    for i in range(1, n_rows * n_cols + 1):  # square pixels in every panel
+        fig.layout[f"yaxis{i if i > 1 else ''}"].scaleanchor = f"x{i if i > 1 else ''}"
+    style(fig, title or "Slice viewer", height=140 + PANEL_PX * n_rows,
+          subtitle=(f"window [{lo:.4g}, {hi:.4g}]; attribution on one shared, unnormalised scale"
+                    if maps else f"window [{lo:.4g}, {hi:.4g}]"))
+    fig.update_layout(width=140 + PANEL_PX * n_cols, margin=dict(l=20, r=100, t=110, b=20), showlegend=False)
+    return fig
+
+
+def _add_maps(fig: go.Figure, maps: Mapping[str, np.ndarray], offsets: Sequence[int], signed: bool,
+              n_rows: int) -> None:
+    """Add every model's channel heatmaps with one shared colour range and a single colour bar."""
+    if not maps:
+        return
+    peak = max(float(np.abs(m).max()) for m in maps.values()) or 1.0
+    zmin, zmax = (-peak, peak) if signed else (0.0, peak)
+    scale = SIGNED_SCALE if signed else MAGNITUDE_SCALE
+    span = (n_rows - 1) / n_rows
+    first = True
+    for row, (model, channels) in enumerate(maps.items(), start=2):
+        for col, (off, channel) in enumerate(zip(offsets, channels), start=1):
+            fig.add_trace(go.Heatmap(
+                z=channel if signed else np.abs(channel), zmin=zmin, zmax=zmax, colorscale=scale,
+                name=f"{model} {offset_label(int(off))}", showscale=first,
+                colorbar=dict(title=dict(text="attribution" if signed else "|attribution|", side="right"),
+                              len=span, y=span / 2, yanchor="middle", thickness=14),
+                hovertemplate="row %{y}, col %{x}: %{z:.3g}<extra>%{fullData.name}</extra>"), row, col)
+            first = False
+
+
+def _fill(region: np.ndarray, color: str, name: str) -> go.Heatmap:
+    """A translucent fill of a boolean region (NaN outside, so the image shows through)."""
+    return go.Heatmap(z=np.where(region, 1.0, np.nan), zmin=0, zmax=1, colorscale=[[0, color], [1, color]],
+                      opacity=0.45, showscale=False, name=name, hoverinfo="skip")
+
+
+def _outline(region: np.ndarray, color: str, name: str) -> go.Contour:
+    """The outline of a boolean region as one contour line at 0.5."""
+    return go.Contour(z=region.astype(np.float32), contours=dict(start=0.5, end=0.5, size=1, coloring="none"),
+                      line=dict(color=color, width=2), showscale=False, name=name, hoverinfo="skip")
+
+
+def _as_2d(array: np.ndarray, name: str, shape: tuple[int, ...] | None = None) -> np.ndarray:
+    array = np.asarray(array)
+    if array.ndim != 2 or (shape is not None and array.shape != shape):
+        raise InputError(name, f"array of shape {array.shape}", f"shape {shape}" if shape else "a 2D slice (H, W)")
+    return array
+
+
+def _as_maps(array: np.ndarray, name: str, shape: tuple[int, ...], n_channels: int) -> np.ndarray:
+    array = np.asarray(array, dtype=np.float32)
+    if array.shape != (n_channels, *shape):
+        raise InputError(name, f"attribution of shape {array.shape}",
+                         f"(C, H, W) = {(n_channels, *shape)}: one channel per offset, on the image's grid")
+    return array
+
+
+def _window(image: np.ndarray, window: tuple[float, float] | None) -> tuple[float, float]:
+    if window is None:
+        lo, hi = (float(v) for v in np.percentile(image, [1, 99]))
+        return (lo, hi) if hi > lo else (float(image.min()), float(image.max()) + 1e-6)
+    lo, hi = (float(v) for v in window)
+    if not hi > lo:
+        raise InputError("window", f"({lo:g}, {hi:g})", "(low, high) with high > low")
+    return lo, hi
