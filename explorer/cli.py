@@ -7,6 +7,7 @@ Each subcommand parses its arguments and calls the same package functions the ap
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 from collections.abc import Sequence
 
@@ -62,7 +63,31 @@ def _add_analyze(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    raise InputError(None, "explorer train is not available yet")
+    from .train import Recipe, train_checkpoint  # imported here: torch/smp load only for this subcommand
+
+    try:
+        offsets = tuple(int(o) for o in args.offsets.split(","))
+    except ValueError as exc:
+        raise InputError("--offsets", f"{args.offsets!r} is not a comma-separated list of integers",
+                         "e.g. -1,0,1") from exc
+    result = train_checkpoint(
+        args.volume, args.mask, args.out, strategy=args.strategy, arch=args.arch, encoder=args.encoder,
+        offsets=offsets, axis=args.axis, normalisation=args.normalisation, weights=args.weights,
+        device=args.device, recipe=Recipe(epochs=args.epochs, seed=args.seed),
+        command=_train_command(args),
+    )
+    print(f"wrote {args.out}: strategy {args.strategy}, held-out Dice {result.meta.metrics['val_dice']:.4f}")
+    return 0
+
+
+def _train_command(args: argparse.Namespace) -> str:
+    """The canonical command line that reproduces a training run (stored in the checkpoint)."""
+    parts = ["explorer", "train", "--volume", args.volume, "--mask", args.mask, "--strategy", args.strategy,
+             "--encoder", args.encoder, "--arch", args.arch, "--epochs", str(args.epochs), "--seed", str(args.seed),
+             "--axis", args.axis, "--offsets", args.offsets, "--normalisation", args.normalisation]
+    if args.weights:
+        parts += ["--weights", args.weights]
+    return " ".join(shlex.quote(p) for p in [*parts, "--out", args.out])
 
 
 def _cmd_analyze(args: argparse.Namespace) -> int:

@@ -1,0 +1,297 @@
+"""Checkpoints: one ``.safetensors`` file with JSON metadata; also smp folders/zips and plain state dicts.
+
+Accepted sources (nothing is ever unpickled with code execution):
+- ``.safetensors`` written by :func:`save_checkpoint` (metadata key ``explorer``, a JSON string);
+- an smp ``save_pretrained`` folder (``config.json`` + ``model.safetensors``), or a ``.zip`` of one;
+- a plain state dict (``.pt``/``.pth``), read with ``torch.load(weights_only=True)``; the caller supplies
+  the metadata the file lacks (``meta=``), channels and classes are read off the tensors.
+Float16 storage is restored to float32 on load. Every failure is an :class:`InputError` naming the file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import tempfile
+import zipfile
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load as st_load
+from safetensors.torch import save as st_save
+
+from . import __version__
+from .config import MODELS_DIR
+from .errors import InputError
+from .models import build_model
+from .windows import validate_offsets
+
+META_KEY = "explorer"
+_MAX_HEADER = 100 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class CheckpointMeta:
+    """Everything needed to rebuild and interpret a checkpoint (stored as JSON in the file)."""
+
+    arch: str
+    encoder: str
+    classes: int
+    offsets: tuple[int, ...]
+    strategy: str
+    normalisation: str = "zscore"
+    axis: str = "axial"
+    arch_kwargs: dict[str, Any] = field(default_factory=dict)
+    training: dict[str, Any] = field(default_factory=dict)
+    recipe: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    version: str = __version__
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict (offsets as a list)."""
+        out = asdict(self)
+        out["offsets"] = list(self.offsets)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], *, source: str = "checkpoint") -> "CheckpointMeta":
+        """Validate and build from a dict; unknown keys are ignored.
+
+        Raises:
+            InputError: a required field is missing or has the wrong type (names ``source``).
+        """
+        if not isinstance(data, dict):
+            raise InputError(source, f"metadata is a {type(data).__name__}", "a JSON object")
+        missing = [k for k in ("arch", "encoder", "classes", "offsets", "strategy") if k not in data]
+        if missing:
+            raise InputError(source, f"metadata lacks {', '.join(missing)}",
+                             "arch, encoder, classes, offsets and strategy (supply them with meta=...)")
+        known = {f.name for f in fields(cls)}
+        values = {k: v for k, v in data.items() if k in known}
+        try:
+            values["classes"] = int(values["classes"])
+            values["offsets"] = validate_offsets(values["offsets"], source=source)
+        except (TypeError, ValueError) as exc:
+            if isinstance(exc, InputError):
+                raise
+            raise InputError(source, f"classes {data['classes']!r} is not an integer", "e.g. 1") from exc
+        for key in ("arch", "encoder", "strategy", "normalisation", "axis", "version"):
+            if key in values and not isinstance(values[key], str):
+                raise InputError(source, f"metadata field {key!r} is {values[key]!r}", "a string")
+        for key in ("arch_kwargs", "training", "recipe", "metrics"):
+            if key in values and not isinstance(values[key], dict):
+                raise InputError(source, f"metadata field {key!r} is {type(values[key]).__name__}", "an object")
+        return cls(**values)
+
+
+@dataclass(frozen=True, eq=False)
+class Checkpoint:
+    """A loaded checkpoint: display ``name``, content ``sha256`` (cache key), ``meta`` and float32 weights."""
+
+    name: str
+    sha256: str
+    meta: CheckpointMeta
+    state_dict: dict[str, torch.Tensor]
+
+    def build_model(self, device: torch.device | str = "cpu") -> torch.nn.Module:
+        """A fresh module with these weights, in ``eval()`` mode, on ``device``.
+
+        Raises:
+            InputError: the weights do not fit the architecture the metadata describes.
+        """
+        model = build_model(arch=self.meta.arch, encoder=self.meta.encoder, in_channels=len(self.meta.offsets),
+                            classes=self.meta.classes, **self.meta.arch_kwargs)
+        _load_strict(model, self.state_dict, self.name, self.meta)
+        return model.to(device).eval()
+
+
+def _load_strict(model: torch.nn.Module, state: dict[str, torch.Tensor], name: str, meta: CheckpointMeta) -> None:
+    own = model.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    shapes = [f"{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}" for k in own
+              if k in state and state[k].shape != own[k].shape]
+    if missing or unexpected or shapes:
+        parts = [f"{len(missing)} missing keys (e.g. {', '.join(missing[:2])})" if missing else "",
+                 f"{len(unexpected)} unexpected keys (e.g. {', '.join(unexpected[:2])})" if unexpected else "",
+                 f"shape mismatches: {'; '.join(shapes[:2])}" if shapes else ""]
+        raise InputError(name, "state dict does not fit " + f"{meta.arch}/{meta.encoder} with {len(meta.offsets)} "
+                         f"input channels and {meta.classes} classes: " + "; ".join(p for p in parts if p),
+                         "weights of that architecture, or the right arch/encoder/offsets/arch_kwargs in meta")
+    model.load_state_dict(state, strict=True)
+
+
+def save_checkpoint(model: torch.nn.Module, meta: CheckpointMeta, path: str | Path, *, half: bool = True) -> Path:
+    """Write ``model``'s weights and ``meta`` to one ``.safetensors`` file, atomically (temp name, rename).
+
+    Args:
+        model: the trained model.
+        meta: its metadata.
+        path: destination, ending in ``.safetensors``.
+        half: store floating-point tensors as float16 (restored to float32 on load).
+
+    Raises:
+        InputError: the path does not end in ``.safetensors``.
+    """
+    path = Path(path)
+    if path.suffix != ".safetensors":
+        raise InputError(path, f"checkpoint name ends in {path.suffix or 'nothing'!r}", "a .safetensors file")
+    state = {k: (v.detach().half() if half and v.is_floating_point() else v.detach()).cpu().contiguous()
+             for k, v in model.state_dict().items()}
+    blob = st_save(state, metadata={META_KEY: json.dumps(meta.to_dict(), sort_keys=True)})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(blob)
+        os.chmod(tmp, 0o644)  # mkstemp makes the file private; a checkpoint is meant to be shared
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def load_checkpoint(source: str | Path | bytes, *, name: str | None = None,
+                    meta: dict[str, Any] | None = None) -> Checkpoint:
+    """Load a checkpoint from a path (file or smp folder) or from an upload's bytes.
+
+    Args:
+        source: ``.safetensors`` / smp folder / ``.zip`` of one / ``.pt`` state dict, or the bytes of a file.
+        name: display name (default: the file stem, or ``upload``).
+        meta: metadata fields the file lacks (plain state dicts, smp folders) or that override smp's config.
+
+    Raises:
+        InputError: missing or unreadable file, a pickle needing code execution, missing metadata, or weights
+            that do not fit the architecture the metadata describes.
+    """
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        raw, label = bytes(source), name or "upload"
+    else:
+        path = Path(source)
+        label = name or (path.name if path.is_dir() else path.stem.removesuffix(".safetensors"))
+        if path.is_dir():
+            state, found = _from_smp_folder(lambda f: (path / f).read_bytes() if (path / f).is_file() else None,
+                                            str(path))
+            return _finish(label, _canonical_sha(state, found), state, found, meta, str(path))
+        if not path.is_file():
+            raise InputError(path, "no such file or folder", "a .safetensors checkpoint, an smp folder, .zip or .pt")
+        raw = path.read_bytes()
+    shown = str(source) if not isinstance(source, (bytes, bytearray, memoryview)) else label
+    if not raw:
+        raise InputError(shown, "file is empty", "a .safetensors checkpoint")
+    if raw[:2] == b"PK" and zipfile.is_zipfile(io.BytesIO(raw)):
+        with zipfile.ZipFile(io.BytesIO(raw)) as zf:
+            names = {Path(n).name: n for n in zf.namelist()}
+            if "config.json" in names:
+                state, found = _from_smp_folder(lambda f: zf.read(names[f]) if f in names else None, shown)
+                return _finish(label, _canonical_sha(state, found), state, found, meta, shown)
+    if _looks_like_safetensors(raw):
+        state, stored = _read_safetensors(raw, shown)
+        digest = hashlib.sha256(raw).hexdigest()
+        return _finish(label, digest, state, stored, meta, shown)
+    state = _read_torch(raw, shown)
+    digest = hashlib.sha256(raw + json.dumps(meta or {}, sort_keys=True).encode()).hexdigest()
+    return _finish(label, digest, state, {}, meta, shown)
+
+
+def list_zoo(directory: str | Path = MODELS_DIR) -> list[Path]:
+    """The shipped ``.safetensors`` checkpoints in ``directory``, sorted by name."""
+    return sorted(Path(directory).glob("*.safetensors"))
+
+
+# --------------------------------------------------------------------------------------------- helpers
+
+
+def _looks_like_safetensors(raw: bytes) -> bool:
+    if len(raw) < 10:
+        return False
+    size = int.from_bytes(raw[:8], "little")
+    return 0 < size <= min(_MAX_HEADER, len(raw) - 8) and raw[8:9] == b"{"
+
+
+def _read_safetensors(raw: bytes, label: str) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    try:
+        state = st_load(raw)
+        header = json.loads(raw[8 : 8 + int.from_bytes(raw[:8], "little")])
+    except (SafetensorError, ValueError, json.JSONDecodeError) as exc:
+        raise InputError(label, f"corrupt safetensors file ({exc})", "a complete .safetensors checkpoint") from exc
+    text = (header.get("__metadata__") or {}).get(META_KEY)
+    try:
+        stored = json.loads(text) if text else {}
+    except json.JSONDecodeError as exc:
+        raise InputError(label, f"metadata {META_KEY!r} is not valid JSON ({exc})", "a JSON object") from exc
+    return state, stored
+
+
+def _read_torch(raw: bytes, label: str) -> dict[str, torch.Tensor]:
+    try:
+        state = torch.load(io.BytesIO(raw), map_location="cpu", weights_only=True)
+    except Exception as exc:  # UnpicklingError for unsafe pickles; several types for garbage
+        raise InputError(label, f"refused: not a plain tensor state dict ({type(exc).__name__}: {str(exc)[:160]})",
+                         "a .safetensors checkpoint, or a state dict readable with torch.load(weights_only=True)"
+                         ) from exc
+    for wrapper in ("state_dict", "model"):
+        if isinstance(state, dict) and isinstance(state.get(wrapper), dict):
+            state = state[wrapper]
+    if not isinstance(state, dict) or not state or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise InputError(label, f"holds a {type(state).__name__} that is not a dict of tensors", "a state dict")
+    return {str(k): v for k, v in state.items()}
+
+
+def _from_smp_folder(read: Any, label: str) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    config_raw, weights_raw = read("config.json"), read("model.safetensors")
+    if config_raw is None or weights_raw is None:
+        raise InputError(label, "smp folder lacks config.json or model.safetensors",
+                         "a folder written by smp's save_pretrained (or a .zip of one)")
+    try:
+        config = json.loads(config_raw)
+    except json.JSONDecodeError as exc:
+        raise InputError(label, f"config.json is not valid JSON ({exc})", "smp's config.json") from exc
+    state, stored = _read_safetensors(weights_raw, label)
+    skip = {"_model_class", "encoder_name", "encoder_weights", "in_channels", "classes"}
+    found = {"arch": config.get("_model_class"), "encoder": config.get("encoder_name"),
+             "classes": config.get("classes", 1), "arch_kwargs": {k: v for k, v in config.items() if k not in skip}}
+    if "in_channels" in config:
+        k = int(config["in_channels"]) // 2
+        found["offsets"] = list(range(-k, k + 1))
+    return state, {**{k: v for k, v in found.items() if v is not None}, **stored}
+
+
+def _canonical_sha(state: dict[str, torch.Tensor], meta: dict[str, Any]) -> str:
+    digest = hashlib.sha256(json.dumps(meta, sort_keys=True, default=str).encode())
+    for key in sorted(state):
+        t = state[key].detach().cpu().contiguous()
+        digest.update(f"{key}|{t.dtype}|{tuple(t.shape)}".encode())
+        digest.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return digest.hexdigest()
+
+
+def _finish(label: str, digest: str, state: dict[str, torch.Tensor], stored: dict[str, Any],
+            supplied: dict[str, Any] | None, shown: str) -> Checkpoint:
+    merged = {**_inferred(state), **stored, **(supplied or {})}
+    merged.setdefault("strategy", "unknown")
+    meta = CheckpointMeta.from_dict(merged, source=shown)
+    state32 = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
+    model = build_model(arch=meta.arch, encoder=meta.encoder, in_channels=len(meta.offsets), classes=meta.classes,
+                        **meta.arch_kwargs)
+    _load_strict(model, state32, shown, meta)  # fail now, naming the file, rather than at analysis time
+    return Checkpoint(name=label, sha256=digest, meta=meta, state_dict=state32)
+
+
+def _inferred(state: dict[str, torch.Tensor]) -> dict[str, Any]:
+    """Input channels (as symmetric offsets) and classes read off a state dict, where recognisable."""
+    out: dict[str, Any] = {}
+    conv = next((v for k, v in state.items() if k.startswith("encoder.") and v.ndim == 4), None)
+    if conv is not None and conv.shape[1] % 2 == 1:
+        k = conv.shape[1] // 2
+        out["offsets"] = list(range(-k, k + 1))
+    head = state.get("segmentation_head.0.weight")
+    if head is not None:
+        out["classes"] = int(head.shape[0])
+    return out

@@ -1,0 +1,234 @@
+"""Training a 2D+ checkpoint on one volume and mask, with one initialisation strategy.
+
+Shapes: the normalised volume is sliced to a stack ``(S, H, W)`` (:meth:`Volume.stack`); training windows
+are ``(N, C, H', W')`` padded to multiples of 32, labels ``(N, 1, H', W')``.
+
+Validation is a contiguous block of slices in the middle of the mask's extent, separated from every
+training slice by a gap of ``2k + 1`` slices (``k`` = largest offset): no input slice of a training window is
+an input slice of a validation window, plus one buffer slice. Dice on that block goes into the metadata.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import segmentation_models_pytorch as smp
+import torch
+from tqdm import tqdm
+
+from .checkpoints import CheckpointMeta, save_checkpoint
+from .device import describe_device, select_device
+from .errors import InputError
+from .models import DEFAULT_ARCH_KWARGS, build_model, first_conv_shares
+from .normalise import channel_stats_for, normalise
+from .strategies import get_strategy
+from .volume import Mask, Volume, axis_index, load_mask, load_volume
+from .windows import iter_windows, pad_to_multiple, validate_offsets
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """Training hyper-parameters (stored in the checkpoint). Loss: Dice + BCE on the logits; Adam."""
+
+    epochs: int = 12
+    batch_size: int = 8
+    lr: float = 1e-3
+    seed: int = 0
+    val_fraction: float = 0.2
+    inplane_flips: bool = True
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict, including the loss and optimiser names."""
+        return {**asdict(self), "loss": "dice+bce", "optimizer": "adam"}
+
+
+@dataclass(frozen=True)
+class Split:
+    """Slice indices for training and validation, and the gap (in slices) that separates them."""
+
+    train: np.ndarray
+    val: np.ndarray
+    gap: int
+
+
+@dataclass(frozen=True, eq=False)
+class TrainResult:
+    """A trained model (eval mode, CPU), its metadata and the mean training loss per epoch."""
+
+    model: torch.nn.Module
+    meta: CheckpointMeta
+    losses: list[float]
+
+
+def split_slices(mask_stack: np.ndarray, offsets: Sequence[int], val_fraction: float = 0.2) -> Split:
+    """Held-out contiguous block centred in the mask's extent, with a ``2k + 1`` slice gap on each side.
+
+    Raises:
+        InputError: an empty mask, a bad fraction, or too few slices for a block, its gaps and training.
+    """
+    if not 0 < val_fraction < 1:
+        raise InputError("val_fraction", f"{val_fraction}", "a fraction between 0 and 1")
+    filled = np.flatnonzero(mask_stack.reshape(mask_stack.shape[0], -1).any(axis=1))
+    if filled.size == 0:
+        raise InputError("mask", "the mask is empty", "a mask with foreground voxels")
+    k = max(abs(int(o)) for o in offsets)
+    gap = 2 * k + 1
+    n_val = max(1, int(round(val_fraction * (filled[-1] - filled[0] + 1))))
+    start = (filled[0] + filled[-1] + 1) // 2 - n_val // 2
+    val = np.arange(start, start + n_val)
+    z = np.arange(mask_stack.shape[0])
+    train = z[(z < start - gap) | (z >= start + n_val + gap)]
+    if train.size < 2:
+        raise InputError("volume", f"{mask_stack.shape[0]} slices leave {train.size} for training after a "
+                         f"{n_val}-slice validation block and {gap}-slice gaps", "a volume with more slices")
+    return Split(train=train, val=val, gap=gap)
+
+
+def dice_score(pred: np.ndarray, truth: np.ndarray) -> float:
+    """Dice of two boolean arrays; 1.0 when both are empty."""
+    total = int(pred.sum()) + int(truth.sum())
+    return 1.0 if total == 0 else 2.0 * int(np.logical_and(pred, truth).sum()) / total
+
+
+def _seed_everything(seed: int) -> torch.Generator:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    return torch.Generator().manual_seed(seed)
+
+
+def _windows(stack: np.ndarray, offsets: Sequence[int], slices: np.ndarray,
+             stats: tuple[np.ndarray, np.ndarray] | None) -> torch.Tensor:
+    return torch.cat([b.x for b in iter_windows(stack, offsets, batch_size=64, slices=slices, channel_stats=stats)])
+
+
+def _augment(x: torch.Tensor, y: torch.Tensor, gen: torch.Generator, *, flips: bool,
+             zflip: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """Random in-plane flips (image and label) and, for zflip, window reversal (image only), per sample."""
+    x, y = x.clone(), y.clone()
+    coins = torch.rand(x.shape[0], 3, generator=gen) < 0.5
+    for i in range(x.shape[0]):
+        for dim, on in ((2, flips and coins[i, 0]), (1, flips and coins[i, 1])):
+            if on:
+                x[i], y[i] = x[i].flip(dim), y[i].flip(dim)
+        if zflip and coins[i, 2]:
+            x[i] = x[i].flip(0)  # channel order reversed: offset -k <-> +k; the label stays
+    return x, y
+
+
+@torch.no_grad()
+def _predict(model: torch.nn.Module, stack: np.ndarray, offsets: Sequence[int], slices: np.ndarray,
+             stats: tuple[np.ndarray, np.ndarray] | None, device: torch.device) -> np.ndarray:
+    model.eval()
+    out = [b.padding.crop(model(b.x.to(device))[:, 0]).cpu().numpy() > 0
+           for b in iter_windows(stack, offsets, batch_size=8, slices=slices, channel_stats=stats)]
+    return np.concatenate(out)
+
+
+def train(volume: Volume, mask: Mask, *, strategy: str, arch: str = "Unet", encoder: str = "mobilenet_v2",
+          offsets: Sequence[int] = (-1, 0, 1), axis: str = "axial", normalisation: str = "zscore",
+          arch_kwargs: dict[str, Any] | None = None, recipe: Recipe = Recipe(), weights: str | Path | None = None,
+          device: str = "auto", progress: bool = True, command: str | None = None) -> TrainResult:
+    """Initialise a model with ``strategy`` and train it on ``volume``/``mask`` slices along ``axis``.
+
+    Args:
+        volume, mask: the training data (mask on the volume's grid).
+        strategy: a name from :data:`explorer.strategies.STRATEGIES`.
+        arch, encoder, arch_kwargs: the model (``arch_kwargs`` default: :data:`DEFAULT_ARCH_KWARGS`).
+        offsets, axis, normalisation: the window, slicing axis and intensity preset.
+        recipe: hyper-parameters and seed.
+        weights: explicit ImageNet weight file for the ``imagenet*`` strategies.
+        device: ``auto`` (CUDA when present), ``cpu``, ``cuda`` or ``mps``.
+        progress: show a tqdm bar on stderr.
+        command: the command line that started this run (stored in the metadata).
+
+    Returns:
+        The trained model (eval mode, on the CPU), its metadata (held-out Dice in ``metrics``) and losses.
+
+    Raises:
+        InputError: unknown names, bad offsets, an empty mask, too few slices, or missing weights.
+    """
+    offsets = validate_offsets(offsets, source="--offsets")
+    chosen = get_strategy(strategy)
+    if recipe.epochs < 1 or recipe.batch_size < 2:
+        raise InputError("recipe", f"epochs={recipe.epochs}, batch_size={recipe.batch_size}",
+                         "at least 1 epoch and a batch of at least 2")
+    arch_kwargs = dict(DEFAULT_ARCH_KWARGS.get(arch, {}) if arch_kwargs is None else arch_kwargs)
+    dev = select_device(device)
+    gen = _seed_everything(recipe.seed)
+    stack = volume.stack(axis, normalise(volume.data, normalisation))
+    labels = mask.stack(axis)
+    stats = channel_stats_for(normalisation, len(offsets))
+    split = split_slices(labels, offsets, recipe.val_fraction)
+
+    model = build_model(arch=arch, encoder=encoder, in_channels=len(offsets), classes=1, **arch_kwargs)
+    init = chosen.apply(model, offsets, encoder=encoder, weights=weights)
+    model.to(dev).train()
+    x_all = _windows(stack, offsets, split.train, stats)
+    y_all = torch.from_numpy(pad_to_multiple(labels[split.train].astype(np.float32), 32)[0][:, None])
+    dice, bce = smp.losses.DiceLoss(mode="binary", from_logits=True), torch.nn.BCEWithLogitsLoss()
+    optimiser = torch.optim.Adam(model.parameters(), lr=recipe.lr)
+    n_batches = -(-len(x_all) // recipe.batch_size)
+    losses: list[float] = []
+    started = time.perf_counter()
+    with tqdm(total=recipe.epochs * n_batches, desc=f"train {strategy}", unit="batch", disable=not progress,
+              leave=False) as bar:
+        for epoch in range(recipe.epochs):
+            order = torch.randperm(len(x_all), generator=gen)
+            batches = list(order.split(recipe.batch_size))
+            if len(batches) > 1 and len(batches[-1]) == 1:  # BatchNorm needs two samples
+                batches[-2:] = [torch.cat(batches[-2:])]
+            total = 0.0
+            for idx in batches:
+                x, y = _augment(x_all[idx], y_all[idx], gen, flips=recipe.inplane_flips, zflip=chosen.augment_zflip)
+                x, y = x.to(dev), y.to(dev)
+                optimiser.zero_grad(set_to_none=True)
+                logits = model(x)
+                loss = dice(logits, y) + bce(logits, y)
+                loss.backward()
+                optimiser.step()
+                total += float(loss.detach()) * len(idx)
+                bar.update(1)
+            losses.append(total / len(x_all))
+            bar.set_postfix(epoch=epoch + 1, loss=f"{losses[-1]:.4f}")
+    seconds = time.perf_counter() - started
+    pred = _predict(model, stack, offsets, split.val, stats, dev)
+    val_dice = dice_score(pred, labels[split.val])
+    model = model.cpu().eval()
+    meta = CheckpointMeta(
+        arch=arch, encoder=encoder, classes=1, offsets=offsets, strategy=strategy, normalisation=normalisation,
+        axis=axis, arch_kwargs=arch_kwargs, recipe=recipe.to_dict(),
+        training={
+            "volume": {"name": volume.source, "sha256": volume.sha256, "shape": list(volume.shape)},
+            "mask": {"name": mask.source, "sha256": mask.sha256},
+            "axis_index": axis_index(axis),
+            "split": {"train_slices": len(split.train), "val_slices": [int(split.val[0]), int(split.val[-1])],
+                      "gap": split.gap},
+            "init": init.to_dict(),
+            "first_conv_share_final": {str(k): v for k, v in first_conv_shares(model, offsets).items()},
+            "device": describe_device(dev), "seconds": round(seconds, 1), "command": command,
+        },
+        metrics={"val_dice": val_dice, "train_loss": losses},
+    )
+    return TrainResult(model=model, meta=meta, losses=losses)
+
+
+def train_checkpoint(volume_path: str | Path, mask_path: str | Path, out: str | Path, **kwargs: Any) -> TrainResult:
+    """Load the volume and mask, :func:`train`, and save the checkpoint to ``out`` (float16, atomic).
+
+    Raises:
+        InputError: as :func:`load_volume`, :func:`load_mask`, :func:`train` and :func:`save_checkpoint`.
+    """
+    if Path(out).suffix != ".safetensors":
+        raise InputError(out, "output name does not end in .safetensors", "e.g. --out model.safetensors")
+    volume = load_volume(volume_path)
+    mask = load_mask(mask_path, volume)
+    result = train(volume, mask, **kwargs)
+    save_checkpoint(result.model, result.meta, out)
+    return result
