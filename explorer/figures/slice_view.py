@@ -59,7 +59,7 @@ def slice_view_figure(
     Raises:
         InputError: an array of the wrong shape, offsets not matching the map channels, or an empty window.
     """
-    image = _as_2d(image, "image")
+    image = _as_2d(image, "image").astype(np.float32)  # float32 halves what the browser receives
     shape = image.shape
     mask = None if mask is None else _as_2d(mask, "mask", shape).astype(bool)
     predictions = {str(k): _as_2d(v, f"predictions[{k!r}]", shape).astype(bool) for k, v in (predictions or {}).items()}
@@ -117,7 +117,7 @@ def _add_maps(fig: go.Figure, maps: Mapping[str, np.ndarray], offsets: Sequence[
 
 def _fill(region: np.ndarray, color: str, name: str) -> go.Heatmap:
     """A translucent fill of a boolean region (NaN outside, so the image shows through)."""
-    return go.Heatmap(z=np.where(region, 1.0, np.nan), zmin=0, zmax=1, colorscale=[[0, color], [1, color]],
+    return go.Heatmap(z=np.where(region, np.float32(1), np.float32(np.nan)), zmin=0, zmax=1, colorscale=[[0, color], [1, color]],
                       opacity=0.45, showscale=False, name=name, hoverinfo="skip")
 
 

@@ -1,0 +1,144 @@
+"""Export: file bytes per format, atomic figure folders, CSV tables, the report zip, the no-browser path."""
+
+from __future__ import annotations
+
+import io
+import json
+import struct
+import sys
+import zipfile
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pandas as pd
+import plotly.graph_objects as go
+import pytest
+import torch
+
+from explorer import __version__
+from explorer.errors import InputError
+from explorer.export import (FORMATS, StaticExportUnavailable, figure_bytes, report_zip, static_export_status,
+                             table_csv, versions, write_atomic, write_figures)
+from explorer.figures import analysis_figures, stats_table
+
+from test_figures import make_shares, make_summary
+
+
+def _figure(title: str) -> go.Figure:
+    fig = go.Figure(go.Bar(x=["−1", "0", "+1"], y=[0.32, 0.45, 0.23]))
+    return fig.update_layout(title_text=title, width=400, height=300)
+
+
+@pytest.fixture()
+def no_browser(monkeypatch):
+    """Static export as on a machine without Chromium; the real status is probed again afterwards."""
+    monkeypatch.setenv("BROWSER_PATH", "/nonexistent/chromium")
+    yield static_export_status(refresh=True)
+    monkeypatch.undo()
+    static_export_status(refresh=True)
+
+
+def test_static_export_works_here():
+    available, message = static_export_status()
+    assert available, message  # `make test` installs Debian's chromium, which kaleido drives
+    assert "chromium" in message.lower() or "chrome" in message.lower()
+
+
+@pytest.mark.parametrize("fmt, magic", [("png", b"\x89PNG\r\n\x1a\n"), ("svg", b"<svg"), ("pdf", b"%PDF-")])
+def test_static_formats_have_their_magic(fmt, magic):
+    data = figure_bytes(_figure("shares"), fmt, scale=2)
+    assert data.startswith(magic)
+    if fmt == "png":  # IHDR width and height: the layout size times the scale
+        assert struct.unpack(">II", data[16:24]) == (800, 600)
+
+
+def test_html_is_self_contained_and_interactive():
+    html = figure_bytes(_figure("a title to find"), "html").decode()
+    assert "a title to find" in html and "Plotly.newPlot" in html
+    assert 'src="https://cdn.plot.ly' not in html and len(html) > 1_000_000  # plotly.js is inlined
+
+
+def test_unknown_format_lists_the_valid_ones():
+    with pytest.raises(InputError, match="unknown figure format 'jpeg'; expected one of: html, pdf, png, svg"):
+        figure_bytes(_figure("x"), "jpeg")
+    with pytest.raises(InputError, match="unknown figure format 'eps'"):
+        write_figures({"x": _figure("x")}, "unused", formats=("html", "eps"))
+
+
+def test_concurrent_exports_get_their_own_figures():
+    titles = [f"session {i}" for i in range(4)]
+    with ThreadPoolExecutor(4) as pool:
+        svgs = list(pool.map(lambda t: figure_bytes(_figure(t), "svg").decode(), titles))
+    assert all(t in svg and sum(o in svg for o in titles) == 1 for t, svg in zip(titles, svgs))
+
+
+def test_write_figures_writes_every_format_atomically(tmp_path):
+    figs = analysis_figures(make_shares(), make_summary())
+    paths = write_figures(figs, tmp_path / "figures")
+    names = sorted(p.name for p in (tmp_path / "figures").iterdir())
+    assert names == sorted(["plotly.min.js"] + [f"{n}.{f}" for n in figs for f in FORMATS])
+    assert sorted(p.name for p in paths) == names  # everything written is reported, no temp files left
+    page = (tmp_path / "figures" / "share_along_axis.html").read_text()
+    assert 'src="plotly.min.js"' in page and "Attribution share along the slicing axis" in page
+    assert all((p.stat().st_mode & 0o777) == 0o644 for p in paths)
+
+
+def test_without_a_browser_html_still_works_and_the_message_says_how_to_enable(no_browser, tmp_path):
+    available, message = no_browser
+    assert not available
+    assert "apt-get install chromium" in message and "BROWSER_PATH" in message
+    paths = write_figures({"fig": _figure("x")}, tmp_path)
+    assert sorted(p.name for p in paths) == ["fig.html", "plotly.min.js"]
+    with pytest.raises(StaticExportUnavailable, match="apt-get install chromium"):
+        figure_bytes(_figure("x"), "png")
+
+
+def test_without_kaleido_the_message_says_pip_install(monkeypatch):
+    monkeypatch.setitem(sys.modules, "kaleido", None)  # makes `import kaleido` raise ImportError
+    available, message = static_export_status(refresh=True)
+    monkeypatch.undo()
+    assert static_export_status(refresh=True)[0]
+    assert not available and "pip install 'kaleido>=1'" in message
+
+
+def test_write_atomic_leaves_nothing_behind_on_failure(tmp_path):
+    with pytest.raises(TypeError):
+        write_atomic(tmp_path / "out.bin", "not bytes")  # type: ignore[arg-type]
+    assert list(tmp_path.iterdir()) == []
+    write_atomic(tmp_path / "out.bin", b"first")
+    write_atomic(tmp_path / "out.bin", b"second")
+    assert (tmp_path / "out.bin").read_bytes() == b"second" and len(list(tmp_path.iterdir())) == 1
+
+
+def test_table_csv_round_trips():
+    table = stats_table(make_summary())
+    back = pd.read_csv(io.BytesIO(table_csv(table)))
+    pd.testing.assert_frame_equal(back, table, check_dtype=False)
+
+
+def test_versions_name_the_packages_results_depend_on():
+    found = versions()
+    assert found["torch"] == torch.__version__ and found["explorer"] == __version__
+    assert {"segmentation-models-pytorch", "captum", "plotly", "kaleido", "python"} <= set(found)
+    assert all(v and v != "not installed" for k, v in found.items() if k != "streamlit")
+
+
+def test_report_zip_holds_the_writer_outputs_and_parameters():
+    summary, shares = make_summary(), make_shares()
+
+    def write_outputs(out: Path) -> None:  # stands in for the engine's outputs.write_outputs
+        shares.to_csv(out / "shares.csv", index=False)
+        (out / "summary.json").write_text(json.dumps(summary))
+        write_figures(analysis_figures(shares, summary), out / "figures", formats=("html",))
+
+    data = report_zip(write_outputs, parameters={"method": "saliency", "target": "predicted"})
+    archive = zipfile.ZipFile(io.BytesIO(data))
+    names = archive.namelist()
+    assert {"report/shares.csv", "report/summary.json", "report/parameters.json",
+            "report/figures/share_distribution_violin.html", "report/figures/plotly.min.js"} <= set(names)
+    record = json.loads(archive.read("report/parameters.json"))
+    assert record["parameters"] == {"method": "saliency", "target": "predicted"}
+    assert record["inputs"] == summary["inputs"]
+    assert record["versions"]["torch"] == torch.__version__
+    assert record["static_export"]["available"] is True
+    pd.testing.assert_frame_equal(pd.read_csv(io.BytesIO(archive.read("report/shares.csv"))), shares)

@@ -1,0 +1,240 @@
+"""Figures are inspected as objects: trace types and names, shared colour ranges, annotations, tables."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+import pytest
+
+from explorer.errors import InputError
+from explorer.figures import (PALETTE, analysis_figures, comparison_table, distribution_figure,
+                              first_conv_figure, model_colors, share_along_axis_figure, slice_view_figure,
+                              stats_table)
+from explorer.volume import load_volume
+
+MODELS = ("imagenet", "imagenet-uniform")
+OFFSETS = (-1, 0, 1)
+SKIPPED = (10, 11)
+
+
+def make_shares(seed: int = 0, n_slices: int = 30) -> pd.DataFrame:
+    """Shares of the engine's schema; imagenet favours the centre and the previous slice."""
+    rng = np.random.default_rng(seed)
+    base = {"imagenet": np.array([0.32, 0.45, 0.23]), "imagenet-uniform": np.array([1, 1, 1]) / 3}
+    rows = []
+    for model, mean in base.items():
+        for z in range(n_slices):
+            if z in SKIPPED:
+                continue
+            share = np.clip(mean + rng.normal(0, 0.02, 3), 0.01, None)
+            share /= share.sum()
+            rows += [dict(model=model, slice=z, offset=o, share=s, mass=100 * s) for o, s in zip(OFFSETS, share)]
+    return pd.DataFrame(rows)
+
+
+def make_summary() -> dict:
+    """A summary.json after a JSON round trip: offset keys are strings."""
+    summary = {
+        "models": {
+            "imagenet": {"strategy": "imagenet", "mean_share": {-1: 0.32, 0: 0.45, 1: 0.23},
+                         "asymmetry_index": {"mean": 0.163, "ci95": [0.15, 0.18]}, "wilcoxon_p": 2.5e-9,
+                         "dice": 0.81, "first_conv_share": {-1: 0.32, 0: 0.45, 1: 0.23}, "zflip_dice": 0.9},
+            "imagenet-uniform": {"strategy": "imagenet-uniform", "mean_share": {-1: 0.33, 0: 0.34, 1: 0.33},
+                                 "asymmetry_index": {"mean": -0.004, "ci95": [-0.02, 0.01]},
+                                 "wilcoxon_p": 0.52, "dice": None,
+                                 "first_conv_share": {-1: 1 / 3, 0: 1 / 3, 1: 1 / 3}, "zflip_dice": 0.99},
+        },
+        "comparisons": [{"a": "imagenet", "b": "imagenet-uniform", "statistic": 3.0, "p": 4.2e-6,
+                         "test": "wilcoxon |AI|", "n": 28}],
+        "inputs": {"volume_sha256": "ab" * 32},
+    }
+    return json.loads(json.dumps(summary))
+
+
+@pytest.fixture(scope="module")
+def shares() -> pd.DataFrame:
+    return make_shares()
+
+
+@pytest.fixture(scope="module")
+def summary() -> dict:
+    return make_summary()
+
+
+@pytest.mark.parametrize("kind, trace_type", [("violin", go.Violin), ("box", go.Box)])
+def test_distribution_has_one_trace_per_model_over_every_offset(shares, summary, kind, trace_type):
+    fig = distribution_figure(shares, summary, kind=kind)
+    assert [type(t) for t in fig.data] == [trace_type, trace_type]
+    assert [t.name for t in fig.data] == list(MODELS)
+    for trace, model in zip(fig.data, MODELS):
+        rows = shares[shares["model"] == model]
+        assert list(trace.x) == [{-1: "−1", 0: "0", 1: "+1"}[o] for o in rows["offset"]]
+        np.testing.assert_allclose(trace.y, rows["share"])
+        assert trace.line.color == model_colors(MODELS)[model]
+    assert fig.layout.xaxis.title.text == "offset (slices)"
+    assert fig.layout.yaxis.title.text == "share of attribution"
+    assert list(fig.layout.xaxis.categoryarray) == ["−1", "0", "+1"]
+
+
+def test_distribution_annotates_ai_ci_and_p_of_each_model_and_the_comparison(shares, summary):
+    texts = [a.text for a in distribution_figure(shares, summary).layout.annotations]
+    assert any("imagenet: AI = +0.163 [+0.150, +0.180]" in t and "p = 2.5e-09" in t for t in texts)
+    assert any("imagenet-uniform: AI = -0.004" in t and "p = 0.520" in t for t in texts)
+    assert any("imagenet vs imagenet-uniform" in t and "p = 4.2e-06" in t for t in texts)
+
+
+def test_distribution_without_summary_has_no_statistics(shares):
+    fig = distribution_figure(shares)
+    assert not any("AI" in (a.text or "") for a in fig.layout.annotations)
+    assert len(fig.data) == 2
+
+
+def test_summary_order_fixes_the_colours(shares, summary):
+    reordered = {**summary, "models": dict(reversed(list(summary["models"].items())))}
+    fig = distribution_figure(shares, reordered)
+    assert [t.name for t in fig.data] == list(reversed(MODELS))
+    assert fig.data[0].line.color == PALETTE[0]
+
+
+def test_unknown_kind_lists_the_valid_ones(shares):
+    with pytest.raises(InputError, match="unknown distribution kind 'strip'.*box, violin"):
+        distribution_figure(shares, kind="strip")
+
+
+@pytest.mark.parametrize("drop", ["model", "share", "offset"])
+def test_shares_without_a_required_column_is_refused(shares, drop):
+    with pytest.raises(InputError, match=f"shares: missing column.*{drop}"):
+        distribution_figure(shares.drop(columns=drop))
+
+
+def test_share_along_axis_has_a_panel_per_offset_and_gaps_for_skipped_slices(shares):
+    fig = share_along_axis_figure(shares)
+    assert len(fig.data) == len(MODELS) * len(OFFSETS)
+    assert {t.yaxis for t in fig.data} == {"y", "y2", "y3"}
+    assert [t.showlegend for t in fig.data].count(True) == len(MODELS)
+    first = fig.data[0]
+    gaps = [x for x, y in zip(first.x, first.y) if np.isnan(y)]
+    assert gaps == list(SKIPPED)
+    assert fig.layout.xaxis3.title.text == "slice index along the slicing axis"
+
+
+def test_share_along_axis_for_one_offset(shares):
+    fig = share_along_axis_figure(shares, offset=-1)
+    assert [t.name for t in fig.data] == list(MODELS)
+    expected = shares[(shares.model == "imagenet") & (shares.offset == -1)].set_index("slice")["share"]
+    got = pd.Series(fig.data[0].y, index=fig.data[0].x).dropna()
+    np.testing.assert_allclose(got, expected.sort_index())
+    with pytest.raises(InputError, match="unknown offset '2'"):
+        share_along_axis_figure(shares, offset=2)
+
+
+def test_first_conv_bars_per_offset_per_model_with_string_keys(summary):
+    fig = first_conv_figure(summary)
+    assert [type(t) for t in fig.data] == [go.Bar, go.Bar]
+    assert fig.layout.barmode == "group"
+    assert list(fig.data[0].x) == ["−1", "0", "+1"]
+    np.testing.assert_allclose(fig.data[0].y, [0.32, 0.45, 0.23])
+    np.testing.assert_allclose(fig.data[1].y, [1 / 3] * 3)
+
+
+def test_first_conv_needs_shares_for_every_model(summary):
+    broken = json.loads(json.dumps(summary))
+    del broken["models"]["imagenet"]["first_conv_share"]
+    with pytest.raises(InputError, match="'imagenet' has no first_conv_share"):
+        first_conv_figure(broken)
+    assert "first_conv_share" not in analysis_figures(make_shares(), broken)
+
+
+def test_stats_table_one_row_per_model(summary):
+    table = stats_table(summary)
+    assert list(table["model"]) == list(MODELS)
+    assert table.loc[0, "mean share -1"] == pytest.approx(0.32)
+    assert table.loc[0, "mean share +1"] == pytest.approx(0.23)
+    assert table.loc[0, "AI CI95 low"] == pytest.approx(0.15)
+    assert table.loc[0, "Wilcoxon p"] == pytest.approx(2.5e-9)
+    assert np.isnan(table.loc[1, "Dice"])  # no mask for that model: NaN, not None
+    assert table.loc[1, "first-conv share 0"] == pytest.approx(1 / 3)
+
+
+def test_comparison_table(summary):
+    table = comparison_table(summary)
+    assert list(table.columns) == ["model A", "model B", "test", "statistic", "p", "n"]
+    assert table.loc[0, "p"] == pytest.approx(4.2e-6)
+    assert comparison_table({"models": summary["models"]}).empty
+
+
+def test_bad_summary_is_refused():
+    with pytest.raises(InputError, match="summary: no 'models' entry"):
+        stats_table({"inputs": {}})
+    with pytest.raises(InputError, match="offset key 'left'"):
+        stats_table({"models": {"m": {"mean_share": {"left": 0.5}}}})
+
+
+def test_analysis_figures_are_keyed_by_file_safe_names(shares, summary):
+    figs = analysis_figures(shares, summary)
+    assert set(figs) == {"share_distribution_violin", "share_distribution_box", "share_along_axis",
+                         "first_conv_share"}
+    assert all(name.replace("_", "").isalnum() for name in figs)
+
+
+# ------------------------------------------------------------------------------------------ slice viewer
+
+
+@pytest.fixture(scope="module")
+def real_slice(sample_volume_path) -> np.ndarray:
+    return np.rot90(load_volume(sample_volume_path).stack("axial")[40]).copy()
+
+
+def _maps(image: np.ndarray, scales: dict[str, tuple[float, ...]], seed: int = 1) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return {m: np.stack([rng.normal(0, s, image.shape) * image for s in sc]).astype(np.float32)
+            for m, sc in scales.items()}
+
+
+@pytest.mark.parametrize("signed", [False, True])
+def test_slice_view_heatmaps_share_one_unnormalised_range(real_slice, signed):
+    maps = _maps(real_slice, {"imagenet": (1, 3, 0.5), "imagenet-uniform": (1, 1, 1)})
+    peak = max(float(np.abs(m).max()) for m in maps.values())
+    preds = {m: real_slice > 0.5 for m in maps}
+    fig = slice_view_figure(real_slice, mask=real_slice > 0.6, predictions=preds, maps=maps, offsets=OFFSETS,
+                            signed=signed)
+    heat = [t for t in fig.data if isinstance(t, go.Heatmap) and t.name.startswith(tuple(maps))
+            and not t.name.startswith("prediction")]
+    assert [t.name for t in heat] == [f"{m} {o}" for m in maps for o in ("−1", "0", "+1")]
+    assert {(t.zmin, t.zmax) for t in heat} == {((-peak, peak) if signed else (0.0, peak))}
+    assert [t.showscale for t in heat].count(True) == 1
+    colorscale = heat[0].colorscale
+    assert all(t.colorscale == colorscale for t in heat)
+    assert (colorscale[0][1], colorscale[-1][1]) == (("rgb(5,48,97)", "rgb(103,0,31)") if signed
+                                                    else ("#440154", "#fde725"))
+    if not signed:  # magnitudes: the heatmap shows |A|
+        np.testing.assert_allclose(heat[1].z, np.abs(maps["imagenet"][1]))
+    images = [t for t in fig.data if t.name == "image"]
+    assert len(images) == 1 + len(preds)  # the image alone, then one panel per prediction
+    assert sum(isinstance(t, go.Contour) and t.name == "mask" for t in fig.data) == 1 + len(preds)
+
+
+def test_slice_view_window_and_image_only(real_slice):
+    fig = slice_view_figure(real_slice, offsets=OFFSETS, window=(0.1, 0.8))
+    assert len(fig.data) == 1
+    assert (fig.data[0].zmin, fig.data[0].zmax) == (0.1, 0.8)
+    assert fig.layout.yaxis.autorange == "reversed" and fig.layout.yaxis.scaleanchor == "x"
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(mask=np.zeros((3, 3), bool)), r"mask: array of shape \(3, 3\)"),
+    (dict(predictions={"m": np.zeros((3, 3), bool)}), r"predictions\['m'\]: array of shape"),
+    (dict(maps={"m": np.zeros((2, 8, 9))}), r"maps\['m'\]: attribution of shape \(2, 8, 9\); expected \(C, H, W\) = \(3, 8, 9\)"),
+    (dict(window=(1.0, 1.0)), r"window: \(1, 1\); expected \(low, high\) with high > low"),
+])
+def test_slice_view_bad_inputs_are_named(kwargs, message):
+    with pytest.raises(InputError, match=message):
+        slice_view_figure(np.zeros((8, 9)), offsets=OFFSETS, **kwargs)
+
+
+def test_slice_view_all_zero_maps_still_have_a_valid_range():
+    fig = slice_view_figure(np.ones((4, 5)), maps={"m": np.zeros((3, 4, 5))}, offsets=OFFSETS, window=(0, 2))
+    assert {(t.zmin, t.zmax) for t in fig.data if t.name.startswith("m ")} == {(0.0, 1.0)}
