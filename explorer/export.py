@@ -28,6 +28,7 @@ from plotly.offline import get_plotlyjs
 
 from . import __version__
 from .errors import unknown_name
+from .figures import comparison_table, stats_table
 
 FORMATS: tuple[str, ...] = ("png", "svg", "pdf", "html")
 STATIC_FORMATS: tuple[str, ...] = ("png", "svg", "pdf")
@@ -164,6 +165,18 @@ def write_figures(figs: Mapping[str, go.Figure], directory: str | Path, *,
 def table_csv(table: pd.DataFrame) -> bytes:
     """A table as UTF-8 CSV bytes (no index column)."""
     return table.to_csv(index=False).encode("utf-8")
+
+
+def write_tables(summary: Mapping, directory: str | Path) -> list[Path]:
+    """Write ``statistics.csv`` (one row per model) and ``comparisons.csv`` (one row per model pair).
+
+    Raises:
+        InputError: a malformed summary.
+    """
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    return [write_atomic(directory / "statistics.csv", table_csv(stats_table(summary))),
+            write_atomic(directory / "comparisons.csv", table_csv(comparison_table(summary)))]
 
 
 def write_atomic(path: str | Path, data: bytes) -> Path:

@@ -18,8 +18,8 @@ import torch
 from explorer import __version__
 from explorer.errors import InputError
 from explorer.export import (FORMATS, StaticExportUnavailable, figure_bytes, report_zip, static_export_status,
-                             table_csv, versions, write_atomic, write_figures)
-from explorer.figures import analysis_figures, stats_table
+                             table_csv, versions, write_atomic, write_figures, write_tables)
+from explorer.figures import analysis_figures, comparison_table, stats_table
 
 from test_figures import make_shares, make_summary
 
@@ -116,6 +116,13 @@ def test_table_csv_round_trips():
     pd.testing.assert_frame_equal(back, table, check_dtype=False)
 
 
+def test_write_tables(tmp_path):
+    summary = make_summary()
+    paths = write_tables(summary, tmp_path / "tables")
+    assert [p.name for p in paths] == ["statistics.csv", "comparisons.csv"]
+    pd.testing.assert_frame_equal(pd.read_csv(paths[1]), comparison_table(summary))
+
+
 def test_versions_name_the_packages_results_depend_on():
     found = versions()
     assert found["torch"] == torch.__version__ and found["explorer"] == __version__
@@ -130,12 +137,14 @@ def test_report_zip_holds_the_writer_outputs_and_parameters():
         shares.to_csv(out / "shares.csv", index=False)
         (out / "summary.json").write_text(json.dumps(summary))
         write_figures(analysis_figures(shares, summary), out / "figures", formats=("html",))
+        write_tables(summary, out)
 
     data = report_zip(write_outputs, parameters={"method": "saliency", "target": "predicted"})
     archive = zipfile.ZipFile(io.BytesIO(data))
     names = archive.namelist()
     assert {"report/shares.csv", "report/summary.json", "report/parameters.json",
-            "report/figures/share_distribution_violin.html", "report/figures/plotly.min.js"} <= set(names)
+            "report/figures/share_distribution_violin.html", "report/figures/plotly.min.js",
+            "report/statistics.csv", "report/comparisons.csv"} <= set(names)
     record = json.loads(archive.read("report/parameters.json"))
     assert record["parameters"] == {"method": "saliency", "target": "predicted"}
     assert record["inputs"] == summary["inputs"]

@@ -238,3 +238,10 @@ def test_slice_view_bad_inputs_are_named(kwargs, message):
 def test_slice_view_all_zero_maps_still_have_a_valid_range():
     fig = slice_view_figure(np.ones((4, 5)), maps={"m": np.zeros((3, 4, 5))}, offsets=OFFSETS, window=(0, 2))
     assert {(t.zmin, t.zmax) for t in fig.data if t.name.startswith("m ")} == {(0.0, 1.0)}
+
+
+def test_slice_view_ignores_nan_pixels_for_the_range():
+    maps = {"m": np.full((3, 4, 5), np.nan, np.float32)}
+    maps["m"][1, 2, 3] = -4.0
+    fig = slice_view_figure(np.ones((4, 5)), maps=maps, offsets=OFFSETS, window=(0, 2), signed=True)
+    assert {(t.zmin, t.zmax) for t in fig.data if t.name.startswith("m ")} == {(-4.0, 4.0)}

@@ -48,7 +48,8 @@ def slice_view_figure(
             value is the same colour in every panel.
         offsets: the window offsets, one per map channel.
         signed: signed methods (gradient, input × gradient, integrated gradients) get a diverging scale
-            centred at 0 (``[-m, m]``); otherwise a sequential scale ``[0, m]``; ``m`` = largest |value|.
+            centred at 0 (``[-m, m]``); otherwise a sequential scale ``[0, m]``; ``m`` = largest finite
+            |value| (1 when every map is 0 or NaN; NaN pixels are left blank).
         window: ``(lo, hi)`` grey-level window of the image (default: its 1st and 99th percentiles).
         title: figure title (default ``Slice viewer``).
 
@@ -99,7 +100,8 @@ def _add_maps(fig: go.Figure, maps: Mapping[str, np.ndarray], offsets: Sequence[
     """Add every model's channel heatmaps with one shared colour range and a single colour bar."""
     if not maps:
         return
-    peak = max(float(np.abs(m).max()) for m in maps.values()) or 1.0
+    finite = [np.abs(m[np.isfinite(m)]) for m in maps.values()]  # NaN (a skipped slice) shows as blank
+    peak = max((float(v.max()) for v in finite if v.size), default=0.0) or 1.0
     zmin, zmax = (-peak, peak) if signed else (0.0, peak)
     scale = SIGNED_SCALE if signed else MAGNITUDE_SCALE
     span = (n_rows - 1) / n_rows
