@@ -1,0 +1,213 @@
+"""Attribution methods and targets (registries) and their computation on one batch of 2D+ windows.
+
+Shapes: ``x`` is a window batch ``(B, C, H, W)`` (channel ``i`` = slice ``z + offsets[i]``, padded);
+logits are ``(B, 1, H, W)`` (single-logit binary models); a *selection* is ``(B, H, W)`` float, the pixels
+(weights) whose logits make up the target; an attribution ``A`` has the shape of ``x``.
+
+Definitions (DESIGN.md section 4). Target, a scalar per slice: ``predicted`` = Σ logits over predicted
+foreground (logit > 0); ``mask`` = Σ logits over ground-truth pixels; ``all`` = Σ logits; ``abs`` = Σ |logit|.
+Methods: ``saliency`` |∂T/∂x|, ``gradient`` ∂T/∂x, ``input_x_gradient`` x·∂T/∂x, ``integrated_gradients``
+(captum, constant baseline), ``smoothgrad`` mean |∂T/∂x| over Gaussian-noised copies (noise seeded per slice
+so a slice's result does not depend on its batch), ``occlusion`` channel ablation (captum ``FeatureAblation``:
+each channel replaced by the baseline, ``Δ`` spread evenly over the slice's pixels so its mass is ``|ΔT|``).
+
+In eval mode a sample's logits depend only on its own window, so the gradient of ``Σ_b T_b`` w.r.t. the
+batch is the per-sample gradient: the gradient methods need one forward and one backward per batch, and
+that same forward gives the prediction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from captum.attr import FeatureAblation, IntegratedGradients
+from torch import nn
+
+from .errors import InputError, unknown_name
+
+
+@dataclass(frozen=True)
+class Target:
+    """What is explained: a scalar per slice built from the logits.
+
+    Attributes:
+        name: registry key.
+        description: one line for the UI and ``--help``.
+        uses_mask: needs a ground-truth mask.
+        absolute: explain ``|logit|`` instead of the logit.
+        select: ``(prediction (B,H,W) bool, mask (B,H,W) bool | None) -> (B,H,W) float`` pixel selection.
+    """
+
+    name: str
+    description: str
+    uses_mask: bool
+    absolute: bool
+    select: Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor] = field(repr=False)
+
+
+def _mask_selection(pred: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    if mask is None:
+        raise InputError("--target", "target 'mask' needs a ground-truth mask", "--mask MASK, or another target")
+    return mask.float()
+
+
+TARGETS: dict[str, Target] = {
+    t.name: t
+    for t in (
+        Target("predicted", "sum of logits over the predicted foreground (slice skipped if none)", False, False,
+               lambda pred, mask: pred.float()),
+        Target("mask", "sum of logits over the ground-truth mask (slice skipped if the mask is empty)", True,
+               False, _mask_selection),
+        Target("all", "sum of all logits", False, False, lambda pred, mask: torch.ones_like(pred, dtype=torch.float)),
+        Target("abs", "sum of |logit| over all pixels (binary-CAM style, evidence for either side)", False, True,
+               lambda pred, mask: torch.ones_like(pred, dtype=torch.float)),
+    )
+}
+
+
+@dataclass(frozen=True)
+class Batch:
+    """One batch handed to a method (all tensors on the model's device).
+
+    Attributes:
+        model: prepared eval-mode model.
+        x: windows ``(B, C, H, W)``.
+        selection: target pixels ``(B, H, W)`` float, fixed from the unperturbed prediction.
+        absolute: explain ``|logit|``.
+        slices: stack index of each sample (seeds per-slice noise).
+        pixels: unpadded pixels per slice (occlusion spreads ``ΔT`` over them).
+        params: the method's resolved parameters.
+    """
+
+    model: nn.Module
+    x: torch.Tensor
+    selection: torch.Tensor
+    absolute: bool
+    slices: tuple[int, ...]
+    pixels: int
+    params: dict[str, Any]
+
+
+def foreground_logit(logits: torch.Tensor) -> torch.Tensor:
+    """The foreground logit map ``(B, H, W)`` of a single-logit model's output ``(B, 1, H, W)``.
+
+    Raises:
+        InputError: the model has more than one output channel.
+    """
+    if logits.ndim != 4 or logits.shape[1] != 1:
+        raise InputError("checkpoint", f"model output has shape {tuple(logits.shape)}",
+                         "a binary segmentation model with one output logit (classes=1)")
+    return logits[:, 0]
+
+
+def target_forward(model: nn.Module, absolute: bool) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """A forward wrapper ``(x, selection) -> (B,)``: the target scalar of each sample (handed to captum)."""
+
+    def forward(x: torch.Tensor, selection: torch.Tensor) -> torch.Tensor:
+        fg = foreground_logit(model(x.contiguous(memory_format=torch.channels_last)))
+        return ((fg.abs() if absolute else fg) * selection).flatten(1).sum(1)
+
+    return forward
+
+
+def _integrated_gradients(b: Batch) -> torch.Tensor:
+    ig = IntegratedGradients(target_forward(b.model, b.absolute))
+    return ig.attribute(b.x, baselines=float(b.params["baseline"]), n_steps=int(b.params["steps"]),
+                        additional_forward_args=(b.selection,), internal_batch_size=len(b.x) * 4)
+
+
+def _smoothgrad(b: Batch) -> torch.Tensor:
+    forward = target_forward(b.model, b.absolute)
+    shape = (int(b.params["samples"]), *b.x.shape[1:])
+    noise = torch.stack([torch.randn(shape, generator=torch.Generator().manual_seed(int(b.params["seed"]) * 100_003 + z))
+                         for z in b.slices], dim=1).to(b.x.device)  # (samples, B, C, H, W)
+    total = torch.zeros_like(b.x)
+    for sample in noise:
+        xn = (b.x + float(b.params["sigma"]) * sample).requires_grad_(True)
+        (grad,) = torch.autograd.grad(forward(xn, b.selection).sum(), xn)
+        total += grad.abs()
+    return total / shape[0]
+
+
+def _occlusion(b: Batch) -> torch.Tensor:
+    ablation = FeatureAblation(target_forward(b.model, b.absolute))
+    channels = torch.arange(b.x.shape[1], device=b.x.device).view(1, -1, 1, 1)
+    delta = ablation.attribute(b.x, baselines=float(b.params["baseline"]), additional_forward_args=(b.selection,),
+                               feature_mask=channels, perturbations_per_eval=b.x.shape[1])
+    return delta / b.pixels
+
+
+@dataclass(frozen=True)
+class Method:
+    """An attribution method.
+
+    Attributes:
+        name: registry key.
+        description: one line for the UI and ``--help``.
+        defaults: parameters and their defaults (recorded in outputs and cache keys).
+        from_gradient: for gradient methods, ``(x, ∂T/∂x) -> A`` (one forward + backward per batch).
+        attribute: for the other methods, ``Batch -> A`` (run after a no-grad forward fixed the selection).
+    """
+
+    name: str
+    description: str
+    defaults: dict[str, Any]
+    from_gradient: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = field(default=None, repr=False)
+    attribute: Callable[[Batch], torch.Tensor] | None = field(default=None, repr=False)
+
+
+METHODS: dict[str, Method] = {
+    m.name: m
+    for m in (
+        Method("saliency", "|∂target/∂input| (Simonyan et al. 2014)", {}, from_gradient=lambda x, g: g.abs()),
+        Method("gradient", "signed ∂target/∂input", {}, from_gradient=lambda x, g: g),
+        Method("input_x_gradient", "input × ∂target/∂input", {}, from_gradient=lambda x, g: x.detach() * g),
+        Method("integrated_gradients", "path integral of gradients from a constant baseline (captum)",
+               {"baseline": 0.0, "steps": 16}, attribute=_integrated_gradients),
+        Method("smoothgrad", "mean |gradient| over noisy copies of the input (noise seeded per slice)",
+               {"samples": 8, "sigma": 0.15, "seed": 0}, attribute=_smoothgrad),
+        Method("occlusion", "channel ablation: |Δtarget| when one channel is replaced by the baseline (captum)",
+               {"baseline": 0.0}, attribute=_occlusion),
+    )
+}
+
+
+def get_method(name: str) -> Method:
+    """Look a method up; an unknown name lists the valid ones."""
+    if name not in METHODS:
+        raise unknown_name("attribution method", name, METHODS)
+    return METHODS[name]
+
+
+def get_target(name: str) -> Target:
+    """Look a target up; an unknown name lists the valid ones."""
+    if name not in TARGETS:
+        raise unknown_name("attribution target", name, TARGETS)
+    return TARGETS[name]
+
+
+def resolve_params(method: str, params: dict[str, Any] | None) -> dict[str, Any]:
+    """The method's defaults updated by ``params``, with types checked.
+
+    Raises:
+        InputError: an unknown method, an unknown parameter or a value of the wrong type or range.
+    """
+    spec = get_method(method)
+    given = dict(params or {})
+    unknown = sorted(set(given) - set(spec.defaults))
+    if unknown:
+        raise InputError("params", f"unknown parameter(s) {unknown} for method {method!r}",
+                         f"some of {sorted(spec.defaults)}" if spec.defaults else "no parameters")
+    resolved = dict(spec.defaults)
+    for key, value in given.items():
+        kind = type(spec.defaults[key])
+        try:
+            resolved[key] = kind(value)
+        except (TypeError, ValueError) as exc:
+            raise InputError("params", f"{key}={value!r} for method {method!r}", f"a {kind.__name__}") from exc
+        if kind is int and key in ("steps", "samples") and resolved[key] < 1:
+            raise InputError("params", f"{key}={value!r} for method {method!r}", "a positive integer")
+    return resolved

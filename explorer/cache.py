@@ -1,0 +1,177 @@
+"""Content-addressed result cache: a byte-bounded in-memory LRU in front of a directory on disk.
+
+A key is the SHA-256 of a canonical JSON of everything a result depends on (content hashes of volume,
+checkpoint and mask, preprocessing, method, target, parameters, engine version; see
+:func:`explorer.analysis.model_cache_key`). An entry is a folder ``<dir>/<key[:2]>/<key>/`` with
+``arrays.npz`` (no pickle), optional ``<name>.npy`` files for large arrays (memory-mapped when read) and
+``meta.json``, which records the SHA-256 of every file. The folder is written under a temporary name and
+renamed into place, so a reader never sees a half-written entry; an entry whose files are missing, do not
+match their checksums or do not parse is deleted and reported as a miss (the caller recomputes).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .config import cache_dir
+
+DEFAULT_MEMORY_BYTES = 512 * 1024**2
+#: Arrays at least this large are stored as their own ``.npy`` and memory-mapped when read.
+SEPARATE_ARRAY_BYTES = 64 * 1024**2
+
+
+def make_key(parts: dict[str, Any]) -> str:
+    """SHA-256 hex digest of ``parts`` as canonical JSON (sorted keys, no whitespace)."""
+    text = json.dumps(parts, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+@dataclass(frozen=True, eq=False)
+class CacheEntry:
+    """A cached result: named arrays and JSON-able metadata."""
+
+    arrays: dict[str, np.ndarray]
+    meta: dict[str, Any]
+
+
+@dataclass
+class CacheStats:
+    """Counters since the cache object was made."""
+
+    memory_hits: int = 0
+    disk_hits: int = 0
+    misses: int = 0
+    corrupt: int = 0
+
+
+@dataclass
+class ResultCache:
+    """Memory LRU (bounded by bytes) over an on-disk store.
+
+    Attributes:
+        directory: the on-disk store (default :func:`explorer.config.cache_dir`, i.e. ``$EXPLORER_CACHE_DIR``
+            or ``~/.cache/explorer``); None with ``disk=False`` keeps memory only.
+        max_memory_bytes: bound of the in-memory LRU (memory-mapped arrays are not counted).
+        disk: use the on-disk store.
+    """
+
+    directory: Path | None = None
+    max_memory_bytes: int = DEFAULT_MEMORY_BYTES
+    disk: bool = True
+    stats: CacheStats = field(default_factory=CacheStats)
+
+    def __post_init__(self) -> None:
+        if self.disk and self.directory is None:
+            self.directory = cache_dir()
+        self.directory = Path(self.directory) if self.directory is not None else None
+        self._memory: OrderedDict[str, tuple[CacheEntry, int]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: str) -> CacheEntry | None:
+        """The entry for ``key`` from memory, else disk (verified), else None."""
+        with self._lock:
+            if key in self._memory:
+                self._memory.move_to_end(key)
+                self.stats.memory_hits += 1
+                return self._memory[key][0]
+        entry = self._read(key) if self.disk else None
+        if entry is None:
+            self.stats.misses += 1
+            return None
+        self.stats.disk_hits += 1
+        self._remember(key, entry)
+        return entry
+
+    def put(self, key: str, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> CacheEntry:
+        """Store an entry (memory, and disk atomically); returns it."""
+        entry = CacheEntry(arrays=dict(arrays), meta=dict(meta))
+        if self.disk:
+            self._write(key, entry)
+        self._remember(key, entry)
+        return entry
+
+    def clear_memory(self) -> None:
+        """Forget the in-memory entries (the disk store stays)."""
+        with self._lock:
+            self._memory.clear()
+
+    # ----------------------------------------------------------------------------------------- internals
+
+    def entry_dir(self, key: str) -> Path:
+        """The folder holding ``key`` on disk."""
+        if self.directory is None:
+            raise RuntimeError("a memory-only cache has no directory")
+        return self.directory / key[:2] / key
+
+    def _remember(self, key: str, entry: CacheEntry) -> None:
+        size = sum(a.nbytes for a in entry.arrays.values() if not isinstance(a, np.memmap))
+        if size > self.max_memory_bytes:
+            return
+        with self._lock:
+            self._memory[key] = (entry, size)
+            self._memory.move_to_end(key)
+            while sum(s for _, s in self._memory.values()) > self.max_memory_bytes:
+                self._memory.popitem(last=False)
+
+    def _write(self, key: str, entry: CacheEntry) -> None:
+        final = self.entry_dir(key)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{key[:8]}-", dir=final.parent))
+        try:
+            small = {k: v for k, v in entry.arrays.items() if v.nbytes < SEPARATE_ARRAY_BYTES}
+            np.savez(tmp / "arrays.npz", **{k: np.ascontiguousarray(v) for k, v in small.items()})
+            for name, array in entry.arrays.items():
+                if name not in small:
+                    np.save(tmp / f"{name}.npy", np.asarray(array), allow_pickle=False)
+            files = {p.name: _sha256_file(p) for p in sorted(tmp.iterdir())}
+            (tmp / "meta.json").write_text(json.dumps({"key": key, "files": files, "meta": entry.meta}))
+            if final.exists():  # a concurrent writer won; same content by construction
+                shutil.rmtree(tmp, ignore_errors=True)
+                return
+            os.replace(tmp, final)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+
+    def _read(self, key: str) -> CacheEntry | None:
+        folder = self.entry_dir(key)
+        if not folder.exists():
+            return None
+        try:
+            record = json.loads((folder / "meta.json").read_text())
+            if record.get("key") != key:
+                raise ValueError("key mismatch")
+            arrays: dict[str, np.ndarray] = {}
+            for name, digest in record["files"].items():
+                path = folder / name
+                if _sha256_file(path) != digest:
+                    raise ValueError(f"checksum mismatch in {name}")
+                if name == "arrays.npz":
+                    with np.load(path, allow_pickle=False) as data:
+                        arrays.update({k: data[k] for k in data.files})
+                else:
+                    arrays[name[: -len(".npy")]] = np.load(path, mmap_mode="r", allow_pickle=False)
+            return CacheEntry(arrays=arrays, meta=record["meta"])
+        except (OSError, ValueError, KeyError, TypeError, json.JSONDecodeError):
+            self.stats.corrupt += 1
+            shutil.rmtree(folder, ignore_errors=True)
+            return None
+
+
+def _sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

@@ -1,0 +1,164 @@
+"""The batched attribution engine: every slice of a stack, one batch at a time, any method and target.
+
+Shapes: ``stack`` is the normalised ``(S, H, W)`` float32 slice stack; results are per slice in stack order:
+masses ``(S, C)`` (channel ``i`` = offset ``offsets[i]``), predictions ``(S, H, W)`` bool and, when kept,
+maps ``(S, C, H, W)`` float16 — all unpadded. With ``reverse=True`` the windows are fed with their channel
+order reversed (the z-flip test); the results are mapped back so that channel ``i`` still means offset
+``offsets[i]``.
+
+Gradient methods reuse one forward for the prediction and the target; the other methods run a no-grad
+forward first and then explain only the slices whose target is not empty.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from .attribution import Batch, foreground_logit, get_method, get_target, resolve_params
+from .errors import InputError
+from .fastpath import run_adaptive
+from .windows import iter_windows, pad_to_multiple, validate_offsets
+
+#: Maps larger than this are written to a disk-backed ``np.memmap`` instead of memory.
+MAPS_IN_MEMORY_BYTES = 256 * 1024**2
+
+Progress = Callable[[float, str], None]
+
+
+@dataclass(frozen=True, eq=False)
+class StackAttribution:
+    """Per-slice results of :func:`attribute_stack`.
+
+    Attributes:
+        masses: ``(S, C)`` float64 channel mass ``Σ_pixels |A|``; rows of skipped slices are NaN.
+        prediction: ``(S, H, W)`` bool predicted foreground (logit > 0).
+        maps: ``(S, C, H, W)`` float16 attribution when requested (``np.memmap`` for large stacks), else None.
+    """
+
+    masses: np.ndarray
+    prediction: np.ndarray
+    maps: np.ndarray | None
+
+
+def attribute_stack(
+    model: nn.Module,
+    stack: np.ndarray,
+    offsets: Sequence[int],
+    *,
+    method: str = "saliency",
+    target: str = "predicted",
+    mask: np.ndarray | None = None,
+    params: dict[str, Any] | None = None,
+    device: torch.device | None = None,
+    channel_stats: tuple[np.ndarray, np.ndarray] | None = None,
+    batch_size: int | None = None,
+    keep_maps: bool = False,
+    reverse: bool = False,
+    maps_dir: str | Path | None = None,
+    progress: Progress | None = None,
+) -> StackAttribution:
+    """Attribute the target of every slice of ``stack`` to the window's input channels.
+
+    Args:
+        model: a model prepared by :func:`explorer.fastpath.prepare_model` (eval mode, on ``device``).
+        stack: normalised slices ``(S, H, W)``.
+        offsets: the model's window offsets.
+        method: a key of :data:`explorer.attribution.METHODS`.
+        target: a key of :data:`explorer.attribution.TARGETS`.
+        mask: ground truth ``(S, H, W)`` bool (needed by target ``mask``).
+        params: method parameters (see the method's defaults).
+        device: where to compute (default: the model's device).
+        channel_stats: per-channel (mean, std) of a per-channel normalisation preset, or None.
+        batch_size: slices per batch (default per device, adapting to memory on GPUs).
+        keep_maps: also return the float16 attribution maps.
+        reverse: feed each window with its channels reversed (z-flip consistency).
+        maps_dir: where large maps are memory-mapped (default: a temporary directory).
+        progress: ``progress(fraction, message)`` after each batch.
+
+    Returns:
+        A :class:`StackAttribution`.
+
+    Raises:
+        InputError: unknown method/target/parameter, bad offsets, a mask of the wrong shape, a target
+            ``mask`` without a mask, or a model with more than one output logit.
+    """
+    offsets = validate_offsets(offsets)
+    spec, tgt = get_method(method), get_target(target)
+    resolved = resolve_params(method, params)
+    if stack.ndim != 3:
+        raise InputError("stack", f"slice stack of shape {stack.shape}", "(slices, height, width)")
+    if mask is not None and mask.shape != stack.shape:
+        raise InputError("mask", f"mask stack of shape {mask.shape}, volume stack {stack.shape}", "equal shapes")
+    if tgt.uses_mask and mask is None:
+        raise InputError("--target", f"target {target!r} needs a ground-truth mask", "--mask MASK, or another target")
+    state = {"model": model}
+    device = device or next(model.parameters()).device
+    n, h, w = stack.shape
+    masses = np.full((n, len(offsets)), np.nan)
+    prediction = np.zeros((n, h, w), dtype=bool)
+    maps = _allocate_maps((n, len(offsets), h, w), maps_dir) if keep_maps else None
+    done = [0]
+
+    def work(chunk: Sequence[int], dev: torch.device) -> None:
+        (batch,) = iter_windows(stack, offsets, batch_size=len(chunk), slices=chunk, channel_stats=channel_stats)
+        x = batch.x.to(dev).contiguous(memory_format=torch.channels_last)
+        x = x.flip(1) if reverse else x
+        truth = None
+        if mask is not None:
+            padded, _ = pad_to_multiple(mask[np.asarray(chunk)].astype(np.float32), 32, 0.0)
+            truth = torch.from_numpy(padded > 0).to(dev)
+        net = state["model"]
+        if spec.from_gradient is not None:
+            x.requires_grad_(True)
+            fg = foreground_logit(net(x))
+            pred = fg.detach() > 0
+            selection = tgt.select(pred, truth)
+            (grad,) = torch.autograd.grad(((fg.abs() if tgt.absolute else fg) * selection).sum(), x)
+            attr = spec.from_gradient(x, grad).detach()
+            keep = selection.flatten(1).sum(1) > 0
+        else:
+            with torch.no_grad():
+                pred = foreground_logit(net(x)) > 0
+            selection = tgt.select(pred, truth)
+            keep = selection.flatten(1).sum(1) > 0
+            attr = torch.zeros_like(x)
+            if bool(keep.any()):
+                rows = keep.nonzero()[:, 0]
+                attr[rows] = spec.attribute(Batch(net, x[rows].detach(), selection[rows], tgt.absolute,
+                                                  tuple(int(chunk[i]) for i in rows.tolist()), h * w, resolved)).detach()
+        attr = batch.padding.crop(attr.flip(1) if reverse else attr).float()
+        idx = np.asarray(chunk)
+        chunk_masses = attr.abs().sum(dim=(2, 3)).double().cpu().numpy()
+        chunk_masses[~keep.cpu().numpy()] = np.nan
+        masses[idx] = chunk_masses
+        prediction[idx] = batch.padding.crop(pred).cpu().numpy()
+        if maps is not None:
+            maps[idx] = attr.to(torch.float16).cpu().numpy()
+        done[0] += len(chunk)
+        if progress is not None:
+            progress(done[0] / n, f"{method}: slice {done[0]}/{n}")
+
+    def fallback(cpu: torch.device) -> None:
+        state["model"] = state["model"].to(cpu)
+
+    run_adaptive(list(range(n)), work, device, batch_size=batch_size, on_fallback=fallback)
+    return StackAttribution(masses=masses, prediction=prediction, maps=maps)
+
+
+def _allocate_maps(shape: tuple[int, ...], maps_dir: str | Path | None) -> np.ndarray:
+    nbytes = int(np.prod(shape)) * 2
+    if nbytes <= MAPS_IN_MEMORY_BYTES:
+        return np.zeros(shape, dtype=np.float16)
+    directory = Path(maps_dir) if maps_dir is not None else Path(tempfile.mkdtemp(prefix="explorer-maps-"))
+    directory.mkdir(parents=True, exist_ok=True)
+    handle = tempfile.NamedTemporaryFile(dir=directory, suffix=".npy", delete=False)
+    handle.close()
+    return np.lib.format.open_memmap(handle.name, mode="w+", dtype=np.float16, shape=shape)

@@ -1,0 +1,124 @@
+"""Inference-speed preparation of a model for attribution, and batch sizes that adapt to memory.
+
+:func:`prepare_model` works on a deep copy (a model shared between sessions is never mutated): eval mode,
+float32, BatchNorm folded into the preceding convolution, channels-last memory format, parameters frozen
+(gradients are taken w.r.t. the input only). Folding uses ``torch.fx`` (``fuse``), which handles smp's
+``Conv2dReLU``, torchvision's and timm's blocks alike; a model fx cannot trace falls back to folding
+``Conv2d → BatchNorm2d`` pairs that sit next to each other in an ``nn.Sequential``.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Sequence
+from typing import TypeVar
+
+import torch
+from torch import nn
+from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+T = TypeVar("T")
+
+#: First batch size tried per device type; on CUDA it halves on out-of-memory, then falls back to CPU.
+START_BATCH: dict[str, int] = {"cpu": 8, "mps": 16, "cuda": 64}
+
+
+def prepare_model(model: nn.Module, device: torch.device, *, fold_bn: bool = True,
+                  channels_last: bool = True) -> nn.Module:
+    """A copy of ``model`` ready for fast attribution on ``device``.
+
+    Args:
+        model: any eval-capable ``nn.Module`` taking ``(B, C, H, W)``; it is not modified.
+        device: where the copy lives.
+        fold_bn: fold each BatchNorm into the convolution before it (identical outputs in eval mode).
+        channels_last: store weights (and expect inputs) in channels-last order, faster for convs on CPU/GPU.
+
+    Returns:
+        The prepared copy, in eval mode with frozen float32 parameters.
+    """
+    prepared = copy.deepcopy(model).eval().float()
+    if fold_bn:
+        prepared = fold_batchnorm(prepared)
+    prepared = prepared.to(device)
+    if channels_last:
+        prepared = prepared.to(memory_format=torch.channels_last)
+    for p in prepared.parameters():
+        p.requires_grad_(False)
+    return prepared
+
+
+def fold_batchnorm(model: nn.Module) -> nn.Module:
+    """Fold eval-mode BatchNorm layers into the convolutions that feed them.
+
+    Args:
+        model: an eval-mode module (folded in place where fx cannot trace it; pass a copy).
+
+    Returns:
+        A module with the same outputs (to float rounding) and fewer layers.
+    """
+    from torch.fx.experimental.optimization import fuse
+
+    try:
+        return fuse(model, inplace=False)
+    except Exception:  # noqa: BLE001 - fx raises many types on untraceable Python control flow
+        _fold_sequential_pairs(model)
+        return model
+
+
+def _fold_sequential_pairs(module: nn.Module) -> None:
+    for child in module.children():
+        _fold_sequential_pairs(child)
+    if not isinstance(module, nn.Sequential):
+        return
+    names = list(module._modules)
+    for a, b in zip(names, names[1:]):
+        conv, bn = module._modules[a], module._modules[b]
+        if isinstance(conv, nn.Conv2d) and type(bn) is nn.BatchNorm2d and bn.track_running_stats:
+            module._modules[a] = fuse_conv_bn_eval(conv, bn)
+            module._modules[b] = nn.Identity()
+
+
+def _is_oom(exc: BaseException) -> bool:
+    return isinstance(exc, torch.OutOfMemoryError) or "out of memory" in str(exc).lower()
+
+
+def run_adaptive(items: Sequence[int], work: Callable[[Sequence[int], torch.device], T], device: torch.device,
+                 *, batch_size: int | None = None, on_fallback: Callable[[torch.device], None] | None = None,
+                 ) -> list[T]:
+    """Call ``work(chunk, device)`` on consecutive chunks of ``items``, adapting the chunk size to memory.
+
+    On an out-of-memory error the chunk size halves and the chunk is retried; at size 1 on a GPU the run
+    moves to the CPU (``on_fallback(cpu)`` lets the caller move its model) and continues there.
+
+    Args:
+        items: what to process (slice indices).
+        work: processes one chunk on a device, returns its result.
+        device: the starting device.
+        batch_size: the starting chunk size (default :data:`START_BATCH` for the device type).
+        on_fallback: called with the new device before continuing on the CPU.
+
+    Returns:
+        The results of every chunk, in order.
+    """
+    size = batch_size or START_BATCH.get(device.type, 8)
+    results: list[T] = []
+    start = 0
+    while start < len(items):
+        chunk = items[start : start + size]
+        try:
+            results.append(work(chunk, device))
+        except (torch.OutOfMemoryError, RuntimeError) as exc:
+            if not _is_oom(exc) or device.type == "cpu":
+                raise
+            if device.type == "cuda":
+                torch.cuda.empty_cache()
+            if size > 1:
+                size //= 2
+            else:
+                device = torch.device("cpu")
+                size = START_BATCH["cpu"]
+                if on_fallback is not None:
+                    on_fallback(device)
+            continue
+        start += len(chunk)
+    return results

@@ -1,0 +1,114 @@
+"""Write an :class:`explorer.analysis.Analysis` to a directory (the contract of DESIGN.md section 7).
+
+Layout: ``shares.csv`` (model, slice, offset, share, mass), ``summary.json``, ``figures/`` (HTML, plus
+PNG/SVG/PDF where static export works) and, when asked, ``maps/<model>_attribution.nii.gz``: a 4D NIfTI
+``(X, Y, Z, C)`` in the input file's voxel order and affine, volume ``c`` = attribution of offset
+``offsets[c]``. Everything is written into a temporary folder beside the destination and moved into place
+only when complete, so a failed run leaves no partial outputs.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import nibabel as nib
+import numpy as np
+
+from .analysis import Analysis
+from .errors import InputError
+
+
+def write_outputs(analysis: Analysis, out_dir: str | Path, *, save_maps: bool = False,
+                  figures: bool = True) -> dict[str, Path]:
+    """Write the analysis' files into ``out_dir`` (created if missing; our files in it are replaced).
+
+    Args:
+        analysis: the result of :func:`explorer.analysis.analyze`.
+        out_dir: destination directory.
+        save_maps: also write one attribution NIfTI per model (the analysis must have kept its maps).
+        figures: write ``figures/``.
+
+    Returns:
+        ``{"shares": path, "summary": path, "figures": dir, "map:<model>": path, ...}`` of what was written.
+
+    Raises:
+        InputError: ``save_maps`` on an analysis run without ``keep_maps``, or ``out_dir`` is a file.
+    """
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise InputError(out, "exists and is not a directory", "a directory path for the outputs")
+    if save_maps and any(r.maps is None for r in analysis.models.values()):
+        raise InputError("--save-maps", "the analysis was run without attribution maps",
+                         "analyze(..., keep_maps=True) before writing maps")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    try:
+        written = {"shares": tmp / "shares.csv", "summary": tmp / "summary.json"}
+        analysis.shares.to_csv(written["shares"], index=False)
+        written["summary"].write_text(json.dumps(_json_safe(analysis.summary), indent=2, allow_nan=False))
+        if figures:
+            written["figures"] = _write_figures(analysis, tmp / "figures")
+        if save_maps:
+            (tmp / "maps").mkdir()
+            for name in analysis.models:
+                written[f"map:{name}"] = _write_map(analysis, name, tmp / "maps")
+        return {key: _move_into(tmp, out, path) for key, path in written.items()}
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _write_figures(analysis: Analysis, directory: Path) -> Path:
+    from .export import write_figures
+    from .figures import analysis_figures
+
+    directory.mkdir()
+    write_figures(analysis_figures(analysis.shares, analysis.summary), directory)
+    return directory
+
+
+def _write_map(analysis: Analysis, name: str, directory: Path) -> Path:
+    maps = analysis.models[name].maps
+    canonical = analysis.volume.unstack(np.moveaxis(np.asarray(maps, dtype=np.float32), 1, -1), analysis.axis)
+    data, affine = analysis.volume.to_source_order(canonical)
+    path = directory / f"{_safe(name)}_attribution.nii.gz"
+    image = nib.Nifti1Image(np.ascontiguousarray(data, dtype=np.float32), affine)
+    image.header["descrip"] = f"{analysis.method}/{analysis.target} offsets {list(analysis.models[name].offsets)}"[:79]
+    nib.save(image, path)
+    return path
+
+
+def _move_into(tmp: Path, out: Path, path: Path) -> Path:
+    """Move ``tmp/<top-level item of path>`` into ``out`` (replacing ours), return the final path of ``path``."""
+    relative = path.relative_to(tmp)
+    top = relative.parts[0]
+    out.mkdir(parents=True, exist_ok=True)
+    source, dest = tmp / top, out / top
+    if source.exists():
+        if dest.is_dir() and source.is_dir():
+            shutil.rmtree(dest)
+        os.replace(source, dest)
+    return out / relative
+
+
+def _safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name) or "model"
+
+
+def _json_safe(value: Any) -> Any:
+    """Replace NaN/inf by None and numpy scalars by Python numbers, recursively."""
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
