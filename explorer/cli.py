@@ -91,7 +91,33 @@ def _train_command(args: argparse.Namespace) -> str:
 
 
 def _cmd_analyze(args: argparse.Namespace) -> int:
-    raise InputError(None, "explorer analyze is not available yet")
+    from tqdm import tqdm  # imported here: torch/smp load only for this subcommand
+
+    from .analysis import analyze, default_cache
+    from .outputs import write_outputs
+
+    with tqdm(total=1000, desc="analyze", unit="", bar_format="{l_bar}{bar}| {elapsed}<{remaining} {postfix}",
+              file=sys.stderr, disable=None) as bar:
+        def progress(fraction: float, message: str) -> None:
+            bar.n = int(round(1000 * fraction))
+            bar.set_postfix_str(message, refresh=False)
+            bar.refresh()
+
+        analysis = analyze(args.volume, args.checkpoint, mask=args.mask, method=args.method, target=args.target,
+                           axis=args.axis, device=args.device, keep_maps=args.save_maps, progress=progress)
+    written = write_outputs(analysis, args.out, save_maps=args.save_maps)
+    for name, entry in analysis.summary["models"].items():
+        ai = entry["asymmetry_index"]
+        print(f"{name}: AI {_fmt(ai['mean'])} [{_fmt(ai['ci95'][0])}, {_fmt(ai['ci95'][1])}], "
+              f"Wilcoxon p {_fmt(entry['wilcoxon_p'])}, Dice {_fmt(entry['dice'])}")
+    stats = default_cache().stats
+    print(f"wrote {len(written)} outputs to {args.out} ({stats.memory_hits + stats.disk_hits} of "
+          f"{len(analysis.models)} model results from the cache)")
+    return 0
+
+
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3g}"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
