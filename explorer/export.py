@@ -2,12 +2,14 @@
 this machine has them; CSV tables; and the report bundle (a zip) built from the engine's output directory.
 
 Static export is probed once per process (:func:`static_export_status`): the browser is looked up first
-(cheap), then one tiny figure is rendered under a time limit, so a broken browser reports "unavailable"
-instead of hanging. After a successful probe kaleido's persistent browser serves every later export.
+(cheap), then one tiny figure is rendered by a one-shot browser under a time limit, so a broken browser
+reports "unavailable" quickly instead of hanging. After that kaleido's persistent browser (its sync server)
+serves every later export, one at a time.
 """
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import os
@@ -33,7 +35,7 @@ from .figures import comparison_table, stats_table
 FORMATS: tuple[str, ...] = ("png", "svg", "pdf", "html")
 STATIC_FORMATS: tuple[str, ...] = ("png", "svg", "pdf")
 PLOTLY_JS = "plotly.min.js"  # the script HTML pages written by write_figures load from their own folder
-PROBE_TIMEOUT_S = 60.0
+PROBE_TIMEOUT_S = 30.0
 DEFAULT_SIZE = (900, 550)  # layout pixels when a figure sets no width/height
 PACKAGES = ("torch", "torchvision", "segmentation-models-pytorch", "captum", "timm", "numpy", "scipy", "pandas",
             "nibabel", "plotly", "kaleido", "streamlit")
@@ -42,6 +44,7 @@ HOW_TO_ENABLE = ("install Debian's chromium ('apt-get install chromium', or 'mak
 
 _lock = threading.Lock()  # one export at a time: kaleido's sync server is not safe for concurrent callers
 _status: tuple[bool, str] | None = None
+_server_started = False  # kaleido's persistent browser, started after a one-shot export worked
 
 
 class StaticExportUnavailable(RuntimeError):
@@ -77,9 +80,15 @@ def _probe() -> tuple[bool, str]:
     outcome: list[object] = []
 
     def render() -> None:
+        global _server_started
         try:
-            kaleido.start_sync_server(page_generator=PageGenerator(mathjax=False), silence_warnings=True)
-            outcome.append(_render(go.Figure(go.Scatter(x=[0, 1], y=[0, 1])), "png", 1))
+            probe = go.Figure(go.Scatter(x=[0, 1], y=[0, 1]))
+            if not _server_started:  # a one-shot browser fails fast; a broken persistent one would hang
+                asyncio.run(kaleido.calc_fig(probe.to_plotly_json(), opts=dict(format="png", width=50, height=50),
+                                             kopts=dict(page_generator=PageGenerator(mathjax=False))))
+                kaleido.start_sync_server(page_generator=PageGenerator(mathjax=False), silence_warnings=True)
+                _server_started = True
+            outcome.append(_render(probe, "png", 1))
         except Exception as exc:  # noqa: BLE001  (any failure means "unavailable", with its reason)
             outcome.append(exc)
 
@@ -89,7 +98,8 @@ def _probe() -> tuple[bool, str]:
     if not outcome:
         return False, f"a test export with {browser} did not finish in {PROBE_TIMEOUT_S:.0f} s; {HOW_TO_ENABLE}"
     if isinstance(outcome[0], Exception):
-        return False, f"a test export with {browser} failed ({outcome[0]}); {HOW_TO_ENABLE}"
+        reason = str(outcome[0].args[0] if outcome[0].args else outcome[0])
+        return False, f"a test export with {browser} failed ({reason}); {HOW_TO_ENABLE}"
     return True, f"static export available (browser: {browser})"
 
 

@@ -15,7 +15,7 @@ import plotly.graph_objects as go
 import pytest
 import torch
 
-from explorer import __version__
+from explorer import __version__, export
 from explorer.errors import InputError
 from explorer.export import (FORMATS, StaticExportUnavailable, figure_bytes, report_zip, static_export_status,
                              table_csv, versions, write_atomic, write_figures, write_tables)
@@ -91,6 +91,15 @@ def test_without_a_browser_html_still_works_and_the_message_says_how_to_enable(n
     assert sorted(p.name for p in paths) == ["fig.html", "plotly.min.js"]
     with pytest.raises(StaticExportUnavailable, match="apt-get install chromium"):
         figure_bytes(_figure("x"), "png")
+
+
+def test_a_browser_that_fails_to_start_reports_unavailable(monkeypatch):
+    monkeypatch.setenv("BROWSER_PATH", "/bin/false")  # executable, exits at once: found, but cannot render
+    monkeypatch.setattr(export, "_server_started", False)  # as in a fresh process
+    available, message = static_export_status(refresh=True)
+    monkeypatch.undo()
+    assert static_export_status(refresh=True)[0]
+    assert not available and "/bin/false failed" in message and "apt-get install chromium" in message
 
 
 def test_without_kaleido_the_message_says_pip_install(monkeypatch):
