@@ -1,0 +1,133 @@
+"""`explorer analyze` and `analyze()`: the files of DESIGN.md section 7, their schema, caching, bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from explorer.analysis import analyze
+from explorer.cache import ResultCache
+from explorer.checkpoints import CheckpointMeta, load_checkpoint, save_checkpoint
+from explorer.cli import main
+from explorer.models import build_model
+from explorer.outputs import write_outputs
+
+DECODER = [32, 16, 16, 8, 8]
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory: pytest.TempPathFactory, sample_volume_path: Path, sample_mask_path: Path) -> dict:
+    """A 10-slice crop of the sample volume and its mask, and two small random-init checkpoints."""
+    root = tmp_path_factory.mktemp("inputs")
+    crop = (slice(14, 62), slice(20, 76), slice(35, 45))
+    for name, path in (("volume", sample_volume_path), ("mask", sample_mask_path)):
+        nib.save(nib.load(path).slicer[crop], root / f"{name}.nii.gz")
+    for seed, strategy in ((0, "random"), (1, "imagenet-uniform")):
+        torch.manual_seed(seed)
+        meta = CheckpointMeta(arch="Unet", encoder="mobilenet_v2", classes=1, offsets=(-1, 0, 1),
+                              strategy=strategy, arch_kwargs={"decoder_channels": DECODER})
+        save_checkpoint(build_model(decoder_channels=DECODER), meta, root / f"{strategy}.safetensors")
+    return {"volume": root / "volume.nii.gz", "mask": root / "mask.nii.gz",
+            "checkpoints": [root / "random.safetensors", root / "imagenet-uniform.safetensors"]}
+
+
+def cli(inputs: dict, out: Path, *extra: str) -> list[str]:
+    argv = ["analyze", str(inputs["volume"]), "--out", str(out), "--mask", str(inputs["mask"])]
+    for c in inputs["checkpoints"]:
+        argv += ["--checkpoint", str(c)]
+    return argv + list(extra)
+
+
+@pytest.mark.slow
+def test_cli_writes_the_contract_files_and_a_second_run_hits_the_cache(inputs: dict, tmp_path: Path,
+                                                                      capsys: pytest.CaptureFixture) -> None:
+    out = tmp_path / "out"
+    assert main(cli(inputs, out, "--save-maps")) == 0
+    assert "0 of 2 model results from the cache" in capsys.readouterr().out
+
+    shares = pd.read_csv(out / "shares.csv")
+    assert list(shares.columns[:4]) == ["model", "slice", "offset", "share"]
+    assert set(shares["model"]) == {"random", "imagenet-uniform"} and set(shares["offset"]) == {-1, 0, 1}
+    np.testing.assert_allclose(shares.groupby(["model", "slice"])["share"].sum(), 1.0, atol=1e-9)
+
+    summary = json.loads((out / "summary.json").read_text())
+    assert set(summary) >= {"models", "inputs", "comparisons"}
+    for entry in summary["models"].values():
+        assert set(entry) >= {"strategy", "mean_share", "asymmetry_index", "wilcoxon_p", "dice",
+                              "first_conv_share", "zflip_dice"}
+        assert set(entry["mean_share"]) == set(entry["first_conv_share"]) == {"-1", "0", "1"}
+        lo, hi = entry["asymmetry_index"]["ci95"]
+        assert lo <= entry["asymmetry_index"]["mean"] <= hi
+        assert 0.0 <= entry["dice"] <= 1.0 and 0.0 <= entry["zflip_dice"] <= 1.0
+    assert summary["models"]["imagenet-uniform"]["strategy"] == "imagenet-uniform"
+    assert summary["inputs"]["method"] == "saliency" and summary["inputs"]["target"] == "predicted"
+    assert summary["inputs"]["volume"]["sha256"] and summary["inputs"]["mask"]["sha256"]
+    assert summary["comparisons"][0]["models"] == ["random", "imagenet-uniform"]
+
+    html = sorted(p.name for p in (out / "figures").glob("*.html"))
+    assert "share_distribution_violin.html" in html and "share_along_axis.html" in html
+
+    source = nib.load(inputs["volume"])
+    for name in ("random", "imagenet-uniform"):
+        img = nib.load(out / "maps" / f"{name}_attribution.nii.gz")
+        assert img.shape == (*source.shape, 3)
+        np.testing.assert_allclose(img.affine, source.affine)
+        mass = np.abs(img.get_fdata()).sum(axis=(0, 1))  # (Z, C) for axial slicing
+        rows = shares[shares["model"] == name].pivot(index="slice", columns="offset", values="mass")
+        np.testing.assert_allclose(mass[rows.index.to_numpy()], rows.to_numpy(), rtol=2e-2)
+
+    again = tmp_path / "again"
+    assert main(cli(inputs, again, "--save-maps")) == 0
+    assert "2 of 2 model results from the cache" in capsys.readouterr().out
+    assert json.loads((again / "summary.json").read_text()) == summary
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")], "no temporary folders left"
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["missing.nii.gz", "--checkpoint", "x.safetensors"], "missing.nii.gz: no such file"),
+    (["VOLUME", "--checkpoint", "nope.safetensors"], "nope.safetensors: no such file"),
+    (["VOLUME", "--checkpoint", "CKPT", "--method", "lrp"], "unknown attribution method 'lrp'"),
+    (["VOLUME", "--checkpoint", "CKPT", "--target", "mask"], "target 'mask' needs a ground-truth mask"),
+    (["VOLUME", "--checkpoint", "CKPT", "--axis", "oblique"], "unknown slicing axis 'oblique'"),
+])
+def test_bad_input_exits_2_with_one_line(inputs: dict, tmp_path: Path, capsys: pytest.CaptureFixture,
+                                         args: list[str], message: str) -> None:
+    argv = ["analyze", *[str(inputs["volume"]) if a == "VOLUME" else str(inputs["checkpoints"][0]) if a == "CKPT"
+                         else a for a in args], "--out", str(tmp_path / "out")]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0]
+    assert not (tmp_path / "out").exists()
+
+
+def test_models_are_cached_separately_and_maps_follow_keep_maps(inputs: dict, tmp_path: Path) -> None:
+    cache = ResultCache(tmp_path / "cache")
+    a, b = (load_checkpoint(c) for c in inputs["checkpoints"])
+    first = analyze(inputs["volume"], [a], cache=cache, params={"zflip": False})
+    assert cache.stats.misses == 2  # looked for an entry without and one with maps
+    both = analyze(inputs["volume"], [a, b], cache=cache, params={"zflip": False})
+    assert cache.stats.memory_hits == 1, "the first model is not recomputed when a second is added"
+    np.testing.assert_array_equal(both.models[a.name].masses, first.models[a.name].masses)
+    assert both.models[a.name].maps is None
+    with_maps = analyze(inputs["volume"], [a], cache=cache, keep_maps=True, params={"zflip": False})
+    assert with_maps.models[a.name].maps.shape == (10, 3, 48, 56)
+    np.testing.assert_allclose(with_maps.models[a.name].masses, first.models[a.name].masses)
+    with pytest.raises(Exception, match="without attribution maps"):
+        write_outputs(both, tmp_path / "o", save_maps=True)
+
+
+def test_progress_reaches_one_and_shares_table_matches_masses(inputs: dict) -> None:
+    seen: list[float] = []
+    result = analyze(inputs["volume"], inputs["checkpoints"][:1], method="occlusion", target="abs", cache=False,
+                     progress=lambda f, m: seen.append(f))
+    assert seen == sorted(seen) and seen[-1] == 1.0 and 0 < seen[0] < 1
+    model = next(iter(result.models.values()))
+    assert model.summary["zflip_asymmetry_index"]["mean"] is not None
+    assert len(result.shares) == 3 * int(np.isfinite(model.masses).all(axis=1).sum())
+    assert result.summary["inputs"]["params"] == {"baseline": 0.0}
