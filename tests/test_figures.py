@@ -227,7 +227,8 @@ def test_slice_view_window_and_image_only(real_slice):
 @pytest.mark.parametrize("kwargs, message", [
     (dict(mask=np.zeros((3, 3), bool)), r"mask: array of shape \(3, 3\)"),
     (dict(predictions={"m": np.zeros((3, 3), bool)}), r"predictions\['m'\]: array of shape"),
-    (dict(maps={"m": np.zeros((2, 8, 9))}), r"maps\['m'\]: attribution of shape \(2, 8, 9\); expected \(C, H, W\) = \(3, 8, 9\)"),
+    (dict(maps={"m": np.zeros((2, 8, 9))}),
+     r"maps\['m'\]: attribution of shape \(2, 8, 9\); expected \(C, H, W\) = \(3, 8, 9\)"),
     (dict(window=(1.0, 1.0)), r"window: \(1, 1\); expected \(low, high\) with high > low"),
 ])
 def test_slice_view_bad_inputs_are_named(kwargs, message):
@@ -245,3 +246,30 @@ def test_slice_view_ignores_nan_pixels_for_the_range():
     maps["m"][1, 2, 3] = -4.0
     fig = slice_view_figure(np.ones((4, 5)), maps=maps, offsets=OFFSETS, window=(0, 2), signed=True)
     assert {(t.zmin, t.zmax) for t in fig.data if t.name.startswith("m ")} == {(-4.0, 4.0)}
+
+
+def engine_style_summary() -> dict:
+    """The spelling explorer.analysis writes: comparisons as {"models": [a, b], "wilcoxon_p"}, AI per pair."""
+    summary = make_summary()
+    summary["comparisons"] = [{"models": ["imagenet", "imagenet-uniform"], "mean_abs_ai": [0.16, 0.02],
+                               "wilcoxon_p": 1e-5, "n_slices": 28,
+                               "test": "paired Wilcoxon signed-rank of per-slice |AI_1|"}]
+    summary["models"]["imagenet"]["asymmetry_by_pair"] = {
+        "1": {"mean": 0.163, "ci95": [0.15, 0.18], "wilcoxon_p": 2.5e-9},
+        "2": {"mean": -0.05, "ci95": [-0.07, -0.03], "wilcoxon_p": 0.004}}
+    summary["models"]["imagenet"]["n_slices"] = 28
+    return summary
+
+
+def test_engine_style_comparisons_and_ai_pairs_are_read():
+    summary = engine_style_summary()
+    table = comparison_table(summary)
+    assert list(table.columns[:5]) == ["model A", "model B", "test", "statistic", "p"]
+    assert table.loc[0, "model B"] == "imagenet-uniform" and table.loc[0, "p"] == pytest.approx(1e-5)
+    assert table.loc[0, "mean_abs_ai A"] == pytest.approx(0.16) and table.loc[0, "n_slices"] == 28
+    stats = stats_table(summary)
+    assert stats.loc[0, "AI ±2 mean"] == pytest.approx(-0.05) and stats.loc[0, "Wilcoxon p ±2"] == 0.004
+    assert np.isnan(stats.loc[1, "AI ±2 mean"]) and stats.loc[0, "slices"] == 28
+    texts = [a.text for a in distribution_figure(make_shares(), summary).layout.annotations]
+    assert any("AI(−1,+1) = +0.163" in t and "AI(−2,+2) = -0.050" in t and "p = 0.004" in t for t in texts)
+    assert any("mean |AI| 0.160 vs 0.020" in t and "p = 1.0e-05" in t for t in texts)

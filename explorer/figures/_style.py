@@ -62,7 +62,8 @@ def check_shares(shares: pd.DataFrame) -> pd.DataFrame:
     """
     missing = [c for c in SHARE_COLUMNS if c not in shares.columns]
     if missing:
-        raise InputError("shares", f"missing column(s) {', '.join(missing)} (found {', '.join(map(str, shares.columns))})",
+        found = ", ".join(map(str, shares.columns))
+        raise InputError("shares", f"missing column(s) {', '.join(missing)} (found {found})",
                          f"a table with columns {', '.join(SHARE_COLUMNS)}")
     if shares.empty:
         raise InputError("shares", "the table has no rows", "one row per model × slice × offset")
@@ -96,15 +97,36 @@ def format_p(p: object) -> str:
     return f"p = {p:.3f}" if p >= 0.001 else f"p = {p:.1e}"
 
 
-def format_ai(ai: Mapping | None) -> str:
-    """``AI = +0.123 [+0.080, +0.150]`` from ``{"mean", "ci95"}`` (``AI n/a`` when missing)."""
+def format_ai(ai: Mapping | None, pair: int | None = None) -> str:
+    """``AI = +0.123 [+0.080, +0.150]`` from ``{"mean", "ci95"}`` (``AI n/a`` when missing).
+
+    With ``pair=k`` the label names the offsets compared: ``AI(−k,+k)``.
+    """
+    label = "AI" if pair is None else f"AI({offset_label(-pair)},{offset_label(pair)})"
     if not ai or ai.get("mean") is None:
-        return "AI n/a"
-    text = f"AI = {float(ai['mean']):+.3f}"
+        return f"{label} n/a"
+    text = f"{label} = {float(ai['mean']):+.3f}"
     ci = ai.get("ci95")
     if ci and len(ci) == 2 and None not in ci:
         text += f" [{float(ci[0]):+.3f}, {float(ci[1]):+.3f}]"
     return text
+
+
+def ai_pairs(entry: Mapping) -> dict[int, Mapping]:
+    """A model's per-pair asymmetry ``{k: {"mean", "ci95", "wilcoxon_p"}}`` (``asymmetry_by_pair``), by k."""
+    return {int(k): v for k, v in sorted((entry.get("asymmetry_by_pair") or {}).items(), key=lambda kv: int(kv[0]))}
+
+
+def comparison_fields(comp: Mapping) -> dict[str, object]:
+    """One between-model comparison with fixed keys ``a, b, test, statistic, p`` first, then its extras.
+
+    Accepts both spellings the engine may write: ``{"a", "b", "p"}`` or ``{"models": [a, b], "wilcoxon_p"}``.
+    """
+    names = [*(comp.get("models") or [comp.get("a"), comp.get("b")]), None, None]
+    fixed = {"a": names[0], "b": names[1], "test": comp.get("test"), "statistic": comp.get("statistic"),
+             "p": comp.get("p", comp.get("wilcoxon_p"))}
+    skip = {"a", "b", "models", "test", "statistic", "p", "wilcoxon_p"}
+    return {**fixed, **{k: v for k, v in comp.items() if k not in skip}}
 
 
 def style(fig: go.Figure, title: str, *, height: int, subtitle: str | None = None) -> go.Figure:

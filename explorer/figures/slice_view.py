@@ -21,7 +21,8 @@ from ..errors import InputError
 from ._style import model_colors, offset_label, style
 
 MASK_COLOR = "#FFD400"
-PANEL_PX = 230
+PANEL_PX = 230  # width of one panel in layout pixels
+TITLE_PX = 36  # room for a panel title between rows
 SIGNED_SCALE = "RdBu_r"
 MAGNITUDE_SCALE = "Viridis"
 
@@ -73,8 +74,10 @@ def slice_view_figure(
     titles += [""] * (n_cols - len(titles))
     for model in maps:
         titles += [f"{model} · {offset_label(int(o))}" for o in offsets] + [""] * (n_cols - len(offsets))
+    panel_h = PANEL_PX * min(max(shape[0] / shape[1], 0.4), 2.5)  # rows as tall as the slice's aspect needs
+    height = int(130 + n_rows * (panel_h + TITLE_PX))
     fig = make_subplots(rows=n_rows, cols=n_cols, subplot_titles=titles, horizontal_spacing=0.02,
-                        vertical_spacing=0.06)
+                        vertical_spacing=TITLE_PX / height)
     image_panels = [(None, None)] + [(m, p) for m, p in predictions.items()]
     for col, (model, pred) in enumerate(image_panels, start=1):
         fig.add_trace(go.Heatmap(z=image, zmin=lo, zmax=hi, colorscale="gray", showscale=False, name="image",
@@ -88,7 +91,7 @@ def slice_view_figure(
     fig.update_yaxes(showticklabels=False, ticks="", showline=False, autorange="reversed", constrain="domain")
     for i in range(1, n_rows * n_cols + 1):  # square pixels in every panel
         fig.layout[f"yaxis{i if i > 1 else ''}"].scaleanchor = f"x{i if i > 1 else ''}"
-    style(fig, title or "Slice viewer", height=140 + PANEL_PX * n_rows,
+    style(fig, title or "Slice viewer", height=height,
           subtitle=(f"window [{lo:.4g}, {hi:.4g}]; attribution on one shared, unnormalised scale"
                     if maps else f"window [{lo:.4g}, {hi:.4g}]"))
     fig.update_layout(width=140 + PANEL_PX * n_cols, margin=dict(l=20, r=100, t=110, b=20), showlegend=False)
@@ -119,7 +122,8 @@ def _add_maps(fig: go.Figure, maps: Mapping[str, np.ndarray], offsets: Sequence[
 
 def _fill(region: np.ndarray, color: str, name: str) -> go.Heatmap:
     """A translucent fill of a boolean region (NaN outside, so the image shows through)."""
-    return go.Heatmap(z=np.where(region, np.float32(1), np.float32(np.nan)), zmin=0, zmax=1, colorscale=[[0, color], [1, color]],
+    return go.Heatmap(z=np.where(region, np.float32(1), np.float32(np.nan)), zmin=0, zmax=1,
+                      colorscale=[[0, color], [1, color]],
                       opacity=0.45, showscale=False, name=name, hoverinfo="skip")
 
 

@@ -14,8 +14,8 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from ..errors import InputError, unknown_name
-from ._style import (check_shares, equal_share_line, format_ai, format_p, model_colors, model_order,
-                     offset_label, offset_values, ordered, style, summary_models)
+from ._style import (ai_pairs, check_shares, comparison_fields, equal_share_line, format_ai, format_p,
+                     model_colors, model_order, offset_label, offset_values, ordered, style, summary_models)
 
 SHARE_AXIS = "share of attribution"
 OFFSET_AXIS = "offset (slices)"
@@ -74,11 +74,16 @@ def _stat_lines(summary: Mapping, colors: Mapping[str, str]) -> list[tuple[str, 
     """One ``(text, colour)`` line per model (AI, CI, Wilcoxon p) and per between-model comparison."""
     lines = []
     for name, entry in summary_models(summary).items():
-        text = f"{name}: {format_ai(entry.get('asymmetry_index'))}, Wilcoxon {format_p(entry.get('wilcoxon_p'))}"
-        lines.append((text, colors.get(name, "#222222")))
-    for comp in summary.get("comparisons") or []:
-        test = comp.get("test", "paired test")
-        lines.append((f"{comp.get('a')} vs {comp.get('b')} ({test}): {format_p(comp.get('p'))}", "#222222"))
+        top = {**(entry.get("asymmetry_index") or {}), "wilcoxon_p": entry.get("wilcoxon_p")}
+        pairs = ai_pairs(entry) or {None: top}
+        parts = [f"{format_ai(ai, k)}, Wilcoxon {format_p(ai.get('wilcoxon_p'))}" for k, ai in pairs.items()]
+        lines.append((f"{name}: " + "; ".join(parts), colors.get(name, "#222222")))
+    for comp in map(comparison_fields, summary.get("comparisons") or []):
+        means = comp.get("mean_abs_ai")
+        mean_text = (f"mean |AI| {means[0]:.3f} vs {means[1]:.3f}, "
+                     if isinstance(means, (list, tuple)) and len(means) == 2 and None not in means else "")
+        lines.append((f"{comp['a']} vs {comp['b']}: {mean_text}{comp['test'] or 'paired test'} {format_p(comp['p'])}",
+                      "#222222"))
     return lines
 
 
