@@ -212,7 +212,7 @@ def _looks_like_safetensors(raw: bytes) -> bool:
     if len(raw) < 10:
         return False
     size = int.from_bytes(raw[:8], "little")
-    return 0 < size <= min(_MAX_HEADER, len(raw) - 8) and raw[8:9] == b"{"
+    return 0 < size <= _MAX_HEADER and raw[8:9] == b"{"  # a header longer than the file: corrupt safetensors
 
 
 def _read_safetensors(raw: bytes, label: str) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:

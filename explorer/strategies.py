@@ -4,9 +4,9 @@ Shapes: the published ImageNet first-conv weight is ``W`` ``(out, 3, kh, kw)`` w
 model's is ``(out, C, kh, kw)`` with channel ``i`` holding slice ``z + offsets[i]`` and ``C = len(offsets)``.
 
 Mapping for any window width ``C`` (for ``C = 3`` the factor ``3 / C`` is 1 and the mapping is the identity):
-- ``imagenet``: channel ``i`` <- ``W[:, i mod 3] * 3 / C`` (smp's ``patch_first_conv``: cycle RGB, rescale so
-  that a grey input gives the same response as the RGB model on that grey image);
-- ``imagenet-uniform``: every channel <- ``mean(W over RGB) * 3 / C`` (same grey response, for every ``C``);
+- ``imagenet``: channel ``i`` <- ``W[:, i mod 3] * 3 / C`` (smp's ``patch_first_conv``: cycle RGB and rescale;
+  the response to a grey image equals the RGB model's only when ``C`` is a multiple of 3);
+- ``imagenet-uniform``: every channel <- ``mean(W over RGB) * 3 / C`` (same grey response for every ``C``);
 - ``imagenet-symmetric``: the ``imagenet`` mapping, then the kernels of offsets ``-k`` and ``+k`` both set to
   their mean; the centre keeps its own kernel;
 - ``imagenet-zflip``: the ``imagenet`` mapping, plus a training augmentation that reverses the window.

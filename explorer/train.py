@@ -219,6 +219,22 @@ def train(volume: Volume, mask: Mask, *, strategy: str, arch: str = "Unet", enco
     return TrainResult(model=model, meta=meta, losses=losses)
 
 
+def evaluate_heldout(model: torch.nn.Module, volume: Volume, mask: Mask, meta: CheckpointMeta,
+                     device: str = "auto") -> float:
+    """Dice of ``model`` on the held-out block that :func:`train` used for ``meta`` (same split rule).
+
+    Raises:
+        InputError: as :func:`split_slices`.
+    """
+    dev = select_device(device)
+    stack = volume.stack(meta.axis, normalise(volume.data, meta.normalisation))
+    labels = mask.stack(meta.axis)
+    split = split_slices(labels, meta.offsets, float(meta.recipe.get("val_fraction", Recipe.val_fraction)))
+    pred = _predict(model.to(dev), stack, meta.offsets, split.val,
+                    channel_stats_for(meta.normalisation, len(meta.offsets)), dev)
+    return dice_score(pred, labels[split.val])
+
+
 def train_checkpoint(volume_path: str | Path, mask_path: str | Path, out: str | Path, **kwargs: Any) -> TrainResult:
     """Load the volume and mask, :func:`train`, and save the checkpoint to ``out`` (float16, atomic).
 

@@ -1,0 +1,171 @@
+"""Checkpoints: exact round trips, smp folders and zips, plain state dicts, refusing pickles, clear errors."""
+
+from __future__ import annotations
+
+import explorer  # noqa: F401  (before torchvision / smp)
+
+import pickle
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from explorer.checkpoints import CheckpointMeta, list_zoo, load_checkpoint, save_checkpoint
+from explorer.errors import InputError
+from explorer.models import build_model, first_conv
+
+SMALL = {"decoder_channels": [32, 16, 16, 8, 8]}
+
+
+@pytest.fixture(scope="module")
+def model() -> torch.nn.Module:
+    torch.manual_seed(0)
+    net = build_model(in_channels=3, **SMALL)
+    with torch.no_grad():  # non-trivial BatchNorm statistics, so the round trip checks them too
+        for module in net.modules():
+            if isinstance(module, torch.nn.BatchNorm2d):
+                module.running_mean.uniform_(-1, 1)
+                module.running_var.uniform_(0.5, 2)
+    return net.eval()
+
+
+def _meta(**changes) -> CheckpointMeta:
+    base = dict(arch="Unet", encoder="mobilenet_v2", classes=1, offsets=(-1, 0, 1), strategy="imagenet-uniform",
+                arch_kwargs=SMALL, training={"volume": {"name": "v.nii.gz"}}, recipe={"seed": 3},
+                metrics={"val_dice": 0.5})
+    return CheckpointMeta(**{**base, **changes})
+
+
+def test_round_trip_is_exact_in_float32(model, tmp_path):
+    path = save_checkpoint(model, _meta(), tmp_path / "m.safetensors", half=False)
+    ckpt = load_checkpoint(path)
+    assert ckpt.name == "m" and ckpt.meta == _meta() and len(ckpt.sha256) == 64
+    rebuilt = ckpt.build_model()
+    assert not rebuilt.training
+    for (key, a), (_, b) in zip(model.state_dict().items(), rebuilt.state_dict().items()):
+        assert torch.equal(a, b), key
+    x = torch.randn(2, 3, 64, 96)
+    with torch.no_grad():
+        assert torch.equal(model(x), rebuilt(x))
+        assert rebuilt(x).shape == (2, 1, 64, 96)
+
+
+def test_half_storage_restores_float32(model, tmp_path):
+    path = save_checkpoint(model, _meta(), tmp_path / "m.safetensors")  # float16 by default
+    ckpt = load_checkpoint(path)
+    assert all(v.dtype in (torch.float32, torch.int64) for v in ckpt.state_dict.values())
+    for key, value in model.state_dict().items():
+        expected = value.half().float() if value.is_floating_point() else value
+        assert torch.equal(ckpt.state_dict[key], expected), key
+    assert path.stat().st_size < 0.6 * save_checkpoint(model, _meta(), tmp_path / "f.safetensors", half=False
+                                                       ).stat().st_size
+
+
+def test_save_is_atomic_and_checks_the_name(model, tmp_path):
+    save_checkpoint(model, _meta(), tmp_path / "sub" / "m.safetensors")
+    assert [p.name for p in (tmp_path / "sub").iterdir()] == ["m.safetensors"]  # no temp file left behind
+    with pytest.raises(InputError, match="a .safetensors file"):
+        save_checkpoint(model, _meta(), tmp_path / "m.pt")
+
+
+def test_bytes_upload_has_the_file_hash(model, tmp_path):
+    path = save_checkpoint(model, _meta(), tmp_path / "m.safetensors")
+    a, b = load_checkpoint(path), load_checkpoint(path.read_bytes(), name="uploaded")
+    assert a.sha256 == b.sha256 and b.name == "uploaded"
+
+
+def test_smp_folder_and_zip(model, tmp_path):
+    model.save_pretrained(tmp_path / "smp")
+    folder = load_checkpoint(tmp_path / "smp", meta={"strategy": "imagenet"})
+    assert (folder.meta.arch, folder.meta.encoder, folder.meta.offsets) == ("Unet", "mobilenet_v2", (-1, 0, 1))
+    assert folder.meta.strategy == "imagenet" and folder.meta.arch_kwargs["decoder_channels"] == [32, 16, 16, 8, 8]
+    archive = shutil.make_archive(str(tmp_path / "smp"), "zip", tmp_path / "smp")
+    zipped = load_checkpoint(archive, meta={"strategy": "imagenet"})
+    assert zipped.sha256 == folder.sha256
+    for key, value in model.state_dict().items():
+        assert torch.equal(zipped.state_dict[key], value.float() if value.is_floating_point() else value)
+
+
+def test_plain_state_dict_with_caller_metadata(model, tmp_path):
+    torch.save(model.state_dict(), tmp_path / "weights.pt")
+    ckpt = load_checkpoint(tmp_path / "weights.pt", meta={"arch": "Unet", "encoder": "mobilenet_v2",
+                                                          "arch_kwargs": SMALL, "strategy": "random"})
+    assert ckpt.meta.offsets == (-1, 0, 1) and ckpt.meta.classes == 1  # read off the tensors
+    assert torch.equal(first_conv(ckpt.build_model()).weight, first_conv(model).weight)
+
+
+def test_plain_state_dict_without_metadata(model, tmp_path):
+    torch.save(model.state_dict(), tmp_path / "weights.pt")
+    with pytest.raises(InputError, match="metadata lacks arch, encoder"):
+        load_checkpoint(tmp_path / "weights.pt")
+
+
+def test_mismatched_state_dict_gives_a_clear_error(model, tmp_path):
+    torch.save(model.state_dict(), tmp_path / "weights.pt")
+    with pytest.raises(InputError, match=r"weights.pt: state dict does not fit Unet/mobilenet_v2 .* shape "
+                                         r"mismatches: decoder.blocks.0.conv1.0.weight \(32, 1376, 3, 3\) vs "
+                                         r"\(256, 1376, 3, 3\)"):
+        load_checkpoint(tmp_path / "weights.pt", meta={"arch": "Unet", "encoder": "mobilenet_v2"})
+    with pytest.raises(InputError, match="missing keys"):
+        load_checkpoint(tmp_path / "weights.pt", meta={"arch": "FPN", "encoder": "mobilenet_v2"})
+
+
+class _WritesMarker:
+    """Unpickling this object would create a file: the classic pickle code-execution attack."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (self.marker,))
+
+
+@pytest.mark.parametrize("writer", ["torch.save", "pickle"])
+def test_malicious_pickle_is_refused_and_never_executed(tmp_path, writer):
+    marker = tmp_path / "pwned"
+    payload = {"encoder.weight": torch.zeros(1), "evil": _WritesMarker(marker)}
+    path = tmp_path / "evil.pt"
+    if writer == "torch.save":
+        torch.save(payload, path)
+    else:
+        path.write_bytes(pickle.dumps(payload, protocol=2))
+    with pytest.raises(InputError, match="evil.pt: refused: not a plain tensor state dict"):
+        load_checkpoint(path, meta={"arch": "Unet", "encoder": "mobilenet_v2"})
+    with pytest.raises(InputError, match="refused"):
+        load_checkpoint(path.read_bytes(), name="upload.pt")
+    assert not marker.exists()
+    if writer == "pickle":  # the control: plain unpickling really runs the payload
+        pickle.loads(path.read_bytes())
+        assert marker.exists()
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"", "file is empty"),
+    (b"\x10\x00\x00\x00\x00\x00\x00\x00{\"a\": 1", "corrupt safetensors"),  # header cut short
+    (b"not a checkpoint at all", "refused"),
+])
+def test_broken_files(tmp_path, content, message):
+    path = tmp_path / "broken.safetensors"
+    path.write_bytes(content)
+    with pytest.raises(InputError, match=message):
+        load_checkpoint(path)
+
+
+def test_missing_path(tmp_path):
+    with pytest.raises(InputError, match="no such file"):
+        load_checkpoint(tmp_path / "absent.safetensors")
+
+
+def test_truncated_checkpoint(model, tmp_path):
+    path = save_checkpoint(model, _meta(), tmp_path / "m.safetensors")
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with pytest.raises(InputError, match="m.safetensors"):
+        load_checkpoint(path)
+
+
+def test_list_zoo_is_sorted(model, tmp_path):
+    for name in ("b", "a"):
+        save_checkpoint(model, _meta(), tmp_path / f"{name}.safetensors")
+    (tmp_path / "notes.md").write_text("x")
+    assert [p.name for p in list_zoo(tmp_path)] == ["a.safetensors", "b.safetensors"]
