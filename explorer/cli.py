@@ -87,6 +87,8 @@ def _train_command(args: argparse.Namespace) -> str:
              "--axis", args.axis, "--offsets", args.offsets, "--normalisation", args.normalisation]
     if args.weights:
         parts += ["--weights", args.weights]
+    if args.device != "auto":
+        parts += ["--device", args.device]
     return " ".join(shlex.quote(p) for p in [*parts, "--out", args.out])
 
 

@@ -54,7 +54,7 @@ def card(path: Path) -> str:
     lines = [
         f"## `{path.name}`", "",
         f"- **strategy**: `{meta.strategy}` — {STRATEGIES[meta.strategy].definition}",
-        f"- **command**: `{meta.training['command']}` (as run by `models/train_zoo.py`)",
+        f"- **command**: `explorer {shlex.join(command(meta.strategy))}` (run by `models/train_zoo.py`)",
         f"- **model**: {meta.arch} / {meta.encoder}, offsets {list(meta.offsets)}, classes {meta.classes}, "
         f"arch_kwargs `{meta.arch_kwargs}`, normalisation `{meta.normalisation}`, axis `{meta.axis}`",
         f"- **held-out Dice**: {meta.metrics['val_dice']:.4f} (float32, end of training); {dice16:.4f} after the "

@@ -169,3 +169,20 @@ def test_list_zoo_is_sorted(model, tmp_path):
         save_checkpoint(model, _meta(), tmp_path / f"{name}.safetensors")
     (tmp_path / "notes.md").write_text("x")
     assert [p.name for p in list_zoo(tmp_path)] == ["a.safetensors", "b.safetensors"]
+
+
+@pytest.mark.parametrize("arch", ["Unet", "FPN", "UnetPlusPlus", "DeepLabV3Plus"])
+def test_every_architecture_round_trips_with_five_channels(arch, tmp_path):
+    torch.manual_seed(0)
+    net = build_model(arch=arch, in_channels=5, classes=2).eval()
+    meta = _meta(arch=arch, classes=2, offsets=(-2, -1, 0, 1, 2), arch_kwargs={})
+    ckpt = load_checkpoint(save_checkpoint(net, meta, tmp_path / f"{arch}.safetensors", half=False))
+    x = torch.randn(1, 5, 64, 64)
+    with torch.no_grad():
+        out = ckpt.build_model()(x)
+        assert out.shape == (1, 2, 64, 64) and torch.equal(out, net(x))
+
+
+def test_unknown_architecture_lists_the_names():
+    with pytest.raises(InputError, match="unknown architecture 'PSPNet'; expected one of: DeepLabV3Plus, FPN"):
+        build_model(arch="PSPNet")

@@ -129,3 +129,14 @@ def test_offsets_must_match_the_channels():
     model = build_model(in_channels=3, decoder_channels=[32, 16, 16, 8, 8])
     with pytest.raises(InputError, match="5 offsets for a first convolution with 3 input channels"):
         STRATEGIES["imagenet-uniform"].apply(model, OFFSETS5, encoder="mobilenet_v2")
+
+
+@pytest.mark.filterwarnings("ignore:`timm-` encoders are deprecated:DeprecationWarning")
+def test_uniform_on_efficientnet_lite0_uses_its_published_stem():
+    torch.manual_seed(0)
+    model = build_model(encoder="timm-tf_efficientnet_lite0", in_channels=3, decoder_channels=[32, 16, 16, 8, 8])
+    report = STRATEGIES["imagenet-uniform"].apply(model, OFFSETS3, encoder="timm-tf_efficientnet_lite0")
+    assert report.weights["sha256"].startswith("57934424") and report.weights["first_conv_key"] == "conv_stem.weight"
+    published = torch.load(_wheel_file(OFFLINE_WEIGHTS["timm-tf_efficientnet_lite0"]), weights_only=True)
+    stem = published["_conv_stem.weight"]
+    assert torch.allclose(first_conv(model).weight, stem.mean(dim=1, keepdim=True).expand_as(stem))
