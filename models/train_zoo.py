@@ -68,10 +68,12 @@ def card(path: Path) -> str:
                      f"`{weights['sha256']}`; {weights['loaded_keys']} encoder tensors loaded, missing "
                      f"{weights['missing_keys'] or 'none'}, unexpected {weights['unexpected_keys'] or 'none'}, "
                      f"dropped {weights['dropped_keys']}")
-        lines.append(f"- **published first-conv RGB shares**: {weights['published_first_conv_share']}")
+        rgb = weights["published_first_conv_share"]
+        lines.append("- **published first-conv L1 shares**: " + ", ".join(f"{c} {rgb[c]:.3f}" for c in "RGB"))
         if "first_conv_max_abs_diff_to_published" in weights:
-            lines.append(f"- **first conv before training vs the published file**: max abs diff "
-                         f"{weights['first_conv_max_abs_diff_to_published']:.6g}")
+            diff = weights["first_conv_max_abs_diff_to_published"]
+            lines.append(f"- **first conv before training vs the published file**: max abs diff {diff:.6g}"
+                         + (" (identical)" if diff == 0 else " (changed by the strategy, by design)"))
     else:
         lines.append("- **ImageNet weights**: none (random initialisation, seed "
                      f"{meta.recipe['seed']})")

@@ -186,3 +186,34 @@ def test_every_architecture_round_trips_with_five_channels(arch, tmp_path):
 def test_unknown_architecture_lists_the_names():
     with pytest.raises(InputError, match="unknown architecture 'PSPNet'; expected one of: DeepLabV3Plus, FPN"):
         build_model(arch="PSPNet")
+
+
+def test_shipped_zoo_loads_names_its_strategy_and_was_initialised_from_imagenet():
+    found = {}
+    for path in list_zoo():
+        ckpt = load_checkpoint(path)
+        assert path.stem.endswith(ckpt.meta.strategy)
+        found[ckpt.meta.strategy] = ckpt
+    assert {"random", "imagenet", "imagenet-uniform", "imagenet-zflip"} <= set(found)
+    for strategy, ckpt in found.items():
+        weights = ckpt.meta.training["init"]["weights"]
+        assert ckpt.meta.metrics["val_dice"] > 0.5, strategy
+        if strategy.startswith("imagenet"):
+            assert weights["sha256"].startswith("b0353104") and weights["missing_keys"] == [], strategy
+        else:
+            assert "sha256" not in weights
+    assert found["imagenet"].meta.training["init"]["weights"]["first_conv_max_abs_diff_to_published"] == 0.0
+    assert found["imagenet"].meta.training["init"]["first_conv_share"] == pytest.approx(
+        {"-1": 0.3212, "0": 0.4509, "1": 0.2279}, abs=1e-4)
+
+
+def test_shipped_float16_checkpoint_keeps_its_heldout_dice():
+    from explorer.config import SAMPLE_DIR
+    from explorer.train import evaluate_heldout
+    from explorer.volume import load_mask, load_volume
+
+    ckpt = load_checkpoint(next(p for p in list_zoo() if p.stem.endswith("-imagenet")))
+    volume = load_volume(SAMPLE_DIR / "mni152_t1_2mm.nii.gz")
+    mask = load_mask(SAMPLE_DIR / "mni152_gm_mask_2mm.nii.gz", volume)
+    dice = evaluate_heldout(ckpt.build_model(), volume, mask, ckpt.meta, device="cpu")
+    assert dice == pytest.approx(ckpt.meta.metrics["val_dice"], abs=2e-3)

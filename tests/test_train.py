@@ -75,6 +75,7 @@ def test_zflip_reverses_the_window_and_keeps_the_label():
     assert torch.equal(gx, x)  # in-plane flips never reorder the channels
 
 
+@pytest.mark.slow  # two short training runs (the second checks the seed): ~20-30 s on 2 cores
 def test_two_epochs_on_a_crop_lower_the_loss_and_record_everything(crop):
     volume = load_volume(crop[0])
     mask = load_mask(crop[1], volume)
@@ -94,6 +95,7 @@ def test_two_epochs_on_a_crop_lower_the_loss_and_record_everything(crop):
     assert again.losses == result.losses  # the seed fixes everything
 
 
+@pytest.mark.slow  # one short training run through the CLI
 def test_cli_train_writes_a_loadable_checkpoint(crop, tmp_path, capsys):
     out = tmp_path / "model.safetensors"
     rc = main(["train", "--volume", str(crop[0]), "--mask", str(crop[1]), "--strategy", "imagenet-uniform",
