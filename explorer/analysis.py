@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +31,7 @@ from .stats import asymmetry_index, compare_abs_ai, dice, dice_per_slice, mean_c
 from .volume import AXES, Mask, Volume, load_mask, load_volume
 
 #: Bump when anything changes the numbers an analysis produces; it is part of every cache key.
-ENGINE_VERSION = "1"
+ENGINE_VERSION = "2"
 
 Progress = Callable[[float, str], None]
 
@@ -202,7 +202,7 @@ def _model_result(name: str, ckpt: Checkpoint, vol: Volume, truth: Mask | None, 
     summary["zflip_dice"] = None
     summary["zflip_asymmetry_index"] = None
     if zflip:
-        flipped = attribute_stack(prepared, stack, offsets, **run,
+        flipped = attribute_stack(prepared, stack, offsets, reverse=True, **run,
                                   progress=lambda f, m: progress(0.5 + f / 2, "z-flipped " + m))
         arrays["zflip_masses"], arrays["zflip_prediction"] = flipped.masses, flipped.prediction
         summary["zflip_dice"] = dice(flipped.prediction, main.prediction)
@@ -266,3 +266,25 @@ def _comparisons(results: dict[str, ModelResult]) -> list[dict]:
         ai_b = asymmetry_index(shares_from_masses(b.masses), b.offsets)
         out.append({"models": [na, nb], **compare_abs_ai(ai_a, ai_b)})
     return out
+
+
+def select_models(analysis: Analysis, names: Sequence[str]) -> Analysis:
+    """The same analysis restricted to the checkpoints ``names`` (in that order); nothing is recomputed.
+
+    Raises:
+        InputError: a name that is not in the analysis.
+    """
+    unknown = [n for n in names if n not in analysis.models]
+    if unknown:
+        raise InputError(None, f"no checkpoint named {', '.join(unknown)} in this analysis",
+                         "one of: " + ", ".join(analysis.models))
+    keep = set(names)
+    summary = dict(analysis.summary)
+    summary["models"] = {n: analysis.summary["models"][n] for n in names}
+    summary["comparisons"] = [c for c in analysis.summary.get("comparisons", []) if set(c["models"]) <= keep]
+    inputs = dict(summary.get("inputs", {}))
+    if "checkpoints" in inputs:
+        inputs["checkpoints"] = {n: inputs["checkpoints"][n] for n in names if n in inputs["checkpoints"]}
+    summary["inputs"] = inputs
+    shares = analysis.shares[analysis.shares["model"].isin(keep)].reset_index(drop=True)
+    return replace(analysis, models={n: analysis.models[n] for n in names}, shares=shares, summary=summary)

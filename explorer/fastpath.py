@@ -36,10 +36,8 @@ def prepare_model(model: nn.Module, device: torch.device, *, fold_bn: bool = Tru
     Returns:
         The prepared copy, in eval mode with frozen float32 parameters.
     """
-    prepared = copy.deepcopy(model).eval().float()
-    if fold_bn:
-        prepared = fold_batchnorm(prepared)
-    prepared = prepared.to(device)
+    prepared = fold_batchnorm(model) if fold_bn else copy.deepcopy(model).eval()
+    prepared = prepared.float().to(device)
     if channels_last:
         prepared = prepared.to(memory_format=torch.channels_last)
     for p in prepared.parameters():
@@ -51,18 +49,20 @@ def fold_batchnorm(model: nn.Module) -> nn.Module:
     """Fold eval-mode BatchNorm layers into the convolutions that feed them.
 
     Args:
-        model: an eval-mode module (folded in place where fx cannot trace it; pass a copy).
+        model: any module; it is not modified (a train-mode model is copied into eval mode first).
 
     Returns:
-        A module with the same outputs (to float rounding) and fewer layers.
+        A new eval-mode module with the same eval outputs (to float rounding) and fewer layers.
     """
     from torch.fx.experimental.optimization import fuse
 
+    source = copy.deepcopy(model).eval() if model.training else model
     try:
-        return fuse(model, inplace=False)
+        return fuse(source, inplace=source is not model)  # fuse copies the module unless told otherwise
     except Exception:  # noqa: BLE001 - fx raises many types on untraceable Python control flow
-        _fold_sequential_pairs(model)
-        return model
+        folded = source if source is not model else copy.deepcopy(model)
+        _fold_sequential_pairs(folded)
+        return folded
 
 
 def _fold_sequential_pairs(module: nn.Module) -> None:

@@ -128,6 +128,7 @@ def test_progress_reaches_one_and_shares_table_matches_masses(inputs: dict) -> N
                      progress=lambda f, m: seen.append(f))
     assert seen == sorted(seen) and seen[-1] == 1.0 and 0 < seen[0] < 1
     model = next(iter(result.models.values()))
-    assert model.summary["zflip_asymmetry_index"]["mean"] is not None
+    flipped = model.summary["zflip_asymmetry_index"]["mean"]
+    assert flipped is not None and flipped != pytest.approx(model.summary["asymmetry_index"]["mean"], abs=1e-3)
     assert len(result.shares) == 3 * int(np.isfinite(model.masses).all(axis=1).sum())
     assert result.summary["inputs"]["params"] == {"baseline": 0.0}

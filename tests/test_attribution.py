@@ -182,3 +182,24 @@ def test_gradient_matches_hand_computed_value() -> None:
     stack = np.ones((3, 32, 32), dtype=np.float32)
     result = attribute_stack(prepare_model(net, CPU), stack, OFFSETS, method="gradient", target="all")
     np.testing.assert_allclose(result.masses, np.tile([0.5 * 1024, 0.25 * 1024, 0.25 * 1024], (3, 1)), rtol=1e-6)
+
+
+class Untraceable(nn.Module):
+    """Data-dependent control flow: torch.fx cannot trace it, so folding falls back to Sequential pairs."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.body = toy_net(7)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x) if float(x.sum()) > -1e9 else -self.body(x)
+
+
+def test_bn_folding_falls_back_for_untraceable_models_without_touching_the_original() -> None:
+    model = Untraceable().train()
+    prepared = prepare_model(model, CPU)
+    assert model.training and isinstance(model.body[1], nn.BatchNorm2d) and model.body[0].weight.requires_grad
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in prepared.modules()) and not prepared.training
+    x = torch.randn(2, 3, 16, 16)
+    with torch.no_grad():
+        torch.testing.assert_close(prepared(x), model.eval()(x), atol=1e-5, rtol=1e-5)
