@@ -75,7 +75,7 @@ def test_zflip_reverses_the_window_and_keeps_the_label():
     assert torch.equal(gx, x)  # in-plane flips never reorder the channels
 
 
-@pytest.mark.slow  # two short training runs (the second checks the seed): ~20-30 s on 2 cores
+@pytest.mark.slow  # three short epochs (a repeat checks the seed): ~20 s on 2 cores
 def test_two_epochs_on_a_crop_lower_the_loss_and_record_everything(crop):
     volume = load_volume(crop[0])
     mask = load_mask(crop[1], volume)
@@ -90,9 +90,9 @@ def test_two_epochs_on_a_crop_lower_the_loss_and_record_everything(crop):
     assert 0.0 <= meta.metrics["val_dice"] <= 1.0
     assert evaluate_heldout(result.model, volume, mask, meta, device="cpu") == pytest.approx(
         meta.metrics["val_dice"], abs=1e-9)
-    again = train(volume, mask, strategy="imagenet-zflip", recipe=recipe, arch_kwargs={"decoder_channels":
-                  [32, 16, 16, 8, 8]}, device="cpu", progress=False)
-    assert again.losses == result.losses  # the seed fixes everything
+    again = train(volume, mask, strategy="imagenet-zflip", recipe=Recipe(epochs=1, batch_size=4, seed=5),
+                  arch_kwargs={"decoder_channels": [32, 16, 16, 8, 8]}, device="cpu", progress=False)
+    assert again.losses == result.losses[:1]  # the seed fixes the shuffles, augmentations and initialisation
 
 
 @pytest.mark.slow  # one short training run through the CLI
