@@ -80,7 +80,8 @@ def card(path: Path) -> str:
     lines += [f"- **training**: {meta.recipe['epochs']} epochs, batch {meta.recipe['batch_size']}, Adam lr "
               f"{meta.recipe['lr']}, {meta.recipe['loss']}, seed {meta.recipe['seed']}, {meta.training['device']}, "
               f"{meta.training['seconds']} s",
-              f"- **file**: {path.stat().st_size / 1e6:.1f} MB, SHA-256 `{hashlib.sha256(path.read_bytes()).hexdigest()}`",
+              f"- **file**: {path.stat().st_size / 1e6:.1f} MB, "
+              f"SHA-256 `{hashlib.sha256(path.read_bytes()).hexdigest()}`",
               ""]
     return "\n".join(lines)
 
