@@ -1,21 +1,73 @@
-"""Streamlit entry point (``streamlit run explorer/app/main.py``): shows a slice of the sample volume."""
+"""Streamlit entry point: ``streamlit run explorer/app/main.py`` (``make app``).
+
+Holds UI state only. The analysis is :func:`explorer.analysis.analyze`, the very function the CLI calls; its
+results come from the backend's content-hash cache when the same inputs are asked for again, so showing or
+hiding checkpoints and re-running never recomputes what is cached.
+"""
 
 from __future__ import annotations
 
-import numpy as np
-import plotly.graph_objects as go
 import streamlit as st
 
-from explorer.config import SAMPLE_DIR
-from explorer.volume import load_volume
+from explorer.analysis import analyze, select_models
+from explorer.outputs import write_outputs
+
+from explorer.app import sidebar, viewer, views
+from explorer.app.guard import guard
 
 st.set_page_config(page_title="explorer: 2D+ saliency asymmetry", layout="wide")
-st.title("2D+ saliency asymmetry explorer")
 
-volume = load_volume(SAMPLE_DIR / "mni152_t1_2mm.nii.gz")
-stack = volume.stack("axial")
-z = st.slider("Axial slice", 0, stack.shape[0] - 1, stack.shape[0] // 2)
-fig = go.Figure(go.Heatmap(z=np.asarray(stack[z]).T, colorscale="gray", showscale=False))
-fig.update_yaxes(scaleanchor="x")
-st.caption(f"{volume.source}: shape {volume.shape}, spacing {volume.spacing} mm")
-st.plotly_chart(fig)
+
+def _run(settings: sidebar.Settings):
+    bar = st.progress(0.0, text="Starting the analysis…")
+    with guard("The analysis") as ok:
+        analysis = analyze(settings.volume, list(settings.checkpoints), mask=settings.mask, method=settings.method,
+                           target=settings.target, axis=settings.axis, device=settings.device, keep_maps=True,
+                           progress=lambda f, msg: bar.progress(min(max(f, 0.0), 1.0), text=msg))
+    bar.empty()
+    return analysis if ok else None
+
+
+def main() -> None:
+    st.title("Do 2D+ networks look at one neighbour more than the other?")
+    st.caption("Per-slice gradient attribution across the input channels (slices z−1, z, z+1) of 2D+ "
+               "segmentation checkpoints trained with different initialisations — arXiv 2505.14105.")
+    settings = sidebar.show()
+    state = st.session_state
+    if settings is not None:
+        first_visit = "analysis" not in state
+        clicked = st.sidebar.button("Analyse", type="primary", key="analyse")
+        if clicked or first_visit:
+            analysis = _run(settings)
+            state["analysis"], state["analysis_key"] = analysis, settings.key if analysis else None
+            state.pop("shown_models", None)  # a new analysis shows all of its checkpoints
+        elif state.get("analysis_key") != settings.key:
+            st.info("The inputs changed: press **Analyse** to update the results.")
+    analysis = state.get("analysis")
+    if analysis is None:
+        st.info("Choose a volume and at least one checkpoint in the sidebar, then press **Analyse**.")
+        return
+    names = st.multiselect("Show checkpoints", list(analysis.models), default=list(analysis.models),
+                           key="shown_models", help="Hiding or showing checkpoints never recomputes.")
+    if not names:
+        st.warning("Select at least one checkpoint to show.")
+        return
+    shown = select_models(analysis, names)
+    st.caption(f"Analysed: {analysis.volume.source} · {analysis.method} / target {analysis.target} · "
+               f"{analysis.axis} slices · {len(analysis.models)} checkpoint(s)")
+    tabs = st.tabs(["Distributions", "Along the axis", "Slice viewer", "First conv", "Statistics", "Export"])
+    with tabs[0], guard("Distribution figure"):
+        views.distributions(shown.shares, shown.summary)
+    with tabs[1], guard("Share-along-axis figure"):
+        views.along_axis(shown.shares)
+    with tabs[2], guard("Slice viewer"):
+        viewer.show(shown, names)
+    with tabs[3], guard("First-conv figure"):
+        views.first_conv(shown.summary)
+    with tabs[4], guard("Statistics"):
+        views.statistics(shown.shares, shown.summary)
+    with tabs[5], guard("Export"):
+        views.export(shown, names, lambda directory: write_outputs(shown, directory))
+
+
+main()

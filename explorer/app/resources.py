@@ -1,0 +1,47 @@
+"""The app's one cache module: read-only resources shared between sessions.
+
+``st.cache_resource`` objects are shared by every browser session, so they are treated as read-only: the
+sample arrays are flagged non-writeable, and the engine never mutates a checkpoint (it builds a fresh module
+per run). Analysis results are cached by the backend's content-hash cache (memory + disk), not here.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import streamlit as st
+
+from explorer.checkpoints import Checkpoint, list_zoo, load_checkpoint
+from explorer.config import SAMPLE_DIR
+from explorer.volume import Mask, Volume, load_mask, load_volume
+
+SAMPLE_VOLUME = SAMPLE_DIR / "mni152_t1_2mm.nii.gz"
+SAMPLE_MASK = SAMPLE_DIR / "mni152_gm_mask_2mm.nii.gz"
+
+
+def _freeze(*arrays) -> None:
+    for array in arrays:
+        array.setflags(write=False)
+
+
+@st.cache_resource(show_spinner=False)
+def sample() -> tuple[Volume, Mask]:
+    """The shipped sample volume and its grey-matter mask (read-only arrays)."""
+    volume = load_volume(SAMPLE_VOLUME)
+    mask = load_mask(SAMPLE_MASK, volume)
+    _freeze(volume.data, mask.data)
+    return volume, mask
+
+
+@st.cache_resource(show_spinner=False)
+def _zoo_checkpoint(path: str, mtime_ns: int) -> Checkpoint:
+    return load_checkpoint(Path(path))
+
+
+def zoo() -> dict[str, Checkpoint]:
+    """The shipped checkpoints by name (file stem), loaded once per file version."""
+    found = {}
+    for path in list_zoo():
+        checkpoint = _zoo_checkpoint(str(path), path.stat().st_mtime_ns)
+        found[checkpoint.name] = checkpoint
+    return found

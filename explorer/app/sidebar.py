@@ -1,0 +1,150 @@
+"""Sidebar: what to analyse. ``show()`` returns the chosen :class:`Settings` (or None while inputs are bad).
+
+Uploads are parsed from memory (never written under a name taken from the user) and kept per session,
+keyed by content hash, so a rerun does not parse them again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+import streamlit as st
+
+from explorer.attribution import METHODS, TARGETS
+from explorer.checkpoints import Checkpoint, load_checkpoint
+from explorer.config import Limits
+from explorer.device import DEVICE_CHOICES, describe_device, select_device
+from explorer.errors import InputError
+from explorer.volume import AXES, Mask, Volume, load_mask, load_volume
+
+from . import resources
+from .guard import guard
+
+VOLUME_TYPES = ["nii", "gz", "tif", "tiff"]
+CHECKPOINT_TYPES = ["safetensors", "pt", "pth", "zip"]
+SAMPLE_LABEL = "Sample: MNI152 T1 (2 mm) + grey-matter mask"
+
+
+@dataclass(frozen=True, eq=False)
+class Settings:
+    """Everything one analysis needs; ``key`` identifies it (content hashes and parameters)."""
+
+    volume: Volume
+    mask: Mask | None
+    checkpoints: tuple[Checkpoint, ...]
+    axis: str | None
+    method: str
+    target: str
+    device: str
+
+    @property
+    def key(self) -> tuple:
+        return (self.volume.sha256, self.mask.sha256 if self.mask else None,
+                tuple(c.sha256 for c in self.checkpoints), self.axis, self.method, self.target, self.device)
+
+
+def show() -> Settings | None:
+    """Render the sidebar; return the settings, or None when an input is missing or bad (message shown)."""
+    sb = st.sidebar
+    sb.header("Inputs")
+    volume, mask = _volume_and_mask(sb)
+    checkpoints = _checkpoints(sb)
+    sb.header("Analysis")
+    axis = sb.selectbox("Slicing axis", ["as trained (checkpoint)", *AXES], key="axis",
+                        help="Default: the axis each checkpoint was trained on (axial for the shipped zoo).")
+    method = sb.selectbox("Attribution method", list(METHODS), key="method",
+                          format_func=lambda m: f"{m} — {METHODS[m].description}"[:70])
+    target = sb.selectbox("Target", list(TARGETS), key="target",
+                          format_func=lambda t: f"{t} — {TARGETS[t].description}"[:70])
+    if target == "mask" and mask is None:
+        sb.warning("Target 'mask' needs a mask: add one above.")
+        return None
+    choices = ["auto", *[d for d in DEVICE_CHOICES[1:] if _available(d)]]
+    device = sb.selectbox("Device", choices, key="device")
+    with guard("Device"):
+        sb.caption(f"Computing on **{describe_device(select_device(device))}**")
+    if volume is None or not checkpoints:
+        return None
+    return Settings(volume, mask, tuple(checkpoints), None if axis.startswith("as trained") else axis,
+                    method, target, device)
+
+
+def _available(device: str) -> bool:
+    try:
+        select_device(device)
+    except InputError:
+        return False
+    return True
+
+
+def _volume_and_mask(sb) -> tuple[Volume | None, Mask | None]:
+    limits = Limits.from_env()
+    source = sb.radio("Volume", [SAMPLE_LABEL, "Upload a scan"], key="volume_source")
+    if source == SAMPLE_LABEL:
+        volume, sample_mask = resources.sample()
+        use_mask = sb.checkbox("Use the sample's grey-matter mask", value=True, key="sample_mask")
+        return volume, sample_mask if use_mask else None
+    upload = sb.file_uploader(f"Scan (.nii, .nii.gz, .tif stack; up to {limits.max_bytes // 1024**2} MB)",
+                              type=VOLUME_TYPES, key="volume_upload")
+    if upload is None:
+        sb.info("Upload a NIfTI or TIFF stack to analyse it.")
+        return None, None
+    volume = _parse(upload, lambda raw, name: load_volume(raw, name=name, limits=limits), "volume")
+    if volume is None:
+        return None, None
+    sb.caption(f"{volume.source}: {volume.shape} voxels, spacing {tuple(round(s, 3) for s in volume.spacing)}")
+    mask_upload = sb.file_uploader("Mask (optional, same grid)", type=VOLUME_TYPES, key="mask_upload")
+    mask = None
+    if mask_upload is not None:
+        mask = _parse(mask_upload, lambda raw, name: load_mask(raw, volume, name=name, limits=limits),
+                      f"mask-{volume.sha256}")
+    return volume, mask
+
+
+def _checkpoints(sb) -> list[Checkpoint]:
+    with guard("Loading the model zoo"):
+        zoo = resources.zoo()
+    chosen = sb.multiselect("Checkpoints (models/)", list(zoo), default=list(zoo), key="zoo_choice")
+    found = [zoo[name] for name in chosen]
+    uploads = sb.file_uploader("Add checkpoints (.safetensors, smp folder .zip, or state dict .pt)",
+                               type=CHECKPOINT_TYPES, accept_multiple_files=True, key="checkpoint_upload")
+    for upload in uploads or []:
+        meta = _plain_state_dict_meta(sb, upload.name) if upload.name.endswith((".pt", ".pth")) else None
+        checkpoint = _parse(upload, lambda raw, name: load_checkpoint(raw, name=name.rsplit(".", 1)[0], meta=meta),
+                            f"checkpoint-{meta}")
+        if checkpoint is not None:
+            found.append(checkpoint)
+    names = [c.name for c in found]
+    if len(set(names)) != len(names):
+        sb.error("Two checkpoints share a name: rename one of the uploaded files.")
+        return []
+    if not found:
+        sb.info("Choose at least one checkpoint.")
+    return found
+
+
+def _plain_state_dict_meta(sb, name: str) -> dict:
+    """A plain state dict carries no metadata: the user supplies it."""
+    with sb.expander(f"Metadata for {name}", expanded=True):
+        return {
+            "arch": st.text_input("Architecture", "Unet", key=f"arch-{name}"),
+            "encoder": st.text_input("Encoder", "mobilenet_v2", key=f"encoder-{name}"),
+            "strategy": st.text_input("Strategy", "imagenet", key=f"strategy-{name}"),
+            "offsets": [int(o) for o in st.text_input("Offsets", "-1,0,1", key=f"offsets-{name}").split(",")
+                        if o.strip().lstrip("-").isdigit()],
+            "normalisation": st.text_input("Normalisation", "zscore", key=f"norm-{name}"),
+        }
+
+
+def _parse(upload, loader, kind: str):
+    """Parse an upload once per session and content; show the error (never a traceback) when it is bad."""
+    raw = upload.getvalue()
+    key = ("parsed", kind, hashlib.sha256(raw).hexdigest())
+    cache = st.session_state.setdefault("_uploads", {})
+    if key not in cache:
+        with guard(f"Reading {upload.name}", where=st.sidebar) as ok:
+            cache[key] = loader(raw, upload.name)
+        if not ok:
+            return None
+    return cache[key]
