@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,8 @@ from .attribution import get_method, get_target, resolve_params
 from .cache import ResultCache, make_key
 from .checkpoints import Checkpoint, load_checkpoint
 from .device import describe_device, select_device
+from .diagnostics import DiagnosticOptions, add_opt_in, default_diagnostics
+from .diagnostics.run import DIAGNOSTICS_VERSION
 from .engine import attribute_stack
 from .errors import InputError
 from .fastpath import prepare_model
@@ -48,6 +50,7 @@ class ModelResult:
     prediction: np.ndarray
     maps: np.ndarray | None
     summary: dict
+    extras: dict[str, np.ndarray] = field(default_factory=dict)  # diagnostics' arrays (explorer.diagnostics.run)
 
 
 @dataclass(frozen=True, eq=False)
@@ -63,6 +66,7 @@ class Analysis:
     models: dict[str, ModelResult]
     shares: pd.DataFrame
     summary: dict
+    checkpoints: dict[str, Checkpoint] = field(default_factory=dict)
 
 
 def analyze(
@@ -78,6 +82,7 @@ def analyze(
     keep_maps: bool = False,
     cache: ResultCache | bool | None = None,
     progress: Progress | None = None,
+    diagnostics: DiagnosticOptions | None = None,
 ) -> Analysis:
     """Attribute every slice of ``volume`` for each checkpoint and compute the statistics.
 
@@ -93,6 +98,7 @@ def analyze(
         keep_maps: keep float16 attribution maps in the results.
         cache: a :class:`ResultCache`, None for the shared default cache, False for none.
         progress: ``progress(fraction, message)``.
+        diagnostics: background dilation and the opt-in diagnostics (default: background and logits only).
 
     Returns:
         An :class:`Analysis`.
@@ -116,31 +122,38 @@ def analyze(
     dev = select_device(device)
     store = default_cache() if cache is None else (cache or None)
     names = _unique_names([c.name for c in ckpts])
+    diag = diagnostics or DiagnosticOptions()
     results: dict[str, ModelResult] = {}
     for i, (name, ckpt) in enumerate(zip(names, ckpts)):
         def sub(fraction: float, message: str, i: int = i, name: str = name) -> None:
             report((i + fraction) / len(ckpts), f"{name}: {message}")
 
         results[name] = _model_result(name, ckpt, vol, truth, axis, method, target, resolved, zflip, keep_maps,
-                                      dev, store, sub)
+                                      dev, store, sub, diag)
+        sub(1.0, "diagnostics")
+        results[name] = add_opt_in(results[name], ckpt, vol, truth, axis, method, target, resolved, diag, dev,
+                                   store)
     report(1.0, "done")
     summary = {
         "models": {name: r.summary for name, r in results.items()},
-        "inputs": _inputs(vol, truth, axis, method, target, resolved, zflip, ckpts, names, dev),
+        "inputs": {**_inputs(vol, truth, axis, method, target, resolved, zflip, ckpts, names, dev),
+                   "diagnostics": asdict(diag)},
         "comparisons": _comparisons(results),
     }
     return Analysis(volume=vol, mask=truth, axis=axis, method=method, target=target, params=resolved,
-                    models=results, shares=shares_table(results), summary=summary)
+                    models=results, shares=shares_table(results), summary=summary,
+                    checkpoints=dict(zip(names, ckpts)))
 
 
 def model_cache_key(volume: Volume, ckpt: Checkpoint, mask: Mask | None, axis: str, method: str, target: str,
-                    params: dict, zflip: bool, keep_maps: bool) -> str:
-    """Cache key of one model's result: content hashes, preprocessing, method, target, params, engine version."""
+                    params: dict, zflip: bool, keep_maps: bool, dilation: int = 0) -> str:
+    """Cache key of one model's result: content hashes, preprocessing, method, target, params, engine version
+    and the background dilation of the built-in diagnostics."""
     return make_key({
         "volume": volume.sha256, "checkpoint": ckpt.sha256, "mask": mask.sha256 if mask is not None else None,
         "axis": axis, "normalisation": ckpt.meta.normalisation, "offsets": list(ckpt.meta.offsets),
         "method": method, "target": target, "params": params, "zflip": zflip, "maps": keep_maps,
-        "engine": ENGINE_VERSION,
+        "engine": ENGINE_VERSION, "diagnostics": {"dilation": dilation, "version": DIAGNOSTICS_VERSION},
     })
 
 
@@ -174,12 +187,13 @@ def default_cache() -> ResultCache:
 
 def _model_result(name: str, ckpt: Checkpoint, vol: Volume, truth: Mask | None, axis: str, method: str,
                   target: str, params: dict, zflip: bool, keep_maps: bool, dev: Any, store: ResultCache | None,
-                  progress: Progress) -> ModelResult:
+                  progress: Progress, options: DiagnosticOptions) -> ModelResult:
     offsets = tuple(ckpt.meta.offsets)
     wanted = [True] if keep_maps else [False, True]
     if store is not None:
         for maps in wanted:
-            entry = store.get(model_cache_key(vol, ckpt, truth, axis, method, target, params, zflip, maps))
+            entry = store.get(model_cache_key(vol, ckpt, truth, axis, method, target, params, zflip, maps,
+                                              options.dilation))
             if entry is not None:
                 progress(1.0, "from cache")
                 return _from_arrays(name, ckpt, entry.arrays, entry.meta["summary"], keep_maps)
@@ -190,7 +204,7 @@ def _model_result(name: str, ckpt: Checkpoint, vol: Volume, truth: Mask | None, 
     run = dict(method=method, target=target, mask=mask_stack, params=params, device=dev,
                channel_stats=channel_stats_for(ckpt.meta.normalisation, len(offsets)))
     passes = 2 if zflip else 1
-    main = attribute_stack(prepared, stack, offsets, keep_maps=keep_maps, **run,
+    main = attribute_stack(prepared, stack, offsets, keep_maps=True, **run,
                            progress=lambda f, m: progress(f / passes, m))
     arrays: dict[str, np.ndarray] = {"masses": main.masses, "prediction": main.prediction}
     summary = {"strategy": ckpt.meta.strategy, "checkpoint_sha256": ckpt.sha256, "offsets": list(offsets),
@@ -208,10 +222,15 @@ def _model_result(name: str, ckpt: Checkpoint, vol: Volume, truth: Mask | None, 
         summary["zflip_dice"] = dice(flipped.prediction, main.prediction)
         mean, ci = mean_ci(asymmetry_index(shares_from_masses(flipped.masses), offsets))
         summary["zflip_asymmetry_index"] = {"mean": mean, "ci95": ci}
+    diag_arrays, diag_summary = default_diagnostics(prepared, stack, offsets, ckpt.meta, vol.sha256, axis, main.maps,
+                                                    main.prediction, mask_stack, options, dev)
+    arrays.update(diag_arrays)
+    summary.update(diag_summary)
     if keep_maps and main.maps is not None:
         arrays["maps"] = main.maps
     if store is not None:
-        entry = store.put(model_cache_key(vol, ckpt, truth, axis, method, target, params, zflip, keep_maps),
+        entry = store.put(model_cache_key(vol, ckpt, truth, axis, method, target, params, zflip, keep_maps,
+                                          options.dilation),
                           arrays, {"summary": summary})
         arrays = entry.arrays
     return _from_arrays(name, ckpt, arrays, summary, keep_maps)
@@ -222,7 +241,8 @@ def _from_arrays(name: str, ckpt: Checkpoint, arrays: dict[str, np.ndarray], sum
     return ModelResult(name=name, strategy=ckpt.meta.strategy, checkpoint_sha256=ckpt.sha256,
                        offsets=tuple(ckpt.meta.offsets), masses=arrays["masses"],
                        prediction=np.asarray(arrays["prediction"], dtype=bool),
-                       maps=arrays.get("maps") if keep_maps else None, summary=summary)
+                       maps=arrays.get("maps") if keep_maps else None, summary=summary,
+                       extras={k: v for k, v in arrays.items() if k.startswith("diag_")})
 
 
 def _analysis_axis(axis: str | None, ckpts: Sequence[Checkpoint]) -> str:
