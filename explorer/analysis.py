@@ -27,6 +27,7 @@ from .diagnostics.run import DIAGNOSTICS_VERSION
 from .engine import attribute_stack
 from .errors import InputError
 from .fastpath import prepare_model
+from .limits import check_run_memory
 from .models import first_conv_shares
 from .normalise import channel_stats_for, normalise
 from .stats import asymmetry_index, compare_abs_ai, dice, dice_per_slice, mean_ci, model_summary, shares_from_masses
@@ -104,7 +105,8 @@ def analyze(
         An :class:`Analysis`.
 
     Raises:
-        InputError: bad files, names, parameters, or checkpoints that disagree on the axis.
+        InputError: bad files, names, parameters, checkpoints that disagree on the axis, or an estimated
+            memory over ``EXPLORER_MAX_RUN_MEMORY_MB`` (:func:`explorer.limits.check_run_memory`).
     """
     report = progress or (lambda fraction, message: None)
     vol = volume if isinstance(volume, Volume) else load_volume(volume)
@@ -120,6 +122,7 @@ def analyze(
     resolved = resolve_params(method, options)
     axis = _analysis_axis(axis, ckpts)
     dev = select_device(device)
+    check_run_memory(vol, ckpts, axis=axis, method=method, keep_maps=keep_maps, zflip=zflip)
     store = default_cache() if cache is None else (cache or None)
     names = _unique_names([c.name for c in ckpts])
     diag = diagnostics or DiagnosticOptions()

@@ -5,8 +5,10 @@ checkpoint and mask, preprocessing, method, target, parameters, engine version; 
 :func:`explorer.analysis.model_cache_key`). An entry is a folder ``<dir>/<key[:2]>/<key>/`` with
 ``arrays.npz`` (no pickle), optional ``<name>.npy`` files for large arrays (memory-mapped when read) and
 ``meta.json``, which records the SHA-256 of every file. The folder is written under a temporary name and
-renamed into place, so a reader never sees a half-written entry; an entry whose files are missing, do not
+renamed into place, so a reader never sees a half-written entry (two writers of one key: the first rename
+wins, the other's copy is dropped); an entry whose files are missing, do not
 match their checksums or do not parse is deleted and reported as a miss (the caller recomputes).
+Arrays handed out are read-only: one entry is shared by every caller, e.g. several app sessions.
 """
 
 from __future__ import annotations
@@ -115,6 +117,8 @@ class ResultCache:
         return self.directory / key[:2] / key
 
     def _remember(self, key: str, entry: CacheEntry) -> None:
+        for array in entry.arrays.values():  # shared by every caller (and session): nobody may write to it
+            array.setflags(write=False)
         size = sum(a.nbytes for a in entry.arrays.values() if not isinstance(a, np.memmap))
         if size > self.max_memory_bytes:
             return
@@ -139,7 +143,12 @@ class ResultCache:
             if final.exists():  # a concurrent writer won; same content by construction
                 shutil.rmtree(tmp, ignore_errors=True)
                 return
-            os.replace(tmp, final)
+            try:
+                os.replace(tmp, final)
+            except OSError:  # lost the race between the check and the rename: keep the winner's entry
+                if not final.exists():
+                    raise
+                shutil.rmtree(tmp, ignore_errors=True)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise

@@ -14,6 +14,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import tempfile
 import zipfile
 from dataclasses import asdict, dataclass, field, fields
@@ -26,13 +27,20 @@ from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
 from . import __version__
-from .config import MODELS_DIR
+from .config import MODELS_DIR, Limits
 from .errors import InputError
 from .models import build_model
+from .normalise import NORMALISATIONS
+from .strategies import STRATEGIES
+from .volume import AXES
 from .windows import validate_offsets
 
 META_KEY = "explorer"
 _MAX_HEADER = 100 * 1024 * 1024
+#: Strategy recorded when a file does not say (plain state dicts without user metadata).
+UNKNOWN_STRATEGY = "unknown"
+#: Names a metadata field must take (a checkpoint naming anything else is rejected when loaded).
+_ALLOWED = {"strategy": [*STRATEGIES, UNKNOWN_STRATEGY], "normalisation": list(NORMALISATIONS), "axis": list(AXES)}
 
 
 @dataclass(frozen=True)
@@ -86,6 +94,10 @@ class CheckpointMeta:
         for key in ("arch_kwargs", "training", "recipe", "metrics"):
             if key in values and not isinstance(values[key], dict):
                 raise InputError(source, f"metadata field {key!r} is {type(values[key]).__name__}", "an object")
+        for key, allowed in _ALLOWED.items():
+            if key in values and values[key] not in allowed:
+                raise InputError(source, f"metadata names an unknown {key} {values[key]!r}",
+                                 "one of: " + ", ".join(sorted(allowed)))
         return cls(**values)
 
 
@@ -158,18 +170,21 @@ def save_checkpoint(model: torch.nn.Module, meta: CheckpointMeta, path: str | Pa
 
 
 def load_checkpoint(source: str | Path | bytes, *, name: str | None = None,
-                    meta: dict[str, Any] | None = None) -> Checkpoint:
+                    meta: dict[str, Any] | None = None, limits: Limits | None = None) -> Checkpoint:
     """Load a checkpoint from a path (file or smp folder) or from an upload's bytes.
 
     Args:
         source: ``.safetensors`` / smp folder / ``.zip`` of one / ``.pt`` state dict, or the bytes of a file.
         name: display name (default: the file stem, or ``upload``).
         meta: metadata fields the file lacks (plain state dicts, smp folders) or that override smp's config.
+        limits: the size limit (default: :meth:`Limits.from_env`, i.e. ``EXPLORER_MAX_UPLOAD_MB``).
 
     Raises:
-        InputError: missing or unreadable file, a pickle needing code execution, missing metadata, or weights
-            that do not fit the architecture the metadata describes.
+        InputError: missing, too large or unreadable file, a pickle needing code execution, missing metadata,
+            metadata naming an unknown architecture, encoder, strategy, normalisation or axis, or weights that
+            do not fit the architecture the metadata describes.
     """
+    limits = limits or Limits.from_env()
     if isinstance(source, (bytes, bytearray, memoryview)):
         raw, label = bytes(source), name or "upload"
     else:
@@ -181,8 +196,10 @@ def load_checkpoint(source: str | Path | bytes, *, name: str | None = None,
             return _finish(label, _canonical_sha(state, found), state, found, meta, str(path))
         if not path.is_file():
             raise InputError(path, "no such file or folder", "a .safetensors checkpoint, an smp folder, .zip or .pt")
+        _check_size(path.stat().st_size, str(path), limits)
         raw = path.read_bytes()
     shown = str(source) if not isinstance(source, (bytes, bytearray, memoryview)) else label
+    _check_size(len(raw), shown, limits)
     if not raw:
         raise InputError(shown, "file is empty", "a .safetensors checkpoint")
     if raw[:2] == b"PK" and zipfile.is_zipfile(io.BytesIO(raw)):
@@ -208,6 +225,17 @@ def list_zoo(directory: str | Path = MODELS_DIR) -> list[Path]:
 # --------------------------------------------------------------------------------------------- helpers
 
 
+def _check_size(size: int, label: str, limits: Limits) -> None:
+    if size > limits.max_bytes:
+        raise InputError(label, f"file is {size / 1024**2:.1f} MB, over the {limits.max_bytes / 1024**2:.0f} MB limit",
+                         "a smaller checkpoint, or raise EXPLORER_MAX_UPLOAD_MB")
+
+
+def _one_line(text: str, limit: int = 160) -> str:
+    """An exception's text as one short line (no terminal colour codes, no line breaks)."""
+    return " ".join(re.sub(r"\x1b\[[0-9;]*m", "", text).split())[:limit]
+
+
 def _looks_like_safetensors(raw: bytes) -> bool:
     if len(raw) < 10:
         return False
@@ -220,7 +248,8 @@ def _read_safetensors(raw: bytes, label: str) -> tuple[dict[str, torch.Tensor], 
         state = st_load(raw)
         header = json.loads(raw[8 : 8 + int.from_bytes(raw[:8], "little")])
     except (SafetensorError, ValueError, json.JSONDecodeError) as exc:
-        raise InputError(label, f"corrupt safetensors file ({exc})", "a complete .safetensors checkpoint") from exc
+        raise InputError(label, f"corrupt safetensors file ({_one_line(str(exc))})",
+                         "a complete .safetensors checkpoint") from exc
     text = (header.get("__metadata__") or {}).get(META_KEY)
     try:
         stored = json.loads(text) if text else {}
@@ -233,7 +262,7 @@ def _read_torch(raw: bytes, label: str) -> dict[str, torch.Tensor]:
     try:
         state = torch.load(io.BytesIO(raw), map_location="cpu", weights_only=True)
     except Exception as exc:  # UnpicklingError for unsafe pickles; several types for garbage
-        raise InputError(label, f"refused: not a plain tensor state dict ({type(exc).__name__}: {str(exc)[:160]})",
+        raise InputError(label, f"refused: not a plain tensor state dict ({type(exc).__name__}: {_one_line(str(exc))})",
                          "a .safetensors checkpoint, or a state dict readable with torch.load(weights_only=True)"
                          ) from exc
     for wrapper in ("state_dict", "model"):
@@ -275,11 +304,14 @@ def _canonical_sha(state: dict[str, torch.Tensor], meta: dict[str, Any]) -> str:
 def _finish(label: str, digest: str, state: dict[str, torch.Tensor], stored: dict[str, Any],
             supplied: dict[str, Any] | None, shown: str) -> Checkpoint:
     merged = {**_inferred(state), **stored, **(supplied or {})}
-    merged.setdefault("strategy", "unknown")
+    merged.setdefault("strategy", UNKNOWN_STRATEGY)
     meta = CheckpointMeta.from_dict(merged, source=shown)
     state32 = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
-    model = build_model(arch=meta.arch, encoder=meta.encoder, in_channels=len(meta.offsets), classes=meta.classes,
-                        **meta.arch_kwargs)
+    try:
+        model = build_model(arch=meta.arch, encoder=meta.encoder, in_channels=len(meta.offsets),
+                            classes=meta.classes, **meta.arch_kwargs)
+    except InputError as exc:  # name the file: "unknown encoder" alone does not say which upload is wrong
+        raise InputError(shown, "metadata: " + exc.problem, exc.expected) from exc
     _load_strict(model, state32, shown, meta)  # fail now, naming the file, rather than at analysis time
     return Checkpoint(name=label, sha256=digest, meta=meta, state_dict=state32)
 

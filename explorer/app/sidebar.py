@@ -7,7 +7,7 @@ keyed by content hash, so a rerun does not parse them again.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import streamlit as st
 
@@ -21,7 +21,9 @@ from explorer.volume import AXES, Mask, Volume, load_mask, load_volume
 from . import resources
 from .guard import guard
 
-VOLUME_TYPES = ["nii", "gz", "tif", "tiff"]
+# Extensions plus the MIME types browsers give them (Chromium sends .nii.gz as application/gzip, which the
+# uploader would otherwise refuse); the loader checks the magic bytes whatever the name says.
+VOLUME_TYPES = ["nii", "gz", "nii.gz", "tif", "tiff", "application/gzip", "application/x-gzip"]
 CHECKPOINT_TYPES = ["safetensors", "pt", "pth", "zip"]
 SAMPLE_LABEL = "Sample: MNI152 T1 (2 mm) + grey-matter mask"
 
@@ -111,8 +113,7 @@ def _checkpoints(sb) -> list[Checkpoint]:
                                type=CHECKPOINT_TYPES, accept_multiple_files=True, key="checkpoint_upload")
     for upload in uploads or []:
         meta = _plain_state_dict_meta(sb, upload.name) if upload.name.endswith((".pt", ".pth")) else None
-        checkpoint = _parse(upload, lambda raw, name: load_checkpoint(raw, name=name.rsplit(".", 1)[0], meta=meta),
-                            f"checkpoint-{meta}")
+        checkpoint = _parse(upload, lambda raw, name: _upload_checkpoint(raw, name, meta), f"checkpoint-{meta}")
         if checkpoint is not None:
             found.append(checkpoint)
     names = [c.name for c in found]
@@ -122,6 +123,11 @@ def _checkpoints(sb) -> list[Checkpoint]:
     if not found:
         sb.info("Choose at least one checkpoint.")
     return found
+
+
+def _upload_checkpoint(raw: bytes, name: str, meta: dict | None) -> Checkpoint:
+    """Messages name the uploaded file; the checkpoint is shown under the file's stem."""
+    return replace(load_checkpoint(raw, name=name, meta=meta), name=name.rsplit(".", 1)[0])
 
 
 def _plain_state_dict_meta(sb, name: str) -> dict:

@@ -1,0 +1,140 @@
+"""The memory estimate checked before an analysis runs (limit: ``EXPLORER_MAX_RUN_MEMORY_MB``).
+
+An analysis runs its checkpoints one after another, one batch of slices at a time, so its peak memory is
+what every run keeps (the volume, its normalised copy, each model's predictions and kept maps) plus the
+largest single batch: the activations a forward keeps for the backward pass and their gradients. The
+activations are counted, not guessed: forward hooks sum every layer's output on a small probe input
+(:func:`activation_floats_per_pixel`), which scales with the padded slice area. Methods that evaluate
+several copies of a batch at once (integrated gradients, occlusion) multiply it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+
+import torch
+
+from .config import Limits
+from .errors import InputError
+from .fastpath import START_BATCH
+from .models import build_model
+from .volume import Volume, axis_index
+from .windows import padding_for
+
+#: Copies of a batch evaluated at once, per method (default 1): captum IG's internal batch, occlusion's channels.
+METHOD_COPIES: dict[str, str] = {"integrated_gradients": "4", "occlusion": "channels"}
+#: Kept activations plus their gradients in the backward pass.
+BACKWARD_FACTOR = 2
+_PROBE = 64
+
+
+@dataclass(frozen=True)
+class MemoryEstimate:
+    """Bytes an analysis is expected to need at its peak, by part."""
+
+    inputs: int
+    results: int
+    batch: int
+    weights: int
+
+    @property
+    def total(self) -> int:
+        return self.inputs + self.results + self.batch + self.weights
+
+
+@lru_cache(maxsize=32)
+def _floats_per_pixel(arch: str, encoder: str, channels: int, classes: int, kwargs_json: str) -> tuple[float, int]:
+    model = build_model(arch=arch, encoder=encoder, in_channels=channels, classes=classes,
+                        **json.loads(kwargs_json)).eval()
+    total = [0]
+
+    def count(module: torch.nn.Module, inputs: object, output: object) -> None:
+        if isinstance(output, torch.Tensor) and not list(module.children()):
+            total[0] += output.numel()
+
+    handles = [m.register_forward_hook(count) for m in model.modules()]
+    try:
+        with torch.no_grad():
+            model(torch.zeros(1, channels, _PROBE, _PROBE))
+    finally:
+        for handle in handles:
+            handle.remove()
+    weights = sum(p.numel() for p in model.parameters()) * 4
+    return total[0] / _PROBE**2, weights
+
+
+def activation_floats_per_pixel(checkpoint) -> tuple[float, int]:
+    """Activations one forward keeps per input pixel, and the weights' bytes, of a checkpoint's architecture.
+
+    Args:
+        checkpoint: an :class:`explorer.checkpoints.Checkpoint` (only its metadata is used).
+
+    Returns:
+        ``(floats per input pixel, bytes of float32 weights)``; cached per architecture.
+    """
+    m = checkpoint.meta
+    return _floats_per_pixel(m.arch, m.encoder, len(m.offsets), m.classes, json.dumps(m.arch_kwargs, sort_keys=True))
+
+
+def estimate_run_memory(volume: Volume, checkpoints: Sequence, *, axis: str, method: str, keep_maps: bool,
+                        zflip: bool = True, batch_size: int | None = None) -> MemoryEstimate:
+    """Estimate the peak memory of :func:`explorer.analysis.analyze` before it runs.
+
+    Args:
+        volume: the loaded volume.
+        checkpoints: the loaded checkpoints.
+        axis: the slicing axis.
+        method: the attribution method.
+        keep_maps: whether attribution maps are kept (float16, ``S × C × H × W`` per model).
+        zflip: whether the z-flipped pass runs (a second prediction per model).
+        batch_size: slices per batch (default: the CPU's first batch size).
+
+    Returns:
+        A :class:`MemoryEstimate`.
+    """
+    dims = list(volume.shape)
+    slices = dims.pop(axis_index(axis))
+    pad = padding_for(*dims)
+    padded = (dims[0] + pad.top + pad.bottom) * (dims[1] + pad.left + pad.right)
+    voxels = int(volume.data.size)
+    batch = batch_size or START_BATCH["cpu"]
+    results, peak, weights = 0, 0, 0
+    for ckpt in checkpoints:
+        channels = len(ckpt.meta.offsets)
+        floats, size = activation_floats_per_pixel(ckpt)
+        copies = {"4": 4, "channels": channels}.get(METHOD_COPIES.get(method, ""), 1)
+        peak = max(peak, int(min(batch, slices) * copies * floats * padded * 4 * BACKWARD_FACTOR))
+        results += voxels * (2 if zflip else 1) + (voxels * channels * 2 if keep_maps else 0)
+        weights = max(weights, 3 * size)  # the state dict, the built model and its prepared copy
+    return MemoryEstimate(inputs=voxels * 4 * 2, results=results, batch=peak, weights=weights)
+
+
+def check_run_memory(volume: Volume, checkpoints: Sequence, *, axis: str, method: str, keep_maps: bool,
+                     zflip: bool = True, limits: Limits | None = None) -> MemoryEstimate:
+    """Refuse a run whose estimated memory exceeds the limit, saying what to change.
+
+    Args:
+        volume, checkpoints, axis, method, keep_maps, zflip: as :func:`estimate_run_memory`.
+        limits: the limit (default :meth:`Limits.from_env`, i.e. ``EXPLORER_MAX_RUN_MEMORY_MB``).
+
+    Returns:
+        The estimate, when it is within the limit.
+
+    Raises:
+        InputError: the estimate exceeds ``limits.max_run_memory_bytes`` (names the volume).
+    """
+    limits = limits or Limits.from_env()
+    estimate = estimate_run_memory(volume, checkpoints, axis=axis, method=method, keep_maps=keep_maps, zflip=zflip)
+    if estimate.total > limits.max_run_memory_bytes:
+        mb = 1024**2
+        raise InputError(
+            volume.source,
+            f"estimated memory for this run is {estimate.total / mb:,.0f} MB (volume {estimate.inputs / mb:,.0f}, "
+            f"results {estimate.results / mb:,.0f}, largest batch {estimate.batch / mb:,.0f}), over the limit of "
+            f"{limits.max_run_memory_bytes / mb:,.0f} MB",
+            "fewer checkpoints, no attribution maps, a cropped or downsampled volume, a lighter method, "
+            "or raise EXPLORER_MAX_RUN_MEMORY_MB")
+    return estimate
