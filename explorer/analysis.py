@@ -22,7 +22,7 @@ from .attribution import get_method, get_target, resolve_params
 from .cache import ResultCache, make_key
 from .checkpoints import Checkpoint, load_checkpoint
 from .device import describe_device, select_device
-from .diagnostics import DiagnosticOptions, add_opt_in, default_diagnostics
+from .diagnostics import DiagnosticOptions, add_opt_in, check_options, default_diagnostics
 from .diagnostics.run import DIAGNOSTICS_VERSION
 from .engine import attribute_stack
 from .errors import InputError
@@ -126,6 +126,7 @@ def analyze(
     store = default_cache() if cache is None else (cache or None)
     names = _unique_names([c.name for c in ckpts])
     diag = diagnostics or DiagnosticOptions()
+    check_options(diag, ckpts)
     results: dict[str, ModelResult] = {}
     for i, (name, ckpt) in enumerate(zip(names, ckpts)):
         def sub(fraction: float, message: str, i: int = i, name: str = name) -> None:

@@ -44,6 +44,10 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--normalisation", default="zscore", help="intensity normalisation preset")
     p.add_argument("--weights", default=None, help="explicit pretrained-weights file (overrides the resolver)")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
+    p.add_argument("--loss", default="bce-dice", choices=["bce-dice", "asymmetric-focal", "asymmetric-margin"],
+                   help="training loss (explorer.losses; asymmetric: Li, Kamnitsas, Glocker 2021)")
+    p.add_argument("--loss-param", action="append", default=[], metavar="KEY=VALUE",
+                   help="loss parameter, e.g. gamma=2 (asymmetric-focal) or margin=1 (asymmetric-margin)")
     p.add_argument("--out", required=True, help="output checkpoint (.safetensors)")
     p.set_defaults(func=_cmd_train)
 
@@ -59,6 +63,12 @@ def _add_analyze(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", default="explorer-out", help="output directory")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
     p.add_argument("--save-maps", action="store_true", help="also write per-channel attribution NIfTIs")
+    p.add_argument("--dilation", type=int, default=0, help="grow the foreground by N pixels for background attention")
+    p.add_argument("--cam", action="store_true", help="Grad-CAM of every slice (standard and |logit| target)")
+    p.add_argument("--cam-layer", default=None, help="Grad-CAM layer name (implies --cam; default the decoder's "
+                   "last block; a wrong name lists the choices)")
+    p.add_argument("--sanity", action="store_true", help="parameter-randomisation sanity check of the method")
+    p.add_argument("--sanity-slices", type=int, default=12, help="slices used by --sanity (default 12)")
     p.set_defaults(func=_cmd_analyze)
 
 
@@ -73,7 +83,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     result = train_checkpoint(
         args.volume, args.mask, args.out, strategy=args.strategy, arch=args.arch, encoder=args.encoder,
         offsets=offsets, axis=args.axis, normalisation=args.normalisation, weights=args.weights,
-        device=args.device, recipe=Recipe(epochs=args.epochs, seed=args.seed),
+        device=args.device, recipe=Recipe(epochs=args.epochs, seed=args.seed, loss=args.loss,
+                                          loss_params=_key_values(args.loss_param, "--loss-param")),
         command=_train_command(args),
     )
     print(f"wrote {args.out}: strategy {args.strategy}, held-out Dice {result.meta.metrics['val_dice']:.4f}")
@@ -89,6 +100,10 @@ def _train_command(args: argparse.Namespace) -> str:
         parts += ["--weights", args.weights]
     if args.device != "auto":
         parts += ["--device", args.device]
+    if args.loss != "bce-dice":
+        parts += ["--loss", args.loss]
+    for item in args.loss_param:
+        parts += ["--loss-param", item]
     return " ".join(shlex.quote(p) for p in [*parts, "--out", args.out])
 
 
@@ -96,7 +111,12 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
     from tqdm import tqdm  # imported here: torch/smp load only for this subcommand
 
     from .analysis import analyze, default_cache
+    from .diagnostics import DiagnosticOptions
+    from .diagnostics.report import diagnostics_line
     from .outputs import write_outputs
+
+    options = DiagnosticOptions(dilation=args.dilation, cam=args.cam or args.cam_layer is not None,
+                                cam_layer=args.cam_layer, sanity=args.sanity, sanity_slices=args.sanity_slices)
 
     with tqdm(total=1000, desc="analyze", unit="", bar_format="{l_bar}{bar}| {elapsed}<{remaining} {postfix}",
               file=sys.stderr, disable=None) as bar:
@@ -106,16 +126,29 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
             bar.refresh()
 
         analysis = analyze(args.volume, args.checkpoint, mask=args.mask, method=args.method, target=args.target,
-                           axis=args.axis, device=args.device, keep_maps=args.save_maps, progress=progress)
+                           axis=args.axis, device=args.device, keep_maps=args.save_maps, progress=progress,
+                           diagnostics=options)
     written = write_outputs(analysis, args.out, save_maps=args.save_maps)
     for name, entry in analysis.summary["models"].items():
         ai = entry["asymmetry_index"]
         print(f"{name}: AI {_fmt(ai['mean'])} [{_fmt(ai['ci95'][0])}, {_fmt(ai['ci95'][1])}], "
               f"Wilcoxon p {_fmt(entry['wilcoxon_p'])}, Dice {_fmt(entry['dice'])}")
+        print("  " + diagnostics_line(entry))
     stats = default_cache().stats
     print(f"wrote {len(written)} outputs to {args.out} ({stats.memory_hits + stats.disk_hits} of "
           f"{len(analysis.models)} model results from the cache)")
     return 0
+
+
+def _key_values(items: Sequence[str], flag: str) -> dict[str, str]:
+    """``["a=1", "b=2"]`` → ``{"a": "1", "b": "2"}``; a malformed item is an :class:`InputError`."""
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise InputError(flag, f"{item!r}", "KEY=VALUE, e.g. gamma=2")
+        out[key] = value
+    return out
 
 
 def _fmt(value: float | None) -> str:

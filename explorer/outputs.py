@@ -1,6 +1,9 @@
 """Write an :class:`explorer.analysis.Analysis` to a directory (the contract of DESIGN.md section 7).
 
-Layout: ``shares.csv`` (model, slice, offset, share, mass), ``summary.json``, ``figures/`` (HTML, plus
+Layout: ``shares.csv`` (model, slice, offset, share, mass), ``summary.json``, the diagnostics
+(:mod:`explorer.diagnostics`: ``diagnostics.csv`` one row per model × slice with background attention and,
+when run, Grad-CAM and sanity columns; ``logit_histograms.csv``; ``sanity.json`` when the sanity check ran),
+``figures/`` (HTML, plus
 PNG/SVG/PDF where static export works) and, when asked, ``maps/<model>_attribution.nii.gz``: a 4D NIfTI
 ``(X, Y, Z, C)`` in the input file's voxel order and affine, volume ``c`` = attribution of offset
 ``offsets[c]``. Everything is written into a temporary folder beside the destination and moved into place
@@ -36,7 +39,8 @@ def write_outputs(analysis: Analysis, out_dir: str | Path, *, save_maps: bool = 
         figures: write ``figures/``.
 
     Returns:
-        ``{"shares": path, "summary": path, "figures": dir, "map:<model>": path, ...}`` of what was written.
+        ``{"shares": path, "summary": path, "diagnostics": path, "logit_histograms": path, ["sanity": path],
+        "figures": dir, "map:<model>": path, ...}`` of what was written.
 
     Raises:
         InputError: ``save_maps`` on an analysis run without ``keep_maps``, or ``out_dir`` is a file.
@@ -53,6 +57,7 @@ def write_outputs(analysis: Analysis, out_dir: str | Path, *, save_maps: bool = 
         written = {"shares": tmp / "shares.csv", "summary": tmp / "summary.json"}
         analysis.shares.to_csv(written["shares"], index=False)
         written["summary"].write_text(json.dumps(_json_safe(analysis.summary), indent=2, allow_nan=False))
+        written.update(_write_diagnostics(analysis, tmp))
         if figures:
             written["figures"] = _write_figures(analysis, tmp / "figures")
         if save_maps:
@@ -68,9 +73,27 @@ def _write_figures(analysis: Analysis, directory: Path) -> Path:
     from .export import write_figures
     from .figures import analysis_figures
 
+    from .figures.diagnostics import diagnostics_figures
+
     directory.mkdir()
-    write_figures(analysis_figures(analysis.shares, analysis.summary), directory)
+    from .diagnostics import diagnostics_tables
+
+    extra = diagnostics_figures(diagnostics_tables(analysis.models), analysis.summary)
+    write_figures({**analysis_figures(analysis.shares, analysis.summary), **extra}, directory)
     return directory
+
+
+def _write_diagnostics(analysis: Analysis, directory: Path) -> dict[str, Path]:
+    from .diagnostics import diagnostics_tables
+
+    tables = diagnostics_tables(analysis.models)
+    written = {"diagnostics": directory / "diagnostics.csv", "logit_histograms": directory / "logit_histograms.csv"}
+    tables["slices"].to_csv(written["diagnostics"], index=False)
+    tables["logit_histograms"].to_csv(written["logit_histograms"], index=False)
+    if tables["sanity"]:
+        written["sanity"] = directory / "sanity.json"
+        written["sanity"].write_text(json.dumps(_json_safe(tables["sanity"]), indent=2, allow_nan=False))
+    return written
 
 
 def _write_map(analysis: Analysis, name: str, directory: Path) -> Path:

@@ -13,18 +13,18 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import segmentation_models_pytorch as smp
 import torch
 from tqdm import tqdm
 
 from .checkpoints import CheckpointMeta, save_checkpoint
 from .device import describe_device, select_device
 from .errors import InputError
+from .losses import build_loss
 from .models import DEFAULT_ARCH_KWARGS, build_model, first_conv_shares
 from .normalise import channel_stats_for, normalise
 from .strategies import get_strategy
@@ -34,7 +34,9 @@ from .windows import iter_windows, pad_to_multiple, validate_offsets
 
 @dataclass(frozen=True)
 class Recipe:
-    """Training hyper-parameters (stored in the checkpoint). Loss: Dice + BCE on the logits; Adam."""
+    """Training hyper-parameters (stored in the checkpoint); Adam. ``loss`` is a key of
+    :data:`explorer.losses.LOSSES` (checkpoints from before the option record ``"dice+bce"``, i.e. ``bce-dice``)
+    and ``loss_params`` its parameters (defaults filled in)."""
 
     epochs: int = 12
     batch_size: int = 8
@@ -42,10 +44,12 @@ class Recipe:
     seed: int = 0
     val_fraction: float = 0.2
     inplane_flips: bool = True
+    loss: str = "bce-dice"
+    loss_params: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dict, including the loss and optimiser names."""
-        return {**asdict(self), "loss": "dice+bce", "optimizer": "adam"}
+        """JSON-ready dict, including the loss (with resolved parameters) and optimiser names."""
+        return {**asdict(self), "loss_params": build_loss(self.loss, self.loss_params)[1], "optimizer": "adam"}
 
 
 @dataclass(frozen=True)
@@ -152,10 +156,12 @@ def train(volume: Volume, mask: Mask, *, strategy: str, arch: str = "Unet", enco
         The trained model (eval mode, on the CPU), its metadata (held-out Dice in ``metrics``) and losses.
 
     Raises:
-        InputError: unknown names, bad offsets, an empty mask, too few slices, or missing weights.
+        InputError: unknown names (strategy, loss, ...), bad offsets, an empty mask, too few slices, or
+            missing weights.
     """
     offsets = validate_offsets(offsets, source="--offsets")
     chosen = get_strategy(strategy)
+    loss_fn, _ = build_loss(recipe.loss, recipe.loss_params)
     if recipe.epochs < 1 or recipe.batch_size < 2:
         raise InputError("recipe", f"epochs={recipe.epochs}, batch_size={recipe.batch_size}",
                          "at least 1 epoch and a batch of at least 2")
@@ -172,7 +178,6 @@ def train(volume: Volume, mask: Mask, *, strategy: str, arch: str = "Unet", enco
     model.to(dev).train()
     x_all = _windows(stack, offsets, split.train, stats)
     y_all = torch.from_numpy(pad_to_multiple(labels[split.train].astype(np.float32), 32)[0][:, None])
-    dice, bce = smp.losses.DiceLoss(mode="binary", from_logits=True), torch.nn.BCEWithLogitsLoss()
     optimiser = torch.optim.Adam(model.parameters(), lr=recipe.lr)
     n_batches = -(-len(x_all) // recipe.batch_size)
     losses: list[float] = []
@@ -190,7 +195,7 @@ def train(volume: Volume, mask: Mask, *, strategy: str, arch: str = "Unet", enco
                 x, y = x.to(dev), y.to(dev)
                 optimiser.zero_grad(set_to_none=True)
                 logits = model(x)
-                loss = dice(logits, y) + bce(logits, y)
+                loss = loss_fn(logits, y)
                 loss.backward()
                 optimiser.step()
                 total += float(loss.detach()) * len(idx)

@@ -62,7 +62,7 @@ class DiagnosticOptions:
             raise InputError("--sanity-slices", f"{self.sanity_slices!r}", "a positive number of slices")
 
 
-from .run import add_opt_in, default_diagnostics, diagnostics_tables  # noqa: E402  (needs the classes above)
+from .run import add_opt_in, check_options, default_diagnostics, diagnostics_tables  # noqa: E402  (needs the classes above)
 
-__all__ = ["DIAGNOSTICS", "Diagnostic", "DiagnosticOptions", "add_opt_in", "default_diagnostics",
+__all__ = ["DIAGNOSTICS", "Diagnostic", "DiagnosticOptions", "add_opt_in", "check_options", "default_diagnostics",
            "diagnostics_tables"]

@@ -22,7 +22,8 @@ from ..cache import ResultCache, make_key
 from ..normalise import channel_stats_for, normalise
 from . import DiagnosticOptions
 from .background import background_fractions, background_summary
-from .cam import cam_summary, default_cam_layer, gradcam_stack
+from ..errors import InputError
+from .cam import cam_layers, cam_summary, default_cam_layer, gradcam_stack
 from .logits import GROUPS, logit_histograms, logit_summary, predict_logits, split_from_meta
 from .sanity import registry_attribute, sanity_check
 
@@ -61,6 +62,20 @@ def default_diagnostics(prepared: Any, stack: np.ndarray, offsets: tuple[int, ..
                                                 "prediction", dilation=options.dilation),
                "logits": logit_summary(logits, prediction, mask, split), "cam": None, "sanity": None}
     return arrays, summary
+
+
+def check_options(options: DiagnosticOptions, checkpoints: list[Any]) -> None:
+    """Fail fast on opt-in options no checkpoint can honour (before any attribution runs).
+
+    Raises:
+        InputError: a Grad-CAM layer that a checkpoint's model does not have (the valid names are listed).
+    """
+    if options.cam and options.cam_layer is not None:
+        for ckpt in checkpoints:
+            model = ckpt.build_model("cpu")
+            if options.cam_layer not in dict(model.named_modules()):
+                raise InputError("--cam-layer", f"no layer named {options.cam_layer!r} in {ckpt.name}",
+                                 "one of: " + ", ".join(cam_layers(model)))
 
 
 def add_opt_in(result: Any, ckpt: Any, volume: Any, mask: Any, axis: str, method: str, target: str,

@@ -1,0 +1,49 @@
+"""One-line text renderings of a model's diagnostics (CLI output, captions); pure formatting."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+
+def _num(value: object, spec: str = ".3f") -> str:
+    return "n/a" if value is None else format(float(value), spec)
+
+
+def diagnostics_line(entry: Mapping) -> str:
+    """``background … | logit shift … | CAM … | sanity …`` for one model's ``summary.json`` block.
+
+    Args:
+        entry: ``summary["models"][name]``.
+
+    Returns:
+        One line; diagnostics that were not run are left out, a skipped logit shift says why.
+    """
+    parts = []
+    bg = entry.get("background")
+    if bg:
+        fractions = bg["mean_fraction"]
+        per = "/".join(_num(v) for k, v in fractions.items() if k != "total")
+        parts.append(f"background {_num(fractions['total'])} (per offset {per}; outside the {bg['foreground']}, "
+                     f"dilation {bg['dilation']})")
+    logits = entry.get("logits")
+    if logits:
+        shift = logits.get("shift")
+        if shift and shift.get("shift") is not None:
+            text = (f"fg logit shift {_num(shift['shift'], '+.3f')} (train {_num(shift['train_mean'])} → "
+                    f"held-out {_num(shift['heldout_mean'])}")
+            if shift.get("train_fn_rate") is not None:
+                text += f"; FN rate {_num(shift['train_fn_rate'])} → {_num(shift['heldout_fn_rate'])}"
+            parts.append(text + ")")
+        else:
+            parts.append(f"fg logit shift skipped: {logits.get('shift_skipped')}")
+    cam = entry.get("cam")
+    if cam:
+        bgf = cam["background_fraction"]
+        parts.append(f"Grad-CAM {cam['layer']}: background standard {_num(bgf['standard'])} / |logit| "
+                     f"{_num(bgf['abs'])}, rank corr {_num(cam['target_rank_correlation'])}")
+    sanity = entry.get("sanity")
+    if sanity:
+        corr = ", ".join(f"{k} {_num(v)}" for k, v in sanity["rank_correlation"].items())
+        parts.append(f"sanity rank corr {corr}" + (" — FLAGGED: maps barely depend on the weights"
+                                                     if sanity["flagged"] else ""))
+    return " | ".join(parts)
