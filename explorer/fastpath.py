@@ -4,20 +4,25 @@
 float32, BatchNorm folded into the preceding convolution, channels-last memory format, parameters frozen
 (gradients are taken w.r.t. the input only). Folding uses ``torch.fx`` (``fuse``), which handles smp's
 ``Conv2dReLU``, torchvision's and timm's blocks alike; a model fx cannot trace falls back to folding
-``Conv2d → BatchNorm2d`` pairs that sit next to each other in an ``nn.Sequential``.
+``Conv2d → BatchNorm2d`` pairs that sit next to each other in an ``nn.Sequential``. Tracing is safe while
+other threads run models (several app sessions): see :class:`_ThisThreadTracer`.
 """
 
 from __future__ import annotations
 
 import copy
+import threading
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 
 import torch
+import torch.fx
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 T = TypeVar("T")
+
+_TRACE_LOCK = threading.Lock()
 
 #: First batch size tried per device type; on CUDA it halves on out-of-memory, then falls back to CPU.
 START_BATCH: dict[str, int] = {"cpu": 8, "mps": 16, "cuda": 64}
@@ -56,13 +61,40 @@ def fold_batchnorm(model: nn.Module) -> nn.Module:
     """
     from torch.fx.experimental.optimization import fuse
 
-    source = copy.deepcopy(model).eval() if model.training else model
+    source = copy.deepcopy(model).eval()  # a private copy: the traced module shares its submodules
     try:
-        return fuse(source, inplace=source is not model)  # fuse copies the module unless told otherwise
+        return fuse(_trace(source), inplace=True, no_trace=True)
     except Exception:  # noqa: BLE001 - fx raises many types on untraceable Python control flow
-        folded = source if source is not model else copy.deepcopy(model)
-        _fold_sequential_pairs(folded)
-        return folded
+        _fold_sequential_pairs(source)
+        return source
+
+
+def _trace(model: nn.Module) -> torch.fx.GraphModule:
+    """``torch.fx.symbolic_trace`` that other threads' forward passes survive (one trace at a time)."""
+    with _TRACE_LOCK:
+        tracer = _ThisThreadTracer()
+        graph = tracer.trace(model)
+    return torch.fx.GraphModule(tracer.root, graph, type(model).__name__)
+
+
+class _ThisThreadTracer(torch.fx.Tracer):
+    """While fx traces it patches ``nn.Module.__call__`` and ``__getattr__`` for the whole process, so a
+    forward pass running in another thread (another session's analysis) would be recorded into this trace
+    and fail. This tracer lets every call from another thread through untouched."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._owner = threading.get_ident()
+
+    def call_module(self, m: nn.Module, forward: Callable, args: tuple, kwargs: dict):  # type: ignore[override]
+        if threading.get_ident() != self._owner:
+            return forward(*args, **kwargs)
+        return super().call_module(m, forward, args, kwargs)
+
+    def getattr(self, attr: str, attr_val: object, parameter_proxy_cache: dict):  # type: ignore[override]
+        if threading.get_ident() != self._owner:
+            return attr_val
+        return super().getattr(attr, attr_val, parameter_proxy_cache)
 
 
 def _fold_sequential_pairs(module: nn.Module) -> None:
