@@ -60,7 +60,7 @@ def test_first_visit_shows_results_for_the_whole_zoo(analysed):
     zoo = [p.stem for p in list_zoo()]
     assert len(zoo) >= 2
     assert at.multiselect(key="shown_models").value == zoo
-    assert len(at.tabs) == 6
+    assert len(at.tabs) == 7
     assert not at.error
     assert set(zoo) <= _trace_names(at)  # the distribution figure has every checkpoint
 

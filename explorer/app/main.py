@@ -12,7 +12,7 @@ import streamlit as st
 from explorer.analysis import analyze, select_models
 from explorer.outputs import write_outputs
 
-from explorer.app import sidebar, viewer, views
+from explorer.app import diagnostics, sidebar, viewer, views
 from explorer.app.guard import guard
 
 st.set_page_config(page_title="explorer: 2D+ saliency asymmetry", layout="wide")
@@ -55,7 +55,8 @@ def main() -> None:
     shown = select_models(analysis, names)
     st.caption(f"Analysed: {analysis.volume.source} · {analysis.method} / target {analysis.target} · "
                f"{analysis.axis} slices · {len(analysis.models)} checkpoint(s)")
-    tabs = st.tabs(["Distributions", "Along the axis", "Slice viewer", "First conv", "Statistics", "Export"])
+    tabs = st.tabs(["Distributions", "Along the axis", "Slice viewer", "First conv", "Statistics", "Diagnostics",
+                    "Export"])
     with tabs[0], guard("Distribution figure"):
         views.distributions(shown.shares, shown.summary)
     with tabs[1], guard("Share-along-axis figure"):
@@ -66,7 +67,9 @@ def main() -> None:
         views.first_conv(shown.summary)
     with tabs[4], guard("Statistics"):
         views.statistics(shown.shares, shown.summary)
-    with tabs[5], guard("Export"):
+    with tabs[5], guard("Diagnostics"):
+        diagnostics.show(shown)
+    with tabs[6], guard("Export"):
         views.export(shown, names, lambda directory: write_outputs(shown, directory))
 
 

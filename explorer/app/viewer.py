@@ -14,6 +14,7 @@ import streamlit as st
 from explorer.attribution import METHODS
 from explorer.figures import slice_view_figure
 
+from .diagnostics import cam_panel
 from .views import figure_downloads
 
 
@@ -54,5 +55,6 @@ def show(analysis, names: list[str]) -> None:
     if skipped:
         st.caption(f"Slice {z} skipped for {', '.join(skipped)}: the target is empty there (nothing predicted).")
     figure_downloads(fig, f"slice_{z:03d}")
+    cam_panel(analysis, shown, np.asarray(stack[z], dtype=np.float32), z)
     st.session_state["viewer_ms"] = (time.perf_counter() - start) * 1000
     st.caption(f"Rendered in {st.session_state['viewer_ms']:.0f} ms (server time).")

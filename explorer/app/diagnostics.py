@@ -1,0 +1,124 @@
+"""The Diagnostics tab: background attention, logit shift, and the opt-in Grad-CAM and sanity check.
+
+Background attention and logit histograms come with every analysis; Grad-CAM and the sanity check re-run
+the models, so they start from a button. That re-runs :func:`explorer.analysis.analyze` (the function the
+CLI calls) with the same inputs: the attribution comes from the backend's cache, only the diagnostics are new.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from explorer.analysis import analyze
+from explorer.diagnostics import DIAGNOSTICS, DiagnosticOptions, diagnostics_tables
+from explorer.diagnostics.cam import cam_layers
+from explorer.figures import diagnostics as figs
+
+from .guard import guard
+from .views import figure_downloads, table_download
+
+
+def _shift_table(summary: dict) -> pd.DataFrame:
+    rows = []
+    for name, entry in summary["models"].items():
+        logits = entry.get("logits") or {}
+        shift = logits.get("shift") or {}
+        rows.append({"checkpoint": name, "foreground": logits.get("foreground"),
+                     "mean fg logit (training slices)": shift.get("train_mean"),
+                     "mean fg logit (held-out slices)": shift.get("heldout_mean"),
+                     "shift": shift.get("shift"), "FN rate training": shift.get("train_fn_rate"),
+                     "FN rate held-out": shift.get("heldout_fn_rate"),
+                     "note": logits.get("shift_skipped") or ""})
+    return pd.DataFrame(rows)
+
+
+def _rerun(options: DiagnosticOptions) -> None:
+    """Re-run the session's full analysis with ``options``; the result replaces it in the session."""
+    full = st.session_state["analysis"]
+    inputs = full.summary["inputs"]
+    with st.spinner("Running the diagnostics (attribution comes from the cache)…"), guard("The diagnostics") as ok:
+        result = analyze(full.volume, list(full.checkpoints.values()), mask=full.mask, method=full.method,
+                         target=full.target, axis=full.axis, params={**full.params, "zflip": inputs["zflip"]},
+                         keep_maps=True, diagnostics=options)
+    if ok:
+        st.session_state["analysis"] = result
+        st.rerun()
+
+
+def _controls(analysis) -> None:
+    current = analysis.summary["inputs"].get("diagnostics", {})
+    first = next(iter(analysis.checkpoints.values()), None)
+    layers = cam_layers(first.build_model("cpu")) if first is not None else []
+    c1, c2, c3, c4 = st.columns([2, 3, 2, 2])
+    dilation = c1.number_input("Foreground dilation (pixels)", 0, 50, int(current.get("dilation", 0)),
+                               key="diag_dilation")
+    layer = c2.selectbox("Grad-CAM layer", layers, index=len(layers) - 1 if layers else None, key="diag_layer")
+    n = c3.number_input("Sanity-check slices", 1, 64, int(current.get("sanity_slices", 12)), key="diag_slices")
+    c4.write("")
+    if c4.button("Run Grad-CAM and sanity check", key="diag_run", type="primary"):
+        _rerun(DiagnosticOptions(dilation=int(dilation), cam=True, cam_layer=layer, sanity=True,
+                                 sanity_slices=int(n)))
+    elif int(dilation) != int(current.get("dilation", 0)):
+        if st.button("Apply the dilation", key="diag_apply"):
+            _rerun(DiagnosticOptions(dilation=int(dilation), cam=bool(current.get("cam")),
+                                     cam_layer=current.get("cam_layer"), sanity=bool(current.get("sanity")),
+                                     sanity_slices=int(current.get("sanity_slices", 12))))
+
+
+def show(analysis) -> None:
+    """The tab: controls, the four diagnostics side by side across the shown checkpoints, their exports."""
+    st.markdown("\n".join(f"- **{d.name}** — {d.description} ({d.reference})" for d in DIAGNOSTICS.values()))
+    _controls(analysis)
+    tables = diagnostics_tables(analysis.models)
+    slices = tables["slices"]
+    st.subheader("Background attention")
+    if "background_total" in slices.columns and slices["background_total"].notna().any():
+        fig = figs.background_figure(slices)
+        st.plotly_chart(fig, key="fig-background")
+        figure_downloads(fig, "background_attention")
+    else:
+        st.caption("No slice has both foreground and attribution.")
+    st.subheader("Logit shift")
+    st.dataframe(_shift_table(analysis.summary), hide_index=True)
+    if not tables["logit_histograms"].empty:
+        fig = figs.logit_histogram_figure(tables["logit_histograms"])
+        st.plotly_chart(fig, key="fig-logits")
+        figure_downloads(fig, "logit_histograms")
+        table_download(tables["logit_histograms"], "logit_histograms")
+    st.subheader("Grad-CAM (standard vs |logit| target)")
+    if "cam_background_standard" in slices.columns:
+        fig = figs.cam_background_figure(slices)
+        st.plotly_chart(fig, key="fig-cam-background")
+        figure_downloads(fig, "cam_background")
+        st.caption("The per-slice CAMs are in the slice viewer.")
+    else:
+        st.caption("Not run yet: press **Run Grad-CAM and sanity check**.")
+    st.subheader("Sanity check (parameter randomisation)")
+    if tables["sanity"]:
+        for name, entry in tables["sanity"].items():
+            if entry["flagged"]:
+                st.warning(f"**{name}**: {entry['method']} maps barely change when the weights are randomised "
+                           f"(rank correlation {entry['rank_correlation'][list(entry['rank_correlation'])[-1]]:.2f} "
+                           f"≥ {entry['threshold']}): they reflect the input more than the model.")
+        fig = figs.sanity_figure(tables["sanity"])
+        st.plotly_chart(fig, key="fig-sanity")
+        figure_downloads(fig, "sanity_check")
+    else:
+        st.caption("Not run yet: press **Run Grad-CAM and sanity check**.")
+    st.subheader("Per-slice diagnostics")
+    table_download(slices, "diagnostics")
+
+
+def cam_panel(analysis, names: list[str], image: np.ndarray, z: int) -> None:
+    """Grad-CAM of slice ``z`` for the shown checkpoints, beside the gradient maps (when it was computed)."""
+    cams = {m: np.asarray(analysis.models[m].extras["diag_cam_maps"][z], dtype=np.float32)
+            for m in names if "diag_cam_maps" in analysis.models[m].extras}
+    if not cams:
+        st.caption("Grad-CAM: press **Run Grad-CAM and sanity check** in the Diagnostics tab to add it here.")
+        return
+    layer = next(analysis.summary["models"][m]["cam"]["layer"] for m in cams)
+    fig = figs.cam_figure(image, cams, layer=layer, title=f"Slice {z}: Grad-CAM on {layer}")
+    st.plotly_chart(fig, key="fig-cam")
+    figure_downloads(fig, f"gradcam_{z:03d}")
