@@ -87,7 +87,9 @@ def test_upload_analyse_and_export_png_in_chromium(app_url, tmp_path, sample_vol
         page.screenshot(path=str(ARTIFACTS / "app_sample.png"), full_page=True)
 
         sidebar.get_by_text("Upload a scan").click()
-        uploader = sidebar.locator('[data-testid="stFileUploader"] input[type="file"]').first
+        scan_uploader = sidebar.locator('[data-testid="stFileUploader"]').filter(has_text="Scan (")
+        expect(scan_uploader).to_be_visible(timeout=30_000)
+        uploader = scan_uploader.locator('input[type="file"]')
         uploader.set_input_files(str(scan))
         expect(sidebar.get_by_text("my_scan.nii.gz: (77, 94, 24) voxels")).to_be_visible(timeout=60_000)
         sidebar.get_by_role("button", name="Analyse").click()

@@ -32,6 +32,7 @@ def main() -> None:
     st.title("Do 2D+ networks look at one neighbour more than the other?")
     st.caption("Per-slice gradient attribution across the input channels (slices z−1, z, z+1) of 2D+ "
                "segmentation checkpoints trained with different initialisations — arXiv 2505.14105.")
+    resources.warm_static_export()
     settings = sidebar.show()
     state = st.session_state
     if settings is not None:

@@ -7,12 +7,14 @@ per run). Analysis results are cached by the backend's content-hash cache (memor
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import streamlit as st
 
 from explorer.checkpoints import Checkpoint, list_zoo, load_checkpoint
 from explorer.config import SAMPLE_DIR
+from explorer.export import static_export_status
 from explorer.volume import Mask, Volume, load_mask, load_volume
 
 SAMPLE_VOLUME = SAMPLE_DIR / "mni152_t1_2mm.nii.gz"
@@ -45,3 +47,12 @@ def zoo() -> dict[str, Checkpoint]:
         checkpoint = _zoo_checkpoint(str(path), path.stat().st_mtime_ns)
         found[checkpoint.name] = checkpoint
     return found
+
+
+@st.cache_resource(show_spinner=False)
+def warm_static_export() -> threading.Thread:
+    """Probe kaleido's browser in the background once per process (the first probe takes seconds), so the
+    export buttons drawn after the first analysis do not wait for it."""
+    worker = threading.Thread(target=static_export_status, name="explorer-export-probe", daemon=True)
+    worker.start()
+    return worker
