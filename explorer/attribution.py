@@ -150,6 +150,7 @@ class Method:
         defaults: parameters and their defaults (recorded in outputs and cache keys).
         from_gradient: for gradient methods, ``(x, ∂T/∂x) -> A`` (one forward + backward per batch).
         attribute: for the other methods, ``Batch -> A`` (run after a no-grad forward fixed the selection).
+        signed: attributions carry a sign (shown on a diverging colour scale centred at 0).
     """
 
     name: str
@@ -157,16 +158,18 @@ class Method:
     defaults: dict[str, Any]
     from_gradient: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = field(default=None, repr=False)
     attribute: Callable[[Batch], torch.Tensor] | None = field(default=None, repr=False)
+    signed: bool = False
 
 
 METHODS: dict[str, Method] = {
     m.name: m
     for m in (
         Method("saliency", "|∂target/∂input| (Simonyan et al. 2014)", {}, from_gradient=lambda x, g: g.abs()),
-        Method("gradient", "signed ∂target/∂input", {}, from_gradient=lambda x, g: g),
-        Method("input_x_gradient", "input × ∂target/∂input", {}, from_gradient=lambda x, g: x.detach() * g),
+        Method("gradient", "signed ∂target/∂input", {}, from_gradient=lambda x, g: g, signed=True),
+        Method("input_x_gradient", "input × ∂target/∂input", {}, from_gradient=lambda x, g: x.detach() * g,
+               signed=True),
         Method("integrated_gradients", "path integral of gradients from a constant baseline (captum)",
-               {"baseline": 0.0, "steps": 16}, attribute=_integrated_gradients),
+               {"baseline": 0.0, "steps": 16}, attribute=_integrated_gradients, signed=True),
         Method("smoothgrad", "mean |gradient| over noisy copies of the input (noise seeded per slice)",
                {"samples": 8, "sigma": 0.15, "seed": 0}, attribute=_smoothgrad),
         Method("occlusion", "channel ablation: |Δtarget| when one channel is replaced by the baseline (captum)",

@@ -57,8 +57,10 @@ def _add_analyze(sub: argparse._SubParsersAction) -> None:
     p.add_argument("volume", help="volume to analyse (.nii, .nii.gz, .tif)")
     p.add_argument("--checkpoint", action="append", required=True, help="checkpoint file; repeat for several")
     p.add_argument("--mask", default=None, help="optional ground-truth mask (Dice, target 'mask')")
-    p.add_argument("--method", default="saliency")
-    p.add_argument("--target", default="predicted")
+    p.add_argument("--method", default="saliency", help="attribution method: saliency (default), gradient, "
+                   "input_x_gradient, integrated_gradients, smoothgrad, occlusion")
+    p.add_argument("--target", default="predicted", help="explained scalar per slice: predicted (default), mask, "
+                   "all, abs")
     p.add_argument("--axis", default=None, help="slicing axis (default: the checkpoint's, else axial)")
     p.add_argument("--out", default="explorer-out", help="output directory")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])

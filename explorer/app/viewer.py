@@ -46,7 +46,7 @@ def show(analysis, names: list[str]) -> None:
         predictions={m: analysis.models[m].prediction[z] for m in shown} if show_pred else None,
         maps={m: np.asarray(analysis.models[m].maps[z], dtype=np.float32) for m in shown},
         offsets=first.offsets,
-        signed=getattr(METHODS[analysis.method], "signed", analysis.method != "saliency"),
+        signed=METHODS[analysis.method].signed,
         window=window,
         title=f"Slice {z}: {analysis.method} attribution per input channel (one shared scale)",
     )
