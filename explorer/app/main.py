@@ -12,7 +12,7 @@ import streamlit as st
 from explorer.analysis import analyze, select_models
 from explorer.outputs import write_outputs
 
-from explorer.app import diagnostics, sidebar, viewer, views
+from explorer.app import diagnostics, resources, sidebar, viewer, views
 from explorer.app.guard import guard
 
 st.set_page_config(page_title="explorer: 2D+ saliency asymmetry", layout="wide")
