@@ -60,7 +60,8 @@ def test_first_visit_shows_results_for_the_whole_zoo(analysed):
     zoo = [p.stem for p in list_zoo()]
     assert len(zoo) >= 2
     assert at.multiselect(key="shown_models").value == zoo
-    assert len(at.tabs) == 7
+    assert at.radio(key="view").options == ["Distributions", "Along the axis", "Slice viewer", "First conv",
+                                            "Statistics", "Diagnostics", "Export"]
     assert not at.error
     assert set(zoo) <= _trace_names(at)  # the distribution figure has every checkpoint
 
@@ -80,16 +81,26 @@ def test_toggling_checkpoints_never_recomputes(analysed):
 
 def test_slice_slider_reruns_the_viewer(analysed):
     at = analysed
+    at.radio(key="view").set_value("Slice viewer").run()
     at.slider(key="viewer_slice").set_value(10).run()
     assert not at.exception
     assert at.slider(key="viewer_slice").value == 10
     assert any("Slice 10" in json.loads(c.proto.spec)["layout"]["title"]["text"] for c in at.get("plotly_chart"))
 
 
+def _download_keys(at: AppTest) -> set[str]:
+    return {b.proto.id for b in at.get("download_button")}
+
+
 def test_export_buttons_are_offered(analysed):
-    keys = {b.proto.id for b in analysed.get("download_button")}
-    assert any("dl-report" in k for k in keys)
-    assert any("dl-distribution-html" in k for k in keys)
+    at = analysed
+    at.radio(key="view").set_value("Distributions").run()
+    assert any("dl-distribution-html" in k for k in _download_keys(at))
+    at.radio(key="view").set_value("Export").run()
+    assert not at.exception
+    assert any("dl-report" in k for k in _download_keys(at))
+    at.radio(key="view").set_value("Statistics").run()
+    assert any("dl-statistics-csv" in k for k in _download_keys(at))
 
 
 def _nifti_upload(sample_volume_path) -> bytes:

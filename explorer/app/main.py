@@ -56,22 +56,21 @@ def main() -> None:
     shown = select_models(analysis, names)
     st.caption(f"Analysed: {analysis.volume.source} · {analysis.method} / target {analysis.target} · "
                f"{analysis.axis} slices · {len(analysis.models)} checkpoint(s)")
-    tabs = st.tabs(["Distributions", "Along the axis", "Slice viewer", "First conv", "Statistics", "Diagnostics",
-                    "Export"])
-    with tabs[0], guard("Distribution figure"):
-        views.distributions(shown.shares, shown.summary)
-    with tabs[1], guard("Share-along-axis figure"):
-        views.along_axis(shown.shares)
-    with tabs[2], guard("Slice viewer"):
-        viewer.show(shown, names)
-    with tabs[3], guard("First-conv figure"):
-        views.first_conv(shown.summary)
-    with tabs[4], guard("Statistics"):
-        views.statistics(shown.shares, shown.summary)
-    with tabs[5], guard("Diagnostics"):
-        diagnostics.show(shown)
-    with tabs[6], guard("Export"):
-        views.export(shown, names, lambda directory: write_outputs(shown, directory))
+    # One view at a time (not st.tabs, which builds every tab's figures on each rerun): a slider move or a
+    # toggle then rebuilds only what is on screen.
+    view = st.radio("View", list(VIEWS), horizontal=True, key="view", label_visibility="collapsed")
+    with guard(view):
+        VIEWS[view](shown, names)
 
+
+VIEWS = {
+    "Distributions": lambda shown, names: views.distributions(shown.shares, shown.summary),
+    "Along the axis": lambda shown, names: views.along_axis(shown.shares),
+    "Slice viewer": lambda shown, names: viewer.show(shown, names),
+    "First conv": lambda shown, names: views.first_conv(shown.summary),
+    "Statistics": lambda shown, names: views.statistics(shown.shares, shown.summary),
+    "Diagnostics": lambda shown, names: diagnostics.show(shown),
+    "Export": lambda shown, names: views.export(shown, names, lambda directory: write_outputs(shown, directory)),
+}
 
 main()
