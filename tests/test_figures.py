@@ -273,3 +273,22 @@ def test_engine_style_comparisons_and_ai_pairs_are_read():
     texts = [a.text for a in distribution_figure(make_shares(), summary).layout.annotations]
     assert any("AI(−1,+1) = +0.163" in t and "AI(−2,+2) = -0.050" in t and "p = 0.004" in t for t in texts)
     assert any("mean |AI| 0.160 vs 0.020" in t and "p = 1.0e-05" in t for t in texts)
+
+
+def test_upright_puts_the_second_in_plane_axis_up_the_screen():
+    from explorer.figures import upright
+
+    s = np.arange(6).reshape(2, 3)  # rows: x (2 values), columns: y (3 values)
+    shown = upright(s)
+    assert shown.shape == (3, 2)
+    assert shown[0].tolist() == [s[0, 2], s[1, 2]]  # top row: the largest y (anterior), x left→right
+    maps = np.stack([s, 10 * s])
+    assert np.array_equal(upright(maps)[1], upright(10 * s))
+
+
+def test_short_labels_drop_the_shared_prefix():
+    from explorer.figures import short_labels
+
+    names = ["unet-mobilenet_v2-imagenet", "unet-mobilenet_v2-imagenet-uniform", "unet-mobilenet_v2-random"]
+    assert short_labels(names) == {names[0]: "imagenet", names[1]: "imagenet-uniform", names[2]: "random"}
+    assert short_labels(["only-one"]) == {"only-one": "only-one"}

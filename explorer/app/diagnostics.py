@@ -15,6 +15,7 @@ from explorer.analysis import analyze
 from explorer.diagnostics import DIAGNOSTICS, DiagnosticOptions, diagnostics_tables
 from explorer.diagnostics.cam import cam_layers
 from explorer.figures import diagnostics as figs
+from explorer.figures import upright
 
 from .guard import guard
 from .views import figure_downloads, table_download
@@ -112,13 +113,14 @@ def show(analysis) -> None:
 
 
 def cam_panel(analysis, names: list[str], image: np.ndarray, z: int) -> None:
-    """Grad-CAM of slice ``z`` for the shown checkpoints, beside the gradient maps (when it was computed)."""
-    cams = {m: np.asarray(analysis.models[m].extras["diag_cam_maps"][z], dtype=np.float32)
+    """Grad-CAM of slice ``z`` (``image`` in stack orientation) for the shown checkpoints, shown upright beside
+    the gradient maps (when it was computed)."""
+    cams = {m: upright(np.asarray(analysis.models[m].extras["diag_cam_maps"][z], dtype=np.float32))
             for m in names if "diag_cam_maps" in analysis.models[m].extras}
     if not cams:
         st.caption("Grad-CAM: press **Run Grad-CAM and sanity check** in the Diagnostics tab to add it here.")
         return
     layer = next(analysis.summary["models"][m]["cam"]["layer"] for m in cams)
-    fig = figs.cam_figure(image, cams, layer=layer, title=f"Slice {z}: Grad-CAM on {layer}")
+    fig = figs.cam_figure(upright(image), cams, layer=layer, title=f"Slice {z}: Grad-CAM on {layer}")
     st.plotly_chart(fig, key="fig-cam")
     figure_downloads(fig, f"gradcam_{z:03d}")

@@ -12,7 +12,7 @@ import numpy as np
 import streamlit as st
 
 from explorer.attribution import METHODS
-from explorer.figures import slice_view_figure
+from explorer.figures import slice_view_figure, upright
 
 from .diagnostics import cam_panel
 from .views import figure_downloads
@@ -40,11 +40,12 @@ def show(analysis, names: list[str]) -> None:
                             disabled=analysis.mask is None)
     show_pred = c3.checkbox("Predictions", value=True, key="viewer_pred")
     shown = [m for m in names if m in analysis.models]
+    image = upright(np.asarray(stack[z], dtype=np.float32))
     fig = slice_view_figure(
-        np.asarray(stack[z], dtype=np.float32),
-        mask=analysis.mask.stack(analysis.axis)[z] if (show_mask and analysis.mask is not None) else None,
-        predictions={m: analysis.models[m].prediction[z] for m in shown} if show_pred else None,
-        maps={m: np.asarray(analysis.models[m].maps[z], dtype=np.float32) for m in shown},
+        image,
+        mask=upright(analysis.mask.stack(analysis.axis)[z]) if (show_mask and analysis.mask is not None) else None,
+        predictions={m: upright(analysis.models[m].prediction[z]) for m in shown} if show_pred else None,
+        maps={m: upright(np.asarray(analysis.models[m].maps[z], dtype=np.float32)) for m in shown},
         offsets=first.offsets,
         signed=METHODS[analysis.method].signed,
         window=window,

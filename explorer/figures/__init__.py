@@ -4,7 +4,7 @@ Nothing here imports streamlit; the app, the CLI and the report all call these s
 """
 
 from ._style import PALETTE, model_colors, offset_label
-from .slice_view import slice_view_figure
+from .slice_view import short_labels, slice_view_figure, upright
 from .summary import analysis_figures, distribution_figure, first_conv_figure, share_along_axis_figure
 from .tables import comparison_table, stats_table
 
@@ -17,6 +17,8 @@ __all__ = [
     "model_colors",
     "offset_label",
     "share_along_axis_figure",
+    "short_labels",
     "slice_view_figure",
     "stats_table",
+    "upright",
 ]

@@ -3,7 +3,7 @@ per-channel attribution heatmaps on one shared, unnormalised colour scale.
 
 Shapes: ``image`` ``(H, W)``; ``mask`` and each prediction ``(H, W)`` bool; each attribution map
 ``(C, H, W)`` with channel ``i`` belonging to ``offsets[i]``. Arrays are shown as they are: row 0 at the
-top, column 0 at the left (orient the slice before calling).
+top, column 0 at the left (orient the slice before calling, e.g. with :func:`upright`).
 
 Grid: the first row holds the image (mask outlined) and one panel per model with its prediction; then one
 row per model with its ``C`` channel maps.
@@ -11,6 +11,7 @@ row per model with its ``C`` channel maps.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -25,6 +26,27 @@ PANEL_PX = 230  # width of one panel in layout pixels
 TITLE_PX = 36  # room for a panel title between rows
 SIGNED_SCALE = "RdBu_r"
 MAGNITUDE_SCALE = "Viridis"
+
+
+def upright(array: np.ndarray) -> np.ndarray:
+    """Turn a canonical (RAS+) slice ``(..., H, W)`` for display: its second in-plane axis runs up the screen.
+
+    A stack slice's rows are its first in-plane canonical axis (for an axial slice: x, left→right) and its
+    columns the second (y, posterior→anterior). Shown as is, the head lies on its side; transposed and
+    flipped, anterior (axial), superior (coronal, sagittal) is at the top and x runs left→right, as in
+    neurological display convention.
+    """
+    return np.flip(np.swapaxes(np.asarray(array), -1, -2), axis=-2)
+
+
+def short_labels(names: Sequence[str]) -> dict[str, str]:
+    """Model names without the prefix they all share (``unet-mobilenet_v2-imagenet`` → ``imagenet``)."""
+    names = [str(n) for n in names]
+    if len(names) < 2:
+        return {n: n for n in names}
+    prefix = os.path.commonprefix(names)
+    cut = max(prefix.rfind("-"), prefix.rfind("_")) + 1
+    return {n: (n[cut:] or n) for n in names}
 
 
 def slice_view_figure(
@@ -70,10 +92,11 @@ def slice_view_figure(
     colors = model_colors(list(predictions) + list(maps))
     n_cols = max(len(offsets) if maps else 1, 1 + len(predictions))
     n_rows = 1 + len(maps)
-    titles = ["image" + (" + mask" if mask is not None else "")] + [f"prediction: {m}" for m in predictions]
+    label = short_labels(list(dict.fromkeys([*predictions, *maps])))  # panel titles must fit one panel
+    titles = ["image" + (" + mask" if mask is not None else "")] + [f"pred.: {label[m]}" for m in predictions]
     titles += [""] * (n_cols - len(titles))
     for model in maps:
-        titles += [f"{model} · {offset_label(int(o))}" for o in offsets] + [""] * (n_cols - len(offsets))
+        titles += [f"{label[model]} · {offset_label(int(o))}" for o in offsets] + [""] * (n_cols - len(offsets))
     panel_h = PANEL_PX * min(max(shape[0] / shape[1], 0.4), 2.5)  # rows as tall as the slice's aspect needs
     height = int(130 + n_rows * (panel_h + TITLE_PX))
     fig = make_subplots(rows=n_rows, cols=n_cols, subplot_titles=titles, horizontal_spacing=0.02,
