@@ -137,6 +137,11 @@ def analyze(
         sub(1.0, "diagnostics")
         results[name] = add_opt_in(results[name], ckpt, vol, truth, axis, method, target, resolved, diag, dev,
                                    store)
+    empty = [name for name, r in results.items() if not np.isfinite(r.masses).all(axis=1).any()]
+    if empty:
+        raise InputError(vol.source, f"no slice has a non-empty target {target!r} for {', '.join(empty)} "
+                         "(nothing is predicted as foreground)", "--target all or abs, or a checkpoint trained on "
+                         "images like this one")
     report(1.0, "done")
     summary = {
         "models": {name: r.summary for name, r in results.items()},

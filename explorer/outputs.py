@@ -1,6 +1,7 @@
 """Write an :class:`explorer.analysis.Analysis` to a directory (the contract of DESIGN.md section 7).
 
-Layout: ``shares.csv`` (model, slice, offset, share, mass), ``summary.json``, the diagnostics
+Layout: ``shares.csv`` (model, slice, offset, share, mass), ``summary.json``, ``statistics.csv`` (one row
+per model) and ``comparisons.csv`` (one row per model pair) as shown in the app, the diagnostics
 (:mod:`explorer.diagnostics`: ``diagnostics.csv`` one row per model × slice with background attention and,
 when run, Grad-CAM and sanity columns; ``logit_histograms.csv``; ``sanity.json`` when the sanity check ran),
 ``figures/`` (HTML, plus
@@ -25,7 +26,11 @@ import nibabel as nib
 import numpy as np
 
 from .analysis import Analysis
+from .diagnostics import diagnostics_tables
 from .errors import InputError
+from .export import write_figures, write_tables
+from .figures import analysis_figures
+from .figures.diagnostics import diagnostics_figures
 
 
 def write_outputs(analysis: Analysis, out_dir: str | Path, *, save_maps: bool = False,
@@ -57,6 +62,7 @@ def write_outputs(analysis: Analysis, out_dir: str | Path, *, save_maps: bool = 
         written = {"shares": tmp / "shares.csv", "summary": tmp / "summary.json"}
         analysis.shares.to_csv(written["shares"], index=False)
         written["summary"].write_text(json.dumps(_json_safe(analysis.summary), indent=2, allow_nan=False))
+        written["statistics"], written["comparisons"] = write_tables(analysis.summary, tmp)
         written.update(_write_diagnostics(analysis, tmp))
         if figures:
             written["figures"] = _write_figures(analysis, tmp / "figures")
@@ -70,22 +76,14 @@ def write_outputs(analysis: Analysis, out_dir: str | Path, *, save_maps: bool = 
 
 
 def _write_figures(analysis: Analysis, directory: Path) -> Path:
-    from .export import write_figures
-    from .figures import analysis_figures
-
-    from .figures.diagnostics import diagnostics_figures
-
+    tables = diagnostics_tables(analysis.models)
+    figs = {**analysis_figures(analysis.shares, analysis.summary), **diagnostics_figures(tables, analysis.summary)}
     directory.mkdir()
-    from .diagnostics import diagnostics_tables
-
-    extra = diagnostics_figures(diagnostics_tables(analysis.models), analysis.summary)
-    write_figures({**analysis_figures(analysis.shares, analysis.summary), **extra}, directory)
+    write_figures(figs, directory)
     return directory
 
 
 def _write_diagnostics(analysis: Analysis, directory: Path) -> dict[str, Path]:
-    from .diagnostics import diagnostics_tables
-
     tables = diagnostics_tables(analysis.models)
     written = {"diagnostics": directory / "diagnostics.csv", "logit_histograms": directory / "logit_histograms.csv"}
     tables["slices"].to_csv(written["diagnostics"], index=False)

@@ -70,6 +70,9 @@ def test_cli_writes_the_contract_files_and_a_second_run_hits_the_cache(inputs: d
     assert summary["inputs"]["volume"]["sha256"] and summary["inputs"]["mask"]["sha256"]
     assert summary["comparisons"][0]["models"] == ["random", "imagenet-uniform"]
 
+    stats = pd.read_csv(out / "statistics.csv")
+    assert len(stats) == 2 and len(pd.read_csv(out / "comparisons.csv")) == 1
+
     html = sorted(p.name for p in (out / "figures").glob("*.html"))
     assert "share_distribution_violin.html" in html and "share_along_axis.html" in html
 
@@ -132,3 +135,19 @@ def test_progress_reaches_one_and_shares_table_matches_masses(inputs: dict) -> N
     assert flipped is not None and flipped != pytest.approx(model.summary["asymmetry_index"]["mean"], abs=1e-3)
     assert len(result.shares) == 3 * int(np.isfinite(model.masses).all(axis=1).sum())
     assert result.summary["inputs"]["params"] == {"baseline": 0.0}
+
+
+def test_a_model_that_predicts_nothing_gets_one_clear_line(inputs: dict, tmp_path: Path,
+                                                            capsys: pytest.CaptureFixture) -> None:
+    """Target 'predicted' with no predicted foreground anywhere: exit 2, a line naming the volume and the fix."""
+    checkpoint = load_checkpoint(inputs["checkpoints"][0])
+    model = checkpoint.build_model()
+    with torch.no_grad():
+        model.segmentation_head[0].bias.fill_(-1e4)  # every logit far below 0
+    silent = save_checkpoint(model, checkpoint.meta, tmp_path / "silent.safetensors")
+    out = tmp_path / "out"
+    argv = ["analyze", str(inputs["volume"]), "--checkpoint", str(silent), "--out", str(out)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "volume.nii.gz" in err[0] and "--target all" in err[0] and "silent" in err[0]
+    assert not out.exists()
