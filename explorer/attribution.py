@@ -27,6 +27,7 @@ from captum.attr import FeatureAblation, IntegratedGradients
 from torch import nn
 
 from .errors import InputError, unknown_name
+from .params import merge_params
 
 
 @dataclass(frozen=True)
@@ -198,19 +199,8 @@ def resolve_params(method: str, params: dict[str, Any] | None) -> dict[str, Any]
     Raises:
         InputError: an unknown method, an unknown parameter or a value of the wrong type or range.
     """
-    spec = get_method(method)
-    given = dict(params or {})
-    unknown = sorted(set(given) - set(spec.defaults))
-    if unknown:
-        raise InputError("params", f"unknown parameter(s) {unknown} for method {method!r}",
-                         f"some of {sorted(spec.defaults)}" if spec.defaults else "no parameters")
-    resolved = dict(spec.defaults)
-    for key, value in given.items():
-        kind = type(spec.defaults[key])
-        try:
-            resolved[key] = kind(value)
-        except (TypeError, ValueError) as exc:
-            raise InputError("params", f"{key}={value!r} for method {method!r}", f"a {kind.__name__}") from exc
-        if kind is int and key in ("steps", "samples") and resolved[key] < 1:
-            raise InputError("params", f"{key}={value!r} for method {method!r}", "a positive integer")
+    resolved = merge_params(get_method(method).defaults, params, owner=f"method {method!r}", source="params")
+    for key in ("steps", "samples"):
+        if key in resolved and resolved[key] < 1:
+            raise InputError("params", f"{key}={resolved[key]!r} for method {method!r}", "a positive integer")
     return resolved

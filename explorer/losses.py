@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from .errors import InputError, unknown_name
+from .params import merge_params
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -88,17 +89,8 @@ def build_loss(name: str, params: dict[str, Any] | None = None) -> tuple[LossFn,
     if name not in LOSSES:
         raise unknown_name("loss", name, LOSSES)
     spec = LOSSES[name]
-    given = dict(params or {})
-    unknown = sorted(set(given) - set(spec.defaults))
-    if unknown:
-        raise InputError("--loss-param", f"unknown parameter(s) {unknown} for loss {name!r}",
-                         f"some of {sorted(spec.defaults)}" if spec.defaults else "no parameters")
-    resolved = dict(spec.defaults)
-    for key, value in given.items():
-        try:
-            resolved[key] = float(value)
-        except (TypeError, ValueError) as exc:
-            raise InputError("--loss-param", f"{key}={value!r} for loss {name!r}", "a number") from exc
-        if resolved[key] < 0:
+    resolved = merge_params(spec.defaults, params, owner=f"loss {name!r}", source="--loss-param")
+    for key, value in resolved.items():
+        if value < 0:
             raise InputError("--loss-param", f"{key}={value!r} for loss {name!r}", "a number ≥ 0")
     return spec.build(resolved), resolved
