@@ -59,6 +59,7 @@ def slice_view_figure(
     signed: bool = False,
     window: tuple[float, float] | None = None,
     title: str | None = None,
+    clip_percentile: float | None = 99.5,
 ) -> go.Figure:
     """Build the slice viewer figure.
 
@@ -75,6 +76,8 @@ def slice_view_figure(
             |value| (1 when every map is 0 or NaN; NaN pixels are left blank).
         window: ``(lo, hi)`` grey-level window of the image (default: its 1st and 99th percentiles).
         title: figure title (default ``Slice viewer``).
+        clip_percentile: ``m`` is this percentile of |value| over all maps (saliency has a few extreme
+            pixels that would otherwise leave every map dark); larger values saturate. None: the maximum.
 
     Returns:
         Image panels are ``Heatmap`` traces named ``image``; attribution heatmaps are named
@@ -109,25 +112,32 @@ def slice_view_figure(
             fig.add_trace(_fill(pred, colors[model], f"prediction {model}"), 1, col)
         if mask is not None:
             fig.add_trace(_outline(mask, MASK_COLOR, "mask"), 1, col)
-    _add_maps(fig, maps, offsets, signed, n_rows)
+    _add_maps(fig, maps, offsets, signed, n_rows, clip_percentile)
     fig.update_xaxes(showticklabels=False, ticks="", showline=False, constrain="domain")
     fig.update_yaxes(showticklabels=False, ticks="", showline=False, autorange="reversed", constrain="domain")
     for i in range(1, n_rows * n_cols + 1):  # square pixels in every panel
         fig.layout[f"yaxis{i if i > 1 else ''}"].scaleanchor = f"x{i if i > 1 else ''}"
     style(fig, title or "Slice viewer", height=height,
           subtitle=(f"window [{lo:.4g}, {hi:.4g}]; attribution on one shared, unnormalised scale"
+                    + (f" (saturating above the {clip_percentile:g}th percentile of |A|)" if clip_percentile else "")
                     if maps else f"window [{lo:.4g}, {hi:.4g}]"))
     fig.update_layout(width=140 + PANEL_PX * n_cols, margin=dict(l=20, r=100, t=110, b=20), showlegend=False)
     return fig
 
 
 def _add_maps(fig: go.Figure, maps: Mapping[str, np.ndarray], offsets: Sequence[int], signed: bool,
-              n_rows: int) -> None:
+              n_rows: int, clip_percentile: float | None) -> None:
     """Add every model's channel heatmaps with one shared colour range and a single colour bar."""
     if not maps:
         return
-    finite = [np.abs(m[np.isfinite(m)]) for m in maps.values()]  # NaN (a skipped slice) shows as blank
-    peak = max((float(v.max()) for v in finite if v.size), default=0.0) or 1.0
+    finite = np.concatenate([np.abs(m[np.isfinite(m)]) for m in maps.values()])  # NaN (skipped) shows blank
+    if not finite.size:
+        peak = 0.0
+    elif clip_percentile is None:
+        peak = float(finite.max())
+    else:
+        peak = float(np.percentile(finite, clip_percentile))
+    peak = peak or 1.0
     zmin, zmax = (-peak, peak) if signed else (0.0, peak)
     scale = SIGNED_SCALE if signed else MAGNITUDE_SCALE
     span = (n_rows - 1) / n_rows
