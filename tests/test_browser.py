@@ -6,6 +6,7 @@ export and check it is a valid image. A screenshot is kept in ``test-artifacts/`
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -13,6 +14,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+import zipfile
 from pathlib import Path
 
 import nibabel as nib
@@ -102,6 +104,12 @@ def test_upload_analyse_and_export_png_in_chromium(app_url, tmp_path, sample_vol
             page.get_by_role("button", name="PNG").first.click()
         png = Path(info.value.path()).read_bytes()
         (ARTIFACTS / "distribution.png").write_bytes(png)
+
+        page.get_by_text("Export", exact=True).click()
+        with page.expect_download(timeout=240_000) as info:
+            page.get_by_role("button", name="Download report (.zip)").click()
+        report = Path(info.value.path()).read_bytes()
+        (ARTIFACTS / "report.zip").write_bytes(report)
         browser.close()
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
     from PIL import Image
@@ -109,3 +117,9 @@ def test_upload_analyse_and_export_png_in_chromium(app_url, tmp_path, sample_vol
     with Image.open(ARTIFACTS / "distribution.png") as im:
         im.verify()
         assert im.size[0] >= 600 and im.size[1] >= 300
+    with zipfile.ZipFile(ARTIFACTS / "report.zip") as bundle:
+        names = set(bundle.namelist())
+        assert {"report/shares.csv", "report/summary.json", "report/parameters.json"} <= names
+        assert "report/figures/share_distribution_violin.png" in names
+        summary = json.loads(bundle.read("report/summary.json"))
+        assert summary["inputs"]["volume"]["source"] == "my_scan.nii.gz"
