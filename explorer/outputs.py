@@ -7,7 +7,8 @@ when run, Grad-CAM and sanity columns; ``logit_histograms.csv``; ``sanity.json``
 ``figures/`` (HTML, plus
 PNG/SVG/PDF where static export works) and, when asked, ``maps/<model>_attribution.nii.gz``: a 4D NIfTI
 ``(X, Y, Z, C)`` in the input file's voxel order and affine, volume ``c`` = attribution of offset
-``offsets[c]``. Everything is written into a temporary folder beside the destination and moved into place
+``offsets[c]``, and after Grad-CAM (``--cam``) ``maps/<model>_gradcam.nii.gz`` (volume 0: standard
+target, 1: ``|logit|``). Everything is written into a temporary folder beside the destination and moved into place
 only when complete, so a failed run leaves no partial outputs.
 """
 
@@ -68,8 +69,12 @@ def write_outputs(analysis: Analysis, out_dir: str | Path, *, save_maps: bool = 
             written["figures"] = _write_figures(analysis, tmp / "figures")
         if save_maps:
             (tmp / "maps").mkdir()
-            for name in analysis.models:
+            for name, result in analysis.models.items():
                 written[f"map:{name}"] = _write_map(analysis, name, tmp / "maps")
+                if "diag_cam_maps" in result.extras:  # Grad-CAM ran (--cam): standard and |logit| target
+                    written[f"cam:{name}"] = _write_volume(analysis, result.extras["diag_cam_maps"],
+                                                           tmp / "maps" / f"{_safe(name)}_gradcam.nii.gz",
+                                                           "Grad-CAM: volume 0 standard target, 1 |logit|")
         return {key: _move_into(tmp, out, path) for key, path in written.items()}
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -95,12 +100,16 @@ def _write_diagnostics(analysis: Analysis, directory: Path) -> dict[str, Path]:
 
 
 def _write_map(analysis: Analysis, name: str, directory: Path) -> Path:
-    maps = analysis.models[name].maps
-    canonical = analysis.volume.unstack(np.moveaxis(np.asarray(maps, dtype=np.float32), 1, -1), analysis.axis)
+    return _write_volume(analysis, analysis.models[name].maps, directory / f"{_safe(name)}_attribution.nii.gz",
+                         f"{analysis.method}/{analysis.target} offsets {list(analysis.models[name].offsets)}")
+
+
+def _write_volume(analysis: Analysis, stack: np.ndarray, path: Path, description: str) -> Path:
+    """A ``(S, K, H, W)`` stack as a 4D NIfTI ``(X, Y, Z, K)`` on the input file's grid and affine."""
+    canonical = analysis.volume.unstack(np.moveaxis(np.asarray(stack, dtype=np.float32), 1, -1), analysis.axis)
     data, affine = analysis.volume.to_source_order(canonical)
-    path = directory / f"{_safe(name)}_attribution.nii.gz"
     image = nib.Nifti1Image(np.ascontiguousarray(data, dtype=np.float32), affine)
-    image.header["descrip"] = f"{analysis.method}/{analysis.target} offsets {list(analysis.models[name].offsets)}"[:79]
+    image.header["descrip"] = description[:79]
     nib.save(image, path)
     return path
 

@@ -151,3 +151,15 @@ def test_a_model_that_predicts_nothing_gets_one_clear_line(inputs: dict, tmp_pat
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "volume.nii.gz" in err[0] and "--target all" in err[0] and "silent" in err[0]
     assert not out.exists()
+
+
+def test_save_maps_with_cam_writes_gradcam_volumes_on_the_input_grid(inputs: dict, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    assert main(cli(inputs, out, "--save-maps", "--cam")) == 0
+    source = nib.load(inputs["volume"])
+    for name in ("random", "imagenet-uniform"):
+        img = nib.load(out / "maps" / f"{name}_gradcam.nii.gz")
+        assert img.shape == (*source.shape, 2)
+        np.testing.assert_allclose(img.affine, source.affine)
+        data = np.asanyarray(img.dataobj)
+        assert np.isfinite(data).all() and data.min() >= 0 and data.max() > 0  # Grad-CAM is ReLU'd
