@@ -231,8 +231,8 @@ def _model_result(name: str, ckpt: Checkpoint, vol: Volume, truth: Mask | None, 
         summary["zflip_dice"] = dice(flipped.prediction, main.prediction)
         mean, ci = mean_ci(asymmetry_index(shares_from_masses(flipped.masses), offsets))
         summary["zflip_asymmetry_index"] = {"mean": mean, "ci95": ci}
-    diag_arrays, diag_summary = default_diagnostics(prepared, stack, offsets, ckpt.meta, vol.sha256, axis, main.maps,
-                                                    main.prediction, mask_stack, options, dev)
+    diag_arrays, diag_summary = default_diagnostics(main.logits, offsets, ckpt.meta, vol.sha256, axis, main.maps,
+                                                    main.prediction, mask_stack, options)
     arrays.update(diag_arrays)
     summary.update(diag_summary)
     if keep_maps and main.maps is not None:

@@ -40,12 +40,15 @@ class StackAttribution:
     Attributes:
         masses: ``(S, C)`` float64 channel mass ``Σ_pixels |A|``; rows of skipped slices are NaN.
         prediction: ``(S, H, W)`` bool predicted foreground (logit > 0).
+        logits: ``(S, H, W)`` float32 foreground logits of that same forward pass (the diagnostics' logit
+            histograms reuse them instead of running the model again).
         maps: ``(S, C, H, W)`` float16 attribution when requested (``np.memmap`` for large stacks), else None.
     """
 
     masses: np.ndarray
     prediction: np.ndarray
     maps: np.ndarray | None
+    logits: np.ndarray
 
 
 def attribute_stack(
@@ -104,6 +107,7 @@ def attribute_stack(
     n, h, w = stack.shape
     masses = np.full((n, len(offsets)), np.nan)
     prediction = np.zeros((n, h, w), dtype=bool)
+    logits = np.zeros((n, h, w), dtype=np.float32)
     maps = _allocate_maps((n, len(offsets), h, w), maps_dir) if keep_maps else None
     done = [0]
 
@@ -119,14 +123,16 @@ def attribute_stack(
         if spec.from_gradient is not None:
             x.requires_grad_(True)
             fg = foreground_logit(net(x))
-            pred = fg.detach() > 0
+            out = fg.detach()
+            pred = out > 0
             selection = tgt.select(pred, truth)
             (grad,) = torch.autograd.grad(((fg.abs() if tgt.absolute else fg) * selection).sum(), x)
             attr = spec.from_gradient(x, grad).detach()
             keep = selection.flatten(1).sum(1) > 0
         else:
             with torch.no_grad():
-                pred = foreground_logit(net(x)) > 0
+                out = foreground_logit(net(x))
+            pred = out > 0
             selection = tgt.select(pred, truth)
             keep = selection.flatten(1).sum(1) > 0
             attr = torch.zeros_like(x)
@@ -140,6 +146,7 @@ def attribute_stack(
         chunk_masses[~keep.cpu().numpy()] = np.nan
         masses[idx] = chunk_masses
         prediction[idx] = batch.padding.crop(pred).cpu().numpy()
+        logits[idx] = batch.padding.crop(out).float().cpu().numpy()
         if maps is not None:
             maps[idx] = attr.to(torch.float16).cpu().numpy()
         done[0] += len(chunk)
@@ -150,7 +157,7 @@ def attribute_stack(
         state["model"] = state["model"].to(cpu)
 
     run_adaptive(list(range(n)), work, device, batch_size=batch_size, on_fallback=fallback)
-    return StackAttribution(masses=masses, prediction=prediction, maps=maps)
+    return StackAttribution(masses=masses, prediction=prediction, maps=maps, logits=logits)
 
 
 def _allocate_maps(shape: tuple[int, ...], maps_dir: str | Path | None) -> np.ndarray:

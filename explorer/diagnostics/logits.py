@@ -13,39 +13,11 @@ negative shift, which shows up as under-segmentation (a higher false-negative ra
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 
 import numpy as np
-import torch
-from torch import nn
-
-from ..windows import iter_windows
 
 BINS = 60
 GROUPS = ("foreground", "background", "tp", "fn", "fp", "foreground_train", "foreground_heldout")
-
-
-@torch.no_grad()
-def predict_logits(model: nn.Module, stack: np.ndarray, offsets: Sequence[int], *, device: torch.device,
-                   channel_stats: tuple[np.ndarray, np.ndarray] | None = None, batch_size: int = 8) -> np.ndarray:
-    """The foreground logit of every slice of ``stack`` ``(S, H, W)`` (eval mode, no gradients).
-
-    Args:
-        model: an eval-mode single-logit model on ``device`` (e.g. from :func:`explorer.fastpath.prepare_model`).
-        stack: normalised slices ``(S, H, W)``.
-        offsets: the model's window offsets.
-        device: where to compute.
-        channel_stats: per-channel (mean, std) of a per-channel normalisation preset, or None.
-        batch_size: slices per forward.
-
-    Returns:
-        ``(S, H, W)`` float32 logits.
-    """
-    out = []
-    for batch in iter_windows(stack, offsets, batch_size=batch_size, channel_stats=channel_stats):
-        x = batch.x.to(device).contiguous(memory_format=torch.channels_last)
-        out.append(batch.padding.crop(model(x)[:, 0]).float().cpu().numpy())
-    return np.concatenate(out)
 
 
 def split_from_meta(meta: object, volume_sha256: str, axis: str, n_slices: int) -> tuple[np.ndarray, np.ndarray] | str:

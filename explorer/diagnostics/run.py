@@ -20,25 +20,24 @@ import pandas as pd
 
 from ..cache import ResultCache, make_key
 from ..normalise import channel_stats_for, normalise
+from ..errors import InputError
 from . import DiagnosticOptions
 from .background import background_fractions, background_summary
-from ..errors import InputError
 from .cam import cam_layers, cam_summary, default_cam_layer, gradcam_stack
-from .logits import GROUPS, logit_histograms, logit_summary, predict_logits, split_from_meta
+from .logits import GROUPS, logit_histograms, logit_summary, split_from_meta
 from .sanity import registry_attribute, sanity_check
 
 #: Bump when the diagnostics' numbers change; part of their cache keys.
-DIAGNOSTICS_VERSION = "1"
+DIAGNOSTICS_VERSION = "2"
 
 
-def default_diagnostics(prepared: Any, stack: np.ndarray, offsets: tuple[int, ...], meta: Any,
-                        volume_sha256: str, axis: str, maps: np.ndarray, prediction: np.ndarray,
-                        mask: np.ndarray | None, options: DiagnosticOptions, device: Any) -> tuple[dict, dict]:
-    """Background attention and logit histograms of one model.
+def default_diagnostics(logits: np.ndarray, offsets: tuple[int, ...], meta: Any, volume_sha256: str, axis: str,
+                        maps: np.ndarray, prediction: np.ndarray, mask: np.ndarray | None,
+                        options: DiagnosticOptions) -> tuple[dict, dict]:
+    """Background attention and logit histograms of one model, from its attribution pass.
 
     Args:
-        prepared: the prepared model (:func:`explorer.fastpath.prepare_model`).
-        stack: normalised slices ``(S, H, W)``.
+        logits: foreground logits ``(S, H, W)`` of the attribution pass (no second forward pass).
         offsets: the model's offsets.
         meta: its :class:`explorer.checkpoints.CheckpointMeta` (normalisation, training split).
         volume_sha256, axis: the analysed volume and axis (to match the training split).
@@ -46,16 +45,13 @@ def default_diagnostics(prepared: Any, stack: np.ndarray, offsets: tuple[int, ..
         prediction: ``(S, H, W)`` bool.
         mask: ground truth ``(S, H, W)`` or None.
         options: the diagnostics' options.
-        device: torch device.
 
     Returns:
         ``(arrays, summary)``: ``diag_*`` arrays and ``{"background", "logits", "cam": None, "sanity": None}``.
     """
     foreground = mask if mask is not None else prediction
     fractions = background_fractions(maps, foreground, dilation=options.dilation)
-    logits = predict_logits(prepared, stack, offsets, device=device,
-                            channel_stats=channel_stats_for(meta.normalisation, len(offsets)))
-    split = split_from_meta(meta, volume_sha256, axis, stack.shape[0])
+    split = split_from_meta(meta, volume_sha256, axis, logits.shape[0])
     edges, counts = logit_histograms(logits, prediction, mask, None if isinstance(split, str) else split)
     arrays = {"diag_background": fractions, "diag_logit_edges": edges, "diag_logit_hist": counts}
     summary = {"background": background_summary(fractions, offsets, source="mask" if mask is not None else
