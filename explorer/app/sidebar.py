@@ -26,6 +26,7 @@ from .guard import guard
 VOLUME_TYPES = ["nii", "gz", "nii.gz", "tif", "tiff", "application/gzip", "application/x-gzip"]
 CHECKPOINT_TYPES = ["safetensors", "pt", "pth", "zip"]
 SAMPLE_LABEL = "Sample: MNI152 T1 (2 mm) + grey-matter mask"
+MAX_PARSED_UPLOADS = 8  # parsed uploads kept per session (volume, mask, a few checkpoints)
 
 
 @dataclass(frozen=True, eq=False)
@@ -153,4 +154,6 @@ def _parse(upload, loader, kind: str):
             cache[key] = loader(raw, upload.name)
         if not ok:
             return None
+        while len(cache) > MAX_PARSED_UPLOADS:  # a long session must not keep every file it ever saw
+            cache.pop(next(iter(cache)))
     return cache[key]
