@@ -79,6 +79,7 @@ class ResultCache:
         self.directory = Path(self.directory) if self.directory is not None else None
         self._memory: OrderedDict[str, tuple[CacheEntry, int]] = OrderedDict()
         self._lock = threading.Lock()
+        self._children: dict[str, ResultCache] = {}
 
     def get(self, key: str) -> CacheEntry | None:
         """The entry for ``key`` from memory, else disk (verified), else None."""
@@ -102,6 +103,16 @@ class ResultCache:
             self._write(key, entry)
         self._remember(key, entry)
         return entry
+
+    def subcache(self, name: str) -> "ResultCache":
+        """A cache of its own in the subfolder ``name`` (a quarter of this memory bound, its own
+        :attr:`stats`), made once per name: e.g. the opt-in diagnostics beside the model results."""
+        with self._lock:
+            if name not in self._children:
+                on_disk = self.disk and self.directory is not None
+                self._children[name] = ResultCache(directory=self.directory / name if on_disk else None,
+                                                   disk=on_disk, max_memory_bytes=self.max_memory_bytes // 4)
+            return self._children[name]
 
     def clear_memory(self) -> None:
         """Forget the in-memory entries (the disk store stays)."""

@@ -77,14 +77,9 @@ def _add_analyze(sub: argparse._SubParsersAction) -> None:
 def _cmd_train(args: argparse.Namespace) -> int:
     from .train import Recipe, train_checkpoint  # imported here: torch/smp load only for this subcommand
 
-    try:
-        offsets = tuple(int(o) for o in args.offsets.split(","))
-    except ValueError as exc:
-        raise InputError("--offsets", f"{args.offsets!r} is not a comma-separated list of integers",
-                         "e.g. -1,0,1") from exc
     result = train_checkpoint(
         args.volume, args.mask, args.out, strategy=args.strategy, arch=args.arch, encoder=args.encoder,
-        offsets=offsets, axis=args.axis, normalisation=args.normalisation, weights=args.weights,
+        offsets=args.offsets.split(","),  # train() validates them (explorer.windows.validate_offsets) axis=args.axis, normalisation=args.normalisation, weights=args.weights,
         device=args.device, recipe=Recipe(epochs=args.epochs, seed=args.seed, loss=args.loss,
                                           loss_params=_key_values(args.loss_param, "--loss-param")),
         command=_train_command(args),

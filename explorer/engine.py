@@ -25,7 +25,7 @@ from torch import nn
 from .attribution import Batch, foreground_logit, get_method, get_target, resolve_params
 from .errors import InputError
 from .fastpath import run_adaptive
-from .windows import iter_windows, pad_to_multiple, validate_offsets
+from .windows import iter_windows, mask_batch, validate_offsets
 
 #: Maps larger than this are written to a disk-backed ``np.memmap`` instead of memory.
 MAPS_IN_MEMORY_BYTES = 256 * 1024**2
@@ -115,10 +115,7 @@ def attribute_stack(
         (batch,) = iter_windows(stack, offsets, batch_size=len(chunk), slices=chunk, channel_stats=channel_stats)
         x = batch.x.to(dev).contiguous(memory_format=torch.channels_last)
         x = x.flip(1) if reverse else x
-        truth = None
-        if mask is not None:
-            padded, _ = pad_to_multiple(mask[np.asarray(chunk)].astype(np.float32), 32, 0.0)
-            truth = torch.from_numpy(padded > 0).to(dev)
+        truth = mask_batch(mask, chunk, dev)
         net = state["model"]
         if spec.from_gradient is not None:
             x.requires_grad_(True)

@@ -24,8 +24,6 @@ from .models import build_model
 from .volume import Volume, axis_index
 from .windows import padding_for
 
-#: Copies of a batch evaluated at once, per method (default 1): captum IG's internal batch, occlusion's channels.
-METHOD_COPIES: dict[str, str] = {"integrated_gradients": "4", "occlusion": "channels"}
 #: Kept activations plus their gradients in the backward pass.
 BACKWARD_FACTOR = 2
 _PROBE = 64
@@ -43,6 +41,11 @@ class MemoryEstimate:
     @property
     def total(self) -> int:
         return self.inputs + self.results + self.batch + self.weights
+
+
+def batch_copies(method: str, channels: int) -> int:
+    """Copies of a batch a method evaluates at once: captum IG's internal batch (4), occlusion one per channel."""
+    return {"integrated_gradients": 4, "occlusion": channels}.get(method, 1)
 
 
 @lru_cache(maxsize=32)
@@ -88,7 +91,8 @@ def estimate_run_memory(volume: Volume, checkpoints: Sequence, *, axis: str, met
         checkpoints: the loaded checkpoints.
         axis: the slicing axis.
         method: the attribution method.
-        keep_maps: whether attribution maps are kept (float16, ``S × C × H × W`` per model).
+        keep_maps: whether attribution maps are kept (float16, ``S × C × H × W`` per model); without, the maps
+            of the model being analysed still exist while it runs (background attention reads them).
         zflip: whether the z-flipped pass runs (a second prediction per model).
         batch_size: slices per batch (default: the CPU's first batch size).
 
@@ -101,15 +105,17 @@ def estimate_run_memory(volume: Volume, checkpoints: Sequence, *, axis: str, met
     padded = (dims[0] + pad.top + pad.bottom) * (dims[1] + pad.left + pad.right)
     voxels = int(volume.data.size)
     batch = batch_size or START_BATCH["cpu"]
-    results, peak, weights = 0, 0, 0
+    results, transient, peak, weights = 0, 0, 0, 0
     for ckpt in checkpoints:
         channels = len(ckpt.meta.offsets)
         floats, size = activation_floats_per_pixel(ckpt)
-        copies = {"4": 4, "channels": channels}.get(METHOD_COPIES.get(method, ""), 1)
-        peak = max(peak, int(min(batch, slices) * copies * floats * padded * 4 * BACKWARD_FACTOR))
-        results += voxels * (2 if zflip else 1) + (voxels * channels * 2 if keep_maps else 0)
+        peak = max(peak, int(min(batch, slices) * batch_copies(method, channels) * floats * padded * 4
+                             * BACKWARD_FACTOR))
+        maps = voxels * channels * 2  # float16
+        results += voxels * (2 if zflip else 1) + (maps if keep_maps else 0)
+        transient = max(transient, 0 if keep_maps else maps)
         weights = max(weights, 3 * size)  # the state dict, the built model and its prepared copy
-    return MemoryEstimate(inputs=voxels * 4 * 2, results=results, batch=peak, weights=weights)
+    return MemoryEstimate(inputs=voxels * 4 * 2, results=results + transient, batch=peak, weights=weights)
 
 
 def check_run_memory(volume: Volume, checkpoints: Sequence, *, axis: str, method: str, keep_maps: bool,

@@ -76,6 +76,15 @@ def pad_to_multiple(x: np.ndarray, multiple: int = 32, value: float = 0.0) -> tu
     return np.pad(x, widths, mode="constant", constant_values=value), pad
 
 
+def mask_batch(mask: np.ndarray | None, slices: Sequence[int], device: torch.device | str = "cpu",
+               multiple: int = 32) -> torch.Tensor | None:
+    """The mask slices ``(B, H', W')`` bool, padded like :func:`iter_windows` pads their windows (None stays)."""
+    if mask is None:
+        return None
+    padded, _ = pad_to_multiple(mask[np.asarray(slices)].astype(np.float32), multiple, 0.0)
+    return torch.from_numpy(padded > 0).to(device)
+
+
 def make_windows(stack: np.ndarray, offsets: Sequence[int], slices: Sequence[int] | None = None) -> np.ndarray:
     """Windows ``(N, C, H, W)`` of ``stack`` for ``slices`` (default all), unpadded."""
     return stack[window_indices(stack.shape[0], offsets, slices)]

@@ -16,11 +16,13 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 from captum.attr import LayerAttribution, LayerGradCam
+from scipy.stats import spearmanr
 from torch import nn
 
 from ..attribution import foreground_logit, target_forward
 from ..errors import InputError
 from ..windows import iter_windows
+from .background import background_fractions
 
 CAM_TARGETS = ("standard", "abs")
 
@@ -111,10 +113,6 @@ def cam_summary(cams: np.ndarray, foreground: np.ndarray, *, layer: str, dilatio
         ``(summary, per_slice (S, 3))``: per-slice columns background fraction of the ``standard`` CAM, of
         the ``abs`` CAM, and the Spearman correlation between the two CAMs (NaN where undefined).
     """
-    from scipy.stats import spearmanr
-
-    from .background import background_fractions
-
     fractions = background_fractions(cams, foreground, dilation=dilation)[:, :2]
     corr = np.full(len(cams), np.nan)
     for z, (a, b) in enumerate(cams):

@@ -19,8 +19,8 @@ import numpy as np
 import pandas as pd
 
 from ..cache import ResultCache, make_key
-from ..normalise import channel_stats_for, normalise
 from ..errors import InputError
+from ..normalise import channel_stats_for, normalise
 from . import DiagnosticOptions
 from .background import background_fractions, background_summary
 from .cam import cam_layers, cam_summary, default_cam_layer, gradcam_stack
@@ -117,22 +117,8 @@ def add_opt_in(result: Any, ckpt: Any, volume: Any, mask: Any, axis: str, method
     return dataclasses.replace(result, summary=summary, extras=extras)
 
 
-def _diagnostics_store(store: ResultCache | None) -> ResultCache | None:
-    """A cache beside ``store`` (subfolder ``diagnostics/``) for the opt-in results, with its own counters, so
-    ``store.stats`` keeps counting model results only."""
-    if store is None:
-        return None
-    sub = store.__dict__.get("_diagnostics_store")
-    if sub is None:
-        on_disk = store.disk and store.directory is not None
-        sub = ResultCache(directory=store.directory / "diagnostics" if on_disk else None, disk=on_disk,
-                          max_memory_bytes=store.max_memory_bytes // 4)
-        store.__dict__["_diagnostics_store"] = sub
-    return sub
-
-
 def _cached(store: ResultCache | None, parts: dict, compute: Any) -> tuple[dict, dict]:
-    store = _diagnostics_store(store)
+    store = store.subcache("diagnostics") if store is not None else None  # own counters: stats stay per model
     key = make_key(parts)
     entry = store.get(key) if store is not None else None
     if entry is not None:

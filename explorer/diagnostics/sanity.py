@@ -22,7 +22,7 @@ from scipy.stats import spearmanr
 from torch import nn
 
 from ..attribution import Batch, foreground_logit, get_method, get_target, target_forward
-from ..windows import iter_windows, pad_to_multiple
+from ..windows import iter_windows, mask_batch
 
 #: Cascading stages: name → the top-level submodules re-initialised (cumulative, top of the network first).
 SMP_STAGES: dict[str, tuple[str, ...]] = {
@@ -139,11 +139,7 @@ def _selection(model: nn.Module, x: torch.Tensor, tgt: Any, mask: np.ndarray | N
                device: torch.device) -> torch.Tensor:
     with torch.no_grad():
         pred = foreground_logit(model(x)) > 0
-    truth = None
-    if mask is not None:
-        padded, _ = pad_to_multiple(mask[np.asarray(slices)].astype(np.float32), 32, 0.0)
-        truth = torch.from_numpy(padded > 0).to(device)
-    return tgt.select(pred, truth)
+    return tgt.select(pred, mask_batch(mask, slices, device))
 
 
 def _selection_sizes(model: nn.Module, stack: np.ndarray, offsets: Sequence[int], tgt: Any,
