@@ -11,14 +11,17 @@ STAMP  := $(VENV)/.installed
 PORT   ?= 8501
 PYTEST_ARGS ?=
 
-.PHONY: app test install chromium sample clean
+.PHONY: app test lint install chromium sample clean
 
 app: install
 	$(VENV)/bin/streamlit run explorer/app/main.py --server.address 127.0.0.1 --server.port $(PORT) \
 		--server.headless true --browser.gatherUsageStats false
 
-test: install
+test: install lint
 	HF_HUB_OFFLINE=1 $(PY) -m pytest $(PYTEST_ARGS)
+
+lint: install
+	$(VENV)/bin/ruff check .
 
 install: $(STAMP) chromium
 

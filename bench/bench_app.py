@@ -22,9 +22,9 @@ import time
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ["EXPLORER_CACHE_DIR"] = tempfile.mkdtemp(prefix="explorer-bench-app-")
 
-import explorer  # noqa: E402,F401  (before torchvision/timm/smp)
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
+import explorer  # noqa: E402,F401  (before torchvision/timm/smp)
 from explorer.config import REPO_ROOT  # noqa: E402
 
 APP = str(REPO_ROOT / "explorer" / "app" / "main.py")
@@ -51,15 +51,15 @@ def main() -> None:
     toggle_ms = []  # on the default view, the distributions
     for i in range(args.repeats):
         subset = models if i % 2 else models[:2]
-        toggle_ms.append(timed(lambda: at.multiselect(key="shown_models").set_value(subset).run()))
+        toggle_ms.append(timed(lambda subset=subset: at.multiselect(key="shown_models").set_value(subset).run()))
     at.radio(key="view").set_value("Slice viewer").run()
     n = int(at.slider(key="viewer_slice").max) + 1
     fragment_ms, slider_ms, viewer_toggle_ms = [], [], []
     for i in range(args.repeats):
-        slider_ms.append(timed(lambda: at.slider(key="viewer_slice").set_value((7 * i + 3) % n).run()))
+        slider_ms.append(timed(lambda i=i: at.slider(key="viewer_slice").set_value((7 * i + 3) % n).run()))
         fragment_ms.append(at.session_state["viewer_ms"])
         subset = models if i % 2 else models[:2]
-        viewer_toggle_ms.append(timed(lambda: at.multiselect(key="shown_models").set_value(subset).run()))
+        viewer_toggle_ms.append(timed(lambda subset=subset: at.multiselect(key="shown_models").set_value(subset).run()))
         assert not at.exception, at.exception
 
     rows = [

@@ -21,10 +21,10 @@ from collections.abc import Callable
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-import explorer  # noqa: E402,F401  (before torchvision/timm/smp)
 import torch  # noqa: E402
 from captum.attr import Saliency  # noqa: E402
 
+import explorer  # noqa: E402,F401  (before torchvision/timm/smp)
 from explorer.analysis import analyze  # noqa: E402
 from explorer.checkpoints import list_zoo, load_checkpoint  # noqa: E402
 from explorer.config import SAMPLE_DIR  # noqa: E402

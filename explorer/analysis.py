@@ -128,7 +128,7 @@ def analyze(
     diag = diagnostics or DiagnosticOptions()
     check_options(diag, ckpts)
     results: dict[str, ModelResult] = {}
-    for i, (name, ckpt) in enumerate(zip(names, ckpts)):
+    for i, (name, ckpt) in enumerate(zip(names, ckpts, strict=False)):
         def sub(fraction: float, message: str, i: int = i, name: str = name) -> None:
             report((i + fraction) / len(ckpts), f"{name}: {message}")
 
@@ -151,7 +151,7 @@ def analyze(
     }
     return Analysis(volume=vol, mask=truth, axis=axis, method=method, target=target, params=resolved,
                     models=results, shares=shares_table(results), summary=summary,
-                    checkpoints=dict(zip(names, ckpts)))
+                    checkpoints=dict(zip(names, ckpts, strict=False)))
 
 
 def model_cache_key(volume: Volume, ckpt: Checkpoint, mask: Mask | None, axis: str, method: str, target: str,
@@ -282,7 +282,7 @@ def _inputs(vol: Volume, truth: Mask | None, axis: str, method: str, target: str
         "mask": {"source": truth.source, "sha256": truth.sha256} if truth is not None else None,
         "checkpoints": {n: {"sha256": c.sha256, "arch": c.meta.arch, "encoder": c.meta.encoder,
                             "strategy": c.meta.strategy, "offsets": list(c.meta.offsets),
-                            "normalisation": c.meta.normalisation} for n, c in zip(names, ckpts)},
+                            "normalisation": c.meta.normalisation} for n, c in zip(names, ckpts, strict=False)},
         "axis": axis, "method": method, "target": target, "params": params, "zflip": zflip,
         "device": describe_device(dev), "engine_version": ENGINE_VERSION, "explorer_version": __version__,
     }

@@ -123,8 +123,9 @@ def _integrated_gradients(b: Batch) -> torch.Tensor:
 def _smoothgrad(b: Batch) -> torch.Tensor:
     forward = target_forward(b.model, b.absolute)
     shape = (int(b.params["samples"]), *b.x.shape[1:])
-    noise = torch.stack([torch.randn(shape, generator=torch.Generator().manual_seed(int(b.params["seed"]) * 100_003 + z))
-                         for z in b.slices], dim=1).to(b.x.device)  # (samples, B, C, H, W)
+    seed = int(b.params["seed"]) * 100_003
+    noise = torch.stack([torch.randn(shape, generator=torch.Generator().manual_seed(seed + z)) for z in b.slices],
+                        dim=1).to(b.x.device)  # (samples, B, C, H, W)
     total = torch.zeros_like(b.x)
     for sample in noise:
         xn = (b.x + float(b.params["sigma"]) * sample).requires_grad_(True)

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from .config import cache_dir
+from .fileio import file_sha256
 
 DEFAULT_MEMORY_BYTES = 512 * 1024**2
 #: Arrays at least this large are stored as their own ``.npy`` and memory-mapped when read.
@@ -104,7 +105,7 @@ class ResultCache:
         self._remember(key, entry)
         return entry
 
-    def subcache(self, name: str) -> "ResultCache":
+    def subcache(self, name: str) -> ResultCache:
         """A cache of its own in the subfolder ``name`` (a quarter of this memory bound, its own
         :attr:`stats`), made once per name: e.g. the opt-in diagnostics beside the model results."""
         with self._lock:
@@ -149,7 +150,7 @@ class ResultCache:
             for name, array in entry.arrays.items():
                 if name not in small:
                     np.save(tmp / f"{name}.npy", np.asarray(array), allow_pickle=False)
-            files = {p.name: _sha256_file(p) for p in sorted(tmp.iterdir())}
+            files = {p.name: file_sha256(p) for p in sorted(tmp.iterdir())}
             (tmp / "meta.json").write_text(json.dumps({"key": key, "files": files, "meta": entry.meta}))
             if final.exists():  # a concurrent writer won; same content by construction
                 shutil.rmtree(tmp, ignore_errors=True)
@@ -175,7 +176,7 @@ class ResultCache:
             arrays: dict[str, np.ndarray] = {}
             for name, digest in record["files"].items():
                 path = folder / name
-                if _sha256_file(path) != digest:
+                if file_sha256(path) != digest:
                     raise ValueError(f"checksum mismatch in {name}")
                 if name == "arrays.npz":
                     with np.load(path, allow_pickle=False) as data:
@@ -187,8 +188,3 @@ class ResultCache:
             self.stats.corrupt += 1
             shutil.rmtree(folder, ignore_errors=True)
             return None
-
-
-def _sha256_file(path: Path) -> str:
-    with open(path, "rb") as handle:
-        return hashlib.file_digest(handle, "sha256").hexdigest()

@@ -29,6 +29,7 @@ from safetensors.torch import save as st_save
 from . import __version__
 from .config import MODELS_DIR, Limits
 from .errors import InputError
+from .fileio import sha256_bytes, size_error, unwrap_state_dict
 from .models import build_model
 from .normalise import NORMALISATIONS
 from .strategies import STRATEGIES
@@ -67,7 +68,7 @@ class CheckpointMeta:
         return out
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any], *, source: str = "checkpoint") -> "CheckpointMeta":
+    def from_dict(cls, data: dict[str, Any], *, source: str = "checkpoint") -> CheckpointMeta:
         """Validate and build from a dict; unknown keys are ignored.
 
         Raises:
@@ -210,10 +211,10 @@ def load_checkpoint(source: str | Path | bytes, *, name: str | None = None,
                 return _finish(label, _canonical_sha(state, found), state, found, meta, shown)
     if _looks_like_safetensors(raw):
         state, stored = _read_safetensors(raw, shown)
-        digest = hashlib.sha256(raw).hexdigest()
+        digest = sha256_bytes(raw)
         return _finish(label, digest, state, stored, meta, shown)
     state = _read_torch(raw, shown)
-    digest = hashlib.sha256(raw + json.dumps(meta or {}, sort_keys=True).encode()).hexdigest()
+    digest = sha256_bytes(raw + json.dumps(meta or {}, sort_keys=True).encode())
     return _finish(label, digest, state, {}, meta, shown)
 
 
@@ -227,8 +228,7 @@ def list_zoo(directory: str | Path = MODELS_DIR) -> list[Path]:
 
 def _check_size(size: int, label: str, limits: Limits) -> None:
     if size > limits.max_bytes:
-        raise InputError(label, f"file is {size / 1024**2:.1f} MB, over the {limits.max_bytes / 1024**2:.0f} MB limit",
-                         "a smaller checkpoint, or raise EXPLORER_MAX_UPLOAD_MB")
+        raise size_error(label, size, limits.max_bytes)
 
 
 def _one_line(text: str, limit: int = 160) -> str:
@@ -265,9 +265,7 @@ def _read_torch(raw: bytes, label: str) -> dict[str, torch.Tensor]:
         raise InputError(label, f"refused: not a plain tensor state dict ({type(exc).__name__}: {_one_line(str(exc))})",
                          "a .safetensors checkpoint, or a state dict readable with torch.load(weights_only=True)"
                          ) from exc
-    for wrapper in ("state_dict", "model"):
-        if isinstance(state, dict) and isinstance(state.get(wrapper), dict):
-            state = state[wrapper]
+    state = unwrap_state_dict(state)
     if not isinstance(state, dict) or not state or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise InputError(label, f"holds a {type(state).__name__} that is not a dict of tensors", "a state dict")
     return {str(k): v for k, v in state.items()}

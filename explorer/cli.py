@@ -79,7 +79,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
     result = train_checkpoint(
         args.volume, args.mask, args.out, strategy=args.strategy, arch=args.arch, encoder=args.encoder,
-        offsets=args.offsets.split(","),  # train() validates them (explorer.windows.validate_offsets) axis=args.axis, normalisation=args.normalisation, weights=args.weights,
+        offsets=args.offsets.split(","),  # train() validates them (explorer.windows.validate_offsets)
+        axis=args.axis, normalisation=args.normalisation, weights=args.weights,
         device=args.device, recipe=Recipe(epochs=args.epochs, seed=args.seed, loss=args.loss,
                                           loss_params=_key_values(args.loss_param, "--loss-param")),
         command=_train_command(args),

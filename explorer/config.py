@@ -34,18 +34,21 @@ class Limits:
     max_run_memory_bytes: int = 8 * 1024**3
 
     @classmethod
-    def from_env(cls) -> "Limits":
-        """Defaults overridden by ``EXPLORER_MAX_UPLOAD_MB``, ``EXPLORER_MAX_VOXELS``, ``EXPLORER_MAX_RUN_MEMORY_MB``."""
+    def from_env(cls) -> Limits:
+        """Defaults overridden by ``EXPLORER_MAX_UPLOAD_MB``, ``EXPLORER_MAX_VOXELS`` and
+        ``EXPLORER_MAX_RUN_MEMORY_MB``."""
         d = cls()
         return cls(
             max_bytes=int(_env_number("EXPLORER_MAX_UPLOAD_MB", d.max_bytes / 1024**2) * 1024**2),
             max_voxels=int(_env_number("EXPLORER_MAX_VOXELS", d.max_voxels)),
-            max_run_memory_bytes=int(_env_number("EXPLORER_MAX_RUN_MEMORY_MB", d.max_run_memory_bytes / 1024**2) * 1024**2),
+            max_run_memory_bytes=int(_env_number("EXPLORER_MAX_RUN_MEMORY_MB", d.max_run_memory_bytes / 1024**2)
+                                     * 1024**2),
         )
 
 
 def cache_dir() -> Path:
-    """Per-user cache directory: ``$EXPLORER_CACHE_DIR``, else ``$XDG_CACHE_HOME/explorer``, else ``~/.cache/explorer``."""
+    """Per-user cache directory: ``$EXPLORER_CACHE_DIR``, else ``$XDG_CACHE_HOME/explorer``, else
+    ``~/.cache/explorer``."""
     explicit = os.environ.get("EXPLORER_CACHE_DIR")
     if explicit:
         return Path(explicit)

@@ -135,8 +135,9 @@ def attribute_stack(
             attr = torch.zeros_like(x)
             if bool(keep.any()):
                 rows = keep.nonzero()[:, 0]
-                attr[rows] = spec.attribute(Batch(net, x[rows].detach(), selection[rows], tgt.absolute,
-                                                  tuple(int(chunk[i]) for i in rows.tolist()), h * w, resolved)).detach()
+                slices = tuple(int(chunk[i]) for i in rows.tolist())
+                attr[rows] = spec.attribute(Batch(net, x[rows].detach(), selection[rows], tgt.absolute, slices,
+                                                  h * w, resolved)).detach()
         attr = batch.padding.crop(attr.flip(1) if reverse else attr).float()
         idx = np.asarray(chunk)
         chunk_masses = attr.abs().sum(dim=(2, 3)).double().cpu().numpy()

@@ -19,7 +19,7 @@ import tempfile
 import threading
 import zipfile
 from collections.abc import Callable, Iterable, Mapping
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 
@@ -31,6 +31,7 @@ from plotly.offline import get_plotlyjs
 from . import __version__
 from .errors import unknown_name
 from .figures import comparison_table, stats_table
+from .fileio import write_atomic
 
 FORMATS: tuple[str, ...] = ("png", "svg", "pdf", "html")
 STATIC_FORMATS: tuple[str, ...] = ("png", "svg", "pdf")
@@ -189,21 +190,6 @@ def write_tables(summary: Mapping, directory: str | Path) -> list[Path]:
             write_atomic(directory / "comparisons.csv", table_csv(comparison_table(summary)))]
 
 
-def write_atomic(path: str | Path, data: bytes) -> Path:
-    """Write ``data`` to a temporary file next to ``path``, then rename it over ``path`` (mode 0644)."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; results are meant to be shared
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
 def versions() -> dict[str, str]:
     """Versions of Python, explorer and the packages a result depends on (``not installed`` if absent)."""
     found = {"python": sys.version.split()[0], "platform": platform.platform(), "explorer": __version__}
@@ -237,7 +223,7 @@ def report_zip(write_outputs: Callable[[Path], object], *, parameters: Mapping[s
         available, message = static_export_status()
         record = {"parameters": dict(parameters), "inputs": inputs, "versions": versions(),
                   "static_export": {"available": available, "message": message},
-                  "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+                  "created_utc": datetime.now(UTC).isoformat(timespec="seconds")}
         write_atomic(root / "parameters.json", json.dumps(record, indent=2, default=str).encode("utf-8"))
         buffer = io.BytesIO()
         with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:

@@ -103,7 +103,7 @@ def _fold_sequential_pairs(module: nn.Module) -> None:
     if not isinstance(module, nn.Sequential):
         return
     names = list(module._modules)
-    for a, b in zip(names, names[1:]):
+    for a, b in zip(names, names[1:], strict=False):
         conv, bn = module._modules[a], module._modules[b]
         if isinstance(conv, nn.Conv2d) and type(bn) is nn.BatchNorm2d and bn.track_running_stats:
             module._modules[a] = fuse_conv_bn_eval(conv, bn)

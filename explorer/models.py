@@ -105,4 +105,4 @@ def first_conv_shares(model_or_conv: torch.nn.Module | torch.Tensor, offsets: Se
         raise InputError("offsets", f"{len(offsets)} offsets for a first convolution with {mass.numel()} input "
                          "channels", "one offset per input channel")
     shares = mass / mass.sum()
-    return {int(o): float(s) for o, s in zip(offsets, shares)}
+    return {int(o): float(s) for o, s in zip(offsets, shares, strict=False)}

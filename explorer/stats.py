@@ -70,7 +70,7 @@ def paired_wilcoxon(a: np.ndarray, b: np.ndarray) -> float | None:
     return float(sps.wilcoxon(a, b, zero_method="wilcox", alternative="two-sided").pvalue)
 
 
-def dice(pred: np.ndarray, truth: np.ndarray) -> float | None:
+def dice(pred: np.ndarray, truth: np.ndarray) -> float:
     """Dice ``2|P∩T| / (|P| + |T|)``; 1.0 when both are empty."""
     p, t = np.asarray(pred, bool), np.asarray(truth, bool)
     denom = int(p.sum()) + int(t.sum())

@@ -125,7 +125,8 @@ class Strategy:
                 "loaded_keys": report.loaded, "missing_keys": list(report.missing),
                 "unexpected_keys": list(report.unexpected), "dropped_keys": list(report.dropped),
                 "first_conv_key": conv_key,
-                "published_first_conv_share": dict(zip("RGB", first_conv_shares(rgb, (0, 1, 2)).values()))}
+                "published_first_conv_share": dict(zip("RGB", first_conv_shares(rgb, (0, 1, 2)).values(),
+                                                                     strict=True))}
         if len(offsets) == 3:
             info["first_conv_max_abs_diff_to_published"] = float((conv.weight.detach() - rgb).abs().max())
         return InitReport(self.name, info, first_conv_shares(conv, offsets))

@@ -27,6 +27,7 @@ from .errors import InputError
 from .losses import build_loss
 from .models import DEFAULT_ARCH_KWARGS, build_model, first_conv_shares
 from .normalise import channel_stats_for, normalise
+from .stats import dice
 from .strategies import get_strategy
 from .volume import Mask, Volume, axis_index, load_mask, load_volume
 from .windows import iter_windows, pad_to_multiple, validate_offsets
@@ -92,12 +93,6 @@ def split_slices(mask_stack: np.ndarray, offsets: Sequence[int], val_fraction: f
         raise InputError("volume", f"{mask_stack.shape[0]} slices leave {train.size} for training after a "
                          f"{n_val}-slice validation block and {gap}-slice gaps", "a volume with more slices")
     return Split(train=train, val=val, gap=gap)
-
-
-def dice_score(pred: np.ndarray, truth: np.ndarray) -> float:
-    """Dice of two boolean arrays; 1.0 when both are empty."""
-    total = int(pred.sum()) + int(truth.sum())
-    return 1.0 if total == 0 else 2.0 * int(np.logical_and(pred, truth).sum()) / total
 
 
 def _seed_everything(seed: int) -> torch.Generator:
@@ -204,7 +199,7 @@ def train(volume: Volume, mask: Mask, *, strategy: str, arch: str = "Unet", enco
             bar.set_postfix(epoch=epoch + 1, loss=f"{losses[-1]:.4f}")
     seconds = time.perf_counter() - started
     pred = _predict(model, stack, offsets, split.val, stats, dev)
-    val_dice = dice_score(pred, labels[split.val])
+    val_dice = dice(pred, labels[split.val])
     model = model.cpu().eval()
     meta = CheckpointMeta(
         arch=arch, encoder=encoder, classes=1, offsets=offsets, strategy=strategy, normalisation=normalisation,
@@ -237,7 +232,7 @@ def evaluate_heldout(model: torch.nn.Module, volume: Volume, mask: Mask, meta: C
     split = split_slices(labels, meta.offsets, float(meta.recipe.get("val_fraction", Recipe.val_fraction)))
     pred = _predict(model.to(dev), stack, meta.offsets, split.val,
                     channel_stats_for(meta.normalisation, len(meta.offsets)), dev)
-    return dice_score(pred, labels[split.val])
+    return dice(pred, labels[split.val])
 
 
 def train_checkpoint(volume_path: str | Path, mask_path: str | Path, out: str | Path, **kwargs: Any) -> TrainResult:

@@ -11,7 +11,6 @@ that names the file. Intensity normalisation presets live in :mod:`explorer.norm
 from __future__ import annotations
 
 import gzip
-import hashlib
 import io
 import zlib
 from dataclasses import dataclass, field
@@ -22,6 +21,7 @@ import numpy as np
 
 from .config import Limits
 from .errors import InputError, unknown_name
+from .fileio import read_bounded, sha256_bytes
 
 #: Slicing axis names and their index in canonical (RAS+) voxel order.
 AXES: dict[str, int] = {"sagittal": 0, "coronal": 1, "axial": 2}
@@ -144,7 +144,7 @@ def load_volume(
         data=data,
         affine=canonical.affine.astype(np.float64),
         source=label,
-        sha256=hashlib.sha256(raw).hexdigest(),
+        sha256=sha256_bytes(raw),
         source_affine=np.asarray(affine, dtype=np.float64),
         source_ornt=nib.orientations.io_orientation(affine),
         nonfinite=nonfinite,
@@ -180,32 +180,15 @@ def load_mask(source: str | Path | bytes, volume: Volume, *, name: str | None = 
     if np.iscomplexobj(values):
         raise InputError(label, "mask is complex-valued", "real labels")
     return Mask(data=np.nan_to_num(values.astype(np.float64), nan=0.0) > 0, source=label,
-                sha256=hashlib.sha256(raw).hexdigest())
+                sha256=sha256_bytes(raw))
 
 
 # --------------------------------------------------------------------------------------------- helpers
 
 
 def _read(source: str | Path | bytes, name: str | None, limits: Limits) -> tuple[bytes, str]:
-    if isinstance(source, (bytes, bytearray, memoryview)):
-        raw = bytes(source)
-        label = name or "upload"
-    else:
-        path = Path(source)
-        label = name or path.name
-        if not path.is_file():
-            raise InputError(path, "no such file", "a NIfTI (.nii, .nii.gz) or TIFF (.tif, .tiff) file")
-        size = path.stat().st_size
-        if size > limits.max_bytes:
-            raise InputError(label, f"file is {size / 1024**2:.1f} MB, over the {limits.max_bytes / 1024**2:.0f} MB limit",
-                             "a smaller file, or raise EXPLORER_MAX_UPLOAD_MB")
-        raw = path.read_bytes()
-    if len(raw) > limits.max_bytes:
-        raise InputError(label, f"file is {len(raw) / 1024**2:.1f} MB, over the {limits.max_bytes / 1024**2:.0f} MB limit",
-                         "a smaller file, or raise EXPLORER_MAX_UPLOAD_MB")
-    if not raw:
-        raise InputError(label, "file is empty", "a NIfTI (.nii, .nii.gz) or TIFF (.tif, .tiff) file")
-    return raw, label
+    return read_bounded(source, name=name, max_bytes=limits.max_bytes,
+                        expected="a NIfTI (.nii, .nii.gz) or TIFF (.tif, .tiff) file")
 
 
 def _sniff(raw: bytes, label: str) -> tuple[str, bytes]:
@@ -289,7 +272,8 @@ def _finite_float32(array: np.ndarray, label: str) -> tuple[np.ndarray, int]:
     return np.ascontiguousarray(data, dtype=np.float32), bad
 
 
-def _tiff_array(payload: bytes, label: str, spacing: tuple[float, float, float] | None) -> tuple[np.ndarray, np.ndarray]:
+def _tiff_array(payload: bytes, label: str,
+                spacing: tuple[float, float, float] | None) -> tuple[np.ndarray, np.ndarray]:
     """Pages of a TIFF stack become axis 2: ``data[:, :, z]`` is page ``z`` (rows, columns)."""
     import tifffile  # imported here: only TIFF input needs it
 

@@ -13,7 +13,6 @@ unexpected keys (:class:`LoadReport`) instead of hiding them as smp's encoder ``
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import os
 import re
@@ -24,6 +23,7 @@ from pathlib import Path
 import torch
 
 from .errors import InputError
+from .fileio import file_sha256, unwrap_state_dict
 
 StateDict = dict[str, torch.Tensor]
 _HASH_IN_NAME = re.compile(r"-([0-9a-f]{8,64})\.(?:pth|pt|bin|safetensors)$")
@@ -44,7 +44,7 @@ def _lukemelas_to_timm(state: StateDict) -> StateDict:
     source = [k for k in state if not k.startswith("_fc.")]
     if len(source) != len(target):
         return state  # not the expected layout: the load report will show what does not fit
-    renamed = {t: state[s] for s, t in zip(source, target)}
+    renamed = {t: state[s] for s, t in zip(source, target, strict=False)}
     renamed.update({k: v for k, v in state.items() if k.startswith("_fc.")})  # classifier: dropped later
     return renamed
 
@@ -100,12 +100,6 @@ class LoadReport:
     missing: tuple[str, ...]
     unexpected: tuple[str, ...]
     dropped: tuple[str, ...]
-
-
-def file_sha256(path: Path) -> str:
-    """Hex SHA-256 of a file's bytes."""
-    with open(path, "rb") as fh:
-        return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
 def check_hash(path: Path, expected_prefix: str | None = None) -> str:
@@ -203,9 +197,7 @@ def read_state_dict(path: Path) -> StateDict:
     except Exception as exc:  # torch/safetensors raise many types for broken or unsafe files
         raise InputError(path, f"cannot be read as plain tensors ({type(exc).__name__}: {str(exc)[:200]})",
                          "a safetensors file or a state dict saved with torch.save") from exc
-    for wrapper in ("state_dict", "model"):
-        if isinstance(state, dict) and isinstance(state.get(wrapper), dict):
-            state = state[wrapper]
+    state = unwrap_state_dict(state)
     if not isinstance(state, dict) or not any(isinstance(v, torch.Tensor) for v in state.values()):
         raise InputError(path, f"holds a {type(state).__name__}, not a dict of tensors", "a state dict")
     return {str(k): v for k, v in state.items() if isinstance(v, torch.Tensor)}

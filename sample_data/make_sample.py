@@ -29,7 +29,7 @@ def main() -> None:
     head = np.argwhere(data > 0.05 * data.max())
     lo = np.maximum(head.min(0) - MARGIN, 0)
     hi = np.minimum(head.max(0) + MARGIN + 1, data.shape)
-    box = tuple(slice(int(a), int(b)) for a, b in zip(lo, hi))
+    box = tuple(slice(int(a), int(b)) for a, b in zip(lo, hi, strict=False))
     affine = t1.affine.copy()
     affine[:3, 3] = nib.affines.apply_affine(t1.affine, lo)
 
@@ -45,7 +45,7 @@ def main() -> None:
         nib.save(img, path)
     info = {p.name: {"shape": list(nib.load(p).shape), "sha256": hashlib.sha256(p.read_bytes()).hexdigest()}
             for p in (VOLUME, MASK)}
-    info["crop_box_in_template"] = [[int(a), int(b)] for a, b in zip(lo, hi)]
+    info["crop_box_in_template"] = [[int(a), int(b)] for a, b in zip(lo, hi, strict=False)]
     print(json.dumps(info, indent=2))
 
 

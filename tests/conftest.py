@@ -6,10 +6,10 @@ import os
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-import explorer  # noqa: E402,F401  (the torchvision shim must precede smp/timm imports in tests)
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
+import explorer  # noqa: E402,F401  (the torchvision shim must precede smp/timm imports in tests)
 from explorer.config import SAMPLE_DIR  # noqa: E402
 
 SAMPLE_VOLUME = SAMPLE_DIR / "mni152_t1_2mm.nii.gz"

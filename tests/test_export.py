@@ -14,14 +14,23 @@ import pandas as pd
 import plotly.graph_objects as go
 import pytest
 import torch
+from test_figures import make_shares, make_summary
 
 from explorer import __version__, export
 from explorer.errors import InputError
-from explorer.export import (FORMATS, StaticExportUnavailable, figure_bytes, report_zip, static_export_status,
-                             table_csv, versions, write_atomic, write_figures, write_tables)
+from explorer.export import (
+    FORMATS,
+    StaticExportUnavailable,
+    figure_bytes,
+    report_zip,
+    static_export_status,
+    table_csv,
+    versions,
+    write_figures,
+    write_tables,
+)
 from explorer.figures import analysis_figures, comparison_table, stats_table
-
-from test_figures import make_shares, make_summary
+from explorer.fileio import write_atomic
 
 
 def _figure(title: str) -> go.Figure:
@@ -69,7 +78,7 @@ def test_concurrent_exports_get_their_own_figures():
     titles = [f"session {i}" for i in range(4)]
     with ThreadPoolExecutor(4) as pool:
         svgs = list(pool.map(lambda t: figure_bytes(_figure(t), "svg").decode(), titles))
-    assert all(t in svg and sum(o in svg for o in titles) == 1 for t, svg in zip(titles, svgs))
+    assert all(t in svg and sum(o in svg for o in titles) == 1 for t, svg in zip(titles, svgs, strict=False))
 
 
 def test_write_figures_writes_every_format_atomically(tmp_path):

@@ -10,9 +10,17 @@ import plotly.graph_objects as go
 import pytest
 
 from explorer.errors import InputError
-from explorer.figures import (PALETTE, analysis_figures, comparison_table, distribution_figure,
-                              first_conv_figure, model_colors, share_along_axis_figure, slice_view_figure,
-                              stats_table)
+from explorer.figures import (
+    PALETTE,
+    analysis_figures,
+    comparison_table,
+    distribution_figure,
+    first_conv_figure,
+    model_colors,
+    share_along_axis_figure,
+    slice_view_figure,
+    stats_table,
+)
 from explorer.volume import load_volume
 
 MODELS = ("imagenet", "imagenet-uniform")
@@ -31,7 +39,8 @@ def make_shares(seed: int = 0, n_slices: int = 30) -> pd.DataFrame:
                 continue
             share = np.clip(mean + rng.normal(0, 0.02, 3), 0.01, None)
             share /= share.sum()
-            rows += [dict(model=model, slice=z, offset=o, share=s, mass=100 * s) for o, s in zip(OFFSETS, share)]
+            rows += [dict(model=model, slice=z, offset=o, share=s, mass=100 * s)
+                     for o, s in zip(OFFSETS, share, strict=True)]
     return pd.DataFrame(rows)
 
 
@@ -69,7 +78,7 @@ def test_distribution_has_one_trace_per_model_over_every_offset(shares, summary,
     fig = distribution_figure(shares, summary, kind=kind)
     assert [type(t) for t in fig.data] == [trace_type, trace_type]
     assert [t.name for t in fig.data] == list(MODELS)
-    for trace, model in zip(fig.data, MODELS):
+    for trace, model in zip(fig.data, MODELS, strict=False):
         rows = shares[shares["model"] == model]
         assert list(trace.x) == [{-1: "−1", 0: "0", 1: "+1"}[o] for o in rows["offset"]]
         np.testing.assert_allclose(trace.y, rows["share"])
@@ -116,7 +125,7 @@ def test_share_along_axis_has_a_panel_per_offset_and_gaps_for_skipped_slices(sha
     assert {t.yaxis for t in fig.data} == {"y", "y2", "y3"}
     assert [t.showlegend for t in fig.data].count(True) == len(MODELS)
     first = fig.data[0]
-    gaps = [x for x, y in zip(first.x, first.y) if np.isnan(y)]
+    gaps = [x for x, y in zip(first.x, first.y, strict=False) if np.isnan(y)]
     assert gaps == list(SKIPPED)
     assert fig.layout.xaxis3.title.text == "slice index along the slicing axis"
 

@@ -30,7 +30,7 @@ def toy() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 def test_histogram_counts_per_group(toy) -> None:
     logits, pred, mask = toy
     edges, counts = logit_histograms(logits, pred, mask, (np.array([0, 1]), np.array([2, 3])), bins=10)
-    got = dict(zip(GROUPS, counts.sum(axis=1)))
+    got = dict(zip(GROUPS, counts.sum(axis=1), strict=False))
     assert got == {"foreground": 8, "background": 8, "tp": 7, "fn": 1, "fp": 1, "foreground_train": 4,
                    "foreground_heldout": 4}
     assert edges[0] == -2.0 and edges[-1] == 3.0
@@ -39,7 +39,7 @@ def test_histogram_counts_per_group(toy) -> None:
 def test_without_mask_or_split_those_groups_are_empty(toy) -> None:
     logits, pred, _ = toy
     _, counts = logit_histograms(logits, pred, None, None)
-    got = dict(zip(GROUPS, counts.sum(axis=1)))
+    got = dict(zip(GROUPS, counts.sum(axis=1), strict=False))
     assert got["foreground"] == int(pred.sum()) and got["tp"] == got["fn"] == got["foreground_heldout"] == 0
 
 

@@ -5,8 +5,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from explorer.stats import (asymmetry_index, compare_abs_ai, dice, dice_per_slice, mean_ci, model_summary,
-                            paired_wilcoxon, shares_from_masses)
+from explorer.stats import (
+    asymmetry_index,
+    compare_abs_ai,
+    dice,
+    dice_per_slice,
+    mean_ci,
+    model_summary,
+    paired_wilcoxon,
+    shares_from_masses,
+)
 
 OFFSETS = (-1, 0, 1)
 

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import explorer  # noqa: F401  (before torchvision / smp)
-
 import pytest
 import torch
 
+import explorer  # noqa: F401  (before torchvision / smp)
 from explorer.errors import InputError
 from explorer.models import build_model, first_conv, first_conv_shares
 from explorer.strategies import STRATEGIES, get_strategy

@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-import explorer  # noqa: F401  (before torchvision / smp)
-
 import nibabel as nib
 import numpy as np
 import pytest
 import torch
 
+import explorer  # noqa: F401  (before torchvision / smp)
 from explorer.checkpoints import load_checkpoint
 from explorer.cli import main
 from explorer.config import SAMPLE_DIR
 from explorer.errors import InputError
-from explorer.train import Recipe, _augment, dice_score, evaluate_heldout, split_slices, train
+from explorer.stats import dice
+from explorer.train import Recipe, _augment, evaluate_heldout, split_slices, train
 from explorer.volume import load_mask, load_volume
 from explorer.windows import window_indices
 
@@ -59,9 +59,9 @@ def test_split_errors():
 
 def test_dice_known_answers():
     a = np.array([1, 1, 0, 0], bool)
-    assert dice_score(a, a) == 1.0
-    assert dice_score(a, np.array([1, 0, 1, 0], bool)) == 0.5
-    assert dice_score(np.zeros(3, bool), np.zeros(3, bool)) == 1.0
+    assert dice(a, a) == 1.0
+    assert dice(a, np.array([1, 0, 1, 0], bool)) == 0.5
+    assert dice(np.zeros(3, bool), np.zeros(3, bool)) == 1.0
 
 
 def test_zflip_reverses_the_window_and_keeps_the_label():

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import explorer  # noqa: F401  (before torchvision / smp)
-
 import shutil
 
 import huggingface_hub.constants
@@ -12,6 +10,7 @@ import segmentation_models_pytorch as smp
 import torch
 from safetensors.torch import save_file
 
+import explorer  # noqa: F401  (before torchvision / smp)
 from explorer import weights
 from explorer.errors import InputError
 from explorer.weights import OFFLINE_WEIGHTS, check_hash, load_encoder_weights, resolve_weights

@@ -10,10 +10,9 @@ from __future__ import annotations
 import streamlit as st
 
 from explorer.analysis import analyze, select_models
-from explorer.outputs import write_outputs
-
 from explorer.app import diagnostics, resources, sidebar, viewer, views
 from explorer.app.guard import guard
+from explorer.outputs import write_outputs
 
 st.set_page_config(page_title="explorer: 2D+ saliency asymmetry", layout="wide")
 

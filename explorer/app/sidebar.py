@@ -114,7 +114,8 @@ def _checkpoints(sb) -> list[Checkpoint]:
                                type=CHECKPOINT_TYPES, accept_multiple_files=True, key="checkpoint_upload")
     for upload in uploads or []:
         meta = _plain_state_dict_meta(sb, upload.name) if upload.name.endswith((".pt", ".pth")) else None
-        checkpoint = _parse(upload, lambda raw, name: _upload_checkpoint(raw, name, meta), f"checkpoint-{meta}")
+        checkpoint = _parse(upload, lambda raw, name, meta=meta: _upload_checkpoint(raw, name, meta),
+                            f"checkpoint-{meta}")
         if checkpoint is not None:
             found.append(checkpoint)
     names = [c.name for c in found]

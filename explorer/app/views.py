@@ -22,7 +22,7 @@ def figure_downloads(fig: go.Figure, name: str) -> None:
     available, message = static_export_status()
     formats = ["png", "svg", "pdf", "html"] if available else ["html"]
     cols = st.columns(len(formats) + (0 if available else 1))
-    for col, fmt in zip(cols, formats):
+    for col, fmt in zip(cols, formats, strict=False):
         col.download_button(f"{fmt.upper()}", data=lambda f=fmt: figure_bytes(fig, f), file_name=f"{name}.{fmt}",
                             mime=MIME[fmt], key=f"dl-{name}-{fmt}", on_click="ignore")
     if not available:

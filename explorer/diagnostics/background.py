@@ -79,6 +79,6 @@ def background_summary(fractions: np.ndarray, offsets: tuple[int, ...], *, sourc
     """
     rows = np.isfinite(fractions).all(axis=1)
     means = fractions[rows].mean(axis=0) if rows.any() else np.full(fractions.shape[1], np.nan)
-    mean = {str(o): float(v) for o, v in zip(offsets, means[:-1])}
+    mean = {str(o): float(v) for o, v in zip(offsets, means[:-1], strict=False)}
     mean["total"] = float(means[-1])
     return {"foreground": source, "dilation": int(dilation), "slices": int(rows.sum()), "mean_fraction": mean}

@@ -13,7 +13,6 @@ negative shift, which shows up as under-segmentation (a higher false-negative ra
 
 from __future__ import annotations
 
-
 import numpy as np
 
 BINS = 60
@@ -82,7 +81,7 @@ def _groups(fg: np.ndarray, prediction: np.ndarray, mask: np.ndarray | None,
     if mask is not None:
         sets.update(tp=prediction & mask, fn=~prediction & mask, fp=prediction & ~mask)
     if split is not None:
-        for name, rows in zip(("foreground_train", "foreground_heldout"), split):
+        for name, rows in zip(("foreground_train", "foreground_heldout"), split, strict=False):
             chosen = np.zeros_like(fg)
             chosen[rows] = fg[rows]
             sets[name] = chosen
@@ -110,7 +109,7 @@ def logit_summary(logits: np.ndarray, prediction: np.ndarray, mask: np.ndarray |
     if isinstance(split, str):
         return out
     parts = {}
-    for label, rows in zip(("train", "heldout"), split):
+    for label, rows in zip(("train", "heldout"), split, strict=False):
         values = logits[rows][fg[rows]]
         parts[f"{label}_mean"] = float(values.mean()) if values.size else None
         parts[f"{label}_fn_rate"] = float((values <= 0).mean()) if values.size and mask is not None else None

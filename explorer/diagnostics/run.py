@@ -139,8 +139,9 @@ def diagnostics_tables(models: dict[str, Any]) -> dict[str, Any]:
     Returns:
         ``{"slices": DataFrame, "logit_histograms": DataFrame, "sanity": dict}``: one row per model × slice
         (``background_<offset>``, ``background_total`` and, when computed, ``cam_background_standard``,
-        ``cam_background_abs``, ``cam_target_rank_corr``, ``sanity_<stage>`` on the checked slices); one row per model × group × bin
-        (``bin_left, bin_right, count``; groups without pixels are left out); the sanity summaries by model.
+        ``cam_background_abs``, ``cam_target_rank_corr``, ``sanity_<stage>`` on the checked slices);
+        one row per model × group × bin (``bin_left, bin_right, count``; groups without pixels are left
+        out); the sanity summaries by model.
     """
     slices, hists, sanity = [], [], {}
     for name, r in models.items():

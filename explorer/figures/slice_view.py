@@ -143,7 +143,7 @@ def _add_maps(fig: go.Figure, maps: Mapping[str, np.ndarray], offsets: Sequence[
     span = (n_rows - 1) / n_rows
     first = True
     for row, (model, channels) in enumerate(maps.items(), start=2):
-        for col, (off, channel) in enumerate(zip(offsets, channels), start=1):
+        for col, (off, channel) in enumerate(zip(offsets, channels, strict=False), start=1):
             fig.add_trace(go.Heatmap(
                 z=channel if signed else np.abs(channel), zmin=zmin, zmax=zmax, colorscale=scale,
                 name=f"{model} {offset_label(int(off))}", showscale=first,

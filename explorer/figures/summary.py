@@ -14,8 +14,21 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from ..errors import InputError, unknown_name
-from ._style import (ai_pairs, check_shares, comparison_fields, equal_share_line, format_ai, format_p,
-                     model_colors, model_order, offset_label, offset_values, ordered, style, summary_models)
+from ._style import (
+    ai_pairs,
+    check_shares,
+    comparison_fields,
+    equal_share_line,
+    format_ai,
+    format_p,
+    model_colors,
+    model_order,
+    offset_label,
+    offset_values,
+    ordered,
+    style,
+    summary_models,
+)
 
 SHARE_AXIS = "share of attribution"
 OFFSET_AXIS = "offset (slices)"

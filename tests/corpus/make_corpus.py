@@ -20,11 +20,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import explorer  # noqa: F401  (the torchvision shim precedes smp)
 import nibabel as nib
 import numpy as np
 import torch
 
+import explorer  # noqa: F401  (the torchvision shim precedes smp)
 from explorer.checkpoints import CheckpointMeta, save_checkpoint
 from explorer.config import SAMPLE_DIR
 from explorer.models import build_model
@@ -180,7 +180,8 @@ _TABLE: dict[str, tuple[str, Callable[[_Context], bytes], str | None, dict[str, 
                                  r"estimated memory .* over the limit of 1 MB.*EXPLORER_MAX_RUN_MEMORY_MB",
                                  {"EXPLORER_MAX_RUN_MEMORY_MB": "1"}),
     "int64_extremes.nii.gz": ("volume", _int64_extremes, None, {}),
-    "mask_other_shape.nii.gz": ("mask", lambda c: _nifti(np.ones((10, 10, 10), np.uint8), nib.load(SAMPLE_VOLUME).affine),
+    "mask_other_shape.nii.gz": ("mask",
+                                lambda c: _nifti(np.ones((10, 10, 10), np.uint8), nib.load(SAMPLE_VOLUME).affine),
                                 r"mask has shape \(10, 10, 10\) but the volume has \(77, 94, 80\)", {}),
     "mask_other_affine.nii.gz": ("mask", _mask_other_affine, "mask affine differs", {}),
     "mask_empty.nii.gz": ("mask", lambda c: b"", "file is empty", {}),
@@ -201,7 +202,8 @@ _TABLE: dict[str, tuple[str, Callable[[_Context], bytes], str | None, dict[str, 
     "ckpt_bad_metadata_json.safetensors": ("checkpoint", lambda c: c.checkpoint(text="{not json"),
                                            "metadata 'explorer' is not valid JSON", {}),
     "ckpt_over_size_limit.safetensors": ("checkpoint", lambda c: c.checkpoint(),
-                                         r"over the 1 MB limit.*EXPLORER_MAX_UPLOAD_MB", {"EXPLORER_MAX_UPLOAD_MB": "1"}),
+                                         r"over the 1 MB limit.*EXPLORER_MAX_UPLOAD_MB",
+                                         {"EXPLORER_MAX_UPLOAD_MB": "1"}),
 }
 
 
