@@ -1,4 +1,5 @@
-"""Benchmark of the app's interaction speed (DESIGN.md section 8). A script, not a test: it prints one table.
+"""Benchmark of the app's interaction speed (method: docs/performance.md).
+A script, not a test: it prints one table.
 
 Drives the real app (``explorer/app/main.py``) with Streamlit's ``AppTest`` in this process:
 - first visit: the sample volume and the whole shipped zoo analysed with nothing clicked, cache empty;

@@ -1,4 +1,5 @@
-"""Benchmark of the attribution engine (DESIGN.md section 8). A script, not a test: it prints one table.
+"""Benchmark of the attribution engine (method: docs/performance.md).
+A script, not a test: it prints one table.
 
 Rows (slices per second on the sample volume, every slice, saliency w.r.t. the 2D+ input):
 - ceiling: the best raw batched forward+backward of the same model (BN folded, channels-last, batch 8);
@@ -32,6 +33,7 @@ from explorer.device import describe_device, select_device  # noqa: E402
 from explorer.engine import attribute_stack  # noqa: E402
 from explorer.fastpath import prepare_model  # noqa: E402
 from explorer.normalise import normalise  # noqa: E402
+from explorer.spec import RunSpec  # noqa: E402
 from explorer.volume import load_volume  # noqa: E402
 from explorer.windows import iter_windows  # noqa: E402
 
@@ -85,7 +87,7 @@ def main() -> None:
             saliency.attribute(x, additional_forward_args=(sel,))
 
     def engine(zflip: bool) -> Callable[[], None]:
-        return lambda: analyze(vol, [ckpt], device=args.device, cache=False, params={"zflip": zflip})
+        return lambda: analyze(vol, [ckpt], RunSpec(device=args.device, zflip=zflip), cache=False)
 
     def ablation(**options: object) -> Callable[[], None]:
         batch = int(options.pop("batch_size", 8))

@@ -4,7 +4,7 @@ Shapes: ``x`` is a window batch ``(B, C, H, W)`` (channel ``i`` = slice ``z + of
 logits are ``(B, 1, H, W)`` (single-logit binary models); a *selection* is ``(B, H, W)`` float, the pixels
 (weights) whose logits make up the target; an attribution ``A`` has the shape of ``x``.
 
-Definitions (DESIGN.md section 4). Target, a scalar per slice: ``predicted`` = Σ logits over predicted
+Definitions (docs/definitions.md). Target, a scalar per slice: ``predicted`` = Σ logits over predicted
 foreground (logit > 0); ``mask`` = Σ logits over ground-truth pixels; ``all`` = Σ logits; ``abs`` = Σ |logit|.
 Methods: ``saliency`` |∂T/∂x|, ``gradient`` ∂T/∂x, ``input_x_gradient`` x·∂T/∂x, ``integrated_gradients``
 (captum, constant baseline), ``smoothgrad`` mean |∂T/∂x| over Gaussian-noised copies (noise seeded per slice
@@ -178,6 +178,79 @@ METHODS: dict[str, Method] = {
                {"baseline": 0.0}, attribute=_occlusion),
     )
 }
+
+
+@torch.no_grad()
+def target_selection(model: nn.Module, x: torch.Tensor, target: str, truth: torch.Tensor | None = None
+                     ) -> torch.Tensor:
+    """The pixels ``(B, H, W)`` float that make up ``target`` for the windows ``x``, from a no-grad forward.
+
+    Raises:
+        InputError: an unknown target, target ``mask`` without a mask, a model with several logits.
+    """
+    return get_target(target).select(foreground_logit(model(x)) > 0, truth)
+
+
+@dataclass(frozen=True, eq=False)
+class Explanation:
+    """What :func:`explain_batch` returns for a batch of ``B`` windows (tensors on the model's device).
+
+    Attributes:
+        attr: attribution ``(B, C, H, W)`` (padded like the input; all zero for skipped slices).
+        logits: foreground logits ``(B, H, W)`` of the unperturbed forward pass.
+        selection: the target's pixels ``(B, H, W)`` float.
+        keep: ``(B,)`` bool, slices whose target is not empty (the others are skipped).
+    """
+
+    attr: torch.Tensor
+    logits: torch.Tensor
+    selection: torch.Tensor
+    keep: torch.Tensor
+
+
+def explain_batch(model: nn.Module, x: torch.Tensor, *, method: str, target: str, params: dict[str, Any],
+                  slices: tuple[int, ...], pixels: int, truth: torch.Tensor | None = None,
+                  selection: torch.Tensor | None = None) -> Explanation:
+    """Attribute each window's target to its input channels: the one dispatch every caller uses.
+
+    Gradient methods take one forward and one backward for the whole batch, and that forward also gives the
+    prediction; the others run a no-grad forward to fix the target's pixels, then the method on the slices
+    whose target is not empty.
+
+    Args:
+        model: eval-mode single-logit model on ``x``'s device.
+        x: windows ``(B, C, H, W)``.
+        method: a key of :data:`METHODS`; ``params`` its resolved parameters (:func:`resolve_params`).
+        target: a key of :data:`TARGETS`.
+        slices: stack index of each window (seeds per-slice noise).
+        pixels: unpadded pixels per slice (occlusion spreads ``ΔT`` over them).
+        truth: ground-truth mask ``(B, H, W)`` bool for target ``mask``.
+        selection: the target's pixels fixed by the caller (e.g. from another model's prediction); by default
+            they come from this model's own prediction.
+
+    Raises:
+        InputError: unknown method or target, target ``mask`` without a mask, a model with several logits.
+    """
+    spec, tgt = get_method(method), get_target(target)
+    if spec.from_gradient is not None:
+        x = x.detach().requires_grad_(True)
+        fg = foreground_logit(model(x))
+        logits = fg.detach()
+        chosen = tgt.select(logits > 0, truth) if selection is None else selection
+        (grad,) = torch.autograd.grad(((fg.abs() if tgt.absolute else fg) * chosen).sum(), x)
+        attr = spec.from_gradient(x.detach(), grad).detach()
+        return Explanation(attr, logits, chosen, chosen.flatten(1).sum(1) > 0)
+    with torch.no_grad():
+        logits = foreground_logit(model(x))
+    chosen = tgt.select(logits > 0, truth) if selection is None else selection
+    keep = chosen.flatten(1).sum(1) > 0
+    attr = torch.zeros_like(x)
+    if bool(keep.any()):
+        rows = keep.nonzero()[:, 0]
+        kept = tuple(int(slices[i]) for i in rows.tolist())
+        attr[rows] = spec.attribute(Batch(model, x[rows].detach(), chosen[rows], tgt.absolute, kept, pixels,
+                                          params)).detach()
+    return Explanation(attr, logits, chosen, keep)
 
 
 def get_method(name: str) -> Method:

@@ -2,7 +2,7 @@
 
 A key is the SHA-256 of a canonical JSON of everything a result depends on (content hashes of volume,
 checkpoint and mask, preprocessing, method, target, parameters, engine version; see
-:func:`explorer.analysis.model_cache_key`). An entry is a folder ``<dir>/<key[:2]>/<key>/`` with
+:func:`result_key`, the one key function for model results and diagnostics). An entry is a folder
 ``arrays.npz`` (no pickle), optional ``<name>.npy`` files for large arrays (memory-mapped when read) and
 ``meta.json``, which records the SHA-256 of every file. The folder is written under a temporary name and
 renamed into place, so a reader never sees a half-written entry (two writers of one key: the first rename
@@ -34,10 +34,32 @@ DEFAULT_MEMORY_BYTES = 512 * 1024**2
 SEPARATE_ARRAY_BYTES = 64 * 1024**2
 
 
+#: Bump when anything changes the numbers an analysis or a diagnostic produces; part of every result key.
+ENGINE_VERSION = "3"
+
+
 def make_key(parts: dict[str, Any]) -> str:
     """SHA-256 hex digest of ``parts`` as canonical JSON (sorted keys, no whitespace)."""
     text = json.dumps(parts, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def result_key(study: Any, checkpoint: Any, axis: str, **parts: Any) -> str:
+    """The key of anything computed from one checkpoint on one study: model results and diagnostics alike.
+
+    What every such result depends on is here once — the inputs' content hashes, the slicing axis, the
+    preprocessing the checkpoint implies and :data:`ENGINE_VERSION`; ``parts`` add what the caller computes
+    (e.g. :meth:`explorer.spec.RunSpec.result_key`, or a diagnostic's name and options).
+
+    Args:
+        study: an :class:`explorer.study.Study`.
+        checkpoint: an :class:`explorer.checkpoints.Checkpoint`.
+        axis: the slicing axis.
+        parts: JSON-able fields specific to the result.
+    """
+    return make_key({**study.key(), "checkpoint": checkpoint.sha256, "axis": axis,
+                     "normalisation": checkpoint.meta.normalisation, "offsets": list(checkpoint.meta.offsets),
+                     "engine": ENGINE_VERSION, **parts})
 
 
 @dataclass(frozen=True, eq=False)

@@ -1,7 +1,8 @@
-"""Command line: ``explorer train`` and ``explorer analyze`` (the contract in DESIGN.md section 7).
+"""Command line: ``explorer train`` and ``explorer analyze`` (documented in README.md, "Command line").
 
-Each subcommand parses its arguments and calls the same package functions the app calls. Bad input
-(:class:`InputError`) prints one line on stderr and exits 2; nothing half-written is left behind.
+Each subcommand parses its arguments and calls the same package functions the app calls; the choices of
+every named option come from the package's registries. Bad input (:class:`InputError`) prints one line on
+stderr and exits 2; nothing half-written is left behind.
 """
 
 from __future__ import annotations
@@ -9,22 +10,49 @@ from __future__ import annotations
 import argparse
 import shlex
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Collection, Sequence
+from typing import NoReturn
 
 from . import __version__
-from .errors import InputError
+from .attribution import METHODS, TARGETS
+from .device import DEVICE_CHOICES
+from .errors import InputError, unknown_name
+from .losses import LOSSES
+from .models import ARCHS
+from .normalise import NORMALISATIONS
+from .strategies import STRATEGIES
+from .volume import AXES
 
 EXIT_BAD_INPUT = 2
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line on stderr (the CLI's contract for bad input), exit 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {' '.join(message.split())}\n")
+
+
+def _one_of(registry: Collection[str], kind: str) -> Callable[[str], str]:
+    """An argparse ``type`` accepting the names of ``registry``; another name gets the registry's message."""
+
+    def check(value: str) -> str:
+        if value not in registry:
+            raise argparse.ArgumentTypeError(str(unknown_name(kind, value, registry)))
+        return value
+
+    check.__name__ = kind  # argparse names the type in some messages
+    return check
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``explorer`` argument parser with its subcommands."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="explorer",
         description="Saliency asymmetry of 2D+ segmentation networks across neighbouring input slices.",
     )
     parser.add_argument("--version", action="version", version=f"explorer {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     _add_train(sub)
     _add_analyze(sub)
     return parser
@@ -34,18 +62,23 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train a 2D+ checkpoint with one initialisation strategy")
     p.add_argument("--volume", required=True, help="training volume (.nii, .nii.gz, .tif)")
     p.add_argument("--mask", required=True, help="binary mask on the volume's grid")
-    p.add_argument("--strategy", required=True, help="initialisation strategy (see explorer.strategies)")
+    p.add_argument("--strategy", required=True, type=_one_of(STRATEGIES, "strategy"),
+                   help="initialisation strategy: " + _names(STRATEGIES))
     p.add_argument("--encoder", default="mobilenet_v2", help="smp encoder name (default mobilenet_v2)")
-    p.add_argument("--arch", default="Unet", help="smp architecture: Unet, FPN, UnetPlusPlus, DeepLabV3Plus")
+    p.add_argument("--arch", default="Unet", type=_one_of(ARCHS, "architecture"),
+                   help="smp architecture (default Unet): " + _names(ARCHS))
     p.add_argument("--epochs", type=int, default=12)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--axis", default="axial", help="slicing axis: axial, coronal, sagittal")
+    p.add_argument("--axis", default="axial", type=_one_of(AXES, "slicing axis"),
+                   help="slicing axis (default axial): " + _names(AXES))
     p.add_argument("--offsets", default="-1,0,1", help="window offsets, comma-separated (default -1,0,1)")
-    p.add_argument("--normalisation", default="zscore", help="intensity normalisation preset")
+    p.add_argument("--normalisation", default="zscore", type=_one_of(NORMALISATIONS, "normalisation"),
+                   help="intensity normalisation preset (default zscore): " + _names(NORMALISATIONS))
     p.add_argument("--weights", default=None, help="explicit pretrained-weights file (overrides the resolver)")
-    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
-    p.add_argument("--loss", default="bce-dice", choices=["bce-dice", "asymmetric-focal", "asymmetric-margin"],
-                   help="training loss (explorer.losses; asymmetric: Li, Kamnitsas, Glocker 2021)")
+    p.add_argument("--device", default="auto", type=_one_of(DEVICE_CHOICES, "device"),
+                   help=_names(DEVICE_CHOICES))
+    p.add_argument("--loss", default="bce-dice", type=_one_of(LOSSES, "loss"),
+                   help="training loss (default bce-dice): " + _names(LOSSES))
     p.add_argument("--loss-param", action="append", default=[], metavar="KEY=VALUE",
                    help="loss parameter, e.g. gamma=2 (asymmetric-focal) or margin=1 (asymmetric-margin)")
     p.add_argument("--out", required=True, help="output checkpoint (.safetensors)")
@@ -57,13 +90,20 @@ def _add_analyze(sub: argparse._SubParsersAction) -> None:
     p.add_argument("volume", help="volume to analyse (.nii, .nii.gz, .tif)")
     p.add_argument("--checkpoint", action="append", required=True, help="checkpoint file; repeat for several")
     p.add_argument("--mask", default=None, help="optional ground-truth mask (Dice, target 'mask')")
-    p.add_argument("--method", default="saliency", help="attribution method: saliency (default), gradient, "
-                   "input_x_gradient, integrated_gradients, smoothgrad, occlusion")
-    p.add_argument("--target", default="predicted", help="explained scalar per slice: predicted (default), mask, "
-                   "all, abs")
-    p.add_argument("--axis", default=None, help="slicing axis (default: the checkpoint's, else axial)")
+    p.add_argument("--method", default="saliency", type=_one_of(METHODS, "attribution method"),
+                   help="attribution method (default saliency): "
+                   + "; ".join(f"{m.name}: {m.description}" for m in METHODS.values()))
+    p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
+                   help="method parameter, e.g. steps=50 (integrated_gradients) or sigma=0.1 (smoothgrad)")
+    p.add_argument("--target", default="predicted", type=_one_of(TARGETS, "attribution target"),
+                   help="explained scalar per slice (default predicted): "
+                   + "; ".join(f"{t.name}: {t.description}" for t in TARGETS.values()))
+    p.add_argument("--axis", default=None, type=_one_of(AXES, "slicing axis"),
+                   help="slicing axis (default: the checkpoint's): " + _names(AXES))
+    p.add_argument("--no-zflip", action="store_true", help="skip the z-flip pass (reversed windows)")
     p.add_argument("--out", default="explorer-out", help="output directory")
-    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
+    p.add_argument("--device", default="auto", type=_one_of(DEVICE_CHOICES, "device"),
+                   help=_names(DEVICE_CHOICES))
     p.add_argument("--save-maps", action="store_true", help="also write per-channel attribution NIfTIs")
     p.add_argument("--dilation", type=int, default=0, help="grow the foreground by N pixels for background attention")
     p.add_argument("--cam", action="store_true", help="Grad-CAM of every slice (standard and |logit| target)")
@@ -72,6 +112,10 @@ def _add_analyze(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--sanity", action="store_true", help="parameter-randomisation sanity check of the method")
     p.add_argument("--sanity-slices", type=int, default=12, help="slices used by --sanity (default 12)")
     p.set_defaults(func=_cmd_analyze)
+
+
+def _names(registry: Collection[str]) -> str:
+    return ", ".join(registry)
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
@@ -112,9 +156,15 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
     from .diagnostics import DiagnosticOptions
     from .diagnostics.report import diagnostics_line
     from .outputs import write_outputs
+    from .spec import RunSpec
+    from .study import Study
 
     options = DiagnosticOptions(dilation=args.dilation, cam=args.cam or args.cam_layer is not None,
                                 cam_layer=args.cam_layer, sanity=args.sanity, sanity_slices=args.sanity_slices)
+    spec = RunSpec(method=args.method, target=args.target, params=_key_values(args.param, "--param"),
+                   axis=args.axis, zflip=not args.no_zflip, keep_maps=args.save_maps, diagnostics=options,
+                   device=args.device)
+    study = Study.load(args.volume, args.mask)
 
     with tqdm(total=1000, desc="analyze", unit="", bar_format="{l_bar}{bar}| {elapsed}<{remaining} {postfix}",
               file=sys.stderr, disable=None) as bar:
@@ -123,9 +173,7 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
             bar.set_postfix_str(message, refresh=False)
             bar.refresh()
 
-        analysis = analyze(args.volume, args.checkpoint, mask=args.mask, method=args.method, target=args.target,
-                           axis=args.axis, device=args.device, keep_maps=args.save_maps, progress=progress,
-                           diagnostics=options)
+        analysis = analyze(study, args.checkpoint, spec, progress=progress)
     written = write_outputs(analysis, args.out, save_maps=args.save_maps)
     for name, entry in analysis.summary["models"].items():
         ai = entry["asymmetry_index"]
@@ -155,7 +203,10 @@ def _fmt(value: float | None) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``explorer`` console script; returns the exit code."""
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # --help, --version, or a usage error already printed as one line
+        return int(exc.code or 0)
     try:
         return int(args.func(args) or 0)
     except InputError as exc:

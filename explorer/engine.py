@@ -6,8 +6,9 @@ maps ``(S, C, H, W)`` float16 — all unpadded. With ``reverse=True`` the window
 order reversed (the z-flip test); the results are mapped back so that channel ``i`` still means offset
 ``offsets[i]``.
 
-Gradient methods reuse one forward for the prediction and the target; the other methods run a no-grad
-forward first and then explain only the slices whose target is not empty.
+Each batch goes through :func:`explorer.attribution.explain_batch`, the one attribution dispatch: gradient
+methods reuse one forward for the prediction and the target; the other methods run a no-grad forward first
+and then explain only the slices whose target is not empty.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .attribution import Batch, foreground_logit, get_method, get_target, resolve_params
+from .attribution import explain_batch, get_method, get_target, resolve_params
 from .errors import InputError
 from .fastpath import run_adaptive
 from .windows import iter_windows, mask_batch, validate_offsets
@@ -94,7 +95,8 @@ def attribute_stack(
             ``mask`` without a mask, or a model with more than one output logit.
     """
     offsets = validate_offsets(offsets)
-    spec, tgt = get_method(method), get_target(target)
+    get_method(method)
+    tgt = get_target(target)
     resolved = resolve_params(method, params)
     if stack.ndim != 3:
         raise InputError("stack", f"slice stack of shape {stack.shape}", "(slices, height, width)")
@@ -116,28 +118,10 @@ def attribute_stack(
         x = batch.x.to(dev).contiguous(memory_format=torch.channels_last)
         x = x.flip(1) if reverse else x
         truth = mask_batch(mask, chunk, dev)
-        net = state["model"]
-        if spec.from_gradient is not None:
-            x.requires_grad_(True)
-            fg = foreground_logit(net(x))
-            out = fg.detach()
-            pred = out > 0
-            selection = tgt.select(pred, truth)
-            (grad,) = torch.autograd.grad(((fg.abs() if tgt.absolute else fg) * selection).sum(), x)
-            attr = spec.from_gradient(x, grad).detach()
-            keep = selection.flatten(1).sum(1) > 0
-        else:
-            with torch.no_grad():
-                out = foreground_logit(net(x))
-            pred = out > 0
-            selection = tgt.select(pred, truth)
-            keep = selection.flatten(1).sum(1) > 0
-            attr = torch.zeros_like(x)
-            if bool(keep.any()):
-                rows = keep.nonzero()[:, 0]
-                slices = tuple(int(chunk[i]) for i in rows.tolist())
-                attr[rows] = spec.attribute(Batch(net, x[rows].detach(), selection[rows], tgt.absolute, slices,
-                                                  h * w, resolved)).detach()
+        explained = explain_batch(state["model"], x, method=method, target=target, params=resolved,
+                                  slices=tuple(int(z) for z in chunk), pixels=h * w, truth=truth)
+        attr, out, keep = explained.attr, explained.logits, explained.keep
+        pred = out > 0
         attr = batch.padding.crop(attr.flip(1) if reverse else attr).float()
         idx = np.asarray(chunk)
         chunk_masses = attr.abs().sum(dim=(2, 3)).double().cpu().numpy()

@@ -1,4 +1,4 @@
-"""Write an :class:`explorer.analysis.Analysis` to a directory (the contract of DESIGN.md section 7).
+"""Write an :class:`explorer.analysis.Analysis` to a directory (the files README.md lists under "Outputs").
 
 Layout: ``shares.csv`` (model, slice, offset, share, mass), ``summary.json``, ``statistics.csv`` (one row
 per model) and ``comparisons.csv`` (one row per model pair) as shown in the app, the diagnostics
@@ -71,8 +71,8 @@ def write_outputs(analysis: Analysis, out_dir: str | Path, *, save_maps: bool = 
             (tmp / "maps").mkdir()
             for name, result in analysis.models.items():
                 written[f"map:{name}"] = _write_map(analysis, name, tmp / "maps")
-                if "diag_cam_maps" in result.extras:  # Grad-CAM ran (--cam): standard and |logit| target
-                    written[f"cam:{name}"] = _write_volume(analysis, result.extras["diag_cam_maps"],
+                if result.diagnostics.cam_maps is not None:  # Grad-CAM ran (--cam): standard and |logit| target
+                    written[f"cam:{name}"] = _write_volume(analysis, result.diagnostics.cam_maps,
                                                            tmp / "maps" / f"{_safe(name)}_gradcam.nii.gz",
                                                            "Grad-CAM: volume 0 standard target, 1 |logit|")
         return {key: _move_into(tmp, out, path) for key, path in written.items()}
@@ -101,7 +101,7 @@ def _write_diagnostics(analysis: Analysis, directory: Path) -> dict[str, Path]:
 
 def _write_map(analysis: Analysis, name: str, directory: Path) -> Path:
     return _write_volume(analysis, analysis.models[name].maps, directory / f"{_safe(name)}_attribution.nii.gz",
-                         f"{analysis.method}/{analysis.target} offsets {list(analysis.models[name].offsets)}")
+                         f"{analysis.spec.method}/{analysis.spec.target} offsets {list(analysis.models[name].offsets)}")
 
 
 def _write_volume(analysis: Analysis, stack: np.ndarray, path: Path, description: str) -> Path:

@@ -1,4 +1,4 @@
-"""Shares, asymmetry indices and the tests on them (DESIGN.md section 4).
+"""Shares, asymmetry indices and the tests on them (definitions: docs/definitions.md).
 
 Shapes: ``masses`` and ``shares`` are ``(S, C)`` with channel ``i`` = offset ``offsets[i]``; rows of skipped
 slices are NaN and are left out of every statistic. Bootstrap CIs are seeded percentile bootstraps

@@ -26,10 +26,11 @@ from .device import describe_device, select_device
 from .errors import InputError
 from .losses import build_loss
 from .models import DEFAULT_ARCH_KWARGS, build_model, first_conv_shares
-from .normalise import channel_stats_for, normalise
+from .normalise import channel_stats_for
 from .stats import dice
 from .strategies import get_strategy
-from .volume import Mask, Volume, axis_index, load_mask, load_volume
+from .study import Study
+from .volume import Mask, Volume, axis_index
 from .windows import iter_windows, pad_to_multiple, validate_offsets
 
 
@@ -163,8 +164,8 @@ def train(volume: Volume, mask: Mask, *, strategy: str, arch: str = "Unet", enco
     arch_kwargs = dict(DEFAULT_ARCH_KWARGS.get(arch, {}) if arch_kwargs is None else arch_kwargs)
     dev = select_device(device)
     gen = _seed_everything(recipe.seed)
-    stack = volume.stack(axis, normalise(volume.data, normalisation))
-    labels = mask.stack(axis)
+    study = Study(volume, mask)
+    stack, labels = study.slices(axis, normalisation), study.mask_slices(axis)
     stats = channel_stats_for(normalisation, len(offsets))
     split = split_slices(labels, offsets, recipe.val_fraction)
 
@@ -227,8 +228,8 @@ def evaluate_heldout(model: torch.nn.Module, volume: Volume, mask: Mask, meta: C
         InputError: as :func:`split_slices`.
     """
     dev = select_device(device)
-    stack = volume.stack(meta.axis, normalise(volume.data, meta.normalisation))
-    labels = mask.stack(meta.axis)
+    study = Study(volume, mask)
+    stack, labels = study.slices(meta.axis, meta.normalisation), study.mask_slices(meta.axis)
     split = split_slices(labels, meta.offsets, float(meta.recipe.get("val_fraction", Recipe.val_fraction)))
     pred = _predict(model.to(dev), stack, meta.offsets, split.val,
                     channel_stats_for(meta.normalisation, len(meta.offsets)), dev)
@@ -243,8 +244,7 @@ def train_checkpoint(volume_path: str | Path, mask_path: str | Path, out: str | 
     """
     if Path(out).suffix != ".safetensors":
         raise InputError(out, "output name does not end in .safetensors", "e.g. --out model.safetensors")
-    volume = load_volume(volume_path)
-    mask = load_mask(mask_path, volume)
-    result = train(volume, mask, **kwargs)
+    study = Study.load(volume_path, mask_path)
+    result = train(study.volume, study.mask, **kwargs)
     save_checkpoint(result.model, result.meta, out)
     return result

@@ -1,4 +1,4 @@
-"""`explorer analyze` and `analyze()`: the files of DESIGN.md section 7, their schema, caching, bad input."""
+"""`explorer analyze` and `analyze()`: the files README.md lists under "Outputs", their schema, caching, bad input."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from explorer.checkpoints import CheckpointMeta, load_checkpoint, save_checkpoin
 from explorer.cli import main
 from explorer.models import build_model
 from explorer.outputs import write_outputs
+from explorer.spec import RunSpec
 
 DECODER = [32, 16, 16, 8, 8]
 
@@ -112,13 +113,13 @@ def test_bad_input_exits_2_with_one_line(inputs: dict, tmp_path: Path, capsys: p
 def test_models_are_cached_separately_and_maps_follow_keep_maps(inputs: dict, tmp_path: Path) -> None:
     cache = ResultCache(tmp_path / "cache")
     a, b = (load_checkpoint(c) for c in inputs["checkpoints"])
-    first = analyze(inputs["volume"], [a], cache=cache, params={"zflip": False})
+    first = analyze(inputs["volume"], [a], RunSpec(zflip=False), cache=cache)
     assert cache.stats.misses == 2  # looked for an entry without and one with maps
-    both = analyze(inputs["volume"], [a, b], cache=cache, params={"zflip": False})
+    both = analyze(inputs["volume"], [a, b], RunSpec(zflip=False), cache=cache)
     assert cache.stats.memory_hits == 1, "the first model is not recomputed when a second is added"
     np.testing.assert_array_equal(both.models[a.name].masses, first.models[a.name].masses)
     assert both.models[a.name].maps is None
-    with_maps = analyze(inputs["volume"], [a], cache=cache, keep_maps=True, params={"zflip": False})
+    with_maps = analyze(inputs["volume"], [a], RunSpec(keep_maps=True, zflip=False), cache=cache)
     assert with_maps.models[a.name].maps.shape == (10, 3, 48, 56)
     np.testing.assert_allclose(with_maps.models[a.name].masses, first.models[a.name].masses)
     with pytest.raises(Exception, match="without attribution maps"):
@@ -127,8 +128,8 @@ def test_models_are_cached_separately_and_maps_follow_keep_maps(inputs: dict, tm
 
 def test_progress_reaches_one_and_shares_table_matches_masses(inputs: dict) -> None:
     seen: list[float] = []
-    result = analyze(inputs["volume"], inputs["checkpoints"][:1], method="occlusion", target="abs", cache=False,
-                     progress=lambda f, m: seen.append(f))
+    result = analyze(inputs["volume"], inputs["checkpoints"][:1], RunSpec(method="occlusion", target="abs"),
+                     cache=False, progress=lambda f, m: seen.append(f))
     assert seen == sorted(seen) and seen[-1] == 1.0 and 0 < seen[0] < 1
     model = next(iter(result.models.values()))
     flipped = model.summary["zflip_asymmetry_index"]["mean"]

@@ -20,6 +20,7 @@ def _page() -> None:
     from explorer.app import diagnostics
     from explorer.checkpoints import load_checkpoint
     from explorer.config import MODELS_DIR, SAMPLE_DIR
+    from explorer.spec import RunSpec
     from explorer.volume import Mask, load_mask, load_volume
 
     if "analysis" not in st.session_state:
@@ -28,8 +29,8 @@ def _page() -> None:
         crop = replace(full, data=np.ascontiguousarray(full.data[:, :, 30:46]), sha256="crop-30-46")
         crop_mask = Mask(data=np.ascontiguousarray(mask.data[:, :, 30:46]), source="crop-mask", sha256="crop-mask")
         ckpt = load_checkpoint(MODELS_DIR / "unet-mobilenet_v2-imagenet.safetensors")
-        st.session_state["analysis"] = analyze(crop, [ckpt], mask=crop_mask, keep_maps=True,
-                                               params={"zflip": False})
+        st.session_state["analysis"] = analyze(crop, [ckpt], RunSpec(keep_maps=True, zflip=False),
+                                               mask=crop_mask)
     analysis = st.session_state["analysis"]
     diagnostics.show(analysis)
     diagnostics.cam_panel(analysis, list(analysis.models), np.zeros(analysis.volume.stack("axial").shape[1:]), 8)

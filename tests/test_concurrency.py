@@ -22,6 +22,7 @@ from explorer.checkpoints import Checkpoint, list_zoo, load_checkpoint
 from explorer.engine import attribute_stack
 from explorer.fastpath import prepare_model
 from explorer.normalise import normalise
+from explorer.spec import RunSpec
 from explorer.volume import Volume, load_volume
 
 
@@ -54,10 +55,10 @@ def _digest(ckpt: Checkpoint) -> str:
 def _jobs(volumes, zoo) -> list[dict]:
     a, b = volumes
     return [  # captum methods (hooks, several forwards) and a gradient method, on different volumes and models
-        dict(volume=a, checkpoints=[zoo["imagenet"], zoo["random"]], method="occlusion", target="all"),
-        dict(volume=b, checkpoints=[zoo["imagenet-uniform"], zoo["imagenet"]], method="integrated_gradients",
-             target="all", params={"steps": 4}),
-        dict(volume=b, checkpoints=[zoo["imagenet-zflip"]], method="saliency", target="predicted"),
+        dict(study=a, checkpoints=[zoo["imagenet"], zoo["random"]], spec=RunSpec(method="occlusion", target="all")),
+        dict(study=b, checkpoints=[zoo["imagenet-uniform"], zoo["imagenet"]],
+             spec=RunSpec(method="integrated_gradients", target="all", params={"steps": 4})),
+        dict(study=b, checkpoints=[zoo["imagenet-zflip"]], spec=RunSpec(method="saliency", target="predicted")),
     ]
 
 
@@ -106,8 +107,7 @@ def test_parallel_sessions_match_sequential_runs(volumes, zoo, tmp_path: Path) -
 
 def test_cached_arrays_shared_between_sessions_are_read_only(volumes, zoo) -> None:
     cache = ResultCache(disk=False)
-    job = dict(volume=volumes[0], checkpoints=[zoo["random"]], method="saliency", target="all",
-               params={"zflip": False})
+    job = dict(study=volumes[0], checkpoints=[zoo["random"]], spec=RunSpec(target="all", zflip=False))
     first, second = analyze(**job, cache=cache), analyze(**job, cache=cache)
     masses = second.models["unet-mobilenet_v2-random"].masses
     assert masses is first.models["unet-mobilenet_v2-random"].masses  # one entry, shared

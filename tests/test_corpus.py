@@ -24,6 +24,7 @@ from explorer.cli import main
 from explorer.config import REPO_ROOT
 from explorer.errors import InputError
 from explorer.outputs import write_outputs
+from explorer.spec import RunSpec
 
 ITEMS = items()
 BAD = [name for name, item in ITEMS.items() if item.message is not None]
@@ -79,7 +80,7 @@ def test_api_rejects_with_one_clear_message(name: str, corpus: Corpus, limits) -
 
 @pytest.mark.parametrize("name", VALID)
 def test_api_analyses_valid_extreme_files(name: str, corpus: Corpus) -> None:
-    result = analyze(corpus.path(name), [corpus.checkpoint], target="all", cache=False)
+    result = analyze(corpus.path(name), [corpus.checkpoint], RunSpec(target="all"), cache=False)
     model = next(iter(result.models.values()))
     assert np.isfinite(result.volume.data).all() and np.isfinite(model.masses).all()
     assert model.masses.shape == (result.volume.shape[2], 3)
@@ -146,7 +147,7 @@ def test_cli_analyses_valid_extreme_files(name: str, corpus: Corpus, tmp_path: P
 
 def test_a_failure_while_writing_outputs_leaves_no_partial_files(corpus: Corpus, tmp_path: Path,
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
-    result = analyze(corpus.path(VALID[0]), [corpus.checkpoint], target="all", cache=False, params={"zflip": False})
+    result = analyze(corpus.path(VALID[0]), [corpus.checkpoint], RunSpec(target="all", zflip=False), cache=False)
 
     def broken(*args, **kwargs):
         raise OSError("disk full")

@@ -41,7 +41,7 @@ def test_randomisation_copies_and_resets_only_the_named_parts(setup) -> None:
 def test_a_method_independent_of_the_model_is_flagged(setup) -> None:
     ckpt, stack = setup
     summary, corr = sanity_check(ckpt.build_model("cpu"), stack, ckpt.meta.offsets,
-                                 attribute=lambda model, x, selection, slices: x.abs(), slices=[30, 40])
+                                 attribute=lambda model, x, selection, slices, pixels: x.abs(), slices=[30, 40])
     np.testing.assert_allclose(corr, 1.0)
     assert summary["flagged"] is True
 

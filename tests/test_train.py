@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
+
 import nibabel as nib
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -107,6 +110,33 @@ def test_cli_train_writes_a_loadable_checkpoint(crop, tmp_path, capsys):
     assert list(ckpt.meta.training["init"]["first_conv_share"].values()) == pytest.approx([1 / 3] * 3)
     with torch.no_grad():
         assert ckpt.build_model()(torch.zeros(1, 3, 64, 64)).shape == (1, 1, 64, 64)
+
+
+@pytest.mark.slow  # one epoch through the CLI, then an analysis of the trainer's own checkpoint
+def test_cli_train_honours_axis_normalisation_and_weights(crop, tmp_path, capsys):
+    """Regression: --axis, --normalisation and --weights once ended up inside a comment and were ignored."""
+    from explorer.weights import resolve_weights
+
+    out, weights = tmp_path / "coronal.safetensors", resolve_weights("mobilenet_v2").path
+    rc = main(["train", "--volume", str(crop[0]), "--mask", str(crop[1]), "--strategy", "imagenet", "--epochs", "1",
+               "--device", "cpu", "--axis", "coronal", "--normalisation", "minmax", "--weights", str(weights),
+               "--out", str(out)])
+    assert rc == 0
+    meta = load_checkpoint(out).meta
+    assert (meta.axis, meta.normalisation) == ("coronal", "minmax")
+    assert meta.training["axis_index"] == 1
+    assert meta.training["init"]["weights"]["source"] == "explicit"
+    command = meta.training["command"]
+    assert "--axis coronal" in command and "--normalisation minmax" in command and str(weights) in command
+    capsys.readouterr()
+    analysed = tmp_path / "analysed"
+    assert main(["analyze", str(crop[0]), "--checkpoint", str(out), "--target", "all", "--no-zflip",
+                 "--out", str(analysed)]) == 0
+    summary = json.loads((analysed / "summary.json").read_text())
+    assert summary["inputs"]["axis"] == "coronal"  # the checkpoint's axis is the default
+    assert summary["inputs"]["checkpoints"]["coronal"]["normalisation"] == "minmax"
+    shares = pd.read_csv(analysed / "shares.csv")
+    assert shares["slice"].max() == nib.load(crop[0]).shape[1] - 1  # coronal: slices along the second axis
 
 
 @pytest.mark.parametrize("args, message", [

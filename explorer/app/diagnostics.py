@@ -7,6 +7,8 @@ CLI calls) with the same inputs: the attribution comes from the backend's cache,
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 import streamlit as st
@@ -38,11 +40,8 @@ def _shift_table(summary: dict) -> pd.DataFrame:
 def _rerun(options: DiagnosticOptions) -> None:
     """Re-run the session's full analysis with ``options``; the result replaces it in the session."""
     full = st.session_state["analysis"]
-    inputs = full.summary["inputs"]
     with st.spinner("Running the diagnostics (attribution comes from the cache)…"), guard("The diagnostics") as ok:
-        result = analyze(full.volume, list(full.checkpoints.values()), mask=full.mask, method=full.method,
-                         target=full.target, axis=full.axis, params={**full.params, "zflip": inputs["zflip"]},
-                         keep_maps=True, diagnostics=options)
+        result = analyze(full.study, list(full.checkpoints.values()), replace(full.spec, diagnostics=options))
     if ok:
         st.session_state["analysis"] = result
         st.rerun()
@@ -74,36 +73,33 @@ def show(analysis) -> None:
     _controls(analysis)
     tables = diagnostics_tables(analysis.models)
     slices = tables["slices"]
+    built = figs.diagnostics_figures(tables, analysis.summary)  # the same figures the exports write
     st.subheader("Background attention")
-    if "background_total" in slices.columns and slices["background_total"].notna().any():
-        fig = figs.background_figure(slices)
+    if (fig := built.get("background_attention")) is not None:
         st.plotly_chart(fig, key="fig-background")
         figure_downloads(fig, "background_attention")
     else:
         st.caption("No slice has both foreground and attribution.")
     st.subheader("Logit shift")
     st.dataframe(_shift_table(analysis.summary), hide_index=True)
-    if not tables["logit_histograms"].empty:
-        fig = figs.logit_histogram_figure(tables["logit_histograms"])
+    if (fig := built.get("logit_histograms")) is not None:
         st.plotly_chart(fig, key="fig-logits")
         figure_downloads(fig, "logit_histograms")
         table_download(tables["logit_histograms"], "logit_histograms")
     st.subheader("Grad-CAM (standard vs |logit| target)")
-    if "cam_background_standard" in slices.columns:
-        fig = figs.cam_background_figure(slices)
+    if (fig := built.get("cam_background")) is not None:
         st.plotly_chart(fig, key="fig-cam-background")
         figure_downloads(fig, "cam_background")
         st.caption("The per-slice CAMs are in the slice viewer.")
     else:
         st.caption("Not run yet: press **Run Grad-CAM and sanity check**.")
     st.subheader("Sanity check (parameter randomisation)")
-    if tables["sanity"]:
+    if (fig := built.get("sanity_check")) is not None:
         for name, entry in tables["sanity"].items():
             if entry["flagged"]:
                 st.warning(f"**{name}**: {entry['method']} maps barely change when the weights are randomised "
                            f"(rank correlation {entry['rank_correlation'][list(entry['rank_correlation'])[-1]]:.2f} "
                            f"≥ {entry['threshold']}): they reflect the input more than the model.")
-        fig = figs.sanity_figure(tables["sanity"])
         st.plotly_chart(fig, key="fig-sanity")
         figure_downloads(fig, "sanity_check")
     else:
@@ -115,8 +111,8 @@ def show(analysis) -> None:
 def cam_panel(analysis, names: list[str], image: np.ndarray, z: int) -> None:
     """Grad-CAM of slice ``z`` (``image`` in stack orientation) for the shown checkpoints, shown upright beside
     the gradient maps (when it was computed)."""
-    cams = {m: upright(np.asarray(analysis.models[m].extras["diag_cam_maps"][z], dtype=np.float32))
-            for m in names if "diag_cam_maps" in analysis.models[m].extras}
+    cams = {m: upright(np.asarray(analysis.models[m].diagnostics.cam_maps[z], dtype=np.float32))
+            for m in names if analysis.models[m].diagnostics.cam_maps is not None}
     if not cams:
         st.caption("Grad-CAM: press **Run Grad-CAM and sanity check** in the Diagnostics tab to add it here.")
         return

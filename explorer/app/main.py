@@ -20,8 +20,7 @@ st.set_page_config(page_title="explorer: 2D+ saliency asymmetry", layout="wide")
 def _run(settings: sidebar.Settings):
     bar = st.progress(0.0, text="Starting the analysis…")
     with guard("The analysis") as ok:
-        analysis = analyze(settings.volume, list(settings.checkpoints), mask=settings.mask, method=settings.method,
-                           target=settings.target, axis=settings.axis, device=settings.device, keep_maps=True,
+        analysis = analyze(settings.study, list(settings.checkpoints), settings.spec,
                            progress=lambda f, msg: bar.progress(min(max(f, 0.0), 1.0), text=msg))
     bar.empty()
     return analysis if ok else None
@@ -53,7 +52,7 @@ def main() -> None:
         st.warning("Select at least one checkpoint to show.")
         return
     shown = select_models(analysis, names)
-    st.caption(f"Analysed: {analysis.volume.source} · {analysis.method} / target {analysis.target} · "
+    st.caption(f"Analysed: {analysis.volume.source} · {analysis.spec.method} / target {analysis.spec.target} · "
                f"{analysis.axis} slices · {len(analysis.models)} checkpoint(s)")
     # One view at a time (not st.tabs, which builds every tab's figures on each rerun): a slider move or a
     # toggle then rebuilds only what is on screen.

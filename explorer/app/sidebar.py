@@ -7,6 +7,7 @@ keyed by content hash, so a rerun does not parse them again.
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass, replace
 
 import streamlit as st
@@ -16,6 +17,8 @@ from explorer.checkpoints import Checkpoint, load_checkpoint
 from explorer.config import Limits
 from explorer.device import DEVICE_CHOICES, describe_device, select_device
 from explorer.errors import InputError
+from explorer.spec import RunSpec
+from explorer.study import Study
 from explorer.volume import AXES, Mask, Volume, load_mask, load_volume
 
 from . import resources
@@ -33,18 +36,14 @@ MAX_PARSED_UPLOADS = 8  # parsed uploads kept per session (volume, mask, a few c
 class Settings:
     """Everything one analysis needs; ``key`` identifies it (content hashes and parameters)."""
 
-    volume: Volume
-    mask: Mask | None
+    study: Study
     checkpoints: tuple[Checkpoint, ...]
-    axis: str | None
-    method: str
-    target: str
-    device: str
+    spec: RunSpec
 
     @property
     def key(self) -> tuple:
-        return (self.volume.sha256, self.mask.sha256 if self.mask else None,
-                tuple(c.sha256 for c in self.checkpoints), self.axis, self.method, self.target, self.device)
+        return (tuple(self.study.key().values()), tuple(c.sha256 for c in self.checkpoints),
+                json.dumps(self.spec.record(), sort_keys=True, default=str))
 
 
 def show() -> Settings | None:
@@ -69,8 +68,9 @@ def show() -> Settings | None:
         sb.caption(f"Computing on **{describe_device(select_device(device))}**")
     if volume is None or not checkpoints:
         return None
-    return Settings(volume, mask, tuple(checkpoints), None if axis.startswith("as trained") else axis,
-                    method, target, device)
+    spec = RunSpec(method=method, target=target, axis=None if axis.startswith("as trained") else axis,
+                   device=device, keep_maps=True)
+    return Settings(Study(volume, mask), tuple(checkpoints), spec)
 
 
 def _available(device: str) -> bool:

@@ -47,9 +47,9 @@ def show(analysis, names: list[str]) -> None:
         predictions={m: upright(analysis.models[m].prediction[z]) for m in shown} if show_pred else None,
         maps={m: upright(np.asarray(analysis.models[m].maps[z], dtype=np.float32)) for m in shown},
         offsets=first.offsets,
-        signed=METHODS[analysis.method].signed,
+        signed=METHODS[analysis.spec.method].signed,
         window=window,
-        title=f"Slice {z}: {analysis.method} attribution per input channel (one shared scale)",
+        title=f"Slice {z}: {analysis.spec.method} attribution per input channel (one shared scale)",
     )
     st.plotly_chart(fig, key="fig-slice")
     skipped = [m for m in shown if np.isnan(analysis.models[m].masses[z]).any()]

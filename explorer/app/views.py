@@ -79,8 +79,7 @@ def export(analysis, names: list[str], write_outputs) -> None:
                 "package versions).")
     if not available:
         st.info(f"Static figure export is unavailable here: {message}")
-    parameters = {"method": analysis.method, "target": analysis.target, "axis": analysis.axis,
-                  "params": analysis.params, "checkpoints": names, "volume": analysis.volume.source}
+    parameters = {**analysis.spec.record(), "checkpoints": names, "volume": analysis.volume.source}
     st.download_button("Download report (.zip)", data=lambda: report_zip(write_outputs, parameters=parameters),
                        file_name="explorer-report.zip", mime="application/zip", key="dl-report",
                        on_click="ignore", type="primary")

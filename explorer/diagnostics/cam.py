@@ -1,7 +1,7 @@
 """Grad-CAM for the single-logit head (Zhang, Bieri, Günther, arXiv 2403.14435), with captum's LayerGradCam.
 
 Shapes: windows ``(B, C, H, W)``; a CAM is ``(S, H, W)`` (the layer's map upsampled bilinearly to the
-slice, ReLU applied, unpadded). Two targets per slice (DESIGN.md section 4): ``standard`` — the sum of the
+slice, ReLU applied, unpadded). Two targets per slice (docs/definitions.md): ``standard`` — the sum of the
 logits over the predicted foreground (target ``predicted``), and ``abs`` — the sum of ``|logit|`` over all
 pixels (evidence for whichever side each pixel was predicted). Where every logit is positive both targets
 are the same scalar, so both CAMs are equal.
@@ -19,7 +19,7 @@ from captum.attr import LayerAttribution, LayerGradCam
 from scipy.stats import spearmanr
 from torch import nn
 
-from ..attribution import foreground_logit, target_forward
+from ..attribution import get_target, target_forward, target_selection
 from ..errors import InputError
 from ..windows import iter_windows
 from .background import background_fractions
@@ -89,11 +89,10 @@ def gradcam_stack(model: nn.Module, stack: np.ndarray, offsets: Sequence[int], *
     out = []
     for batch in iter_windows(stack, offsets, batch_size=batch_size, slices=slices, channel_stats=channel_stats):
         x = batch.x.to(device)
-        with torch.no_grad():
-            pred = (foreground_logit(model(x)) > 0).float()
         maps = []
-        for absolute, selection in ((False, pred), (True, torch.ones_like(pred))):
-            cam = LayerGradCam(target_forward(model, absolute), module)
+        for target in ("predicted", "abs"):  # the standard and the |logit| target (CAM_TARGETS)
+            selection = target_selection(model, x, target)
+            cam = LayerGradCam(target_forward(model, get_target(target).absolute), module)
             raw = cam.attribute(x, additional_forward_args=(selection,), relu_attributions=True)
             maps.append(LayerAttribution.interpolate(raw.detach(), tuple(x.shape[2:]), "bilinear").clamp_min(0))
         out.append(batch.padding.crop(torch.cat(maps, dim=1)).float().cpu().numpy())

@@ -21,7 +21,7 @@ import torch
 from scipy.stats import spearmanr
 from torch import nn
 
-from ..attribution import Batch, foreground_logit, get_method, get_target, target_forward
+from ..attribution import explain_batch, get_target, resolve_params, target_selection
 from ..windows import iter_windows, mask_batch
 
 #: Cascading stages: name → the top-level submodules re-initialised (cumulative, top of the network first).
@@ -32,24 +32,24 @@ SMP_STAGES: dict[str, tuple[str, ...]] = {
 #: Mean rank correlation at or above which a method is flagged as insensitive to the model.
 THRESHOLD = 0.5
 
-Attribute = Callable[[nn.Module, torch.Tensor, torch.Tensor, tuple[int, ...]], torch.Tensor]
+#: ``(model, x, selection, slices, pixels) -> A``: how a stage's maps are computed (see :func:`registry_attribute`).
+Attribute = Callable[[nn.Module, torch.Tensor, torch.Tensor, tuple[int, ...], int], torch.Tensor]
 
 
 def registry_attribute(method: str, target: str, params: dict[str, Any]) -> Attribute:
-    """``(model, x, selection, slices) -> A`` for a method and target of the registries.
+    """An :data:`Attribute` for a method and target of the registries, through
+    :func:`explorer.attribution.explain_batch` with the selection held fixed.
 
     Raises:
-        InputError: an unknown method or target.
+        InputError: an unknown method or target, or a bad parameter.
     """
-    spec, tgt = get_method(method), get_target(target)
+    get_target(target)
+    resolved = resolve_params(method, params)
 
-    def attribute(model: nn.Module, x: torch.Tensor, selection: torch.Tensor, slices: tuple[int, ...]) -> torch.Tensor:
-        if spec.from_gradient is not None:
-            x = x.detach().clone().requires_grad_(True)
-            (grad,) = torch.autograd.grad(target_forward(model, tgt.absolute)(x, selection).sum(), x)
-            return spec.from_gradient(x, grad).detach()
-        return spec.attribute(Batch(model, x.detach(), selection, tgt.absolute, slices,
-                                    x.shape[2] * x.shape[3], params)).detach()
+    def attribute(model: nn.Module, x: torch.Tensor, selection: torch.Tensor, slices: tuple[int, ...],
+                  pixels: int) -> torch.Tensor:
+        return explain_batch(model, x, method=method, target=target, params=resolved, slices=slices, pixels=pixels,
+                             selection=selection).attr
 
     return attribute
 
@@ -87,7 +87,7 @@ def sanity_check(model: nn.Module, stack: np.ndarray, offsets: Sequence[int], *,
         model: the trained eval-mode model (not modified: each stage randomises a copy).
         stack: normalised slices ``(S, H, W)``.
         offsets: the model's window offsets.
-        attribute: ``(model, x, selection, slices) -> A``, e.g. :func:`registry_attribute`.
+        attribute: ``(model, x, selection, slices, pixels) -> A``, e.g. :func:`registry_attribute`.
         target: target name (fixes the explained pixels from the original model's prediction).
         mask: ground truth ``(S, H, W)`` for target ``mask``.
         slices: which slices (default: :func:`pick_slices` of ``n_slices``).
@@ -106,19 +106,19 @@ def sanity_check(model: nn.Module, stack: np.ndarray, offsets: Sequence[int], *,
         InputError: an unknown target, a target ``mask`` without a mask, or a multi-logit model.
     """
     device = device or next(model.parameters()).device
-    tgt = get_target(target)
+    get_target(target)
     models = {"original": model.eval().to(device)}
     models.update({name: randomised(model, parts, seed=seed).to(device) for name, parts in stages.items()})
     if slices is None:
-        sizes = _selection_sizes(models["original"], stack, offsets, tgt, mask, channel_stats, device)
+        sizes = _selection_sizes(models["original"], stack, offsets, target, mask, channel_stats, device)
         slices = pick_slices(sizes, n_slices)
     corr = np.full((len(slices), len(stages)), np.nan)
     row = 0
     for batch in iter_windows(stack, offsets, batch_size=4, slices=list(slices), channel_stats=channel_stats):
         x = batch.x.to(device)
-        selection = _selection(models["original"], x, tgt, mask, batch.slices, device)
+        selection = target_selection(models["original"], x, target, mask_batch(mask, batch.slices, device))
         chunk = tuple(int(z) for z in batch.slices)
-        maps = {name: batch.padding.crop(attribute(m, x, selection, chunk)).abs().flatten(1).cpu().numpy()
+        maps = {name: batch.padding.crop(attribute(m, x, selection, chunk, batch.pixels)).abs().flatten(1).cpu().numpy()
                 for name, m in models.items()}
         for j, name in enumerate(stages):
             for i in range(len(chunk)):
@@ -135,16 +135,10 @@ def sanity_check(model: nn.Module, stack: np.ndarray, offsets: Sequence[int], *,
     return summary, corr
 
 
-def _selection(model: nn.Module, x: torch.Tensor, tgt: Any, mask: np.ndarray | None, slices: Sequence[int],
-               device: torch.device) -> torch.Tensor:
-    with torch.no_grad():
-        pred = foreground_logit(model(x)) > 0
-    return tgt.select(pred, mask_batch(mask, slices, device))
-
-
-def _selection_sizes(model: nn.Module, stack: np.ndarray, offsets: Sequence[int], tgt: Any,
+def _selection_sizes(model: nn.Module, stack: np.ndarray, offsets: Sequence[int], target: str,
                      mask: np.ndarray | None, channel_stats: Any, device: torch.device) -> np.ndarray:
     sizes = []
     for batch in iter_windows(stack, offsets, batch_size=8, channel_stats=channel_stats):
-        sizes.append(_selection(model, batch.x.to(device), tgt, mask, batch.slices, device).flatten(1).sum(1).cpu())
+        truth = mask_batch(mask, batch.slices, device)
+        sizes.append(target_selection(model, batch.x.to(device), target, truth).flatten(1).sum(1).cpu())
     return torch.cat(sizes).numpy()

@@ -1,8 +1,8 @@
 """Summary-level figures: attribution-share distributions, share along the slicing axis, first-conv shares.
 
-Inputs follow the engine's contracts (DESIGN.md section 7): ``shares`` has one row per model × slice ×
-offset with columns ``model, slice, offset, share`` (shares of one model and slice sum to 1); ``summary`` is
-the dict written as ``summary.json``.
+Inputs follow the engine's contracts (docs/definitions.md, README.md "Outputs"): ``shares`` has one row per
+model × slice × offset with columns ``model, slice, offset, share`` (shares of one model and slice sum to 1);
+``summary`` is the dict written as ``summary.json``.
 """
 
 from __future__ import annotations
