@@ -190,8 +190,9 @@ def paired_wilcoxon(a: np.ndarray, b: np.ndarray, n_boot: int = 2000, seed: int 
         n_boot, seed, level: of the median's bootstrap.
 
     Returns:
-        ``{"test", "n", "statistic", "p", "rank_biserial", "median_difference", "ci"}``; ``p`` is 1 when every
-        difference is zero and NaN with fewer than 2 pairs.
+        ``{"test", "n", "statistic", "p", "rank_biserial", "median_difference", "ci"}``; ``statistic`` is
+        scipy's two-sided ``min(W+, W−)``; ``p`` is 1 when every difference is zero and NaN with fewer
+        than 2 pairs.
 
     Raises:
         ValueError: ``a`` and ``b`` differ in length.
