@@ -11,7 +11,7 @@ from explorer.config import SAMPLE_DIR
 from explorer.volume import load_mask, load_volume
 
 COHORT = SAMPLE_DIR / "cohort"
-ROWS = list(csv.DictReader(open(COHORT / "manifest.csv", newline="")))
+ROWS = list(csv.DictReader((COHORT / "manifest.csv").read_text().splitlines()))
 
 
 def test_manifest_lists_distinct_subjects_and_both_splits() -> None:
