@@ -27,8 +27,11 @@ PALETTE: tuple[str, ...] = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00
 STRATEGY_COLOURS: dict[str, str] = {"imagenet": "#D55E00", "imagenet-uniform": "#0072B2",
                                     "imagenet-symmetric": "#009E73", "imagenet-zflip": "#CC79A7",
                                     "random": "#6E6E6E"}
-#: Seed ``s`` gets shade ``SEED_SHADES[s % 5]``: >0 mixes with white, <0 with black (0 is the strategy colour).
-SEED_SHADES: tuple[float, ...] = (0.0, -0.35, 0.4, -0.6, 0.65)
+#: Colours of strategies outside the registry (by a hash of the name): the palette's others, bar the pale yellow.
+OTHER_COLOURS: tuple[str, ...] = ("#E69F00", "#56B4E9", "#000000")
+#: Seed ``s`` gets shade ``SEED_SHADES[(s - 1) % 5]`` (seed 1, the zoo's first, keeps the strategy colour):
+#: > 0 mixes with white, < 0 with black.
+SEED_SHADES: tuple[float, ...] = (0.0, -0.35, 0.4, -0.55, 0.6)
 FONT = dict(family="Arial, Liberation Sans, DejaVu Sans, sans-serif", size=14, color="#222222")
 SUBTITLE_PX = 12
 NARROW_PX = 560  # titles are wrapped to fit this width, so they fit the app's narrow layouts too
@@ -78,9 +81,10 @@ def model_colours(names: Iterable[str], strategies: Mapping[str, str | None] | N
     out = {}
     for name in dict.fromkeys(map(str, names)):
         strategy = (strategies or {}).get(name) or strategy_of(name)
-        base = STRATEGY_COLOURS.get(strategy or "") or PALETTE[zlib.crc32((strategy or name).encode()) % 6]
+        key = zlib.crc32((strategy or name).encode())  # stable across sessions, unlike hash()
+        base = STRATEGY_COLOURS.get(strategy or "") or OTHER_COLOURS[key % len(OTHER_COLOURS)]
         seed = (seeds or {}).get(name, seed_of(name))
-        out[name] = _shade(base, SEED_SHADES[seed % len(SEED_SHADES)] if seed is not None else 0.0)
+        out[name] = _shade(base, SEED_SHADES[(seed - 1) % len(SEED_SHADES)] if seed is not None else 0.0)
     return out
 
 
