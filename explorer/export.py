@@ -19,6 +19,7 @@ import tempfile
 import threading
 import zipfile
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
@@ -31,6 +32,7 @@ from plotly.offline import get_plotlyjs
 from . import __version__
 from .errors import unknown_name
 from .figures import comparison_table, stats_table
+from .figures._style import CHAR_EM, LINE_EM, fit_titles
 from .fileio import write_atomic
 
 FORMATS: tuple[str, ...] = ("png", "svg", "pdf", "html")
@@ -42,6 +44,30 @@ PACKAGES = ("torch", "torchvision", "segmentation-models-pytorch", "captum", "ti
             "nibabel", "plotly", "kaleido", "streamlit")
 HOW_TO_ENABLE = ("install Debian's chromium ('apt-get install chromium', or 'make install' as root) or point "
                  "BROWSER_PATH at a Chrome/Chromium binary; HTML and CSV exports work without it")
+
+CSS_PX_PER_MM = 96 / 25.4  # kaleido sizes figures in CSS pixels (1/96 inch); PDF and SVG keep that size
+
+
+@dataclass(frozen=True)
+class Preset:
+    """How a figure is sized for a medium.
+
+    Attributes:
+        name: the preset's name (``--figure-preset``).
+        width_mm: final printed width (``None``: the figure's own size, for screens).
+        font_pt: body text size at the final size (axis titles, legend); tick labels get one point less.
+        dpi: resolution of PNG output at the final size.
+    """
+
+    name: str
+    width_mm: float | None
+    font_pt: float = 9.0
+    dpi: int = 300
+
+
+#: Journal column widths (88 mm single, 180 mm double column are common to Nature, Elsevier, IEEE, Springer).
+PRESETS: dict[str, Preset] = {p.name: p for p in (Preset("screen", None), Preset("paper-single", 88.0),
+                                                  Preset("paper-double", 180.0))}
 
 _lock = threading.Lock()  # one export at a time: kaleido's sync server is not safe for concurrent callers
 _status: tuple[bool, str] | None = None
@@ -113,18 +139,64 @@ def _render(fig: go.Figure, fmt: str, scale: float) -> bytes:
                                  opts=dict(format=fmt, width=width, height=height, scale=scale))
 
 
-def figure_bytes(fig: go.Figure, fmt: str, *, scale: float = 2) -> bytes:
+def apply_preset(fig: go.Figure, preset: str) -> tuple[go.Figure, float]:
+    """A copy of ``fig`` laid out for ``preset``, and the PNG scale that gives the preset's dpi.
+
+    A paper preset sets the layout width to the column width in CSS pixels (PDF/SVG are drawn at that size,
+    so a 9 pt font in the layout is 9 pt on paper), the fonts to ``font_pt``, rewraps the title, and scales
+    the height with the width (plus room for text, which does not shrink).
+
+    Raises:
+        InputError: an unknown preset.
+    """
+    if preset not in PRESETS:
+        raise unknown_name("figure preset", preset, PRESETS)
+    spec = PRESETS[preset]
+    fig = go.Figure(fig)
+    if spec.width_mm is None:
+        return fig, 2.0
+    width = round(spec.width_mm * CSS_PX_PER_MM)
+    old_width, old_height = fig.layout.width or DEFAULT_SIZE[0], fig.layout.height or DEFAULT_SIZE[1]
+    body, small = spec.font_pt * 96 / 72, (spec.font_pt - 1) * 96 / 72
+    longest_y_title = max((len(a.title.text or "") for a in fig.select_yaxes()), default=0)
+    plot_px = max((old_height - 170) * max(width / old_width, 0.65), 200, CHAR_EM * body * longest_y_title + 30)
+    fig.update_layout(width=width, height=round(plot_px + 110 + _legend_px(fig, width, small)), font=dict(size=body),
+                      legend=dict(font=dict(size=small)), margin=dict(l=50, r=15))
+    fig.update_xaxes(tickfont=dict(size=small), title_font=dict(size=body))
+    fig.update_yaxes(tickfont=dict(size=small), title_font=dict(size=body))
+    fig.update_annotations(font_size=small)
+    fit_titles(fig, width)
+    return fig, spec.dpi / 96
+
+
+def _legend_px(fig: go.Figure, width: float, font_px: float) -> float:
+    """Height the horizontal legend needs at ``width``: entries packed into rows as plotly packs them (estimated
+    from the label lengths, conservatively), plus the title block that :func:`fit_titles` adds to the margin."""
+    rows, used = 0, width
+    for trace in fig.data:
+        if trace.showlegend is False or not trace.name or (trace.showlegend is None and len(fig.data) == 1):
+            continue
+        entry = 50 + CHAR_EM * font_px * len(trace.name)
+        rows, used = (rows + 1, entry) if used + entry > width - 10 else (rows, used + entry)
+    return rows * LINE_EM * font_px * 1.25
+
+
+def figure_bytes(fig: go.Figure, fmt: str, *, scale: float | None = None, preset: str = "screen") -> bytes:
     """One figure as file contents.
 
     Args:
         fig: the figure.
         fmt: ``png``, ``svg``, ``pdf`` or ``html`` (a self-contained page that works offline).
-        scale: pixel scale of raster output (2 → 1800 px wide for a 900 px figure).
+        scale: pixel scale of raster output; default 2 for ``screen`` (1800 px wide for a 900 px figure),
+            the preset's dpi / 96 for a paper preset (88 mm at 300 dpi → 1039 px).
+        preset: a name in :data:`PRESETS`: ``screen`` (the figure's own size), ``paper-single`` (88 mm) or
+            ``paper-double`` (180 mm), 9 pt text at the final size; PDF embeds its fonts.
 
     Raises:
-        InputError: an unknown format.
+        InputError: an unknown format or preset.
         StaticExportUnavailable: a static format on a machine without a working browser (says how to fix).
     """
+    fig, preset_scale = apply_preset(fig, preset)
     if fmt == "html":
         return pio.to_html(fig, include_plotlyjs=True, full_html=True).encode("utf-8")
     if fmt not in STATIC_FORMATS:
@@ -132,12 +204,14 @@ def figure_bytes(fig: go.Figure, fmt: str, *, scale: float = 2) -> bytes:
     available, message = static_export_status()
     if not available:
         raise StaticExportUnavailable(message)
+    if scale is None:  # vector output of a paper preset stays at the column width; PNG gets the preset's dpi
+        scale = preset_scale if fmt == "png" or preset == "screen" else 1.0
     with _lock:
         return _render(fig, fmt, scale)
 
 
 def write_figures(figs: Mapping[str, go.Figure], directory: str | Path, *,
-                  formats: Iterable[str] = FORMATS) -> list[Path]:
+                  formats: Iterable[str] = FORMATS, preset: str = "screen") -> list[Path]:
     """Write every figure as ``NAME.FORMAT`` into ``directory``, each file atomically (temp name, rename).
 
     HTML is always written; the pages share one ``plotly.min.js`` written beside them (works offline, keeps
@@ -148,13 +222,16 @@ def write_figures(figs: Mapping[str, go.Figure], directory: str | Path, *,
         figs: ``{file-safe name: figure}``, e.g. from :func:`explorer.figures.analysis_figures`.
         directory: created if missing.
         formats: a subset of :data:`FORMATS`.
+        preset: a name in :data:`PRESETS` (static formats; HTML stays interactive at the screen size).
 
     Returns:
         The paths written.
 
     Raises:
-        InputError: an unknown format.
+        InputError: an unknown format or preset.
     """
+    if preset not in PRESETS:
+        raise unknown_name("figure preset", preset, PRESETS)
     formats = tuple(formats)
     for fmt in formats:
         if fmt not in FORMATS:
@@ -168,14 +245,14 @@ def write_figures(figs: Mapping[str, go.Figure], directory: str | Path, *,
     for name, fig in figs.items():
         for fmt in wanted:
             data = (pio.to_html(fig, include_plotlyjs="directory", full_html=True).encode("utf-8")
-                    if fmt == "html" else figure_bytes(fig, fmt))
+                    if fmt == "html" else figure_bytes(fig, fmt, preset=preset))
             written.append(write_atomic(directory / f"{name}.{fmt}", data))
     return written
 
 
 def table_csv(table: pd.DataFrame) -> bytes:
-    """A table as UTF-8 CSV bytes (no index column)."""
-    return table.to_csv(index=False).encode("utf-8")
+    """A table as UTF-8 CSV bytes (no index column), floats to 6 significant digits (``2.5e-09``, ``0.333333``)."""
+    return table.to_csv(index=False, float_format="%.6g").encode("utf-8")
 
 
 def write_tables(summary: Mapping, directory: str | Path) -> list[Path]:

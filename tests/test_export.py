@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import io
 import json
+import shutil
 import struct
+import subprocess
 import sys
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
@@ -130,15 +132,17 @@ def test_write_atomic_leaves_nothing_behind_on_failure(tmp_path):
 
 def test_table_csv_round_trips():
     table = stats_table(make_summary())
-    back = pd.read_csv(io.BytesIO(table_csv(table)))
-    pd.testing.assert_frame_equal(back, table, check_dtype=False)
+    text = table_csv(table).decode()
+    back = pd.read_csv(io.StringIO(text))
+    pd.testing.assert_frame_equal(back, table, check_dtype=False, rtol=1e-6)  # 6 significant digits
+    assert "2.5e-09" in text and "0.333333," in text and "0.3333333" not in text
 
 
 def test_write_tables(tmp_path):
     summary = make_summary()
     paths = write_tables(summary, tmp_path / "tables")
     assert [p.name for p in paths] == ["statistics.csv", "comparisons.csv"]
-    pd.testing.assert_frame_equal(pd.read_csv(paths[1]), comparison_table(summary))
+    pd.testing.assert_frame_equal(pd.read_csv(paths[1]), comparison_table(summary), check_dtype=False)
 
 
 def test_versions_name_the_packages_results_depend_on():
@@ -169,3 +173,25 @@ def test_report_zip_holds_the_writer_outputs_and_parameters():
     assert record["versions"]["torch"] == torch.__version__
     assert record["static_export"]["available"] is True
     pd.testing.assert_frame_equal(pd.read_csv(io.BytesIO(archive.read("report/shares.csv"))), shares)
+
+
+def test_paper_preset_sizes_vector_output_to_the_column_and_png_to_300_dpi(tmp_path):
+    fig = analysis_figures(make_shares(), make_summary())["share_distribution_violin"]
+    svg = figure_bytes(fig, "svg", preset="paper-single").decode()
+    assert 'viewBox="0 0 333 ' in svg  # 88 mm in CSS pixels: 1 mm on paper is 1 mm in the SVG
+    assert "font-size: 12px" in svg and "font-size: 14px" not in svg  # 9 pt body text at the final size
+    png = figure_bytes(fig, "png", preset="paper-double")
+    assert struct.unpack(">I", png[16:20])[0] == round(round(180 * 96 / 25.4) * 300 / 96)  # 180 mm at 300 dpi
+    assert fig.layout.width is None  # the caller's figure is left as it was
+    with pytest.raises(InputError, match="unknown figure preset 'poster'.*paper-double, paper-single, screen"):
+        figure_bytes(fig, "pdf", preset="poster")
+
+
+def test_paper_pdf_embeds_its_fonts(tmp_path):
+    pdffonts = shutil.which("pdffonts")
+    if pdffonts is None:
+        pytest.skip("pdffonts (poppler-utils) is not installed")
+    path = tmp_path / "fig.pdf"
+    path.write_bytes(figure_bytes(_figure("embedded"), "pdf", preset="paper-single"))
+    rows = subprocess.run([pdffonts, str(path)], capture_output=True, text=True, check=True).stdout.splitlines()[2:]
+    assert rows and all(row.split()[-5] == "yes" for row in rows)  # the "emb" column of every font

@@ -11,16 +11,20 @@ import pytest
 
 from explorer.errors import InputError
 from explorer.figures import (
-    PALETTE,
+    STRATEGY_COLOURS,
     analysis_figures,
     comparison_table,
+    display_names,
     distribution_figure,
     first_conv_figure,
     model_colors,
+    model_colours,
     share_along_axis_figure,
     slice_view_figure,
     stats_table,
 )
+from explorer.figures.tables import format_table, table_caption
+from explorer.strategies import STRATEGIES
 from explorer.volume import load_volume
 
 MODELS = ("imagenet", "imagenet-uniform")
@@ -76,7 +80,9 @@ def summary() -> dict:
 @pytest.mark.parametrize("kind, trace_type", [("violin", go.Violin), ("box", go.Box)])
 def test_distribution_has_one_trace_per_model_over_every_offset(shares, summary, kind, trace_type):
     fig = distribution_figure(shares, summary, kind=kind)
-    assert [type(t) for t in fig.data] == [trace_type, trace_type]
+    assert [type(t) for t in fig.data] == [trace_type, trace_type, go.Scatter]  # the last: equal-share legend
+    assert fig.data[2].name == "equal share (1/3)"
+    fig.data = fig.data[:2]
     assert [t.name for t in fig.data] == list(MODELS)
     for trace, model in zip(fig.data, MODELS, strict=False):
         rows = shares[shares["model"] == model]
@@ -88,24 +94,40 @@ def test_distribution_has_one_trace_per_model_over_every_offset(shares, summary,
     assert list(fig.layout.xaxis.categoryarray) == ["−1", "0", "+1"]
 
 
-def test_distribution_annotates_ai_ci_and_p_of_each_model_and_the_comparison(shares, summary):
-    texts = [a.text for a in distribution_figure(shares, summary).layout.annotations]
-    assert any("imagenet: AI = +0.163 [+0.150, +0.180]" in t and "p = 2.5e-09" in t for t in texts)
-    assert any("imagenet-uniform: AI = -0.004" in t and "p = 0.520" in t for t in texts)
-    assert any("imagenet vs imagenet-uniform" in t and "p = 4.2e-06" in t for t in texts)
+def test_distribution_has_no_text_on_the_plot_the_statistics_are_in_the_tables(shares, summary):
+    fig = distribution_figure(shares, summary)
+    assert not fig.layout.annotations
+    assert fig.layout.legend.orientation == "h" and fig.layout.legend.y == 0  # under the plot, not over the title
+    assert fig.layout.title.subtitle.text.startswith("per-slice share")
 
 
-def test_distribution_without_summary_has_no_statistics(shares):
-    fig = distribution_figure(shares)
-    assert not any("AI" in (a.text or "") for a in fig.layout.annotations)
-    assert len(fig.data) == 2
-
-
-def test_summary_order_fixes_the_colours(shares, summary):
+def test_colour_follows_strategy_and_seed_not_order_or_subset(shares, summary):
     reordered = {**summary, "models": dict(reversed(list(summary["models"].items())))}
     fig = distribution_figure(shares, reordered)
-    assert [t.name for t in fig.data] == list(reversed(MODELS))
-    assert fig.data[0].line.color == PALETTE[0]
+    assert [t.name for t in fig.data[:2]] == list(reversed(MODELS))
+    assert fig.data[0].line.color == STRATEGY_COLOURS["imagenet-uniform"]
+    alone = distribution_figure(shares[shares.model == "imagenet-uniform"])
+    assert alone.data[0].line.color == STRATEGY_COLOURS["imagenet-uniform"]
+    names = ["unet-x-imagenet-seed-1", "unet-x-imagenet-seed-2", "unet-x-imagenet-uniform-seed-1", "custom-net"]
+    colours = model_colours(names)
+    assert colours == model_colours(list(reversed(names)))  # same in any order
+    assert model_colours(names[1:2]) == {names[1]: colours[names[1]]}  # and in any subset
+    assert len(set(colours.values())) == 4
+    assert set(STRATEGY_COLOURS) == set(STRATEGIES)  # every registered strategy has its fixed colour
+    assert model_colors(MODELS) == model_colours(MODELS)
+
+
+def test_display_names_are_strategy_and_seed_with_the_full_name_in_hover(shares):
+    names = ["unet-mobilenet_v2-imagenet-uniform-seed-2", "unet-mobilenet_v2-imagenet-seed-2", "my-model"]
+    assert display_names(names) == {names[0]: "imagenet-uniform, seed 2", names[1]: "imagenet, seed 2",
+                                    names[2]: "my-model"}
+    summary = {"models": {"a": {"strategy": "random", "recipe": {"seed": 3}}, "b": {"strategy": "random"}}}
+    assert display_names(["a", "b"], summary) == {"a": "random, seed 3", "b": "random"}
+    clash = ["enc1-imagenet", "enc2-imagenet"]  # same strategy, no seed: fall back to distinct names
+    assert len(set(display_names(clash).values())) == 2
+    renamed = shares.replace({"model": {"imagenet": names[1]}})
+    fig = distribution_figure(renamed)
+    assert fig.data[0].name == "imagenet, seed 2" and names[1] in fig.data[0].hovertemplate
 
 
 def test_unknown_kind_lists_the_valid_ones(shares):
@@ -121,9 +143,10 @@ def test_shares_without_a_required_column_is_refused(shares, drop):
 
 def test_share_along_axis_has_a_panel_per_offset_and_gaps_for_skipped_slices(shares):
     fig = share_along_axis_figure(shares)
-    assert len(fig.data) == len(MODELS) * len(OFFSETS)
-    assert {t.yaxis for t in fig.data} == {"y", "y2", "y3"}
-    assert [t.showlegend for t in fig.data].count(True) == len(MODELS)
+    lines = [t for t in fig.data if t.legendgroup in MODELS]
+    assert len(lines) == len(MODELS) * len(OFFSETS)
+    assert {t.yaxis for t in lines} == {"y", "y2", "y3"}
+    assert [t.showlegend for t in lines].count(True) == len(MODELS)
     first = fig.data[0]
     gaps = [x for x, y in zip(first.x, first.y, strict=False) if np.isnan(y)]
     assert gaps == list(SKIPPED)
@@ -132,7 +155,7 @@ def test_share_along_axis_has_a_panel_per_offset_and_gaps_for_skipped_slices(sha
 
 def test_share_along_axis_for_one_offset(shares):
     fig = share_along_axis_figure(shares, offset=-1)
-    assert [t.name for t in fig.data] == list(MODELS)
+    assert [t.name for t in fig.data] == [*MODELS, "equal share (1/3)"]
     expected = shares[(shares.model == "imagenet") & (shares.offset == -1)].set_index("slice")["share"]
     got = pd.Series(fig.data[0].y, index=fig.data[0].x).dropna()
     np.testing.assert_allclose(got, expected.sort_index())
@@ -142,7 +165,7 @@ def test_share_along_axis_for_one_offset(shares):
 
 def test_first_conv_bars_per_offset_per_model_with_string_keys(summary):
     fig = first_conv_figure(summary)
-    assert [type(t) for t in fig.data] == [go.Bar, go.Bar]
+    assert [type(t) for t in fig.data] == [go.Bar, go.Bar, go.Scatter]
     assert fig.layout.barmode == "group"
     assert list(fig.data[0].x) == ["−1", "0", "+1"]
     np.testing.assert_allclose(fig.data[0].y, [0.32, 0.45, 0.23])
@@ -166,6 +189,22 @@ def test_stats_table_one_row_per_model(summary):
     assert table.loc[0, "Wilcoxon p"] == pytest.approx(2.5e-9)
     assert np.isnan(table.loc[1, "Dice"])  # no mask for that model: NaN, not None
     assert table.loc[1, "first-conv share 0"] == pytest.approx(1 / 3)
+    assert list(table["label"]) == list(MODELS)
+    assert "skipped slices" not in table.columns  # no model has it: no empty column
+
+
+def test_formatted_table_has_p_in_scientific_notation_and_a_caption(summary):
+    summary = json.loads(json.dumps(summary))
+    summary["models"]["imagenet-uniform"]["wilcoxon_p"] = 1.234567e-13
+    shown = format_table(stats_table(summary))
+    assert list(shown["Wilcoxon p"]) == ["2.5e-09", "1.2e-13"]
+    assert list(shown["AI [95% CI]"]) == ["+0.163 [+0.150, +0.180]", "-0.004 [-0.020, +0.010]"]
+    assert "AI CI95 low" not in shown.columns and list(shown["Dice"]) == ["0.810", ""]
+    assert not any("0.000000" in v for v in shown.to_numpy().ravel())
+    caption = table_caption(shown)
+    assert "Wilcoxon p: paired Wilcoxon signed-rank test" in caption
+    assert all(c in caption for c in shown.columns)  # every column explained
+    assert format_table(comparison_table(summary)).loc[0, "p"] == "4.2e-06"
 
 
 def test_comparison_table(summary):
@@ -279,9 +318,9 @@ def test_engine_style_comparisons_and_ai_pairs_are_read():
     stats = stats_table(summary)
     assert stats.loc[0, "AI ±2 mean"] == pytest.approx(-0.05) and stats.loc[0, "Wilcoxon p ±2"] == 0.004
     assert np.isnan(stats.loc[1, "AI ±2 mean"]) and stats.loc[0, "slices"] == 28
-    texts = [a.text for a in distribution_figure(make_shares(), summary).layout.annotations]
-    assert any("AI(−1,+1) = +0.163" in t and "AI(−2,+2) = -0.050" in t and "p = 0.004" in t for t in texts)
-    assert any("mean |AI| 0.160 vs 0.020" in t and "p = 1.0e-05" in t for t in texts)
+    shown = format_table(stats)
+    assert shown.loc[0, "AI ±2 [95% CI]"] == "-0.050 [-0.070, -0.030]" and shown.loc[0, "Wilcoxon p ±2"] == "4.0e-03"
+    assert "mean_abs_ai A" in table_caption(table)
 
 
 def test_upright_puts_the_second_in_plane_axis_up_the_screen():

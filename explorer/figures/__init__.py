@@ -3,18 +3,21 @@
 Nothing here imports streamlit; the app, the CLI and the report all call these same functions.
 """
 
-from ._style import PALETTE, model_colors, offset_label
-from .slice_view import short_labels, slice_view_figure, upright
+from ._style import PALETTE, STRATEGY_COLOURS, display_names, model_colors, model_colours, offset_label, short_labels
+from .slice_view import slice_view_figure, upright
 from .summary import analysis_figures, distribution_figure, first_conv_figure, share_along_axis_figure
 from .tables import comparison_table, stats_table
 
 __all__ = [
     "PALETTE",
+    "STRATEGY_COLOURS",
     "analysis_figures",
     "comparison_table",
+    "display_names",
     "distribution_figure",
     "first_conv_figure",
     "model_colors",
+    "model_colours",
     "offset_label",
     "share_along_axis_figure",
     "short_labels",

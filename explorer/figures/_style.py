@@ -1,36 +1,138 @@
-"""Shared look of every figure: one colour per model (keyed by model order), offset labels, fonts, layout.
+"""Shared look of every figure: one colour and one short label per checkpoint, offset labels, fonts, layout.
 
-Offsets arrive as ints from ``shares`` and as ints *or* strings (``"-1"``) from a ``summary`` that went
-through JSON; :func:`offset_values` turns either into ``{int: float}``.
+A checkpoint's colour depends only on its strategy and seed (never on its position or on which other
+checkpoints are shown), so it is the same in every view, session, export and subset. Offsets arrive as ints
+from ``shares`` and as ints *or* strings (``"-1"``) from a ``summary`` that went through JSON;
+:func:`offset_values` turns either into ``{int: float}``.
 """
 
 from __future__ import annotations
 
-import math
+import os
+import re
+import textwrap
+import zlib
 from collections.abc import Iterable, Mapping, Sequence
 
 import pandas as pd
 import plotly.graph_objects as go
 
 from ..errors import InputError
+from ..strategies import STRATEGIES
 
-#: Okabe–Ito colours (distinguishable with the common colour-vision deficiencies), in model order.
+#: Okabe–Ito colours (distinguishable with the common colour-vision deficiencies).
 PALETTE: tuple[str, ...] = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000",
                             "#F0E442")
+#: One fixed colour per registered strategy; strategies not in the registry take a palette colour by name hash.
+STRATEGY_COLOURS: dict[str, str] = {"imagenet": "#D55E00", "imagenet-uniform": "#0072B2",
+                                    "imagenet-symmetric": "#009E73", "imagenet-zflip": "#CC79A7",
+                                    "random": "#6E6E6E"}
+#: Colours of strategies outside the registry (by a hash of the name): the palette's others, bar the pale yellow.
+OTHER_COLOURS: tuple[str, ...] = ("#E69F00", "#56B4E9", "#000000")
+#: Seed ``s`` gets shade ``SEED_SHADES[(s - 1) % 5]`` (seed 1, the zoo's first, keeps the strategy colour):
+#: > 0 mixes with white, < 0 with black.
+SEED_SHADES: tuple[float, ...] = (0.0, -0.35, 0.4, -0.55, 0.6)
 FONT = dict(family="Arial, Liberation Sans, DejaVu Sans, sans-serif", size=14, color="#222222")
+SUBTITLE_PX = 12
+NARROW_PX = 560  # titles are wrapped to fit this width, so they fit the app's narrow layouts too
+CHAR_EM = 0.6  # a conservative width of one character in ems (Arial averages about 0.5)
+LINE_EM = 1.35  # height of one text line in ems, as plotly spaces them
 SHARE_COLUMNS = ("model", "slice", "offset", "share")
+_SEED = re.compile(r"(?:^|[-_])seed[-_]?(\d+)(?:$|[-_])|[-_]s(\d+)$")
 
 
-def model_colors(models: Iterable[str]) -> dict[str, str]:
-    """Colour of each model by its position in ``models`` (the palette cycles after eight models).
+def strategy_of(name: str, entry: Mapping | None = None) -> str | None:
+    """A checkpoint's strategy: its summary entry's ``strategy``, else the longest registry name in its name."""
+    if entry and entry.get("strategy"):
+        return str(entry["strategy"])
+    tokens = f"-{name}-".replace("_", "-")
+    found = [s for s in STRATEGIES if f"-{s}-" in tokens]
+    return max(found, key=len) if found else None
+
+
+def seed_of(name: str, entry: Mapping | None = None) -> int | None:
+    """A checkpoint's training seed: ``seed`` in its summary entry (or its ``training``/``recipe``), else
+    ``seed-N``/``seedN``/a trailing ``-sN`` in its name; ``None`` when unknown."""
+    for where in (entry or {}, (entry or {}).get("training") or {}, (entry or {}).get("recipe") or {}):
+        if isinstance(where, Mapping) and isinstance(where.get("seed"), int):
+            return int(where["seed"])
+    match = _SEED.search(name)
+    return int(match.group(1) or match.group(2)) if match else None
+
+
+def _shade(colour: str, amount: float) -> str:
+    rgb = [int(colour[i:i + 2], 16) for i in (1, 3, 5)]
+    target = 255 if amount > 0 else 0
+    return "#" + "".join(f"{round(c + (target - c) * abs(amount)):02X}" for c in rgb)
+
+
+def model_colours(names: Iterable[str], strategies: Mapping[str, str | None] | None = None,
+                  seeds: Mapping[str, int | None] | None = None) -> dict[str, str]:
+    """Colour of each checkpoint: its strategy's colour, shaded by its seed.
 
     Args:
-        models: model names in display order (the order of ``summary["models"]`` or of ``shares``).
+        names: checkpoint names.
+        strategies: ``{name: strategy}``; a name missing here is matched against the registry's names.
+        seeds: ``{name: seed}``; a name missing here is searched for ``seed-N``.
 
     Returns:
-        ``{model: "#rrggbb"}``; the same order always gives the same colours, in every figure.
+        ``{name: "#rrggbb"}``, the same for a checkpoint whatever else is shown.
     """
-    return {name: PALETTE[i % len(PALETTE)] for i, name in enumerate(dict.fromkeys(models))}
+    out = {}
+    for name in dict.fromkeys(map(str, names)):
+        strategy = (strategies or {}).get(name) or strategy_of(name)
+        key = zlib.crc32((strategy or name).encode())  # stable across sessions, unlike hash()
+        base = STRATEGY_COLOURS.get(strategy or "") or OTHER_COLOURS[key % len(OTHER_COLOURS)]
+        seed = (seeds or {}).get(name, seed_of(name))
+        out[name] = _shade(base, SEED_SHADES[(seed - 1) % len(SEED_SHADES)] if seed is not None else 0.0)
+    return out
+
+
+def model_colors(models: Iterable[str], strategies: Mapping[str, str | None] | None = None) -> dict[str, str]:
+    """Alias of :func:`model_colours` kept for existing callers."""
+    return model_colours(models, strategies)
+
+
+def display_names(names: Iterable[str], summary: Mapping | None = None) -> dict[str, str]:
+    """Short labels for legends and panel titles: ``imagenet-uniform, seed 2`` (the full name goes in hover
+    and tables). Names whose strategy is unknown, or whose labels would collide, lose only the prefix they
+    share with the others.
+
+    Args:
+        names: checkpoint names.
+        summary: the analysis summary (its entries give strategy and seed), or ``None``.
+
+    Returns:
+        ``{name: label}`` with distinct labels.
+    """
+    entries = summary_models(summary) if summary is not None else {}
+    names = list(dict.fromkeys(map(str, names)))
+    labels = {}
+    for name in names:
+        strategy, seed = strategy_of(name, entries.get(name)), seed_of(name, entries.get(name))
+        labels[name] = None if strategy is None else strategy + ("" if seed is None else f", seed {seed}")
+    counts = pd.Series([v for v in labels.values() if v]).value_counts()
+    fallback = short_labels([n for n in names if not labels[n] or counts[labels[n]] > 1])
+    return {n: fallback.get(n) or labels[n] or n for n in names}
+
+
+def short_labels(names: Sequence[str]) -> dict[str, str]:
+    """Names without the prefix they all share (``unet-mobilenet_v2-imagenet`` → ``imagenet``)."""
+    names = [str(n) for n in names]
+    if len(names) < 2:
+        return {n: n for n in names}
+    prefix = os.path.commonprefix(names)
+    cut = max(prefix.rfind("-"), prefix.rfind("_")) + 1
+    return {n: (n[cut:] or n) for n in names}
+
+
+def checkpoint_look(names: Iterable[str], summary: Mapping | None = None) -> tuple[dict[str, str], dict[str, str]]:
+    """``(colours, labels)`` of the checkpoints, from their summary entries when a summary is given."""
+    entries = summary_models(summary) if summary is not None else {}
+    names = list(dict.fromkeys(map(str, names)))
+    strategies = {n: strategy_of(n, entries.get(n)) for n in names}
+    seeds = {n: seed_of(n, entries.get(n)) for n in names}
+    return model_colours(names, strategies, seeds), display_names(names, summary)
 
 
 def offset_label(offset: int) -> str:
@@ -90,28 +192,6 @@ def model_order(shares: pd.DataFrame | None = None, summary: Mapping | None = No
     return list(dict.fromkeys(names))
 
 
-def format_p(p: object) -> str:
-    """A p-value as text: ``p = 0.042``, ``p = 3.1e-05``, or ``p n/a`` when missing."""
-    if p is None or not isinstance(p, (int, float)) or math.isnan(float(p)):
-        return "p n/a"
-    return f"p = {p:.3f}" if p >= 0.001 else f"p = {p:.1e}"
-
-
-def format_ai(ai: Mapping | None, pair: int | None = None) -> str:
-    """``AI = +0.123 [+0.080, +0.150]`` from ``{"mean", "ci95"}`` (``AI n/a`` when missing).
-
-    With ``pair=k`` the label names the offsets compared: ``AI(−k,+k)``.
-    """
-    label = "AI" if pair is None else f"AI({offset_label(-pair)},{offset_label(pair)})"
-    if not ai or ai.get("mean") is None:
-        return f"{label} n/a"
-    text = f"{label} = {float(ai['mean']):+.3f}"
-    ci = ai.get("ci95")
-    if ci and len(ci) == 2 and None not in ci:
-        text += f" [{float(ci[0]):+.3f}, {float(ci[1]):+.3f}]"
-    return text
-
-
 def ai_pairs(entry: Mapping) -> dict[int, Mapping]:
     """A model's per-pair asymmetry ``{k: {"mean", "ci95", "wilcoxon_p"}}`` (``asymmetry_by_pair``), by k."""
     return {int(k): v for k, v in sorted((entry.get("asymmetry_by_pair") or {}).items(), key=lambda kv: int(kv[0]))}
@@ -129,23 +209,72 @@ def comparison_fields(comp: Mapping) -> dict[str, object]:
     return {**fixed, **{k: v for k, v in comp.items() if k not in skip}}
 
 
-def style(fig: go.Figure, title: str, *, height: int, subtitle: str | None = None) -> go.Figure:
-    """Apply the shared paper look: white template, readable fonts, title (and subtitle), legend on top."""
-    text = f"<b>{title}</b>" + (f"<br><span style='font-size:12px'>{subtitle}</span>" if subtitle else "")
+def wrap(text: str, width_px: float, font_px: float) -> str:
+    """``text`` broken with ``<br>`` into lines that fit ``width_px`` at ``font_px`` (estimated, conservatively:
+    plotly does not wrap titles, and the width a browser gives a text is unknown until it is drawn)."""
+    chars = max(int(width_px / (CHAR_EM * font_px)), 12)
+    return "<br>".join(textwrap.wrap(text, chars, break_on_hyphens=False)) if text else ""
+
+
+def fit_titles(fig: go.Figure, width_px: float) -> go.Figure:
+    """(Re)wrap the title and subtitle that :func:`style` recorded to fit ``width_px`` at the figure's fonts,
+    and make the top margin hold them.
+
+    The margin is computed from the wrapped line count rather than left to plotly's title automargin, which
+    counts one subtitle line and not the tick label that pokes above the plot.
+    """
+    meta = fig.layout.meta if isinstance(fig.layout.meta, dict) else {}
+    size = fig.layout.font.size or FONT["size"]
+    title_px, sub_px = size + 1, max(size - 2, 8)
+    usable = width_px - 30  # the title's left pad and a little room on the right
+    title = wrap(meta.get("title", ""), usable, title_px)
+    subtitle = wrap(meta.get("subtitle", ""), usable, sub_px)
+    lines = title.count("<br>") + 1, (subtitle.count("<br>") + 1 if subtitle else 0)
+    text_px = LINE_EM * (title_px * lines[0] + sub_px * lines[1]) + 8 * bool(subtitle)
+    top = 14 + text_px + size + meta.get("title_pad", 0)  # pad, text, half a tick label, subplot titles
     fig.update_layout(
-        template="simple_white", font=FONT, height=height, title=dict(text=text, x=0.01, xanchor="left"),
-        legend=dict(orientation="h", yanchor="bottom", y=1.02, xanchor="right", x=1.0, title_text=""),
-        margin=dict(l=70, r=30, t=110, b=60),
-    )
+        title=dict(text=f"<b>{title}</b>", font=dict(size=title_px), x=0, xanchor="left", xref="container",
+                   y=1, yanchor="top", yref="container", pad=dict(l=12, t=14), automargin=False,
+                   subtitle=dict(text=subtitle, font=dict(size=sub_px, color="#444444"))),
+        margin=dict(t=round(top)))
     return fig
 
 
-def equal_share_line(fig: go.Figure, n_channels: int, **where: object) -> None:
+def style(fig: go.Figure, title: str, *, height: int, subtitle: str | None = None, title_pad: int = 0) -> go.Figure:
+    """Apply the shared paper look: white template, readable fonts, a title with a subtitle above the plot
+    (pushing the top margin), and a horizontal legend under the plot (pushing the bottom margin).
+
+    Args:
+        fig: the figure to style (changed in place).
+        title: the title; subtitle: one explanatory line under it (both wrapped to fit narrow layouts).
+        height: layout height in pixels.
+        title_pad: extra pixels between subtitle and plot, for subplot titles drawn above the top panel.
+
+    Returns:
+        ``fig``.
+    """
+    fig.update_layout(
+        template="simple_white", font=FONT, height=height,
+        meta={"title": title, "subtitle": subtitle or "", "title_pad": title_pad},
+        legend=dict(orientation="h", x=0, xanchor="left", xref="container", y=0, yanchor="bottom", yref="container",
+                    title_text="", font=dict(size=FONT["size"] - 1), entrywidthmode="pixels"),
+        margin=dict(l=70, r=30, b=20, autoexpand=True),
+    )
+    return fit_titles(fig, min(fig.layout.width or NARROW_PX, NARROW_PX))
+
+
+def reference_line(fig: go.Figure, y: float, label: str, *, rows: Sequence[int] = (1,)) -> None:
+    """A dotted horizontal line at ``y`` on each of ``rows``, named once in the legend (no text on the plot,
+    where it would collide with the data or bar labels)."""
+    line = dict(color="#888888", dash="dot", width=1.5)
+    for row in rows:
+        fig.add_hline(y=y, line=line, **({"row": row, "col": 1} if len(rows) > 1 else {}))
+    fig.add_trace(go.Scatter(x=[None], y=[None], mode="lines", line=line, name=label, hoverinfo="skip"))
+
+
+def equal_share_line(fig: go.Figure, n_channels: int, *, rows: Sequence[int] = (1,)) -> None:
     """Dotted reference line at ``1 / n_channels``: the share every channel gets without a preference."""
-    fig.add_hline(y=1.0 / n_channels, line=dict(color="#888888", dash="dot", width=1),
-                  annotation_text=f"equal share 1/{n_channels}", annotation_position="top left",
-                  annotation_font=dict(size=11, color="#666666"), annotation_bgcolor="rgba(255,255,255,0.7)",
-                  **where)
+    reference_line(fig, 1.0 / n_channels, f"equal share (1/{n_channels})", rows=rows)
 
 
 def ordered(values: Sequence[int]) -> list[int]:

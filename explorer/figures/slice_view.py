@@ -11,7 +11,6 @@ row per model with its ``C`` channel maps.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -19,7 +18,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from ..errors import InputError
-from ._style import model_colors, offset_label, style
+from ._style import checkpoint_look, offset_label, style
 
 MASK_COLOR = "#FFD400"
 PANEL_PX = 230  # width of one panel in layout pixels
@@ -39,16 +38,6 @@ def upright(array: np.ndarray) -> np.ndarray:
     return np.flip(np.swapaxes(np.asarray(array), -1, -2), axis=-2)
 
 
-def short_labels(names: Sequence[str]) -> dict[str, str]:
-    """Model names without the prefix they all share (``unet-mobilenet_v2-imagenet`` → ``imagenet``)."""
-    names = [str(n) for n in names]
-    if len(names) < 2:
-        return {n: n for n in names}
-    prefix = os.path.commonprefix(names)
-    cut = max(prefix.rfind("-"), prefix.rfind("_")) + 1
-    return {n: (n[cut:] or n) for n in names}
-
-
 def slice_view_figure(
     image: np.ndarray,
     *,
@@ -60,6 +49,7 @@ def slice_view_figure(
     window: tuple[float, float] | None = None,
     title: str | None = None,
     clip_percentile: float | None = 99.5,
+    summary: Mapping | None = None,
 ) -> go.Figure:
     """Build the slice viewer figure.
 
@@ -78,6 +68,8 @@ def slice_view_figure(
         title: figure title (default ``Slice viewer``).
         clip_percentile: ``m`` is this percentile of |value| over all maps (saliency has a few extreme
             pixels that would otherwise leave every map dark); larger values saturate. None: the maximum.
+        summary: the analysis summary: checkpoints' colours and short panel labels follow their strategy and
+            seed (as in every other figure).
 
     Returns:
         Image panels are ``Heatmap`` traces named ``image``; attribution heatmaps are named
@@ -92,11 +84,10 @@ def slice_view_figure(
     predictions = {str(k): _as_2d(v, f"predictions[{k!r}]", shape).astype(bool) for k, v in (predictions or {}).items()}
     maps = {str(k): _as_maps(v, f"maps[{k!r}]", shape, len(offsets)) for k, v in (maps or {}).items()}
     lo, hi = _window(image, window)
-    colors = model_colors(list(predictions) + list(maps))
+    colors, label = checkpoint_look([*predictions, *maps], summary)
     n_cols = max(len(offsets) if maps else 1, 1 + len(predictions))
     n_rows = 1 + len(maps)
-    label = short_labels(list(dict.fromkeys([*predictions, *maps])))  # panel titles must fit one panel
-    titles = ["image" + (" + mask" if mask is not None else "")] + [f"pred.: {label[m]}" for m in predictions]
+    titles = ["image" + (" + mask" if mask is not None else "")] + [label[m] for m in predictions]
     titles += [""] * (n_cols - len(titles))
     for model in maps:
         titles += [f"{label[model]} · {offset_label(int(o))}" for o in offsets] + [""] * (n_cols - len(offsets))
@@ -117,11 +108,14 @@ def slice_view_figure(
     fig.update_yaxes(showticklabels=False, ticks="", showline=False, autorange="reversed", constrain="domain")
     for i in range(1, n_rows * n_cols + 1):  # square pixels in every panel
         fig.layout[f"yaxis{i if i > 1 else ''}"].scaleanchor = f"x{i if i > 1 else ''}"
+    fig.update_annotations(font_size=12)  # panel titles must fit one panel
+    fig.update_layout(width=140 + PANEL_PX * n_cols)
     style(fig, title or "Slice viewer", height=height,
-          subtitle=(f"window [{lo:.4g}, {hi:.4g}]; attribution on one shared, unnormalised scale"
-                    + (f" (saturating above the {clip_percentile:g}th percentile of |A|)" if clip_percentile else "")
-                    if maps else f"window [{lo:.4g}, {hi:.4g}]"))
-    fig.update_layout(width=140 + PANEL_PX * n_cols, margin=dict(l=20, r=100, t=110, b=20), showlegend=False)
+          subtitle=(f"top row: predictions in each checkpoint's colour; window [{lo:.4g}, {hi:.4g}]"
+                    + ("; attribution on one shared, unnormalised scale" if maps else "")
+                    + (f", saturating above the {clip_percentile:g}th percentile of |A|" if maps and clip_percentile
+                       else "")), title_pad=20)
+    fig.update_layout(margin=dict(l=20, r=100, b=20), showlegend=False)
     return fig
 
 

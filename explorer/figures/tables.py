@@ -1,15 +1,42 @@
 """Statistics tables from a ``summary`` (summary.json): one row per model, one row per model comparison.
 
-Column names are plain ASCII so the CSV export opens cleanly everywhere; offsets appear as ``-1``, ``0``, ``+1``.
+The tables hold numbers (for CSV and further analysis); :func:`format_table` turns one into the text a reader
+sees (p-values as ``2.5e-09``, shares to 3 decimals) and :func:`table_caption` explains its columns in one
+line each. Column names are plain ASCII so the CSV export opens cleanly everywhere; offsets appear as ``-1``,
+``0``, ``+1``.
 """
 
 from __future__ import annotations
 
+import math
+import re
 from collections.abc import Mapping
 
 import pandas as pd
 
-from ._style import ai_pairs, comparison_fields, offset_values, summary_models
+from ._style import ai_pairs, comparison_fields, display_names, offset_values, summary_models
+
+#: What each column means, matched against column names (first match wins); used by :func:`table_caption`.
+COLUMN_HELP: tuple[tuple[str, str], ...] = (
+    (r"^model$", "full checkpoint name"),
+    (r"^label$", "short label used in the figures' legends (strategy, seed)"),
+    (r"^model [AB]$", "the two checkpoints compared"),
+    (r"^strategy$", "first-convolution initialisation strategy"),
+    (r"^Dice$", "Dice of the prediction with the mask over the volume"),
+    (r"^mean share", "mean over slices of the channel's share of |attribution| (equal share = 1/channels)"),
+    (r"^AI ", "asymmetry index (s(-k) - s(+k)) / (s(-k) + s(+k)), mean over slices with its 95% bootstrap CI; "
+              "> 0 favours the previous slice"),
+    (r"^Wilcoxon p", "paired Wilcoxon signed-rank test of the shares of offsets -k and +k over slices"),
+    (r"^z-flip Dice$", "Dice between predictions on the window and on the reversed window (1 = no direction)"),
+    (r"^slices$", "slices analysed"),
+    (r"^skipped slices$", "slices skipped (no predicted foreground for the target)"),
+    (r"^first-conv share", "L1 share of the first convolution's kernels per input channel"),
+    (r"^test$", "the paired test of per-slice |AI| between the two checkpoints"),
+    (r"^statistic$", "the test statistic"),
+    (r"^p$", "the test's p-value"),
+    (r"^mean_abs_ai", "mean per-slice |AI| of checkpoint A / B"),
+    (r"^n", "number of paired slices"),
+)
 
 
 def _offset_column(prefix: str, offset: int) -> str:
@@ -24,16 +51,19 @@ def stats_table(summary: Mapping) -> pd.DataFrame:
         summary: the analysis summary (offset keys may be ints or JSON strings).
 
     Returns:
-        A DataFrame in the summary's model order; missing values (no mask → no Dice) are NaN.
+        A DataFrame in the summary's model order (``model`` = full name, ``label`` = the figures' short label);
+        a value missing for one model (no mask → no Dice) is NaN, a column missing for every model is left out.
 
     Raises:
         InputError: the summary has no models or a non-integer offset key.
     """
     rows = []
+    labels = display_names(summary_models(summary), summary)
     for name, entry in summary_models(summary).items():
         ai = entry.get("asymmetry_index") or {}
         ci = list(ai.get("ci95") or [None, None]) + [None, None]
-        row: dict[str, object] = {"model": name, "strategy": entry.get("strategy"), "Dice": entry.get("dice")}
+        row: dict[str, object] = {"model": name, "label": labels[name], "strategy": entry.get("strategy"),
+                                  "Dice": entry.get("dice")}
         for off, value in offset_values(entry.get("mean_share"), f"summary: models.{name}.mean_share").items():
             row[_offset_column("mean share", off)] = value
         row.update({"AI mean": ai.get("mean"), "AI CI95 low": ci[0], "AI CI95 high": ci[1],
@@ -49,9 +79,9 @@ def stats_table(summary: Mapping) -> pd.DataFrame:
             row[_offset_column("first-conv share", off)] = value
         rows.append(row)
     table = pd.DataFrame(rows)
-    numeric = [c for c in table.columns if c not in ("model", "strategy")]
+    numeric = [c for c in table.columns if c not in ("model", "label", "strategy")]
     table[numeric] = table[numeric].apply(pd.to_numeric, errors="coerce")
-    return table
+    return table.dropna(axis=1, how="all")
 
 
 def comparison_table(summary: Mapping) -> pd.DataFrame:
@@ -75,3 +105,53 @@ def comparison_table(summary: Mapping) -> pd.DataFrame:
         rows.append(row)
     base = ["model A", "model B", "test", "statistic", "p"]
     return pd.DataFrame(rows, columns=list(dict.fromkeys(base + [k for r in rows for k in r])))
+
+
+def format_number(value: object, column: str) -> str:
+    """One cell as text: p-values in scientific notation with 2 significant digits (``2.5e-09``; ``< 1e-300``
+    for an underflowed 0), counts as integers, AI with a sign, other numbers to 3 decimals; missing → ``""``."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    if not isinstance(value, (int, float)):
+        return str(value)
+    if re.match(r"^(Wilcoxon p|p$)", column):
+        return "< 1e-300" if value == 0 else f"{value:.1e}"
+    if column in ("slices", "skipped slices", "n", "n_slices") or column.startswith("n "):
+        return f"{value:.0f}"
+    if column.startswith("AI "):
+        return f"{value:+.3f}"
+    return f"{value:.3f}" if abs(value) >= 1e-3 or value == 0 else f"{value:.1e}"
+
+
+def format_table(table: pd.DataFrame) -> pd.DataFrame:
+    """The table as text for display (``st.dataframe``, a report): every cell formatted by
+    :func:`format_number`, each ``AI ... mean`` with its CI low/high merged into ``AI ... [95% CI]``.
+
+    Returns:
+        A DataFrame of strings with the same rows.
+    """
+    out = pd.DataFrame(index=table.index)
+    for column in table.columns:
+        if column.endswith(("CI95 low", "CI95 high")):
+            continue
+        cells = table[column].map(lambda v, c=column: format_number(v, c))
+        if column.startswith("AI ") and column.endswith(" mean"):
+            base = column[: -len(" mean")]
+            low, high = table.get(f"{base} CI95 low"), table.get(f"{base} CI95 high")
+            if low is not None and high is not None:
+                ci = [f" [{format_number(a, column)}, {format_number(b, column)}]" if pd.notna(a) and pd.notna(b)
+                      else "" for a, b in zip(low, high, strict=True)]
+                cells, column = cells + ci, f"{base} [95% CI]"
+        out[column] = cells
+    return out
+
+
+def table_caption(table: pd.DataFrame) -> str:
+    """One line per kind of column of ``table`` (as given or as formatted), saying what it holds."""
+    lines, seen = [], set()
+    for pattern, text in COLUMN_HELP:
+        columns = [c for c in table.columns if c not in seen and re.match(pattern, c)]
+        seen.update(columns)
+        if columns:
+            lines.append(f"{', '.join(columns)}: {text}.")
+    return "\n".join(lines)
