@@ -230,7 +230,7 @@ def _finite_float32(array: np.ndarray, label: str) -> tuple[np.ndarray, int]:
     if bad == data.size:
         raise InputError(label, "every voxel is NaN or infinite", "finite intensities")
     peak = float(np.abs(data[finite]).max())
-    if peak > np.finfo(np.float32).max:
+    if peak > float(np.finfo(np.float32).max):
         raise InputError(label, f"intensities reach {peak:.3g}, beyond float32's range (3.4e38)",
                          "values within float32's range (check the data type and scl_slope)")
     if bad:

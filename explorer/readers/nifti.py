@@ -11,6 +11,7 @@ import io
 
 import nibabel as nib
 import numpy as np
+from nibabel.freesurfer.mghformat import MGHHeader
 
 from ..config import Limits
 from ..errors import InputError
@@ -74,7 +75,7 @@ def read_mgh(src: Source, params: ReadParams, limits: Limits) -> Raw:
     """FreeSurfer MGH/MGZ: big-endian header of 284 bytes, voxels, then optional tags."""
     head = _header_bytes(src)
     try:
-        header = nib.MGHHeader(head[:284])
+        header = MGHHeader(head[:284])
         shape, dtype = header.get_data_shape(), header.get_data_dtype()
     except Exception as exc:  # nibabel raises several types for a broken header
         raise InputError(src.label, f"unreadable MGH header ({exc})", "a valid FreeSurfer .mgh/.mgz file") from exc
