@@ -49,6 +49,16 @@ def _check_complete(payload: bytes, offset: int, shape: tuple[int, ...], dtype: 
                          f"{tuple(shape)}, the file holds {available}", "a complete file")
 
 
+def _scaled(proxy) -> np.ndarray:
+    """Voxels with ``scl_slope``/``scl_inter`` applied in float64: nibabel scales float32 data in float32,
+    where a large slope overflows to Inf before any check could see the real value."""
+    slope, inter = float(proxy.slope), float(proxy.inter)
+    raw = np.asanyarray(proxy.get_unscaled())
+    if (slope, inter) == (1.0, 0.0):
+        return raw
+    return raw.astype(np.float64) * slope + inter
+
+
 def read_nifti(src: Source, params: ReadParams, limits: Limits) -> Raw:
     """Header first (cheap), then the voxel limit, then the bytes up to the declared end of the data."""
     head = _header_bytes(src)
@@ -66,7 +76,7 @@ def read_nifti(src: Source, params: ReadParams, limits: Limits) -> Raw:
     _check_complete(payload, offset, shape, dtype, src.label)
     try:
         img = cls.from_bytes(payload)
-        return Raw(np.asanyarray(img.dataobj), img.affine, "nifti2" if cls is nib.Nifti2Image else "nifti1")
+        return Raw(_scaled(img.dataobj), img.affine, "nifti2" if cls is nib.Nifti2Image else "nifti1")
     except Exception as exc:
         raise InputError(src.label, f"unreadable NIfTI data ({exc})", "a valid NIfTI-1 or NIfTI-2 file") from exc
 

@@ -59,14 +59,16 @@ def tiff_pages(src: Source, limits: Limits | None) -> tuple[np.ndarray, tuple[fl
 
     try:
         with tifffile.TiffFile(io.BytesIO(src.data)) as tif:
-            series = tif.series
-            if len(series) > 1:
-                shapes = ", ".join(str(tuple(s.shape)) for s in series[:4])
-                raise InputError(src.label, f"TIFF holds pages of {len(series)} shapes ({shapes})",
-                                 "a stack whose pages all have one shape")
+            shapes = sorted({(tuple(page.shape), str(page.dtype)) for page in tif.pages})  # IFDs only, no pixels
+            if len(shapes) > 1:
+                listing = ", ".join(f"{shape} {dtype}" for shape, dtype in shapes[:4])
+                raise InputError(src.label, f"TIFF holds pages of {len(shapes)} shapes ({listing})",
+                                 "a stack whose pages all have one shape and type")
+            one_series = len(tif.series) == 1  # else pages written one by one: stack them all
+            declared = tif.series[0].shape if one_series else (len(tif.pages), *shapes[0][0])
             if limits is not None:
-                check_voxels(series[0].shape, src.label, limits)
-            pages = series[0].asarray()
+                check_voxels(declared, src.label, limits)
+            pages = tif.series[0].asarray() if one_series else tif.asarray(key=slice(None))
             spacing = _imagej_spacing(tif) or _ome_spacing(tif)
     except InputError:
         raise
