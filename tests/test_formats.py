@@ -98,7 +98,7 @@ def test_dicom_several_series_are_listed_and_one_can_be_chosen(sample, tmp_path)
     with pytest.raises(InputError, match=r"^two.zip: 2 DICOM series: 1\.2\.3\.1 \(MR test, 20 images\); 1\.2\.3\.2 .*"
                                          r"--series UID"):
         load_volume(archive, name="two.zip")
-    assert source_choices(archive, Limits(), name="two.zip") == ["1.2.3.1", "1.2.3.2"]
+    assert source_choices(archive, Limits(), name="two.zip") == ("series", ["1.2.3.1", "1.2.3.2"])
     one, two = load_volume(archive, series="1.2.3.1"), load_volume(archive, series="1.2.3.2")
     np.testing.assert_allclose(one.data, reference.data[:, :, :20], rtol=1e-5, atol=1e-5)
     assert one.sha256 != two.sha256
@@ -257,3 +257,23 @@ def test_label_map_lies_on_the_input_grid_and_equals_the_prediction(sample_volum
     assert prediction.any() and not prediction.all()
     expected = np.moveaxis(prediction, 0, -1)[::-1, ::-1]  # canonical → the file's LPI order
     assert np.array_equal(np.asanyarray(label.dataobj), expected.astype(np.uint8))
+
+
+@pytest.mark.slow
+def test_app_takes_a_dicom_series_as_several_files_and_offers_its_series(sample):
+    from streamlit.testing.v1 import AppTest
+
+    from explorer.config import REPO_ROOT
+
+    _, pixels, slope, inter, affine = sample
+    files = [(f"{ds.SeriesInstanceUID}-{i}.dcm", dicom_bytes(ds), "application/dicom") for uid in ("1.2.3.1", "1.2.3.2")
+             for i, ds in enumerate(dicom_slices(pixels[:, :, 30:40], affine, slope=slope, intercept=inter,
+                                                 series_uid=uid))]
+    at = AppTest.from_file(str(REPO_ROOT / "explorer" / "app" / "main.py"), default_timeout=600)
+    at.run()
+    at.radio(key="volume_source").set_value("Upload a scan").run()
+    at.file_uploader(key="volume_upload").set_value(files).run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert at.selectbox(key="volume_choice").options == ["1.2.3.1", "1.2.3.2"]
+    at.selectbox(key="volume_choice").set_value("1.2.3.2").run()
+    assert any("20 files: (77, 94, 10) voxels" in c.value for c in at.caption), [c.value for c in at.caption]

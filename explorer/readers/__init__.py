@@ -64,12 +64,14 @@ def read_source(source: str | Path | bytes | Files, params: ReadParams, limits: 
     return reader_for(src).read(src, params, limits), src
 
 
-def source_choices(source: str | Path | bytes | Files, limits: Limits, name: str | None = None) -> list[str]:
-    """What can be chosen inside ``source``: DICOM series UIDs or HDF5 dataset paths (empty for other formats).
+def source_choices(source: str | Path | bytes | Files, limits: Limits,
+                   name: str | None = None) -> tuple[str | None, list[str]]:
+    """What can be chosen inside ``source``: ``("series", UIDs)`` of a DICOM source, ``("dataset", paths)`` of an
+    HDF5 file, ``(None, [])`` for other formats.
 
     Raises:
         InputError: as :func:`read_source`.
     """
     src = open_source(source, name, limits.max_bytes)
     reader = reader_for(src)
-    return reader.choices(src, limits) if reader.choices is not None else []
+    return (reader.choice, reader.choices(src, limits)) if reader.choices is not None else (None, [])

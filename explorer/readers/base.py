@@ -63,6 +63,7 @@ class Reader:
         recognises: ``recognises(source) -> bool`` from the first bytes, the suffix or the folder.
         read: ``read(source, params, limits) -> Raw``; must check declared sizes before reading voxels.
         choices: ``choices(source, limits) -> list[str]`` of series/datasets to pick from, when it has any.
+        choice: the :func:`explorer.volume.load_volume` argument that picks one of them (``series``, ``dataset``).
     """
 
     name: str
@@ -71,6 +72,7 @@ class Reader:
     recognises: Callable[[Source], bool]
     read: Callable[[Source, ReadParams, Limits], Raw]
     choices: Callable[[Source, Limits], list[str]] | None = None
+    choice: str | None = None
 
 
 def check_voxels(shape: tuple[int, ...], label: str, limits: Limits) -> None:

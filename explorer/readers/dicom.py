@@ -167,4 +167,4 @@ def _is_dicom(src: Source) -> bool:
 
 
 DICOM = Reader("dicom", "DICOM series (a folder, a .zip of one, or several files; --series UID)", (".dcm", ".zip"),
-               _is_dicom, read_dicom, dicom_choices)
+               _is_dicom, read_dicom, dicom_choices, "series")

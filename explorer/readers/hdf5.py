@@ -102,4 +102,4 @@ def read_hdf5(src: Source, params: ReadParams, limits: Limits) -> Raw:
 
 
 HDF5 = Reader("hdf5", "HDF5 (.h5, .hdf5; dataset (Z, Y, X), chosen with --dataset)", (".h5", ".hdf5"),
-              lambda src: src.head[:8] == _MAGIC, read_hdf5, hdf5_choices)
+              lambda src: src.head[:8] == _MAGIC, read_hdf5, hdf5_choices, "dataset")
