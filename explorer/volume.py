@@ -37,7 +37,9 @@ class Volume:
         data: float32 ``(X, Y, Z)``, raw intensities; non-finite voxels already replaced (see ``nonfinite``).
         affine: 4×4 voxel→world matrix of ``data``.
         source: the file name shown to users.
-        sha256: hex digest of the file's bytes (identifies the input in caches and outputs).
+        sha256: hex digest of the content (a file's bytes; a series' sorted file digests), hashed again with the
+            reading parameters when any was set (volume_index, series, dataset, spacing): identifies the input
+            in caches and outputs.
         source_affine: the file's own affine; with ``source_ornt`` it writes results back in file order.
         source_ornt: nibabel orientation of the file's voxel axes (``io_orientation`` of ``source_affine``).
         nonfinite: how many NaN/Inf voxels were replaced (NaN and -Inf by the finite minimum, +Inf by the
