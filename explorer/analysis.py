@@ -2,7 +2,8 @@
 per-model attribution results, statistics, comparisons.
 
 Shapes: a model's ``masses`` are ``(S, C)`` over the slices ``S`` of the volume along the analysis axis
-(canonical order) and the model's offsets ``C``; ``prediction`` is ``(S, H, W)``; ``maps`` ``(S, C, H, W)``.
+(canonical order) and the model's offsets ``C``; ``prediction`` (bool) and ``logits`` (float16 foreground
+logits) are ``(S, H, W)``; ``maps`` ``(S, C, H, W)``.
 Each model's result is cached separately (:func:`explorer.cache.result_key`), so adding or removing a
 checkpoint from an analysis never recomputes the others.
 """
@@ -54,6 +55,7 @@ class ModelResult:
     maps: np.ndarray | None
     summary: dict
     diagnostics: DiagnosticsResult | None = None
+    logits: np.ndarray | None = None
 
 
 @dataclass(frozen=True, eq=False)
@@ -195,7 +197,8 @@ def _model_result(name: str, ckpt: Checkpoint, study: Study, spec: RunSpec, dev:
     passes = 2 if spec.zflip else 1
     main = attribute_stack(prepared, stack, offsets, keep_maps=True, **run,
                            progress=lambda f, m: progress(f / passes, m))
-    arrays: dict[str, np.ndarray] = {"masses": main.masses, "prediction": main.prediction}
+    arrays: dict[str, np.ndarray] = {"masses": main.masses, "prediction": main.prediction,
+                                     "logits": main.logits.astype(np.float16)}
     summary = {"strategy": ckpt.meta.strategy, "checkpoint_sha256": ckpt.sha256, "offsets": list(offsets),
                "normalisation": ckpt.meta.normalisation, **model_summary(main.masses, offsets)}
     summary["first_conv_share"] = {str(k): v for k, v in first_conv_shares(model, offsets).items()}
@@ -230,7 +233,7 @@ def _from_arrays(name: str, ckpt: Checkpoint, arrays: dict[str, np.ndarray], sum
                        offsets=tuple(ckpt.meta.offsets), masses=arrays["masses"],
                        prediction=np.asarray(arrays["prediction"], dtype=bool),
                        maps=arrays.get("maps") if keep_maps else None, summary=summary,
-                       diagnostics=DiagnosticsResult.from_arrays(arrays))
+                       diagnostics=DiagnosticsResult.from_arrays(arrays), logits=arrays.get("logits"))
 
 
 def _unique_names(names: list[str]) -> list[str]:

@@ -82,6 +82,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--loss-param", action="append", default=[], metavar="KEY=VALUE",
                    help="loss parameter, e.g. gamma=2 (asymmetric-focal) or margin=1 (asymmetric-margin)")
     p.add_argument("--out", required=True, help="output checkpoint (.safetensors)")
+    _add_reading(p)
     p.set_defaults(func=_cmd_train)
 
 
@@ -111,6 +112,8 @@ def _add_analyze(sub: argparse._SubParsersAction) -> None:
                    "last block; a wrong name lists the choices)")
     p.add_argument("--sanity", action="store_true", help="parameter-randomisation sanity check of the method")
     p.add_argument("--sanity-slices", type=int, default=12, help="slices used by --sanity (default 12)")
+    p.add_argument("--json", action="store_true", help="print summary.json to stdout (instead of the summary lines)")
+    _add_reading(p)
     p.set_defaults(func=_cmd_analyze)
 
 
@@ -118,11 +121,36 @@ def _names(registry: Collection[str]) -> str:
     return ", ".join(registry)
 
 
+def _add_reading(p: argparse.ArgumentParser) -> None:
+    """How the volume is read (explorer.volume.load_volume): which series, dataset or volume, and spacing."""
+    p.add_argument("--series", default=None, metavar="UID", help="DICOM SeriesInstanceUID when the input holds several")
+    p.add_argument("--dataset", default=None, metavar="PATH", help="HDF5 dataset when the file holds several")
+    p.add_argument("--volume-index", type=int, default=None, metavar="N", help="volume N of a 4D image")
+    p.add_argument("--spacing", default=None, metavar="X,Y,Z",
+                   help="voxel size of a TIFF/HDF5 stack (default: its metadata, else 1,1,1)")
+
+
+def _load(args: argparse.Namespace, path: str):
+    """The volume at ``path`` read with the reading flags."""
+    from .volume import load_volume
+
+    spacing = None
+    if args.spacing is not None:
+        try:
+            spacing = tuple(float(v) for v in args.spacing.split(","))
+        except ValueError as exc:
+            raise InputError("--spacing", f"{args.spacing!r} is not numbers", "X,Y,Z, e.g. 0.5,0.5,2") from exc
+        if len(spacing) != 3:
+            raise InputError("--spacing", f"{args.spacing!r} has {len(spacing)} values", "X,Y,Z, e.g. 0.5,0.5,2")
+    return load_volume(path, volume_index=args.volume_index, spacing=spacing, series=args.series,
+                       dataset=args.dataset)
+
+
 def _cmd_train(args: argparse.Namespace) -> int:
     from .train import Recipe, train_checkpoint  # imported here: torch/smp load only for this subcommand
 
     result = train_checkpoint(
-        args.volume, args.mask, args.out, strategy=args.strategy, arch=args.arch, encoder=args.encoder,
+        _load(args, args.volume), args.mask, args.out, strategy=args.strategy, arch=args.arch, encoder=args.encoder,
         offsets=args.offsets.split(","),  # train() validates them (explorer.windows.validate_offsets)
         axis=args.axis, normalisation=args.normalisation, weights=args.weights,
         device=args.device, recipe=Recipe(epochs=args.epochs, seed=args.seed, loss=args.loss,
@@ -146,6 +174,9 @@ def _train_command(args: argparse.Namespace) -> str:
         parts += ["--loss", args.loss]
     for item in args.loss_param:
         parts += ["--loss-param", item]
+    for flag in ("series", "dataset", "volume_index", "spacing"):
+        if getattr(args, flag) is not None:
+            parts += ["--" + flag.replace("_", "-"), str(getattr(args, flag))]
     return " ".join(shlex.quote(p) for p in [*parts, "--out", args.out])
 
 
@@ -164,8 +195,7 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
     spec = RunSpec(method=args.method, target=args.target, params=_key_values(args.param, "--param"),
                    axis=args.axis, zflip=not args.no_zflip, keep_maps=args.save_maps, diagnostics=options,
                    device=args.device)
-    study = Study.load(args.volume, args.mask)
-
+    study = Study.load(_load(args, args.volume), args.mask)
     with tqdm(total=1000, desc="analyze", unit="", bar_format="{l_bar}{bar}| {elapsed}<{remaining} {postfix}",
               file=sys.stderr, disable=None) as bar:
         def progress(fraction: float, message: str) -> None:
@@ -175,6 +205,9 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
 
         analysis = analyze(study, args.checkpoint, spec, progress=progress)
     written = write_outputs(analysis, args.out, save_maps=args.save_maps)
+    if args.json:
+        print(written["summary"].read_text())
+        return 0
     for name, entry in analysis.summary["models"].items():
         ai = entry["asymmetry_index"]
         print(f"{name}: AI {_fmt(ai['mean'])} [{_fmt(ai['ci95'][0])}, {_fmt(ai['ci95'][1])}], "

@@ -7,7 +7,8 @@ when run, Grad-CAM and sanity columns; ``logit_histograms.csv``; ``sanity.json``
 ``figures/`` (HTML, plus
 PNG/SVG/PDF where static export works) and, when asked, ``maps/<model>_attribution.nii.gz``: a 4D NIfTI
 ``(X, Y, Z, C)`` in the input file's voxel order and affine, volume ``c`` = attribution of offset
-``offsets[c]``, and after Grad-CAM (``--cam``) ``maps/<model>_gradcam.nii.gz`` (volume 0: standard
+``offsets[c]``, ``maps/<model>_label.nii.gz`` (the prediction as a uint8 label map on the same grid), and
+after Grad-CAM (``--cam``) ``maps/<model>_gradcam.nii.gz`` (volume 0: standard
 target, 1: ``|logit|``). Everything is written into a temporary folder beside the destination and moved into place
 only when complete, so a failed run leaves no partial outputs.
 """
@@ -71,6 +72,10 @@ def write_outputs(analysis: Analysis, out_dir: str | Path, *, save_maps: bool = 
             (tmp / "maps").mkdir()
             for name, result in analysis.models.items():
                 written[f"map:{name}"] = _write_map(analysis, name, tmp / "maps")
+                written[f"label:{name}"] = write_label_map(analysis, name,
+                                                           tmp / "maps" / f"{_safe(name)}_label.nii.gz")
+                written[f"probability:{name}"] = write_probability_map(
+                    analysis, name, tmp / "maps" / f"{_safe(name)}_probability.nii.gz")
                 if result.diagnostics.cam_maps is not None:  # Grad-CAM ran (--cam): standard and |logit| target
                     written[f"cam:{name}"] = _write_volume(analysis, result.diagnostics.cam_maps,
                                                            tmp / "maps" / f"{_safe(name)}_gradcam.nii.gz",
@@ -102,6 +107,39 @@ def _write_diagnostics(analysis: Analysis, directory: Path) -> dict[str, Path]:
 def _write_map(analysis: Analysis, name: str, directory: Path) -> Path:
     return _write_volume(analysis, analysis.models[name].maps, directory / f"{_safe(name)}_attribution.nii.gz",
                          f"{analysis.spec.method}/{analysis.spec.target} offsets {list(analysis.models[name].offsets)}")
+
+
+def write_label_map(analysis: Analysis, name: str, path: Path) -> Path:
+    """Write model ``name``'s prediction as a uint8 NIfTI label map (1 = foreground) on the input file's grid.
+
+    Args:
+        analysis: the analysis holding the model's ``prediction`` ``(S, H, W)``.
+        name: the model's name.
+        path: the ``.nii.gz`` to write.
+
+    Returns:
+        ``path``; the map has the input file's voxel order and affine, so it overlays in Slicer, ITK-SNAP, NiiVue.
+    """
+    canonical = analysis.volume.unstack(np.asarray(analysis.models[name].prediction, dtype=np.uint8), analysis.axis)
+    data, affine = analysis.volume.to_source_order(canonical)
+    image = nib.Nifti1Image(np.ascontiguousarray(data, dtype=np.uint8), affine)
+    image.header["descrip"] = f"prediction of {name}: 1 = foreground"[:79]
+    image.header.set_intent("label")
+    nib.save(image, path)
+    return path
+
+
+def write_probability_map(analysis: Analysis, name: str, path: Path) -> Path:
+    """Write model ``name``'s foreground probability (sigmoid of its logits) as a float32 NIfTI on the input
+    file's grid; thresholding it at 0.5 gives the label map of :func:`write_label_map`."""
+    logits = np.asarray(analysis.models[name].logits, dtype=np.float32)
+    probability = 1.0 / (1.0 + np.exp(-logits))
+    canonical = analysis.volume.unstack(probability, analysis.axis)
+    data, affine = analysis.volume.to_source_order(canonical)
+    image = nib.Nifti1Image(np.ascontiguousarray(data, dtype=np.float32), affine)
+    image.header["descrip"] = f"foreground probability of {name}"[:79]
+    nib.save(image, path)
+    return path
 
 
 def _write_volume(analysis: Analysis, stack: np.ndarray, path: Path, description: str) -> Path:

@@ -236,8 +236,9 @@ def evaluate_heldout(model: torch.nn.Module, volume: Volume, mask: Mask, meta: C
     return dice(pred, labels[split.val])
 
 
-def train_checkpoint(volume_path: str | Path, mask_path: str | Path, out: str | Path, **kwargs: Any) -> TrainResult:
-    """Load the volume and mask, :func:`train`, and save the checkpoint to ``out`` (float16, atomic).
+def train_checkpoint(volume_path: str | Path | Volume, mask_path: str | Path, out: str | Path,
+                     **kwargs: Any) -> TrainResult:
+    """Load the volume (unless given loaded) and mask, :func:`train`, save the checkpoint to ``out`` (float16, atomic).
 
     Raises:
         InputError: as :func:`load_volume`, :func:`load_mask`, :func:`train` and :func:`save_checkpoint`.

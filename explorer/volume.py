@@ -1,18 +1,15 @@
-"""Reading scans: NIfTI (``.nii``, ``.nii.gz``) and multi-page TIFF stacks, from a path or from bytes.
+"""Scans and masks: load any supported format (:mod:`explorer.readers`) into a canonical :class:`Volume`.
 
 Axis order: every array here is ``(X, Y, Z)`` in the closest canonical (RAS+) voxel order, so axis 0 runs
 left→right, axis 1 posterior→anterior and axis 2 inferior→superior. Slicing along an axis gives a stack
-``(S, H, W)`` with ``S`` the slice index (see :meth:`Volume.stack`). A TIFF stack's pages are axis 2.
+``(S, H, W)`` with ``S`` the slice index (see :meth:`Volume.stack`). A TIFF or HDF5 stack's pages are axis 2.
 
-Checks run cheapest first (size, emptiness, magic, header) and every failure is an :class:`InputError`
-that names the file. Intensity normalisation presets live in :mod:`explorer.normalise`.
+Checks run cheapest first (size, emptiness, magic, header, declared shape) and every failure is an
+:class:`InputError` that names the file. Intensity normalisation presets live in :mod:`explorer.normalise`.
 """
 
 from __future__ import annotations
 
-import gzip
-import io
-import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,15 +18,15 @@ import numpy as np
 
 from .config import Limits
 from .errors import InputError, unknown_name
-from .fileio import read_bounded, sha256_bytes
+from .fileio import sha256_bytes
+from .readers import ReadParams, read_source
+from .readers.source import Files
 
 #: Slicing axis names and their index in canonical (RAS+) voxel order.
 AXES: dict[str, int] = {"sagittal": 0, "coronal": 1, "axial": 2}
 
-_GZIP_MAGIC = b"\x1f\x8b"
-_TIFF_MAGICS = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
-_NIFTI1_MAGICS = (b"n+1\x00", b"ni1\x00")
-_NIFTI2_MAGICS = (b"n+2\x00", b"ni2\x00")
+#: Formats without world geometry: a mask in one of them lies on the volume's grid when its shape fits.
+_NO_GEOMETRY = ("tiff", "hdf5")
 
 
 @dataclass(frozen=True, eq=False)
@@ -40,7 +37,9 @@ class Volume:
         data: float32 ``(X, Y, Z)``, raw intensities; non-finite voxels already replaced (see ``nonfinite``).
         affine: 4×4 voxel→world matrix of ``data``.
         source: the file name shown to users.
-        sha256: hex digest of the file's bytes (identifies the input in caches and outputs).
+        sha256: hex digest of the content (a file's bytes; a series' sorted file digests), hashed again with the
+            reading parameters when any was set (volume_index, series, dataset, spacing): identifies the input
+            in caches and outputs.
         source_affine: the file's own affine; with ``source_ornt`` it writes results back in file order.
         source_ornt: nibabel orientation of the file's voxel axes (``io_orientation`` of ``source_affine``).
         nonfinite: how many NaN/Inf voxels were replaced (NaN and -Inf by the finite minimum, +Inf by the
@@ -106,68 +105,75 @@ def axis_index(axis: str | int) -> int:
 
 
 def load_volume(
-    source: str | Path | bytes,
+    source: str | Path | bytes | Files,
     *,
     name: str | None = None,
     volume_index: int | None = None,
     spacing: tuple[float, float, float] | None = None,
+    series: str | None = None,
+    dataset: str | None = None,
     limits: Limits | None = None,
 ) -> Volume:
-    """Load a 3D scan and reorient it to the closest canonical orientation.
+    """Load a 3D scan in any format of :data:`explorer.readers.READERS` and reorient it to canonical RAS+.
 
     Args:
-        source: a path, or the file's bytes (an upload).
+        source: a path (a file, or a folder holding a DICOM series), the bytes of an upload, or several
+            uploads ``[(name, bytes), ...]`` (a DICOM series).
         name: the name shown in messages (defaults to the path's name, or ``upload``).
         volume_index: which volume of a 4D image to take (a 4D image with one volume needs none).
-        spacing: voxel size for TIFF stacks (default 1, 1, 1); ignored for NIfTI, whose header has it.
+        spacing: voxel size along axes 0, 1, 2 for formats without geometry (TIFF, HDF5); overrides their
+            metadata; formats with an affine ignore it.
+        series: the DICOM SeriesInstanceUID to read when the source holds several.
+        dataset: the HDF5 dataset to read when the file holds several 3D datasets.
         limits: size and voxel limits (default: :meth:`Limits.from_env`).
+
+    Returns:
+        The :class:`Volume`; its ``sha256`` covers the content and the reading parameters that were set.
 
     Raises:
         InputError: the file is missing, empty, too large, truncated, of an unknown format, not 3D,
-            complex-valued, empty along an axis, entirely non-finite or constant.
+            complex-valued, empty along an axis, entirely non-finite, constant, beyond float32's range, or
+            has a non-finite or singular affine; format-specific problems (see :mod:`explorer.readers`).
     """
     limits = limits or Limits.from_env()
-    raw, label = _read(source, name, limits)
-    kind, payload = _sniff(raw, label)
-    if kind == "tiff":
-        voxels, affine = _tiff_array(payload, label, spacing)
-        _check_voxels(voxels.shape, label, limits)
-    else:
-        img = _nifti_image(payload, label, kind, limits)
-        voxels, affine = np.asanyarray(img.dataobj), img.affine
-    array = _as_3d(voxels, label, volume_index).astype(np.float64)
+    params = ReadParams(volume_index=volume_index, series=series, dataset=dataset,
+                        spacing=None if spacing is None else tuple(float(v) for v in spacing))
+    raw, src = read_source(source, params, limits, name)
+    label = src.label
+    affine = _checked_affine(raw.affine, label)
+    array = _as_3d(raw.array, label, volume_index).astype(np.float64)
     canonical = nib.as_closest_canonical(nib.Nifti1Image(array, affine))
     data, nonfinite = _finite_float32(np.asanyarray(canonical.dataobj), label)
     if float(data.max()) == float(data.min()):
         raise InputError(label, f"every voxel has the value {float(data.min()):g}", "an image with some contrast")
+    key = params.key()
     return Volume(
         data=data,
         affine=canonical.affine.astype(np.float64),
         source=label,
-        sha256=sha256_bytes(raw),
-        source_affine=np.asarray(affine, dtype=np.float64),
+        sha256=sha256_bytes(f"{src.sha256}|{key}".encode()) if key else src.sha256,
+        source_affine=affine,
         source_ornt=nib.orientations.io_orientation(affine),
         nonfinite=nonfinite,
-        header={"format": kind, "shape": list(array.shape)},
+        header={"format": raw.kind, "shape": list(array.shape), **raw.info, **({"read": key} if key else {})},
     )
 
 
-def load_mask(source: str | Path | bytes, volume: Volume, *, name: str | None = None,
+def load_mask(source: str | Path | bytes | Files, volume: Volume, *, name: str | None = None,
               limits: Limits | None = None) -> Mask:
-    """Load a mask that lies on ``volume``'s grid; voxels > 0 are foreground.
+    """Load a mask that lies on ``volume``'s grid (any volume format); voxels > 0 are foreground.
+
+    Formats without geometry (TIFF, HDF5) lie on the volume's grid when their shape fits.
 
     Raises:
         InputError: unreadable file (as :func:`load_volume`), or a shape or affine unlike the volume's.
     """
     limits = limits or Limits.from_env()
-    raw, label = _read(source, name, limits)
-    kind, payload = _sniff(raw, label)
-    if kind == "tiff":  # a TIFF has no geometry of its own: it lies on the volume's grid if the shape fits
-        pages, _ = _tiff_array(payload, label, None)
-        img = nib.Nifti1Image(_as_3d(pages, label, None).astype(np.float32), volume.source_affine)
-    else:
-        img = _nifti_image(payload, label, kind, limits)
-        img = nib.Nifti1Image(_as_3d(np.asanyarray(img.dataobj), label, None).astype(np.float32), img.affine)
+    raw, src = read_source(source, ReadParams(), limits, name)
+    label = src.label
+    values = _as_3d(raw.array, label, None).astype(np.float32)
+    affine = volume.source_affine if raw.kind in _NO_GEOMETRY else _checked_affine(raw.affine, label)
+    img = nib.Nifti1Image(values, affine)
     source_shape = tuple(volume.header.get("shape", volume.shape))
     if tuple(img.shape) != source_shape:
         raise InputError(label, f"mask has shape {tuple(img.shape)} but the volume has {source_shape}",
@@ -176,64 +182,24 @@ def load_mask(source: str | Path | bytes, volume: Volume, *, name: str | None = 
         raise InputError(label, "mask affine differs from the volume's affine",
                          "a mask on the volume's voxel grid (same affine)")
     canonical = nib.as_closest_canonical(img)
-    values = np.asanyarray(canonical.dataobj)
-    if np.iscomplexobj(values):
-        raise InputError(label, "mask is complex-valued", "real labels")
-    return Mask(data=np.nan_to_num(values.astype(np.float64), nan=0.0) > 0, source=label,
-                sha256=sha256_bytes(raw))
+    return Mask(data=np.nan_to_num(np.asanyarray(canonical.dataobj).astype(np.float64), nan=0.0) > 0, source=label,
+                sha256=src.sha256)
 
 
 # --------------------------------------------------------------------------------------------- helpers
 
 
-def _read(source: str | Path | bytes, name: str | None, limits: Limits) -> tuple[bytes, str]:
-    return read_bounded(source, name=name, max_bytes=limits.max_bytes,
-                        expected="a NIfTI (.nii, .nii.gz) or TIFF (.tif, .tiff) file")
-
-
-def _sniff(raw: bytes, label: str) -> tuple[str, bytes]:
-    """Return (kind, bytes) with gzip already undone; kind is ``nifti1``, ``nifti2`` or ``tiff``."""
-    payload = raw
-    if raw[:2] == _GZIP_MAGIC:
-        try:
-            payload = gzip.decompress(raw)
-        except (EOFError, OSError, zlib.error) as exc:
-            raise InputError(label, f"gzip data is truncated or corrupt ({exc})", "a complete .nii.gz file") from exc
-    if payload[:4] in _TIFF_MAGICS:
-        return "tiff", payload
-    if len(payload) >= 348 and payload[344:348] in _NIFTI1_MAGICS:
-        return "nifti1", payload
-    if len(payload) >= 540 and payload[4:8] in _NIFTI2_MAGICS:
-        return "nifti2", payload
-    raise InputError(label, "not a NIfTI or TIFF file (no NIfTI magic at byte 344, no TIFF magic)",
-                     "a NIfTI (.nii, .nii.gz) or multi-page TIFF (.tif, .tiff) file")
-
-
-def _nifti_image(payload: bytes, label: str, kind: str, limits: Limits) -> nib.Nifti1Image:
-    """Parse the header first (cheap), check voxel count and file size, then read the image."""
-    cls = nib.Nifti2Image if kind == "nifti2" else nib.Nifti1Image
-    try:
-        header = cls.header_class.from_fileobj(io.BytesIO(payload))
-    except Exception as exc:  # nibabel raises several types for a broken header
-        raise InputError(label, f"unreadable NIfTI header ({exc})", "a valid NIfTI-1 or NIfTI-2 file") from exc
-    shape = header.get_data_shape()
-    _check_voxels(shape, label, limits)
-    expected = int(np.prod(shape, dtype=np.float64)) * header.get_data_dtype().itemsize
-    available = max(0, len(payload) - int(header.get_data_offset()))
-    if expected > available:
-        raise InputError(label, f"file is truncated: header promises {expected} bytes of voxels for shape "
-                         f"{tuple(shape)}, the file holds {available}", "a complete file")
-    try:
-        return cls.from_bytes(payload)
-    except Exception as exc:
-        raise InputError(label, f"unreadable NIfTI data ({exc})", "a valid NIfTI-1 or NIfTI-2 file") from exc
-
-
-def _check_voxels(shape: tuple[int, ...], label: str, limits: Limits) -> None:
-    count = int(np.prod(shape, dtype=np.float64))
-    if count > limits.max_voxels:
-        raise InputError(label, f"image has {count:,} voxels (shape {tuple(shape)}), over the limit of "
-                         f"{limits.max_voxels:,}", "a smaller image, or raise EXPLORER_MAX_VOXELS")
+def _checked_affine(affine: np.ndarray, label: str) -> np.ndarray:
+    """A finite, invertible voxel→world matrix, or an :class:`InputError` naming what is wrong."""
+    affine = np.asarray(affine, dtype=np.float64)
+    if affine.shape != (4, 4) or not np.all(np.isfinite(affine)):
+        raise InputError(label, "the voxel-to-world affine holds NaN or infinite values",
+                         "a finite affine (check the header's sform/qform, origin and spacing)")
+    det = float(np.linalg.det(affine[:3, :3]))
+    if not abs(det) > 1e-12:
+        raise InputError(label, f"the voxel-to-world affine is singular (determinant {det:g})",
+                         "an invertible affine (non-zero voxel sizes, independent axis directions)")
+    return affine
 
 
 def _as_3d(array: np.ndarray, label: str, volume_index: int | None) -> np.ndarray:
@@ -265,6 +231,10 @@ def _finite_float32(array: np.ndarray, label: str) -> tuple[np.ndarray, int]:
     bad = int(data.size - finite.sum())
     if bad == data.size:
         raise InputError(label, "every voxel is NaN or infinite", "finite intensities")
+    peak = float(np.abs(data[finite]).max())
+    if peak > float(np.finfo(np.float32).max):
+        raise InputError(label, f"intensities reach {peak:.3g}, beyond float32's range (3.4e38)",
+                         "values within float32's range (check the data type and scl_slope)")
     if bad:
         lo, hi = data[finite].min(), data[finite].max()
         data = np.where(np.isnan(data) | (data == -np.inf), lo, data)
@@ -272,19 +242,3 @@ def _finite_float32(array: np.ndarray, label: str) -> tuple[np.ndarray, int]:
     return np.ascontiguousarray(data, dtype=np.float32), bad
 
 
-def _tiff_array(payload: bytes, label: str,
-                spacing: tuple[float, float, float] | None) -> tuple[np.ndarray, np.ndarray]:
-    """Pages of a TIFF stack become axis 2: ``data[:, :, z]`` is page ``z`` (rows, columns)."""
-    import tifffile  # imported here: only TIFF input needs it
-
-    try:
-        pages = tifffile.imread(io.BytesIO(payload))
-    except Exception as exc:  # tifffile raises several types for broken files
-        raise InputError(label, f"unreadable TIFF ({exc})", "a multi-page greyscale TIFF stack") from exc
-    if pages.ndim == 2:
-        raise InputError(label, f"single-page TIFF (shape {pages.shape}) is a 2D image", "a multi-page TIFF stack")
-    if pages.ndim != 3:
-        raise InputError(label, f"TIFF of shape {pages.shape} (colour or multi-channel?)",
-                         "a multi-page greyscale TIFF stack (pages, rows, columns)")
-    affine = np.diag([*(spacing or (1.0, 1.0, 1.0)), 1.0]).astype(np.float64)
-    return np.moveaxis(pages, 0, -1), affine

@@ -17,6 +17,7 @@ from explorer.checkpoints import Checkpoint, load_checkpoint
 from explorer.config import Limits
 from explorer.device import DEVICE_CHOICES, describe_device, select_device
 from explorer.errors import InputError
+from explorer.readers import source_choices
 from explorer.spec import RunSpec
 from explorer.study import Study
 from explorer.volume import AXES, Mask, Volume, load_mask, load_volume
@@ -26,7 +27,8 @@ from .guard import guard
 
 # Extensions plus the MIME types browsers give them (Chromium sends .nii.gz as application/gzip, which the
 # uploader would otherwise refuse); the loader checks the magic bytes whatever the name says.
-VOLUME_TYPES = ["nii", "gz", "nii.gz", "tif", "tiff", "application/gzip", "application/x-gzip"]
+VOLUME_TYPES = ["nii", "gz", "nii.gz", "tif", "tiff", "nrrd", "mha", "mgz", "mgh", "h5", "hdf5", "dcm", "ima", "zip",
+                "application/gzip", "application/x-gzip", "application/zip"]
 CHECKPOINT_TYPES = ["safetensors", "pt", "pth", "zip"]
 SAMPLE_LABEL = "Sample: MNI152 T1 (2 mm) + grey-matter mask"
 MAX_PARSED_UPLOADS = 8  # parsed uploads kept per session (volume, mask, a few checkpoints)
@@ -88,12 +90,23 @@ def _volume_and_mask(sb) -> tuple[Volume | None, Mask | None]:
         volume, sample_mask = resources.sample()
         use_mask = sb.checkbox("Use the sample's grey-matter mask", value=True, key="sample_mask")
         return volume, sample_mask if use_mask else None
-    upload = sb.file_uploader(f"Scan (.nii, .nii.gz, .tif stack; up to {limits.max_bytes // 1024**2} MB)",
-                              type=VOLUME_TYPES, key="volume_upload")
-    if upload is None:
-        sb.info("Upload a NIfTI or TIFF stack to analyse it.")
+    uploads = sb.file_uploader(f"Scan (NIfTI, TIFF stack, NRRD, .mha, MGZ, HDF5, DICOM files or .zip; up to "
+                               f"{limits.max_bytes // 1024**2} MB)", type=VOLUME_TYPES, accept_multiple_files=True,
+                               key="volume_upload", help="Select every file of a DICOM series at once, or zip them.")
+    if not uploads:
+        sb.info("Upload a scan to analyse it.")
         return None, None
-    volume = _parse(upload, lambda raw, name: load_volume(raw, name=name, limits=limits), "volume")
+    data = uploads[0].getvalue() if len(uploads) == 1 else [(u.name, u.getvalue()) for u in uploads]
+    name = uploads[0].name if len(uploads) == 1 else f"{len(uploads)} files"
+    digest = _digest(data)
+    choice = _parse_once(digest, name, lambda: source_choices(data, limits, name=name), "choices")
+    if choice is None:
+        return None, None
+    param, options = choice
+    picked = {param: sb.selectbox(f"{param.capitalize()} to analyse", options, key="volume_choice")} \
+        if len(options) > 1 else {}
+    volume = _parse_once(digest, name, lambda: load_volume(data, name=name, limits=limits, **picked),
+                         f"volume-{picked}")
     if volume is None:
         return None, None
     sb.caption(f"{volume.source}: {volume.shape} voxels, spacing {tuple(round(s, 3) for s in volume.spacing)}")
@@ -145,14 +158,25 @@ def _plain_state_dict_meta(sb, name: str) -> dict:
         }
 
 
+def _digest(data: bytes | list[tuple[str, bytes]]) -> str:
+    if isinstance(data, bytes):
+        return hashlib.sha256(data).hexdigest()
+    return hashlib.sha256("".join(sorted(hashlib.sha256(b).hexdigest() for _, b in data)).encode()).hexdigest()
+
+
 def _parse(upload, loader, kind: str):
     """Parse an upload once per session and content; show the error (never a traceback) when it is bad."""
     raw = upload.getvalue()
-    key = ("parsed", kind, hashlib.sha256(raw).hexdigest())
+    return _parse_once(_digest(raw), upload.name, lambda: loader(raw, upload.name), kind)
+
+
+def _parse_once(digest: str, name: str, load, kind: str):
+    """``load()`` once per session, content and ``kind``; None (message shown) when it raises."""
+    key = ("parsed", kind, digest)
     cache = st.session_state.setdefault("_uploads", {})
     if key not in cache:
-        with guard(f"Reading {upload.name}", where=st.sidebar) as ok:
-            cache[key] = loader(raw, upload.name)
+        with guard(f"Reading {name}", where=st.sidebar) as ok:
+            cache[key] = load()
         if not ok:
             return None
         while len(cache) > MAX_PARSED_UPLOADS:  # a long session must not keep every file it ever saw

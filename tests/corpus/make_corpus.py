@@ -29,6 +29,11 @@ from explorer.checkpoints import CheckpointMeta, save_checkpoint
 from explorer.config import SAMPLE_DIR
 from explorer.models import build_model
 
+try:
+    from corpus.format_cases import FORMAT_CASES
+except ModuleNotFoundError:  # run as a script: this folder is on sys.path
+    from format_cases import FORMAT_CASES
+
 SAMPLE_VOLUME = SAMPLE_DIR / "mni152_t1_2mm.nii.gz"
 SAMPLE_MASK = SAMPLE_DIR / "mni152_gm_mask_2mm.nii.gz"
 #: A small decoder keeps the generated checkpoints (and every run on them) small and fast.
@@ -204,6 +209,7 @@ _TABLE: dict[str, tuple[str, Callable[[_Context], bytes], str | None, dict[str, 
     "ckpt_over_size_limit.safetensors": ("checkpoint", lambda c: c.checkpoint(),
                                          r"over the 1 MB limit.*EXPLORER_MAX_UPLOAD_MB",
                                          {"EXPLORER_MAX_UPLOAD_MB": "1"}),
+    **FORMAT_CASES,
 }
 
 

@@ -1,0 +1,92 @@
+"""What every reader shares: the reading parameters, the result type and the limit checks on declared shapes.
+
+Shapes: a reader returns voxels in the file's own order, ``(I, J, K)`` or ``(I, J, K, T)``, with a 4×4
+voxel→world affine in RAS+ millimetres (LPS formats such as DICOM, NRRD and MetaImage are converted).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from ..config import Limits
+from ..errors import InputError
+from .source import Source
+
+#: LPS (DICOM, ITK) → RAS (NIfTI): negate the first two world axes.
+LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
+
+
+@dataclass(frozen=True)
+class ReadParams:
+    """How to read a source: which volume of a 4D image, which DICOM series, which HDF5 dataset, which spacing.
+
+    Attributes:
+        volume_index: the volume of a 4D image (None: the image must be 3D).
+        series: a DICOM SeriesInstanceUID (None: the source must hold one series).
+        dataset: an HDF5 dataset path (None: the file must hold one 3D dataset).
+        spacing: voxel size along the volume's axes 0, 1, 2 for formats without geometry (TIFF, HDF5).
+    """
+
+    volume_index: int | None = None
+    series: str | None = None
+    dataset: str | None = None
+    spacing: tuple[float, float, float] | None = None
+
+    def key(self) -> str:
+        """The parameters that were set, as canonical JSON ("" when none): part of a volume's identity."""
+        chosen = {k: v for k, v in asdict(self).items() if v is not None}
+        return json.dumps(chosen, sort_keys=True) if chosen else ""
+
+
+@dataclass(frozen=True, eq=False)
+class Raw:
+    """A reader's result: voxels in file order, the RAS affine, the format name and what was chosen."""
+
+    array: np.ndarray
+    affine: np.ndarray
+    kind: str
+    info: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Reader:
+    """One format: how it is recognised (cheap: magic bytes, suffix, folder) and how it is read.
+
+    Attributes:
+        name: format name (``Volume.header["format"]``).
+        description: one line for help texts.
+        suffixes: file-name endings that usually mean this format.
+        recognises: ``recognises(source) -> bool`` from the first bytes, the suffix or the folder.
+        read: ``read(source, params, limits) -> Raw``; must check declared sizes before reading voxels.
+        choices: ``choices(source, limits) -> list[str]`` of series/datasets to pick from, when it has any.
+        choice: the :func:`explorer.volume.load_volume` argument that picks one of them (``series``, ``dataset``).
+    """
+
+    name: str
+    description: str
+    suffixes: tuple[str, ...]
+    recognises: Callable[[Source], bool]
+    read: Callable[[Source, ReadParams, Limits], Raw]
+    choices: Callable[[Source, Limits], list[str]] | None = None
+    choice: str | None = None
+
+
+def check_voxels(shape: tuple[int, ...], label: str, limits: Limits) -> None:
+    """Refuse a declared shape over ``limits.max_voxels`` (before any voxel is read or inflated)."""
+    count = int(np.prod([int(n) for n in shape], dtype=np.float64))
+    if count > limits.max_voxels:
+        raise InputError(label, f"image has {count:,} voxels (shape {tuple(int(n) for n in shape)}), over the limit "
+                         f"of {limits.max_voxels:,}", "a smaller image, or raise EXPLORER_MAX_VOXELS")
+
+
+def grid_affine(spacing: tuple[float, float, float] | None, label: str) -> np.ndarray:
+    """Diagonal affine of a format without world geometry (TIFF, HDF5); spacing must be positive and finite."""
+    values = np.asarray(spacing if spacing is not None else (1.0, 1.0, 1.0), dtype=np.float64)
+    if values.shape != (3,) or not np.all(np.isfinite(values)) or np.any(values <= 0):
+        raise InputError(label, f"voxel spacing {tuple(values.tolist())} is not three positive numbers",
+                         "a spacing such as --spacing 1,1,1")
+    return np.diag([*values, 1.0])

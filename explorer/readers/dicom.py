@@ -1,0 +1,170 @@
+"""DICOM series through pydicom: a folder, a ``.zip`` of one, or several uploaded files.
+
+Geometry (hand-written because pydicom has no series assembly, and SimpleITK's would hide which check
+failed): slices are sorted by their position along the slice normal (ImageOrientationPatient's row × column
+direction), not by file name or InstanceNumber; the affine is built from ImageOrientationPatient,
+ImagePositionPatient and PixelSpacing in LPS and converted to RAS; each slice's rescale slope and intercept
+(the modality LUT) are applied. Voxel ``(i, j, k)`` is column ``i``, row ``j`` of the ``k``-th slice.
+
+Checks, cheapest first: zip members (no absolute or ``..`` names, declared sizes within the limit), one
+series (else the series are listed), image storage with pixel data, one orientation, one size and spacing,
+even spacing along the normal (a gap means missing slices), then the voxel limit on the declared shape
+before any pixel data is decoded.
+"""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from collections import defaultdict
+from pathlib import PurePosixPath
+
+import numpy as np
+import pydicom
+from pydicom.errors import InvalidDicomError
+
+from ..config import Limits
+from ..errors import InputError
+from ..fileio import size_error
+from .base import LPS_TO_RAS, Raw, Reader, ReadParams, check_voxels
+from .source import Source, folder_files
+
+_EXPECTED = "a DICOM image series (one file per slice)"
+_DIRECTORY_SOP = "1.2.840.10008.1.3.10"  # DICOMDIR: an index, not an image
+
+
+def _zip_members(src: Source, limits: Limits) -> list[tuple[str, bytes]]:
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(src.data))
+    except zipfile.BadZipFile as exc:
+        raise InputError(src.label, f"unreadable zip ({exc})", "a .zip of one DICOM series") from exc
+    with archive:
+        infos = [i for i in archive.infolist() if not i.is_dir()]
+        for info in infos:
+            path = PurePosixPath(info.filename.replace("\\", "/"))
+            if path.is_absolute() or ".." in path.parts or ":" in info.filename:
+                raise InputError(src.label, f"zip member {info.filename!r} points outside the archive",
+                                 "a .zip whose members are plain relative names")
+        declared = sum(i.file_size for i in infos)
+        if declared > limits.max_bytes:
+            raise size_error(src.label, declared, limits.max_bytes, "unpacked zip")
+        try:
+            return [(i.filename, archive.read(i)) for i in infos]
+        except (zipfile.BadZipFile, OSError, NotImplementedError) as exc:
+            raise InputError(src.label, f"unreadable zip member ({exc})", "a .zip of one DICOM series") from exc
+
+
+def _files(src: Source, limits: Limits) -> list[tuple[str, bytes]]:
+    if src.files:
+        return list(src.files)
+    if src.is_dir:
+        return [(str(p.relative_to(src.path)), p.read_bytes()) for p in folder_files(src.path)]  # type: ignore[arg-type]
+    if src.head[:4] == b"PK\x03\x04":
+        return _zip_members(src, limits)
+    return [(src.label, src.data)]
+
+
+def _datasets(src: Source, limits: Limits) -> dict[str, list[pydicom.Dataset]]:
+    """Image datasets (pixel data not decoded) grouped by SeriesInstanceUID."""
+    series: dict[str, list[pydicom.Dataset]] = defaultdict(list)
+    non_image = []
+    for name, raw in _files(src, limits):
+        try:
+            ds = pydicom.dcmread(io.BytesIO(raw))
+        except (InvalidDicomError, EOFError, OSError, ValueError, KeyError, TypeError):
+            continue  # not DICOM (a README, a thumbnail): skipped
+        if "PixelData" not in ds or ds.get("SOPClassUID") == _DIRECTORY_SOP:
+            non_image.append(f"{name} ({ds.get('SOPClassUID', 'no SOP class')})")
+            continue
+        series[str(ds.get("SeriesInstanceUID", "unknown"))].append(ds)
+    if not series:
+        found = f"non-image DICOM only: {', '.join(non_image[:3])}" if non_image else "no DICOM files"
+        raise InputError(src.label, found, _EXPECTED)
+    return series
+
+
+def _describe(uid: str, slices: list[pydicom.Dataset]) -> str:
+    first = slices[0]
+    text = " ".join(str(first.get(k, "")) for k in ("Modality", "SeriesDescription")).strip()
+    return f"{uid} ({text + ', ' if text else ''}{len(slices)} images)"
+
+
+def dicom_choices(src: Source, limits: Limits) -> list[str]:
+    """The SeriesInstanceUIDs of the source's image series (what ``series`` / ``--series`` can name)."""
+    return sorted(_datasets(src, limits))
+
+
+def _one(src: Source, values: list, what: str, atol: float) -> np.ndarray:
+    first = np.asarray(values[0], dtype=np.float64)
+    for value in values[1:]:
+        value = np.asarray(value, dtype=np.float64)
+        if value.shape != first.shape or not np.allclose(value, first, atol=atol):
+            raise InputError(src.label, f"{what} differ between slices ({first.tolist()} vs {value.tolist()})",
+                             "one series with a single " + what.rstrip("s"))
+    return first
+
+
+def _geometry(src: Source, slices: list[pydicom.Dataset]) -> tuple[list[pydicom.Dataset], np.ndarray]:
+    """Slices sorted along the normal and the LPS affine of voxel (column, row, slice)."""
+    try:
+        iop = _one(src, [[float(v) for v in ds.ImageOrientationPatient] for ds in slices], "orientations", 1e-4)
+        spacing = _one(src, [[float(v) for v in ds.PixelSpacing] for ds in slices], "pixel spacings", 1e-4)
+        positions = np.array([[float(v) for v in ds.ImagePositionPatient] for ds in slices])
+    except (AttributeError, TypeError, ValueError) as exc:
+        raise InputError(src.label, f"slices lack geometry ({exc})",
+                         "ImageOrientationPatient, ImagePositionPatient and PixelSpacing in every slice") from exc
+    _one(src, [(int(ds.Rows), int(ds.Columns)) for ds in slices], "sizes (rows, columns)", 0)
+    row, col = iop[:3], iop[3:]
+    normal = np.cross(row, col)
+    if not np.all(np.isfinite(iop)) or np.linalg.norm(normal) < 1e-3:
+        raise InputError(src.label, f"ImageOrientationPatient {iop.tolist()} is degenerate", "two orthogonal axes")
+    order = np.argsort(positions @ normal)
+    slices, positions = [slices[i] for i in order], positions[order]
+    if len(slices) < 2:
+        raise InputError(src.label, "a single slice is a 2D image", _EXPECTED)
+    steps = np.diff(positions @ normal)
+    if steps.min() < 1e-3 * max(1.0, abs(steps.max())):
+        raise InputError(src.label, "two slices share one position", "one image per slice position")
+    if steps.max() - steps.min() > 0.01 * np.median(steps) + 1e-3:
+        raise InputError(src.label, f"uneven slice spacing ({steps.min():.4g} to {steps.max():.4g} mm: missing "
+                         "slices?)", "a complete series with even spacing")
+    affine = np.eye(4)
+    affine[:3, 0] = row * spacing[1]  # i runs along a row: column spacing
+    affine[:3, 1] = col * spacing[0]  # j runs down a column: row spacing
+    affine[:3, 2] = (positions[-1] - positions[0]) / (len(slices) - 1)
+    affine[:3, 3] = positions[0]
+    return slices, affine
+
+
+def read_dicom(src: Source, params: ReadParams, limits: Limits) -> Raw:
+    series = _datasets(src, limits)
+    if params.series is not None:
+        if params.series not in series:
+            raise InputError(src.label, f"no series {params.series!r} (series: {', '.join(sorted(series))})",
+                             "one of those UIDs, chosen with series= / --series UID")
+        uid = params.series
+    elif len(series) == 1:
+        uid = next(iter(series))
+    else:
+        listing = "; ".join(_describe(u, s) for u, s in sorted(series.items()))
+        raise InputError(src.label, f"{len(series)} DICOM series: {listing}",
+                         "one series, or choose one with series= / --series UID")
+    slices, affine = _geometry(src, series[uid])
+    check_voxels((int(slices[0].Columns), int(slices[0].Rows), len(slices)), src.label, limits)
+    if any(int(ds.get("NumberOfFrames", 1) or 1) > 1 for ds in slices):
+        raise InputError(src.label, "multi-frame DICOM images", "one single-frame image per slice")
+    try:
+        planes = [pydicom.pixels.apply_modality_lut(ds.pixel_array, ds).astype(np.float64).T for ds in slices]
+    except Exception as exc:  # pydicom raises several types for missing codecs and broken pixel data
+        raise InputError(src.label, f"unreadable pixel data ({exc})", _EXPECTED) from exc
+    return Raw(np.stack(planes, axis=-1), LPS_TO_RAS @ affine, "dicom", {"series": uid})
+
+
+def _is_dicom(src: Source) -> bool:
+    if src.is_dir or src.files:
+        return True
+    return src.head[:4] == b"PK\x03\x04" or src.head[128:132] == b"DICM"
+
+
+DICOM = Reader("dicom", "DICOM series (a folder, a .zip of one, or several files; --series UID)", (".dcm", ".zip"),
+               _is_dicom, read_dicom, dicom_choices, "series")
