@@ -17,6 +17,7 @@ from . import __version__
 from .attribution import METHODS, TARGETS
 from .device import DEVICE_CHOICES
 from .errors import InputError, unknown_name
+from .export import PRESETS
 from .losses import LOSSES
 from .models import ARCHS
 from .normalise import NORMALISATIONS
@@ -105,7 +106,10 @@ def _add_analyze(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", default="explorer-out", help="output directory")
     p.add_argument("--device", default="auto", type=_one_of(DEVICE_CHOICES, "device"),
                    help=_names(DEVICE_CHOICES))
-    p.add_argument("--save-maps", action="store_true", help="also write per-channel attribution NIfTIs")
+    p.add_argument("--save-maps", action="store_true", help="also write per-channel attribution NIfTIs, and each "
+                   "model's prediction as a label map and a probability map, on the input's grid")
+    p.add_argument("--figure-preset", default="screen", type=_one_of(PRESETS, "figure preset"),
+                   help="figure size and fonts: " + _names(PRESETS) + " (88 / 180 mm columns, 9 pt text)")
     p.add_argument("--dilation", type=int, default=0, help="grow the foreground by N pixels for background attention")
     p.add_argument("--cam", action="store_true", help="Grad-CAM of every slice (standard and |logit| target)")
     p.add_argument("--cam-layer", default=None, help="Grad-CAM layer name (implies --cam; default the decoder's "
@@ -204,7 +208,7 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
             bar.refresh()
 
         analysis = analyze(study, args.checkpoint, spec, progress=progress)
-    written = write_outputs(analysis, args.out, save_maps=args.save_maps)
+    written = write_outputs(analysis, args.out, save_maps=args.save_maps, figure_preset=args.figure_preset)
     if args.json:
         print(written["summary"].read_text())
         return 0

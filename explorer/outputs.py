@@ -36,7 +36,7 @@ from .figures.diagnostics import diagnostics_figures
 
 
 def write_outputs(analysis: Analysis, out_dir: str | Path, *, save_maps: bool = False,
-                  figures: bool = True) -> dict[str, Path]:
+                  figures: bool = True, figure_preset: str = "screen") -> dict[str, Path]:
     """Write the analysis' files into ``out_dir`` (created if missing; our files in it are replaced).
 
     Args:
@@ -44,6 +44,7 @@ def write_outputs(analysis: Analysis, out_dir: str | Path, *, save_maps: bool = 
         out_dir: destination directory.
         save_maps: also write one attribution NIfTI per model (the analysis must have kept its maps).
         figures: write ``figures/``.
+        figure_preset: a key of :data:`explorer.export.PRESETS` (``screen``, ``paper-single``, ``paper-double``).
 
     Returns:
         ``{"shares": path, "summary": path, "diagnostics": path, "logit_histograms": path, ["sanity": path],
@@ -67,7 +68,7 @@ def write_outputs(analysis: Analysis, out_dir: str | Path, *, save_maps: bool = 
         written["statistics"], written["comparisons"] = write_tables(analysis.summary, tmp)
         written.update(_write_diagnostics(analysis, tmp))
         if figures:
-            written["figures"] = _write_figures(analysis, tmp / "figures")
+            written["figures"] = _write_figures(analysis, tmp / "figures", figure_preset)
         if save_maps:
             (tmp / "maps").mkdir()
             for name, result in analysis.models.items():
@@ -85,11 +86,11 @@ def write_outputs(analysis: Analysis, out_dir: str | Path, *, save_maps: bool = 
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _write_figures(analysis: Analysis, directory: Path) -> Path:
+def _write_figures(analysis: Analysis, directory: Path, preset: str) -> Path:
     tables = diagnostics_tables(analysis.models)
     figs = {**analysis_figures(analysis.shares, analysis.summary), **diagnostics_figures(tables, analysis.summary)}
     directory.mkdir()
-    write_figures(figs, directory)
+    write_figures(figs, directory, preset=preset)
     return directory
 
 

@@ -10,6 +10,7 @@ import streamlit as st
 
 from explorer import figures
 from explorer.export import figure_bytes, report_zip, static_export_status, table_csv
+from explorer.figures.tables import format_table, table_caption
 
 MIME = {"png": "image/png", "svg": "image/svg+xml", "pdf": "application/pdf", "html": "text/html"}
 
@@ -58,14 +59,16 @@ def first_conv(summary: dict) -> None:
 def statistics(shares: pd.DataFrame, summary: dict) -> None:
     table = figures.stats_table(summary)
     st.subheader("Per checkpoint")
-    st.dataframe(table, hide_index=True)
+    st.dataframe(format_table(table), hide_index=True)
+    st.caption(table_caption(table))
     table_download(table, "statistics")
     comparison = figures.comparison_table(summary)
     st.subheader("Between checkpoints (paired test of per-slice |AI|)")
     if comparison.empty:
         st.caption("Show at least two checkpoints to compare them.")
     else:
-        st.dataframe(comparison, hide_index=True)
+        st.dataframe(format_table(comparison), hide_index=True)
+        st.caption(table_caption(comparison))
         table_download(comparison, "comparison")
     st.subheader("Per-slice shares")
     table_download(shares, "shares")
