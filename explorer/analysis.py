@@ -23,11 +23,11 @@ from . import __version__
 from .attribution import get_target
 from .cache import ENGINE_VERSION, ResultCache, result_key
 from .checkpoints import Checkpoint, load_checkpoint
-from .device import describe_device, select_device
+from .device import describe_device, resolve_precision, select_device
 from .diagnostics import DiagnosticsResult, check_options, run_default, run_opt_in
-from .engine import attribute_stack
+from .engine import attribute_stack, predict_stack
 from .errors import InputError
-from .fastpath import prepare_model
+from .fastpath import prepared_checkpoint
 from .limits import check_run_memory
 from .models import first_conv_shares
 from .normalise import channel_stats_for
@@ -119,10 +119,11 @@ def analyze(
     if not ckpts:
         raise InputError("--checkpoint", "no checkpoint given", "at least one checkpoint")
     spec = (spec or RunSpec()).for_checkpoints(ckpts)
+    dev = select_device(spec.device)
+    spec = replace(spec, precision=resolve_precision(spec.precision, dev))  # recorded and keyed as it ran
     if get_target(spec.target).uses_mask and study.mask is None:
         raise InputError("--target", f"target {spec.target!r} needs a ground-truth mask",
                          "--mask MASK, or another target")
-    dev = select_device(spec.device)
     check_run_memory(study.volume, ckpts, axis=spec.axis, method=spec.method, keep_maps=spec.keep_maps,
                      zflip=spec.zflip)
     store = default_cache() if cache is None else (cache or None)
@@ -190,30 +191,26 @@ def _model_result(name: str, ckpt: Checkpoint, study: Study, spec: RunSpec, dev:
                 return _from_arrays(name, ckpt, entry.arrays, entry.meta["summary"], spec.keep_maps)
     stack = study.slices(spec.axis, ckpt.meta.normalisation)
     mask_stack = study.mask_slices(spec.axis)
-    model = ckpt.build_model("cpu")
-    prepared = prepare_model(model, dev)
+    prepared = prepared_checkpoint(ckpt, dev)
+    stats = channel_stats_for(ckpt.meta.normalisation, len(offsets))
     run = dict(method=spec.method, target=spec.target, mask=mask_stack, params=dict(spec.params), device=dev,
-               channel_stats=channel_stats_for(ckpt.meta.normalisation, len(offsets)))
-    passes = 2 if spec.zflip else 1
+               channel_stats=stats, precision=spec.precision)
+    share = 0.8 if spec.zflip else 1.0  # of the progress bar: the z-flip pass is about a quarter of the work
     main = attribute_stack(prepared, stack, offsets, keep_maps=True, **run,
-                           progress=lambda f, m: progress(f / passes, m))
+                           progress=lambda f, m: progress(f * share, m))
     arrays: dict[str, np.ndarray] = {"masses": main.masses, "prediction": main.prediction,
                                      "logits": main.logits.astype(np.float16)}
     summary = {"strategy": ckpt.meta.strategy, "checkpoint_sha256": ckpt.sha256, "offsets": list(offsets),
                "normalisation": ckpt.meta.normalisation, **model_summary(main.masses, offsets)}
-    summary["first_conv_share"] = {str(k): v for k, v in first_conv_shares(model, offsets).items()}
+    summary["first_conv_share"] = {str(k): v for k, v in first_conv_shares(ckpt.build_model("cpu"), offsets).items()}
     summary["dice"] = dice(main.prediction, mask_stack) if mask_stack is not None else None
     if mask_stack is not None:
         arrays["dice_per_slice"] = dice_per_slice(main.prediction, mask_stack)
     summary["zflip_dice"] = None
     summary["zflip_asymmetry_index"] = None
     if spec.zflip:
-        flipped = attribute_stack(prepared, stack, offsets, reverse=True, **run,
-                                  progress=lambda f, m: progress(0.5 + f / 2, "z-flipped " + m))
-        arrays["zflip_masses"], arrays["zflip_prediction"] = flipped.masses, flipped.prediction
-        summary["zflip_dice"] = dice(flipped.prediction, main.prediction)
-        mean, ci = mean_ci(asymmetry_index(shares_from_masses(flipped.masses), offsets))
-        summary["zflip_asymmetry_index"] = {"mean": mean, "ci95": ci}
+        arrays.update(_zflip(prepared, stack, offsets, spec, run, main.prediction, summary,
+                             lambda f, m: progress(share + f * (1 - share), "z-flipped " + m)))
     diag, diag_summary = run_default(main.logits, main.maps, main.prediction, mask_stack, offsets=offsets,
                                      meta=ckpt.meta, volume_sha256=study.volume.sha256, axis=spec.axis,
                                      options=spec.diagnostics)
@@ -225,6 +222,24 @@ def _model_result(name: str, ckpt: Checkpoint, study: Study, spec: RunSpec, dev:
         entry = store.put(result_key(study, ckpt, spec.axis, **spec.result_key()), arrays, {"summary": summary})
         arrays = entry.arrays
     return _from_arrays(name, ckpt, arrays, summary, spec.keep_maps)
+
+
+def _zflip(prepared: Any, stack: np.ndarray, offsets: tuple[int, ...], spec: RunSpec, run: dict,
+           prediction: np.ndarray, summary: dict, progress: Progress) -> dict[str, np.ndarray]:
+    """The z-flip pass: every slice predicted from its reversed window (z-flip Dice, a forward pass each),
+    every ``spec.zflip_stride``-th slice also attributed (the asymmetry index under reversal)."""
+    flipped = predict_stack(prepared, stack, offsets, reverse=True, device=run["device"],
+                            channel_stats=run["channel_stats"], precision=spec.precision)
+    progress(0.5, "predicted")
+    chosen = list(range(0, stack.shape[0], spec.zflip_stride))
+    attributed = attribute_stack(prepared, stack, offsets, reverse=True, slices=chosen, **run,
+                                 progress=lambda f, m: progress(0.5 + f / 2, m))
+    summary["zflip_dice"] = dice(flipped, prediction)
+    ai = asymmetry_index(shares_from_masses(attributed.masses), offsets)
+    mean, ci = mean_ci(ai)
+    summary["zflip_asymmetry_index"] = {"mean": mean, "ci95": ci, "stride": spec.zflip_stride,
+                                        "n_slices": int(np.isfinite(ai).sum())}
+    return {"zflip_masses": attributed.masses, "zflip_prediction": flipped}
 
 
 def _from_arrays(name: str, ckpt: Checkpoint, arrays: dict[str, np.ndarray], summary: dict,

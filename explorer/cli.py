@@ -15,7 +15,7 @@ from typing import NoReturn
 
 from . import __version__
 from .attribution import METHODS, TARGETS
-from .device import DEVICE_CHOICES
+from .device import DEVICE_CHOICES, PRECISIONS
 from .errors import InputError, unknown_name
 from .export import PRESETS
 from .losses import LOSSES
@@ -103,6 +103,11 @@ def _add_analyze(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--axis", default=None, type=_one_of(AXES, "slicing axis"),
                    help="slicing axis (default: the checkpoint's): " + _names(AXES))
     p.add_argument("--no-zflip", action="store_true", help="skip the z-flip pass (reversed windows)")
+    p.add_argument("--zflip-stride", type=int, default=4, metavar="N", help="the z-flip pass predicts every slice "
+                   "but attributes every N-th (default 4; 1 = all)")
+    p.add_argument("--precision", default="auto", type=_one_of(PRECISIONS, "precision"),
+                   help="autocast precision: " + _names(PRECISIONS) + " (default auto: bfloat16 where the CPU or "
+                   "GPU runs it natively, else float32)")
     p.add_argument("--out", default="explorer-out", help="output directory")
     p.add_argument("--device", default="auto", type=_one_of(DEVICE_CHOICES, "device"),
                    help=_names(DEVICE_CHOICES))
@@ -198,7 +203,7 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
                                 cam_layer=args.cam_layer, sanity=args.sanity, sanity_slices=args.sanity_slices)
     spec = RunSpec(method=args.method, target=args.target, params=_key_values(args.param, "--param"),
                    axis=args.axis, zflip=not args.no_zflip, keep_maps=args.save_maps, diagnostics=options,
-                   device=args.device)
+                   device=args.device, precision=args.precision, zflip_stride=args.zflip_stride)
     study = Study.load(_load(args, args.volume), args.mask)
     with tqdm(total=1000, desc="analyze", unit="", bar_format="{l_bar}{bar}| {elapsed}<{remaining} {postfix}",
               file=sys.stderr, disable=None) as bar:

@@ -13,6 +13,7 @@ and then explain only the slices whose target is not empty.
 
 from __future__ import annotations
 
+import copy
 import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -23,10 +24,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from .attribution import explain_batch, get_method, get_target, resolve_params
+from .attribution import explain_batch, foreground_logit, get_method, get_target, resolve_params
+from .device import autocast
 from .errors import InputError
 from .fastpath import run_adaptive
-from .windows import iter_windows, mask_batch, validate_offsets
+from .windows import WindowBatch, iter_windows, mask_batch, validate_offsets
 
 #: Maps larger than this are written to a disk-backed ``np.memmap`` instead of memory.
 MAPS_IN_MEMORY_BYTES = 256 * 1024**2
@@ -66,6 +68,8 @@ def attribute_stack(
     batch_size: int | None = None,
     keep_maps: bool = False,
     reverse: bool = False,
+    slices: Sequence[int] | None = None,
+    precision: str = "float32",
     maps_dir: str | Path | None = None,
     progress: Progress | None = None,
 ) -> StackAttribution:
@@ -84,6 +88,9 @@ def attribute_stack(
         batch_size: slices per batch (default per device, adapting to memory on GPUs).
         keep_maps: also return the float16 attribution maps.
         reverse: feed each window with its channels reversed (z-flip consistency).
+        slices: attribute only these slices (default all); the others keep NaN masses and no prediction.
+        precision: a resolved precision of :data:`explorer.device.PRECISIONS` (autocast of the passes; the
+            input and its gradient stay float32).
         maps_dir: where large maps are memory-mapped (default: a temporary directory).
         progress: ``progress(fraction, message)`` after each batch.
 
@@ -112,14 +119,14 @@ def attribute_stack(
     logits = np.zeros((n, h, w), dtype=np.float32)
     maps = _allocate_maps((n, len(offsets), h, w), maps_dir) if keep_maps else None
     done = [0]
+    order = list(range(n)) if slices is None else [int(z) for z in slices]
 
     def work(chunk: Sequence[int], dev: torch.device) -> None:
-        (batch,) = iter_windows(stack, offsets, batch_size=len(chunk), slices=chunk, channel_stats=channel_stats)
-        x = batch.x.to(dev).contiguous(memory_format=torch.channels_last)
-        x = x.flip(1) if reverse else x
+        x, batch = _windows(stack, offsets, chunk, channel_stats, dev, reverse)
         truth = mask_batch(mask, chunk, dev)
-        explained = explain_batch(state["model"], x, method=method, target=target, params=resolved,
-                                  slices=tuple(int(z) for z in chunk), pixels=h * w, truth=truth)
+        with autocast(dev, precision):
+            explained = explain_batch(state["model"], x, method=method, target=target, params=resolved,
+                                      slices=tuple(int(z) for z in chunk), pixels=h * w, truth=truth)
         attr, out, keep = explained.attr, explained.logits, explained.keep
         pred = out > 0
         attr = batch.padding.crop(attr.flip(1) if reverse else attr).float()
@@ -133,13 +140,51 @@ def attribute_stack(
             maps[idx] = attr.to(torch.float16).cpu().numpy()
         done[0] += len(chunk)
         if progress is not None:
-            progress(done[0] / n, f"{method}: slice {done[0]}/{n}")
+            progress(done[0] / len(order), f"{method}: slice {done[0]}/{len(order)}")
 
     def fallback(cpu: torch.device) -> None:
-        state["model"] = state["model"].to(cpu)
+        state["model"] = copy.deepcopy(state["model"]).to(cpu)  # a copy: the model may be shared (cached)
 
-    run_adaptive(list(range(n)), work, device, batch_size=batch_size, on_fallback=fallback)
+    run_adaptive(order, work, device, batch_size=batch_size, on_fallback=fallback)
     return StackAttribution(masses=masses, prediction=prediction, maps=maps, logits=logits)
+
+
+def predict_stack(model: nn.Module, stack: np.ndarray, offsets: Sequence[int], *,
+                  device: torch.device | None = None, channel_stats: tuple[np.ndarray, np.ndarray] | None = None,
+                  batch_size: int | None = None, reverse: bool = False, precision: str = "float32") -> np.ndarray:
+    """The predicted foreground ``(S, H, W)`` bool of every slice, from no-grad forward passes only.
+
+    Args: as :func:`attribute_stack`.
+
+    Raises:
+        InputError: bad offsets, or a model with more than one output logit.
+    """
+    offsets = validate_offsets(offsets)
+    state = {"model": model}
+    device = device or next(model.parameters()).device
+    prediction = np.zeros(stack.shape, dtype=bool)
+
+    def work(chunk: Sequence[int], dev: torch.device) -> None:
+        x, batch = _windows(stack, offsets, chunk, channel_stats, dev, reverse)
+        with torch.no_grad(), autocast(dev, precision):
+            pred = foreground_logit(state["model"](x)) > 0
+        prediction[np.asarray(chunk)] = batch.padding.crop(pred).cpu().numpy()
+
+    def fallback(cpu: torch.device) -> None:
+        state["model"] = copy.deepcopy(state["model"]).to(cpu)
+
+    run_adaptive(list(range(stack.shape[0])), work, device, batch_size=batch_size, on_fallback=fallback)
+    return prediction
+
+
+def _windows(stack: np.ndarray, offsets: Sequence[int], chunk: Sequence[int],
+             channel_stats: tuple[np.ndarray, np.ndarray] | None, dev: torch.device,
+             reverse: bool) -> tuple[torch.Tensor, WindowBatch]:
+    """One batch of windows on ``dev`` in channels-last order, channels reversed for the z-flip pass."""
+    (batch,) = iter_windows(stack, offsets, batch_size=len(chunk), slices=chunk, channel_stats=channel_stats)
+    x = batch.x.pin_memory() if dev.type == "cuda" else batch.x  # pinned: the copy overlaps with compute
+    x = x.to(dev, non_blocking=True).contiguous(memory_format=torch.channels_last)
+    return (x.flip(1) if reverse else x), batch
 
 
 def _allocate_maps(shape: tuple[int, ...], maps_dir: str | Path | None) -> np.ndarray:

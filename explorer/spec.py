@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from .attribution import get_method, get_target, resolve_params
-from .device import DEVICE_CHOICES
+from .device import DEVICE_CHOICES, PRECISIONS
 from .diagnostics.options import DiagnosticOptions
 from .errors import InputError, unknown_name
 from .volume import AXES
@@ -31,6 +31,10 @@ class RunSpec:
         keep_maps: keep the float16 attribution maps in the results (slice viewer, ``--save-maps``).
         diagnostics: which diagnostics run and with what options.
         device: ``auto``, ``cpu``, ``cuda`` or ``mps`` (:func:`explorer.device.select_device`).
+        precision: ``auto``, ``float32``, ``bfloat16`` or ``float16`` (autocast of the model's passes;
+            :func:`explorer.device.resolve_precision` turns ``auto`` into what the device runs).
+        zflip_stride: the z-flip pass predicts every slice (z-flip Dice) but attributes only every
+            ``zflip_stride``-th slice (the asymmetry index under reversal); 1 attributes all.
 
     Raises:
         InputError: an unknown method, target, axis or device, or a bad method parameter.
@@ -44,6 +48,8 @@ class RunSpec:
     keep_maps: bool = False
     diagnostics: DiagnosticOptions = field(default_factory=DiagnosticOptions)
     device: str = "auto"
+    precision: str = "auto"
+    zflip_stride: int = 4
 
     def __post_init__(self) -> None:
         get_method(self.method)
@@ -53,6 +59,10 @@ class RunSpec:
             raise unknown_name("slicing axis", str(self.axis), list(AXES))
         if self.device not in DEVICE_CHOICES:
             raise unknown_name("device", str(self.device), list(DEVICE_CHOICES))
+        if self.precision not in PRECISIONS:
+            raise unknown_name("precision", str(self.precision), list(PRECISIONS))
+        if not isinstance(self.zflip_stride, int) or self.zflip_stride < 1:
+            raise InputError("--zflip-stride", f"{self.zflip_stride!r}", "a positive integer")
         if not isinstance(self.zflip, bool) or not isinstance(self.keep_maps, bool):
             raise InputError("spec", f"zflip={self.zflip!r}, keep_maps={self.keep_maps!r}", "true or false")
 
@@ -74,7 +84,8 @@ class RunSpec:
         """The fields besides the axis that change a model's cached result (see
         :func:`explorer.cache.result_key`; the device does not: results agree across devices)."""
         return {"method": self.method, "target": self.target, "params": dict(self.params),
-                "zflip": self.zflip, "maps": self.keep_maps, "dilation": self.diagnostics.dilation}
+                "zflip": self.zflip, "zflip_stride": self.zflip_stride, "maps": self.keep_maps,
+                "dilation": self.diagnostics.dilation, "precision": self.precision}
 
     def record(self) -> dict[str, Any]:
         """JSON-ready record of every field (``summary.json``'s ``inputs``)."""
