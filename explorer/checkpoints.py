@@ -243,7 +243,10 @@ def _looks_like_safetensors(raw: bytes) -> bool:
 
 def _stored_meta(header: dict[str, Any], label: str) -> dict[str, Any]:
     text = header.get("__metadata__", {}).get(META_KEY)
-    return parse_json(text, source=label, what=f"metadata {META_KEY!r}") if text else {}
+    stored = parse_json(text, source=label, what=f"metadata {META_KEY!r}") if text else {}
+    if not isinstance(stored, dict):
+        raise InputError(label, f"metadata is a {type(stored).__name__}", "a JSON object")
+    return stored
 
 
 def _read_safetensors(raw: bytes, label: str) -> dict[str, torch.Tensor]:
