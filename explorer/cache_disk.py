@@ -3,7 +3,7 @@
 An entry is a folder holding ``meta.json`` (see :mod:`explorer.cache`). "Last used" is the modification time
 of its ``meta.json``, set when the entry is written and touched on every read (explicitly: ``noatime``
 mounts do not record reads). Eviction and clearing run under an exclusive ``fcntl`` lock on
-``<root>/.lock``, so two processes never evict at once; a reader whose entry disappears meanwhile sees a
+``<root>/cache.lock``, so two processes never evict at once; a reader whose entry disappears meanwhile sees a
 miss and recomputes. Temporary folders (``.<key>-*``) of writers that died are removed after an hour.
 """
 
@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-LOCK_NAME = ".lock"
+LOCK_NAME = "cache.lock"
 RECORD = "meta.json"
 #: Age after which a temporary folder is taken to belong to a dead writer.
 STALE_SECONDS = 3600

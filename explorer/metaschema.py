@@ -20,8 +20,9 @@ MAX_CLASSES = 512
 MAX_WIDTH = 4096  # any integer in arch_kwargs (decoder widths, pyramid channels, ...)
 MAX_DEPTH = 8  # JSON nesting
 MAX_NAME = 128  # arch, encoder, strategy, ... and any key
-MAX_TEXT = 4096  # free text in training / recipe / metrics
-MAX_ITEMS = 256  # entries of one list or object
+MAX_TEXT = 65_536  # free text in training / recipe / metrics (a training command line)
+MAX_ITEMS = 10_000  # entries of one list or object (a loss per epoch)
+MAX_KWARG_ITEMS = 64  # entries of one list or object in arch_kwargs (each may build a layer)
 
 _NAME_FIELDS = ("arch", "encoder", "strategy", "normalisation", "axis", "version")
 _FREE_FIELDS = ("training", "recipe", "metrics")
@@ -133,6 +134,9 @@ def _check_kwarg(value: Any, *, source: str, field: str) -> None:
             raise InputError(source, f"metadata field {field!r} is a {len(value):,}-character string",
                              f"at most {MAX_NAME} characters")
     elif isinstance(value, (list, dict)):
+        if len(value) > MAX_KWARG_ITEMS:
+            raise InputError(source, f"metadata field {field!r} has {len(value):,} entries",
+                             f"at most {MAX_KWARG_ITEMS}")
         items = value.items() if isinstance(value, dict) else enumerate(value)
         for key, item in items:
             _check_kwarg(item, source=source, field=f"{field}.{key}")

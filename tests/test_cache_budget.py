@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -115,3 +116,23 @@ def test_an_invalid_budget_is_one_input_error(tmp_path, monkeypatch, value):
     monkeypatch.setenv("EXPLORER_CACHE_MAX_MB", value)
     with pytest.raises(InputError, match=f"EXPLORER_CACHE_MAX_MB: environment variable is '{value}'"):
         ResultCache(tmp_path)
+
+
+def _writer(args: tuple[str, int]) -> int:
+    directory, seed = args
+    cache = ResultCache(Path(directory), max_disk_bytes=350 * 1024)
+    for i in range(8):
+        key = make_key({"writer": seed, "i": i})
+        cache.put(key, _arrays(seed * 100 + i, 100 * 1024), {"i": i})
+        ResultCache(Path(directory), max_disk_bytes=350 * 1024).get(key)  # read back while the other evicts
+    return seed
+
+
+def test_two_processes_writing_keep_the_budget(tmp_path):
+    import multiprocessing
+
+    with multiprocessing.get_context("spawn").Pool(2) as pool:
+        assert sorted(pool.map(_writer, [(str(tmp_path), 1), (str(tmp_path), 2)])) == [1, 2]
+    info = cache_info(tmp_path, 350 * 1024)
+    assert 1 <= info.entries <= 3 and info.bytes <= 350 * 1024
+    assert not [p for p in tmp_path.rglob(".*")], "temporary folders left behind"

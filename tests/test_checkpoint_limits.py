@@ -67,7 +67,7 @@ def test_smp_config_is_validated_before_anything_is_built(net, tmp_path, changes
     ("[" * 100_000 + "]" * 100_000, "nested too deeply"),
     ("[" * 50 + "]" * 50, "nested more than 8 levels"),
     ("[1, 2, 3]", "config.json holds a list"),
-    ('{"a": "' + "y" * 10_000 + '"}', "a string of 10,000 characters"),
+    ('{"a": "' + "y" * 100_000 + '"}', "a string of 100,000 characters"),
 ])
 def test_hostile_json_gives_one_error_not_a_traceback(net, tmp_path, text, message):
     with pytest.raises(InputError, match=message):
