@@ -4,17 +4,23 @@ A key is the SHA-256 of a canonical JSON of everything a result depends on (cont
 checkpoint and mask, preprocessing, method, target, parameters, engine version; see
 :func:`result_key`, the one key function for model results and diagnostics). An entry is a folder
 ``arrays.npz`` (no pickle), optional ``<name>.npy`` files for large arrays (memory-mapped when read) and
-``meta.json``, which records the SHA-256 of every file. The folder is written under a temporary name and
-renamed into place, so a reader never sees a half-written entry (two writers of one key: the first rename
-wins, the other's copy is dropped); an entry whose files are missing, do not
-match their checksums or do not parse is deleted and reported as a miss (the caller recomputes).
+``meta.json``, which records the SHA-256 of every other file, and ``meta.json.sha256``, the SHA-256 of
+``meta.json``'s bytes (the stored summary included), so every byte of an entry is covered. The folder is
+written under a temporary name and renamed into place, so a reader never sees a half-written entry (two
+writers of one key: the first rename wins, the other's copy is dropped); an entry whose files are missing,
+do not match their checksums or do not parse is deleted and reported as a miss (the caller recomputes).
 Arrays handed out are read-only: one entry is shared by every caller, e.g. several app sessions.
+
+The disk store keeps to a byte budget (``EXPLORER_CACHE_MAX_MB``) by least-recently-used eviction under a
+cross-process lock (:mod:`explorer.cache_disk`). A location that cannot be used (read-only, under a regular
+file, a full disk) turns the cache into a memory-only one with one warning line (logger ``explorer.cache``).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -26,12 +32,17 @@ from typing import Any
 
 import numpy as np
 
-from .config import cache_dir
+from .cache_disk import evict, touch, unusable_reason
+from .config import cache_dir, cache_max_bytes
 from .fileio import file_sha256
+
+LOG = logging.getLogger(__name__)
 
 DEFAULT_MEMORY_BYTES = 512 * 1024**2
 #: Arrays at least this large are stored as their own ``.npy`` and memory-mapped when read.
 SEPARATE_ARRAY_BYTES = 64 * 1024**2
+#: The file holding the SHA-256 of ``meta.json``'s bytes.
+CHECKSUM = "meta.json.sha256"
 
 
 #: Bump when anything changes the numbers an analysis or a diagnostic produces; part of every result key.
@@ -88,18 +99,26 @@ class ResultCache:
         directory: the on-disk store (default :func:`explorer.config.cache_dir`, i.e. ``$EXPLORER_CACHE_DIR``
             or ``~/.cache/explorer``); None with ``disk=False`` keeps memory only.
         max_memory_bytes: bound of the in-memory LRU (memory-mapped arrays are not counted).
-        disk: use the on-disk store.
+        disk: use the on-disk store (set to False, with :attr:`warning`, when the location is unusable).
+        max_disk_bytes: byte budget of the disk store (default :func:`explorer.config.cache_max_bytes`).
+        warning: why the disk store was given up, or None.
     """
 
     directory: Path | None = None
     max_memory_bytes: int = DEFAULT_MEMORY_BYTES
     disk: bool = True
     stats: CacheStats = field(default_factory=CacheStats)
+    max_disk_bytes: int | None = None
+    warning: str | None = None
 
     def __post_init__(self) -> None:
         if self.disk and self.directory is None:
             self.directory = cache_dir()
         self.directory = Path(self.directory) if self.directory is not None else None
+        if self.disk and self.max_disk_bytes is None:
+            self.max_disk_bytes = cache_max_bytes()
+        if self.disk and (reason := unusable_reason(self.directory)):
+            self._memory_only(reason)
         self._memory: OrderedDict[str, tuple[CacheEntry, int]] = OrderedDict()
         self._lock = threading.Lock()
         self._children: dict[str, ResultCache] = {}
@@ -123,7 +142,11 @@ class ResultCache:
         """Store an entry (memory, and disk atomically); returns it."""
         entry = CacheEntry(arrays=dict(arrays), meta=dict(meta))
         if self.disk:
-            self._write(key, entry)
+            try:
+                self._write(key, entry)
+                evict(self.directory, self.max_disk_bytes)
+            except OSError as exc:  # read-only now, disk full, folder removed: keep going without the disk
+                self._memory_only(exc.strerror or type(exc).__name__)
         self._remember(key, entry)
         return entry
 
@@ -134,7 +157,8 @@ class ResultCache:
             if name not in self._children:
                 on_disk = self.disk and self.directory is not None
                 self._children[name] = ResultCache(directory=self.directory / name if on_disk else None,
-                                                   disk=on_disk, max_memory_bytes=self.max_memory_bytes // 4)
+                                                   disk=on_disk, max_memory_bytes=self.max_memory_bytes // 4,
+                                                   max_disk_bytes=self.max_disk_bytes)
             return self._children[name]
 
     def clear_memory(self) -> None:
@@ -143,6 +167,11 @@ class ResultCache:
             self._memory.clear()
 
     # ----------------------------------------------------------------------------------------- internals
+
+    def _memory_only(self, reason: str) -> None:
+        self.warning = f"cache directory {self.directory} is not usable ({reason}); caching in memory only"
+        self.disk = False
+        LOG.warning("explorer: warning: %s", self.warning)
 
     def entry_dir(self, key: str) -> Path:
         """The folder holding ``key`` on disk."""
@@ -173,7 +202,9 @@ class ResultCache:
                 if name not in small:
                     np.save(tmp / f"{name}.npy", np.asarray(array), allow_pickle=False)
             files = {p.name: file_sha256(p) for p in sorted(tmp.iterdir())}
-            (tmp / "meta.json").write_text(json.dumps({"key": key, "files": files, "meta": entry.meta}))
+            record = json.dumps({"key": key, "files": files, "meta": entry.meta}).encode()
+            (tmp / "meta.json").write_bytes(record)
+            (tmp / CHECKSUM).write_text(hashlib.sha256(record).hexdigest())
             if final.exists():  # a concurrent writer won; same content by construction
                 shutil.rmtree(tmp, ignore_errors=True)
                 return
@@ -192,7 +223,10 @@ class ResultCache:
         if not folder.exists():
             return None
         try:
-            record = json.loads((folder / "meta.json").read_text())
+            raw = (folder / "meta.json").read_bytes()
+            if hashlib.sha256(raw).hexdigest() != (folder / CHECKSUM).read_text().strip():
+                raise ValueError("checksum mismatch in meta.json")
+            record = json.loads(raw)
             if record.get("key") != key:
                 raise ValueError("key mismatch")
             arrays: dict[str, np.ndarray] = {}
@@ -205,8 +239,10 @@ class ResultCache:
                         arrays.update({k: data[k] for k in data.files})
                 else:
                     arrays[name[: -len(".npy")]] = np.load(path, mmap_mode="r", allow_pickle=False)
+            touch(folder)
             return CacheEntry(arrays=arrays, meta=record["meta"])
-        except (OSError, ValueError, KeyError, TypeError, json.JSONDecodeError):
+        except (OSError, ValueError, KeyError, TypeError, RecursionError):
             self.stats.corrupt += 1
             shutil.rmtree(folder, ignore_errors=True)
             return None
+

@@ -17,6 +17,7 @@ import os
 import re
 import tempfile
 import zipfile
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -27,17 +28,19 @@ from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
 from . import __version__
+from .checkpoint_files import MAX_HEADER, declared_shapes, folder_reader, safetensors_header, zip_reader
 from .config import MODELS_DIR, Limits
 from .errors import InputError
 from .fileio import sha256_bytes, size_error, unwrap_state_dict
-from .models import build_model
+from .hub import is_hub_id, resolve_hub_checkpoint
+from .metaschema import integer, parse_json, validate_fields
+from .models import build_model, check_encoder, resolve_arch
 from .normalise import NORMALISATIONS
 from .strategies import STRATEGIES
 from .volume import AXES
-from .windows import validate_offsets
+from .windows import MAX_OFFSET, validate_offsets
 
 META_KEY = "explorer"
-_MAX_HEADER = 100 * 1024 * 1024
 #: Strategy recorded when a file does not say (plain state dicts without user metadata).
 UNKNOWN_STRATEGY = "unknown"
 #: Names a metadata field must take (a checkpoint naming anything else is rejected when loaded).
@@ -74,27 +77,19 @@ class CheckpointMeta:
         Raises:
             InputError: a required field is missing or has the wrong type (names ``source``).
         """
-        if not isinstance(data, dict):
-            raise InputError(source, f"metadata is a {type(data).__name__}", "a JSON object")
+        data = validate_fields(data, source=source)  # types and bounds, before anything is built from it
         missing = [k for k in ("arch", "encoder", "classes", "offsets", "strategy") if k not in data]
         if missing:
             raise InputError(source, f"metadata lacks {', '.join(missing)}",
                              "arch, encoder, classes, offsets and strategy (supply them with meta=...)")
         known = {f.name for f in fields(cls)}
         values = {k: v for k, v in data.items() if k in known}
+        values["offsets"] = validate_offsets(values["offsets"], source=source)
         try:
-            values["classes"] = int(values["classes"])
-            values["offsets"] = validate_offsets(values["offsets"], source=source)
-        except (TypeError, ValueError) as exc:
-            if isinstance(exc, InputError):
-                raise
-            raise InputError(source, f"classes {data['classes']!r} is not an integer", "e.g. 1") from exc
-        for key in ("arch", "encoder", "strategy", "normalisation", "axis", "version"):
-            if key in values and not isinstance(values[key], str):
-                raise InputError(source, f"metadata field {key!r} is {values[key]!r}", "a string")
-        for key in ("arch_kwargs", "training", "recipe", "metrics"):
-            if key in values and not isinstance(values[key], dict):
-                raise InputError(source, f"metadata field {key!r} is {type(values[key]).__name__}", "an object")
+            values["arch"] = resolve_arch(values["arch"])
+            check_encoder(values["encoder"])
+        except InputError as exc:  # name the file: "unknown encoder" alone does not say which upload is wrong
+            raise InputError(source, "metadata: " + exc.problem, exc.expected) from exc
         for key, allowed in _ALLOWED.items():
             if key in values and values[key] not in allowed:
                 raise InputError(source, f"metadata names an unknown {key} {values[key]!r}",
@@ -119,24 +114,26 @@ class Checkpoint:
         """
         model = build_model(arch=self.meta.arch, encoder=self.meta.encoder, in_channels=len(self.meta.offsets),
                             classes=self.meta.classes, **self.meta.arch_kwargs)
-        _load_strict(model, self.state_dict, self.name, self.meta)
+        _check_shapes({k: tuple(v.shape) for k, v in self.state_dict.items()},
+                      {k: tuple(v.shape) for k, v in model.state_dict().items()}, self.name, self.meta)
+        model.load_state_dict(self.state_dict, strict=True)
         return model.to(device).eval()
 
 
-def _load_strict(model: torch.nn.Module, state: dict[str, torch.Tensor], name: str, meta: CheckpointMeta) -> None:
-    own = model.state_dict()
-    missing = [k for k in own if k not in state]
-    unexpected = [k for k in state if k not in own]
-    shapes = [f"{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}" for k in own
-              if k in state and state[k].shape != own[k].shape]
+def _check_shapes(found: dict[str, tuple[int, ...]], own: dict[str, tuple[int, ...]], name: str,
+                 meta: CheckpointMeta) -> None:
+    """Refuse a state dict whose keys or shapes differ from the architecture's (before any tensor is read)."""
+    missing = [k for k in own if k not in found]
+    unexpected = [k for k in found if k not in own]
+    shapes = [f"{k} {found[k]} vs {own[k]}" for k in own if k in found and found[k] != own[k]]
     if missing or unexpected or shapes:
         parts = [f"{len(missing)} missing keys (e.g. {', '.join(missing[:2])})" if missing else "",
-                 f"{len(unexpected)} unexpected keys (e.g. {', '.join(unexpected[:2])})" if unexpected else "",
+                 f"{len(unexpected)} unexpected keys (e.g. {', '.join(k[:60] for k in unexpected[:2])})"
+                 if unexpected else "",
                  f"shape mismatches: {'; '.join(shapes[:2])}" if shapes else ""]
         raise InputError(name, "state dict does not fit " + f"{meta.arch}/{meta.encoder} with {len(meta.offsets)} "
                          f"input channels and {meta.classes} classes: " + "; ".join(p for p in parts if p),
                          "weights of that architecture, or the right arch/encoder/offsets/arch_kwargs in meta")
-    model.load_state_dict(state, strict=True)
 
 
 def save_checkpoint(model: torch.nn.Module, meta: CheckpointMeta, path: str | Path, *, half: bool = True) -> Path:
@@ -186,15 +183,16 @@ def load_checkpoint(source: str | Path | bytes, *, name: str | None = None,
             do not fit the architecture the metadata describes.
     """
     limits = limits or Limits.from_env()
+    if is_hub_id(source):
+        folder = resolve_hub_checkpoint(str(source))
+        return _from_smp(folder_reader(folder, limits.max_bytes, str(source)), name or str(source), meta, str(source))
     if isinstance(source, (bytes, bytearray, memoryview)):
         raw, label = bytes(source), name or "upload"
     else:
         path = Path(source)
         label = name or (path.name if path.is_dir() else path.stem.removesuffix(".safetensors"))
         if path.is_dir():
-            state, found = _from_smp_folder(lambda f: (path / f).read_bytes() if (path / f).is_file() else None,
-                                            str(path))
-            return _finish(label, _canonical_sha(state, found), state, found, meta, str(path))
+            return _from_smp(folder_reader(path, limits.max_bytes, str(path)), label, meta, str(path))
         if not path.is_file():
             raise InputError(path, "no such file or folder", "a .safetensors checkpoint, an smp folder, .zip or .pt")
         _check_size(path.stat().st_size, str(path), limits)
@@ -205,17 +203,17 @@ def load_checkpoint(source: str | Path | bytes, *, name: str | None = None,
         raise InputError(shown, "file is empty", "a .safetensors checkpoint")
     if raw[:2] == b"PK" and zipfile.is_zipfile(io.BytesIO(raw)):
         with zipfile.ZipFile(io.BytesIO(raw)) as zf:
-            names = {Path(n).name: n for n in zf.namelist()}
-            if "config.json" in names:
-                state, found = _from_smp_folder(lambda f: zf.read(names[f]) if f in names else None, shown)
-                return _finish(label, _canonical_sha(state, found), state, found, meta, shown)
+            if any(Path(n).name == "config.json" for n in zf.namelist()):
+                return _from_smp(zip_reader(zf, limits.max_bytes, shown), label, meta, shown)
     if _looks_like_safetensors(raw):
-        state, stored = _read_safetensors(raw, shown)
-        digest = sha256_bytes(raw)
-        return _finish(label, digest, state, stored, meta, shown)
+        header = safetensors_header(raw, shown)  # shapes and byte ranges checked before any tensor is read
+        stored = _stored_meta(header, shown)
+        return _finish(label, lambda state: sha256_bytes(raw), declared_shapes(header),
+                       lambda: _read_safetensors(raw, shown), stored, meta, shown)
     state = _read_torch(raw, shown)
     digest = sha256_bytes(raw + json.dumps(meta or {}, sort_keys=True).encode())
-    return _finish(label, digest, state, {}, meta, shown)
+    return _finish(label, lambda _: digest, {k: tuple(v.shape) for k, v in state.items()}, lambda: state, {}, meta,
+                   shown)
 
 
 def list_zoo(directory: str | Path = MODELS_DIR) -> list[Path]:
@@ -240,22 +238,23 @@ def _looks_like_safetensors(raw: bytes) -> bool:
     if len(raw) < 10:
         return False
     size = int.from_bytes(raw[:8], "little")
-    return 0 < size <= _MAX_HEADER and raw[8:9] == b"{"  # a header longer than the file: corrupt safetensors
+    return 0 < size <= MAX_HEADER and raw[8:9] == b"{"  # a header longer than the file: corrupt safetensors
 
 
-def _read_safetensors(raw: bytes, label: str) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+def _stored_meta(header: dict[str, Any], label: str) -> dict[str, Any]:
+    text = header.get("__metadata__", {}).get(META_KEY)
+    stored = parse_json(text, source=label, what=f"metadata {META_KEY!r}") if text else {}
+    if not isinstance(stored, dict):
+        raise InputError(label, f"metadata is a {type(stored).__name__}", "a JSON object")
+    return stored
+
+
+def _read_safetensors(raw: bytes, label: str) -> dict[str, torch.Tensor]:
     try:
-        state = st_load(raw)
-        header = json.loads(raw[8 : 8 + int.from_bytes(raw[:8], "little")])
-    except (SafetensorError, ValueError, json.JSONDecodeError) as exc:
+        return st_load(raw)
+    except (SafetensorError, ValueError) as exc:
         raise InputError(label, f"corrupt safetensors file ({_one_line(str(exc))})",
                          "a complete .safetensors checkpoint") from exc
-    text = (header.get("__metadata__") or {}).get(META_KEY)
-    try:
-        stored = json.loads(text) if text else {}
-    except json.JSONDecodeError as exc:
-        raise InputError(label, f"metadata {META_KEY!r} is not valid JSON ({exc})", "a JSON object") from exc
-    return state, stored
 
 
 def _read_torch(raw: bytes, label: str) -> dict[str, torch.Tensor]:
@@ -271,23 +270,27 @@ def _read_torch(raw: bytes, label: str) -> dict[str, torch.Tensor]:
     return {str(k): v for k, v in state.items()}
 
 
-def _from_smp_folder(read: Any, label: str) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    config_raw, weights_raw = read("config.json"), read("model.safetensors")
+def _from_smp(read: Callable[[str], bytes | None], label: str, supplied: dict[str, Any] | None,
+              shown: str) -> Checkpoint:
+    """An smp ``save_pretrained`` folder (or zip, or hub snapshot) read through ``read(file name)``."""
+    config_raw = read("config.json")
+    weights_raw = read("model.safetensors") if config_raw is not None else None
     if config_raw is None or weights_raw is None:
-        raise InputError(label, "smp folder lacks config.json or model.safetensors",
+        raise InputError(shown, "smp folder lacks config.json or model.safetensors",
                          "a folder written by smp's save_pretrained (or a .zip of one)")
-    try:
-        config = json.loads(config_raw)
-    except json.JSONDecodeError as exc:
-        raise InputError(label, f"config.json is not valid JSON ({exc})", "smp's config.json") from exc
-    state, stored = _read_safetensors(weights_raw, label)
+    config = parse_json(config_raw, source=shown, what="config.json")
+    if not isinstance(config, dict):
+        raise InputError(shown, f"config.json holds a {type(config).__name__}", "smp's config.json (an object)")
+    header = safetensors_header(weights_raw, shown)
     skip = {"_model_class", "encoder_name", "encoder_weights", "in_channels", "classes"}
     found = {"arch": config.get("_model_class"), "encoder": config.get("encoder_name"),
              "classes": config.get("classes", 1), "arch_kwargs": {k: v for k, v in config.items() if k not in skip}}
     if "in_channels" in config:
-        k = int(config["in_channels"]) // 2
-        found["offsets"] = list(range(-k, k + 1))
-    return state, {**{k: v for k, v in found.items() if v is not None}, **stored}
+        channels = integer(config["in_channels"], source=shown, field="in_channels", low=1, high=2 * MAX_OFFSET + 1)
+        found["offsets"] = list(range(-(channels // 2), channels // 2 + 1))
+    stored = {**{k: v for k, v in found.items() if v is not None}, **_stored_meta(header, shown)}
+    return _finish(label, lambda state: _canonical_sha(state, stored), declared_shapes(header),
+                   lambda: _read_safetensors(weights_raw, shown), stored, supplied, shown)
 
 
 def _canonical_sha(state: dict[str, torch.Tensor], meta: dict[str, Any]) -> str:
@@ -299,29 +302,32 @@ def _canonical_sha(state: dict[str, torch.Tensor], meta: dict[str, Any]) -> str:
     return digest.hexdigest()
 
 
-def _finish(label: str, digest: str, state: dict[str, torch.Tensor], stored: dict[str, Any],
+def _finish(label: str, digest: Callable[[dict[str, torch.Tensor]], str], shapes: dict[str, tuple[int, ...]],
+            read_state: Callable[[], dict[str, torch.Tensor]], stored: dict[str, Any],
             supplied: dict[str, Any] | None, shown: str) -> Checkpoint:
-    merged = {**_inferred(state), **stored, **(supplied or {})}
+    """Validate the metadata, compare the declared shapes with the architecture's, and only then read tensors."""
+    merged = {**_inferred(shapes), **stored, **(supplied or {})}
     merged.setdefault("strategy", UNKNOWN_STRATEGY)
     meta = CheckpointMeta.from_dict(merged, source=shown)
-    state32 = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
-    try:
-        model = build_model(arch=meta.arch, encoder=meta.encoder, in_channels=len(meta.offsets),
-                            classes=meta.classes, **meta.arch_kwargs)
-    except InputError as exc:  # name the file: "unknown encoder" alone does not say which upload is wrong
+    try:  # on the meta device: parameter shapes without allocating any memory
+        expected = build_model(arch=meta.arch, encoder=meta.encoder, in_channels=len(meta.offsets),
+                               classes=meta.classes, device="meta", **meta.arch_kwargs).state_dict()
+    except InputError as exc:
         raise InputError(shown, "metadata: " + exc.problem, exc.expected) from exc
-    _load_strict(model, state32, shown, meta)  # fail now, naming the file, rather than at analysis time
-    return Checkpoint(name=label, sha256=digest, meta=meta, state_dict=state32)
+    _check_shapes(shapes, {k: tuple(v.shape) for k, v in expected.items()}, shown, meta)
+    state = read_state()
+    state32 = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
+    return Checkpoint(name=label, sha256=digest(state), meta=meta, state_dict=state32)
 
 
-def _inferred(state: dict[str, torch.Tensor]) -> dict[str, Any]:
-    """Input channels (as symmetric offsets) and classes read off a state dict, where recognisable."""
+def _inferred(shapes: dict[str, tuple[int, ...]]) -> dict[str, Any]:
+    """Input channels (as symmetric offsets) and classes read off a state dict's shapes, where recognisable."""
     out: dict[str, Any] = {}
-    conv = next((v for k, v in state.items() if k.startswith("encoder.") and v.ndim == 4), None)
-    if conv is not None and conv.shape[1] % 2 == 1:
-        k = conv.shape[1] // 2
+    conv = next((v for k, v in shapes.items() if k.startswith("encoder.") and len(v) == 4), None)
+    if conv is not None and conv[1] % 2 == 1:
+        k = conv[1] // 2
         out["offsets"] = list(range(-k, k + 1))
-    head = state.get("segmentation_head.0.weight")
-    if head is not None:
-        out["classes"] = int(head.shape[0])
+    head = shapes.get("segmentation_head.0.weight")
+    if head:
+        out["classes"] = int(head[0])
     return out

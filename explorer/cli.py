@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import shlex
 import sys
+import warnings
 from collections.abc import Callable, Collection, Sequence
 from typing import NoReturn
 
@@ -56,6 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     _add_train(sub)
     _add_analyze(sub)
+    _add_cache(sub)
     return parser
 
 
@@ -155,6 +157,28 @@ def _load(args: argparse.Namespace, path: str):
                        dataset=args.dataset)
 
 
+def _add_cache(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("cache", help="show or clear the on-disk result cache (EXPLORER_CACHE_DIR)")
+    p.add_argument("action", choices=["info", "clear"], help="info: entries, bytes and budget; clear: delete all")
+    p.set_defaults(func=_cmd_cache)
+
+
+def _cmd_cache(args: argparse.Namespace) -> int:
+    from .cache_disk import cache_info, clear_cache, unusable_reason
+    from .config import cache_dir, cache_max_bytes
+
+    root, budget = cache_dir(), cache_max_bytes()
+    if reason := unusable_reason(root):
+        raise InputError(root, f"cache directory is not usable ({reason})", "a writable folder in EXPLORER_CACHE_DIR")
+    if args.action == "clear":
+        print(f"{root}: removed {clear_cache(root)} entries")
+        return 0
+    info = cache_info(root, budget)
+    print(f"{root}: {info.entries} entries, {info.bytes / 1024**2:,.1f} MB of a budget of "
+          f"{budget / 1024**2:,.0f} MB (EXPLORER_CACHE_MAX_MB; least recently used entries are evicted)")
+    return 0
+
+
 def _cmd_train(args: argparse.Namespace) -> int:
     from .train import Recipe, train_checkpoint  # imported here: torch/smp load only for this subcommand
 
@@ -195,10 +219,11 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
     from .analysis import analyze, default_cache
     from .diagnostics import DiagnosticOptions
     from .diagnostics.report import diagnostics_line
-    from .outputs import write_outputs
+    from .outputs import check_out_dir, write_outputs
     from .spec import RunSpec
     from .study import Study
 
+    check_out_dir(args.out)  # before any work: a bad --out must not cost a whole analysis
     options = DiagnosticOptions(dilation=args.dilation, cam=args.cam or args.cam_layer is not None,
                                 cam_layer=args.cam_layer, sanity=args.sanity, sanity_slices=args.sanity_slices)
     spec = RunSpec(method=args.method, target=args.target, params=_key_values(args.param, "--param"),
@@ -250,9 +275,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exc:  # --help, --version, or a usage error already printed as one line
         return int(exc.code or 0)
     try:
-        return int(args.func(args) or 0)
+        with warnings.catch_warnings():  # library warnings must not add lines to stderr
+            warnings.simplefilter("ignore")
+            return int(args.func(args) or 0)
     except InputError as exc:
-        print(f"explorer {args.command}: error: {exc}", file=sys.stderr)
+        text = str(exc).replace("\r", "\\r").replace("\n", "\\n")  # a newline in a file name stays one line
+        print(f"explorer {args.command}: error: {text}", file=sys.stderr)
         return EXIT_BAD_INPUT
 
 

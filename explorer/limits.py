@@ -6,6 +6,11 @@ largest single batch: the activations a forward keeps for the backward pass and 
 activations are counted, not guessed: forward hooks sum every layer's output on a small probe input
 (:func:`activation_floats_per_pixel`), which scales with the padded slice area. Methods that evaluate
 several copies of a batch at once (integrated gradients, occlusion) multiply it.
+
+The run-time estimate (limit ``EXPLORER_MAX_RUN_MINUTES``) uses the same count: forward+backward time is
+about proportional to the activations computed, plus a fixed cost per batch, with constants measured on a
+2-core CPU (``docs/performance.md``: 85 slices/s of 96 × 96 for a mobilenet_v2 U-Net) and doubled to stay an
+upper bound. Before either estimate, the slices themselves are checked (:func:`explorer.config.check_slices`).
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from functools import lru_cache
 
 import torch
 
-from .config import Limits
+from .config import Limits, check_slices
 from .errors import InputError
 from .fastpath import START_BATCH
 from .models import build_model
@@ -27,6 +32,11 @@ from .windows import padding_for
 #: Kept activations plus their gradients in the backward pass.
 BACKWARD_FACTOR = 2
 _PROBE = 64
+#: CPU seconds per activation float per pixel of forward+backward, and per batch (measured, then doubled).
+SECONDS_PER_FLOAT = 5e-9
+SECONDS_PER_BATCH = 0.04
+#: Passes a method makes over each batch (integrated gradients' steps, smoothgrad's samples by default).
+_PASSES = {"integrated_gradients": 16, "smoothgrad": 8}
 
 
 @dataclass(frozen=True)
@@ -118,9 +128,31 @@ def estimate_run_memory(volume: Volume, checkpoints: Sequence, *, axis: str, met
     return MemoryEstimate(inputs=voxels * 4 * 2, results=results + transient, batch=peak, weights=weights)
 
 
+def estimate_run_seconds(volume: Volume, checkpoints: Sequence, *, axis: str, method: str,
+                         zflip: bool = True) -> float:
+    """Upper estimate of an analysis' CPU time in seconds (method defaults, every slice of every model).
+
+    Args:
+        volume, checkpoints, axis, method, zflip: as :func:`estimate_run_memory`.
+    """
+    dims = list(volume.shape)
+    slices = dims.pop(axis_index(axis))
+    pad = padding_for(*dims)
+    padded = (dims[0] + pad.top + pad.bottom) * (dims[1] + pad.left + pad.right)
+    total = 0.0
+    for ckpt in checkpoints:
+        channels = len(ckpt.meta.offsets)
+        passes = _PASSES.get(method, channels + 1 if method == "occlusion" else 1) * (2 if zflip else 1)
+        floats, _ = activation_floats_per_pixel(ckpt)
+        batches = -(-slices // START_BATCH["cpu"])
+        total += passes * (batches * SECONDS_PER_BATCH + slices * padded * floats * SECONDS_PER_FLOAT)
+    return total
+
+
 def check_run_memory(volume: Volume, checkpoints: Sequence, *, axis: str, method: str, keep_maps: bool,
                      zflip: bool = True, limits: Limits | None = None) -> MemoryEstimate:
-    """Refuse a run whose estimated memory exceeds the limit, saying what to change.
+    """Refuse a run whose slices make no sense for 2D+, or whose estimated memory or run time exceeds its
+    limit, saying what to change.
 
     Args:
         volume, checkpoints, axis, method, keep_maps, zflip: as :func:`estimate_run_memory`.
@@ -130,9 +162,11 @@ def check_run_memory(volume: Volume, checkpoints: Sequence, *, axis: str, method
         The estimate, when it is within the limit.
 
     Raises:
-        InputError: the estimate exceeds ``limits.max_run_memory_bytes`` (names the volume).
+        InputError: slices outside the limits of :func:`explorer.config.check_slices`, or an estimate over
+            ``limits.max_run_memory_bytes`` or ``limits.max_run_seconds`` (names the volume).
     """
     limits = limits or Limits.from_env()
+    check_slices(volume.shape, axis_index(axis), volume.source, limits)
     estimate = estimate_run_memory(volume, checkpoints, axis=axis, method=method, keep_maps=keep_maps, zflip=zflip)
     if estimate.total > limits.max_run_memory_bytes:
         mb = 1024**2
@@ -143,4 +177,10 @@ def check_run_memory(volume: Volume, checkpoints: Sequence, *, axis: str, method
             f"{limits.max_run_memory_bytes / mb:,.0f} MB",
             "fewer checkpoints, no attribution maps, a cropped or downsampled volume, a lighter method, "
             "or raise EXPLORER_MAX_RUN_MEMORY_MB")
+    seconds = estimate_run_seconds(volume, checkpoints, axis=axis, method=method, zflip=zflip)
+    if seconds > limits.max_run_seconds:
+        raise InputError(volume.source, f"estimated run time is {seconds / 60:,.0f} minutes on a CPU "
+                         f"({len(checkpoints)} checkpoint(s), method {method!r}), over the limit of "
+                         f"{limits.max_run_seconds / 60:,.0f} minutes",
+                         "fewer slices or checkpoints, a lighter method, a GPU, or raise EXPLORER_MAX_RUN_MINUTES")
     return estimate

@@ -11,52 +11,83 @@ strategy (:mod:`explorer.strategies`), which decides what each input channel's k
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import lru_cache
 from typing import Any
 
 import segmentation_models_pytorch as smp
+import timm
 import torch
 
 from .errors import InputError, unknown_name
 
-#: Architectures a checkpoint may use (smp class per name).
-ARCHS: dict[str, type[torch.nn.Module]] = {
-    "Unet": smp.Unet,
-    "FPN": smp.FPN,
-    "UnetPlusPlus": smp.UnetPlusPlus,
-    "DeepLabV3Plus": smp.DeepLabV3Plus,
-}
+#: Architectures a checkpoint may use: every class ``smp.create_model`` builds, by class name (``Unet``, ...).
+ARCHS: dict[str, type[torch.nn.Module]] = {cls.__name__: cls for cls in smp.MODEL_ARCHITECTURES_MAPPING.values()}
 
 #: Lighter decoders used by ``explorer train`` unless told otherwise (small files, fast CPU training).
 DEFAULT_ARCH_KWARGS: dict[str, dict[str, Any]] = {
     "Unet": {"decoder_channels": [128, 64, 32, 16, 8]},
     "UnetPlusPlus": {"decoder_channels": [128, 64, 32, 16, 8]},
-    "FPN": {},
-    "DeepLabV3Plus": {},
 }
+_TIMM_PREFIX = "tu-"
+
+
+@lru_cache(maxsize=1)
+def encoder_names() -> frozenset[str]:
+    """The encoder allow-list: smp's registry (``smp.encoders.encoders``) and ``tu-`` + every model name in
+    timm's registry. Names that make timm reach outside (``tu-hf-hub:...``, ``tu-local-dir:...``) are not
+    registry names, so an upload or a file's metadata can never make the server contact a hub or read a folder.
+    """
+    timm_names = {_TIMM_PREFIX + n for n in timm.list_models() if n.replace("_", "").replace(".", "").isalnum()}
+    return frozenset(smp.encoders.encoders) | frozenset(timm_names)
+
+
+def resolve_arch(arch: str) -> str:
+    """The canonical class name of an smp architecture, case-insensitively (``unet`` → ``Unet``).
+
+    Raises:
+        InputError: not an architecture smp builds (the valid names are listed).
+    """
+    if isinstance(arch, str):
+        if arch in ARCHS:
+            return arch
+        by_lower = {name.lower(): name for name in ARCHS}
+        if arch.lower() in by_lower:
+            return by_lower[arch.lower()]
+    raise unknown_name("architecture", arch, ARCHS)
+
+
+def check_encoder(encoder: str) -> str:
+    """``encoder`` when it is on the allow-list (:func:`encoder_names`).
+
+    Raises:
+        InputError: anything else; smp's own encoder names are listed (timm's are too many to print).
+    """
+    if not isinstance(encoder, str) or encoder not in encoder_names():
+        raise unknown_name("encoder", encoder, [*smp.encoders.encoders, "tu-<a timm model name>"])
+    return encoder
 
 
 def build_model(*, arch: str = "Unet", encoder: str = "mobilenet_v2", in_channels: int = 3, classes: int = 1,
-                **arch_kwargs: Any) -> torch.nn.Module:
+                device: torch.device | str | None = None, **arch_kwargs: Any) -> torch.nn.Module:
     """Build an smp segmentation model with randomly initialised weights.
 
     Args:
-        arch: one of :data:`ARCHS`.
-        encoder: an smp encoder name (``smp.encoders.get_encoder_names()``).
+        arch: one of :data:`ARCHS` (case-insensitive).
+        encoder: a name on the allow-list :func:`encoder_names`.
         in_channels: input channels, i.e. the number of window offsets.
         classes: output channels (1 for a binary mask).
+        device: where parameters are made; ``"meta"`` gives their shapes without allocating anything.
         **arch_kwargs: passed to the smp class (e.g. ``decoder_channels``); lists are accepted for tuples.
 
     Returns:
-        The model, in training mode, on the CPU.
+        The model, in training mode, on the CPU (or ``device``).
 
     Raises:
         InputError: unknown architecture or encoder, non-positive channel counts, or arguments the smp class
             rejects.
     """
-    if arch not in ARCHS:
-        raise unknown_name("architecture", arch, ARCHS)
-    if encoder not in smp.encoders.get_encoder_names() and not encoder.startswith("tu-"):
-        raise unknown_name("encoder", encoder, smp.encoders.get_encoder_names())
+    arch = resolve_arch(arch)
+    check_encoder(encoder)
     if in_channels < 1 or classes < 1:
         raise InputError("model", f"in_channels={in_channels}, classes={classes}", "positive integers")
     kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in arch_kwargs.items()}
@@ -64,11 +95,12 @@ def build_model(*, arch: str = "Unet", encoder: str = "mobilenet_v2", in_channel
         if reserved in kwargs:
             raise InputError("arch_kwargs", f"{reserved!r} given in arch_kwargs", "it as its own argument")
     try:
-        return ARCHS[arch](encoder_name=encoder, encoder_weights=None, in_channels=in_channels, classes=classes,
-                           **kwargs)
-    except (TypeError, ValueError, KeyError) as exc:
-        raise InputError("model", f"smp {arch} with encoder {encoder!r} and {kwargs} failed: {exc}",
-                         "arguments the smp architecture accepts") from exc
+        with torch.device(device or "cpu"):
+            return ARCHS[arch](encoder_name=encoder, encoder_weights=None, in_channels=in_channels, classes=classes,
+                               **kwargs)
+    except Exception as exc:  # smp raises TypeError, ValueError, KeyError, AssertionError, RuntimeError, ...
+        raise InputError("model", f"smp {arch} with encoder {encoder!r} and {kwargs} failed: "
+                         f"{' '.join(str(exc).split())[:200]}", "arguments the smp architecture accepts") from exc
 
 
 def first_conv(model: torch.nn.Module) -> torch.nn.Conv2d:

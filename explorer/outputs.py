@@ -7,14 +7,24 @@ when run, Grad-CAM and sanity columns; ``logit_histograms.csv``; ``sanity.json``
 ``figures/`` (HTML, plus
 PNG/SVG/PDF where static export works) and, when asked, ``maps/<model>_attribution.nii.gz``: a 4D NIfTI
 ``(X, Y, Z, C)`` in the input file's voxel order and affine, volume ``c`` = attribution of offset
-``offsets[c]``, ``maps/<model>_label.nii.gz`` (the prediction as a uint8 label map on the same grid), and
-after Grad-CAM (``--cam``) ``maps/<model>_gradcam.nii.gz`` (volume 0: standard
-target, 1: ``|logit|``). Everything is written into a temporary folder beside the destination and moved into place
-only when complete, so a failed run leaves no partial outputs.
+``offsets[c]``, ``maps/<model>_label.nii.gz`` (the prediction as a uint8 label map on the same grid),
+``maps/<model>_probability.nii.gz`` (the sigmoid of the logits), and after Grad-CAM (``--cam``)
+``maps/<model>_gradcam.nii.gz`` (volume 0: standard target, 1: ``|logit|``). Map names are the model names
+where those are safe file names, else the sanitised name plus a hash of the original (``a b`` → ``a_b-<hash>``),
+so two models never share a file.
+
+The destination is checked before any work (:func:`check_out_dir`). Everything is written into a new folder
+beside the destination (``.<name>.<pid>.tmp``), which then replaces the destination by a rename (the old
+folder is first renamed aside and deleted after the swap), so old and new files are never mixed and a failed
+run leaves no partial outputs. Files in a previous output folder that are not ours are carried over;
+temporary folders of runs that died (their process is gone) are removed.
 """
 
 from __future__ import annotations
 
+import contextlib
+import glob
+import hashlib
 import json
 import math
 import os
@@ -34,14 +44,50 @@ from .export import write_figures, write_tables
 from .figures import analysis_figures
 from .figures.diagnostics import diagnostics_figures
 
+#: Every top-level name write_outputs may create; anything else in a previous output folder is the user's.
+OUR_NAMES = frozenset({"shares.csv", "summary.json", "statistics.csv", "comparisons.csv", "diagnostics.csv",
+                       "logit_histograms.csv", "sanity.json", "figures", "maps"})
+
+
+def check_out_dir(out_dir: str | Path) -> Path:
+    """Check that the outputs can be written to ``out_dir``, before any work is done.
+
+    Args:
+        out_dir: the destination folder (need not exist).
+
+    Returns:
+        The absolute destination.
+
+    Raises:
+        InputError: it is a file, a folder holding files that are not a previous explorer output, or its
+            parent (or the nearest existing ancestor) is not a writable folder.
+    """
+    out = Path(os.path.abspath(out_dir))
+    if out.parent == out:
+        raise InputError(out, "is the root folder", "a folder for the outputs")
+    if out.exists() and not out.is_dir():
+        raise InputError(out, "exists and is not a directory", "a directory path for the outputs")
+    if out.is_dir() and any(out.iterdir()) and not (out / "summary.json").is_file():
+        raise InputError(out, "exists and holds files that are not explorer outputs",
+                         "a new or empty folder, or one written by explorer before (it is replaced)")
+    ancestor = out.parent
+    while not ancestor.exists():
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise InputError(out, f"{ancestor} is a file", "an output path under a folder")
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise InputError(out, f"cannot write into {ancestor} (permission denied)",
+                         "an output folder whose parent is writable")
+    return out
+
 
 def write_outputs(analysis: Analysis, out_dir: str | Path, *, save_maps: bool = False,
                   figures: bool = True, figure_preset: str = "screen") -> dict[str, Path]:
-    """Write the analysis' files into ``out_dir`` (created if missing; our files in it are replaced).
+    """Write the analysis' files into ``out_dir``, replacing a previous output folder there in one rename.
 
     Args:
         analysis: the result of :func:`explorer.analysis.analyze`.
-        out_dir: destination directory.
+        out_dir: destination directory (checked with :func:`check_out_dir`).
         save_maps: also write one attribution NIfTI per model (the analysis must have kept its maps).
         figures: write ``figures/``.
         figure_preset: a key of :data:`explorer.export.PRESETS` (``screen``, ``paper-single``, ``paper-double``).
@@ -51,16 +97,16 @@ def write_outputs(analysis: Analysis, out_dir: str | Path, *, save_maps: bool = 
         "figures": dir, "map:<model>": path, ...}`` of what was written.
 
     Raises:
-        InputError: ``save_maps`` on an analysis run without ``keep_maps``, or ``out_dir`` is a file.
+        InputError: ``save_maps`` on an analysis run without ``keep_maps``, or a destination refused by
+            :func:`check_out_dir`.
     """
-    out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise InputError(out, "exists and is not a directory", "a directory path for the outputs")
+    out = check_out_dir(out_dir)
     if save_maps and any(r.maps is None for r in analysis.models.values()):
         raise InputError("--save-maps", "the analysis was run without attribution maps",
                          "analyze(..., keep_maps=True) before writing maps")
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    clean_stale_outputs(out)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.{os.getpid()}.", suffix=".tmp", dir=out.parent))
     try:
         written = {"shares": tmp / "shares.csv", "summary": tmp / "summary.json"}
         analysis.shares.to_csv(written["shares"], index=False)
@@ -71,19 +117,71 @@ def write_outputs(analysis: Analysis, out_dir: str | Path, *, save_maps: bool = 
             written["figures"] = _write_figures(analysis, tmp / "figures", figure_preset)
         if save_maps:
             (tmp / "maps").mkdir()
+            stems = map_stems(list(analysis.models))
             for name, result in analysis.models.items():
-                written[f"map:{name}"] = _write_map(analysis, name, tmp / "maps")
-                written[f"label:{name}"] = write_label_map(analysis, name,
-                                                           tmp / "maps" / f"{_safe(name)}_label.nii.gz")
+                written[f"map:{name}"] = _write_map(analysis, name, tmp / "maps" / f"{stems[name]}_attribution.nii.gz")
+                written[f"label:{name}"] = write_label_map(analysis, name, tmp / "maps" / f"{stems[name]}_label.nii.gz")
                 written[f"probability:{name}"] = write_probability_map(
-                    analysis, name, tmp / "maps" / f"{_safe(name)}_probability.nii.gz")
+                    analysis, name, tmp / "maps" / f"{stems[name]}_probability.nii.gz")
                 if result.diagnostics.cam_maps is not None:  # Grad-CAM ran (--cam): standard and |logit| target
                     written[f"cam:{name}"] = _write_volume(analysis, result.diagnostics.cam_maps,
-                                                           tmp / "maps" / f"{_safe(name)}_gradcam.nii.gz",
+                                                           tmp / "maps" / f"{stems[name]}_gradcam.nii.gz",
                                                            "Grad-CAM: volume 0 standard target, 1 |logit|")
-        return {key: _move_into(tmp, out, path) for key, path in written.items()}
+        _swap_into(tmp, out)
+        return {key: out / path.relative_to(tmp) for key, path in written.items()}
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def map_stems(names: list[str]) -> dict[str, str]:
+    """A distinct, safe file stem per model name: the name itself when it is safe, else the sanitised name
+    plus the first 8 hex digits of the name's SHA-256 (``a b`` and ``a_b`` no longer collide)."""
+    stems = {}
+    for name in names:
+        safe = _safe(name)
+        stems[name] = safe if safe == name else f"{safe}-{hashlib.sha256(name.encode()).hexdigest()[:8]}"
+    return stems
+
+
+def clean_stale_outputs(out: Path) -> int:
+    """Remove ``.<name>.<pid>.tmp``/``.old`` folders beside ``out`` whose process is gone; returns how many."""
+    removed = 0
+    for path in out.parent.glob(f".{glob.escape(out.name)}.*.*"):
+        parts = path.name[len(out.name) + 2 :].split(".")
+        if path.suffix not in (".tmp", ".old") or not parts[0].isdigit() or _alive(int(parts[0])):
+            continue
+        shutil.rmtree(path, ignore_errors=True)
+        removed += 1
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
+
+
+def _swap_into(tmp: Path, out: Path) -> None:
+    """Make ``tmp`` the folder ``out``: carry over the user's files from a previous ``out``, then rename."""
+    if not out.exists():
+        os.rename(tmp, out)
+        return
+    for item in out.iterdir():
+        if item.name not in OUR_NAMES:  # the user's own notes in a previous output folder
+            (shutil.copytree if item.is_dir() else shutil.copy2)(item, tmp / item.name)
+    old = out.parent / f".{out.name}.{os.getpid()}.old"
+    os.rename(out, old)
+    try:
+        os.rename(tmp, out)
+    except BaseException:
+        os.rename(old, out)
+        raise
+    with contextlib.suppress(OSError):
+        shutil.rmtree(old)
 
 
 def _write_figures(analysis: Analysis, directory: Path, preset: str) -> Path:
@@ -105,8 +203,8 @@ def _write_diagnostics(analysis: Analysis, directory: Path) -> dict[str, Path]:
     return written
 
 
-def _write_map(analysis: Analysis, name: str, directory: Path) -> Path:
-    return _write_volume(analysis, analysis.models[name].maps, directory / f"{_safe(name)}_attribution.nii.gz",
+def _write_map(analysis: Analysis, name: str, path: Path) -> Path:
+    return _write_volume(analysis, analysis.models[name].maps, path,
                          f"{analysis.spec.method}/{analysis.spec.target} offsets {list(analysis.models[name].offsets)}")
 
 
@@ -151,19 +249,6 @@ def _write_volume(analysis: Analysis, stack: np.ndarray, path: Path, description
     image.header["descrip"] = description[:79]
     nib.save(image, path)
     return path
-
-
-def _move_into(tmp: Path, out: Path, path: Path) -> Path:
-    """Move ``tmp/<top-level item of path>`` into ``out`` (replacing ours), return the final path of ``path``."""
-    relative = path.relative_to(tmp)
-    top = relative.parts[0]
-    out.mkdir(parents=True, exist_ok=True)
-    source, dest = tmp / top, out / top
-    if source.exists():
-        if dest.is_dir() and source.is_dir():
-            shutil.rmtree(dest)
-        os.replace(source, dest)
-    return out / relative
 
 
 def _safe(name: str) -> str:

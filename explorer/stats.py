@@ -32,9 +32,15 @@ def pair_columns(offsets: Sequence[int], k: int) -> tuple[int, int]:
     return offsets.index(-k), offsets.index(k)
 
 
-def asymmetry_index(shares: np.ndarray, offsets: Sequence[int], k: int = 1) -> np.ndarray:
-    """``AI_k[z] = (s[z,-k] - s[z,+k]) / (s[z,-k] + s[z,+k])`` per slice (NaN where undefined)."""
-    lo, hi = pair_columns(offsets, k)
+def innermost_pair(offsets: Sequence[int]) -> int:
+    """The smallest positive offset ``k`` (1 for ``-1,0,1``; 2 for ``-2,0,2``): the pair the headline AI uses."""
+    return min(int(o) for o in offsets if o > 0)
+
+
+def asymmetry_index(shares: np.ndarray, offsets: Sequence[int], k: int | None = None) -> np.ndarray:
+    """``AI_k[z] = (s[z,-k] - s[z,+k]) / (s[z,-k] + s[z,+k])`` per slice (NaN where undefined); ``k`` defaults
+    to the innermost pair (:func:`innermost_pair`), so offset sets that skip 1 work too."""
+    lo, hi = pair_columns(offsets, innermost_pair(offsets) if k is None else k)
     a, b = shares[:, lo], shares[:, hi]
     with np.errstate(invalid="ignore", divide="ignore"):
         return (a - b) / (a + b)
@@ -91,7 +97,7 @@ def model_summary(masses: np.ndarray, offsets: Sequence[int], *, seed: int = BOO
     Returns:
         ``{"mean_share": {off: v}, "mean_share_ci95": {off: [lo, hi]}, "asymmetry_index": {"mean",
         "ci95"}, "wilcoxon_p", "asymmetry_by_pair": {k: {...}}, "n_slices", "n_skipped"}`` where the
-        top-level AI and p are for the innermost pair ``(-1, +1)``.
+        top-level AI and p are for the innermost pair (``(-1, +1)``, or ``(-2, +2)`` for ``-2,0,2``).
     """
     shares = shares_from_masses(masses)
     valid = np.isfinite(shares).all(axis=1)
@@ -106,7 +112,7 @@ def model_summary(masses: np.ndarray, offsets: Sequence[int], *, seed: int = BOO
         lo, hi = pair_columns(offsets, k)
         mean, ci = mean_ci(asymmetry_index(shares[valid], offsets, k), seed=seed)
         pairs[str(k)] = {"mean": mean, "ci95": ci, "wilcoxon_p": paired_wilcoxon(shares[valid, lo], shares[valid, hi])}
-    inner = pairs[str(min(o for o in offsets if o > 0))]
+    inner = pairs[str(innermost_pair(offsets))]
     out["asymmetry_index"] = {"mean": inner["mean"], "ci95": inner["ci95"]}
     out["wilcoxon_p"] = inner["wilcoxon_p"]
     out["asymmetry_by_pair"] = pairs
@@ -115,10 +121,11 @@ def model_summary(masses: np.ndarray, offsets: Sequence[int], *, seed: int = BOO
 
 
 def compare_abs_ai(ai_a: np.ndarray, ai_b: np.ndarray) -> dict:
-    """Paired test between two models on the same slices: Wilcoxon signed-rank of per-slice ``|AI_1|``.
+    """Paired test between two models on the same slices: Wilcoxon signed-rank of per-slice ``|AI|`` of the
+    innermost pair.
 
     Args:
-        ai_a: per-slice ``AI_1`` of model a ``(S,)`` (NaN for skipped slices).
+        ai_a: per-slice AI of model a ``(S,)`` (NaN for skipped slices).
         ai_b: the same for model b.
 
     Returns:
@@ -130,5 +137,5 @@ def compare_abs_ai(ai_a: np.ndarray, ai_b: np.ndarray) -> dict:
         "mean_abs_ai": [float(a[ok].mean()), float(b[ok].mean())] if ok.any() else [None, None],
         "wilcoxon_p": paired_wilcoxon(a[ok], b[ok]),
         "n_slices": int(ok.sum()),
-        "test": "paired Wilcoxon signed-rank of per-slice |AI_1|",
+        "test": "paired Wilcoxon signed-rank of per-slice |AI| (innermost pair)",
     }

@@ -22,6 +22,7 @@ import torch
 from tqdm import tqdm
 
 from .checkpoints import CheckpointMeta, save_checkpoint
+from .config import check_slices
 from .device import describe_device, select_device
 from .errors import InputError
 from .losses import build_loss
@@ -156,6 +157,7 @@ def train(volume: Volume, mask: Mask, *, strategy: str, arch: str = "Unet", enco
             missing weights.
     """
     offsets = validate_offsets(offsets, source="--offsets")
+    check_slices(volume.shape, axis_index(axis), volume.source)  # 32,767 one-voxel slices are no 2D+ volume
     chosen = get_strategy(strategy)
     loss_fn, _ = build_loss(recipe.loss, recipe.loss_params)
     if recipe.epochs < 1 or recipe.batch_size < 2:

@@ -20,16 +20,36 @@ Offsets = tuple[int, ...]
 DEFAULT_OFFSETS: Offsets = (-1, 0, 1)
 
 
+#: Widest window: offsets ``-MAX_OFFSET .. +MAX_OFFSET`` (33 input channels).
+MAX_OFFSET = 16
+
+
+def _offset(value: object) -> int:
+    """One offset as an int: ints, integral floats and integer strings (``"-2"``); nothing is truncated."""
+    if isinstance(value, bool):
+        raise ValueError(value)
+    if isinstance(value, float):
+        if not value.is_integer():
+            raise ValueError(value)
+        return int(value)
+    if isinstance(value, str):
+        return int(value.strip())  # int("1.5") raises: a fractional string is refused, not truncated
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    raise TypeError(value)
+
+
 def validate_offsets(offsets: Sequence[int], *, source: str | None = None) -> Offsets:
-    """Check offsets are distinct, sorted, symmetric about 0 and contain 0: ``(-k, ..., 0, ..., k)``.
+    """Check offsets are integers, distinct, sorted, symmetric about 0, contain 0 and lie within
+    ``±MAX_OFFSET``: ``(-k, ..., 0, ..., k)``; gaps are allowed (``-2, 0, 2``).
 
     Raises:
-        InputError: anything else (the message shows the expected form).
+        InputError: anything else (the message shows the expected form); fractional offsets are refused.
     """
     try:
-        values = tuple(int(o) for o in offsets)
-    except (TypeError, ValueError) as exc:
-        raise InputError(source, f"offsets {offsets!r} are not integers", "e.g. -1,0,1") from exc
+        values = tuple(_offset(o) for o in offsets)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise InputError(source, f"offsets {repr(offsets)[:80]} are not integers", "e.g. -1,0,1") from exc
     ok = (
         len(values) % 2 == 1
         and 0 in values
@@ -37,8 +57,10 @@ def validate_offsets(offsets: Sequence[int], *, source: str | None = None) -> Of
         and values == tuple(-v for v in reversed(values))
     )
     if not ok:
-        raise InputError(source, f"offsets {values} are not an odd, sorted set symmetric about 0",
-                         "e.g. (-1, 0, 1) or (-2, -1, 0, 1, 2)")
+        raise InputError(source, f"offsets {str(values)[:80]} are not an odd, sorted set symmetric about 0",
+                         "e.g. (-1, 0, 1), (-2, -1, 0, 1, 2) or (-2, 0, 2)")
+    if max(values) > MAX_OFFSET:
+        raise InputError(source, f"offsets reach {max(values)}", f"offsets within ±{MAX_OFFSET}")
     return values
 
 

@@ -31,7 +31,7 @@ BAD = [name for name, item in ITEMS.items() if item.message is not None]
 VALID = [name for name, item in ITEMS.items() if item.message is None]
 #: ``explorer train`` reads no checkpoint and runs no analysis (so no memory estimate): the rest go through both.
 CLI_CASES = [(name, "analyze") for name in BAD] + [
-    (name, "train") for name in BAD if ITEMS[name].role != "checkpoint" and "MEMORY" not in str(ITEMS[name].env)]
+    (name, "train") for name in BAD if ITEMS[name].role != "checkpoint" and not ITEMS[name].at_run]
 APP = str(REPO_ROOT / "explorer" / "app" / "main.py")
 
 
@@ -145,6 +145,32 @@ def test_cli_analyses_valid_extreme_files(name: str, corpus: Corpus, tmp_path: P
     assert [p.name for p in tmp_path.iterdir()] == ["out"], "temporary folders left beside the outputs"
 
 
+#: No corpus case may raise the CLI's peak resident memory more than this above the baseline.
+PEAK_BOUND_MB = 300
+
+
+@pytest.fixture(scope="module")
+def peaks(corpus: Corpus, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """Every bad case through the CLI in its own forked child; its peak memory from ``os.wait4``."""
+    work = tmp_path_factory.mktemp("peaks")
+    cases = {name: {"argv": _cli_argv(name, corpus, work / name, "analyze"), "env": ITEMS[name].env} for name in BAD}
+    (work / "cases.json").write_text(json.dumps({"cases": cases}))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), os.environ.get("PYTHONPATH", "")]),
+           "HF_HUB_OFFLINE": "1", "EXPLORER_CACHE_DIR": str(work / "cache"), "OMP_NUM_THREADS": "1"}
+    done = subprocess.run([sys.executable, str(REPO_ROOT / "tests" / "corpus" / "memory_probe.py"),
+                           str(work / "cases.json")], capture_output=True, text=True, env=env, timeout=1200,
+                          check=True)
+    return json.loads(done.stdout)
+
+
+@pytest.mark.parametrize("name", BAD)
+def test_peak_memory_stays_near_the_baseline(name: str, peaks: dict) -> None:
+    case = peaks["cases"][name]
+    assert case["code"] == 2
+    added_mb = (case["peak_kb"] - peaks["baseline_kb"]) / 1024
+    assert added_mb < PEAK_BOUND_MB, f"{name} raised the peak by {added_mb:.0f} MB"
+
+
 def test_a_failure_while_writing_outputs_leaves_no_partial_files(corpus: Corpus, tmp_path: Path,
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     result = analyze(corpus.path(VALID[0]), [corpus.checkpoint], RunSpec(target="all", zflip=False), cache=False)
@@ -207,7 +233,7 @@ def test_app_shows_one_message_and_no_exception(name: str, corpus: Corpus, sessi
     monkeypatch.setenv("EXPLORER_CACHE_DIR", str(app_cache))
     limits(name)
     _upload(at, role, name, corpus.path(name).read_bytes())
-    if "MEMORY" in str(ITEMS[name].env):  # the memory check runs when the analysis starts
+    if ITEMS[name].at_run:  # the memory, time and slice checks run when the analysis starts
         at.button(key="analyse").click().run()
     assert not at.exception, at.exception
     errors = [e.value for e in at.error]

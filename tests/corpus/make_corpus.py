@@ -12,10 +12,12 @@ environment it is tried under (tighter limits) and, for plain state dicts, the m
 from __future__ import annotations
 
 import gzip
+import io
 import json
 import pickle
 import struct
 import sys
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -55,6 +57,8 @@ class Item:
         message: regular expression the error must match; None for a valid, extreme file.
         env: environment variables set while it is tried (limits).
         meta: metadata supplied with a plain state dict.
+        at_run: refused when a run starts (memory, time and slice limits), not when the file is read; so
+            ``explorer train`` (which reads the sample mask with it) is not tried, and the app must press Analyse.
     """
 
     name: str
@@ -62,6 +66,7 @@ class Item:
     message: str | None
     env: dict[str, str] = field(default_factory=dict)
     meta: dict | None = None
+    at_run: bool = False
 
 
 @dataclass(frozen=True)
@@ -213,9 +218,82 @@ _TABLE: dict[str, tuple[str, Callable[[_Context], bytes], str | None, dict[str, 
 }
 
 
+
+# ------------------------------------------------------------------------------------------------------------
+# Hardening, second round (issue 16): checkpoint bombs, metadata that would size allocations or reach a hub or
+# a folder, and volumes no 2D+ run makes sense on. A separate block so that reader cases merge cleanly above.
+
+_SMP_CONFIG = {"_model_class": "Unet", "encoder_name": "mobilenet_v2", "encoder_weights": None, "in_channels": 3,
+               "classes": 1, "decoder_channels": DECODER}
+#: Inflated size of the zip bomb's member: over the default 512 MB upload limit, 600 kB compressed.
+_BOMB_MB = 600
+
+
+def _smp_zip(c: _Context, **config) -> bytes:
+    """An smp ``save_pretrained`` folder as a zip, with ``config`` changes."""
+    from safetensors.torch import save
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("ckpt/config.json", json.dumps({**_SMP_CONFIG, **config}))
+        zf.writestr("ckpt/model.safetensors", save(c.state))
+    return buffer.getvalue()
+
+
+def _zip_bomb(c: _Context) -> bytes:
+    """A zip whose ``model.safetensors`` inflates to :data:`_BOMB_MB` MB of zeros (written in chunks)."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as zf:
+        zf.writestr("ckpt/config.json", json.dumps(_SMP_CONFIG))
+        with zf.open("ckpt/model.safetensors", "w", force_zip64=True) as member:
+            chunk = bytes(1024**2)
+            for _ in range(_BOMB_MB):
+                member.write(chunk)
+    return buffer.getvalue()
+
+
+def _noise(shape: tuple[int, ...]) -> bytes:
+    return _nifti(np.random.default_rng(0).normal(size=shape).astype(np.float32))
+
+
+_HUGE_DECLARED = _safetensors({"w": {"dtype": "F32", "shape": [65536, 65536], "data_offsets": [0, 2**34]}}, bytes(16))
+
+_TABLE.update({
+    "ckpt_zip_bomb.zip": ("checkpoint", _zip_bomb,
+                          rf"model.safetensors: zip member \(uncompressed\) is {_BOMB_MB}.0 MB, over the 512 MB", {}),
+    "ckpt_in_channels_1e8.zip": ("checkpoint", lambda c: _smp_zip(c, in_channels=10**8),
+                                 r"'in_channels' is 100,000,000; expected an integer in 1..33", {}),
+    "ckpt_classes_1e9.safetensors": ("checkpoint", lambda c: c.checkpoint(classes=10**9),
+                                     r"'classes' is 1,000,000,000; expected an integer in 1..512", {}),
+    "ckpt_classes_string.safetensors": ("checkpoint", lambda c: c.checkpoint(classes="3"),
+                                        r"'classes' is '3'; expected an integer", {}),
+    "ckpt_decoder_20000.safetensors": ("checkpoint", lambda c: c.checkpoint(
+        arch_kwargs={"decoder_channels": [20000, 16, 8, 8, 8]}), r"'arch_kwargs.decoder_channels.0' is 20,000", {}),
+    "ckpt_deep_json.safetensors": ("checkpoint", lambda c: c.checkpoint(text="[" * 100_000 + "]" * 100_000),
+                                   "metadata 'explorer' is nested too deeply", {}),
+    "ckpt_meta_list.safetensors": ("checkpoint", lambda c: c.checkpoint(text="[1, 2]"), "metadata is a list", {}),
+    "ckpt_tu_hf_hub.safetensors": ("checkpoint", lambda c: c.checkpoint(encoder="tu-hf-hub:timm/resnet18.a1_in1k"),
+                                   "unknown encoder 'tu-hf-hub:timm/resnet18.a1_in1k'", {}),
+    "ckpt_tu_local_dir.safetensors": ("checkpoint", lambda c: c.checkpoint(encoder="tu-local-dir:/etc"),
+                                      "unknown encoder 'tu-local-dir:/etc'", {}),
+    "ckpt_fractional_offsets.safetensors": ("checkpoint", lambda c: c.checkpoint(offsets=[-1.5, 0, 1.5]),
+                                            r"offsets \[-1.5, 0, 1.5\] are not integers", {}),
+    "ckpt_declares_16gb_tensor.safetensors": ("checkpoint", lambda c: _HUGE_DECLARED,
+                                              r"corrupt safetensors file \(tensor 'w' declares 4,294,967,296 F32", {}),
+    "slices_one_voxel.nii.gz": ("volume", lambda c: _noise((1, 1, 32767)),
+                                r"32,767 slices along the slicing axis, over the limit of 4,096", {}),
+    "slices_4x4.nii.gz": ("volume", lambda c: _noise((4, 4, 64)), r"slices of 4 × 4 pixels", {}),
+    "over_time_limit.nii.gz": ("volume", lambda c: _nifti(c.crop, c.affine),
+                               r"estimated run time is .* over the limit of 0 minutes.*EXPLORER_MAX_RUN_MINUTES",
+                               {"EXPLORER_MAX_RUN_MINUTES": "0.0001"}),
+})
+#: Refused when a run starts (see :attr:`Item.at_run`).
+_AT_RUN = {"slices_one_voxel.nii.gz", "slices_4x4.nii.gz", "over_time_limit.nii.gz"}
+
 def items() -> dict[str, Item]:
     """Every corpus item by file name (no file is written: for test parametrisation)."""
-    return {name: Item(name, role, message, env, PT_META if name.endswith(".pt") else None)
+    return {name: Item(name, role, message, env, PT_META if name.endswith(".pt") else None,
+                       at_run=name in _AT_RUN or "EXPLORER_MAX_RUN_MEMORY_MB" in env)
             for name, (role, _, message, env) in _TABLE.items()}
 
 
