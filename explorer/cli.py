@@ -14,16 +14,8 @@ import warnings
 from collections.abc import Callable, Collection, Sequence
 from typing import NoReturn
 
-from . import __version__
-from .attribution import METHODS, TARGETS
-from .device import DEVICE_CHOICES, PRECISIONS
+from . import __version__, replay
 from .errors import InputError, unknown_name
-from .export import PRESETS
-from .losses import LOSSES
-from .models import ARCHS
-from .normalise import NORMALISATIONS
-from .strategies import STRATEGIES
-from .volume import AXES
 
 EXIT_BAD_INPUT = 2
 
@@ -62,6 +54,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_train(sub: argparse._SubParsersAction) -> None:
+    # Registries are imported here, not at the top: a re-run answered by explorer.replay needs none of them.
+    from .device import DEVICE_CHOICES
+    from .losses import LOSSES
+    from .models import ARCHS
+    from .normalise import NORMALISATIONS
+    from .strategies import STRATEGIES
+    from .volume import AXES
+
     p = sub.add_parser("train", help="train a 2D+ checkpoint with one initialisation strategy")
     p.add_argument("--volume", required=True, help="training volume (.nii, .nii.gz, .tif)")
     p.add_argument("--mask", required=True, help="binary mask on the volume's grid")
@@ -90,6 +90,11 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
 
 
 def _add_analyze(sub: argparse._SubParsersAction) -> None:
+    from .attribution import METHODS, TARGETS
+    from .device import DEVICE_CHOICES, PRECISIONS
+    from .export import PRESETS
+    from .volume import AXES
+
     p = sub.add_parser("analyze", help="per-slice channel attribution and asymmetry statistics")
     p.add_argument("volume", help="volume to analyse (.nii, .nii.gz, .tif)")
     p.add_argument("--checkpoint", action="append", required=True, help="checkpoint file; repeat for several")
@@ -115,6 +120,9 @@ def _add_analyze(sub: argparse._SubParsersAction) -> None:
                    help=_names(DEVICE_CHOICES))
     p.add_argument("--save-maps", action="store_true", help="also write per-channel attribution NIfTIs, and each "
                    "model's prediction as a label map and a probability map, on the input's grid")
+    p.add_argument("--formats", default="png,svg,pdf", type=_formats, metavar="LIST",
+                   help="static figure formats besides HTML, comma-separated from png, svg, pdf, or 'none' "
+                   "(default png,svg,pdf where static export works; renders are cached by content)")
     p.add_argument("--figure-preset", default="screen", type=_one_of(PRESETS, "figure preset"),
                    help="figure size and fonts: " + _names(PRESETS) + " (88 / 180 mm columns, 9 pt text)")
     p.add_argument("--dilation", type=int, default=0, help="grow the foreground by N pixels for background attention")
@@ -126,6 +134,14 @@ def _add_analyze(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="print summary.json to stdout (instead of the summary lines)")
     _add_reading(p)
     p.set_defaults(func=_cmd_analyze)
+
+
+def _formats(value: str) -> tuple[str, ...]:
+    """``--formats``: ``png,svg`` → ``("png", "svg")``; ``none`` → HTML only."""
+    chosen = () if value.strip() == "none" else tuple(v.strip() for v in value.split(",") if v.strip())
+    for fmt in chosen:
+        _one_of(("png", "svg", "pdf"), "static figure format")(fmt)
+    return chosen
 
 
 def _names(registry: Collection[str]) -> str:
@@ -238,18 +254,23 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
             bar.refresh()
 
         analysis = analyze(study, args.checkpoint, spec, progress=progress)
-    written = write_outputs(analysis, args.out, save_maps=args.save_maps, figure_preset=args.figure_preset)
+    written = write_outputs(analysis, args.out, save_maps=args.save_maps, figure_preset=args.figure_preset,
+                            figure_formats=args.formats)
     if args.json:
-        print(written["summary"].read_text())
-        return 0
-    for name, entry in analysis.summary["models"].items():
-        ai = entry["asymmetry_index"]
-        print(f"{name}: AI {_fmt(ai['mean'])} [{_fmt(ai['ci95'][0])}, {_fmt(ai['ci95'][1])}], "
-              f"Wilcoxon p {_fmt(entry['wilcoxon_p'])}, Dice {_fmt(entry['dice'])}")
-        print("  " + diagnostics_line(entry))
-    stats = default_cache().stats
-    print(f"wrote {len(written)} outputs to {args.out} ({stats.memory_hits + stats.disk_hits} of "
-          f"{len(analysis.models)} model results from the cache)")
+        lines = [written["summary"].read_text().rstrip("\n")]
+    else:
+        lines = []
+        for name, entry in analysis.summary["models"].items():
+            ai = entry["asymmetry_index"]
+            lines += [f"{name}: AI {_fmt(ai['mean'])} [{_fmt(ai['ci95'][0])}, {_fmt(ai['ci95'][1])}], "
+                      f"Wilcoxon p {_fmt(entry['wilcoxon_p'])}, Dice {_fmt(entry['dice'])}",
+                      "  " + diagnostics_line(entry)]
+    print("\n".join(lines))
+    if not args.json:
+        stats = default_cache().stats
+        print(f"wrote {len(written)} outputs to {args.out} ({stats.memory_hits + stats.disk_hits} of "
+              f"{len(analysis.models)} model results from the cache)")
+    replay.record_run(args.argv, lines, outputs=None if args.json else len(written), models=len(analysis.models))
     return 0
 
 
@@ -269,11 +290,19 @@ def _fmt(value: float | None) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``explorer`` console script; returns the exit code."""
+    """Entry point of the ``explorer`` console script; returns the exit code.
+
+    A repeated ``explorer analyze`` with the same arguments and file contents is answered from its run record
+    (:mod:`explorer.replay`) before anything heavy is imported; every successful analysis is recorded.
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["analyze"] and not {"-h", "--help"} & set(argv) and replay.try_replay(argv[1:]):
+        return 0
     try:
         args = build_parser().parse_args(argv)
     except SystemExit as exc:  # --help, --version, or a usage error already printed as one line
         return int(exc.code or 0)
+    args.argv = argv[1:]
     try:
         with warnings.catch_warnings():  # library warnings must not add lines to stderr
             warnings.simplefilter("ignore")

@@ -33,7 +33,7 @@ from . import __version__
 from .errors import unknown_name
 from .figures import comparison_table, stats_table
 from .figures._style import CHAR_EM, LINE_EM, fit_titles
-from .fileio import write_atomic
+from .fileio import sha256_bytes, write_atomic
 
 FORMATS: tuple[str, ...] = ("png", "svg", "pdf", "html")
 STATIC_FORMATS: tuple[str, ...] = ("png", "svg", "pdf")
@@ -201,13 +201,57 @@ def figure_bytes(fig: go.Figure, fmt: str, *, scale: float | None = None, preset
         return pio.to_html(fig, include_plotlyjs=True, full_html=True).encode("utf-8")
     if fmt not in STATIC_FORMATS:
         raise unknown_name("figure format", fmt, FORMATS)
+    if scale is None:  # vector output of a paper preset stays at the column width; PNG gets the preset's dpi
+        scale = preset_scale if fmt == "png" or preset == "screen" else 1.0
+    key = _render_key(fig, fmt, scale)
+    if (cached := _cached_render(key, fmt)) is not None:
+        return cached  # the same figure was rendered before: no browser needed
     available, message = static_export_status()
     if not available:
         raise StaticExportUnavailable(message)
-    if scale is None:  # vector output of a paper preset stays at the column width; PNG gets the preset's dpi
-        scale = preset_scale if fmt == "png" or preset == "screen" else 1.0
     with _lock:
-        return _render(fig, fmt, scale)
+        data = _render(fig, fmt, scale)
+    _store_render(key, fmt, data)
+    return data
+
+
+def _render_key(fig: go.Figure, fmt: str, scale: float) -> str:
+    """Content hash of a static render's inputs: the figure's JSON, format, scale and the renderers' versions."""
+    versions = [metadata.version(p) for p in ("plotly", "kaleido")]
+    return sha256_bytes(json.dumps([fig.to_plotly_json(), fmt, scale, versions], sort_keys=True,
+                                   default=str).encode())
+
+
+def _render_dir() -> Path:
+    from .config import cache_dir
+
+    return cache_dir() / "renders"
+
+
+def _cached_render(key: str, fmt: str) -> bytes | None:
+    """A stored render of ``key`` whose bytes still match the checksum in its name, else None (then dropped).
+
+    Static renders are cached by content (kaleido starts a browser and takes about 0.3 s a figure): a re-run
+    with the same results is then no export job. Kept beside the result cache, in ``renders/``.
+    """
+    for path in _render_dir().glob(f"{key[:2]}/{key}-*.{fmt}"):
+        try:
+            data = path.read_bytes()
+        except OSError:
+            continue
+        if sha256_bytes(data)[:16] == path.stem.rsplit("-", 1)[1]:
+            return data
+        path.unlink(missing_ok=True)
+    return None
+
+
+def _store_render(key: str, fmt: str, data: bytes) -> None:
+    folder = _render_dir() / key[:2]
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        write_atomic(folder / f"{key}-{sha256_bytes(data)[:16]}.{fmt}", data)
+    except OSError:  # an unusable cache location only costs speed
+        pass
 
 
 def write_figures(figs: Mapping[str, go.Figure], directory: str | Path, *,
@@ -236,16 +280,22 @@ def write_figures(figs: Mapping[str, go.Figure], directory: str | Path, *,
     for fmt in formats:
         if fmt not in FORMATS:
             raise unknown_name("figure format", fmt, FORMATS)
-    wanted = [f for f in formats if f == "html" or static_export_status()[0]]
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     written = []
-    if "html" in wanted and figs:
+    if "html" in formats and figs:
         written.append(write_atomic(directory / PLOTLY_JS, get_plotlyjs().encode("utf-8")))
+    static = [f for f in formats if f != "html"]
     for name, fig in figs.items():
-        for fmt in wanted:
-            data = (pio.to_html(fig, include_plotlyjs="directory", full_html=True).encode("utf-8")
-                    if fmt == "html" else figure_bytes(fig, fmt, preset=preset))
+        if "html" in formats:
+            html = pio.to_html(fig, include_plotlyjs="directory", full_html=True).encode("utf-8")
+            written.append(write_atomic(directory / f"{name}.html", html))
+        for fmt in list(static):
+            try:
+                data = figure_bytes(fig, fmt, preset=preset)
+            except StaticExportUnavailable:  # no browser: HTML only (static_export_status says why)
+                static.clear()
+                break
             written.append(write_atomic(directory / f"{name}.{fmt}", data))
     return written
 

@@ -31,6 +31,7 @@ import os
 import re
 import shutil
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +41,7 @@ import numpy as np
 from .analysis import Analysis
 from .diagnostics import diagnostics_tables
 from .errors import InputError
-from .export import write_figures, write_tables
+from .export import FORMATS, write_figures, write_tables
 from .figures import analysis_figures
 from .figures.diagnostics import diagnostics_figures
 
@@ -82,7 +83,8 @@ def check_out_dir(out_dir: str | Path) -> Path:
 
 
 def write_outputs(analysis: Analysis, out_dir: str | Path, *, save_maps: bool = False,
-                  figures: bool = True, figure_preset: str = "screen") -> dict[str, Path]:
+                  figures: bool = True, figure_preset: str = "screen",
+                  figure_formats: Sequence[str] = FORMATS) -> dict[str, Path]:
     """Write the analysis' files into ``out_dir``, replacing a previous output folder there in one rename.
 
     Args:
@@ -91,6 +93,7 @@ def write_outputs(analysis: Analysis, out_dir: str | Path, *, save_maps: bool = 
         save_maps: also write one attribution NIfTI per model (the analysis must have kept its maps).
         figures: write ``figures/``.
         figure_preset: a key of :data:`explorer.export.PRESETS` (``screen``, ``paper-single``, ``paper-double``).
+        figure_formats: which of :data:`explorer.export.FORMATS` to write (HTML is always written).
 
     Returns:
         ``{"shares": path, "summary": path, "diagnostics": path, "logit_histograms": path, ["sanity": path],
@@ -114,7 +117,8 @@ def write_outputs(analysis: Analysis, out_dir: str | Path, *, save_maps: bool = 
         written["statistics"], written["comparisons"] = write_tables(analysis.summary, tmp)
         written.update(_write_diagnostics(analysis, tmp))
         if figures:
-            written["figures"] = _write_figures(analysis, tmp / "figures", figure_preset)
+            written["figures"] = _write_figures(analysis, tmp / "figures", figure_preset,
+                                                ("html", *(f for f in figure_formats if f != "html")))
         if save_maps:
             (tmp / "maps").mkdir()
             stems = map_stems(list(analysis.models))
@@ -184,11 +188,11 @@ def _swap_into(tmp: Path, out: Path) -> None:
         shutil.rmtree(old)
 
 
-def _write_figures(analysis: Analysis, directory: Path, preset: str) -> Path:
+def _write_figures(analysis: Analysis, directory: Path, preset: str, formats: Sequence[str]) -> Path:
     tables = diagnostics_tables(analysis.models)
     figs = {**analysis_figures(analysis.shares, analysis.summary), **diagnostics_figures(tables, analysis.summary)}
     directory.mkdir()
-    write_figures(figs, directory, preset=preset)
+    write_figures(figs, directory, preset=preset, formats=formats)
     return directory
 
 

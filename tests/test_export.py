@@ -195,3 +195,20 @@ def test_paper_pdf_embeds_its_fonts(tmp_path):
     path.write_bytes(figure_bytes(_figure("embedded"), "pdf", preset="paper-single"))
     rows = subprocess.run([pdffonts, str(path)], capture_output=True, text=True, check=True).stdout.splitlines()[2:]
     assert rows and all(row.split()[-5] == "yes" for row in rows)  # the "emb" column of every font
+
+
+def test_static_renders_are_cached_by_content(tmp_path, monkeypatch):
+    """A figure rendered once is served from the render cache: no browser, same bytes; a damaged file is redone."""
+    monkeypatch.setenv("EXPLORER_CACHE_DIR", str(tmp_path / "cache"))
+    fig = go.Figure(go.Bar(x=["a", "b"], y=[1, 2]), layout=dict(title="render cache"))
+    calls = []
+    monkeypatch.setattr(export, "_render", lambda f, fmt, scale: calls.append(fmt) or b"<svg>" + fmt.encode())
+    monkeypatch.setattr(export, "static_export_status", lambda **_: (True, "test renderer"))
+    first = figure_bytes(fig, "svg")
+    assert figure_bytes(fig, "svg") == first and calls == ["svg"]  # the second call never rendered
+    (stored,) = (tmp_path / "cache" / "renders").rglob("*.svg")
+    stored.write_bytes(b"tampered")
+    assert figure_bytes(fig, "svg") == first and calls == ["svg", "svg"]  # checksum mismatch: rendered again
+    fig.update_layout(title="another figure")
+    figure_bytes(fig, "svg")
+    assert len(calls) == 3
