@@ -32,7 +32,7 @@ from .limits import check_run_memory
 from .models import first_conv_shares
 from .normalise import channel_stats_for
 from .spec import RunSpec
-from .stats import asymmetry_index, compare_abs_ai, dice, dice_per_slice, mean_ci, model_summary, shares_from_masses
+from .stats import ai_ci, asymmetry_index, compare_abs_ai, dice, dice_per_slice, model_summary, shares_from_masses
 from .study import Study
 from .volume import Mask, Volume
 
@@ -212,8 +212,8 @@ def _model_result(name: str, ckpt: Checkpoint, study: Study, spec: RunSpec, dev:
                                   progress=lambda f, m: progress(0.5 + f / 2, "z-flipped " + m))
         arrays["zflip_masses"], arrays["zflip_prediction"] = flipped.masses, flipped.prediction
         summary["zflip_dice"] = dice(flipped.prediction, main.prediction)
-        mean, ci = mean_ci(asymmetry_index(shares_from_masses(flipped.masses), offsets))
-        summary["zflip_asymmetry_index"] = {"mean": mean, "ci95": ci}
+        mean, ci, block = ai_ci(asymmetry_index(shares_from_masses(flipped.masses), offsets))
+        summary["zflip_asymmetry_index"] = {"mean": mean, "ci95": ci, "block_length": block}
     diag, diag_summary = run_default(main.logits, main.maps, main.prediction, mask_stack, offsets=offsets,
                                      meta=ckpt.meta, volume_sha256=study.volume.sha256, axis=spec.axis,
                                      options=spec.diagnostics)
