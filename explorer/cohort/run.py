@@ -2,8 +2,9 @@
 
 Every pair goes through :func:`explorer.analysis.analyze` with the default on-disk cache, so an interrupted
 cohort resumes from what was computed, and local and Ray runs give the same numbers. A task is one volume
-with all checkpoints (the volume is read and normalised once); on the sample cohort that beat one task per
-pair (see docs/cohort.md, "Executors"). Tasks receive paths and the small :class:`RunSpec`, never arrays.
+with all checkpoints (the volume is read and normalised once): on 6 sample-cohort volumes × 2 checkpoints,
+2 Ray CPUs, warm workers, fresh cache, it took 53 s against 81 s for one task per pair (docs/cohort.md,
+"Executors"). Tasks receive paths and the small :class:`RunSpec`, never arrays.
 """
 
 from __future__ import annotations
