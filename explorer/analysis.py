@@ -32,7 +32,7 @@ from .limits import check_run_memory
 from .models import first_conv_shares
 from .normalise import channel_stats_for
 from .spec import RunSpec
-from .stats import asymmetry_index, compare_abs_ai, dice, dice_per_slice, mean_ci, model_summary, shares_from_masses
+from .stats import ai_ci, asymmetry_index, compare_abs_ai, dice, dice_per_slice, model_summary, shares_from_masses
 from .study import Study
 from .volume import Mask, Volume
 
@@ -236,9 +236,9 @@ def _zflip(prepared: Any, stack: np.ndarray, offsets: tuple[int, ...], spec: Run
                                  progress=lambda f, m: progress(0.5 + f / 2, m))
     summary["zflip_dice"] = dice(flipped, prediction)
     ai = asymmetry_index(shares_from_masses(attributed.masses), offsets)
-    mean, ci = mean_ci(ai)
-    summary["zflip_asymmetry_index"] = {"mean": mean, "ci95": ci, "stride": spec.zflip_stride,
-                                        "n_slices": int(np.isfinite(ai).sum())}
+    mean, ci, block = ai_ci(ai)
+    summary["zflip_asymmetry_index"] = {"mean": mean, "ci95": ci, "block_length": block,
+                                        "stride": spec.zflip_stride, "n_slices": int(np.isfinite(ai).sum())}
     return {"zflip_masses": attributed.masses, "zflip_prediction": flipped}
 
 

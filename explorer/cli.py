@@ -1,4 +1,4 @@
-"""Command line: ``explorer train`` and ``explorer analyze`` (documented in README.md, "Command line").
+"""Command line: ``explorer train``, ``explorer analyze`` and ``explorer cohort`` (README.md, "Command line").
 
 Each subcommand parses its arguments and calls the same package functions the app calls; the choices of
 every named option come from the package's registries. Bad input (:class:`InputError`) prints one line on
@@ -50,6 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train(sub)
     _add_analyze(sub)
     _add_cache(sub)
+    _add_cohort(sub)
     return parser
 
 
@@ -142,6 +143,39 @@ def _formats(value: str) -> tuple[str, ...]:
     for fmt in chosen:
         _one_of(("png", "svg", "pdf"), "static figure format")(fmt)
     return chosen
+
+
+def _add_cohort(sub: argparse._SubParsersAction) -> None:
+    from .cohort import DEFAULT_MARGIN, EXECUTORS  # light: pandas and the manifest reader only
+    from .attribution import METHODS, TARGETS
+    from .device import DEVICE_CHOICES
+    from .volume import AXES
+
+    p = sub.add_parser("cohort", help="many volumes × checkpoints: group statistics by strategy (docs/cohort.md)")
+    p.add_argument("manifest", help="CSV with volume [, mask, subject] columns, or a folder of volumes")
+    p.add_argument("--checkpoint", action="append", required=True, help="checkpoint file; repeat for several")
+    p.add_argument("--out", default="explorer-cohort", help="output directory")
+    p.add_argument("--executor", default="local", type=_one_of(EXECUTORS, "executor"), help=_names(EXECUTORS))
+    p.add_argument("--ray-address", default=None, help="an existing Ray cluster (default RAY_ADDRESS, else a "
+                   "local instance started and stopped by the command)")
+    p.add_argument("--workers", type=int, default=None, help="CPUs of the local Ray instance (default all); "
+                   "torch threads for --executor local")
+    p.add_argument("--method", default="saliency", type=_one_of(METHODS, "attribution method"),
+                   help="attribution method (default saliency): " + _names(METHODS))
+    p.add_argument("--target", default="predicted", type=_one_of(TARGETS, "attribution target"),
+                   help="explained scalar per slice (default predicted): " + _names(TARGETS))
+    p.add_argument("--axis", default=None, type=_one_of(AXES, "slicing axis"),
+                   help="slicing axis (default: the checkpoint's): " + _names(AXES))
+    p.add_argument("--device", default="auto", type=_one_of(DEVICE_CHOICES, "device"),
+                   help=_names(DEVICE_CHOICES))
+    p.add_argument("--margin", type=float, default=DEFAULT_MARGIN,
+                   help=f"equivalence margin of the group AI (default {DEFAULT_MARGIN})")
+    p.add_argument("--zflip", action="store_true", help="also run the z-flip pass (off by default in a cohort)")
+    p.add_argument("--per-volume", action="store_true", help="also write each volume's analyze outputs under "
+                   "OUT/volumes/<subject>/")
+    p.add_argument("--fail-fast", action="store_true", help="stop at the first bad row (exit 2) instead of "
+                   "recording it in cohort.csv's error column")
+    p.set_defaults(func=_cmd_cohort)
 
 
 def _names(registry: Collection[str]) -> str:
@@ -274,6 +308,42 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_cohort(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from .cohort import run_cohort
+    from .cohort.outputs import write_cohort
+    from .spec import RunSpec
+
+    if args.workers is not None and args.workers < 1:
+        raise InputError("--workers", str(args.workers), "a positive number")
+    spec = RunSpec(method=args.method, target=args.target, axis=args.axis, zflip=args.zflip, device=args.device)
+    with tqdm(desc="cohort", unit="pair", file=sys.stderr, disable=None) as bar:
+        def progress(done: int, total: int, message: str) -> None:
+            bar.total = total
+            bar.n = done
+            bar.set_postfix_str(message, refresh=False)
+            bar.refresh()
+
+        cohort = run_cohort(args.manifest, args.checkpoint, spec, executor=args.executor,
+                            ray_address=args.ray_address, workers=args.workers, margin=args.margin,
+                            fail_fast=args.fail_fast, progress=progress)
+    write_cohort(cohort, args.out, per_volume=args.per_volume)
+    for name, g in cohort.summary["groups"].items():
+        ai = g["asymmetry_index"]
+        print(f"{name}: AI {_fmt(ai['mean'])} [{_fmt(ai['ci95'][0])}, {_fmt(ai['ci95'][1])}] "
+              f"({g['n_models']} model(s), {g['n_volumes']} volume(s))")
+    for c in cohort.summary["comparisons"]:
+        print(f"{c['a']} vs {c['b']}: {c['test']}, p {_fmt(c['p'])}, Holm p {_fmt(c['p_holm'])}, "
+              f"effect {_fmt(c['effect_size'])}")
+    if cohort.errors:
+        print(f"{len(cohort.errors)} of {len(cohort.rows)} pairs failed (see the error column): "
+              + "; ".join(cohort.errors[:3]) + (" …" if len(cohort.errors) > 3 else ""))
+    print(f"wrote {args.out}/cohort.csv and cohort_summary.json ({cohort.from_cache} of {len(cohort.rows)} "
+          f"pairs from the cache)")
+    return 0
+
+
 def _key_values(items: Sequence[str], flag: str) -> dict[str, str]:
     """``["a=1", "b=2"]`` → ``{"a": "1", "b": "2"}``; a malformed item is an :class:`InputError`."""
     out = {}
@@ -286,7 +356,7 @@ def _key_values(items: Sequence[str], flag: str) -> dict[str, str]:
 
 
 def _fmt(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.3g}"
+    return "n/a" if value is None or value != value else f"{value:.3g}"
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,8 +1,10 @@
 """Shares, asymmetry indices and the tests on them (definitions: docs/definitions.md).
 
 Shapes: ``masses`` and ``shares`` are ``(S, C)`` with channel ``i`` = offset ``offsets[i]``; rows of skipped
-slices are NaN and are left out of every statistic. Bootstrap CIs are seeded percentile bootstraps
-(``scipy.stats.bootstrap``) of the mean; the seed is recorded in the summary.
+slices are NaN and are left out of every statistic. The CI of a mean share is a seeded percentile bootstrap
+(``scipy.stats.bootstrap``) of the mean; the CI of a mean asymmetry index is a circular block bootstrap over
+the slices (:func:`explorer.cohort_stats.moving_block_bootstrap_ci`), because neighbouring slices correlate.
+Seeds, resamples and block lengths are recorded in the summary.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ from collections.abc import Sequence
 
 import numpy as np
 from scipy import stats as sps
+
+from .cohort_stats import moving_block_bootstrap_ci
 
 BOOTSTRAP_SEED = 0
 BOOTSTRAP_RESAMPLES = 2000
@@ -61,6 +65,24 @@ def mean_ci(values: np.ndarray, *, seed: int = BOOTSTRAP_SEED, n_resamples: int 
     return mean, [float(res.confidence_interval.low), float(res.confidence_interval.high)]
 
 
+def ai_ci(values: np.ndarray, *, seed: int = BOOTSTRAP_SEED, n_resamples: int = BOOTSTRAP_RESAMPLES,
+          ) -> tuple[float | None, list[float | None], int]:
+    """Mean of one volume's per-slice AI and its 95% circular block-bootstrap CI over the slices.
+
+    Args:
+        values: ``(S,)`` per-slice values in slice order, NaN for skipped slices.
+        seed, n_resamples: of the bootstrap.
+
+    Returns:
+        ``(mean, [lo, hi], block_length)`` with the block length from
+        :func:`explorer.cohort_stats.default_block_length`; None (and block length 0) with no finite value.
+    """
+    mean, (lo, hi), block = moving_block_bootstrap_ci(values, n_boot=n_resamples, seed=seed)
+    if not np.isfinite(mean):
+        return None, [None, None], 0
+    return mean, [lo, hi], block
+
+
 def paired_wilcoxon(a: np.ndarray, b: np.ndarray) -> float | None:
     """Two-sided Wilcoxon signed-rank p-value of paired samples (pairs with a NaN dropped).
 
@@ -96,8 +118,9 @@ def model_summary(masses: np.ndarray, offsets: Sequence[int], *, seed: int = BOO
 
     Returns:
         ``{"mean_share": {off: v}, "mean_share_ci95": {off: [lo, hi]}, "asymmetry_index": {"mean",
-        "ci95"}, "wilcoxon_p", "asymmetry_by_pair": {k: {...}}, "n_slices", "n_skipped"}`` where the
-        top-level AI and p are for the innermost pair (``(-1, +1)``, or ``(-2, +2)`` for ``-2,0,2``).
+        "ci95"}, "wilcoxon_p", "asymmetry_by_pair": {k: {"mean", "ci95", "block_length", "wilcoxon_p"}},
+        "n_slices", "n_skipped", "bootstrap"}`` where the top-level AI and p are for the innermost pair
+        (``(-1, +1)``, or ``(-2, +2)`` for ``-2,0,2``); AI CIs are block-bootstrap CIs over the slices (:func:`ai_ci`).
     """
     shares = shares_from_masses(masses)
     valid = np.isfinite(shares).all(axis=1)
@@ -110,13 +133,16 @@ def model_summary(masses: np.ndarray, offsets: Sequence[int], *, seed: int = BOO
     pairs = {}
     for k in sorted(o for o in offsets if o > 0):
         lo, hi = pair_columns(offsets, k)
-        mean, ci = mean_ci(asymmetry_index(shares[valid], offsets, k), seed=seed)
-        pairs[str(k)] = {"mean": mean, "ci95": ci, "wilcoxon_p": paired_wilcoxon(shares[valid, lo], shares[valid, hi])}
+        mean, ci, block = ai_ci(np.where(valid, asymmetry_index(shares, offsets, k), np.nan), seed=seed)
+        pairs[str(k)] = {"mean": mean, "ci95": ci, "block_length": block,
+                         "wilcoxon_p": paired_wilcoxon(shares[valid, lo], shares[valid, hi])}
     inner = pairs[str(innermost_pair(offsets))]
     out["asymmetry_index"] = {"mean": inner["mean"], "ci95": inner["ci95"]}
     out["wilcoxon_p"] = inner["wilcoxon_p"]
     out["asymmetry_by_pair"] = pairs
-    out["bootstrap"] = {"seed": seed, "resamples": BOOTSTRAP_RESAMPLES, "method": "percentile", "confidence": 0.95}
+    out["bootstrap"] = {"seed": seed, "resamples": BOOTSTRAP_RESAMPLES, "confidence": 0.95,
+                        "method": "circular block bootstrap over slices (asymmetry index); percentile bootstrap "
+                                  "(mean shares)", "block_length": inner["block_length"]}
     return out
 
 

@@ -1,7 +1,8 @@
 """The whole product in a real browser: ``streamlit run`` on a free local port, driven by Debian's Chromium.
 
 Upload a NIfTI through the file input, run the analysis, wait for the distribution chart, download the PNG
-export and check it is a valid image. A screenshot is kept in ``test-artifacts/`` as a test artifact.
+export and check it is a valid image; then open the Cohort view and run the sample cohort on 3 volumes. Screenshots
+are kept in ``test-artifacts/`` as test artifacts.
 """
 
 from __future__ import annotations
@@ -110,6 +111,20 @@ def test_upload_analyse_and_export_png_in_chromium(app_url, tmp_path, sample_vol
             page.get_by_role("button", name="Download report (.zip)").click()
         report = Path(info.value.path()).read_bytes()
         (ARTIFACTS / "report.zip").write_bytes(report)
+
+        # The Cohort view: the sample cohort's first 3 volumes with two checkpoints of the zoo.
+        sidebar.get_by_text("Cohort", exact=True).click()
+        expect(page.get_by_text("Manifest under")).to_be_visible(timeout=60_000)
+        count = page.get_by_label("Volumes (the manifest's first N)")
+        count.fill("3")
+        count.press("Enter")
+        for name in ("unet-mobilenet_v2-imagenet-zflip", "unet-mobilenet_v2-random"):
+            page.get_by_role("button", name=f"Remove {name}").click()
+        page.get_by_role("button", name="Run cohort").click()
+        expect(page.get_by_text("3 volume(s) × 2 checkpoint(s)")).to_be_visible(timeout=300_000)
+        expect(page.get_by_text("Between groups (Holm-corrected over all tests)")).to_be_visible()
+        assert page.locator('[data-testid="stPlotlyChart"]').count() == 3
+        page.screenshot(path=str(ARTIFACTS / "app_cohort.png"), full_page=True)
         browser.close()
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
     from PIL import Image

@@ -10,7 +10,7 @@ from __future__ import annotations
 import streamlit as st
 
 from explorer.analysis import analyze, select_models
-from explorer.app import diagnostics, resources, sidebar, viewer, views
+from explorer.app import cohort, diagnostics, resources, sidebar, viewer, views
 from explorer.app.guard import guard
 from explorer.outputs import write_outputs
 
@@ -31,6 +31,9 @@ def main() -> None:
     st.caption("Per-slice gradient attribution across the input channels (slices z−1, z, z+1) of 2D+ "
                "segmentation checkpoints trained with different initialisations — arXiv 2505.14105.")
     resources.warm_static_export()
+    if st.sidebar.radio("Mode", ["One volume", "Cohort"], horizontal=True, key="mode") == "Cohort":
+        cohort.show()
+        return
     settings = sidebar.show()
     state = st.session_state
     if settings is not None:

@@ -1,0 +1,181 @@
+"""The Cohort view: a manifest under the data root (or an uploaded zip), checkpoints from the zoo, a run with a
+progress bar, then the forest plot, paired lines, share distributions, tables and exports.
+
+The computation is :func:`explorer.cohort.run_cohort`, the function ``explorer cohort`` calls (local executor).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import tempfile
+import zipfile
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+
+from explorer.checkpoints import list_zoo
+from explorer.cohort import DEFAULT_MARGIN, read_manifest, run_cohort
+from explorer.cohort.outputs import write_cohort
+from explorer.config import SAMPLE_DIR, Limits
+from explorer.errors import InputError
+from explorer.export import report_zip
+from explorer.figures.cohort import forest_figure, paired_lines_figure, share_distribution_figure
+from explorer.spec import RunSpec
+
+from .guard import guard
+from .views import figure_downloads, table_download
+
+MAX_ZIP_MEMBERS = 2000
+
+
+def data_root() -> Path:
+    """``EXPLORER_DATA_ROOT``, else the repository's ``sample_data/``."""
+    return Path(os.environ.get("EXPLORER_DATA_ROOT") or SAMPLE_DIR)
+
+
+def find_manifests(root: Path, max_depth: int = 3) -> list[Path]:
+    """CSV files at most ``max_depth`` folders below ``root`` that have a ``volume`` column, sorted."""
+    found = []
+    for path in sorted(root.rglob("*.csv")):
+        if len(path.relative_to(root).parts) <= max_depth and _has_volume_column(path):
+            found.append(path)
+    return found
+
+
+def _has_volume_column(path: Path) -> bool:
+    try:
+        with open(path, encoding="utf-8-sig") as handle:
+            return "volume" in [c.strip() for c in handle.readline().split(",")]
+    except (OSError, UnicodeDecodeError):
+        return False
+
+
+def extract_zip(raw: bytes, directory: Path, limits: Limits | None = None) -> Path:
+    """Extract an uploaded zip safely and return its manifest (the shallowest ``.csv``) or the folder.
+
+    Refused: members with absolute paths or ``..``, links, more than :data:`MAX_ZIP_MEMBERS` members, or more
+    than the upload limit uncompressed (checked from the headers before anything is written, and again while
+    writing, since headers can lie).
+
+    Raises:
+        InputError: not a zip, or any of the above.
+    """
+    limits = limits or Limits.from_env()
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(raw))
+    except zipfile.BadZipFile as exc:
+        raise InputError("upload", "is not a zip archive", "a .zip holding volumes and a manifest.csv") from exc
+    members = [m for m in archive.infolist() if not m.is_dir()]
+    if len(members) > MAX_ZIP_MEMBERS:
+        raise InputError("upload", f"{len(members)} files", f"at most {MAX_ZIP_MEMBERS}")
+    if sum(m.file_size for m in members) > limits.max_bytes:
+        raise InputError("upload", "uncompressed size over the upload limit", f"at most {limits.max_bytes:,} bytes")
+    root = directory.resolve()
+    written = 0
+    for m in members:
+        target = (root / m.filename).resolve()
+        if Path(m.filename).is_absolute() or ".." in Path(m.filename).parts or not target.is_relative_to(root):
+            raise InputError("upload", f"member {m.filename!r} points outside the archive", "relative paths")
+        if (m.external_attr >> 16) & 0o170000 == 0o120000:
+            raise InputError("upload", f"member {m.filename!r} is a link", "regular files")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with archive.open(m) as source, open(target, "wb") as sink:
+            while chunk := source.read(1 << 20):
+                written += len(chunk)
+                if written > limits.max_bytes:
+                    raise InputError("upload", "uncompressed size over the upload limit",
+                                     f"at most {limits.max_bytes:,} bytes")
+                sink.write(chunk)
+    manifests = sorted(root.rglob("*.csv"), key=lambda p: (len(p.parts), str(p)))
+    return manifests[0] if manifests else root
+
+
+def _choose_manifest() -> tuple[Path, Path] | None:
+    """The chosen manifest and the root its paths must stay inside, or None."""
+    source = st.radio("Manifest", ["From the data root", "Upload a zip"], horizontal=True, key="cohort_source")
+    if source == "Upload a zip":
+        upload = st.file_uploader("Zip of volumes (and masks) with a manifest.csv", type=["zip"], key="cohort_zip")
+        if upload is None:
+            return None
+        directory = Path(st.session_state.setdefault("cohort_upload_dir", tempfile.mkdtemp(prefix="cohort-")))
+        with guard("Reading the zip") as ok:
+            manifest = extract_zip(upload.getvalue(), directory)
+        return (manifest, directory) if ok else None
+    root = data_root()
+    manifests = find_manifests(root) if root.is_dir() else []
+    if not manifests:
+        st.warning(f"No manifest (a CSV with a volume column) under {root}; set EXPLORER_DATA_ROOT.")
+        return None
+    choice = st.selectbox("Manifest under " + str(root), [str(p.relative_to(root)) for p in manifests],
+                          key="cohort_manifest")
+    return root / choice, root
+
+
+def show() -> None:
+    """The Cohort page."""
+    st.header("Cohort: many volumes × checkpoints, the volume and the model as units")
+    chosen = _choose_manifest()
+    if chosen is None:
+        return
+    manifest, root = chosen
+    with guard("Reading the manifest") as ok:
+        entries = read_manifest(manifest, root=root)
+    if not ok:
+        return
+    zoo = {p.stem.removesuffix(".safetensors"): p for p in list_zoo()}
+    names = st.multiselect("Checkpoints", list(zoo), default=list(zoo), key="cohort_checkpoints")
+    count = st.number_input("Volumes (the manifest's first N)", min_value=1, max_value=len(entries),
+                            value=len(entries), key="cohort_count")
+    margin = st.number_input("Equivalence margin", min_value=0.001, value=DEFAULT_MARGIN, step=0.005,
+                             format="%.3f", key="cohort_margin")
+    if st.button("Run cohort", type="primary", key="cohort_run", disabled=not names):
+        bar = st.progress(0.0, text="Starting the cohort…")
+        with guard("The cohort") as ok:
+            cohort = run_cohort(entries[: int(count)], [zoo[n] for n in names], RunSpec(zflip=False),
+                                margin=float(margin), progress=lambda done, total, message: bar.progress(
+                                    done / total, text=f"{done} of {total} pairs · {message}"))
+        bar.empty()
+        st.session_state["cohort"] = cohort if ok else None
+    cohort = st.session_state.get("cohort")
+    if cohort is not None:
+        _results(cohort)
+
+
+def _results(cohort) -> None:
+    summary, rows = cohort.summary, cohort.rows
+    st.caption(f"{len(cohort.entries)} volume(s) × {len(cohort.models)} checkpoint(s); {cohort.from_cache} "
+               f"pair(s) from the cache.")
+    if cohort.errors:
+        st.warning(f"{len(cohort.errors)} pair(s) failed: " + "; ".join(cohort.errors[:3]))
+    for fig, name in ((forest_figure(rows, summary), "cohort_forest"), (paired_lines_figure(rows), "cohort_paired"),
+                      (share_distribution_figure(rows), "cohort_shares")):
+        st.plotly_chart(fig, key=f"fig-{name}")
+        figure_downloads(fig, name)
+    groups = pd.DataFrame([{"group": n, "models": g["n_models"], "volumes": g["n_volumes"],
+                            "AI": g["asymmetry_index"]["mean"], "AI CI low": g["asymmetry_index"]["ci95"][0],
+                            "AI CI high": g["asymmetry_index"]["ci95"][1],
+                            "held-out Dice": (g["dice"] or {}).get("mean"),
+                            "equivalent (TOST)": summary["equivalence"][n]["equivalent"]}
+                           for n, g in summary["groups"].items()])
+    st.subheader("Groups")
+    st.dataframe(groups, hide_index=True)
+    table_download(groups, "cohort_groups")
+    if summary["comparisons"]:
+        st.subheader("Between groups (Holm-corrected over all tests)")
+        comparisons = pd.DataFrame(summary["comparisons"])
+        st.dataframe(comparisons[["a", "b", "test", "n", "p", "p_holm", "effect_size", "effect_size_kind"]],
+                     hide_index=True)
+        table_download(comparisons, "cohort_comparisons")
+    st.subheader("Per volume × checkpoint")
+    st.dataframe(rows, hide_index=True)
+    table_download(rows, "cohort")
+    st.download_button("Download cohort report (.zip)", type="primary", key="dl-cohort-report", on_click="ignore",
+                       data=lambda: report_zip(lambda d: write_cohort(cohort, d),
+                                               parameters=summary["inputs"]),
+                       file_name="explorer-cohort.zip", mime="application/zip")
+    st.download_button("cohort_summary.json", data=json.dumps(summary, indent=2, default=str),
+                       file_name="cohort_summary.json", mime="application/json", key="dl-cohort-summary",
+                       on_click="ignore")

@@ -1,0 +1,160 @@
+"""Cohorts: many volumes × many checkpoints, with the volume and the trained model as units of inference.
+
+:func:`run_cohort` reads a manifest (:mod:`.manifest`), computes every volume × checkpoint pair locally or on
+Ray (:mod:`.run`) through the cached :func:`explorer.analysis.analyze`, and summarises the groups
+(:mod:`.summary`); :func:`explorer.cohort.outputs.write_cohort` writes ``cohort.csv``,
+``cohort_summary.json`` and the figures. Definitions: DESIGN.md section 10 and docs/cohort.md.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from ..errors import InputError, unknown_name
+from ..spec import RunSpec
+from .manifest import Entry, read_manifest
+from .run import Model, run_local, run_ray
+from .summary import summarise
+
+EXECUTORS = ("local", "ray")
+DEFAULT_MARGIN = 0.02
+
+__all__ = ["DEFAULT_MARGIN", "EXECUTORS", "Cohort", "Entry", "Model", "read_manifest", "run_cohort"]
+
+
+@dataclass(frozen=True, eq=False)
+class Cohort:
+    """A computed cohort: one row per volume × checkpoint (``cohort.csv``) and the summary
+    (``cohort_summary.json``)."""
+
+    rows: pd.DataFrame
+    summary: dict
+    entries: list[Entry]
+    models: list[Model]
+    spec: RunSpec
+    from_cache: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+def run_cohort(manifest: str | Path | Sequence[Entry], checkpoints: Sequence[str | Path], spec: RunSpec | None = None,
+               *, executor: str = "local", ray_address: str | None = None, workers: int | None = None,
+               margin: float = DEFAULT_MARGIN, fail_fast: bool = False, root: str | Path | None = None,
+               progress: Callable[[int, int, str], None] | None = None) -> Cohort:
+    """Analyse every volume of the manifest with every checkpoint and summarise by strategy.
+
+    Args:
+        manifest: a CSV manifest or a folder (:func:`read_manifest`), or its entries.
+        checkpoints: checkpoint paths; those of one strategy are that group's models.
+        spec: the run's parameters (default :class:`RunSpec()`).
+        executor: ``local`` or ``ray``.
+        ray_address: an existing Ray cluster (else ``RAY_ADDRESS``, else a local instance).
+        workers: CPUs of the local Ray instance (default all); for ``local``, torch's threads.
+        margin: equivalence margin of the group AI.
+        fail_fast: stop at the first bad pair instead of recording it in ``error``.
+        root: every manifest path must lie inside it (the app's data root).
+        progress: ``progress(done_pairs, total_pairs, message)``.
+
+    Returns:
+        A :class:`Cohort`.
+
+    Raises:
+        InputError: a bad manifest, checkpoint, executor or margin; with ``fail_fast``, the first bad pair;
+            no pair succeeded.
+    """
+    from ..checkpoints import load_checkpoint
+
+    if executor not in EXECUTORS:
+        raise unknown_name("executor", executor, EXECUTORS)
+    if not margin > 0:
+        raise InputError("--margin", f"{margin!r}", "a positive number, e.g. 0.02")
+    entries = list(manifest) if not isinstance(manifest, (str, Path)) else read_manifest(manifest, root=root)
+    if not checkpoints:
+        raise InputError("--checkpoint", "no checkpoint given", "at least one checkpoint")
+    loaded = [load_checkpoint(c) for c in checkpoints]
+    names = _unique([c.name for c in loaded])
+    models = [Model(name=n, path=str(p), strategy=c.meta.strategy, seed=c.meta.recipe.get("seed"), sha256=c.sha256,
+                    training=c.meta.training) for n, p, c in zip(names, checkpoints, loaded, strict=True)]
+    spec = (spec or RunSpec(zflip=False)).for_checkpoints(loaded)
+    report = progress or (lambda done, total, message: None)
+    if executor == "ray":
+        rows = run_ray(entries, models, spec, address=ray_address, workers=workers, fail_fast=fail_fast,
+                       progress=report)
+    else:
+        if workers:
+            import torch
+
+            torch.set_num_threads(workers)
+        rows = run_local(entries, models, spec, fail_fast=fail_fast, progress=report)
+    table = _table(rows, entries, models)
+    errors = [f"{r.subject} × {r.model}: {r.error}" for r in table.itertuples() if isinstance(r.error, str)]
+    if table["error"].notna().all():
+        raise InputError(manifest if isinstance(manifest, (str, Path)) else None,
+                         f"no volume could be analysed ({errors[0]})", "readable volumes on the checkpoints' grid")
+    summary = summarise(table, margin=margin)
+    summary["inputs"] = _inputs(table, entries, models, spec, executor=executor, workers=workers, margin=margin)
+    return Cohort(rows=table, summary=summary, entries=entries, models=models, spec=spec,
+                  from_cache=int(table["from_cache"].sum()), errors=errors)
+
+
+def _unique(names: list[str]) -> list[str]:
+    seen: dict[str, int] = {}
+    out = []
+    for n in names:
+        seen[n] = seen.get(n, 0) + 1
+        out.append(n if seen[n] == 1 else f"{n}-{seen[n]}")
+    return out
+
+
+def _table(rows: list[dict], entries: Sequence[Entry], models: Sequence[Model]) -> pd.DataFrame:
+    """The rows in manifest × checkpoint order (whatever order the executor finished them in), with each
+    model's strategy and seed, and whether the subject was unseen in the checkpoint's training."""
+    order = {(e.subject, m.name): i for i, (e, m) in enumerate((e, m) for e in entries for m in models)}
+    by_name = {m.name: m for m in models}
+    table = pd.DataFrame(sorted(rows, key=lambda r: order[(r["subject"], r["model"])]))
+    table.insert(2, "strategy", [by_name[n].strategy for n in table["model"]])
+    table.insert(3, "seed", pd.array([by_name[n].seed for n in table["model"]], dtype="Int64"))
+    table["held_out"] = [_held_out(by_name[m].training, s, v) for m, s, v in
+                         zip(table["model"], table["subject"], table.get("volume_sha256", [None] * len(table)),
+                             strict=True)]
+    fixed = ["subject", "volume", "model", "strategy", "seed", "n_slices", "asymmetry_index", "ai_ci_low",
+             "ai_ci_high", "block_length", "dice"]
+    for column in [*fixed, "error"]:
+        if column not in table:
+            table[column] = None
+    shares = sorted((c for c in table if c.startswith("share_")), key=lambda c: int(c.removeprefix("share_")))
+    rest = [c for c in table if c not in {*fixed, *shares, "error"}]
+    return table[[*fixed, *shares, "error", *rest]]
+
+
+def _held_out(training: dict, subject: str, volume_sha256: str | None) -> bool:
+    """False when the checkpoint's training metadata names this subject or this volume's content."""
+    seen = training.get("subjects") or training.get("train_subjects") or []
+    trained_on = (training.get("volume") or {}).get("sha256")
+    return subject not in seen and (volume_sha256 is None or volume_sha256 != trained_on)
+
+
+def _inputs(table: pd.DataFrame, entries: Sequence[Entry], models: Sequence[Model], spec: RunSpec, *,
+            executor: str, workers: int | None, margin: float) -> dict:
+    from .. import __version__
+    from ..cache import ENGINE_VERSION
+    from ..fileio import file_sha256
+    from .summary import N_BOOT, SEED
+
+    def sha(path: Path | None) -> str | None:
+        return file_sha256(path) if path is not None and path.is_file() else None
+
+    return {
+        "volumes": {e.subject: {"volume": str(e.volume), "sha256": sha(e.volume), "mask": str(e.mask) if e.mask
+                                else None, "mask_sha256": sha(e.mask), **e.extra} for e in entries},
+        "checkpoints": {m.name: {"path": m.path, "sha256": m.sha256, "strategy": m.strategy, "seed": m.seed}
+                        for m in models},
+        **spec.record(), "margin": margin, "alpha": 0.05, "executor": executor, "workers": workers,
+        "bootstrap": {"seed": SEED, "resamples": N_BOOT, "per_volume": "circular block bootstrap over slices",
+                      "group": "hierarchical bootstrap (models, then volumes)"},
+        "engine_version": ENGINE_VERSION, "explorer_version": __version__,
+        "n_pairs": len(table), "n_errors": int(table["error"].notna().sum()),
+    }

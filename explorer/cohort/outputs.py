@@ -1,0 +1,74 @@
+"""Write a :class:`explorer.cohort.Cohort` to a directory: ``cohort.csv``, ``cohort_summary.json``, ``figures/``
+and, when asked, ``volumes/<subject>/`` (the files ``explorer analyze`` writes, from the cache).
+
+As :func:`explorer.outputs.write_outputs`, everything is written into a temporary folder beside the
+destination and moved into place only when complete.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from pathlib import Path
+
+from ..errors import InputError
+from ..export import write_figures
+from ..figures.cohort import cohort_figures
+from ..outputs import _json_safe, _move_into, _safe, write_outputs
+from . import Cohort
+
+PUBLIC_COLUMNS_DROPPED = ("from_cache", "volume_sha256", "held_out")
+
+
+def write_cohort(cohort: Cohort, out_dir: str | Path, *, per_volume: bool = False, figures: bool = True,
+                 figure_preset: str = "screen") -> dict[str, Path]:
+    """Write the cohort's files into ``out_dir`` (created if missing; our files in it are replaced).
+
+    Args:
+        cohort: the result of :func:`explorer.cohort.run_cohort`.
+        out_dir: destination directory.
+        per_volume: also write each volume's ``analyze`` outputs under ``volumes/<subject>/`` (the pairs come
+            from the cache, so nothing is recomputed when the cache directory is shared with the workers).
+        figures: write ``figures/``.
+        figure_preset: a key of :data:`explorer.export.PRESETS`.
+
+    Returns:
+        ``{"csv": path, "summary": path, ["figures": dir], ["volumes": dir]}``.
+
+    Raises:
+        InputError: ``out_dir`` is a file.
+    """
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise InputError(out, "exists and is not a directory", "a directory path for the outputs")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    try:
+        written = {"csv": tmp / "cohort.csv", "summary": tmp / "cohort_summary.json"}
+        cohort.rows.drop(columns=list(PUBLIC_COLUMNS_DROPPED), errors="ignore").to_csv(written["csv"], index=False)
+        written["summary"].write_text(json.dumps(_json_safe(cohort.summary), indent=2, allow_nan=False))
+        if figures:
+            written["figures"] = tmp / "figures"
+            write_figures(cohort_figures(cohort.rows, cohort.summary), written["figures"], preset=figure_preset)
+        if per_volume:
+            written["volumes"] = _write_volumes(cohort, tmp / "volumes", figure_preset)
+        return {key: _move_into(tmp, out, path) for key, path in written.items()}
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _write_volumes(cohort: Cohort, directory: Path, preset: str) -> Path:
+    from ..analysis import analyze, default_cache
+    from ..checkpoints import load_checkpoint
+    from ..study import Study
+
+    directory.mkdir()
+    bad = set(cohort.rows.loc[cohort.rows["error"].notna(), "subject"])
+    ckpts = [load_checkpoint(m.path, name=m.name) for m in cohort.models]
+    for entry in cohort.entries:
+        if entry.subject in bad:
+            continue
+        analysis = analyze(Study.load(entry.volume, entry.mask), ckpts, cohort.spec, cache=default_cache())
+        write_outputs(analysis, directory / _safe(entry.subject), figure_preset=preset)
+    return directory

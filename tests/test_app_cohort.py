@@ -1,0 +1,62 @@
+"""The Cohort view through ``streamlit.testing.v1.AppTest``: pick the sample manifest, run, show; safe zip upload."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from explorer.app.cohort import extract_zip, find_manifests
+from explorer.config import REPO_ROOT, SAMPLE_DIR, Limits
+from explorer.errors import InputError
+
+APP = str(REPO_ROOT / "explorer" / "app" / "main.py")
+
+
+@pytest.mark.slow
+def test_cohort_view_runs_the_sample_cohort_and_shows_the_results() -> None:
+    at = AppTest.from_file(APP, default_timeout=600)
+    at.session_state["mode"] = "Cohort"  # straight to the Cohort page: no single-volume analysis runs
+    at.run()
+    assert not at.exception, at.exception
+    assert at.selectbox(key="cohort_manifest").value == "cohort/manifest.csv"
+    at.multiselect(key="cohort_checkpoints").set_value(["unet-mobilenet_v2-imagenet",
+                                                        "unet-mobilenet_v2-imagenet-uniform"])
+    at.number_input(key="cohort_count").set_value(2)
+    at.button(key="cohort_run").click().run()
+    assert not at.exception and not at.error, (at.exception, [e.value for e in at.error])
+    assert len(at.get("plotly_chart")) == 3
+    groups = at.dataframe[0].value
+    assert list(groups["group"]) == ["imagenet", "imagenet-uniform"] and set(groups["volumes"]) == {2}
+    assert groups.set_index("group").loc["imagenet", "AI"] > 0.2
+    assert "2 volume(s) × 2 checkpoint(s)" in " ".join(c.value for c in at.caption)
+
+
+def test_manifests_under_the_data_root_are_found() -> None:
+    assert SAMPLE_DIR / "cohort" / "manifest.csv" in find_manifests(SAMPLE_DIR)
+
+
+def _zip(members: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    return buffer.getvalue()
+
+
+def test_zip_upload_is_extracted_safely(tmp_path: Path) -> None:
+    volume = (SAMPLE_DIR / "cohort" / "sub-01_T1w.nii.gz").read_bytes()
+    manifest = extract_zip(_zip({"study/manifest.csv": b"volume\nsub-01.nii.gz\n", "study/sub-01.nii.gz": volume}),
+                           tmp_path / "a")
+    assert manifest == (tmp_path / "a" / "study" / "manifest.csv").resolve()
+    assert (tmp_path / "a" / "study" / "sub-01.nii.gz").read_bytes() == volume
+    with pytest.raises(InputError, match="outside the archive"):
+        extract_zip(_zip({"../evil.csv": b"volume\n"}), tmp_path / "b")
+    assert not (tmp_path / "evil.csv").exists()
+    with pytest.raises(InputError, match="upload limit"):
+        extract_zip(_zip({"big.nii": b"\0" * 5000}), tmp_path / "c", Limits(max_bytes=1000))
+    with pytest.raises(InputError, match="not a zip"):
+        extract_zip(b"plain bytes", tmp_path / "d")

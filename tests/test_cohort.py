@@ -1,0 +1,176 @@
+"""explorer cohort on the simulated sample cohort and the shipped checkpoints: executors, resume, bad rows,
+manifests, the output contract."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from explorer.cli import main
+from explorer.cohort import read_manifest, run_cohort
+from explorer.cohort.outputs import write_cohort
+from explorer.config import SAMPLE_DIR
+from explorer.errors import InputError
+from explorer.spec import RunSpec
+
+ROOT = Path(__file__).resolve().parents[1]
+COHORT = SAMPLE_DIR / "cohort"
+CKPTS = [str(ROOT / "models" / f"unet-mobilenet_v2-{s}.safetensors") for s in ("imagenet", "imagenet-uniform")]
+NUMBERS = ["subject", "model", "strategy", "seed", "n_slices", "asymmetry_index", "ai_ci_low", "ai_ci_high",
+           "block_length", "dice", "share_-1", "share_0", "share_1"]
+
+
+def _manifest(path: Path, rows: list[tuple[str, str, str]]) -> Path:
+    lines = ["subject,volume,mask,split"] + [f"{s},{v},{m},test" for s, v, m in rows]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def _subjects(n: int) -> list[tuple[str, str, str]]:
+    return [(f"sub-{i:02d}", str(COHORT / f"sub-{i:02d}_T1w.nii.gz"), str(COHORT / f"sub-{i:02d}_gm_mask.nii.gz"))
+            for i in range(1, n + 1)]
+
+
+@pytest.fixture(scope="module")
+def local_run(tmp_path_factory: pytest.TempPathFactory):
+    """Three volumes × two checkpoints, computed locally into a fresh cache, and written."""
+    tmp = tmp_path_factory.mktemp("cohort")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("EXPLORER_CACHE_DIR", str(tmp / "cache"))
+        cohort = run_cohort(_manifest(tmp / "m.csv", _subjects(3)), CKPTS, RunSpec(zflip=False))
+    return cohort, write_cohort(cohort, tmp / "out")
+
+
+def test_local_and_ray_give_identical_per_volume_numbers(local_run, tmp_path: Path) -> None:
+    cohort, _ = local_run
+    assert cohort.from_cache == 0 and len(cohort.rows) == 6 and not cohort.errors
+    ray_cohort = run_cohort(_manifest(tmp_path / "m.csv", _subjects(3)), CKPTS, RunSpec(zflip=False),
+                            executor="ray", workers=2)
+    assert ray_cohort.from_cache == 0  # a fresh cache: the Ray workers computed every pair themselves
+    pd.testing.assert_frame_equal(cohort.rows[NUMBERS], ray_cohort.rows[NUMBERS])
+    assert ray_cohort.summary["groups"] == cohort.summary["groups"]
+
+
+def test_outputs_follow_the_contract(local_run) -> None:
+    cohort, written = local_run
+    table = pd.read_csv(written["csv"])
+    assert list(table.columns[:11]) == [
+        "subject", "volume", "model", "strategy", "seed", "n_slices", "asymmetry_index", "ai_ci_low", "ai_ci_high",
+        "block_length", "dice"]
+    assert {"share_-1", "share_0", "share_1", "error", "split"} <= set(table.columns)
+    np.testing.assert_allclose(table[["share_-1", "share_0", "share_1"]].sum(axis=1), 1.0, atol=1e-9)
+    assert (table["ai_ci_low"] <= table["asymmetry_index"]).all() and (table["block_length"] >= 1).all()
+    summary = json.loads(written["summary"].read_text())
+    assert set(summary) >= {"groups", "comparisons", "equivalence", "inputs"}
+    for name, g in summary["groups"].items():
+        assert set(g) >= {"strategy", "n_models", "n_volumes", "asymmetry_index", "mean_share", "dice"}
+        assert g["n_models"] == 1 and g["n_volumes"] == 3
+        lo, hi = g["asymmetry_index"]["ci95"]
+        assert lo <= g["asymmetry_index"]["mean"] <= hi
+        assert g["asymmetry_index"]["mean"] == pytest.approx(table.loc[table["strategy"] == name,
+                                                                       "asymmetry_index"].mean())
+    (comp,) = summary["comparisons"]
+    assert set(comp) >= {"a", "b", "test", "p", "p_holm", "effect_size", "ci95"}
+    assert comp["effect_size"] == 1.0 and comp["p"] == pytest.approx(0.25)  # 3 of 3 volumes: imagenet AI higher
+    assert summary["groups"]["imagenet"]["asymmetry_index"]["mean"] > 0.2
+    assert summary["equivalence"]["imagenet-uniform"]["margin"] == 0.02
+    assert not summary["equivalence"]["imagenet"]["equivalent"]
+    inputs = summary["inputs"]
+    assert inputs["executor"] == "local" and inputs["margin"] == 0.02 and len(inputs["volumes"]) == 3
+    assert all(v["sha256"] and v["mask_sha256"] for v in inputs["volumes"].values())
+    assert {c["seed"] for c in inputs["checkpoints"].values()} == {0}
+    assert {p.name for p in written["figures"].glob("*.html")} == {"cohort_forest.html", "cohort_paired.html",
+                                                                    "cohort_shares.html"}
+
+
+def test_killed_run_resumes_from_the_cache(tmp_path: Path) -> None:
+    manifest = _manifest(tmp_path / "m.csv", _subjects(3))
+    cache = tmp_path / "cache"
+    env = {**os.environ, "EXPLORER_CACHE_DIR": str(cache), "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    command = [sys.executable, "-m", "explorer.cli", "cohort", str(manifest), "--checkpoint", CKPTS[0],
+               "--checkpoint", CKPTS[1], "--out", str(tmp_path / "out")]
+    proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT)
+    deadline = time.monotonic() + 300
+    while not list(cache.glob("*/*/meta.json")) and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done = len(list(cache.glob("*/*/meta.json")))
+    assert 1 <= done < 6 and not (tmp_path / "out").exists()  # killed halfway: nothing written
+    rerun = subprocess.run(command, env=env, capture_output=True, text=True, cwd=ROOT, timeout=600)
+    assert rerun.returncode == 0, rerun.stderr
+    assert f"({done} of 6 pairs from the cache)" in rerun.stdout
+
+
+def test_bad_rows_are_reported_and_the_rest_completes(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    (tmp_path / "broken.nii.gz").write_bytes(b"not a volume")
+    rows = [_subjects(1)[0], ("broken", str(tmp_path / "broken.nii.gz"), ""),
+            ("wrong-mask", str(COHORT / "sub-02_T1w.nii.gz"), str(COHORT / "sub-01_gm_mask.nii.gz"))]
+    manifest = _manifest(tmp_path / "m.csv", rows)
+    assert main(["cohort", str(manifest), "--checkpoint", CKPTS[0], "--out", str(tmp_path / "out")]) == 0
+    out = capsys.readouterr().out
+    assert "2 of 3 pairs failed" in out
+    table = pd.read_csv(tmp_path / "out" / "cohort.csv").set_index("subject")
+    assert pd.isna(table.loc["sub-01", "error"]) and table.loc["sub-01", "asymmetry_index"] > 0.2
+    assert "broken.nii.gz" in table.loc["broken", "error"]
+    assert "shape" in table.loc["wrong-mask", "error"]
+    assert pd.isna(table.loc["broken", "asymmetry_index"])
+
+
+def test_fail_fast_exits_2_with_one_line(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    (tmp_path / "broken.nii.gz").write_bytes(b"not a volume")
+    manifest = _manifest(tmp_path / "m.csv", [("broken", str(tmp_path / "broken.nii.gz"), ""), *_subjects(1)])
+    code = main(["cohort", str(manifest), "--checkpoint", CKPTS[0], "--out", str(tmp_path / "out"), "--fail-fast"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and "broken" in err
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(("text", "found"), [
+    ("subject,image\na,x.nii.gz\n", "row 1: no 'volume' column"),
+    ("subject,volume\na,x.nii.gz\nb,\n", "row 3: empty volume cell"),
+    ("subject,volume\na,x.nii.gz\na,y.nii.gz\n", "row 3: subject 'a' repeats row 2"),
+    ("volume\nx.nii.gz,extra\n", "row 2: more cells"),
+    ("subject,volume\n", "no rows"),
+])
+def test_manifest_errors_name_the_file_and_row(tmp_path: Path, text: str, found: str) -> None:
+    path = tmp_path / "m.csv"
+    path.write_text(text)
+    with pytest.raises(InputError, match=found) as info:
+        read_manifest(path)
+    assert info.value.source == str(path)
+
+
+def test_manifest_paths_are_relative_and_confined_to_a_root(tmp_path: Path) -> None:
+    (tmp_path / "data").mkdir()
+    path = tmp_path / "data" / "m.csv"
+    path.write_text("volume,mask,site\nscans/a.nii.gz,,x\n")
+    (entry,) = read_manifest(path)
+    assert entry.volume == tmp_path / "data" / "scans" / "a.nii.gz" and entry.mask is None
+    assert entry.subject == "a" and entry.extra == {"site": "x"}
+    path.write_text("volume\n../outside.nii.gz\n")
+    with pytest.raises(InputError, match="outside"):
+        read_manifest(path, root=tmp_path / "data")
+
+
+def test_folder_manifest_pairs_masks_by_name(tmp_path: Path) -> None:
+    for name in ("sub-01_T1w.nii.gz", "sub-02_T1w.nii.gz"):
+        shutil.copy(COHORT / name, tmp_path / name)
+    shutil.copy(COHORT / "sub-01_gm_mask.nii.gz", tmp_path / "sub-01_T1w_mask.nii.gz")
+    (tmp_path / "notes.txt").write_text("ignored")
+    entries = read_manifest(tmp_path)
+    assert [(e.subject, e.mask.name if e.mask else None) for e in entries] == [
+        ("sub-01_T1w", "sub-01_T1w_mask.nii.gz"), ("sub-02_T1w", None)]
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(InputError, match="holds no volume"):
+        read_manifest(tmp_path / "empty")
