@@ -146,8 +146,8 @@ def _formats(value: str) -> tuple[str, ...]:
 
 
 def _add_cohort(sub: argparse._SubParsersAction) -> None:
-    from .cohort import DEFAULT_MARGIN, EXECUTORS  # light: pandas and the manifest reader only
     from .attribution import METHODS, TARGETS
+    from .cohort import DEFAULT_MARGIN, EXECUTORS  # light: pandas and the manifest reader only
     from .device import DEVICE_CHOICES
     from .volume import AXES
 
