@@ -25,11 +25,32 @@ def _trace_names(at: AppTest, index: int = 0) -> set[str]:
     return {t.get("legendgroup") or t.get("name") for t in spec["data"]}
 
 
+def _settle(at: AppTest) -> AppTest:
+    """Rerun the page until the background analysis (if any) has finished and its result is shown."""
+    deadline = time.monotonic() + TIMEOUT
+    while "job" in at.session_state and time.monotonic() < deadline:
+        time.sleep(0.5)
+        at.run()
+    assert "job" not in at.session_state, "the analysis did not finish"
+    assert not at.exception, at.exception
+    return at
+
+
+def _chart_models(at: AppTest) -> set[str]:
+    """The checkpoints the first chart draws (not its reference lines)."""
+    return {n for n in _trace_names(at) if n and not n.startswith("equal share")}
+
+
 def _fresh() -> AppTest:
     at = AppTest.from_file(APP, default_timeout=TIMEOUT)
     at.run()
     assert not at.exception, at.exception
-    return at
+    return _settle(at)
+
+
+def _shown(at: AppTest):
+    """The "Show checkpoints" widget of the current analysis."""
+    return at.multiselect(key=f"shown_models-{at.session_state['analysis_id']}")
 
 
 @pytest.fixture(scope="module")
@@ -58,9 +79,9 @@ def test_first_visit_shows_results_for_the_whole_zoo(analysed):
     at = analysed
     zoo = [p.stem for p in list_zoo()]
     assert len(zoo) >= 2
-    assert at.multiselect(key="shown_models").value == zoo
-    assert at.radio(key="view").options == ["Distributions", "Along the axis", "Slice viewer", "First conv",
-                                            "Statistics", "Diagnostics", "Export"]
+    assert _shown(at).value == zoo
+    assert at.radio(key="view").options == ["Distributions", "Along the axis", "Slice viewer", "3D viewer",
+                                            "First conv", "Statistics", "Diagnostics", "Export"]
     assert not at.error
     assert set(zoo) <= _trace_names(at)  # the distribution figure has every checkpoint
 
@@ -68,14 +89,13 @@ def test_first_visit_shows_results_for_the_whole_zoo(analysed):
 def test_toggling_checkpoints_never_recomputes(analysed):
     at = analysed
     before = at.session_state["analysis"]
-    keep = at.multiselect(key="shown_models").value[:2]
+    keep = _shown(at).value[:2]
     start = time.perf_counter()
-    at.multiselect(key="shown_models").set_value(keep).run()
+    _shown(at).set_value(keep).run()
     elapsed = time.perf_counter() - start
     assert not at.exception
     assert at.session_state["analysis"] is before
-    extra = _trace_names(at) - set(keep) - {None, "equal share", "equal share (1/3)"}
-    assert _trace_names(at) >= set(keep) and not extra
+    assert _chart_models(at) == set(keep)
     print(f"toggle rerun took {elapsed * 1000:.0f} ms")
 
 
@@ -120,8 +140,9 @@ def test_upload_a_nifti_and_a_checkpoint(sample_volume_path):
         [("uploaded.safetensors", zoo[1].read_bytes(), "application/octet-stream")]).run()
     assert not at.error, [e.value for e in at.error]
     at.button(key="analyse").click().run()
+    _settle(at)
     assert not at.exception and not at.error, [e.value for e in at.error]
-    assert set(at.multiselect(key="shown_models").value) == {zoo[0].stem, "uploaded"}
+    assert set(_shown(at).value) == {zoo[0].stem, "uploaded"}
     assert any("Analysed: scan.nii.gz" in c.value for c in at.caption)
 
 
@@ -144,3 +165,122 @@ def test_a_bad_checkpoint_upload_shows_a_message():
         [("broken.safetensors", b"\x10\x00\x00\x00\x00\x00\x00\x00{not json}", "application/octet-stream")]).run()
     assert not at.exception
     assert any("broken.safetensors" in e.value for e in at.error), [e.value for e in at.error]
+
+
+# ------------------------------------------------------------------------------------- state that never lies
+
+
+def test_first_visit_after_a_reload_is_a_cache_hit(analysed):
+    at = _fresh()  # a new session (a page reload) with the same inputs as `analysed`
+    assert any("Found in the cache" in s.value for s in at.success), [s.value for s in at.success]
+
+
+def test_adding_a_checkpoint_and_removing_a_tag(sample_volume_path):
+    at = _fresh()
+    zoo = [p.stem for p in list_zoo()]
+    at.multiselect(key="zoo_choice").set_value(zoo[:2]).run()
+    at.button(key="analyse").click().run()
+    _settle(at)
+    assert _shown(at).value == zoo[:2] and _shown(at).options == zoo[:2]
+    at.multiselect(key="zoo_choice").set_value(zoo[:3]).run()  # add a checkpoint, analyse again
+    at.button(key="analyse").click().run()
+    _settle(at)
+    assert _shown(at).options == zoo[:3] and _shown(at).value == zoo[:3]
+    assert _chart_models(at) == set(zoo[:3])
+    _shown(at).unselect(zoo[1]).run()  # removing one tag keeps exactly the others
+    assert _shown(at).value == [zoo[0], zoo[2]]
+    assert _chart_models(at) == {zoo[0], zoo[2]}
+
+
+def test_a_rejected_mask_blocks_analyse(sample_volume_path):
+    at = _fresh()
+    at.radio(key="volume_source").set_value("Upload a scan").run()
+    at.file_uploader(key="volume_upload").set_value(("scan.nii.gz", _nifti_upload(sample_volume_path),
+                                                     "application/gzip")).run()
+    wrong_grid = gzip.compress(nib.Nifti1Image(np.ones((5, 5, 5), np.uint8), np.eye(4)).to_bytes())
+    at.file_uploader(key="mask_upload").set_value(("mask.nii.gz", wrong_grid, "application/gzip")).run()
+    assert not at.exception
+    assert at.button(key="analyse").disabled
+    assert any("mask.nii.gz was rejected" in w.value for w in at.warning), [w.value for w in at.warning]
+
+
+def test_the_same_files_uploaded_twice_keep_checkpoints_and_analyse(sample_volume_path):
+    at = _fresh()
+    scan = _nifti_upload(sample_volume_path)
+    at.radio(key="volume_source").set_value("Upload a scan").run()
+    at.file_uploader(key="volume_upload").set_value([("scan.nii.gz", scan, "application/gzip"),
+                                                     ("scan.nii.gz", scan, "application/gzip")]).run()
+    zoo = list_zoo()
+    weights = zoo[1].read_bytes()
+    at.file_uploader(key="checkpoint_upload").set_value(
+        [("mine.safetensors", weights, "application/octet-stream"),
+         ("mine.safetensors", weights, "application/octet-stream")]).run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert not at.button(key="analyse").disabled
+    assert any("counted once" in c.value for c in at.sidebar.caption)
+    at.button(key="analyse").click().run()
+    _settle(at)
+    assert any("Analysed: scan.nii.gz" in c.value for c in at.caption)
+    assert len(_shown(at).options) == len(zoo)  # the zoo; the twin of zoo[1] counted once
+
+
+def test_clicking_views_during_a_run_keeps_the_run(sample_volume_path):
+    at = _fresh()
+    previous = at.session_state["analysis"]
+    at.selectbox(key="method").set_value("input_x_gradient").run()
+    at.button(key="analyse").click().run()
+    assert "job" in at.session_state
+    for view in ["Along the axis", "Statistics", "Distributions"]:
+        at.radio(key="view").set_value(view).run()  # the previous results stay on screen meanwhile
+        assert not at.exception
+    _settle(at)
+    assert at.session_state["analysis"] is not previous
+    assert at.session_state["analysis"].spec.method == "input_x_gradient"
+    assert any("input_x_gradient" in c.value for c in at.caption)
+
+
+def test_a_state_dict_form_describes_the_zoo_architecture(tmp_path):
+    import io
+
+    import torch
+
+    from explorer.checkpoints import load_checkpoint
+
+    zoo = list_zoo()
+    buffer = io.BytesIO()
+    torch.save(dict(load_checkpoint(zoo[0]).state_dict), buffer)
+    at = _fresh()
+    at.file_uploader(key="checkpoint_upload").set_value([("plain.pt", buffer.getvalue(),
+                                                          "application/octet-stream")]).run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert "decoder_channels" in at.text_input(key="kwargs-plain.pt").value
+    assert at.selectbox(key="strategy-plain.pt").options[0]  # from the registry, not free text
+    at.button(key="analyse").click().run()
+    _settle(at)
+    assert "plain" in _shown(at).options
+
+
+# ------------------------------------------------------------------------------------- views and explanations
+
+
+def test_every_view_has_a_how_to_read_text(analysed):
+    at = analysed
+    for view in at.radio(key="view").options:
+        at.radio(key="view").set_value(view).run()
+        assert not at.exception, (view, at.exception)
+        assert any(e.label == "How to read this" for e in at.expander), view
+    at.radio(key="view").set_value("Distributions").run()
+    text = " ".join(m.value for m in at.markdown)
+    assert "by construction" in text and "Cohort" in text and "z-flip" in text
+
+
+def test_slice_viewer_options(analysed):
+    at = analysed
+    at.radio(key="view").set_value("Slice viewer").run()
+    at.checkbox(key="viewer_per_row").check().run()
+    spec = json.loads(at.get("plotly_chart")[0].proto.spec)
+    tops = {t["zmax"] for t in spec["data"] if t["type"] == "heatmap" and "zmax" in t
+            and t.get("name") not in {"image", "anatomy"} and not t.get("name", "").startswith("prediction")}
+    assert len(tops) > 1  # one scale per row
+    letters = {a["text"] for a in spec["layout"]["annotations"]}
+    assert {"<b>L</b>", "<b>R</b>", "<b>A</b>", "<b>P</b>"} <= letters

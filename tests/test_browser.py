@@ -1,14 +1,15 @@
 """The whole product in a real browser: ``streamlit run`` on a free local port, driven by Debian's Chromium.
 
-Upload a NIfTI through the file input, run the analysis, wait for the distribution chart, download the PNG
-export and check it is a valid image; then open the Cohort view and run the sample cohort on 3 volumes. Screenshots
-are kept in ``test-artifacts/`` as test artifacts.
+Upload a NIfTI and a checkpoint of one's own through the file inputs, run the analysis and click a view while
+it runs, hide and show a checkpoint, open the 3D viewer with its overlays (its canvas must draw), download the
+report, then run the sample cohort on 3 volumes in the Cohort view. Screenshots are kept in ``test-artifacts/``; the README's ``docs/screenshot.png`` is taken here.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -26,8 +27,9 @@ from explorer.config import REPO_ROOT
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = REPO_ROOT / "test-artifacts"
-CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+# Software WebGL (SwiftShader) instead of --disable-gpu: the 3D viewer needs WebGL2 on a machine with no GPU.
+CHROMIUM_FLAGS = ["--no-sandbox", "--use-angle=swiftshader", "--enable-unsafe-swiftshader", "--disable-quic",
+                  "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -75,10 +77,41 @@ def _upload_volume(tmp_path: Path, sample_volume_path: Path) -> Path:
     return path
 
 
-def test_upload_analyse_and_export_png_in_chromium(app_url, tmp_path, sample_volume_path):
+def _own_checkpoint(tmp_path: Path) -> Path:
+    """A checkpoint of one's own: a zoo checkpoint with one bias nudged (other weights, same metadata)."""
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    from explorer.checkpoints import list_zoo
+
+    source = list_zoo()[0]
+    with safe_open(str(source), "pt") as f:
+        meta = f.metadata()
+        tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 - safe_open has no __iter__
+    bias = next(k for k in tensors if k.endswith("bias"))
+    tensors[bias] = tensors[bias] + 1e-3
+    path = tmp_path / "my_model.safetensors"
+    save_file(tensors, str(path), metadata=meta)
+    return path
+
+
+def _lit_pixels(png: bytes) -> int:
+    """Pixels of a screenshot that are neither near-black nor near-white (drawn content)."""
+    import io
+
+    from PIL import Image
+
+    with Image.open(io.BytesIO(png)) as im:
+        rgb = np.asarray(im.convert("RGB"), dtype=np.int16)
+    grey = rgb.mean(axis=2)
+    return int(((grey > 20) & (grey < 235)).sum())
+
+
+def test_upload_analyse_view_3d_and_export_in_chromium(app_url, tmp_path, sample_volume_path):
     from playwright.sync_api import expect, sync_playwright
 
     scan = _upload_volume(tmp_path, sample_volume_path)
+    own = _own_checkpoint(tmp_path)
     ARTIFACTS.mkdir(exist_ok=True)
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS, headless=True)
@@ -87,27 +120,50 @@ def test_upload_analyse_and_export_png_in_chromium(app_url, tmp_path, sample_vol
         sidebar = page.locator('[data-testid="stSidebar"]')
         # First visit: the sample volume and the shipped zoo are analysed without any click.
         expect(page.get_by_text("Show checkpoints")).to_be_visible(timeout=240_000)
-        page.screenshot(path=str(ARTIFACTS / "app_sample.png"), full_page=True)
 
         sidebar.get_by_text("Upload a scan").click()
         scan_uploader = sidebar.locator('[data-testid="stFileUploader"]').filter(has_text="Scan (")
         expect(scan_uploader).to_be_visible(timeout=30_000)
-        uploader = scan_uploader.locator('input[type="file"]')
-        uploader.set_input_files(str(scan))
+        scan_uploader.locator('input[type="file"]').set_input_files(str(scan))
         expect(sidebar.get_by_text("my_scan.nii.gz: (77, 94, 24) voxels")).to_be_visible(timeout=60_000)
+        ckpt_uploader = sidebar.locator('[data-testid="stFileUploader"]').filter(has_text="Add checkpoints")
+        ckpt_uploader.locator('input[type="file"]').set_input_files(str(own))
+        expect(sidebar.get_by_text("my_model.safetensors")).to_be_visible(timeout=60_000)
         sidebar.get_by_role("button", name="Analyse").click()
-        # The caption names the analysed volume: it appears only once the new analysis is done.
-        expect(page.get_by_text("Analysed: my_scan.nii.gz")).to_be_visible(timeout=240_000)
-        expect(page.locator('[data-testid="stPlotlyChart"]').first).to_be_visible(timeout=60_000)
-        page.screenshot(path=str(ARTIFACTS / "app_upload.png"), full_page=True)
+        # During the run the previous (sample) results stay: a click on a view must not abandon the run.
+        expect(page.get_by_text(re.compile(r"Checkpoint \d of 5"))).to_be_visible(timeout=60_000)
+        page.get_by_text("Along the axis", exact=True).click()
+        expect(page.get_by_text("Analysed: my_scan.nii.gz")).to_be_visible(timeout=300_000)
+        picker = page.locator('[data-testid="stMultiSelect"]').filter(has_text="Show checkpoints")
+        tags = picker.locator("[data-tag]")
+        expect(tags).to_have_count(5)
+        expect(tags.filter(has_text="my_model")).to_have_count(1)
 
-        with page.expect_download(timeout=120_000) as info:
-            page.get_by_role("button", name="PNG").first.click()
-        png = Path(info.value.path()).read_bytes()
-        (ARTIFACTS / "distribution.png").write_bytes(png)
+        # Hide one checkpoint, then show it again.
+        picker.locator('[aria-label="Remove my_model"]').click()
+        expect(tags).to_have_count(4, timeout=30_000)
+        picker.locator('[aria-label="Open"]').click()
+        page.get_by_role("option", name="my_model").click()
+        expect(tags).to_have_count(5, timeout=30_000)
+        page.keyboard.press("Escape")
+
+        # The 3D viewer with the attribution overlay: its WebGL canvas has drawn pixels.
+        page.get_by_text("3D viewer", exact=True).click()
+        expect(page.get_by_text(re.compile(r"^Overlays: "))).to_be_visible(timeout=60_000)
+        frame = page.frame_locator('iframe[title*="niivue"]')
+        canvas = frame.locator("canvas").first
+        expect(canvas).to_be_visible(timeout=60_000)
+        lit = 0
+        for _ in range(30):  # NiiVue decodes the volumes asynchronously
+            page.wait_for_timeout(1000)
+            lit = _lit_pixels(canvas.screenshot())
+            if lit > 5000:
+                break
+        page.screenshot(path=str(ARTIFACTS / "app_3d.png"), full_page=False)
+        (REPO_ROOT / "docs" / "screenshot.png").write_bytes(page.screenshot(full_page=False))
 
         page.get_by_text("Export", exact=True).click()
-        with page.expect_download(timeout=240_000) as info:
+        with page.expect_download(timeout=300_000) as info:
             page.get_by_role("button", name="Download report (.zip)").click()
         report = Path(info.value.path()).read_bytes()
         (ARTIFACTS / "report.zip").write_bytes(report)
@@ -126,15 +182,12 @@ def test_upload_analyse_and_export_png_in_chromium(app_url, tmp_path, sample_vol
         assert page.locator('[data-testid="stPlotlyChart"]').count() == 3
         page.screenshot(path=str(ARTIFACTS / "app_cohort.png"), full_page=True)
         browser.close()
-    assert png[:8] == b"\x89PNG\r\n\x1a\n"
-    from PIL import Image
-
-    with Image.open(ARTIFACTS / "distribution.png") as im:
-        im.verify()
-        assert im.size[0] >= 600 and im.size[1] >= 300
+    assert lit > 5000, f"the 3D viewer's canvas drew only {lit} pixels"
     with zipfile.ZipFile(ARTIFACTS / "report.zip") as bundle:
         names = set(bundle.namelist())
-        assert {"report/shares.csv", "report/summary.json", "report/parameters.json"} <= names
-        assert "report/figures/share_distribution_violin.png" in names
+        assert {"report/shares.csv", "report/summary.json", "report/parameters.json", "report/summary.pdf"} <= names
+        assert bundle.read("report/summary.pdf").startswith(b"%PDF")
+        assert any(n.startswith("report/figures/slice_") for n in names)
         summary = json.loads(bundle.read("report/summary.json"))
         assert summary["inputs"]["volume"]["source"] == "my_scan.nii.gz"
+        assert "my_model" in summary["models"]

@@ -2,21 +2,20 @@
 
 from __future__ import annotations
 
-import json
-
 import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
 from explorer import figures
-from explorer.export import figure_bytes, report_zip, static_export_status, table_csv
+from explorer.export import figure_bytes, static_export_status, table_csv
 from explorer.figures.tables import format_table, table_caption
 
 MIME = {"png": "image/png", "svg": "image/svg+xml", "pdf": "application/pdf", "html": "text/html"}
 
 
-def figure_downloads(fig: go.Figure, name: str) -> None:
-    """Download buttons for one figure: PNG, SVG, PDF (when kaleido can export here) and HTML.
+def figure_downloads(fig: go.Figure, name: str, *, preset: str = "screen") -> None:
+    """Download buttons for one figure: PNG, SVG, PDF (when kaleido can export here) and HTML, at ``preset``
+    (a key of :data:`explorer.export.PRESETS`).
 
     The bytes are made only when a button is clicked (a callable), so rendering the page stays fast.
     """
@@ -24,8 +23,8 @@ def figure_downloads(fig: go.Figure, name: str) -> None:
     formats = ["png", "svg", "pdf", "html"] if available else ["html"]
     cols = st.columns(len(formats) + (0 if available else 1))
     for col, fmt in zip(cols, formats, strict=False):
-        col.download_button(f"{fmt.upper()}", data=lambda f=fmt: figure_bytes(fig, f), file_name=f"{name}.{fmt}",
-                            mime=MIME[fmt], key=f"dl-{name}-{fmt}", on_click="ignore")
+        col.download_button(f"{fmt.upper()}", data=lambda f=fmt: figure_bytes(fig, f, preset=preset),
+                            file_name=f"{name}.{fmt}", mime=MIME[fmt], key=f"dl-{name}-{fmt}", on_click="ignore")
     if not available:
         cols[-1].caption(f"PNG/SVG/PDF export unavailable: {message}")
 
@@ -36,14 +35,16 @@ def table_download(table: pd.DataFrame, name: str) -> None:
 
 
 def distributions(shares: pd.DataFrame, summary: dict) -> None:
-    kind = st.radio("Plot", ["violin", "box"], horizontal=True, key="dist_kind")
+    kind = st.radio("Plot", ["violin", "box"], horizontal=True, key="dist_kind",
+                    help="Each shape is the spread, over this scan's slices, of one checkpoint's share per input "
+                         "channel; 1/3 each means no preference for either neighbour.")
     fig = figures.distribution_figure(shares, summary, kind=kind)
     st.plotly_chart(fig, key="fig-distribution")
     figure_downloads(fig, "distribution")
 
 
-def along_axis(shares: pd.DataFrame) -> None:
-    fig = figures.share_along_axis_figure(shares)
+def along_axis(shares: pd.DataFrame, summary: dict) -> None:
+    fig = figures.share_along_axis_figure(shares, summary=summary)
     st.plotly_chart(fig, key="fig-along-axis")
     figure_downloads(fig, "share_along_axis")
 
@@ -58,12 +59,14 @@ def first_conv(summary: dict) -> None:
 
 def statistics(shares: pd.DataFrame, summary: dict) -> None:
     table = figures.stats_table(summary)
-    st.subheader("Per checkpoint")
+    st.subheader("Per checkpoint", help="Mean share per input channel and mean asymmetry index over this scan's "
+                 "slices, with 95% bootstrap intervals; Dice against the mask and z-flip Dice where computed.")
     st.dataframe(format_table(table), hide_index=True)
     st.caption(table_caption(table))
     table_download(table, "statistics")
     comparison = figures.comparison_table(summary)
-    st.subheader("Between checkpoints (paired test of per-slice |AI|)")
+    st.subheader("Between checkpoints (paired test of per-slice |AI|)",
+                 help="Do two checkpoints differ in how lopsided they are, slice by slice on this scan?")
     if comparison.empty:
         st.caption("Show at least two checkpoints to compare them.")
     else:
@@ -72,19 +75,3 @@ def statistics(shares: pd.DataFrame, summary: dict) -> None:
         table_download(comparison, "comparison")
     st.subheader("Per-slice shares")
     table_download(shares, "shares")
-
-
-def export(analysis, names: list[str], write_outputs) -> None:
-    """The report bundle and the raw tables."""
-    available, message = static_export_status()
-    st.markdown("The **report** zip holds every figure (HTML" + (", PNG, SVG, PDF" if available else "") +
-                "), `shares.csv`, `summary.json`, the tables and `parameters.json` (parameters, input hashes, "
-                "package versions).")
-    if not available:
-        st.info(f"Static figure export is unavailable here: {message}")
-    parameters = {**analysis.spec.record(), "checkpoints": names, "volume": analysis.volume.source}
-    st.download_button("Download report (.zip)", data=lambda: report_zip(write_outputs, parameters=parameters),
-                       file_name="explorer-report.zip", mime="application/zip", key="dl-report",
-                       on_click="ignore", type="primary")
-    st.download_button("summary.json", data=json.dumps(analysis.summary, indent=2, default=str),
-                       file_name="summary.json", mime="application/json", key="dl-summary", on_click="ignore")

@@ -50,6 +50,10 @@ def slice_view_figure(
     title: str | None = None,
     clip_percentile: float | None = 99.5,
     summary: Mapping | None = None,
+    per_row_scale: bool = False,
+    map_opacity: float | None = None,
+    prediction_opacity: float = 0.25,
+    orientation: tuple[str, str, str, str] | None = None,
 ) -> go.Figure:
     """Build the slice viewer figure.
 
@@ -70,6 +74,13 @@ def slice_view_figure(
             pixels that would otherwise leave every map dark); larger values saturate. None: the maximum.
         summary: the analysis summary: checkpoints' colours and short panel labels follow their strategy and
             seed (as in every other figure).
+        per_row_scale: one colour range per model row (its own percentile) instead of one shared range, so a
+            model with large gradients (e.g. ``random``) does not leave the others' maps dark.
+        map_opacity: draw the anatomy under every attribution map and blend the map over it with this
+            opacity (None: the maps alone).
+        prediction_opacity: opacity of the prediction tint in the top row.
+        orientation: ``(left, right, top, bottom)`` labels drawn at the image panel's edges (e.g.
+            ``("L", "R", "A", "P")``), or None.
 
     Returns:
         Image panels are ``Heatmap`` traces named ``image``; attribution heatmaps are named
@@ -100,10 +111,18 @@ def slice_view_figure(
         fig.add_trace(go.Heatmap(z=image, zmin=lo, zmax=hi, colorscale="gray", showscale=False, name="image",
                                  hovertemplate="row %{y}, col %{x}: %{z:.4g}<extra>image</extra>"), 1, col)
         if pred is not None:
-            fig.add_trace(_fill(pred, colors[model], f"prediction {model}"), 1, col)
+            fig.add_trace(_fill(pred, colors[model], f"prediction {model}", prediction_opacity), 1, col)
         if mask is not None:
             fig.add_trace(_outline(mask, MASK_COLOR, "mask"), 1, col)
-    _add_maps(fig, maps, offsets, signed, n_rows, clip_percentile)
+    if map_opacity is not None:  # the anatomy under each map, the map blended over it
+        for row in range(2, n_rows + 1):
+            for col in range(1, len(offsets) + 1):
+                fig.add_trace(go.Heatmap(z=image, zmin=lo, zmax=hi, colorscale="gray", showscale=False,
+                                         name="anatomy", hoverinfo="skip"), row, col)
+    _add_maps(fig, maps, offsets, signed, n_rows, clip_percentile, per_row_scale,
+              1.0 if map_opacity is None else map_opacity)
+    if orientation is not None:
+        _orientation_labels(fig, orientation)
     fig.update_xaxes(showticklabels=False, ticks="", showline=False, constrain="domain")
     fig.update_yaxes(showticklabels=False, ticks="", showline=False, autorange="reversed", constrain="domain")
     for i in range(1, n_rows * n_cols + 1):  # square pixels in every panel
@@ -112,7 +131,8 @@ def slice_view_figure(
     fig.update_layout(width=140 + PANEL_PX * n_cols)
     style(fig, title or "Slice viewer", height=height,
           subtitle=(f"top row: predictions in each checkpoint's colour; window [{lo:.4g}, {hi:.4g}]"
-                    + ("; attribution on one shared, unnormalised scale" if maps else "")
+                    + (("; attribution on one scale per row" if per_row_scale else
+                       "; attribution on one shared, unnormalised scale") if maps else "")
                     + (f", saturating above the {clip_percentile:g}th percentile of |A|" if maps and clip_percentile
                        else "")), title_pad=20)
     fig.update_layout(margin=dict(l=20, r=100, b=20), showlegend=False)
@@ -120,38 +140,53 @@ def slice_view_figure(
 
 
 def _add_maps(fig: go.Figure, maps: Mapping[str, np.ndarray], offsets: Sequence[int], signed: bool,
-              n_rows: int, clip_percentile: float | None) -> None:
-    """Add every model's channel heatmaps with one shared colour range and a single colour bar."""
+              n_rows: int, clip_percentile: float | None, per_row: bool = False, opacity: float = 1.0) -> None:
+    """Add every model's channel heatmaps: one shared colour range and colour bar, or one per model row."""
     if not maps:
         return
-    finite = np.concatenate([np.abs(m[np.isfinite(m)]) for m in maps.values()])  # NaN (skipped) shows blank
-    if not finite.size:
-        peak = 0.0
-    elif clip_percentile is None:
-        peak = float(finite.max())
-    else:
-        peak = float(np.percentile(finite, clip_percentile))
-    peak = peak or 1.0
-    zmin, zmax = (-peak, peak) if signed else (0.0, peak)
     scale = SIGNED_SCALE if signed else MAGNITUDE_SCALE
+    shared = _peak(list(maps.values()), clip_percentile)
     span = (n_rows - 1) / n_rows
-    first = True
     for row, (model, channels) in enumerate(maps.items(), start=2):
+        peak = _peak([channels], clip_percentile) if per_row else shared
+        zmin, zmax = (-peak, peak) if signed else (0.0, peak)
+        if per_row:  # a short colour bar beside its own row
+            bar = dict(len=1 / n_rows * 0.9, y=1 - (row - 0.5) / n_rows, yanchor="middle", thickness=10,
+                       tickformat=".2g")
+        else:
+            bar = dict(title=dict(text="attribution" if signed else "|attribution|", side="right"),
+                       len=span, y=span / 2, yanchor="middle", thickness=14)
         for col, (off, channel) in enumerate(zip(offsets, channels, strict=False), start=1):
             fig.add_trace(go.Heatmap(
                 z=channel if signed else np.abs(channel), zmin=zmin, zmax=zmax, colorscale=scale,
-                name=f"{model} {offset_label(int(off))}", showscale=first,
-                colorbar=dict(title=dict(text="attribution" if signed else "|attribution|", side="right"),
-                              len=span, y=span / 2, yanchor="middle", thickness=14),
+                name=f"{model} {offset_label(int(off))}", showscale=col == 1 and (per_row or row == 2),
+                colorbar=bar, opacity=opacity,
                 hovertemplate="row %{y}, col %{x}: %{z:.3g}<extra>%{fullData.name}</extra>"), row, col)
-            first = False
 
 
-def _fill(region: np.ndarray, color: str, name: str) -> go.Heatmap:
+def _peak(maps: Sequence[np.ndarray], clip_percentile: float | None) -> float:
+    """The colour range's top: the ``clip_percentile`` of |value| over ``maps`` (NaN, i.e. skipped, ignored)."""
+    finite = np.concatenate([np.abs(m[np.isfinite(m)]) for m in maps])
+    if not finite.size:
+        return 1.0
+    peak = float(finite.max()) if clip_percentile is None else float(np.percentile(finite, clip_percentile))
+    return peak or 1.0
+
+
+def _orientation_labels(fig: go.Figure, labels: tuple[str, str, str, str]) -> None:
+    """Letters at the left, right, top and bottom edges inside the first (image) panel."""
+    spots = [(0.02, 0.5, "left", "middle"), (0.98, 0.5, "right", "middle"), (0.5, 0.98, "center", "top"),
+             (0.5, 0.02, "center", "bottom")]
+    for text, (x, y, xa, ya) in zip(labels, spots, strict=True):
+        fig.add_annotation(text=f"<b>{text}</b>", x=x, y=y, xref="x domain", yref="y domain", xanchor=xa,
+                           yanchor=ya, showarrow=False, font=dict(color="#FFD400", size=13))
+
+
+def _fill(region: np.ndarray, color: str, name: str, opacity: float) -> go.Heatmap:
     """A translucent fill of a boolean region (NaN outside, so the image shows through)."""
     return go.Heatmap(z=np.where(region, np.float32(1), np.float32(np.nan)), zmin=0, zmax=1,
                       colorscale=[[0, color], [1, color]],
-                      opacity=0.45, showscale=False, name=name, hoverinfo="skip")
+                      opacity=opacity, showscale=False, name=name, hoverinfo="skip")
 
 
 def _outline(region: np.ndarray, color: str, name: str) -> go.Contour:

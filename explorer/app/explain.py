@@ -1,0 +1,77 @@
+"""What the numbers mean: one "How to read this" expander per view, for a radiologist and an ML engineer.
+
+The texts follow docs/definitions.md (the definitions) and say what each number does not cover.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+AI = ("**Asymmetry index (AI)** — of the attribution that goes to the two neighbouring slices, how much more "
+      "goes to the previous slice (z−1) than to the next (z+1): `AI = (s₋₁ − s₊₁) / (s₋₁ + s₊₁)`, from −1 to 1. "
+      "**Positive**: the network leans on the slice *before*; **negative**: on the slice *after*; **0**: both "
+      "alike. As a rule of thumb |AI| below 0.05 is negligible, 0.05–0.2 modest, above 0.2 large: one "
+      "neighbour gets half again as much as the other.")
+SHARE = ("**Share** — the fraction of one slice's attribution that goes to each input channel (the slices z−1, z, "
+         "z+1 packed into the network's three input channels); the shares of a slice sum to 1, so 1/3 each means "
+         "no preference.")
+CI = ("**Why the 95% interval is narrow, and what it does not cover** — it comes from the slices of *this one "
+      "scan* seen by *one trained model*. Neighbouring slices are correlated (they look alike), so the interval "
+      "is too narrow for a claim about patients in general, and one model per strategy says nothing about how "
+      "another training run (seed) would behave. For a claim about an initialisation strategy use several "
+      "scans and several models per strategy: the **Cohort** view.")
+GRADIENT = ("**Why occlusion can disagree with saliency** — they answer different questions. Saliency "
+            "(gradient) asks *how sensitive* the output is to each input slice; occlusion asks *how much the "
+            "output changes when a slice is removed*, i.e. whether the network *uses* it. The first layer is "
+            "linear, so when the first convolution's kernels for z−1 and z+1 are equal (uniform or symmetric "
+            "initialisation) their gradients are identical pixel for pixel: **saliency AI = 0 by construction**, "
+            "whatever the data; what remains after training measures only how far training moved that first "
+            "convolution. Whether the network relies on one neighbour more is a perturbation question: "
+            "occlusion and z-flip.")
+DICE = ("**Dice** — overlap of the prediction with the mask, `2|P∩T| / (|P|+|T|)`: 1 is perfect, 0 no overlap. "
+        "**z-flip Dice** — the same overlap between the prediction on the normal input and on the input with z−1 "
+        "and z+1 swapped: 1 means the segmentation does not depend on the direction of the slice axis; lower "
+        "values mean the network treats 'above' and 'below' differently.")
+
+VIEW_HELP = {
+    "Distributions": [SHARE, AI, GRADIENT, CI],
+    "Along the axis": [SHARE, "Each line follows one checkpoint through the volume: a share that drifts with the "
+                              "slice index follows the anatomy; a constant offset between neighbours follows the "
+                              "network. Slices where nothing is predicted are skipped (gaps).", CI],
+    "Slice viewer": ["The top row shows the slice with each checkpoint's prediction tinted in its colour and the "
+                     "mask outlined. Below, one row per checkpoint: its attribution for each input channel "
+                     "(z−1, z, z+1) over the anatomy — bright where the output is most sensitive to that slice.",
+                     "With **one scale per row** each checkpoint's maps use their own colour range (compare the "
+                     "channels of one checkpoint); with one shared scale the rows compare with each other (a "
+                     "random-initialised network's large gradients then darken the others)."],
+    "3D viewer": ["Multiplanar view (axial, coronal, sagittal) and a 3D rendering of the scan with overlays: the "
+                  "mask, a checkpoint's prediction and its attribution for one input channel. Click to move the "
+                  "crosshair; letters at the edges give the patient orientation (L/R, A/P, S/I). "
+                  "**Radiological** shows the patient's right on the screen's left, as on a reading station; "
+                  "**neurological** the reverse.", "The threshold hides attribution below a fraction of its "
+                  "largest value, so only where the network looks most remains."],
+    "First conv": ["The L1 norm of the first convolution's kernel per input channel, normalised to sum to 1: "
+                   "where the network's weights start from (ImageNet's R, G, B are 0.32, 0.45, 0.23 — already "
+                   "asymmetric) and where training left them. Equal z−1 and z+1 shares make saliency AI zero by "
+                   "construction.", GRADIENT],
+    "Statistics": [AI, "**Wilcoxon p** — paired signed-rank test, over slices, of the z−1 share against the z+1 "
+                   "share (per checkpoint) or of |AI| between two checkpoints. Small p says the difference is "
+                   "consistent across this scan's slices, not that it is large: read the AI for the size.",
+                   CI, DICE],
+    "Diagnostics": ["**Background attention** — the fraction of attribution that falls outside the (dilated) "
+                    "foreground: high values mean the network looks at context, not the structure. **Logit "
+                    "shift** — whether the network is less confident on slices it was not trained on. "
+                    "**Grad-CAM** and the **sanity check** (maps that barely change when the weights are "
+                    "randomised reflect the image more than the model) run on request.", DICE],
+    "Export": ["Everything shown, as files: figures (PNG, SVG, PDF, HTML), tables (CSV), NIfTI maps on the input "
+               "scan's grid (open them in Slicer, ITK-SNAP or NiiVue over the scan), and a report zip with a "
+               "one-page PDF summary, the parameters and the input hashes."],
+}
+
+
+def how_to_read(view: str) -> None:
+    """One collapsed "How to read this" expander for ``view`` (nothing for a view without a text)."""
+    texts = VIEW_HELP.get(view)
+    if texts:
+        with st.expander("How to read this"):
+            st.markdown("\n\n".join(texts))

@@ -1,0 +1,108 @@
+"""An analysis run outside the script rerun: a background thread per session, polled by the page.
+
+Streamlit reruns the whole script on every click, so an analysis computed inside the script would be
+abandoned by a click on a view. Here :func:`start` hands :func:`explorer.analysis.analyze` (the function the
+CLI calls) to a daemon thread; the :class:`Job` lives in the session's state, the page polls it (a fragment
+with ``run_every``) and swaps the result in when it is done. Cancelling is cooperative: the progress callback
+raises :class:`Cancelled` at the next report once the flag is set. No ``streamlit`` import: the job is plain
+Python and tested as such.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from explorer.analysis import Analysis, analyze
+from explorer.errors import InputError
+
+FROM_CACHE = "from cache"  # the message analyze reports for a checkpoint whose results were cached
+
+
+class Cancelled(Exception):
+    """Raised inside the worker by the progress callback once the user pressed Cancel."""
+
+
+@dataclass
+class Job:
+    """One analysis in a worker thread; every field is written by the worker and read by the page."""
+
+    key: tuple
+    n_checkpoints: int
+    fraction: float = 0.0
+    message: str = "starting"
+    started: float = field(default_factory=time.monotonic)
+    finished: float | None = None
+    result: Analysis | None = None
+    error: str | None = None
+    cancelled: bool = False
+    cached: set[str] = field(default_factory=set)
+    _cancel: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    @property
+    def running(self) -> bool:
+        return self.finished is None
+
+    @property
+    def checkpoint(self) -> int:
+        """The 1-based number of the checkpoint being analysed."""
+        return min(int(self.fraction * self.n_checkpoints) + 1, self.n_checkpoints)
+
+    def elapsed(self) -> float:
+        return (self.finished or time.monotonic()) - self.started
+
+    def remaining(self) -> float | None:
+        """Seconds left, extrapolated from the fraction done (None until there is something to go on)."""
+        if self.fraction < 0.02 or not self.running:
+            return None
+        return self.elapsed() * (1.0 - self.fraction) / self.fraction
+
+    def cancel(self) -> None:
+        self._cancel.set()
+
+    def status(self) -> str:
+        """One line for the page: "checkpoint k of n", what it is doing, elapsed and estimated time."""
+        eta = self.remaining()
+        return (f"Checkpoint {self.checkpoint} of {self.n_checkpoints} — {self.message} · "
+                f"{self.elapsed():.0f} s elapsed" + (f", about {eta:.0f} s left" if eta is not None else ""))
+
+    def _progress(self, fraction: float, message: str) -> None:
+        if self._cancel.is_set():
+            raise Cancelled
+        self.fraction, self.message = min(max(fraction, 0.0), 1.0), message
+        if message.endswith(": " + FROM_CACHE):
+            self.cached.add(message[: -len(FROM_CACHE) - 2])
+
+    def _run(self, run: Callable[..., Analysis]) -> None:
+        try:
+            self.result = run(progress=self._progress)
+        except Cancelled:
+            self.cancelled = True
+        except InputError as exc:
+            self.error = str(exc)
+        except Exception as exc:  # noqa: BLE001 - shown as one line in the page, never a traceback
+            self.error = f"The analysis failed: {type(exc).__name__}: {exc}"
+        finally:
+            self.finished = time.monotonic()
+
+
+def start(key: tuple, study: Any, checkpoints: list, spec: Any) -> Job:
+    """Start ``analyze(study, checkpoints, spec)`` in a daemon thread and return its :class:`Job`.
+
+    Args:
+        key: identifies the inputs (content hashes and parameters), stored with the result.
+        study, checkpoints, spec: the arguments of :func:`explorer.analysis.analyze`.
+
+    Returns:
+        The running job; poll ``job.running`` and read ``job.result`` / ``job.error`` / ``job.cancelled``.
+    """
+    job = Job(key=key, n_checkpoints=len(checkpoints))
+    job._thread = threading.Thread(target=job._run, args=(lambda progress: analyze(study, checkpoints, spec,
+                                                                                   progress=progress),),
+                                   name="explorer-analysis", daemon=True)
+    job._thread.start()
+    return job

@@ -1,0 +1,103 @@
+"""The Analyse button, the running job's progress panel, and handing a finished job's result to the page.
+
+The session state keys this module owns: ``job`` (the running :class:`~explorer.app.jobs.Job`), ``analysis``,
+``analysis_key`` (the inputs it was computed from), ``analysis_id`` (bumped per new result, so widgets that
+belong to one analysis start afresh) and ``run_note`` (what the last run said: cache hit, cancelled, error).
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from explorer.analysis import default_cache
+from explorer.cache import result_key
+from explorer.errors import InputError
+
+from . import jobs
+from .sidebar import Blocked, Settings
+
+POLL_SECONDS = 1.0
+
+
+def all_cached(settings: Settings) -> bool:
+    """Whether every checkpoint's result for these settings is already in the backend's cache on disk
+    (a page reload or a new session finds the analysis of the same inputs there)."""
+    try:
+        spec = settings.spec.for_checkpoints(list(settings.checkpoints))
+        store = default_cache()
+        return all(store.entry_dir(result_key(settings.study, c, spec.axis, **spec.result_key())).is_dir()
+                   for c in settings.checkpoints)
+    except (InputError, RuntimeError):
+        return False
+
+
+def collect() -> None:
+    """Move a finished job's result (or its error, or the cancellation) into the session."""
+    state = st.session_state
+    job = state.get("job")
+    if job is None or job.running:
+        return
+    del state["job"]
+    if job.result is not None:
+        state["analysis"], state["analysis_key"] = job.result, job.key
+        old = state.get("analysis_id", 0)
+        state.pop(f"shown_models-{old}", None)
+        state["analysis_id"] = old + 1
+        names = list(job.result.models)
+        if set(names) <= job.cached:
+            state["run_note"] = ("success", f"Found in the cache: these inputs (same file contents, checkpoints and "
+                                            f"parameters) were analysed before, so all {len(names)} checkpoint(s) "
+                                            f"were loaded in {job.elapsed():.1f} s, not recomputed.")
+        else:
+            state["run_note"] = ("success", f"Analysed {len(names)} checkpoint(s) in {job.elapsed():.0f} s"
+                                 + (f" ({len(job.cached)} from the cache)." if job.cached else "."))
+    elif job.cancelled:
+        state["run_note"] = ("warning", "The analysis was cancelled: the results shown are the previous ones.")
+    else:
+        state["failed_key"] = job.key
+        state["run_note"] = ("error", job.error or "The analysis failed.")
+
+
+def controls(settings: Settings | Blocked) -> None:
+    """The Analyse button; starts a job on a click, on the first visit, or when the inputs' results are cached."""
+    state = st.session_state
+    collect()
+    ready = isinstance(settings, Settings)
+    running = "job" in state
+    clicked = st.sidebar.button("Analyse", type="primary", key="analyse", disabled=not ready or running,
+                                help="Runs in the background: you can look at the views meanwhile.")
+    if not ready:
+        st.sidebar.warning(str(settings))
+        return
+    if running:
+        return
+    changed = state.get("analysis_key") != settings.key
+    first_visit = "analysis" not in state and "failed_key" not in state
+    found_again = changed and state.get("failed_key") != settings.key and all_cached(settings)
+    if clicked or first_visit or found_again:
+        state.pop("run_note", None)
+        state["job"] = jobs.start(settings.key, settings.study, list(settings.checkpoints), settings.spec)
+    elif changed and "analysis" in state:
+        st.info("The inputs changed: press **Analyse** to update the results (the views show the previous ones).")
+
+
+def progress() -> None:
+    """The running job's progress (polled), or the last run's note."""
+    job = st.session_state.get("job")
+    if job is not None:
+        _progress_panel()
+    elif (note := st.session_state.get("run_note")) is not None:
+        getattr(st, note[0])(note[1])
+
+
+@st.fragment(run_every=POLL_SECONDS)
+def _progress_panel() -> None:
+    job = st.session_state.get("job")
+    if job is None or not job.running:
+        st.rerun()  # the whole page picks up the result
+        return
+    c1, c2 = st.columns([6, 1])
+    c1.progress(job.fraction, text=job.status())
+    if c2.button("Cancel", key="cancel_run", help="Stops at the next progress step; the previous results stay."):
+        job.cancel()
+        c1.caption("Cancelling…")

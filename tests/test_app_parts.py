@@ -1,0 +1,157 @@
+"""The app's plain-Python parts: the background job, the 3D viewer's overlays, the report, TIFF display."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import re
+import threading
+import time
+import zipfile
+from dataclasses import replace
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from explorer.analysis import analyze
+from explorer.app import jobs, overlays
+from explorer.checkpoints import list_zoo, load_checkpoint
+from explorer.spec import RunSpec
+from explorer.volume import Mask, load_mask, load_volume
+
+
+def _wait(job: jobs.Job) -> jobs.Job:
+    deadline = time.monotonic() + 60
+    while job.running and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert not job.running
+    return job
+
+
+def _job(run) -> jobs.Job:
+    job = jobs.Job(key=("k",), n_checkpoints=4)
+    job._thread = threading.Thread(target=job._run, args=(run,), daemon=True)
+    job._thread.start()
+    return job
+
+
+def test_a_job_reports_checkpoint_k_of_n_and_which_came_from_the_cache():
+    gate = threading.Event()
+
+    def run(progress):
+        progress(0.0, "a: from cache")
+        progress(0.6, "c: batch 3 of 5")
+        gate.wait(10)
+        return "result"
+
+    job = _job(run)
+    deadline = time.monotonic() + 10
+    while job.fraction < 0.6 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert job.checkpoint == 3 and "Checkpoint 3 of 4 — c: batch 3 of 5" in job.status()
+    assert "s left" in job.status() and job.cached == {"a"}
+    gate.set()
+    assert _wait(job).result == "result" and job.error is None and not job.cancelled
+
+
+def test_cancel_stops_the_job_at_the_next_progress_report():
+    steps = []
+
+    def run(progress):
+        for i in range(10_000):
+            progress(i / 10_000, f"m: step {i}")
+            steps.append(i)
+            time.sleep(0.001)
+        return "finished"
+
+    job = _job(run)
+    while not steps:
+        time.sleep(0.01)
+    job.cancel()
+    _wait(job)
+    assert job.cancelled and job.result is None and len(steps) < 10_000
+
+
+def test_a_failing_job_keeps_one_line_not_a_traceback():
+    def run(progress):
+        raise ValueError("boom")
+
+    job = _wait(_job(run))
+    assert job.error == "The analysis failed: ValueError: boom" and job.result is None
+
+
+@pytest.fixture(scope="module")
+def small_analysis(tmp_path_factory):
+    """The sample's 12 central axial slices, one checkpoint, maps kept."""
+    from explorer.config import SAMPLE_DIR
+
+    full = load_volume(SAMPLE_DIR / "mni152_t1_2mm.nii.gz")
+    mask = load_mask(SAMPLE_DIR / "mni152_gm_mask_2mm.nii.gz", full)
+    crop = replace(full, data=np.ascontiguousarray(full.data[:, :, 34:46]), sha256="crop-34-46")
+    crop_mask = Mask(data=np.ascontiguousarray(mask.data[:, :, 34:46]), source="crop-mask", sha256="crop-mask-34")
+    ckpt = load_checkpoint(list_zoo()[0])
+    return analyze(crop, [ckpt], RunSpec(keep_maps=True, zflip=False), mask=crop_mask, cache=False)
+
+
+def _image(data: bytes) -> nib.Nifti1Image:
+    return nib.Nifti1Image.from_bytes(gzip.decompress(data))
+
+
+def test_overlays_lie_on_the_scan_grid(small_analysis):
+    a = small_analysis
+    name = next(iter(a.models))
+    scan, pred = _image(overlays.scan_nifti(a.volume)), _image(overlays.prediction_nifti(a, name))
+    assert scan.shape == pred.shape == a.volume.shape
+    np.testing.assert_allclose(pred.affine, a.volume.affine)
+    # axial stack slice z is the volume's z-th slice along the third axis
+    np.testing.assert_array_equal(np.asarray(pred.dataobj)[:, :, 5], a.models[name].prediction[5].astype(np.uint8))
+    mask = _image(overlays.mask_nifti(a))
+    np.testing.assert_array_equal(np.asarray(mask.dataobj).astype(bool), a.mask.data)
+
+
+def test_the_attribution_threshold_hides_values_below_it(small_analysis):
+    a = small_analysis
+    name = next(iter(a.models))
+    raw = np.nan_to_num(np.abs(np.asarray(a.models[name].maps[:, 0], dtype=np.float32)))
+    full, top = overlays.attribution_volume(a, name, 0, 0.0)
+    cut, _ = overlays.attribution_volume(a, name, 0, 0.5)
+    assert top == pytest.approx(raw.max())
+    assert np.count_nonzero(cut) == np.count_nonzero(raw >= 0.5 * top) < np.count_nonzero(full)
+    image = _image(overlays.attribution_nifti(a, name, 0, 0.5))
+    assert float(image.header["cal_min"]) == pytest.approx(0.5 * top, rel=1e-5)
+
+
+def test_the_report_holds_the_slice_figure_the_pdf_summary_and_the_maps(small_analysis):
+    from explorer.app.exports import report_bytes
+
+    a = small_analysis
+    names = list(a.models)
+    with zipfile.ZipFile(io.BytesIO(report_bytes(a, names, 6))) as bundle:
+        files = set(bundle.namelist())
+        pdf = bundle.read("report/summary.pdf")
+        parameters = json.loads(bundle.read("report/parameters.json"))
+    assert pdf.startswith(b"%PDF") and len(re.findall(rb"/Type\s*/Page(?!s)", pdf)) == 1  # one page
+    assert "report/figures/slice_006.html" in files
+    assert any(f.startswith("report/maps/") and f.endswith("_label.nii.gz") for f in files)
+    assert parameters["parameters"]["slice_viewer_slice"] == 6
+
+
+def test_a_tiff_stack_is_shown_as_fiji_shows_it(tmp_path):
+    import tifffile
+
+    from explorer.app.viewer import as_stored
+
+    pages = np.arange(4 * 6 * 5, dtype=np.float32).reshape(4, 6, 5)  # (Z, rows, columns) as in Fiji
+    path = tmp_path / "stack.tif"
+    tifffile.imwrite(path, pages, photometric="minisblack")
+    volume = load_volume(path, spacing=(0.5, 0.5, 2.0))
+    assert volume.spacing == pytest.approx((0.5, 0.5, 2.0))
+
+    class Shown:  # the two attributes as_stored reads
+        axis = "axial"
+
+    Shown.volume = volume
+    assert as_stored(Shown)
+    np.testing.assert_array_equal(volume.stack("axial")[2], pages[2])  # shown as stored: page 2 as Fiji shows it
