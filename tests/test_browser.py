@@ -2,7 +2,8 @@
 
 Upload a NIfTI and a checkpoint of one's own through the file inputs, run the analysis and click a view while
 it runs, hide and show a checkpoint, open the 3D viewer with its overlays (its canvas must draw), download the
-report, then run the sample cohort on 3 volumes in the Cohort view. Screenshots are kept in ``test-artifacts/``; the README's ``docs/screenshot.png`` is taken here.
+report, then run the sample cohort on 3 volumes in the Cohort view. Screenshots are kept in
+``test-artifacts/``; the README's ``docs/screenshot.png`` is taken here.
 """
 
 from __future__ import annotations
