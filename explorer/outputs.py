@@ -123,7 +123,8 @@ def write_outputs(analysis: Analysis, out_dir: str | Path, *, save_maps: bool = 
             (tmp / "maps").mkdir()
             stems = map_stems(list(analysis.models))
             for name, result in analysis.models.items():
-                written[f"map:{name}"] = _write_map(analysis, name, tmp / "maps" / f"{stems[name]}_attribution.nii.gz")
+                written[f"map:{name}"] = write_attribution_map(analysis, name,
+                                                               tmp / "maps" / f"{stems[name]}_attribution.nii.gz")
                 written[f"label:{name}"] = write_label_map(analysis, name, tmp / "maps" / f"{stems[name]}_label.nii.gz")
                 written[f"probability:{name}"] = write_probability_map(
                     analysis, name, tmp / "maps" / f"{stems[name]}_probability.nii.gz")
@@ -131,7 +132,7 @@ def write_outputs(analysis: Analysis, out_dir: str | Path, *, save_maps: bool = 
                     written[f"cam:{name}"] = _write_volume(analysis, result.diagnostics.cam_maps,
                                                            tmp / "maps" / f"{stems[name]}_gradcam.nii.gz",
                                                            "Grad-CAM: volume 0 standard target, 1 |logit|")
-        _swap_into(tmp, out)
+        swap_into(tmp, out)
         return {key: out / path.relative_to(tmp) for key, path in written.items()}
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -169,13 +170,14 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def _swap_into(tmp: Path, out: Path) -> None:
-    """Make ``tmp`` the folder ``out``: carry over the user's files from a previous ``out``, then rename."""
+def swap_into(tmp: Path, out: Path, ours: frozenset[str] = OUR_NAMES) -> None:
+    """Make ``tmp`` the folder ``out`` by one rename, carrying over the files of a previous ``out`` that are not
+    ``ours`` (the user's own notes); the old folder is renamed aside first and removed after the swap."""
     if not out.exists():
         os.rename(tmp, out)
         return
     for item in out.iterdir():
-        if item.name not in OUR_NAMES:  # the user's own notes in a previous output folder
+        if item.name not in ours:  # the user's own notes in a previous output folder
             (shutil.copytree if item.is_dir() else shutil.copy2)(item, tmp / item.name)
     old = out.parent / f".{out.name}.{os.getpid()}.old"
     os.rename(out, old)
@@ -207,7 +209,8 @@ def _write_diagnostics(analysis: Analysis, directory: Path) -> dict[str, Path]:
     return written
 
 
-def _write_map(analysis: Analysis, name: str, path: Path) -> Path:
+def write_attribution_map(analysis: Analysis, name: str, path: Path) -> Path:
+    """Write model ``name``'s per-channel attribution as a 4D NIfTI ``(x, y, z, channel)`` on the input's grid."""
     return _write_volume(analysis, analysis.models[name].maps, path,
                          f"{analysis.spec.method}/{analysis.spec.target} offsets {list(analysis.models[name].offsets)}")
 

@@ -19,6 +19,7 @@ from explorer.checkpoints import list_zoo
 from explorer.cli import main
 from explorer.config import SAMPLE_DIR
 from explorer.errors import InputError
+from explorer.spec import RunSpec
 
 VOLUME = SAMPLE_DIR / "mni152_t1_2mm.nii.gz"
 
@@ -29,7 +30,7 @@ def _arrays(seed: int, size: int = 64 * 1024) -> dict[str, np.ndarray]:
 
 def test_an_edited_digit_of_a_stored_asymmetry_index_is_recomputed(tmp_path):
     ckpt = list_zoo()[1]
-    first = analyze(VOLUME, [ckpt], cache=ResultCache(tmp_path), params={"zflip": False})
+    first = analyze(VOLUME, [ckpt], RunSpec(zflip=False), cache=ResultCache(tmp_path))
     name = next(iter(first.models))
     ai = first.summary["models"][name]["asymmetry_index"]["mean"]
     [record] = [p for p in tmp_path.rglob("meta.json") if '"asymmetry_index"' in p.read_text()]
@@ -39,7 +40,7 @@ def test_an_edited_digit_of_a_stored_asymmetry_index_is_recomputed(tmp_path):
     edited = original[:-1] + str((int(original[-1]) + 1) % 10)
     record.write_text(text.replace(original, edited, 1))
     fresh = ResultCache(tmp_path)  # a new process: only the disk
-    again = analyze(VOLUME, [ckpt], cache=fresh, params={"zflip": False})
+    again = analyze(VOLUME, [ckpt], RunSpec(zflip=False), cache=fresh)
     assert fresh.stats.corrupt == 1 and fresh.stats.disk_hits == 0
     assert again.summary["models"][name]["asymmetry_index"]["mean"] == ai
     assert repr(ai) != edited

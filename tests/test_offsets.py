@@ -14,6 +14,7 @@ from explorer.checkpoints import load_checkpoint
 from explorer.cli import main
 from explorer.config import SAMPLE_DIR
 from explorer.errors import InputError
+from explorer.spec import RunSpec
 from explorer.stats import asymmetry_index, model_summary
 from explorer.train import Recipe, train_checkpoint
 from explorer.windows import validate_offsets
@@ -43,7 +44,7 @@ def test_stats_pair_minus_k_with_plus_k_when_the_set_skips_one():
 def test_trainer_written_gapped_checkpoint_is_analysed_end_to_end(gapped, tmp_path):
     ckpt = load_checkpoint(gapped)
     assert ckpt.meta.offsets == (-2, 0, 2)
-    result = analyze(VOLUME, [ckpt], mask=MASK, target="all", cache=False)
+    result = analyze(VOLUME, [ckpt], RunSpec(target="all"), mask=MASK, cache=False)
     entry = result.summary["models"]["gapped"]
     assert set(entry["mean_share"]) == {"-2", "0", "2"} and entry["asymmetry_index"]["mean"] is not None
     assert entry["asymmetry_index"] == {k: entry["asymmetry_by_pair"]["2"][k] for k in ("mean", "ci95")}

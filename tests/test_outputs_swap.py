@@ -13,6 +13,7 @@ from explorer.cli import main
 from explorer.config import SAMPLE_DIR
 from explorer.errors import InputError
 from explorer.outputs import check_out_dir, map_stems, write_outputs
+from explorer.spec import RunSpec
 
 VOLUME = SAMPLE_DIR / "mni152_t1_2mm.nii.gz"
 
@@ -22,7 +23,7 @@ def twins() -> Analysis:
     """One checkpoint under two names that sanitise to the same file name."""
     path = list_zoo()[0]
     ckpts = [load_checkpoint(path, name="a b"), load_checkpoint(path, name="a_b")]
-    return analyze(VOLUME, ckpts, target="all", keep_maps=True, cache=False, params={"zflip": False})
+    return analyze(VOLUME, ckpts, RunSpec(target="all", keep_maps=True, zflip=False), cache=False)
 
 
 def test_map_names_are_unique(twins, tmp_path):

@@ -18,7 +18,7 @@ from explorer.export import PRESETS, report_zip, static_export_status, write_fig
 from explorer.figures import analysis_figures
 from explorer.figures import diagnostics as diagnostic_figs
 from explorer.figures.tables import comparison_table, stats_table
-from explorer.outputs import _write_map, write_label_map, write_outputs, write_probability_map
+from explorer.outputs import write_attribution_map, write_label_map, write_outputs, write_probability_map
 
 from .summary_pdf import summary_pdf
 from .viewer import slice_figure
@@ -41,7 +41,7 @@ def _nifti_bytes(analysis, name: str, kind: str) -> bytes:
         elif kind == "probability":
             path = write_probability_map(analysis, name, directory / "probability.nii.gz")
         else:  # the 4D attribution map exactly as `explorer analyze --save-maps` writes it
-            path = _write_map(analysis, name, directory)
+            path = write_attribution_map(analysis, name, directory / "attribution.nii.gz")
         return path.read_bytes()
 
 

@@ -8,17 +8,19 @@ destination and moved into place only when complete.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import tempfile
 from pathlib import Path
 
-from ..errors import InputError
 from ..export import write_figures
 from ..figures.cohort import cohort_figures
-from ..outputs import _json_safe, _move_into, _safe, write_outputs
+from ..outputs import _json_safe, _safe, check_out_dir, clean_stale_outputs, swap_into, write_outputs
 from . import Cohort
 
 PUBLIC_COLUMNS_DROPPED = ("from_cache", "volume_sha256", "held_out")
+#: What a cohort writes into its folder (other files already there are kept when it is replaced).
+COHORT_NAMES = frozenset({"cohort.csv", "cohort_summary.json", "figures", "volumes"})
 
 
 def write_cohort(cohort: Cohort, out_dir: str | Path, *, per_volume: bool = False, figures: bool = True,
@@ -37,13 +39,12 @@ def write_cohort(cohort: Cohort, out_dir: str | Path, *, per_volume: bool = Fals
         ``{"csv": path, "summary": path, ["figures": dir], ["volumes": dir]}``.
 
     Raises:
-        InputError: ``out_dir`` is a file.
+        InputError: a destination refused by :func:`explorer.outputs.check_out_dir`.
     """
-    out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise InputError(out, "exists and is not a directory", "a directory path for the outputs")
+    out = check_out_dir(out_dir)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    clean_stale_outputs(out)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.{os.getpid()}.", suffix=".tmp", dir=out.parent))
     try:
         written = {"csv": tmp / "cohort.csv", "summary": tmp / "cohort_summary.json"}
         cohort.rows.drop(columns=list(PUBLIC_COLUMNS_DROPPED), errors="ignore").to_csv(written["csv"], index=False)
@@ -53,7 +54,8 @@ def write_cohort(cohort: Cohort, out_dir: str | Path, *, per_volume: bool = Fals
             write_figures(cohort_figures(cohort.rows, cohort.summary), written["figures"], preset=figure_preset)
         if per_volume:
             written["volumes"] = _write_volumes(cohort, tmp / "volumes", figure_preset)
-        return {key: _move_into(tmp, out, path) for key, path in written.items()}
+        swap_into(tmp, out, ours=COHORT_NAMES)
+        return {key: out / path.relative_to(tmp) for key, path in written.items()}
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
