@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from captum.attr import FeatureAblation, IntegratedGradients
 from torch import nn
 
@@ -134,10 +135,46 @@ def _smoothgrad(b: Batch) -> torch.Tensor:
     return total / shape[0]
 
 
+#: What an occluded channel is replaced by (``replace`` parameter of ``occlusion``).
+OCCLUSION_BASELINES: dict[str, str] = {
+    "constant": "the constant `baseline` (a flat image, far from any real slice)",
+    "centre": "the centre slice (the neighbour carries no information beyond slice z)",
+    "other": "the mirrored neighbour (-k <-> +k; the centre is unchanged, so its share is 0)",
+    "blur": "a Gaussian-blurred copy of itself (sigma `blur_sigma` pixels: only coarse content left)",
+    "mean": "its own mean intensity (per slice)",
+}
+
+
+def occlusion_baselines(x: torch.Tensor, replace: str, constant: float, blur_sigma: float) -> torch.Tensor:
+    """What each channel of the windows ``x`` ``(B, C, H, W)`` is replaced by when it is occluded.
+
+    Written by hand: captum's ``FeatureAblation`` takes any baseline tensor but builds none of these 2D+ ones.
+    """
+    if replace == "constant":
+        return torch.full_like(x, constant)
+    if replace == "centre":
+        centre = x.shape[1] // 2
+        return x[:, centre : centre + 1].expand_as(x).clone()
+    if replace == "other":
+        return x.flip(1)
+    if replace == "mean":
+        return x.mean(dim=(2, 3), keepdim=True).expand_as(x).clone()
+    radius = max(1, int(round(3 * blur_sigma)))
+    taps = torch.arange(-radius, radius + 1, dtype=x.dtype, device=x.device)
+    kernel = torch.exp(-0.5 * (taps / blur_sigma) ** 2)
+    kernel = (kernel / kernel.sum()).to(x.dtype)
+    flat = x.reshape(-1, 1, *x.shape[2:])
+    flat = F.conv2d(F.pad(flat, (radius, radius, 0, 0), mode="replicate"), kernel.view(1, 1, 1, -1))
+    flat = F.conv2d(F.pad(flat, (0, 0, radius, radius), mode="replicate"), kernel.view(1, 1, -1, 1))
+    return flat.reshape(x.shape)
+
+
 def _occlusion(b: Batch) -> torch.Tensor:
     ablation = FeatureAblation(target_forward(b.model, b.absolute))
     channels = torch.arange(b.x.shape[1], device=b.x.device).view(1, -1, 1, 1)
-    delta = ablation.attribute(b.x, baselines=float(b.params["baseline"]), additional_forward_args=(b.selection,),
+    baselines = occlusion_baselines(b.x, str(b.params["replace"]), float(b.params["baseline"]),
+                                    float(b.params["blur_sigma"]))
+    delta = ablation.attribute(b.x, baselines=baselines, additional_forward_args=(b.selection,),
                                feature_mask=channels, perturbations_per_eval=b.x.shape[1])
     return delta / b.pixels
 
@@ -174,8 +211,9 @@ METHODS: dict[str, Method] = {
                {"baseline": 0.0, "steps": 16}, attribute=_integrated_gradients, signed=True),
         Method("smoothgrad", "mean |gradient| over noisy copies of the input (noise seeded per slice)",
                {"samples": 8, "sigma": 0.15, "seed": 0}, attribute=_smoothgrad),
-        Method("occlusion", "channel ablation: |Δtarget| when one channel is replaced by the baseline (captum)",
-               {"baseline": 0.0}, attribute=_occlusion),
+        Method("occlusion", "channel ablation: |Δtarget| when one channel is replaced (captum); replace="
+               + "|".join(OCCLUSION_BASELINES), {"baseline": 0.0, "replace": "constant", "blur_sigma": 2.0},
+               attribute=_occlusion),
     )
 }
 
@@ -277,4 +315,8 @@ def resolve_params(method: str, params: dict[str, Any] | None) -> dict[str, Any]
     for key in ("steps", "samples"):
         if key in resolved and resolved[key] < 1:
             raise InputError("params", f"{key}={resolved[key]!r} for method {method!r}", "a positive integer")
+    if "replace" in resolved and resolved["replace"] not in OCCLUSION_BASELINES:
+        raise unknown_name("occlusion baseline", resolved["replace"], OCCLUSION_BASELINES)
+    if "blur_sigma" in resolved and not resolved["blur_sigma"] > 0:
+        raise InputError("params", f"blur_sigma={resolved['blur_sigma']!r}", "a positive number of pixels")
     return resolved

@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from explorer.attribution import METHODS, TARGETS, resolve_params
+from explorer.attribution import METHODS, TARGETS, occlusion_baselines, resolve_params
 from explorer.engine import attribute_stack
 from explorer.errors import InputError
 from explorer.fastpath import prepare_model, run_adaptive
@@ -203,3 +203,30 @@ def test_bn_folding_falls_back_for_untraceable_models_without_touching_the_origi
     x = torch.randn(2, 3, 16, 16)
     with torch.no_grad():
         torch.testing.assert_close(prepared(x), model.eval()(x), atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize(("replace", "expected"), [
+    ("constant", [0.5 * 3, 0.25 * 2, 0.25 * 1]),  # ΔT_c = w_c Σ x_c (baseline 0), per pixel
+    ("centre", [0.5 * (3 - 2), 0.0, 0.25 * (1 - 2)]),  # ΔT_c = w_c Σ (x_c − x_centre)
+    ("other", [0.5 * (3 - 1), 0.0, 0.25 * (1 - 3)]),  # ΔT_c = w_c Σ (x_c − x_mirror)
+    ("mean", [0.0, 0.0, 0.0]),  # constant slices equal their own mean
+])
+def test_occlusion_baselines_known_answers(replace: str, expected: list[float]) -> None:
+    """A 1x1 linear network on constant slices 3, 2, 1: occluding channel c changes Σ logits by w_c Σ(x_c − b_c)."""
+    net = nn.Conv2d(3, 1, 1, bias=False)
+    with torch.no_grad():
+        net.weight[:] = torch.tensor([0.5, 0.25, 0.25]).view(1, 3, 1, 1)
+    stack = np.stack([np.full((32, 32), v, np.float32) for v in (3.0, 2.0, 1.0)])
+    result = attribute_stack(prepare_model(net, CPU), stack, OFFSETS, method="occlusion", target="all",
+                             params={"replace": replace}, slices=[1])  # slice 1's window holds 3, 2, 1
+    np.testing.assert_allclose(result.masses[1], np.abs(expected) * 1024, rtol=1e-5, atol=1e-3)
+
+
+def test_blurred_baseline_keeps_coarse_content() -> None:
+    x = torch.zeros(1, 3, 33, 33)
+    x[..., 16, 16] = 1.0
+    blurred = occlusion_baselines(x, "blur", 0.0, 2.0)
+    assert blurred.shape == x.shape and abs(float(blurred.sum()) - 3.0) < 1e-4  # mass kept, spread out
+    assert float(blurred.max()) < 0.1
+    with pytest.raises(InputError, match="unknown occlusion baseline 'zero'"):
+        resolve_params("occlusion", {"replace": "zero"})
