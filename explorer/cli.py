@@ -162,6 +162,8 @@ def _add_cohort(sub: argparse._SubParsersAction) -> None:
                    "torch threads for --executor local")
     p.add_argument("--method", default="saliency", type=_one_of(METHODS, "attribution method"),
                    help="attribution method (default saliency): " + _names(METHODS))
+    p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
+                   help="method parameter, e.g. replace=other (occlusion) or steps=16 (integrated_gradients)")
     p.add_argument("--target", default="predicted", type=_one_of(TARGETS, "attribution target"),
                    help="explained scalar per slice (default predicted): " + _names(TARGETS))
     p.add_argument("--axis", default=None, type=_one_of(AXES, "slicing axis"),
@@ -317,7 +319,8 @@ def _cmd_cohort(args: argparse.Namespace) -> int:
 
     if args.workers is not None and args.workers < 1:
         raise InputError("--workers", str(args.workers), "a positive number")
-    spec = RunSpec(method=args.method, target=args.target, axis=args.axis, zflip=args.zflip, device=args.device)
+    spec = RunSpec(method=args.method, target=args.target, params=_key_values(args.param, "--param"),
+                   axis=args.axis, zflip=args.zflip, device=args.device)
     with tqdm(desc="cohort", unit="pair", file=sys.stderr, disable=None) as bar:
         def progress(done: int, total: int, message: str) -> None:
             bar.total = total
