@@ -127,7 +127,7 @@ def analyze(
     check_run_memory(study.volume, ckpts, axis=spec.axis, method=spec.method, keep_maps=spec.keep_maps,
                      zflip=spec.zflip)
     store = default_cache() if cache is None else (cache or None)
-    names = _unique_names([c.name for c in ckpts])
+    names = unique_names([c.name for c in ckpts])
     check_options(spec.diagnostics, ckpts)
     results: dict[str, ModelResult] = {}
     for i, (name, ckpt) in enumerate(zip(names, ckpts, strict=True)):
@@ -251,7 +251,8 @@ def _from_arrays(name: str, ckpt: Checkpoint, arrays: dict[str, np.ndarray], sum
                        diagnostics=DiagnosticsResult.from_arrays(arrays), logits=arrays.get("logits"))
 
 
-def _unique_names(names: list[str]) -> list[str]:
+def unique_names(names: list[str]) -> list[str]:
+    """``names`` with repeats made distinct: the second ``a`` becomes ``a-2``."""
     seen: dict[str, int] = {}
     out = []
     for n in names:

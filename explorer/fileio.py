@@ -52,19 +52,31 @@ def read_bounded(source: str | Path | bytes, *, name: str | None, max_bytes: int
     if isinstance(source, (bytes, bytearray, memoryview)):
         raw, label = bytes(source), name or "upload"
     else:
-        path = Path(source)
-        label = name or path.name
-        if not path.is_file():
-            raise InputError(path, "no such file", expected)
-        size = path.stat().st_size
-        if size > max_bytes:
-            raise size_error(label, size, max_bytes)
+        path, label = checked_file(source, name=name, max_bytes=max_bytes, expected=expected)
         raw = path.read_bytes()
     if len(raw) > max_bytes:
         raise size_error(label, len(raw), max_bytes)
     if not raw:
         raise InputError(label, "file is empty", expected)
     return raw, label
+
+
+def checked_file(source: str | Path, *, name: str | None, max_bytes: int, expected: str) -> tuple[Path, str]:
+    """``(path, label)`` of an existing, non-empty file within ``max_bytes``, checked without reading it.
+
+    Raises:
+        InputError: no such file, an empty file, or one over the limit.
+    """
+    path = Path(source)
+    label = name or path.name
+    if not path.is_file():
+        raise InputError(path, "no such file", expected)
+    size = path.stat().st_size
+    if size > max_bytes:
+        raise size_error(label, size, max_bytes)
+    if size == 0:
+        raise InputError(label, "file is empty", expected)
+    return path, label
 
 
 def write_atomic(path: str | Path, data: bytes) -> Path:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..analysis import unique_names
 from ..errors import InputError, unknown_name
 from ..spec import RunSpec
 from .manifest import Entry, read_manifest
@@ -75,7 +76,7 @@ def run_cohort(manifest: str | Path | Sequence[Entry], checkpoints: Sequence[str
     if not checkpoints:
         raise InputError("--checkpoint", "no checkpoint given", "at least one checkpoint")
     loaded = [load_checkpoint(c) for c in checkpoints]
-    names = _unique([c.name for c in loaded])
+    names = unique_names([c.name for c in loaded])
     models = [Model(name=n, path=str(p), strategy=c.meta.strategy, seed=c.meta.recipe.get("seed"), sha256=c.sha256,
                     training=c.meta.training) for n, p, c in zip(names, checkpoints, loaded, strict=True)]
     spec = (spec or RunSpec(zflip=False)).for_checkpoints(loaded)
@@ -98,15 +99,6 @@ def run_cohort(manifest: str | Path | Sequence[Entry], checkpoints: Sequence[str
     summary["inputs"] = _inputs(table, entries, models, spec, executor=executor, workers=workers, margin=margin)
     return Cohort(rows=table, summary=summary, entries=entries, models=models, spec=spec,
                   from_cache=int(table["from_cache"].sum()), errors=errors)
-
-
-def _unique(names: list[str]) -> list[str]:
-    seen: dict[str, int] = {}
-    out = []
-    for n in names:
-        seen[n] = seen.get(n, 0) + 1
-        out.append(n if seen[n] == 1 else f"{n}-{seen[n]}")
-    return out
 
 
 def _table(rows: list[dict], entries: Sequence[Entry], models: Sequence[Model]) -> pd.DataFrame:

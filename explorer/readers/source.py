@@ -18,7 +18,7 @@ from functools import cached_property
 from pathlib import Path
 
 from ..errors import InputError
-from ..fileio import file_sha256, read_bounded, sha256_bytes, size_error
+from ..fileio import checked_file, file_sha256, read_bounded, sha256_bytes, size_error
 
 GZIP_MAGIC = b"\x1f\x8b"
 HEAD_BYTES = 1024
@@ -147,13 +147,5 @@ def open_source(source: str | Path | bytes | Files, name: str | None, max_bytes:
     if isinstance(source, (bytes, bytearray, memoryview)):
         raw, label = read_bounded(source, name=name, max_bytes=max_bytes, expected=EXPECTED)
         return Source(label, raw=raw)
-    path = Path(source)
-    label = name or path.name
-    if not path.is_file():
-        raise InputError(path, "no such file", EXPECTED)
-    size = path.stat().st_size
-    if size > max_bytes:
-        raise size_error(label, size, max_bytes)
-    if size == 0:
-        raise InputError(label, "file is empty", EXPECTED)
+    path, label = checked_file(source, name=name, max_bytes=max_bytes, expected=EXPECTED)
     return Source(label, path=path)
