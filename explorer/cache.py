@@ -35,7 +35,7 @@ SEPARATE_ARRAY_BYTES = 64 * 1024**2
 
 
 #: Bump when anything changes the numbers an analysis or a diagnostic produces; part of every result key.
-ENGINE_VERSION = "3"
+ENGINE_VERSION = "4"
 
 
 def make_key(parts: dict[str, Any]) -> str:

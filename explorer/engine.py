@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -44,12 +44,15 @@ class StackAttribution:
         logits: ``(S, H, W)`` float32 foreground logits of that same forward pass (the diagnostics' logit
             histograms reuse them instead of running the model again).
         maps: ``(S, C, H, W)`` float16 attribution when requested (``np.memmap`` for large stacks), else None.
+        info: per-slice method diagnostics, name -> ``(S,)`` float64 (NaN for skipped slices), e.g. integrated
+            gradients' ``convergence_delta`` and SmoothGrad's ``noise_sigma``.
     """
 
     masses: np.ndarray
     prediction: np.ndarray
     maps: np.ndarray | None
     logits: np.ndarray
+    info: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 def attribute_stack(
@@ -68,6 +71,7 @@ def attribute_stack(
     reverse: bool = False,
     maps_dir: str | Path | None = None,
     progress: Progress | None = None,
+    multiple: int = 32,
 ) -> StackAttribution:
     """Attribute the target of every slice of ``stack`` to the window's input channels.
 
@@ -86,6 +90,8 @@ def attribute_stack(
         reverse: feed each window with its channels reversed (z-flip consistency).
         maps_dir: where large maps are memory-mapped (default: a temporary directory).
         progress: ``progress(fraction, message)`` after each batch.
+        multiple: pad slices to a multiple of this (32 for the smp encoders; the results do not depend on it
+            beyond the network's own border effects, since no target includes padded pixels).
 
     Returns:
         A :class:`StackAttribution`.
@@ -111,15 +117,17 @@ def attribute_stack(
     prediction = np.zeros((n, h, w), dtype=bool)
     logits = np.zeros((n, h, w), dtype=np.float32)
     maps = _allocate_maps((n, len(offsets), h, w), maps_dir) if keep_maps else None
+    info: dict[str, np.ndarray] = {}
     done = [0]
 
     def work(chunk: Sequence[int], dev: torch.device) -> None:
-        (batch,) = iter_windows(stack, offsets, batch_size=len(chunk), slices=chunk, channel_stats=channel_stats)
+        (batch,) = iter_windows(stack, offsets, batch_size=len(chunk), slices=chunk, channel_stats=channel_stats,
+                                multiple=multiple)
         x = batch.x.to(dev).contiguous(memory_format=torch.channels_last)
         x = x.flip(1) if reverse else x
-        truth = mask_batch(mask, chunk, dev)
+        truth = mask_batch(mask, chunk, dev, multiple)
         explained = explain_batch(state["model"], x, method=method, target=target, params=resolved,
-                                  slices=tuple(int(z) for z in chunk), pixels=h * w, truth=truth)
+                                  slices=tuple(int(z) for z in chunk), padding=batch.padding, truth=truth)
         attr, out, keep = explained.attr, explained.logits, explained.keep
         pred = out > 0
         attr = batch.padding.crop(attr.flip(1) if reverse else attr).float()
@@ -127,6 +135,8 @@ def attribute_stack(
         chunk_masses = attr.abs().sum(dim=(2, 3)).double().cpu().numpy()
         chunk_masses[~keep.cpu().numpy()] = np.nan
         masses[idx] = chunk_masses
+        for name, values in explained.info.items():
+            info.setdefault(name, np.full(n, np.nan))[idx] = values.double().cpu().numpy()
         prediction[idx] = batch.padding.crop(pred).cpu().numpy()
         logits[idx] = batch.padding.crop(out).float().cpu().numpy()
         if maps is not None:
@@ -139,7 +149,7 @@ def attribute_stack(
         state["model"] = state["model"].to(cpu)
 
     run_adaptive(list(range(n)), work, device, batch_size=batch_size, on_fallback=fallback)
-    return StackAttribution(masses=masses, prediction=prediction, maps=maps, logits=logits)
+    return StackAttribution(masses=masses, prediction=prediction, maps=maps, logits=logits, info=info)
 
 
 def _allocate_maps(shape: tuple[int, ...], maps_dir: str | Path | None) -> np.ndarray:
