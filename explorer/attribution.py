@@ -6,6 +6,8 @@ logits are ``(B, 1, H, W)`` (single-logit binary models); a *selection* is ``(B,
 
 Definitions (docs/definitions.md). Target, a scalar per slice: ``predicted`` = Σ logits over predicted
 foreground (logit > 0); ``mask`` = Σ logits over ground-truth pixels; ``all`` = Σ logits; ``abs`` = Σ |logit|.
+Every selection is restricted to the unpadded slice (:func:`valid_region`): the rows and columns added to
+reach a multiple of 32 are not part of the image, so their logits are never explained.
 Methods: ``saliency`` |∂T/∂x|, ``gradient`` ∂T/∂x, ``input_x_gradient`` x·∂T/∂x, ``integrated_gradients``
 (captum, constant baseline), ``smoothgrad`` mean |∂T/∂x| over Gaussian-noised copies (noise seeded per slice
 so a slice's result does not depend on its batch), ``occlusion`` channel ablation (captum ``FeatureAblation``:
@@ -29,6 +31,7 @@ from torch import nn
 
 from .errors import InputError, unknown_name
 from .params import merge_params
+from .windows import Padding
 
 
 @dataclass(frozen=True)
@@ -82,6 +85,7 @@ class Batch:
         slices: stack index of each sample (seeds per-slice noise).
         pixels: unpadded pixels per slice (occlusion spreads ``ΔT`` over them).
         params: the method's resolved parameters.
+        span: intensity range ``max - min`` of each window ``(B,)`` (SmoothGrad's noise scale).
     """
 
     model: nn.Module
@@ -91,6 +95,14 @@ class Batch:
     slices: tuple[int, ...]
     pixels: int
     params: dict[str, Any]
+    span: torch.Tensor
+
+
+def valid_region(x: torch.Tensor, padding: Padding | None) -> torch.Tensor:
+    """``(H, W)`` float on ``x``'s device: 1 on the slice's own pixels, 0 on the padding of windows ``x``."""
+    valid = torch.zeros(x.shape[-2:], dtype=torch.float, device=x.device)
+    (valid if padding is None else padding.crop(valid)).fill_(1.0)  # crop returns a view
+    return valid
 
 
 def foreground_logit(logits: torch.Tensor) -> torch.Tensor:
@@ -115,24 +127,27 @@ def target_forward(model: nn.Module, absolute: bool) -> Callable[[torch.Tensor, 
     return forward
 
 
-def _integrated_gradients(b: Batch) -> torch.Tensor:
+def _integrated_gradients(b: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     ig = IntegratedGradients(target_forward(b.model, b.absolute))
-    return ig.attribute(b.x, baselines=float(b.params["baseline"]), n_steps=int(b.params["steps"]),
-                        additional_forward_args=(b.selection,), internal_batch_size=len(b.x) * 4)
+    attr, delta = ig.attribute(b.x, baselines=float(b.params["baseline"]), n_steps=int(b.params["steps"]),
+                               additional_forward_args=(b.selection,), internal_batch_size=len(b.x) * 4,
+                               return_convergence_delta=True)
+    return attr, {"convergence_delta": delta.detach().abs()}
 
 
-def _smoothgrad(b: Batch) -> torch.Tensor:
+def _smoothgrad(b: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     forward = target_forward(b.model, b.absolute)
     shape = (int(b.params["samples"]), *b.x.shape[1:])
     seed = int(b.params["seed"]) * 100_003
     noise = torch.stack([torch.randn(shape, generator=torch.Generator().manual_seed(seed + z)) for z in b.slices],
                         dim=1).to(b.x.device)  # (samples, B, C, H, W)
+    sigma = float(b.params["sigma"]) * b.span  # Smilkov et al. 2017: σ as a fraction of the input's range
     total = torch.zeros_like(b.x)
     for sample in noise:
-        xn = (b.x + float(b.params["sigma"]) * sample).requires_grad_(True)
+        xn = (b.x + sigma.view(-1, 1, 1, 1) * sample).requires_grad_(True)
         (grad,) = torch.autograd.grad(forward(xn, b.selection).sum(), xn)
         total += grad.abs()
-    return total / shape[0]
+    return total / shape[0], {"noise_sigma": sigma}
 
 
 #: What an occluded channel is replaced by (``replace`` parameter of ``occlusion``).
@@ -188,7 +203,8 @@ class Method:
         description: one line for the UI and ``--help``.
         defaults: parameters and their defaults (recorded in outputs and cache keys).
         from_gradient: for gradient methods, ``(x, ∂T/∂x) -> A`` (one forward + backward per batch).
-        attribute: for the other methods, ``Batch -> A`` (run after a no-grad forward fixed the selection).
+        attribute: for the other methods, ``Batch -> A`` or ``(A, info)`` with per-sample diagnostics ``info``
+            (name -> ``(B,)``), run after a no-grad forward fixed the selection.
         signed: attributions carry a sign (shown on a diverging colour scale centred at 0).
     """
 
@@ -196,7 +212,8 @@ class Method:
     description: str
     defaults: dict[str, Any]
     from_gradient: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = field(default=None, repr=False)
-    attribute: Callable[[Batch], torch.Tensor] | None = field(default=None, repr=False)
+    attribute: Callable[[Batch], torch.Tensor | tuple[torch.Tensor, dict[str, torch.Tensor]]] | None = field(
+        default=None, repr=False)
     signed: bool = False
 
 
@@ -207,10 +224,11 @@ METHODS: dict[str, Method] = {
         Method("gradient", "signed ∂target/∂input", {}, from_gradient=lambda x, g: g, signed=True),
         Method("input_x_gradient", "input × ∂target/∂input", {}, from_gradient=lambda x, g: x.detach() * g,
                signed=True),
-        Method("integrated_gradients", "path integral of gradients from a constant baseline (captum)",
-               {"baseline": 0.0, "steps": 16}, attribute=_integrated_gradients, signed=True),
-        Method("smoothgrad", "mean |gradient| over noisy copies of the input (noise seeded per slice)",
-               {"samples": 8, "sigma": 0.15, "seed": 0}, attribute=_smoothgrad),
+        Method("integrated_gradients", "path integral of gradients from a constant baseline (captum; the "
+               "convergence delta is recorded)", {"baseline": 0.0, "steps": 50}, attribute=_integrated_gradients,
+               signed=True),
+        Method("smoothgrad", "mean |gradient| over noisy copies of the input (noise σ = sigma × the window's "
+               "intensity range, seeded per slice)", {"samples": 8, "sigma": 0.15, "seed": 0}, attribute=_smoothgrad),
         Method("occlusion", "channel ablation: |Δtarget| when one channel is replaced (captum); replace="
                + "|".join(OCCLUSION_BASELINES), {"baseline": 0.0, "replace": "constant", "blur_sigma": 2.0},
                attribute=_occlusion),
@@ -219,14 +237,15 @@ METHODS: dict[str, Method] = {
 
 
 @torch.no_grad()
-def target_selection(model: nn.Module, x: torch.Tensor, target: str, truth: torch.Tensor | None = None
-                     ) -> torch.Tensor:
-    """The pixels ``(B, H, W)`` float that make up ``target`` for the windows ``x``, from a no-grad forward.
+def target_selection(model: nn.Module, x: torch.Tensor, target: str, truth: torch.Tensor | None = None,
+                     padding: Padding | None = None) -> torch.Tensor:
+    """The pixels ``(B, H, W)`` float that make up ``target`` for the windows ``x``, from a no-grad forward,
+    restricted to the unpadded slice (``padding`` of the windows; None = no padding).
 
     Raises:
         InputError: an unknown target, target ``mask`` without a mask, a model with several logits.
     """
-    return get_target(target).select(foreground_logit(model(x)) > 0, truth)
+    return get_target(target).select(foreground_logit(model(x)) > 0, truth) * valid_region(x, padding)
 
 
 @dataclass(frozen=True, eq=False)
@@ -238,16 +257,19 @@ class Explanation:
         logits: foreground logits ``(B, H, W)`` of the unperturbed forward pass.
         selection: the target's pixels ``(B, H, W)`` float.
         keep: ``(B,)`` bool, slices whose target is not empty (the others are skipped).
+        info: per-sample method diagnostics, name -> ``(B,)`` (NaN for skipped slices): integrated
+            gradients' ``convergence_delta`` (|Σ A − (T(x) − T(baseline))|), SmoothGrad's ``noise_sigma``.
     """
 
     attr: torch.Tensor
     logits: torch.Tensor
     selection: torch.Tensor
     keep: torch.Tensor
+    info: dict[str, torch.Tensor] = field(default_factory=dict)
 
 
 def explain_batch(model: nn.Module, x: torch.Tensor, *, method: str, target: str, params: dict[str, Any],
-                  slices: tuple[int, ...], pixels: int, truth: torch.Tensor | None = None,
+                  slices: tuple[int, ...], padding: Padding | None, truth: torch.Tensor | None = None,
                   selection: torch.Tensor | None = None) -> Explanation:
     """Attribute each window's target to its input channels: the one dispatch every caller uses.
 
@@ -261,7 +283,8 @@ def explain_batch(model: nn.Module, x: torch.Tensor, *, method: str, target: str
         method: a key of :data:`METHODS`; ``params`` its resolved parameters (:func:`resolve_params`).
         target: a key of :data:`TARGETS`.
         slices: stack index of each window (seeds per-slice noise).
-        pixels: unpadded pixels per slice (occlusion spreads ``ΔT`` over them).
+        padding: how the windows were padded (:attr:`explorer.windows.WindowBatch.padding`); the target
+            never includes padded pixels, and occlusion spreads ``ΔT`` over the unpadded ones.
         truth: ground-truth mask ``(B, H, W)`` bool for target ``mask``.
         selection: the target's pixels fixed by the caller (e.g. from another model's prediction); by default
             they come from this model's own prediction.
@@ -270,25 +293,34 @@ def explain_batch(model: nn.Module, x: torch.Tensor, *, method: str, target: str
         InputError: unknown method or target, target ``mask`` without a mask, a model with several logits.
     """
     spec, tgt = get_method(method), get_target(target)
+    valid = valid_region(x, padding)
     if spec.from_gradient is not None:
         x = x.detach().requires_grad_(True)
         fg = foreground_logit(model(x))
         logits = fg.detach()
-        chosen = tgt.select(logits > 0, truth) if selection is None else selection
+        chosen = (tgt.select(logits > 0, truth) if selection is None else selection) * valid
         (grad,) = torch.autograd.grad(((fg.abs() if tgt.absolute else fg) * chosen).sum(), x)
         attr = spec.from_gradient(x.detach(), grad).detach()
         return Explanation(attr, logits, chosen, chosen.flatten(1).sum(1) > 0)
     with torch.no_grad():
         logits = foreground_logit(model(x))
-    chosen = tgt.select(logits > 0, truth) if selection is None else selection
+    chosen = (tgt.select(logits > 0, truth) if selection is None else selection) * valid
     keep = chosen.flatten(1).sum(1) > 0
     attr = torch.zeros_like(x)
+    info: dict[str, torch.Tensor] = {}
     if bool(keep.any()):
         rows = keep.nonzero()[:, 0]
         kept = tuple(int(slices[i]) for i in rows.tolist())
-        attr[rows] = spec.attribute(Batch(model, x[rows].detach(), chosen[rows], tgt.absolute, kept, pixels,
-                                          params)).detach()
-    return Explanation(attr, logits, chosen, keep)
+        inside = x[rows].detach().flatten(2)[..., valid.flatten() > 0]  # (b, C, unpadded pixels)
+        span = (inside.amax(dim=(1, 2)) - inside.amin(dim=(1, 2))).clamp_min(1e-12)
+        out = spec.attribute(Batch(model, x[rows].detach(), chosen[rows], tgt.absolute, kept, int(valid.sum()),
+                                   params, span))
+        found, extra = out if isinstance(out, tuple) else (out, {})
+        attr[rows] = found.detach()
+        for name, values in extra.items():
+            info[name] = torch.full((len(x),), float("nan"), device=x.device)
+            info[name][rows] = values.detach().to(info[name].dtype)
+    return Explanation(attr, logits, chosen, keep, info)
 
 
 def get_method(name: str) -> Method:

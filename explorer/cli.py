@@ -64,8 +64,12 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     from .volume import AXES
 
     p = sub.add_parser("train", help="train a 2D+ checkpoint with one initialisation strategy")
-    p.add_argument("--volume", required=True, help="training volume (.nii, .nii.gz, .tif)")
-    p.add_argument("--mask", required=True, help="binary mask on the volume's grid")
+    data = p.add_mutually_exclusive_group(required=True)
+    data.add_argument("--volume", help="training volume (.nii, .nii.gz, .tif); held-out block of its slices")
+    data.add_argument("--manifest", help="cohort CSV (subject,volume,mask,split): train on the 'train' subjects, "
+                      "held-out Dice on the 'test' subjects")
+    p.add_argument("--mask", help="binary mask on the volume's grid (with --volume)")
+    p.add_argument("--split-column", default="split", help="manifest column with train/test (default split)")
     p.add_argument("--strategy", required=True, type=_one_of(STRATEGIES, "strategy"),
                    help="initialisation strategy: " + _names(STRATEGIES))
     p.add_argument("--encoder", default="mobilenet_v2", help="smp encoder name (default mobilenet_v2)")
@@ -73,6 +77,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
                    help="smp architecture (default Unet): " + _names(ARCHS))
     p.add_argument("--epochs", type=int, default=12)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--slice-stride", type=int, default=1, help="train on every k-th training slice (default 1)")
     p.add_argument("--axis", default="axial", type=_one_of(AXES, "slicing axis"),
                    help="slicing axis (default axial): " + _names(AXES))
     p.add_argument("--offsets", default="-1,0,1", help="window offsets, comma-separated (default -1,0,1)")
@@ -128,8 +133,8 @@ def _add_analyze(sub: argparse._SubParsersAction) -> None:
                    help="figure size and fonts: " + _names(PRESETS) + " (88 / 180 mm columns, 9 pt text)")
     p.add_argument("--dilation", type=int, default=0, help="grow the foreground by N pixels for background attention")
     p.add_argument("--cam", action="store_true", help="Grad-CAM of every slice (standard and |logit| target)")
-    p.add_argument("--cam-layer", default=None, help="Grad-CAM layer name (implies --cam; default the decoder's "
-                   "last block; a wrong name lists the choices)")
+    p.add_argument("--cam-layer", default=None, help="Grad-CAM layer name (implies --cam; default the bottleneck, "
+                   "the deepest encoder stage; a wrong name lists the choices)")
     p.add_argument("--sanity", action="store_true", help="parameter-randomisation sanity check of the method")
     p.add_argument("--sanity-slices", type=int, default=12, help="slices used by --sanity (default 12)")
     p.add_argument("--json", action="store_true", help="print summary.json to stdout (instead of the summary lines)")
@@ -233,22 +238,32 @@ def _cmd_cache(args: argparse.Namespace) -> int:
 
 def _cmd_train(args: argparse.Namespace) -> int:
     from .train import Recipe, train_checkpoint  # imported here: torch/smp load only for this subcommand
+    from .train_subjects import train_manifest_checkpoint
 
-    result = train_checkpoint(
-        _load(args, args.volume), args.mask, args.out, strategy=args.strategy, arch=args.arch, encoder=args.encoder,
-        offsets=args.offsets.split(","),  # train() validates them (explorer.windows.validate_offsets)
-        axis=args.axis, normalisation=args.normalisation, weights=args.weights,
-        device=args.device, recipe=Recipe(epochs=args.epochs, seed=args.seed, loss=args.loss,
-                                          loss_params=_key_values(args.loss_param, "--loss-param")),
-        command=_train_command(args),
-    )
+    common = dict(strategy=args.strategy, arch=args.arch, encoder=args.encoder,
+                  offsets=args.offsets.split(","),  # train() validates them (explorer.windows.validate_offsets)
+                  axis=args.axis, normalisation=args.normalisation, weights=args.weights, device=args.device,
+                  recipe=Recipe(epochs=args.epochs, seed=args.seed, loss=args.loss, slice_stride=args.slice_stride,
+                                loss_params=_key_values(args.loss_param, "--loss-param")),
+                  command=_train_command(args))
+    if args.manifest is not None:
+        result = train_manifest_checkpoint(args.manifest, args.out, split_column=args.split_column, **common)
+        heldout = ", ".join(f"{k} {v:.4f}" for k, v in result.meta.metrics["heldout_dice"].items())
+        print(f"wrote {args.out}: strategy {args.strategy}, held-out subjects' Dice {heldout}, "
+              f"mean {result.meta.metrics['val_dice']:.4f}")
+        return 0
+    if args.mask is None:
+        raise InputError("--mask", "missing", "a mask with --volume")
+    result = train_checkpoint(_load(args, args.volume), args.mask, args.out, **common)
     print(f"wrote {args.out}: strategy {args.strategy}, held-out Dice {result.meta.metrics['val_dice']:.4f}")
     return 0
 
 
 def _train_command(args: argparse.Namespace) -> str:
     """The canonical command line that reproduces a training run (stored in the checkpoint)."""
-    parts = ["explorer", "train", "--volume", args.volume, "--mask", args.mask, "--strategy", args.strategy,
+    data = (["--manifest", args.manifest, "--split-column", args.split_column] if args.manifest is not None
+            else ["--volume", args.volume, "--mask", args.mask])
+    parts = ["explorer", "train", *data, "--strategy", args.strategy,
              "--encoder", args.encoder, "--arch", args.arch, "--epochs", str(args.epochs), "--seed", str(args.seed),
              "--axis", args.axis, "--offsets", args.offsets, "--normalisation", args.normalisation]
     if args.weights:
@@ -257,6 +272,8 @@ def _train_command(args: argparse.Namespace) -> str:
         parts += ["--device", args.device]
     if args.loss != "bce-dice":
         parts += ["--loss", args.loss]
+    if args.slice_stride != 1:
+        parts += ["--slice-stride", str(args.slice_stride)]
     for item in args.loss_param:
         parts += ["--loss-param", item]
     for flag in ("series", "dataset", "volume_index", "spacing"):

@@ -16,7 +16,7 @@ from __future__ import annotations
 import copy
 import tempfile
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -46,12 +46,15 @@ class StackAttribution:
         logits: ``(S, H, W)`` float32 foreground logits of that same forward pass (the diagnostics' logit
             histograms reuse them instead of running the model again).
         maps: ``(S, C, H, W)`` float16 attribution when requested (``np.memmap`` for large stacks), else None.
+        info: per-slice method diagnostics, name -> ``(S,)`` float64 (NaN for skipped slices), e.g. integrated
+            gradients' ``convergence_delta`` and SmoothGrad's ``noise_sigma``.
     """
 
     masses: np.ndarray
     prediction: np.ndarray
     maps: np.ndarray | None
     logits: np.ndarray
+    info: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 def attribute_stack(
@@ -72,6 +75,7 @@ def attribute_stack(
     precision: str = "float32",
     maps_dir: str | Path | None = None,
     progress: Progress | None = None,
+    multiple: int = 32,
 ) -> StackAttribution:
     """Attribute the target of every slice of ``stack`` to the window's input channels.
 
@@ -93,6 +97,8 @@ def attribute_stack(
             input and its gradient stay float32).
         maps_dir: where large maps are memory-mapped (default: a temporary directory).
         progress: ``progress(fraction, message)`` after each batch.
+        multiple: pad slices to a multiple of this (32 for the smp encoders; the results do not depend on it
+            beyond the network's own border effects, since no target includes padded pixels).
 
     Returns:
         A :class:`StackAttribution`.
@@ -118,15 +124,16 @@ def attribute_stack(
     prediction = np.zeros((n, h, w), dtype=bool)
     logits = np.zeros((n, h, w), dtype=np.float32)
     maps = _allocate_maps((n, len(offsets), h, w), maps_dir) if keep_maps else None
+    info: dict[str, np.ndarray] = {}
     done = [0]
     order = list(range(n)) if slices is None else [int(z) for z in slices]
 
     def work(chunk: Sequence[int], dev: torch.device) -> None:
-        x, batch = _windows(stack, offsets, chunk, channel_stats, dev, reverse)
-        truth = mask_batch(mask, chunk, dev)
+        x, batch = _windows(stack, offsets, chunk, channel_stats, dev, reverse, multiple)
+        truth = mask_batch(mask, chunk, dev, multiple)
         with autocast(dev, precision):
             explained = explain_batch(state["model"], x, method=method, target=target, params=resolved,
-                                      slices=tuple(int(z) for z in chunk), pixels=h * w, truth=truth)
+                                      slices=tuple(int(z) for z in chunk), padding=batch.padding, truth=truth)
         attr, out, keep = explained.attr, explained.logits, explained.keep
         pred = out > 0
         attr = batch.padding.crop(attr.flip(1) if reverse else attr).float()
@@ -134,6 +141,8 @@ def attribute_stack(
         chunk_masses = attr.abs().sum(dim=(2, 3)).double().cpu().numpy()
         chunk_masses[~keep.cpu().numpy()] = np.nan
         masses[idx] = chunk_masses
+        for name, values in explained.info.items():
+            info.setdefault(name, np.full(n, np.nan))[idx] = values.double().cpu().numpy()
         prediction[idx] = batch.padding.crop(pred).cpu().numpy()
         logits[idx] = batch.padding.crop(out).float().cpu().numpy()
         if maps is not None:
@@ -146,7 +155,7 @@ def attribute_stack(
         state["model"] = copy.deepcopy(state["model"]).to(cpu)  # a copy: the model may be shared (cached)
 
     run_adaptive(order, work, device, batch_size=batch_size, on_fallback=fallback)
-    return StackAttribution(masses=masses, prediction=prediction, maps=maps, logits=logits)
+    return StackAttribution(masses=masses, prediction=prediction, maps=maps, logits=logits, info=info)
 
 
 def predict_stack(model: nn.Module, stack: np.ndarray, offsets: Sequence[int], *,
@@ -179,9 +188,10 @@ def predict_stack(model: nn.Module, stack: np.ndarray, offsets: Sequence[int], *
 
 def _windows(stack: np.ndarray, offsets: Sequence[int], chunk: Sequence[int],
              channel_stats: tuple[np.ndarray, np.ndarray] | None, dev: torch.device,
-             reverse: bool) -> tuple[torch.Tensor, WindowBatch]:
+             reverse: bool, multiple: int = 32) -> tuple[torch.Tensor, WindowBatch]:
     """One batch of windows on ``dev`` in channels-last order, channels reversed for the z-flip pass."""
-    (batch,) = iter_windows(stack, offsets, batch_size=len(chunk), slices=chunk, channel_stats=channel_stats)
+    (batch,) = iter_windows(stack, offsets, batch_size=len(chunk), slices=chunk, channel_stats=channel_stats,
+                            multiple=multiple)
     x = batch.x.pin_memory() if dev.type == "cuda" else batch.x  # pinned: the copy overlaps with compute
     x = x.to(dev, non_blocking=True).contiguous(memory_format=torch.channels_last)
     return (x.flip(1) if reverse else x), batch

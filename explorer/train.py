@@ -39,7 +39,8 @@ from .windows import iter_windows, pad_to_multiple, validate_offsets
 class Recipe:
     """Training hyper-parameters (stored in the checkpoint); Adam. ``loss`` is a key of
     :data:`explorer.losses.LOSSES` (checkpoints from before the option record ``"dice+bce"``, i.e. ``bce-dice``)
-    and ``loss_params`` its parameters (defaults filled in)."""
+    and ``loss_params`` its parameters (defaults filled in). ``slice_stride`` = k trains on every k-th training
+    slice (neighbouring slices are nearly alike; k > 1 trades data for time on a CPU)."""
 
     epochs: int = 12
     batch_size: int = 8
@@ -49,6 +50,7 @@ class Recipe:
     inplane_flips: bool = True
     loss: str = "bce-dice"
     loss_params: dict[str, float] = field(default_factory=dict)
+    slice_stride: int = 1
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict, including the loss (with resolved parameters) and optimiser names."""
@@ -71,6 +73,18 @@ class TrainResult:
     model: torch.nn.Module
     meta: CheckpointMeta
     losses: list[float]
+
+
+def check_recipe(recipe: Recipe) -> None:
+    """Reject a recipe that cannot train.
+
+    Raises:
+        InputError: an unknown loss, fewer than 1 epoch, a batch below 2 or a slice stride below 1.
+    """
+    build_loss(recipe.loss, recipe.loss_params)
+    if recipe.epochs < 1 or recipe.batch_size < 2 or recipe.slice_stride < 1:
+        raise InputError("recipe", f"epochs={recipe.epochs}, batch_size={recipe.batch_size}, "
+                         f"slice_stride={recipe.slice_stride}", "at least 1 epoch, a batch of at least 2, stride >= 1")
 
 
 def split_slices(mask_stack: np.ndarray, offsets: Sequence[int], val_fraction: float = 0.2) -> Split:
@@ -97,11 +111,11 @@ def split_slices(mask_stack: np.ndarray, offsets: Sequence[int], val_fraction: f
     return Split(train=train, val=val, gap=gap)
 
 
-def _seed_everything(seed: int) -> torch.Generator:
+def seed_everything(seed: int) -> None:
+    """Seed Python's, NumPy's and torch's global generators (model initialisation draws from them)."""
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-    return torch.Generator().manual_seed(seed)
 
 
 def _windows(stack: np.ndarray, offsets: Sequence[int], slices: np.ndarray,
@@ -123,9 +137,48 @@ def _augment(x: torch.Tensor, y: torch.Tensor, gen: torch.Generator, *, flips: b
     return x, y
 
 
+def fit(model: torch.nn.Module, x_all: torch.Tensor, y_all: torch.Tensor, recipe: Recipe, *, zflip: bool,
+        device: torch.device, progress: bool = True, desc: str = "train") -> tuple[list[float], float]:
+    """Train ``model`` in place with Adam on windows ``x_all`` ``(N, C, H, W)`` and labels ``y_all`` ``(N, 1, H, W)``.
+
+    The global RNGs must be seeded (:func:`seed_everything`); the shuffles and augmentations draw from a
+    generator seeded with ``recipe.seed``.
+
+    Returns:
+        The mean training loss per epoch and the seconds spent.
+    """
+    gen = torch.Generator().manual_seed(recipe.seed)
+    loss_fn, _ = build_loss(recipe.loss, recipe.loss_params)
+    model.to(device).train()
+    optimiser = torch.optim.Adam(model.parameters(), lr=recipe.lr)
+    n_batches = -(-len(x_all) // recipe.batch_size)
+    losses: list[float] = []
+    started = time.perf_counter()
+    with tqdm(total=recipe.epochs * n_batches, desc=desc, unit="batch", disable=not progress, leave=False) as bar:
+        for epoch in range(recipe.epochs):
+            order = torch.randperm(len(x_all), generator=gen)
+            batches = list(order.split(recipe.batch_size))
+            if len(batches) > 1 and len(batches[-1]) == 1:  # BatchNorm needs two samples
+                batches[-2:] = [torch.cat(batches[-2:])]
+            total = 0.0
+            for idx in batches:
+                x, y = _augment(x_all[idx], y_all[idx], gen, flips=recipe.inplane_flips, zflip=zflip)
+                x, y = x.to(device), y.to(device)
+                optimiser.zero_grad(set_to_none=True)
+                loss = loss_fn(model(x), y)
+                loss.backward()
+                optimiser.step()
+                total += float(loss.detach()) * len(idx)
+                bar.update(1)
+            losses.append(total / len(x_all))
+            bar.set_postfix(epoch=epoch + 1, loss=f"{losses[-1]:.4f}")
+    return losses, time.perf_counter() - started
+
+
 @torch.no_grad()
-def _predict(model: torch.nn.Module, stack: np.ndarray, offsets: Sequence[int], slices: np.ndarray,
-             stats: tuple[np.ndarray, np.ndarray] | None, device: torch.device) -> np.ndarray:
+def predict(model: torch.nn.Module, stack: np.ndarray, offsets: Sequence[int], slices: np.ndarray,
+            stats: tuple[np.ndarray, np.ndarray] | None, device: torch.device) -> np.ndarray:
+    """Predicted foreground ``(len(slices), H, W)`` bool (logit > 0) of ``model`` (set to eval) for ``slices``."""
     model.eval()
     out = [b.padding.crop(model(b.x.to(device))[:, 0]).cpu().numpy() > 0
            for b in iter_windows(stack, offsets, batch_size=8, slices=slices, channel_stats=stats)]
@@ -159,13 +212,10 @@ def train(volume: Volume, mask: Mask, *, strategy: str, arch: str = "Unet", enco
     offsets = validate_offsets(offsets, source="--offsets")
     check_slices(volume.shape, axis_index(axis), volume.source)  # 32,767 one-voxel slices are no 2D+ volume
     chosen = get_strategy(strategy)
-    loss_fn, _ = build_loss(recipe.loss, recipe.loss_params)
-    if recipe.epochs < 1 or recipe.batch_size < 2:
-        raise InputError("recipe", f"epochs={recipe.epochs}, batch_size={recipe.batch_size}",
-                         "at least 1 epoch and a batch of at least 2")
+    check_recipe(recipe)
     arch_kwargs = dict(DEFAULT_ARCH_KWARGS.get(arch, {}) if arch_kwargs is None else arch_kwargs)
     dev = select_device(device)
-    gen = _seed_everything(recipe.seed)
+    seed_everything(recipe.seed)
     study = Study(volume, mask)
     stack, labels = study.slices(axis, normalisation), study.mask_slices(axis)
     stats = channel_stats_for(normalisation, len(offsets))
@@ -173,35 +223,12 @@ def train(volume: Volume, mask: Mask, *, strategy: str, arch: str = "Unet", enco
 
     model = build_model(arch=arch, encoder=encoder, in_channels=len(offsets), classes=1, **arch_kwargs)
     init = chosen.apply(model, offsets, encoder=encoder, weights=weights)
-    model.to(dev).train()
-    x_all = _windows(stack, offsets, split.train, stats)
-    y_all = torch.from_numpy(pad_to_multiple(labels[split.train].astype(np.float32), 32)[0][:, None])
-    optimiser = torch.optim.Adam(model.parameters(), lr=recipe.lr)
-    n_batches = -(-len(x_all) // recipe.batch_size)
-    losses: list[float] = []
-    started = time.perf_counter()
-    with tqdm(total=recipe.epochs * n_batches, desc=f"train {strategy}", unit="batch", disable=not progress,
-              leave=False) as bar:
-        for epoch in range(recipe.epochs):
-            order = torch.randperm(len(x_all), generator=gen)
-            batches = list(order.split(recipe.batch_size))
-            if len(batches) > 1 and len(batches[-1]) == 1:  # BatchNorm needs two samples
-                batches[-2:] = [torch.cat(batches[-2:])]
-            total = 0.0
-            for idx in batches:
-                x, y = _augment(x_all[idx], y_all[idx], gen, flips=recipe.inplane_flips, zflip=chosen.augment_zflip)
-                x, y = x.to(dev), y.to(dev)
-                optimiser.zero_grad(set_to_none=True)
-                logits = model(x)
-                loss = loss_fn(logits, y)
-                loss.backward()
-                optimiser.step()
-                total += float(loss.detach()) * len(idx)
-                bar.update(1)
-            losses.append(total / len(x_all))
-            bar.set_postfix(epoch=epoch + 1, loss=f"{losses[-1]:.4f}")
-    seconds = time.perf_counter() - started
-    pred = _predict(model, stack, offsets, split.val, stats, dev)
+    used = split.train[:: recipe.slice_stride]
+    x_all = _windows(stack, offsets, used, stats)
+    y_all = torch.from_numpy(pad_to_multiple(labels[used].astype(np.float32), 32)[0][:, None])
+    losses, seconds = fit(model, x_all, y_all, recipe, zflip=chosen.augment_zflip, device=dev,
+                          progress=progress, desc=f"train {strategy}")
+    pred = predict(model, stack, offsets, split.val, stats, dev)
     val_dice = dice(pred, labels[split.val])
     model = model.cpu().eval()
     meta = CheckpointMeta(
@@ -211,7 +238,7 @@ def train(volume: Volume, mask: Mask, *, strategy: str, arch: str = "Unet", enco
             "volume": {"name": volume.source, "sha256": volume.sha256, "shape": list(volume.shape)},
             "mask": {"name": mask.source, "sha256": mask.sha256},
             "axis_index": axis_index(axis),
-            "split": {"train_slices": len(split.train), "val_slices": [int(split.val[0]), int(split.val[-1])],
+            "split": {"train_slices": len(used), "val_slices": [int(split.val[0]), int(split.val[-1])],
                       "gap": split.gap},
             "init": init.to_dict(),
             "first_conv_share_final": {str(k): v for k, v in first_conv_shares(model, offsets).items()},
@@ -233,7 +260,7 @@ def evaluate_heldout(model: torch.nn.Module, volume: Volume, mask: Mask, meta: C
     study = Study(volume, mask)
     stack, labels = study.slices(meta.axis, meta.normalisation), study.mask_slices(meta.axis)
     split = split_slices(labels, meta.offsets, float(meta.recipe.get("val_fraction", Recipe.val_fraction)))
-    pred = _predict(model.to(dev), stack, meta.offsets, split.val,
+    pred = predict(model.to(dev), stack, meta.offsets, split.val,
                     channel_stats_for(meta.normalisation, len(meta.offsets)), dev)
     return dice(pred, labels[split.val])
 

@@ -172,6 +172,7 @@ def test_registries_and_defaults_are_recorded() -> None:
                             "occlusion"}
     assert set(TARGETS) == {"predicted", "mask", "all", "abs"}
     assert resolve_params("integrated_gradients", {"steps": "8"}) == {"baseline": 0.0, "steps": 8}
+    assert resolve_params("integrated_gradients", None)["steps"] == 50
 
 
 def test_gradient_matches_hand_computed_value() -> None:

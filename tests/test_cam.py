@@ -64,7 +64,7 @@ def test_zoo_layer_names_and_unknown_layer() -> None:
     model = load_checkpoint(list_zoo()[0]).build_model("cpu")
     names = cam_layers(model)
     assert names[0] == "encoder.features.1" and "encoder.features.18" in names
-    assert default_cam_layer(model) == "decoder.blocks.4"
+    assert default_cam_layer(model) == "encoder.features.18"  # the bottleneck, as Seg-Grad-CAM
     with pytest.raises(InputError, match="decoder.blocks.4"):
         gradcam_stack(model, np.zeros((1, 32, 32), np.float32), (-1, 0, 1), layer="decoder.nope")
 

@@ -51,8 +51,18 @@ def test_shift_is_heldout_minus_training_foreground_mean(toy) -> None:
     assert out["shift"]["shift"] == pytest.approx(0.5 - 3.0)
     assert out["shift"]["train_fn_rate"] == 0.0 and out["shift"]["heldout_fn_rate"] == pytest.approx(0.25)
     assert out["mean"]["fn"] == pytest.approx(-1.0)
+    # background: -2 everywhere except the false positive (+0.5) on training slice 0
+    assert out["background_shift"]["train_mean"] == pytest.approx((-2 * 3 + 0.5) / 4)
+    assert out["background_shift"]["shift"] == pytest.approx(-2.0 - (-5.5 / 4))
     skipped = logit_summary(logits, pred, mask, "no split")
     assert skipped["shift"] is None and skipped["shift_skipped"] == "no split"
+
+
+def test_without_a_mask_the_shift_is_skipped_not_computed_on_the_prediction(toy) -> None:
+    logits, pred, _ = toy
+    out = logit_summary(logits, pred, None, (np.array([0, 1]), np.array([2, 3])))
+    assert out["shift"] is None and out["background_shift"] is None
+    assert "no ground-truth mask" in out["shift_skipped"] and "false negatives" in out["shift_skipped"]
 
 
 def test_split_from_metadata_matches_the_training_rule(sample_volume_path, sample_mask_path) -> None:

@@ -1,10 +1,16 @@
-"""Grad-CAM for the single-logit head (Zhang, Bieri, Günther, arXiv 2403.14435), with captum's LayerGradCam.
+"""Grad-CAM for a segmentation output, with captum's LayerGradCam.
+
+As Seg-Grad-CAM (Vinogradova, Dibrov, Myers, AAAI 2020, arXiv 2002.11434) the explained scalar is a region
+target ``Σ_{p∈R} sign(z_p)·z_p`` of the logits ``z`` and the default layer is the bottleneck (the deepest
+encoder stage), where a channel's spatial map still means something about the whole slice. Two regions per
+slice (docs/definitions.md, "Diagnostics"): ``standard`` — R = the predicted foreground, where
+``sign(z) = +1``, i.e. the sum of the foreground logits (target ``predicted``); and ``abs`` — R = the whole
+unpadded slice, i.e. ``Σ |z|`` (evidence for whichever side each pixel was predicted, as binary CAMs of
+Zhang, Bieri, Günther, arXiv 2403.14435). Padded pixels never enter either region. Where every logit is
+positive both targets are the same scalar, so both CAMs are equal.
 
 Shapes: windows ``(B, C, H, W)``; a CAM is ``(S, H, W)`` (the layer's map upsampled bilinearly to the
-slice, ReLU applied, unpadded). Two targets per slice (docs/definitions.md): ``standard`` — the sum of the
-logits over the predicted foreground (target ``predicted``), and ``abs`` — the sum of ``|logit|`` over all
-pixels (evidence for whichever side each pixel was predicted). Where every logit is positive both targets
-are the same scalar, so both CAMs are equal.
+slice, ReLU applied, unpadded).
 
 Hooks are only ever placed on a private model built for the call (never on a shared module).
 """
@@ -28,7 +34,7 @@ CAM_TARGETS = ("standard", "abs")
 
 
 def cam_layers(model: nn.Module) -> list[str]:
-    """Names of the layers Grad-CAM can use, deepest encoder stage first, the decoder's last block last.
+    """Names of the layers Grad-CAM can use: the encoder's stages (shallow to deep), then the decoder's blocks.
 
     smp models: the encoder's output stages (``encoder.features.<i>`` for torchvision-style encoders, else
     the encoder's children) and the decoder's blocks; other models: their top-level children.
@@ -47,8 +53,10 @@ def cam_layers(model: nn.Module) -> list[str]:
 
 
 def default_cam_layer(model: nn.Module) -> str:
-    """The default Grad-CAM layer: the decoder's last block (full resolution), else the last listed layer."""
-    return cam_layers(model)[-1]
+    """The default Grad-CAM layer: the bottleneck (deepest encoder stage, as Seg-Grad-CAM), else the last listed."""
+    names = cam_layers(model)
+    encoder = [n for n in names if n.startswith("encoder.")]
+    return encoder[-1] if encoder else names[-1]
 
 
 def _layer(model: nn.Module, name: str) -> nn.Module:
@@ -91,7 +99,7 @@ def gradcam_stack(model: nn.Module, stack: np.ndarray, offsets: Sequence[int], *
         x = batch.x.to(device)
         maps = []
         for target in ("predicted", "abs"):  # the standard and the |logit| target (CAM_TARGETS)
-            selection = target_selection(model, x, target)
+            selection = target_selection(model, x, target, padding=batch.padding)
             cam = LayerGradCam(target_forward(model, get_target(target).absolute), module)
             raw = cam.attribute(x, additional_forward_args=(selection,), relu_attributions=True)
             maps.append(LayerAttribution.interpolate(raw.detach(), tuple(x.shape[2:]), "bilinear").clamp_min(0))

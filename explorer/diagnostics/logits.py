@@ -8,7 +8,11 @@ training and held-out slices, when its metadata records a split on this very vol
 
 The **shift** is ``mean(foreground logit | held-out) − mean(foreground logit | training)``: the paper's
 observation is that the rare class' logits move toward the decision boundary (0) on unseen data, i.e. a
-negative shift, which shows up as under-segmentation (a higher false-negative rate on held-out slices).
+negative shift, which shows up as under-segmentation (a higher false-negative rate on held-out slices). The
+background's shift (same difference over background pixels) is reported beside it: the paper's point is
+that the rare class shifts while the frequent one does not. Both need a ground-truth mask: with the
+prediction as truth the foreground would lose exactly the false negatives the shift is about, so without a
+mask the shift is skipped (``shift_skipped`` says so).
 """
 
 from __future__ import annotations
@@ -36,6 +40,9 @@ def split_from_meta(meta: object, volume_sha256: str, axis: str, n_slices: int) 
     """
     training = getattr(meta, "training", None) or {}
     split = training.get("split") if isinstance(training, dict) else None
+    if isinstance(split, dict) and split.get("unit") == "subject":
+        return ("the checkpoint was trained on whole subjects (a subject-level split): a volume's slices are "
+                "all training or all held-out, so there is no within-volume shift")
     if not isinstance(split, dict) or "val_slices" not in split or "gap" not in split:
         return "the checkpoint's metadata records no training/held-out split"
     if (training.get("volume") or {}).get("sha256") != volume_sha256:
@@ -90,7 +97,7 @@ def _groups(fg: np.ndarray, prediction: np.ndarray, mask: np.ndarray | None,
 
 def logit_summary(logits: np.ndarray, prediction: np.ndarray, mask: np.ndarray | None,
                   split: tuple[np.ndarray, np.ndarray] | str) -> dict:
-    """Mean logits per group, and the train → held-out shift of the foreground logits.
+    """Mean logits per group, and the train → held-out shift of the foreground and of the background logits.
 
     Args:
         logits, prediction, mask: as :func:`logit_histograms`.
@@ -98,24 +105,32 @@ def logit_summary(logits: np.ndarray, prediction: np.ndarray, mask: np.ndarray |
 
     Returns:
         ``{"foreground": "mask"|"prediction", "mean": {group: v}, "shift": {"train_mean", "heldout_mean",
-        "shift", "train_fn_rate", "heldout_fn_rate"} or None, "shift_skipped": reason or None}``; the
-        false-negative rates (foreground pixels with logit ≤ 0) are given only with a mask.
+        "shift", "train_fn_rate", "heldout_fn_rate"} or None, "background_shift": {"train_mean",
+        "heldout_mean", "shift"} or None, "shift_skipped": reason or None}``; the false-negative rates are the
+        foreground pixels with logit ≤ 0. Without a mask both shifts are None (skipped, with the reason).
     """
     fg = mask if mask is not None else prediction
     sets = _groups(fg, prediction, mask, None)
     means = {name: (float(logits[s].mean()) if s is not None and s.any() else None) for name, s in sets.items()}
+    if mask is None:
+        split = ("no ground-truth mask: with the prediction as truth the foreground would lose exactly the false "
+                 "negatives the shift is about")
     out = {"foreground": "mask" if mask is not None else "prediction", "mean": means, "shift": None,
-           "shift_skipped": split if isinstance(split, str) else None}
+           "background_shift": None, "shift_skipped": split if isinstance(split, str) else None}
     if isinstance(split, str):
         return out
-    parts = {}
-    for label, rows in zip(("train", "heldout"), split, strict=False):
-        values = logits[rows][fg[rows]]
-        parts[f"{label}_mean"] = float(values.mean()) if values.size else None
-        parts[f"{label}_fn_rate"] = float((values <= 0).mean()) if values.size and mask is not None else None
-    if parts["train_mean"] is not None and parts["heldout_mean"] is not None:
-        parts["shift"] = parts["heldout_mean"] - parts["train_mean"]
-    else:
-        parts["shift"] = None
-    out["shift"] = parts
+    out["shift"] = _shift(logits, fg, split, fn_rate=True)
+    out["background_shift"] = _shift(logits, ~fg, split, fn_rate=False)
     return out
+
+
+def _shift(logits: np.ndarray, pixels: np.ndarray, split: tuple[np.ndarray, np.ndarray], *, fn_rate: bool) -> dict:
+    parts: dict = {}
+    for label, rows in zip(("train", "heldout"), split, strict=False):
+        values = logits[rows][pixels[rows]]
+        parts[f"{label}_mean"] = float(values.mean()) if values.size else None
+        if fn_rate:
+            parts[f"{label}_fn_rate"] = float((values <= 0).mean()) if values.size else None
+    both = parts["train_mean"] is not None and parts["heldout_mean"] is not None
+    parts["shift"] = parts["heldout_mean"] - parts["train_mean"] if both else None
+    return parts

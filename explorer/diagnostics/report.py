@@ -33,6 +33,9 @@ def diagnostics_line(entry: Mapping) -> str:
                     f"held-out {_num(shift['heldout_mean'])}")
             if shift.get("train_fn_rate") is not None:
                 text += f"; FN rate {_num(shift['train_fn_rate'])} → {_num(shift['heldout_fn_rate'])}"
+            background = logits.get("background_shift") or {}
+            if background.get("shift") is not None:
+                text += f"; bg shift {_num(background['shift'], '+.3f')}"
             parts.append(text + ")")
         else:
             parts.append(f"fg logit shift skipped: {logits.get('shift_skipped')}")

@@ -1,11 +1,15 @@
 """Sanity check by cascading parameter randomisation (Adebayo et al., NeurIPS 2018, arXiv 1810.03292).
 
-The attribution of a few slices is recomputed after re-initialising the decoder (and segmentation head),
-then additionally the encoder, on private copies of the model; each stage is compared with the original
-maps by the Spearman rank correlation of ``|A|`` over all channels and pixels of a slice. The pixels that
-make up the target stay those of the *original* prediction, so every stage explains the same quantity.
-A method whose maps hardly change when the learned weights are destroyed (mean correlation after the
-last stage ≥ ``threshold``) is explaining the input rather than the model: it is flagged.
+The attribution of a few slices is recomputed on private copies of the model whose weights are destroyed
+block by block from the head: the segmentation head, the decoder blocks from the last, then the encoder
+stages from the deepest, the first convolution last (:func:`cascade_stages`; each stage keeps the previous
+ones randomised). Each stage is compared with the original maps by the Spearman rank correlation over all
+channels and pixels of a slice, of ``|A|`` and of the signed ``A``; and — the question this project asks — the
+channel shares and the asymmetry index are recomputed at each stage: if the asymmetry survives until only
+the first convolution is left trained and vanishes with it, it lives in the first convolution. The pixels
+that make up the target stay those of the *original* prediction, so every stage explains the same quantity.
+A method whose maps hardly change when the learned weights are destroyed (mean ``|A|`` correlation after
+the last stage ≥ ``threshold``) is explaining the input rather than the model: it is flagged.
 
 Shapes: windows ``(B, C, H, W)``; maps ``(B, C, H, W)``; per-slice correlations ``(n_slices, n_stages)``.
 """
@@ -22,18 +26,46 @@ from scipy.stats import spearmanr
 from torch import nn
 
 from ..attribution import explain_batch, get_target, resolve_params, target_selection
-from ..windows import iter_windows, mask_batch
+from ..stats import asymmetry_index, shares_from_masses
+from ..windows import Padding, iter_windows, mask_batch
 
-#: Cascading stages: name → the top-level submodules re-initialised (cumulative, top of the network first).
-SMP_STAGES: dict[str, tuple[str, ...]] = {
-    "decoder": ("segmentation_head", "decoder"),
-    "encoder": ("segmentation_head", "decoder", "encoder"),
-}
 #: Mean rank correlation at or above which a method is flagged as insensitive to the model.
 THRESHOLD = 0.5
 
-#: ``(model, x, selection, slices, pixels) -> A``: how a stage's maps are computed (see :func:`registry_attribute`).
-Attribute = Callable[[nn.Module, torch.Tensor, torch.Tensor, tuple[int, ...], int], torch.Tensor]
+#: ``(model, x, selection, slices, padding) -> A``: how a stage's maps are computed (:func:`registry_attribute`).
+Attribute = Callable[[nn.Module, torch.Tensor, torch.Tensor, tuple[int, ...], Padding], torch.Tensor]
+
+
+def cascade_stages(model: nn.Module) -> dict[str, tuple[str, ...]]:
+    """Cumulative randomisation stages, head first: name -> the module names re-initialised up to that stage.
+
+    smp models: ``head``, ``decoder.<i>`` (last block first), the encoder's stages deepest first
+    (``encoder.<a>-<b>``: ``encoder.features`` blocks between the encoder's output indices) and
+    ``first_conv`` (``encoder.features.0``) last; other models: their top-level children, last first.
+    """
+    modules = dict(model.named_modules())
+    steps: list[tuple[str, list[str]]] = []
+    if "segmentation_head" in modules and "decoder.blocks" in modules:
+        steps.append(("head", ["segmentation_head"]))
+        blocks = sorted((int(n.rsplit(".", 1)[1]) for n in modules if n.startswith("decoder.blocks.")
+                         and n.count(".") == 2), reverse=True)
+        steps += [(f"decoder.{i}", [f"decoder.blocks.{i}"]) for i in blocks]
+        bounds = getattr(modules.get("encoder"), "_out_indexes", None)
+        if bounds is not None and "encoder.features.0" in modules:
+            edges = [0, *sorted(int(b) for b in bounds)]
+            for lo, hi in reversed(list(zip(edges[:-1], edges[1:], strict=True))):
+                steps.append((f"encoder.{lo + 1}-{hi}" if hi > lo + 1 else f"encoder.{hi}",
+                              [f"encoder.features.{i}" for i in range(lo + 1, hi + 1)]))
+            steps.append(("first_conv", ["encoder.features.0"]))
+        else:
+            steps.append(("encoder", ["encoder"]))
+    else:
+        steps = [(name, [name]) for name, _ in reversed(list(model.named_children()))]
+    stages, done = {}, []
+    for name, parts in steps:
+        done = done + parts
+        stages[name] = tuple(done)
+    return stages
 
 
 def registry_attribute(method: str, target: str, params: dict[str, Any]) -> Attribute:
@@ -47,20 +79,22 @@ def registry_attribute(method: str, target: str, params: dict[str, Any]) -> Attr
     resolved = resolve_params(method, params)
 
     def attribute(model: nn.Module, x: torch.Tensor, selection: torch.Tensor, slices: tuple[int, ...],
-                  pixels: int) -> torch.Tensor:
-        return explain_batch(model, x, method=method, target=target, params=resolved, slices=slices, pixels=pixels,
-                             selection=selection).attr
+                  padding: Padding) -> torch.Tensor:
+        return explain_batch(model, x, method=method, target=target, params=resolved, slices=slices,
+                             padding=padding, selection=selection).attr
 
     return attribute
 
 
 def randomised(model: nn.Module, parts: Sequence[str], *, seed: int = 0) -> nn.Module:
-    """A copy of ``model`` whose submodules ``parts`` are re-initialised (``reset_parameters``), seeded."""
+    """A copy of ``model`` whose submodules ``parts`` (dotted names) are re-initialised (``reset_parameters``),
+    seeded."""
     copied = copy.deepcopy(model).eval()
+    modules = dict(copied.named_modules())
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         for part in parts:
-            for module in getattr(copied, part).modules():
+            for module in modules[part].modules():
                 if hasattr(module, "reset_parameters"):
                     module.reset_parameters()
                 if hasattr(module, "reset_running_stats"):
@@ -78,61 +112,77 @@ def pick_slices(selection_sizes: np.ndarray, n: int) -> list[int]:
 
 def sanity_check(model: nn.Module, stack: np.ndarray, offsets: Sequence[int], *, attribute: Attribute,
                  target: str = "predicted", mask: np.ndarray | None = None, slices: Sequence[int] | None = None,
-                 n_slices: int = 12, stages: dict[str, tuple[str, ...]] = SMP_STAGES,
+                 n_slices: int = 12, stages: dict[str, tuple[str, ...]] | None = None,
                  channel_stats: tuple[np.ndarray, np.ndarray] | None = None, device: torch.device | None = None,
                  seed: int = 0, threshold: float = THRESHOLD) -> tuple[dict, np.ndarray]:
-    """Rank correlation of the attribution maps before and after cascading randomisation.
+    """Rank correlation, channel shares and asymmetry index of the maps along cascading randomisation.
 
     Args:
         model: the trained eval-mode model (not modified: each stage randomises a copy).
         stack: normalised slices ``(S, H, W)``.
         offsets: the model's window offsets.
-        attribute: ``(model, x, selection, slices, pixels) -> A``, e.g. :func:`registry_attribute`.
+        attribute: ``(model, x, selection, slices, padding) -> A``, e.g. :func:`registry_attribute`.
         target: target name (fixes the explained pixels from the original model's prediction).
         mask: ground truth ``(S, H, W)`` for target ``mask``.
         slices: which slices (default: :func:`pick_slices` of ``n_slices``).
         n_slices: how many slices when ``slices`` is None.
-        stages: cascading stages (see :data:`SMP_STAGES`).
+        stages: cumulative stages (default :func:`cascade_stages`).
         channel_stats: per-channel normalisation, or None.
         device: where to compute (default the model's).
         seed: re-initialisation seed.
-        threshold: flag level for the last stage's mean correlation.
+        threshold: flag level for the last stage's mean ``|A|`` correlation.
 
     Returns:
-        ``(summary, correlations (len(slices), len(stages)))``; summary ``{"stages", "slices",
-        "rank_correlation": {stage: mean}, "threshold", "flagged"}``.
+        ``(summary, correlations (len(slices), len(stages)))`` of ``|A|``; summary ``{"stages", "slices",
+        "rank_correlation": {stage: mean over slices of Spearman(|A|)}, "rank_correlation_signed": {stage: mean
+        Spearman(A)}, "shares": {"original" | stage: {offset: mean share}}, "asymmetry_index": {"original" |
+        stage: mean AI_1}, "threshold", "seed", "flagged"}``.
 
     Raises:
         InputError: an unknown target, a target ``mask`` without a mask, or a multi-logit model.
     """
     device = device or next(model.parameters()).device
     get_target(target)
+    stages = cascade_stages(model) if stages is None else stages
     models = {"original": model.eval().to(device)}
     models.update({name: randomised(model, parts, seed=seed).to(device) for name, parts in stages.items()})
     if slices is None:
         sizes = _selection_sizes(models["original"], stack, offsets, target, mask, channel_stats, device)
         slices = pick_slices(sizes, n_slices)
-    corr = np.full((len(slices), len(stages)), np.nan)
+    corr = np.full((2, len(slices), len(stages)), np.nan)  # |A|, then signed A
+    masses = {name: np.full((len(slices), len(offsets)), np.nan) for name in models}
     row = 0
     for batch in iter_windows(stack, offsets, batch_size=4, slices=list(slices), channel_stats=channel_stats):
         x = batch.x.to(device)
-        selection = target_selection(models["original"], x, target, mask_batch(mask, batch.slices, device))
+        selection = target_selection(models["original"], x, target, mask_batch(mask, batch.slices, device),
+                                     batch.padding)
         chunk = tuple(int(z) for z in batch.slices)
-        maps = {name: batch.padding.crop(attribute(m, x, selection, chunk, batch.pixels)).abs().flatten(1).cpu().numpy()
-                for name, m in models.items()}
+        maps = {name: batch.padding.crop(attribute(m, x, selection, chunk, batch.padding)).detach().cpu()
+                .float().numpy() for name, m in models.items()}
+        for name, a in maps.items():
+            masses[name][row : row + len(chunk)] = np.abs(a).sum(axis=(2, 3))
         for j, name in enumerate(stages):
             for i in range(len(chunk)):
-                a, b = maps["original"][i], maps[name][i]
-                if a.std() > 0 and b.std() > 0:
-                    corr[row + i, j] = spearmanr(a, b)[0]
+                for k, (a, b) in enumerate(((np.abs(maps["original"][i]), np.abs(maps[name][i])),
+                                            (maps["original"][i], maps[name][i]))):
+                    if a.std() > 0 and b.std() > 0:
+                        corr[k, row + i, j] = spearmanr(a.ravel(), b.ravel())[0]
         row += len(chunk)
-    means = {name: (float(np.nanmean(corr[:, j])) if np.isfinite(corr[:, j]).any() else None)
-             for j, name in enumerate(stages)}
-    last = means[list(stages)[-1]] if stages else None
+    means = [{name: _mean(corr[k, :, j]) for j, name in enumerate(stages)} for k in range(2)]
+    shares = {name: shares_from_masses(m) for name, m in masses.items()}
+    last = means[0][list(stages)[-1]] if stages else None
     summary = {"stages": {name: list(parts) for name, parts in stages.items()}, "slices": [int(z) for z in slices],
-               "rank_correlation": means, "threshold": threshold, "seed": seed,
-               "flagged": bool(last is not None and last >= threshold)}
-    return summary, corr
+               "rank_correlation": means[0], "rank_correlation_signed": means[1],
+               "shares": {name: {str(o): _mean(sh[:, i]) for i, o in enumerate(offsets)}
+                          for name, sh in shares.items()},
+               "asymmetry_index": {name: _mean(asymmetry_index(sh, offsets)) for name, sh in shares.items()},
+               "threshold": threshold, "seed": seed, "flagged": bool(last is not None and last >= threshold)}
+    return summary, corr[0]
+
+
+def _mean(values: np.ndarray) -> float | None:
+    finite = values[np.isfinite(values)]
+    return float(finite.mean()) if finite.size else None
 
 
 def _selection_sizes(model: nn.Module, stack: np.ndarray, offsets: Sequence[int], target: str,
@@ -140,5 +190,6 @@ def _selection_sizes(model: nn.Module, stack: np.ndarray, offsets: Sequence[int]
     sizes = []
     for batch in iter_windows(stack, offsets, batch_size=8, channel_stats=channel_stats):
         truth = mask_batch(mask, batch.slices, device)
-        sizes.append(target_selection(model, batch.x.to(device), target, truth).flatten(1).sum(1).cpu())
+        selection = target_selection(model, batch.x.to(device), target, truth, batch.padding)
+        sizes.append(selection.flatten(1).sum(1).cpu())
     return torch.cat(sizes).numpy()
