@@ -25,7 +25,7 @@ from .cache import ENGINE_VERSION, ResultCache, result_key
 from .checkpoints import Checkpoint, load_checkpoint
 from .device import describe_device, resolve_precision, select_device
 from .diagnostics import DiagnosticsResult, check_options, run_default, run_opt_in
-from .engine import attribute_stack, predict_stack
+from .engine import attribute_stack
 from .errors import InputError
 from .fastpath import prepared_checkpoint
 from .limits import check_run_memory
@@ -229,20 +229,18 @@ def _model_result(name: str, ckpt: Checkpoint, study: Study, spec: RunSpec, dev:
 
 def _zflip(prepared: Any, stack: np.ndarray, offsets: tuple[int, ...], spec: RunSpec, run: dict,
            prediction: np.ndarray, summary: dict, progress: Progress) -> dict[str, np.ndarray]:
-    """The z-flip pass: every slice predicted from its reversed window (z-flip Dice, a forward pass each),
-    every ``spec.zflip_stride``-th slice also attributed (the asymmetry index under reversal)."""
-    flipped = predict_stack(prepared, stack, offsets, reverse=True, device=run["device"],
-                            channel_stats=run["channel_stats"], precision=spec.precision)
-    progress(0.5, "predicted")
+    """The z-flip pass on every ``spec.zflip_stride``-th slice: its reversed window is predicted (z-flip Dice
+    against the prediction from the window as it is) and attributed (the asymmetry index under reversal), from
+    one forward and backward. On a CPU a forward alone costs half of forward+backward for these networks, so
+    predicting every slice would cost more than attributing a quarter of them (docs/performance.md)."""
     chosen = list(range(0, stack.shape[0], spec.zflip_stride))
-    attributed = attribute_stack(prepared, stack, offsets, reverse=True, slices=chosen, **run,
-                                 progress=lambda f, m: progress(0.5 + f / 2, m))
-    summary["zflip_dice"] = dice(flipped, prediction)
+    attributed = attribute_stack(prepared, stack, offsets, reverse=True, slices=chosen, **run, progress=progress)
+    summary["zflip_dice"] = dice(attributed.prediction[chosen], prediction[chosen])
     ai = asymmetry_index(shares_from_masses(attributed.masses), offsets)
     mean, ci, block = ai_ci(ai)
     summary["zflip_asymmetry_index"] = {"mean": mean, "ci95": ci, "block_length": block,
                                         "stride": spec.zflip_stride, "n_slices": int(np.isfinite(ai).sum())}
-    return {"zflip_masses": attributed.masses, "zflip_prediction": flipped}
+    return {"zflip_masses": attributed.masses, "zflip_prediction": attributed.prediction}
 
 
 def _from_arrays(name: str, ckpt: Checkpoint, arrays: dict[str, np.ndarray], summary: dict,

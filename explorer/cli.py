@@ -116,8 +116,8 @@ def _add_analyze(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--axis", default=None, type=_one_of(AXES, "slicing axis"),
                    help="slicing axis (default: the checkpoint's): " + _names(AXES))
     p.add_argument("--no-zflip", action="store_true", help="skip the z-flip pass (reversed windows)")
-    p.add_argument("--zflip-stride", type=int, default=4, metavar="N", help="the z-flip pass predicts every slice "
-                   "but attributes every N-th (default 4; 1 = all)")
+    p.add_argument("--zflip-stride", type=int, default=4, metavar="N", help="the z-flip pass predicts and "
+                   "attributes every N-th slice (default 4; 1 = all)")
     p.add_argument("--precision", default="auto", type=_one_of(PRECISIONS, "precision"),
                    help="autocast precision: " + _names(PRECISIONS) + " (default auto: bfloat16 where the CPU or "
                    "GPU runs it natively, else float32)")

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .attribution import explain_batch, foreground_logit, get_method, get_target, resolve_params
+from .attribution import explain_batch, get_method, get_target, resolve_params
 from .device import autocast
 from .errors import InputError
 from .fastpath import run_adaptive
@@ -156,34 +156,6 @@ def attribute_stack(
 
     run_adaptive(order, work, device, batch_size=batch_size, on_fallback=fallback)
     return StackAttribution(masses=masses, prediction=prediction, maps=maps, logits=logits, info=info)
-
-
-def predict_stack(model: nn.Module, stack: np.ndarray, offsets: Sequence[int], *,
-                  device: torch.device | None = None, channel_stats: tuple[np.ndarray, np.ndarray] | None = None,
-                  batch_size: int | None = None, reverse: bool = False, precision: str = "float32") -> np.ndarray:
-    """The predicted foreground ``(S, H, W)`` bool of every slice, from no-grad forward passes only.
-
-    Args: as :func:`attribute_stack`.
-
-    Raises:
-        InputError: bad offsets, or a model with more than one output logit.
-    """
-    offsets = validate_offsets(offsets)
-    state = {"model": model}
-    device = device or next(model.parameters()).device
-    prediction = np.zeros(stack.shape, dtype=bool)
-
-    def work(chunk: Sequence[int], dev: torch.device) -> None:
-        x, batch = _windows(stack, offsets, chunk, channel_stats, dev, reverse)
-        with torch.no_grad(), autocast(dev, precision):
-            pred = foreground_logit(state["model"](x)) > 0
-        prediction[np.asarray(chunk)] = batch.padding.crop(pred).cpu().numpy()
-
-    def fallback(cpu: torch.device) -> None:
-        state["model"] = copy.deepcopy(state["model"]).to(cpu)
-
-    run_adaptive(list(range(stack.shape[0])), work, device, batch_size=batch_size, on_fallback=fallback)
-    return prediction
 
 
 def _windows(stack: np.ndarray, offsets: Sequence[int], chunk: Sequence[int],

@@ -33,8 +33,8 @@ class RunSpec:
         device: ``auto``, ``cpu``, ``cuda`` or ``mps`` (:func:`explorer.device.select_device`).
         precision: ``auto``, ``float32``, ``bfloat16`` or ``float16`` (autocast of the model's passes;
             :func:`explorer.device.resolve_precision` turns ``auto`` into what the device runs).
-        zflip_stride: the z-flip pass predicts every slice (z-flip Dice) but attributes only every
-            ``zflip_stride``-th slice (the asymmetry index under reversal); 1 attributes all.
+        zflip_stride: the z-flip pass predicts and attributes every ``zflip_stride``-th slice (z-flip Dice and
+            the asymmetry index under reversal); 1 takes every slice.
 
     Raises:
         InputError: an unknown method, target, axis or device, or a bad method parameter.

@@ -3,13 +3,14 @@
 Every number in the findings comes from ``explorer cohort`` runs started here (the exact commands are
 printed and written to ``OUT/commands.txt``), over every checkpoint found in the zoo folders (shipped seed 0
 in ``models/``, seeds 1 and 2 in ``models/seeds/`` from ``models/train_zoo.py --seeds 1 2``):
-- saliency on all subjects of ``sample_data/cohort/manifest.csv`` (training and held-out: the asymmetry is a
-  property of the trained network; Dice is reported on held-out subjects only, which the cohort command does
-  from each checkpoint's recorded subject split);
-- input×gradient, integrated gradients and occlusion with each 2D+ baseline on the held-out subjects.
+- saliency, input×gradient and occlusion with each 2D+ baseline on all subjects of
+  ``sample_data/cohort/manifest.csv`` (training and held-out: the asymmetry is a property of the trained
+  network; Dice is reported on held-out subjects only, which the cohort command does from each checkpoint's
+  recorded subject split);
+- integrated gradients (``--ig-steps``, default 8; its convergence delta is recorded) on the held-out subjects.
 It then prints the findings' tables in Markdown.
 
-Usage: ``.venv/bin/python models/findings.py [--out findings-out] [--ig-steps 16]``
+Usage: ``.venv/bin/python models/findings.py [--out findings-out] [--ig-steps 8] [--zoo DIR ...]``
 """
 
 from __future__ import annotations
@@ -26,13 +27,13 @@ ROOT = Path(__file__).resolve().parent.parent
 MANIFEST = ROOT / "sample_data" / "cohort" / "manifest.csv"
 RUNS = {  # name → (explorer cohort arguments, all subjects?)
     "saliency": (["--method", "saliency"], True),
-    "input_x_gradient": (["--method", "input_x_gradient"], False),
+    "input_x_gradient": (["--method", "input_x_gradient"], True),
     "integrated_gradients": (["--method", "integrated_gradients"], False),
-    "occlusion (other neighbour)": (["--method", "occlusion", "--param", "replace=other"], False),
-    "occlusion (centre slice)": (["--method", "occlusion", "--param", "replace=centre"], False),
-    "occlusion (blurred copy)": (["--method", "occlusion", "--param", "replace=blur"], False),
-    "occlusion (mean)": (["--method", "occlusion", "--param", "replace=mean"], False),
-    "occlusion (constant 0)": (["--method", "occlusion", "--param", "replace=constant"], False),
+    "occlusion (other neighbour)": (["--method", "occlusion", "--param", "replace=other"], True),
+    "occlusion (centre slice)": (["--method", "occlusion", "--param", "replace=centre"], True),
+    "occlusion (blurred copy)": (["--method", "occlusion", "--param", "replace=blur"], True),
+    "occlusion (mean)": (["--method", "occlusion", "--param", "replace=mean"], True),
+    "occlusion (constant 0)": (["--method", "occlusion", "--param", "replace=constant"], True),
 }
 
 
@@ -53,12 +54,14 @@ def held_out_manifest(out: Path) -> Path:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="findings-out")
-    parser.add_argument("--ig-steps", type=int, default=16, help="integrated-gradients steps (recorded)")
+    parser.add_argument("--ig-steps", type=int, default=8, help="integrated-gradients steps (recorded)")
+    parser.add_argument("--zoo", nargs="+", type=Path, default=[ROOT / "models", ROOT / "models" / "seeds"],
+                        help="folders of checkpoints (default models/ and models/seeds/)")
     parser.add_argument("--only", nargs="*", default=None, help="run only these rows of RUNS")
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    zoo = sorted((ROOT / "models").glob("*.safetensors")) + sorted((ROOT / "models" / "seeds").glob("*.safetensors"))
+    zoo = [path for folder in args.zoo for path in sorted(folder.glob("*.safetensors"))]
     test_manifest = held_out_manifest(out)
     commands = []
     for name, (extra, all_subjects) in RUNS.items():
