@@ -174,3 +174,15 @@ def test_folder_manifest_pairs_masks_by_name(tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
     with pytest.raises(InputError, match="holds no volume"):
         read_manifest(tmp_path / "empty")
+
+
+def test_held_out_follows_the_recorded_subject_split() -> None:
+    """Dice counts as held-out only on subjects (and volume contents) the checkpoint never trained on."""
+    from explorer.cohort import _held_out
+
+    training = {"split": {"train": [{"subject": "sub-01", "volume_sha256": "aa"}],
+                          "test": [{"subject": "sub-03", "volume_sha256": "cc"}]}}
+    assert not _held_out(training, "sub-01", "aa")
+    assert not _held_out(training, "renamed", "aa")  # the same volume under another subject id
+    assert _held_out(training, "sub-03", "cc")
+    assert not _held_out({"volume": {"sha256": "bb"}}, "x", "bb")  # single-volume training (explorer train --volume)
