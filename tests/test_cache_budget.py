@@ -6,7 +6,8 @@ from __future__ import annotations
 import logging
 import os
 import re
-from pathlib import Path
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -119,21 +120,27 @@ def test_an_invalid_budget_is_one_input_error(tmp_path, monkeypatch, value):
         ResultCache(tmp_path)
 
 
-def _writer(args: tuple[str, int]) -> int:
-    directory, seed = args
-    cache = ResultCache(Path(directory), max_disk_bytes=350 * 1024)
-    for i in range(8):
-        key = make_key({"writer": seed, "i": i})
-        cache.put(key, _arrays(seed * 100 + i, 100 * 1024), {"i": i})
-        ResultCache(Path(directory), max_disk_bytes=350 * 1024).get(key)  # read back while the other evicts
-    return seed
+_WRITER = """
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from explorer.cache import ResultCache, make_key
+
+directory, seed = Path(sys.argv[1]), int(sys.argv[2])
+cache = ResultCache(directory, max_disk_bytes=350 * 1024)
+for i in range(8):
+    key = make_key({"writer": seed, "i": i})
+    cache.put(key, {"x": np.random.default_rng(seed * 100 + i).uniform(size=100 * 1024 // 8)}, {"i": i})
+    ResultCache(directory, max_disk_bytes=350 * 1024).get(key)  # read back while the other evicts
+"""
 
 
 def test_two_processes_writing_keep_the_budget(tmp_path):
-    import multiprocessing
-
-    with multiprocessing.get_context("spawn").Pool(2) as pool:
-        assert sorted(pool.map(_writer, [(str(tmp_path), 1), (str(tmp_path), 2)])) == [1, 2]
+    # Two separate interpreters (not a multiprocessing pool: its spawned workers must import this test module).
+    writers = [subprocess.Popen([sys.executable, "-c", _WRITER, str(tmp_path), str(seed)]) for seed in (1, 2)]
+    assert [w.wait(timeout=600) for w in writers] == [0, 0]
     info = cache_info(tmp_path, 350 * 1024)
     assert 1 <= info.entries <= 3 and info.bytes <= 350 * 1024
     assert not [p for p in tmp_path.rglob(".*")], "temporary folders left behind"
