@@ -23,8 +23,8 @@ def test_cohort_view_runs_the_sample_cohort_and_shows_the_results() -> None:
     at.run()
     assert not at.exception, at.exception
     assert at.selectbox(key="cohort_manifest").value == "cohort/manifest.csv"
-    at.multiselect(key="cohort_checkpoints").set_value(["unet-mobilenet_v2-imagenet",
-                                                        "unet-mobilenet_v2-imagenet-uniform"])
+    at.multiselect(key="cohort_checkpoints").set_value(["unet-mobilenet_v2-imagenet-s0",
+                                                        "unet-mobilenet_v2-imagenet-uniform-s0"])
     at.number_input(key="cohort_count").set_value(2)
     at.button(key="cohort_run").click().run()
     assert not at.exception and not at.error, (at.exception, [e.value for e in at.error])

@@ -28,7 +28,7 @@ def _page() -> None:
         mask = load_mask(SAMPLE_DIR / "mni152_gm_mask_2mm.nii.gz", full)
         crop = replace(full, data=np.ascontiguousarray(full.data[:, :, 30:46]), sha256="crop-30-46")
         crop_mask = Mask(data=np.ascontiguousarray(mask.data[:, :, 30:46]), source="crop-mask", sha256="crop-mask")
-        ckpt = load_checkpoint(MODELS_DIR / "unet-mobilenet_v2-imagenet.safetensors")
+        ckpt = load_checkpoint(MODELS_DIR / "unet-mobilenet_v2-imagenet-s0.safetensors")
         st.session_state["analysis"] = analyze(crop, [ckpt], RunSpec(keep_maps=True, zflip=False),
                                                mask=crop_mask)
     analysis = st.session_state["analysis"]
@@ -55,6 +55,6 @@ def test_diagnostics_tab_runs_cam_and_sanity_on_a_click(tmp_path, monkeypatch) -
     titles = _titles(at)
     assert any("Grad-CAM mass outside" in t for t in titles)
     assert any("Sanity check" in t for t in titles)
-    assert any("Slice 8: Grad-CAM on decoder.blocks.4" in t for t in titles)
-    entry = at.session_state["analysis"].summary["models"]["unet-mobilenet_v2-imagenet"]
+    assert any("Slice 8: Grad-CAM on encoder.features.18" in t for t in titles)
+    entry = at.session_state["analysis"].summary["models"]["unet-mobilenet_v2-imagenet-s0"]
     assert entry["sanity"] is not None and len(entry["sanity"]["slices"]) == 2

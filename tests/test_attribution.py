@@ -231,3 +231,17 @@ def test_blurred_baseline_keeps_coarse_content() -> None:
     assert float(blurred.max()) < 0.1
     with pytest.raises(InputError, match="unknown occlusion baseline 'zero'"):
         resolve_params("occlusion", {"replace": "zero"})
+
+
+def test_method_diagnostics_are_recorded_per_slice(stack: np.ndarray) -> None:
+    """IG's |convergence delta| shrinks with more steps; SmoothGrad's σ is sigma × each window's range."""
+    model = toy_net(2)
+    coarse = run(model, stack, method="integrated_gradients", target="all", params={"steps": 2})
+    fine = run(model, stack, method="integrated_gradients", target="all", params={"steps": 64})
+    assert coarse.info["convergence_delta"].shape == (7,) and np.isfinite(coarse.info["convergence_delta"]).all()
+    assert fine.info["convergence_delta"].mean() < coarse.info["convergence_delta"].mean()
+    noisy = run(model, stack, method="smoothgrad", target="all", params={"samples": 2, "sigma": 0.1})
+    windows = stack[np.clip(np.arange(7)[:, None] + np.array(OFFSETS), 0, 6)]  # (S, C, H, W), unpadded
+    span = windows.reshape(7, -1).max(1) - windows.reshape(7, -1).min(1)
+    np.testing.assert_allclose(noisy.info["noise_sigma"], 0.1 * span, rtol=1e-5)
+    assert run(model, stack, method="saliency", target="all").info == {}

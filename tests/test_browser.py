@@ -175,7 +175,8 @@ def test_upload_analyse_view_3d_and_export_in_chromium(app_url, tmp_path, sample
         count = page.get_by_label("Volumes (the manifest's first N)")
         count.fill("3")
         count.press("Enter")
-        for name in ("unet-mobilenet_v2-imagenet-zflip", "unet-mobilenet_v2-random"):
+        for name in ("unet-mobilenet_v2-imagenet-symmetric-s0", "unet-mobilenet_v2-imagenet-zflip-s0",
+                     "unet-mobilenet_v2-random-s0"):
             page.get_by_role("button", name=f"Remove {name}").click()
         page.get_by_role("button", name="Run cohort").click()
         expect(page.get_by_text("3 volume(s) × 2 checkpoint(s)")).to_be_visible(timeout=300_000)

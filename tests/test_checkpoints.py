@@ -188,16 +188,21 @@ def test_unknown_architecture_lists_the_names():
         build_model(arch="Transformer9000")
 
 
-def test_shipped_zoo_loads_names_its_strategy_and_was_initialised_from_imagenet():
+def test_shipped_zoo_loads_names_its_strategy_and_seed_and_records_a_subject_split():
     found = {}
     for path in list_zoo():
         ckpt = load_checkpoint(path)
-        assert path.stem.endswith(ckpt.meta.strategy)
+        assert path.stem.endswith(f"-{ckpt.meta.strategy}-s{ckpt.meta.recipe['seed']}")
         found[ckpt.meta.strategy] = ckpt
-    assert {"random", "imagenet", "imagenet-uniform", "imagenet-zflip"} <= set(found)
+    assert set(found) == {"random", "imagenet", "imagenet-uniform", "imagenet-symmetric", "imagenet-zflip"}
     for strategy, ckpt in found.items():
         weights = ckpt.meta.training["init"]["weights"]
-        assert ckpt.meta.metrics["val_dice"] > 0.5, strategy
+        split = ckpt.meta.training["split"]
+        assert split["unit"] == "subject", strategy
+        assert [s["subject"] for s in split["test"]] == ["sub-03", "sub-06", "sub-08", "sub-10"], strategy
+        assert not {s["volume_sha256"] for s in split["train"]} & {s["volume_sha256"] for s in split["test"]}
+        dice = ckpt.meta.metrics["heldout_dice"]
+        assert ckpt.meta.metrics["val_dice"] == pytest.approx(sum(dice.values()) / len(dice)), strategy
         if strategy.startswith("imagenet"):
             assert weights["sha256"].startswith("b0353104") and weights["missing_keys"] == [], strategy
         else:
@@ -205,15 +210,17 @@ def test_shipped_zoo_loads_names_its_strategy_and_was_initialised_from_imagenet(
     assert found["imagenet"].meta.training["init"]["weights"]["first_conv_max_abs_diff_to_published"] == 0.0
     assert found["imagenet"].meta.training["init"]["first_conv_share"] == pytest.approx(
         {"-1": 0.3212, "0": 0.4509, "1": 0.2279}, abs=1e-4)
+    for strategy in ("imagenet-uniform", "imagenet-symmetric"):  # symmetric by construction before training
+        share = found[strategy].meta.training["init"]["first_conv_share"]
+        assert share["-1"] == pytest.approx(share["1"], abs=1e-6), strategy
 
 
 def test_shipped_float16_checkpoint_keeps_its_heldout_dice():
     from explorer.config import SAMPLE_DIR
-    from explorer.train import evaluate_heldout
-    from explorer.volume import load_mask, load_volume
+    from explorer.manifest import read_manifest
+    from explorer.train_subjects import heldout_dice, load_subjects
 
-    ckpt = load_checkpoint(next(p for p in list_zoo() if p.stem.endswith("-imagenet")))
-    volume = load_volume(SAMPLE_DIR / "mni152_t1_2mm.nii.gz")
-    mask = load_mask(SAMPLE_DIR / "mni152_gm_mask_2mm.nii.gz", volume)
-    dice = evaluate_heldout(ckpt.build_model(), volume, mask, ckpt.meta, device="cpu")
-    assert dice == pytest.approx(ckpt.meta.metrics["val_dice"], abs=2e-3)
+    ckpt = load_checkpoint(next(p for p in list_zoo() if p.stem.endswith("-imagenet-s0")))
+    (row,) = [r for r in read_manifest(SAMPLE_DIR / "cohort" / "manifest.csv") if r.subject == "sub-03"]
+    dice = heldout_dice(ckpt.build_model(), load_subjects([row]), ckpt.meta, device="cpu")["sub-03"]
+    assert dice == pytest.approx(ckpt.meta.metrics["heldout_dice"]["sub-03"], abs=2e-3)

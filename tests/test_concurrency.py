@@ -109,8 +109,8 @@ def test_cached_arrays_shared_between_sessions_are_read_only(volumes, zoo) -> No
     cache = ResultCache(disk=False)
     job = dict(study=volumes[0], checkpoints=[zoo["random"]], spec=RunSpec(target="all", zflip=False))
     first, second = analyze(**job, cache=cache), analyze(**job, cache=cache)
-    masses = second.models["unet-mobilenet_v2-random"].masses
-    assert masses is first.models["unet-mobilenet_v2-random"].masses  # one entry, shared
+    masses = second.models["unet-mobilenet_v2-random-s0"].masses
+    assert masses is first.models["unet-mobilenet_v2-random-s0"].masses  # one entry, shared
     with pytest.raises(ValueError, match="read-only"):
         masses[0, 0] = 1.0
 

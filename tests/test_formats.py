@@ -37,7 +37,7 @@ from explorer.readers import source_choices
 from explorer.spec import RunSpec
 from explorer.volume import load_volume
 
-CHECKPOINT = MODELS_DIR / "unet-mobilenet_v2-imagenet.safetensors"
+CHECKPOINT = MODELS_DIR / "unet-mobilenet_v2-imagenet-s0.safetensors"
 NILEARN_MGZ = Path(nilearn.__file__).parent / "datasets" / "data" / "test.mgz"
 
 

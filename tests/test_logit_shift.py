@@ -7,7 +7,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from explorer.checkpoints import load_checkpoint
+from explorer.checkpoints import CheckpointMeta, load_checkpoint
 from explorer.config import MODELS_DIR
 from explorer.diagnostics.logits import GROUPS, logit_histograms, logit_summary, split_from_meta
 from explorer.train import split_slices
@@ -65,20 +65,33 @@ def test_without_a_mask_the_shift_is_skipped_not_computed_on_the_prediction(toy)
     assert "no ground-truth mask" in out["shift_skipped"] and "false negatives" in out["shift_skipped"]
 
 
+def _single_volume_meta(volume, labels) -> CheckpointMeta:
+    """Metadata as ``explorer train --volume`` records it (the shipped zoo is trained on whole subjects)."""
+    split = split_slices(labels, (-1, 0, 1), 0.2)
+    return CheckpointMeta(arch="Unet", encoder="mobilenet_v2", classes=1, offsets=(-1, 0, 1), strategy="imagenet",
+                          recipe={"val_fraction": 0.2},
+                          training={"volume": {"sha256": volume.sha256},
+                                    "split": {"train_slices": len(split.train), "gap": split.gap,
+                                              "val_slices": [int(split.val[0]), int(split.val[-1])]}})
+
+
 def test_split_from_metadata_matches_the_training_rule(sample_volume_path, sample_mask_path) -> None:
-    ckpt = load_checkpoint(MODELS_DIR / "unet-mobilenet_v2-imagenet.safetensors")
     volume = load_volume(sample_volume_path)
     labels = load_mask(sample_mask_path, volume).stack("axial")
-    train, heldout = split_from_meta(ckpt.meta, volume.sha256, "axial", labels.shape[0])
-    expected = split_slices(labels, ckpt.meta.offsets, ckpt.meta.recipe["val_fraction"])
+    meta = _single_volume_meta(volume, labels)
+    train, heldout = split_from_meta(meta, volume.sha256, "axial", labels.shape[0])
+    expected = split_slices(labels, meta.offsets, meta.recipe["val_fraction"])
     np.testing.assert_array_equal(train, expected.train)
     np.testing.assert_array_equal(heldout, expected.val)
 
 
-def test_split_is_skipped_with_a_reason(sample_volume_path) -> None:
-    ckpt = load_checkpoint(MODELS_DIR / "unet-mobilenet_v2-imagenet.safetensors")
-    sha = load_volume(sample_volume_path).sha256
-    assert "another volume" in split_from_meta(ckpt.meta, "0" * 64, "axial", 80)
-    assert "coronal" in split_from_meta(ckpt.meta, sha, "coronal", 80)
-    bare = replace(ckpt.meta, training={})
+def test_split_is_skipped_with_a_reason(sample_volume_path, sample_mask_path) -> None:
+    volume = load_volume(sample_volume_path)
+    meta = _single_volume_meta(volume, load_mask(sample_mask_path, volume).stack("axial"))
+    sha = volume.sha256
+    assert "another volume" in split_from_meta(meta, "0" * 64, "axial", 80)
+    assert "coronal" in split_from_meta(meta, sha, "coronal", 80)
+    bare = replace(meta, training={})
     assert "no training/held-out split" in split_from_meta(bare, sha, "axial", 80)
+    shipped = load_checkpoint(MODELS_DIR / "unet-mobilenet_v2-imagenet-s0.safetensors").meta
+    assert "whole subjects" in split_from_meta(shipped, sha, "axial", 80)

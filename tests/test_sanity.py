@@ -17,7 +17,7 @@ from explorer.diagnostics.sanity import cascade_stages, pick_slices, randomised,
 from explorer.normalise import normalise
 from explorer.volume import load_volume
 
-CKPT = MODELS_DIR / "unet-mobilenet_v2-imagenet.safetensors"
+CKPT = MODELS_DIR / "unet-mobilenet_v2-imagenet-s0.safetensors"
 
 
 @pytest.fixture(scope="module")
@@ -100,13 +100,14 @@ def test_analyze_writes_all_four_diagnostics(tmp_path, sample_volume_path, sampl
     assert code == 0
     printed = capsys.readouterr().out
     assert "background" in printed and "fg logit shift" in printed and "Grad-CAM" in printed and "sanity" in printed
-    entry = json.loads((out / "summary.json").read_text())["models"]["unet-mobilenet_v2-imagenet"]
+    entry = json.loads((out / "summary.json").read_text())["models"]["unet-mobilenet_v2-imagenet-s0"]
     assert entry["background"]["dilation"] == 1 and 0 < entry["background"]["mean_fraction"]["total"] < 1
-    assert entry["logits"]["shift"]["shift"] is not None
+    assert entry["logits"]["shift"] is None and "whole subjects" in entry["logits"]["shift_skipped"]
     assert entry["cam"]["layer"] == "encoder.features.18" and len(entry["sanity"]["slices"]) == 2
     table = pd.read_csv(out / "diagnostics.csv")
     assert {"background_-1", "background_total", "cam_background_abs", "sanity_first_conv"} <= set(table.columns)
-    assert set(pd.read_csv(out / "logit_histograms.csv")["group"]) >= {"tp", "fn", "fp", "foreground_heldout"}
-    assert "unet-mobilenet_v2-imagenet" in json.loads((out / "sanity.json").read_text())
+    groups = set(pd.read_csv(out / "logit_histograms.csv")["group"])
+    assert groups >= {"tp", "fn", "fp"} and "foreground_heldout" not in groups  # trained on other subjects
+    assert "unet-mobilenet_v2-imagenet-s0" in json.loads((out / "sanity.json").read_text())
     for stem in ("background_attention", "logit_histograms", "cam_background", "sanity_check"):
         assert (out / "figures" / f"{stem}.html").exists()

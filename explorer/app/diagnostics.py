@@ -15,7 +15,7 @@ import streamlit as st
 
 from explorer.analysis import analyze
 from explorer.diagnostics import DIAGNOSTICS, DiagnosticOptions, diagnostics_tables
-from explorer.diagnostics.cam import cam_layers
+from explorer.diagnostics.cam import cam_layers, default_cam_layer
 from explorer.figures import diagnostics as figs
 from explorer.figures import upright
 
@@ -50,11 +50,13 @@ def _rerun(options: DiagnosticOptions) -> None:
 def _controls(analysis) -> None:
     current = analysis.summary["inputs"].get("diagnostics", {})
     first = next(iter(analysis.checkpoints.values()), None)
-    layers = cam_layers(first.build_model("cpu")) if first is not None else []
+    model = first.build_model("cpu") if first is not None else None
+    layers = cam_layers(model) if model is not None else []
     c1, c2, c3, c4 = st.columns([2, 3, 2, 2])
     dilation = c1.number_input("Foreground dilation (pixels)", 0, 50, int(current.get("dilation", 0)),
                                key="diag_dilation")
-    layer = c2.selectbox("Grad-CAM layer", layers, index=len(layers) - 1 if layers else None, key="diag_layer")
+    layer = c2.selectbox("Grad-CAM layer", layers, index=layers.index(default_cam_layer(model)) if layers else None,
+                         key="diag_layer")
     n = c3.number_input("Sanity-check slices", 1, 64, int(current.get("sanity_slices", 12)), key="diag_slices")
     c4.write("")
     if c4.button("Run Grad-CAM and sanity check", key="diag_run", type="primary"):

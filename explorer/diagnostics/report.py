@@ -46,7 +46,12 @@ def diagnostics_line(entry: Mapping) -> str:
                      f"{_num(bgf['abs'])}, rank corr {_num(cam['target_rank_correlation'])}")
     sanity = entry.get("sanity")
     if sanity:
-        corr = ", ".join(f"{k} {_num(v)}" for k, v in sanity["rank_correlation"].items())
-        parts.append(f"sanity rank corr {corr}" + (" — FLAGGED: maps barely depend on the weights"
-                                                     if sanity["flagged"] else ""))
+        stages = list(sanity["rank_correlation"])
+        shown = stages if len(stages) <= 3 else [stages[0], stages[-2], stages[-1]]  # head, ..., first conv
+        corr = ", ".join(f"{k} {_num(sanity['rank_correlation'][k])}" for k in shown)
+        text = f"sanity rank corr {corr}"
+        ai = sanity.get("asymmetry_index") or {}
+        if ai:
+            text += "; AI " + " → ".join(f"{k} {_num(ai.get(k), '+.3f')}" for k in ["original", *shown] if k in ai)
+        parts.append(text + (" — FLAGGED: maps barely depend on the weights" if sanity["flagged"] else ""))
     return " | ".join(parts)
