@@ -332,7 +332,10 @@ def _cmd_cohort(args: argparse.Namespace) -> int:
 
     from .cohort import run_cohort
     from .cohort.outputs import write_cohort
+    from .outputs import check_out_dir
     from .spec import RunSpec
+
+    check_out_dir(args.out, marker="cohort_summary.json")  # before any work
 
     if args.workers is not None and args.workers < 1:
         raise InputError("--workers", str(args.workers), "a positive number")

@@ -50,11 +50,13 @@ OUR_NAMES = frozenset({"shares.csv", "summary.json", "statistics.csv", "comparis
                        "logit_histograms.csv", "sanity.json", "figures", "maps"})
 
 
-def check_out_dir(out_dir: str | Path) -> Path:
+def check_out_dir(out_dir: str | Path, *, marker: str = "summary.json") -> Path:
     """Check that the outputs can be written to ``out_dir``, before any work is done.
 
     Args:
         out_dir: the destination folder (need not exist).
+        marker: the file that shows a folder is an earlier output of the same kind (``summary.json`` for
+            ``analyze``, ``cohort_summary.json`` for ``cohort``), which is then replaced.
 
     Returns:
         The absolute destination.
@@ -68,7 +70,7 @@ def check_out_dir(out_dir: str | Path) -> Path:
         raise InputError(out, "is the root folder", "a folder for the outputs")
     if out.exists() and not out.is_dir():
         raise InputError(out, "exists and is not a directory", "a directory path for the outputs")
-    if out.is_dir() and any(out.iterdir()) and not (out / "summary.json").is_file():
+    if out.is_dir() and any(out.iterdir()) and not (out / marker).is_file():
         raise InputError(out, "exists and holds files that are not explorer outputs",
                          "a new or empty folder, or one written by explorer before (it is replaced)")
     ancestor = out.parent

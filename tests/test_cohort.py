@@ -186,3 +186,15 @@ def test_held_out_follows_the_recorded_subject_split() -> None:
     assert not _held_out(training, "renamed", "aa")  # the same volume under another subject id
     assert _held_out(training, "sub-03", "cc")
     assert not _held_out({"volume": {"sha256": "bb"}}, "x", "bb")  # single-volume training (explorer train --volume)
+
+
+def test_a_cohort_output_folder_is_replaced_by_a_rerun_and_a_foreign_one_refused(tmp_path) -> None:
+    from explorer.outputs import check_out_dir
+
+    out = tmp_path / "cohort"
+    out.mkdir()
+    (out / "cohort_summary.json").write_text("{}")
+    (out / "cohort.csv").write_text("x")
+    assert check_out_dir(out, marker="cohort_summary.json") == out  # an earlier cohort output: replaced
+    with pytest.raises(InputError, match="not explorer outputs"):
+        check_out_dir(out)  # but not where analyze would write

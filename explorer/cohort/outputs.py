@@ -41,7 +41,7 @@ def write_cohort(cohort: Cohort, out_dir: str | Path, *, per_volume: bool = Fals
     Raises:
         InputError: a destination refused by :func:`explorer.outputs.check_out_dir`.
     """
-    out = check_out_dir(out_dir)
+    out = check_out_dir(out_dir, marker="cohort_summary.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     clean_stale_outputs(out)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.{os.getpid()}.", suffix=".tmp", dir=out.parent))
