@@ -9,6 +9,7 @@ import time
 import nibabel as nib
 import numpy as np
 import pytest
+from apptools import settle
 from streamlit.testing.v1 import AppTest
 
 from explorer.checkpoints import list_zoo
@@ -25,17 +26,6 @@ def _trace_names(at: AppTest, index: int = 0) -> set[str]:
     return {t.get("legendgroup") or t.get("name") for t in spec["data"]}
 
 
-def _settle(at: AppTest) -> AppTest:
-    """Rerun the page until the background analysis (if any) has finished and its result is shown."""
-    deadline = time.monotonic() + TIMEOUT
-    while "job" in at.session_state and time.monotonic() < deadline:
-        time.sleep(0.5)
-        at.run()
-    assert "job" not in at.session_state, "the analysis did not finish"
-    assert not at.exception, at.exception
-    return at
-
-
 def _chart_models(at: AppTest) -> set[str]:
     """The checkpoints the first chart draws (not its reference lines)."""
     return {n for n in _trace_names(at) if n and not n.startswith("equal share")}
@@ -45,7 +35,7 @@ def _fresh() -> AppTest:
     at = AppTest.from_file(APP, default_timeout=TIMEOUT)
     at.run()
     assert not at.exception, at.exception
-    return _settle(at)
+    return settle(at)
 
 
 def _shown(at: AppTest):
@@ -140,7 +130,7 @@ def test_upload_a_nifti_and_a_checkpoint(sample_volume_path):
         [("uploaded.safetensors", zoo[1].read_bytes(), "application/octet-stream")]).run()
     assert not at.error, [e.value for e in at.error]
     at.button(key="analyse").click().run()
-    _settle(at)
+    settle(at)
     assert not at.exception and not at.error, [e.value for e in at.error]
     assert set(_shown(at).value) == {zoo[0].stem, "uploaded"}
     assert any("Analysed: scan.nii.gz" in c.value for c in at.caption)
@@ -180,11 +170,11 @@ def test_adding_a_checkpoint_and_removing_a_tag(sample_volume_path):
     zoo = [p.stem for p in list_zoo()]
     at.multiselect(key="zoo_choice").set_value(zoo[:2]).run()
     at.button(key="analyse").click().run()
-    _settle(at)
+    settle(at)
     assert _shown(at).value == zoo[:2] and _shown(at).options == zoo[:2]
     at.multiselect(key="zoo_choice").set_value(zoo[:3]).run()  # add a checkpoint, analyse again
     at.button(key="analyse").click().run()
-    _settle(at)
+    settle(at)
     assert _shown(at).options == zoo[:3] and _shown(at).value == zoo[:3]
     assert _chart_models(at) == set(zoo[:3])
     _shown(at).unselect(zoo[1]).run()  # removing one tag keeps exactly the others
@@ -219,7 +209,7 @@ def test_the_same_files_uploaded_twice_keep_checkpoints_and_analyse(sample_volum
     assert not at.button(key="analyse").disabled
     assert any("counted once" in c.value for c in at.sidebar.caption)
     at.button(key="analyse").click().run()
-    _settle(at)
+    settle(at)
     assert any("Analysed: scan.nii.gz" in c.value for c in at.caption)
     assert len(_shown(at).options) == len(zoo)  # the zoo; the twin of zoo[1] counted once
 
@@ -233,7 +223,7 @@ def test_clicking_views_during_a_run_keeps_the_run(sample_volume_path):
     for view in ["Along the axis", "Statistics", "Distributions"]:
         at.radio(key="view").set_value(view).run()  # the previous results stay on screen meanwhile
         assert not at.exception
-    _settle(at)
+    settle(at)
     assert at.session_state["analysis"] is not previous
     assert at.session_state["analysis"].spec.method == "input_x_gradient"
     assert any("input_x_gradient" in c.value for c in at.caption)
@@ -256,7 +246,7 @@ def test_a_state_dict_form_describes_the_zoo_architecture(tmp_path):
     assert "decoder_channels" in at.text_input(key="kwargs-plain.pt").value
     assert at.selectbox(key="strategy-plain.pt").options[0]  # from the registry, not free text
     at.button(key="analyse").click().run()
-    _settle(at)
+    settle(at)
     assert "plain" in _shown(at).options
 
 

@@ -25,7 +25,7 @@ from explorer.spec import RunSpec
 
 ROOT = Path(__file__).resolve().parents[1]
 COHORT = SAMPLE_DIR / "cohort"
-CKPTS = [str(ROOT / "models" / f"unet-mobilenet_v2-{s}.safetensors") for s in ("imagenet", "imagenet-uniform")]
+CKPTS = [str(ROOT / "models" / f"unet-mobilenet_v2-{s}-s0.safetensors") for s in ("imagenet", "imagenet-uniform")]
 NUMBERS = ["subject", "model", "strategy", "seed", "n_slices", "asymmetry_index", "ai_ci_low", "ai_ci_high",
            "block_length", "dice", "share_-1", "share_0", "share_1"]
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from apptools import settle
 from corpus.make_corpus import Corpus, items, make_corpus
 from streamlit.testing.v1 import AppTest
 
@@ -197,7 +198,7 @@ def _session(role: str, corpus: Corpus, cache: Path) -> AppTest:
     mp.setenv("EXPLORER_CACHE_DIR", str(cache))
     try:
         at = AppTest.from_file(APP, default_timeout=600)
-        at.run()  # the first visit analyses the sample with the zoo (computed once per module, then cached)
+        settle(at.run())  # the first visit analyses the sample with the zoo (computed once per module, then cached)
         if role in ("volume", "mask"):
             at.radio(key="volume_source").set_value("Upload a scan").run()
         if role == "mask":
@@ -234,7 +235,7 @@ def test_app_shows_one_message_and_no_exception(name: str, corpus: Corpus, sessi
     limits(name)
     _upload(at, role, name, corpus.path(name).read_bytes())
     if ITEMS[name].at_run:  # the memory, time and slice checks run when the analysis starts
-        at.button(key="analyse").click().run()
+        settle(at.button(key="analyse").click().run())
     assert not at.exception, at.exception
     errors = [e.value for e in at.error]
     assert len(errors) == 1, errors
@@ -251,7 +252,7 @@ def test_app_analyses_valid_extreme_files(name: str, corpus: Corpus, sessions: d
     monkeypatch.setenv("EXPLORER_CACHE_DIR", str(app_cache))
     _upload(at, "volume", name, corpus.path(name).read_bytes())
     at.multiselect(key="zoo_choice").set_value(at.multiselect(key="zoo_choice").value[:1]).run()
-    at.button(key="analyse").click().run()
+    settle(at.button(key="analyse").click().run())
     assert not at.exception and not at.error, [e.value for e in at.error]
     assert any(f"Analysed: {name}" in c.value for c in at.caption)
 

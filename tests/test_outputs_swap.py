@@ -31,7 +31,8 @@ def test_map_names_are_unique(twins, tmp_path):
     assert len(set(stems.values())) == 4 and stems["a_b"] == "a_b" and stems["plain"] == "plain"
     written = write_outputs(twins, tmp_path / "out", save_maps=True, figures=False)
     maps = sorted(p.name for p in (tmp_path / "out" / "maps").iterdir())
-    assert len(maps) == 2 and written["map:a b"] != written["map:a_b"]
+    assert len(maps) == 6 and written["map:a b"] != written["map:a_b"]  # attribution, label, probability each
+    assert len({p.split("_attribution")[0] for p in maps if "_attribution" in p}) == 2
     assert written["map:a_b"].name == "a_b_attribution.nii.gz"
 
 

@@ -64,6 +64,8 @@ def controls(settings: Settings | Blocked) -> None:
     collect()
     ready = isinstance(settings, Settings)
     running = "job" in state
+    if state.get("run_note", ("",))[0] == "error" and (not ready or state.get("failed_key") != settings.key):
+        state.pop("run_note")  # a failed run's message belongs to its inputs, not to the ones chosen since
     clicked = st.sidebar.button("Analyse", type="primary", key="analyse", disabled=not ready or running,
                                 help="Runs in the background: you can look at the views meanwhile.")
     if not ready:
