@@ -24,6 +24,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 
+from explorer.checkpoints import list_zoo
 from explorer.config import REPO_ROOT
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -83,8 +84,6 @@ def _own_checkpoint(tmp_path: Path) -> Path:
     from safetensors import safe_open
     from safetensors.torch import save_file
 
-    from explorer.checkpoints import list_zoo
-
     source = list_zoo()[0]
     with safe_open(str(source), "pt") as f:
         meta = f.metadata()
@@ -132,20 +131,21 @@ def test_upload_analyse_view_3d_and_export_in_chromium(app_url, tmp_path, sample
         expect(sidebar.get_by_text("my_model.safetensors")).to_be_visible(timeout=60_000)
         sidebar.get_by_role("button", name="Analyse").click()
         # During the run the previous (sample) results stay: a click on a view must not abandon the run.
-        expect(page.get_by_text(re.compile(r"Checkpoint \d of 5"))).to_be_visible(timeout=60_000)
+        n = len(list_zoo()) + 1  # the shipped zoo and my_model
+        expect(page.get_by_text(re.compile(rf"Checkpoint \d of {n}"))).to_be_visible(timeout=60_000)
         page.get_by_text("Along the axis", exact=True).click()
         expect(page.get_by_text("Analysed: my_scan.nii.gz")).to_be_visible(timeout=300_000)
         picker = page.locator('[data-testid="stMultiSelect"]').filter(has_text="Show checkpoints")
         tags = picker.locator("[data-tag]")
-        expect(tags).to_have_count(5)
+        expect(tags).to_have_count(n)
         expect(tags.filter(has_text="my_model")).to_have_count(1)
 
         # Hide one checkpoint, then show it again.
         picker.locator('[aria-label="Remove my_model"]').click()
-        expect(tags).to_have_count(4, timeout=30_000)
+        expect(tags).to_have_count(n - 1, timeout=30_000)
         picker.locator('[aria-label="Open"]').click()
         page.get_by_role("option", name="my_model").click()
-        expect(tags).to_have_count(5, timeout=30_000)
+        expect(tags).to_have_count(n, timeout=30_000)
         page.keyboard.press("Escape")
 
         # The 3D viewer with the attribution overlay: its WebGL canvas has drawn pixels.
