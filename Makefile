@@ -35,12 +35,13 @@ $(STAMP): pyproject.toml constraints.txt requirements-weights.txt | $(PY)
 	$(PY) -c "import torch; assert torch.__version__.startswith('2.13.0'), torch.__version__"
 	touch $@
 
-# Debian's chromium serves kaleido (static figure export) and the playwright browser test.
+# Debian's chromium serves kaleido (static figure export) and the playwright browser test; poppler-utils'
+# pdffonts checks that exported PDFs embed their fonts.
 chromium:
-	@if command -v chromium >/dev/null 2>&1; then :; \
+	@if command -v chromium >/dev/null 2>&1 && command -v pdffonts >/dev/null 2>&1; then :; \
 	elif [ "$$(id -u)" = "0" ]; then \
 		echo "Installing Debian's chromium (static figure export, browser test)"; \
-		(apt-get install -y -q chromium >/dev/null 2>&1 || (apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null)); \
+		(apt-get install -y -q chromium poppler-utils >/dev/null 2>&1 || (apt-get update -q >/dev/null && apt-get install -y -q chromium poppler-utils >/dev/null)); \
 	else \
 		echo "NOTE: chromium is missing and you are not root: run 'sudo apt-get install chromium' for PNG/SVG/PDF export and the browser test."; \
 	fi
