@@ -204,8 +204,8 @@ def _model_result(name: str, ckpt: Checkpoint, study: Study, spec: RunSpec, dev:
                "normalisation": ckpt.meta.normalisation, **model_summary(main.masses, offsets)}
     summary["first_conv_share"] = {str(k): v for k, v in first_conv_shares(ckpt.build_model("cpu"), offsets).items()}
     # per-slice method diagnostics, e.g. integrated gradients' mean |convergence delta|, SmoothGrad's mean σ
-    summary["method_info"] = {name: (float(np.nanmean(v)) if np.isfinite(v).any() else None)
-                              for name, v in main.info.items()}
+    summary["method_info"] = {key: (float(np.nanmean(v)) if np.isfinite(v).any() else None)
+                              for key, v in main.info.items()}
     summary["dice"] = dice(main.prediction, mask_stack) if mask_stack is not None else None
     if mask_stack is not None:
         arrays["dice_per_slice"] = dice_per_slice(main.prediction, mask_stack)

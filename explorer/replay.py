@@ -3,7 +3,8 @@
 The result cache (:mod:`explorer.cache`) makes a repeated analysis cheap, but a re-run would still import
 torch and segmentation-models-pytorch, load the checkpoints and rebuild the figures — several seconds on a
 small CPU. A *run record* keys the whole command instead: the arguments (without ``--out``), the SHA-256 of
-every file or folder they name, the ``EXPLORER_*`` settings and the package and engine versions. When a
+every file or folder they name, the ``EXPLORER_*`` settings, and the package's version and source code (so any
+change to the code invalidates every record). When a
 record matches, its output folder is copied into ``--out`` (a new folder renamed into place) and its printed
 lines are printed again. Only the standard library is used here.
 """
@@ -19,7 +20,6 @@ from pathlib import Path
 
 from . import __version__
 
-#: Bump with :data:`explorer.cache.ENGINE_VERSION` (not imported here: that module needs numpy).
 RECORD_VERSION = "1"
 _OUT_FLAGS = ("--out",)
 
@@ -41,7 +41,7 @@ def run_key(argv: Sequence[str]) -> tuple[str, str] | None:
     if out is None:
         out = "explorer-out"  # the CLI's default
     env = sorted((k, v) for k, v in os.environ.items() if k.startswith("EXPLORER_") and k != "EXPLORER_CACHE_DIR")
-    text = json.dumps([args, env, __version__, RECORD_VERSION], sort_keys=True)
+    text = json.dumps([args, env, __version__, RECORD_VERSION, _code_hash()], sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest(), out
 
 
@@ -96,6 +96,11 @@ def record_run(argv: Sequence[str], lines: Sequence[str], *, outputs: int | None
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def _code_hash() -> str:
+    """SHA-256 over the package's Python sources (a few hundred kB: milliseconds)."""
+    return _folder_hash_of(sorted(Path(__file__).resolve().parent.rglob("*.py")), Path(__file__).resolve().parent)
+
+
 def _records() -> Path:
     from .config import cache_dir
 
@@ -116,9 +121,13 @@ def _file_hash(path: Path) -> str:
 
 
 def _folder_hash(folder: Path) -> str:
+    return _folder_hash_of(sorted(p for p in folder.rglob("*") if p.is_file()), folder)
+
+
+def _folder_hash_of(paths: Sequence[Path], root: Path) -> str:
     digest = hashlib.sha256()
-    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-        digest.update(f"{path.relative_to(folder)}\0{_file_hash(path)}\n".encode())
+    for path in paths:
+        digest.update(f"{path.relative_to(root)}\0{_file_hash(path)}\n".encode())
     return digest.hexdigest()
 
 
