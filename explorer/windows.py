@@ -120,12 +120,6 @@ class WindowBatch:
     x: torch.Tensor
     padding: Padding
 
-    @property
-    def pixels(self) -> int:
-        """Unpadded pixels per slice."""
-        p = self.padding
-        return (self.x.shape[-2] - p.top - p.bottom) * (self.x.shape[-1] - p.left - p.right)
-
 
 def iter_windows(
     stack: np.ndarray,
