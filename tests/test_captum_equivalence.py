@@ -93,9 +93,10 @@ def test_smoothgrad_equals_captum_noise_tunnel_with_the_same_noise(setup) -> Non
 
 
 def test_no_target_includes_padded_pixels(setup) -> None:
-    ckpt, _, batch, _, prepared = setup
+    _, stack, batch, _, prepared = setup
     inside = valid_region(batch.x, batch.padding)
-    assert batch.padding.top + batch.padding.bottom > 0 and inside.sum() == batch.pixels
+    h, w = stack.shape[1:]
+    assert batch.padding.top + batch.padding.bottom > 0 and inside.sum() == h * w
     for target in ("predicted", "all", "abs"):
         fast = explain_batch(prepared, batch.x, method="saliency", target=target, params={},
                              slices=tuple(batch.slices), padding=batch.padding)
