@@ -165,3 +165,32 @@ def test_save_maps_with_cam_writes_gradcam_volumes_on_the_input_grid(inputs: dic
         np.testing.assert_allclose(img.affine, source.affine)
         data = np.asanyarray(img.dataobj)
         assert np.isfinite(data).all() and data.min() >= 0 and data.max() > 0  # Grad-CAM is ReLU'd
+
+
+def test_cli_target_all_shares_do_not_depend_on_how_the_slice_is_padded(
+        sample_volume_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`explorer analyze --target all` on the sample with the shipped imagenet checkpoint, its 77×94 axial slices
+    padded to a multiple of 32 (a 96×96 canvas, the default) or of 64 (128×128): the per-slice shares agree up to
+    the network's own border effects (measured 0.005). This bounds the shares' dependence on the canvas; it does not
+    by itself catch a target that sums padded logits (their gradients reach the slice weakly: such a target moved
+    the shares by about as much), which `test_no_target_includes_padded_pixels` checks on the selection itself."""
+    import explorer.analysis as analysis_module
+    from explorer.checkpoints import list_zoo
+    from explorer.windows import padding_for
+
+    assert padding_for(77, 94, 32) != padding_for(77, 94, 64)
+    imagenet = next(p for p in list_zoo() if p.name == "unet-mobilenet_v2-imagenet-s0.safetensors")
+    attribute_stack = analysis_module.attribute_stack
+    tables = []
+    for multiple in (32, 64):
+        monkeypatch.setattr(analysis_module, "attribute_stack",
+                            lambda *a, _m=multiple, **k: attribute_stack(*a, multiple=_m, **k))
+        monkeypatch.setenv("EXPLORER_CACHE_DIR", str(tmp_path / f"cache{multiple}"))  # no answer from the other run
+        out = tmp_path / f"out{multiple}"
+        assert main(["analyze", str(sample_volume_path), "--checkpoint", str(imagenet), "--target", "all",
+                     "--no-zflip", "--formats", "none", "--out", str(out)]) == 0
+        summary = json.loads((out / "summary.json").read_text())
+        assert summary["inputs"]["target"] == "all" and summary["inputs"]["volume"]["shape"][:2] == [77, 94]
+        tables.append(pd.read_csv(out / "shares.csv").sort_values(["slice", "offset"])["share"].to_numpy())
+    assert len(tables[0]) == len(tables[1]) > 200
+    np.testing.assert_allclose(tables[0], tables[1], atol=0.01)

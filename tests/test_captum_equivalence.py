@@ -19,7 +19,7 @@ from explorer.fastpath import prepare_model
 from explorer.normalise import channel_stats_for
 from explorer.stats import shares_from_masses
 from explorer.study import Study
-from explorer.windows import Padding, iter_windows
+from explorer.windows import Padding, iter_windows, padding_for
 
 SLICES = [30, 45, 60]
 CPU = torch.device("cpu")
@@ -107,10 +107,11 @@ def test_no_target_includes_padded_pixels(setup) -> None:
 
 @pytest.mark.parametrize("target", ["all", "abs"])
 def test_shares_do_not_depend_on_how_the_slice_is_padded(setup, target) -> None:
-    """Padding to a multiple of 32 or of 64 puts the slice on a different canvas; with the target restricted
-    to the slice, the shares agree up to the network's own border effects (< 0.01 on the sample)."""
+    """Padding to a multiple of 32 or of 64 puts the sample's 77×94 slice on a 96×96 or a 128×128 canvas; with the
+    target restricted to the slice, the shares agree up to the network's own border effects (< 0.01)."""
     ckpt, stack, _, _, prepared = setup
     part = stack[20:75:6]
+    assert padding_for(*part.shape[1:], 32) != padding_for(*part.shape[1:], 64)
     shares = [shares_from_masses(attribute_stack(prepared, part, ckpt.meta.offsets, target=target,
                                                  multiple=multiple).masses) for multiple in (32, 64)]
     assert np.isfinite(shares[0]).all()
