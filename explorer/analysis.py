@@ -28,7 +28,7 @@ from .diagnostics import DiagnosticsResult, check_options, run_default, run_opt_
 from .engine import attribute_stack
 from .errors import InputError
 from .fastpath import prepared_checkpoint
-from .limits import check_run_memory
+from .limits import check_run_memory, device_batch_size
 from .models import first_conv_shares
 from .normalise import channel_stats_for
 from .spec import RunSpec
@@ -194,7 +194,8 @@ def _model_result(name: str, ckpt: Checkpoint, study: Study, spec: RunSpec, dev:
     prepared = prepared_checkpoint(ckpt, dev)
     stats = channel_stats_for(ckpt.meta.normalisation, len(offsets))
     run = dict(method=spec.method, target=spec.target, mask=mask_stack, params=dict(spec.params), device=dev,
-               channel_stats=stats, precision=spec.precision)
+               channel_stats=stats, precision=spec.precision,
+               batch_size=device_batch_size(ckpt, spec.method, stack.shape[1:], dev))
     share = 0.8 if spec.zflip else 1.0  # of the progress bar: the z-flip pass is about a quarter of the work
     main = attribute_stack(prepared, stack, offsets, keep_maps=True, **run,
                            progress=lambda f, m: progress(f * share, m))

@@ -37,6 +37,8 @@ SECONDS_PER_FLOAT = 5e-9
 SECONDS_PER_BATCH = 0.04
 #: Passes a method makes over each batch (integrated gradients' steps, smoothgrad's samples by default).
 _PASSES = {"integrated_gradients": 16, "smoothgrad": 8}
+#: The largest batch a GPU run starts with, whatever its free memory.
+MAX_GPU_BATCH = 256
 
 
 @dataclass(frozen=True)
@@ -92,6 +94,25 @@ def activation_floats_per_pixel(checkpoint) -> tuple[float, int]:
     return _floats_per_pixel(m.arch, m.encoder, len(m.offsets), m.classes, json.dumps(m.arch_kwargs, sort_keys=True))
 
 
+def slice_bytes(checkpoint, method: str, slice_shape: tuple[int, int]) -> int:
+    """Bytes one slice of ``slice_shape`` adds to an attribution batch: activations kept for the backward and
+    their gradients, on the slice padded for the network, times the copies the method evaluates at once."""
+    pad = padding_for(*slice_shape)
+    padded = (slice_shape[0] + pad.top + pad.bottom) * (slice_shape[1] + pad.left + pad.right)
+    floats = activation_floats_per_pixel(checkpoint)[0]
+    return int(batch_copies(method, len(checkpoint.meta.offsets)) * floats * padded * 4 * BACKWARD_FACTOR)
+
+
+def device_batch_size(checkpoint, method: str, slice_shape: tuple[int, int], device: torch.device) -> int | None:
+    """Slices per attribution batch on ``device``: on CUDA as many as fill half its free memory (at most
+    :data:`MAX_GPU_BATCH`; an out-of-memory error still halves the batch), elsewhere None (the device's default,
+    :data:`explorer.fastpath.START_BATCH`: on a CPU larger batches do not run faster)."""
+    if device.type != "cuda":
+        return None
+    free, _ = torch.cuda.mem_get_info(device)
+    return max(1, min(MAX_GPU_BATCH, free // 2 // slice_bytes(checkpoint, method, slice_shape)))
+
+
 def estimate_run_memory(volume: Volume, checkpoints: Sequence, *, axis: str, method: str, keep_maps: bool,
                         zflip: bool = True, batch_size: int | None = None) -> MemoryEstimate:
     """Estimate the peak memory of :func:`explorer.analysis.analyze` before it runs.
@@ -111,16 +132,13 @@ def estimate_run_memory(volume: Volume, checkpoints: Sequence, *, axis: str, met
     """
     dims = list(volume.shape)
     slices = dims.pop(axis_index(axis))
-    pad = padding_for(*dims)
-    padded = (dims[0] + pad.top + pad.bottom) * (dims[1] + pad.left + pad.right)
     voxels = int(volume.data.size)
     batch = batch_size or START_BATCH["cpu"]
     results, transient, peak, weights = 0, 0, 0, 0
     for ckpt in checkpoints:
         channels = len(ckpt.meta.offsets)
-        floats, size = activation_floats_per_pixel(ckpt)
-        peak = max(peak, int(min(batch, slices) * batch_copies(method, channels) * floats * padded * 4
-                             * BACKWARD_FACTOR))
+        size = activation_floats_per_pixel(ckpt)[1]
+        peak = max(peak, min(batch, slices) * slice_bytes(ckpt, method, tuple(dims)))
         maps = voxels * channels * 2  # float16
         results += voxels * (2 if zflip else 1) + (maps if keep_maps else 0)
         transient = max(transient, 0 if keep_maps else maps)
