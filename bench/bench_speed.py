@@ -39,7 +39,8 @@ from explorer.checkpoints import list_zoo, load_checkpoint  # noqa: E402
 from explorer.config import SAMPLE_DIR  # noqa: E402
 from explorer.device import autocast, describe_device, select_device  # noqa: E402
 from explorer.engine import attribute_stack  # noqa: E402
-from explorer.fastpath import prepare_model  # noqa: E402
+from explorer.fastpath import START_BATCH, prepare_model  # noqa: E402
+from explorer.limits import device_batch_size  # noqa: E402
 from explorer.spec import RunSpec  # noqa: E402
 from explorer.study import Study  # noqa: E402
 from explorer.windows import iter_windows  # noqa: E402
@@ -63,15 +64,20 @@ def cli(args: list[str], env: dict[str, str]) -> tuple[float, int]:
     return wall, max(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, before) // 1024
 
 
-def bench_volume(path: Path, checkpoint: Path, repeats: int, memory: bool, device: torch.device) -> None:
+def bench_volume(path: Path, checkpoint: Path, repeats: int, memory: bool, device: torch.device,
+                 precisions: tuple[str, ...] = ("float32", "bfloat16"), run_cli: bool = True) -> dict[str, float]:
+    """Print one volume's table (see the module docstring) and return its rates (slices/s) by row name.
+
+    ``precisions``: the ceiling and attribution-pass rows to measure; ``run_cli``: also the CLI rows."""
     ckpt = load_checkpoint(checkpoint)
     study = Study.load(path)
     stack = study.slices(ckpt.meta.axis, ckpt.meta.normalisation)
     n, offsets = stack.shape[0], tuple(ckpt.meta.offsets)
     model = ckpt.build_model(device).eval()
     fast = prepare_model(model, device)
+    size = device_batch_size(ckpt, "saliency", stack.shape[1:], device) or START_BATCH[device.type]
     batches = [b.x.to(device).contiguous(memory_format=torch.channels_last)
-               for b in iter_windows(stack, offsets, batch_size=8)]
+               for b in iter_windows(stack, offsets, batch_size=size)]
     naive_slices = list(range(0, n, 3))
     singles = [b.x.to(device) for b in iter_windows(stack, offsets, batch_size=1, slices=naive_slices)]
 
@@ -93,15 +99,19 @@ def bench_volume(path: Path, checkpoint: Path, repeats: int, memory: bool, devic
                 torch.autograd.grad(out, x)
         return run
 
+    def engine(precision: str) -> Callable[[], None]:
+        return lambda: attribute_stack(fast, stack, offsets, device=device, precision=precision, batch_size=size)
+
     rows: dict[str, tuple[Callable[[], object], int]] = {
-        "naive: captum Saliency, one slice at a time (1 fwd+bwd each)": (naive, len(naive_slices)),
-        "ceiling: raw fwd+bwd, batch 8, float32": (ceiling("float32"), n),
-        "ceiling: raw fwd+bwd, batch 8, bfloat16 autocast": (ceiling("bfloat16"), n),
-        "attribution pass (engine, float32)": (lambda: attribute_stack(fast, stack, offsets, device=device), n),
-        "analyze() default (z-flip pass: forward all, attribute every 4th)":
-            (lambda: analyze(study, [ckpt], RunSpec(device=str(device.type)), cache=False), n),
-        "analyze() without the z-flip pass": (lambda: analyze(study, [ckpt], RunSpec(zflip=False), cache=False), n),
-    }
+        "naive: captum Saliency, one slice at a time (1 fwd+bwd each)": (naive, len(naive_slices))}
+    for precision in precisions:
+        rows[f"ceiling: raw fwd+bwd, batch {size}, {precision}"] = (ceiling(precision), n)
+    for precision in precisions:
+        rows[f"attribution pass (engine, {precision})"] = (engine(precision), n)
+    rows["analyze() default (z-flip pass on every 4th slice)"] = (
+        lambda: analyze(study, [ckpt], RunSpec(device=device.type), cache=False), n)
+    rows["analyze() without the z-flip pass"] = (
+        lambda: analyze(study, [ckpt], RunSpec(zflip=False, device=device.type), cache=False), n)
     for fn, _ in rows.values():  # warm-up (also fills the per-process prepared-model cache)
         fn()
     best = {name: float("inf") for name in rows}
@@ -110,16 +120,19 @@ def bench_volume(path: Path, checkpoint: Path, repeats: int, memory: bool, devic
             best[name] = min(best[name], timed(fn))
     rates = {name: rows[name][1] / t for name, t in best.items()}
 
+    cached = peak = None
     with tempfile.TemporaryDirectory() as tmp:
         env = {**os.environ, "EXPLORER_CACHE_DIR": str(Path(tmp) / "cache")}
-        command = ["analyze", str(path), "--checkpoint", str(checkpoint), "--out", str(Path(tmp) / "out")]
-        first, _ = cli(command, env)
-        cached, _ = cli(command, env)
-        peak = None
+        command = ["analyze", str(path), "--checkpoint", str(checkpoint), "--out", str(Path(tmp) / "out"),
+                   "--device", device.type]
+        if run_cli:
+            first, _ = cli(command, env)
+            cached, _ = cli(command, env)
+            rates["CLI first run, end to end (start-up, every export)"] = n / first
         if memory:
             zoo = [a for c in list_zoo() for a in ("--checkpoint", str(c))]
-            _, peak = cli(["analyze", str(path), *zoo, "--out", str(Path(tmp) / "all"), "--formats", "none"], env)
-    rates["CLI first run, end to end (start-up, every export)"] = n / first
+            _, peak = cli(["analyze", str(path), *zoo, "--out", str(Path(tmp) / "all"), "--formats", "none",
+                           "--device", device.type], env)
 
     naive_rate = rates[next(iter(rows))]
     print(f"\n### {path.name}: {n} slices of {stack.shape[1]}×{stack.shape[2]}, {ckpt.name}, "
@@ -127,11 +140,15 @@ def bench_volume(path: Path, checkpoint: Path, repeats: int, memory: bool, devic
     print("| path | slices/s | × naive |\n|---|---:|---:|")
     for name, rate in rates.items():
         print(f"| {name} | {rate:.1f} | {rate / naive_rate:.2f} |")
-    engine, ceiling32 = rates["attribution pass (engine, float32)"], rates["ceiling: raw fwd+bwd, batch 8, float32"]
-    print(f"| attribution pass ÷ float32 ceiling | | {engine / ceiling32:.2f} |")
-    print(f"| CLI re-run answered from the run record | {cached:.2f} s wall | |")
+    for precision in precisions:
+        ceiling_rate = rates[f"ceiling: raw fwd+bwd, batch {size}, {precision}"]
+        ratio = rates[f"attribution pass (engine, {precision})"] / ceiling_rate
+        print(f"| attribution pass ÷ {precision} ceiling | | {ratio:.2f} |")
+    if cached is not None:
+        print(f"| CLI re-run answered from the run record | {cached:.2f} s wall | |")
     if peak is not None:
         print(f"| peak memory, explorer analyze with all {len(list_zoo())} shipped checkpoints | {peak} MB | |")
+    return rates
 
 
 def main() -> None:
