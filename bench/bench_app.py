@@ -2,7 +2,8 @@
 A script, not a test: it prints one table.
 
 Drives the real app (``explorer/app/main.py``) with Streamlit's ``AppTest`` in this process:
-- first visit: the sample volume and the whole shipped zoo analysed with nothing clicked, cache empty;
+- first visit (the sample volume and the whole shipped zoo analysed with nothing clicked, cache empty): the time
+  to the first chart (the first checkpoint's results, shown while the others run) and to the whole analysis;
 - first visit again in a new session, answered from the cache (the disk cache of the first run);
 - moving the slice slider: the slice-viewer fragment's own server time (it records it) and the wall time of
   the rerun as AppTest sees it (AppTest reruns the whole script; a browser reruns only the fragment);
@@ -43,7 +44,16 @@ def main() -> None:
     args = parser.parse_args()
 
     at = AppTest.from_file(APP, default_timeout=900)
-    first = timed(at.run)
+    start = time.perf_counter()
+    at.run()
+    while not at.get("plotly_chart") and "job" in at.session_state:  # the page polls its job every second
+        time.sleep(0.1)
+        at.run()
+    first_chart = (time.perf_counter() - start) * 1000
+    while "job" in at.session_state:
+        time.sleep(0.1)
+        at.run()
+    first = (time.perf_counter() - start) * 1000
     assert not at.exception, at.exception
     again = AppTest.from_file(APP, default_timeout=900)
     cached = timed(again.run)
@@ -64,7 +74,8 @@ def main() -> None:
         assert not at.exception, at.exception
 
     rows = [
-        ("first visit (sample + zoo analysed, empty cache)", first),
+        ("first visit, empty cache: the first chart", first_chart),
+        ("first visit, empty cache: every checkpoint analysed", first),
         ("first visit, new session, results from the cache", cached),
         ("slice slider: viewer fragment server time (median)", statistics.median(fragment_ms)),
         ("slice slider: whole-script rerun in AppTest (median)", statistics.median(slider_ms)),

@@ -32,7 +32,7 @@ def _wait(job: jobs.Job) -> jobs.Job:
 
 def _job(run) -> jobs.Job:
     job = jobs.Job(key=("k",), n_checkpoints=4)
-    job._thread = threading.Thread(target=job._run, args=(run,), daemon=True)
+    job._thread = threading.Thread(target=job._run, args=(run, None), daemon=True)
     job._thread.start()
     return job
 
@@ -54,6 +54,19 @@ def test_a_job_reports_checkpoint_k_of_n_and_which_came_from_the_cache():
     assert "s left" in job.status() and job.cached == {"a"}
     gate.set()
     assert _wait(job).result == "result" and job.error is None and not job.cancelled
+
+
+def test_with_several_checkpoints_the_first_is_shown_early_and_not_recomputed(sample_volume_path):
+    """The first checkpoint is analysed alone and published as ``preview`` (the page's first chart); the full
+    run then reads it back from the cache and computes only the others."""
+    volume = load_volume(sample_volume_path)
+    volume = replace(volume, data=volume.data[:, :, 30:42], sha256=volume.sha256 + "-z30-42")
+    zoo = [load_checkpoint(p) for p in list_zoo()[:2]]
+    job = _wait(jobs.start(("k",), volume, zoo, RunSpec(zflip=False)))
+    assert job.error is None and list(job.preview.models) == [zoo[0].name]
+    assert list(job.result.models) == [zoo[0].name, zoo[1].name] and job.cached == {zoo[0].name}
+    np.testing.assert_array_equal(job.preview.models[zoo[0].name].masses, job.result.models[zoo[0].name].masses)
+    assert job.fraction == 1.0
 
 
 def test_cancel_stops_the_job_at_the_next_progress_report():

@@ -3,9 +3,11 @@
 Streamlit reruns the whole script on every click, so an analysis computed inside the script would be
 abandoned by a click on a view. Here :func:`start` hands :func:`explorer.analysis.analyze` (the function the
 CLI calls) to a daemon thread; the :class:`Job` lives in the session's state, the page polls it (a fragment
-with ``run_every``) and swaps the result in when it is done. Cancelling is cooperative: the progress callback
-raises :class:`Cancelled` at the next report once the flag is set. No ``streamlit`` import: the job is plain
-Python and tested as such.
+with ``run_every``) and swaps the result in when it is done. With several checkpoints the first one is analysed
+on its own first and published as ``preview``, so the page shows a first chart after one checkpoint's time, not
+all of them (the full run then reads that checkpoint back from the cache). Cancelling is cooperative: the
+progress callback raises :class:`Cancelled` at the next report once the flag is set. No ``streamlit`` import:
+the job is plain Python and tested as such.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ class Job:
     started: float = field(default_factory=time.monotonic)
     finished: float | None = None
     result: Analysis | None = None
+    preview: Analysis | None = None
     error: str | None = None
     cancelled: bool = False
     cached: set[str] = field(default_factory=set)
@@ -73,12 +76,15 @@ class Job:
     def _progress(self, fraction: float, message: str) -> None:
         if self._cancel.is_set():
             raise Cancelled
-        self.fraction, self.message = min(max(fraction, 0.0), 1.0), message
+        # max: the full run re-reports, from the cache, the first checkpoint the preview already analysed
+        self.fraction, self.message = max(self.fraction, min(max(fraction, 0.0), 1.0)), message
         if message.endswith(": " + FROM_CACHE):
             self.cached.add(message[: -len(FROM_CACHE) - 2])
 
-    def _run(self, run: Callable[..., Analysis]) -> None:
+    def _run(self, run: Callable[..., Analysis], first: Callable[..., Analysis] | None) -> None:
         try:
+            if first is not None:
+                self.preview = first(progress=lambda f, m: self._progress(f / self.n_checkpoints, m))
             self.result = run(progress=self._progress)
         except Cancelled:
             self.cancelled = True
@@ -101,8 +107,13 @@ def start(key: tuple, study: Any, checkpoints: list, spec: Any) -> Job:
         The running job; poll ``job.running`` and read ``job.result`` / ``job.error`` / ``job.cancelled``.
     """
     job = Job(key=key, n_checkpoints=len(checkpoints))
-    job._thread = threading.Thread(target=job._run, args=(lambda progress: analyze(study, checkpoints, spec,
-                                                                                   progress=progress),),
+    def whole(progress: Callable) -> Analysis:
+        return analyze(study, checkpoints, spec, progress=progress)
+
+    def first(progress: Callable) -> Analysis:
+        return analyze(study, checkpoints[:1], spec, progress=progress)
+
+    job._thread = threading.Thread(target=job._run, args=(whole, first if len(checkpoints) > 1 else None),
                                    name="explorer-analysis", daemon=True)
     job._thread.start()
     return job

@@ -37,6 +37,8 @@ def main() -> None:
     runner.controls(sidebar.show())
     runner.progress()
     analysis = st.session_state.get("analysis")
+    if analysis is None and (analysis := runner.preview()) is not None:
+        st.caption("Showing the first checkpoint while the others are analysed.")
     if analysis is None:
         if "job" not in st.session_state:
             st.info("Choose a volume and at least one checkpoint in the sidebar, then press **Analyse**.")

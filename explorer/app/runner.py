@@ -38,6 +38,7 @@ def collect() -> None:
     if job is None or job.running:
         return
     del state["job"]
+    state.pop("preview_shown", None)
     if job.result is not None:
         state["analysis"], state["analysis_key"] = job.result, job.key
         old = state.get("analysis_id", 0)
@@ -79,8 +80,15 @@ def controls(settings: Settings | Blocked) -> None:
     if clicked or first_visit or found_again:
         state.pop("run_note", None)
         state["job"] = jobs.start(settings.key, settings.study, list(settings.checkpoints), settings.spec)
+        state.pop("preview_shown", None)
     elif changed and "analysis" in state:
         st.info("The inputs changed: press **Analyse** to update the results (the views show the previous ones).")
+
+
+def preview():
+    """The first checkpoint's analysis of the running job, to show while the others run (else None)."""
+    job = st.session_state.get("job")
+    return job.preview if job is not None and job.running else None
 
 
 def progress() -> None:
@@ -98,6 +106,9 @@ def _progress_panel() -> None:
     if job is None or not job.running:
         st.rerun()  # the whole page picks up the result
         return
+    if job.preview is not None and not st.session_state.get("preview_shown"):
+        st.session_state["preview_shown"] = True
+        st.rerun()  # the whole page shows the first checkpoint while the others run
     c1, c2 = st.columns([6, 1])
     c1.progress(job.fraction, text=job.status())
     if c2.button("Cancel", key="cancel_run", help="Stops at the next progress step; the previous results stay."):
