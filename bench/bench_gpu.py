@@ -5,14 +5,17 @@ the shipped imagenet checkpoint it prints the rows of ``bench_speed.py`` on the 
 forward+backward ceiling and the engine's attribution pass in float32, bfloat16 and float16 autocast, and
 ``analyze()`` end to end; the batch is sized from free GPU memory), the same naive loop on this machine's CPU
 for scale, and how far each reduced precision moves the mean shares and the asymmetry index from float32 (the
-criterion for ``--precision auto`` to choose it is 1e-3).
+criterion for ``--precision auto`` to choose it is 1e-3). ``--profile``: also the cProfile of one default
+``analyze()`` per volume (functions by own time; GPU work shows up where the host waits for it).
 
-Usage: ``python bench/bench_gpu.py [--repeats 3] [--volume PATH ...]``
+Usage: ``python bench/bench_gpu.py [--repeats 3] [--volume PATH ...] [--profile]``
 """
 
 from __future__ import annotations
 
 import argparse
+import cProfile
+import pstats
 import sys
 import tempfile
 from pathlib import Path
@@ -72,10 +75,22 @@ def agreement(path: Path, checkpoint: Path, device: torch.device) -> dict[str, t
     return out
 
 
+def profile(path: Path, checkpoint: Path, device: torch.device) -> None:
+    """Print the 12 functions with the most own time in one default ``analyze()`` (after a warm-up run)."""
+    ckpt, study = load_checkpoint(checkpoint), Study.load(path)
+    analyze(study, [ckpt], RunSpec(device=device.type), cache=False)
+    profiler = cProfile.Profile()
+    profiler.runcall(lambda: analyze(study, [ckpt], RunSpec(device=device.type), cache=False))
+    print(f"\nProfile of analyze() on {path.name}:\n```")
+    pstats.Stats(profiler, stream=sys.stdout).sort_stats("tottime").print_stats(12)
+    print("```")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--volume", nargs="*", type=Path, default=None)
+    parser.add_argument("--profile", action="store_true", help="also profile one analyze() per volume")
     args = parser.parse_args()
     if not torch.cuda.is_available():
         sys.exit("bench_gpu.py: no CUDA device here; bench/bench_speed.py measures the CPU")
@@ -100,6 +115,8 @@ def main() -> None:
             print("\n| precision | max Δ mean share | Δ mean AI | within 1e-3 |\n|---|---:|---:|---|")
             for precision, (share, ai) in agreement(path, checkpoint, device).items():
                 print(f"| {precision} | {share:.1e} | {ai:.1e} | {'yes' if max(share, ai) < 1e-3 else 'no'} |")
+            if args.profile:
+                profile(path, checkpoint, device)
 
 
 if __name__ == "__main__":

@@ -128,8 +128,12 @@ def attribute_stack(
     done = [0]
     order = list(range(n)) if slices is None else [int(z) for z in slices]
 
+    # On a GPU the stack is uploaded once and every batch's windows are built there (no host copy per batch).
+    on_device = torch.from_numpy(np.asarray(stack, dtype=np.float32)).to(device) if device.type == "cuda" else None
+
     def work(chunk: Sequence[int], dev: torch.device) -> None:
-        x, batch = _windows(stack, offsets, chunk, channel_stats, dev, reverse, multiple)
+        source = on_device if on_device is not None and dev == device else stack  # the CPU after a fallback
+        x, batch = _windows(source, offsets, chunk, channel_stats, dev, reverse, multiple)
         truth = mask_batch(mask, chunk, dev, multiple)
         with autocast(dev, precision):
             explained = explain_batch(state["model"], x, method=method, target=target, params=resolved,
@@ -158,14 +162,13 @@ def attribute_stack(
     return StackAttribution(masses=masses, prediction=prediction, maps=maps, logits=logits, info=info)
 
 
-def _windows(stack: np.ndarray, offsets: Sequence[int], chunk: Sequence[int],
+def _windows(stack: np.ndarray | torch.Tensor, offsets: Sequence[int], chunk: Sequence[int],
              channel_stats: tuple[np.ndarray, np.ndarray] | None, dev: torch.device,
              reverse: bool, multiple: int = 32) -> tuple[torch.Tensor, WindowBatch]:
     """One batch of windows on ``dev`` in channels-last order, channels reversed for the z-flip pass."""
     (batch,) = iter_windows(stack, offsets, batch_size=len(chunk), slices=chunk, channel_stats=channel_stats,
                             multiple=multiple)
-    x = batch.x.pin_memory() if dev.type == "cuda" else batch.x  # pinned: the copy overlaps with compute
-    x = x.to(dev, non_blocking=True).contiguous(memory_format=torch.channels_last)
+    x = batch.x.to(dev).contiguous(memory_format=torch.channels_last)  # already there when the stack is
     return (x.flip(1) if reverse else x), batch
 
 

@@ -122,7 +122,7 @@ class WindowBatch:
 
 
 def iter_windows(
-    stack: np.ndarray,
+    stack: np.ndarray | torch.Tensor,
     offsets: Sequence[int],
     *,
     batch_size: int = 8,
@@ -133,23 +133,29 @@ def iter_windows(
     """Yield padded window batches; only one batch of windows exists in memory at a time.
 
     Args:
-        stack: normalised slices ``(S, H, W)``, float32.
+        stack: normalised slices ``(S, H, W)``, float32: an array, or a tensor (the windows are then built
+            where it lives, e.g. on the GPU, without a host round trip per batch).
         offsets: window offsets (validated).
         batch_size: windows per batch.
         slices: which slices to yield windows for (default all, in order).
-        multiple: pad height and width up to a multiple of this.
-        channel_stats: optional per-channel (mean, std), applied before padding.
+        multiple: pad height and width up to a multiple of this (the padding holds the stack's minimum).
+        channel_stats: optional per-channel (mean, std), applied after padding (to the padding too).
     """
     offsets = validate_offsets(offsets)
     if batch_size < 1:
         raise InputError("batch_size", f"batch size {batch_size}", "a positive integer")
-    order = np.arange(stack.shape[0]) if slices is None else np.asarray(slices, dtype=np.int64)
-    fill = float(stack.min())  # background: after a volume-level transform the minimum is "outside"
+    source = stack if isinstance(stack, torch.Tensor) else torch.from_numpy(np.asarray(stack, dtype=np.float32))
+    n = source.shape[0]
+    order = np.arange(n) if slices is None else np.asarray(slices, dtype=np.int64)
+    fill = float(source.min())  # background: after a volume-level transform the minimum is "outside"
+    pad = padding_for(source.shape[1], source.shape[2], multiple)
+    stats = None if channel_stats is None else [
+        torch.as_tensor(np.asarray(a, dtype=np.float64), device=source.device)[None, :, None, None]
+        for a in channel_stats]
     for start in range(0, len(order), batch_size):
         chunk = order[start : start + batch_size]
-        padded, pad = pad_to_multiple(make_windows(stack, offsets, chunk).astype(np.float32), multiple, fill)
-        if channel_stats is not None:
-            mean, std = channel_stats
-            padded = (padded - mean[None, :, None, None]) / std[None, :, None, None]
-        yield WindowBatch(slices=chunk, x=torch.from_numpy(np.ascontiguousarray(padded, dtype=np.float32)),
-                          padding=pad)
+        index = torch.from_numpy(window_indices(n, offsets, chunk)).to(source.device)
+        x = torch.nn.functional.pad(source[index], (pad.left, pad.right, pad.top, pad.bottom), value=fill)
+        if stats is not None:  # in float64, then rounded once, as the arrays were before
+            x = ((x.double() - stats[0]) / stats[1]).float()
+        yield WindowBatch(slices=chunk, x=x.contiguous(), padding=pad)
