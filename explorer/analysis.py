@@ -203,7 +203,7 @@ def _model_result(name: str, ckpt: Checkpoint, study: Study, spec: RunSpec, dev:
                                      "logits": main.logits.astype(np.float16)}
     summary = {"strategy": ckpt.meta.strategy, "checkpoint_sha256": ckpt.sha256, "offsets": list(offsets),
                "normalisation": ckpt.meta.normalisation, **model_summary(main.masses, offsets)}
-    summary["first_conv_share"] = {str(k): v for k, v in first_conv_shares(ckpt.build_model("cpu"), offsets).items()}
+    summary["first_conv_share"] = {str(k): v for k, v in first_conv_shares(ckpt.first_conv_weight(), offsets).items()}
     # per-slice method diagnostics, e.g. integrated gradients' mean |convergence delta|, SmoothGrad's mean σ
     summary["method_info"] = {key: (float(np.nanmean(v)) if np.isfinite(v).any() else None)
                               for key, v in main.info.items()}

@@ -34,7 +34,7 @@ from .errors import InputError
 from .fileio import sha256_bytes, size_error, unwrap_state_dict
 from .hub import is_hub_id, resolve_hub_checkpoint
 from .metaschema import integer, parse_json, validate_fields
-from .models import build_model, check_encoder, resolve_arch
+from .models import build_model, check_encoder, first_conv_key, resolve_arch
 from .normalise import NORMALISATIONS
 from .strategies import STRATEGIES
 from .volume import AXES
@@ -105,6 +105,12 @@ class Checkpoint:
     sha256: str
     meta: CheckpointMeta
     state_dict: dict[str, torch.Tensor]
+
+    def first_conv_weight(self) -> torch.Tensor:
+        """The first convolution's weight ``(out, C, kh, kw)``, read from the state dict (no model is built)."""
+        m = self.meta
+        return self.state_dict[first_conv_key(m.arch, m.encoder, len(m.offsets), m.classes,
+                                              json.dumps(m.arch_kwargs, sort_keys=True))]
 
     def build_model(self, device: torch.device | str = "cpu") -> torch.nn.Module:
         """A fresh module with these weights, in ``eval()`` mode, on ``device``.

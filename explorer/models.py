@@ -10,6 +10,7 @@ strategy (:mod:`explorer.strategies`), which decides what each input channel's k
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from functools import lru_cache
 from typing import Any
@@ -114,6 +115,20 @@ def first_conv(model: torch.nn.Module) -> torch.nn.Conv2d:
         if isinstance(module, torch.nn.Conv2d):
             return module
     raise InputError("model", f"{type(model).__name__} has no Conv2d layer", "a convolutional encoder")
+
+
+@lru_cache(maxsize=32)
+def first_conv_key(arch: str, encoder: str, in_channels: int, classes: int, kwargs_json: str = "{}") -> str:
+    """The state-dict key of :func:`first_conv`'s weight for an architecture.
+
+    The model is built once per architecture on the ``meta`` device (no weights initialised: about a third of
+    a real build), so that a checkpoint's first-conv shares are read from its state dict without building it.
+    """
+    with torch.device("meta"):
+        model = build_model(arch=arch, encoder=encoder, in_channels=in_channels, classes=classes,
+                            **json.loads(kwargs_json))
+    conv = first_conv(model)
+    return next(f"{name}.weight" for name, module in model.named_modules() if module is conv)
 
 
 def first_conv_shares(model_or_conv: torch.nn.Module | torch.Tensor, offsets: Sequence[int]) -> dict[int, float]:

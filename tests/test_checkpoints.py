@@ -224,3 +224,12 @@ def test_shipped_float16_checkpoint_keeps_its_heldout_dice():
     (row,) = [r for r in read_manifest(SAMPLE_DIR / "cohort" / "manifest.csv") if r.subject == "sub-03"]
     dice = heldout_dice(ckpt.build_model(), load_subjects([row]), ckpt.meta, device="cpu")["sub-03"]
     assert dice == pytest.approx(ckpt.meta.metrics["heldout_dice"]["sub-03"], abs=2e-3)
+
+
+def test_first_conv_weight_is_read_from_the_state_dict_without_building_the_model() -> None:
+    """The weight found by key (the model built on the meta device) is the one the built model's first conv holds."""
+    from explorer.models import first_conv
+
+    for path in list_zoo()[:2]:
+        ckpt = load_checkpoint(path)
+        assert torch.equal(ckpt.first_conv_weight(), first_conv(ckpt.build_model("cpu")).weight.detach())
