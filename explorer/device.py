@@ -18,8 +18,9 @@ def resolve_precision(name: str, device: torch.device) -> str:
     ``auto`` may pick reduced precision only where it was checked to keep the mean shares and the asymmetry
     index within 1e-3 of float32. On this project's reference CPU (AVX512-BF16/AMX, native bfloat16 kernels)
     bfloat16 autocast misses that by a little (mean share 1.0e-3, AI 1.1e-3 on the sample;
-    tests/test_precision.py), and no GPU was available to check CUDA, so ``auto`` is float32 everywhere for
-    now; ``bfloat16``/``float16`` are there to be asked for (docs/performance.md has the speed-up).
+    tests/test_precision.py); on an H200 (``bench/bench_gpu.py``) bfloat16 misses it on both volumes and float16
+    on the 1 mm MNI152 (AI 1.1e-3), so ``auto`` is float32 everywhere; ``bfloat16``/``float16`` are there to be
+    asked for (docs/performance.md has the speed-ups and the differences).
 
     Raises:
         InputError: an unknown name, or float16 on a CPU (no fast kernels there).
