@@ -20,10 +20,10 @@ import numpy as np
 import torch
 
 from .checkpoints import CheckpointMeta, save_checkpoint
+from .cohort.manifest import Entry, read_manifest
 from .device import describe_device, select_device
 from .errors import InputError
 from .fileio import file_sha256
-from .manifest import Row, read_manifest
 from .models import DEFAULT_ARCH_KWARGS, build_model, first_conv_shares
 from .normalise import channel_stats_for
 from .stats import dice
@@ -47,7 +47,7 @@ class Subject:
                 "volume": self.study.volume.source}
 
 
-def split_rows(rows: Sequence[Row], column: str, *, source: str = "manifest") -> tuple[list[Row], list[Row]]:
+def split_rows(rows: Sequence[Entry], column: str, *, source: str = "manifest") -> tuple[list[Entry], list[Entry]]:
     """The ``train`` and ``test`` rows by the value of ``column`` (other values are ignored).
 
     Raises:
@@ -65,7 +65,7 @@ def split_rows(rows: Sequence[Row], column: str, *, source: str = "manifest") ->
     return parts["train"], parts["test"]
 
 
-def load_subjects(rows: Sequence[Row]) -> list[Subject]:
+def load_subjects(rows: Sequence[Entry]) -> list[Subject]:
     """Load every row's volume and mask (checked to share a grid).
 
     Raises:
@@ -169,7 +169,7 @@ def train_manifest_checkpoint(manifest: str | Path, out: str | Path, *, split_co
     """Read ``manifest``, train on its ``train`` subjects, evaluate on its ``test`` subjects, save to ``out``.
 
     Raises:
-        InputError: as :func:`explorer.manifest.read_manifest`, :func:`split_rows`, :func:`train_subjects`
+        InputError: as :func:`explorer.cohort.manifest.read_manifest`, :func:`split_rows`, :func:`train_subjects`
             and :func:`explorer.checkpoints.save_checkpoint`.
     """
     if Path(out).suffix != ".safetensors":

@@ -3,11 +3,13 @@
 Every number in the findings comes from ``explorer cohort`` runs started here (the exact commands are
 printed and written to ``OUT/commands.txt``), over every checkpoint found in the zoo folders (shipped seed 0
 in ``models/``, seeds 1 and 2 in ``models/seeds/`` from ``models/train_zoo.py --seeds 1 2``):
-- saliency, input×gradient and occlusion with each 2D+ baseline on all subjects of
-  ``sample_data/cohort/manifest.csv`` (training and held-out: the asymmetry is a property of the trained
-  network; Dice is reported on held-out subjects only, which the cohort command does from each checkpoint's
-  recorded subject split);
-- integrated gradients (``--ig-steps``, default 8; its convergence delta is recorded) on the held-out subjects.
+- saliency and input×gradient on all subjects of ``sample_data/cohort/manifest.csv`` (training and held-out:
+  the asymmetry is a property of the trained network; Dice is reported on held-out subjects only, which the
+  cohort command does from each checkpoint's recorded subject split);
+- integrated gradients (``--ig-steps``, default 8; its convergence delta is recorded) and occlusion with each
+  2D+ baseline on the held-out subjects (four forward passes per slice, or eight forward+backward passes:
+  with 15 checkpoints all ten subjects would take about two hours on a 2-core CPU; between strategies the
+  unit of comparison is the trained model, so the subjects only make each model's mean more precise).
 It then prints the findings' tables in Markdown.
 
 Usage: ``.venv/bin/python models/findings.py [--out findings-out] [--ig-steps 8] [--zoo DIR ...]``
@@ -29,11 +31,11 @@ RUNS = {  # name → (explorer cohort arguments, all subjects?)
     "saliency": (["--method", "saliency"], True),
     "input_x_gradient": (["--method", "input_x_gradient"], True),
     "integrated_gradients": (["--method", "integrated_gradients"], False),
-    "occlusion (other neighbour)": (["--method", "occlusion", "--param", "replace=other"], True),
-    "occlusion (centre slice)": (["--method", "occlusion", "--param", "replace=centre"], True),
-    "occlusion (blurred copy)": (["--method", "occlusion", "--param", "replace=blur"], True),
-    "occlusion (mean)": (["--method", "occlusion", "--param", "replace=mean"], True),
-    "occlusion (constant 0)": (["--method", "occlusion", "--param", "replace=constant"], True),
+    "occlusion (other neighbour)": (["--method", "occlusion", "--param", "replace=other"], False),
+    "occlusion (centre slice)": (["--method", "occlusion", "--param", "replace=centre"], False),
+    "occlusion (blurred copy)": (["--method", "occlusion", "--param", "replace=blur"], False),
+    "occlusion (mean)": (["--method", "occlusion", "--param", "replace=mean"], False),
+    "occlusion (constant 0)": (["--method", "occlusion", "--param", "replace=constant"], False),
 }
 
 

@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repositor
 import explorer  # noqa: E402, F401  (before torchvision / smp)
 from explorer.checkpoints import load_checkpoint
 from explorer.cli import main as cli_main
-from explorer.manifest import read_manifest
+from explorer.cohort.manifest import read_manifest
 from explorer.strategies import STRATEGIES
 from explorer.train_subjects import heldout_dice, load_subjects, split_rows
 

@@ -216,8 +216,8 @@ def test_shipped_zoo_loads_names_its_strategy_and_seed_and_records_a_subject_spl
 
 
 def test_shipped_float16_checkpoint_keeps_its_heldout_dice():
+    from explorer.cohort.manifest import read_manifest
     from explorer.config import SAMPLE_DIR
-    from explorer.manifest import read_manifest
     from explorer.train_subjects import heldout_dice, load_subjects
 
     ckpt = load_checkpoint(next(p for p in list_zoo() if p.stem.endswith("-imagenet-s0")))
