@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from explorer.cohort_stats import (
@@ -218,3 +219,20 @@ def test_tost_on_a_table_uses_the_volume_as_unit() -> None:
     res = tost_equivalence(table)
     assert res["n"] == table.shape[1] and res["unit"].startswith("volume")
     assert res == tost_equivalence(table) and res["mean"] == pytest.approx(volume_means(table).mean())
+
+
+def test_a_cohort_equivalence_with_several_models_uses_the_model_as_unit() -> None:
+    """Three models whose AIs are −0.03, +0.01, +0.05 on every one of 10 volumes: averaged per volume they are all
+    +0.01 (equivalent within ±0.02 with the volume as unit), but the strategy's models spread beyond the margin,
+    so a claim about the strategy is not supported; one model per group keeps the volume as unit."""
+    from explorer.cohort.summary import summarise
+
+    rng = np.random.default_rng(0)
+    rows = [{"subject": f"s{v}", "model": f"m{m}", "strategy": "spread", "asymmetry_index": ai + rng.normal(0, 1e-3),
+             "dice": np.nan, "error": None} for m, ai in enumerate((-0.03, 0.01, 0.05)) for v in range(10)]
+    rows += [{"subject": f"s{v}", "model": "one", "strategy": "single", "asymmetry_index": 0.01 + rng.normal(0, 1e-3),
+              "dice": np.nan, "error": None} for v in range(10)]
+    equivalence = summarise(pd.DataFrame(rows))["equivalence"]
+    assert equivalence["spread"]["unit"] == "model (mean over volumes)" and equivalence["spread"]["n"] == 3
+    assert not equivalence["spread"]["equivalent"]
+    assert equivalence["single"]["unit"].startswith("volume") and equivalence["single"]["equivalent"]

@@ -41,7 +41,7 @@ def summarise(rows: pd.DataFrame, *, margin: float = 0.02) -> dict:
         ``{"groups": {strategy: {...}}, "comparisons": [...], "equivalence": {strategy: {...}}}``.
     """
     ai = group_tables(rows, "asymmetry_index")
-    held = rows.assign(dice=rows["dice"].where(rows.get("held_out", True).astype(bool)))
+    held = rows.assign(dice=rows["dice"].where(rows["held_out"].astype(bool)) if "held_out" in rows else rows["dice"])
     dice = group_tables(held, "dice") if held["dice"].notna().any() else {}
     share_columns = [c for c in rows if c.startswith("share_")]
     shares = {c: group_tables(rows, c) for c in share_columns}
@@ -87,6 +87,14 @@ def comparisons(tables: dict[str, pd.DataFrame]) -> list[dict]:
 
 
 def _equivalence(table: pd.DataFrame, margin: float) -> dict:
-    res = cs.tost_equivalence(table.to_numpy(), margin=margin)
+    """TOST of a group's AI. With several models the unit is the model (its mean over volumes): a claim that a
+    strategy removes the asymmetry is about the training recipe, so seed-to-seed spread must be in the error
+    term (averaging models per volume first would hide it). With one model, the volume is the unit."""
+    values = table.to_numpy()
+    if values.shape[0] >= 2:
+        values = np.nanmean(values, axis=1)
+    res = cs.tost_equivalence(values, margin=margin)
+    if values.ndim == 1:
+        res["unit"] = "model (mean over volumes)"
     return {**res, "ci": list(res["ci"]), "claim": f"AI within ±{margin:g}" if res["equivalent"] else
             f"not shown to lie within ±{margin:g}"}
