@@ -58,11 +58,12 @@ def main() -> None:
     again = AppTest.from_file(APP, default_timeout=900)
     cached = timed(again.run)
 
-    models = at.multiselect(key="shown_models").value
+    shown = f"shown_models-{at.session_state['analysis_id']}"  # one picker per analysis
+    models = at.multiselect(key=shown).value
     toggle_ms = []  # on the default view, the distributions
     for i in range(args.repeats):
         subset = models if i % 2 else models[:2]
-        toggle_ms.append(timed(lambda subset=subset: at.multiselect(key="shown_models").set_value(subset).run()))
+        toggle_ms.append(timed(lambda subset=subset: at.multiselect(key=shown).set_value(subset).run()))
     at.radio(key="view").set_value("Slice viewer").run()
     n = int(at.slider(key="viewer_slice").max) + 1
     fragment_ms, slider_ms, viewer_toggle_ms = [], [], []
@@ -70,7 +71,7 @@ def main() -> None:
         slider_ms.append(timed(lambda i=i: at.slider(key="viewer_slice").set_value((7 * i + 3) % n).run()))
         fragment_ms.append(at.session_state["viewer_ms"])
         subset = models if i % 2 else models[:2]
-        viewer_toggle_ms.append(timed(lambda subset=subset: at.multiselect(key="shown_models").set_value(subset).run()))
+        viewer_toggle_ms.append(timed(lambda subset=subset: at.multiselect(key=shown).set_value(subset).run()))
         assert not at.exception, at.exception
 
     rows = [

@@ -30,12 +30,12 @@ MANIFEST = ROOT / "sample_data" / "cohort" / "manifest.csv"
 RUNS = {  # name → (explorer cohort arguments, all subjects?)
     "saliency": (["--method", "saliency"], True),
     "input_x_gradient": (["--method", "input_x_gradient"], True),
-    "integrated_gradients": (["--method", "integrated_gradients"], False),
     "occlusion (other neighbour)": (["--method", "occlusion", "--param", "replace=other"], False),
     "occlusion (centre slice)": (["--method", "occlusion", "--param", "replace=centre"], False),
     "occlusion (blurred copy)": (["--method", "occlusion", "--param", "replace=blur"], False),
     "occlusion (mean)": (["--method", "occlusion", "--param", "replace=mean"], False),
     "occlusion (constant 0)": (["--method", "occlusion", "--param", "replace=constant"], False),
+    "integrated_gradients": (["--method", "integrated_gradients"], False),
 }
 
 
