@@ -60,10 +60,15 @@ def main() -> None:
     parser.add_argument("--zoo", nargs="+", type=Path, default=[ROOT / "models", ROOT / "models" / "seeds"],
                         help="folders of checkpoints (default models/ and models/seeds/)")
     parser.add_argument("--only", nargs="*", default=None, help="run only these rows of RUNS")
+    parser.add_argument("--tables", action="store_true", help="only print the tables of the runs in --out")
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     zoo = [path for folder in args.zoo for path in sorted(folder.glob("*.safetensors"))]
+    if args.tables:
+        for folder in sorted(p for p in out.iterdir() if (p / "cohort_summary.json").exists()):
+            print_tables(folder)
+        return
     test_manifest = held_out_manifest(out)
     commands = []
     for name, (extra, all_subjects) in RUNS.items():
@@ -79,17 +84,38 @@ def main() -> None:
         subprocess.run(command, check=True)
     (out / "commands.txt").write_text("\n".join(commands) + "\n")
     for folder in sorted(p for p in out.iterdir() if (p / "cohort_summary.json").exists()):
-        summary = json.loads((folder / "cohort_summary.json").read_text())
-        print(f"\n### {folder.name}\n\n| group | models | volumes | AI [95% CI] | Dice [95% CI] | TOST p (±margin) |")
-        print("|---|---:|---:|---|---|---:|")
-        for group, g in summary["groups"].items():
-            ai, dice = g["asymmetry_index"], g.get("dice") or {}
-            eq = summary.get("equivalence", {}).get(group, {})
-            print(f"| {group} | {g['n_models']} | {g['n_volumes']} | {_ci(ai)} | {_ci(dice)} | {_p(eq.get('p'))} |")
-        print("\n| a | b | test | p | Holm p | effect |\n|---|---|---|---:|---:|---:|")
-        for c in summary["comparisons"]:
-            print(f"| {c['a']} | {c['b']} | {c['test']} | {_p(c['p'])} | {_p(c['p_holm'])} | "
-                  f"{_num(c.get('effect_size'))} |")
+        print_tables(folder)
+
+
+def print_tables(folder: Path) -> None:
+    """One cohort run's tables in Markdown: groups, per-model AI (seed spread), comparisons."""
+    summary = json.loads((folder / "cohort_summary.json").read_text())
+    print(f"\n### {folder.name}\n\n| group | models | volumes | AI [95% CI] | mean shares −1 / 0 / +1 | "
+          "held-out Dice [95% CI] | TOST p (±margin), unit |\n|---|---:|---:|---|---|---|---|")
+    for group, g in summary["groups"].items():
+        ai, dice = g["asymmetry_index"], g.get("dice") or {}
+        eq = summary.get("equivalence", {}).get(group, {})
+        shares = " / ".join(f"{v:.3f}" for _, v in sorted(g["mean_share"].items(), key=lambda kv: int(kv[0])))
+        print(f"| {group} | {g['n_models']} | {g['n_volumes']} | {_ci(ai)} | {shares} | {_ci(dice)} | "
+              f"{_p(eq.get('p'))}, {eq.get('unit', 'n/a').split(' ')[0]} |")
+    rows = list(csv.DictReader((folder / "cohort.csv").open()))
+    per_model: dict[str, dict[str, list[float]]] = {}
+    for row in rows:
+        if not row.get("error"):
+            per_model.setdefault(row["strategy"], {}).setdefault(row["model"], []).append(
+                float(row["asymmetry_index"]))
+    print("\n| group | AI per model (mean over volumes) |\n|---|---|")
+    for group, models in per_model.items():
+        print(f"| {group} | " + ", ".join(f"{m.rsplit('-', 1)[-1]} {sum(v) / len(v):+.3f}"
+                                          for m, v in sorted(models.items())) + " |")
+    print("\n| a | b | test (unit) | p | Holm p | effect | median difference a − b [95% CI] |\n"
+          "|---|---|---|---:|---:|---:|---|")
+    for c in summary["comparisons"]:
+        lo, hi = c.get("ci95") or [None, None]
+        median = (f"{c['median_difference']:+.3f} [{_num(lo)}, {_num(hi)}]" if c.get("median_difference") is not None
+                  else "")
+        print(f"| {c['a']} | {c['b']} | {c['test'].split(' (')[0]} ({c['unit']}) | {_p(c['p'])} | "
+              f"{_p(c['p_holm'])} | {_num(c.get('effect_size'))} | {median} |")
 
 
 def _num(value: float | None) -> str:
