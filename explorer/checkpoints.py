@@ -227,6 +227,11 @@ def list_zoo(directory: str | Path = MODELS_DIR) -> list[Path]:
     return sorted(Path(directory).glob("*.safetensors"))
 
 
+def list_seeds(directory: str | Path = MODELS_DIR / "seeds") -> list[Path]:
+    """The other seeds of the zoo that ``models/train_zoo.py`` reproduced (not shipped), sorted; may be empty."""
+    return list_zoo(directory)
+
+
 # --------------------------------------------------------------------------------------------- helpers
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from explorer.checkpoints import list_zoo
+from explorer.checkpoints import list_seeds, list_zoo
 from explorer.cohort import DEFAULT_MARGIN, read_manifest, run_cohort
 from explorer.cohort.outputs import write_cohort
 from explorer.config import SAMPLE_DIR, Limits
@@ -125,8 +125,11 @@ def show() -> None:
         entries = read_manifest(manifest, root=root)
     if not ok:
         return
-    zoo = {p.stem.removesuffix(".safetensors"): p for p in list_zoo()}
-    names = st.multiselect("Checkpoints", list(zoo), default=list(zoo), key="cohort_checkpoints")
+    zoo = {p.stem.removesuffix(".safetensors"): p for p in list_zoo() + list_seeds()}
+    shipped = {p.stem for p in list_zoo()}
+    names = st.multiselect("Checkpoints", list(zoo), default=[n for n in zoo if n in shipped], key="cohort_checkpoints",
+                           help="The shipped seed 0 of each strategy, then seeds 1 and 2 when models/train_zoo.py "
+                           "has trained them into models/seeds/.")
     count = st.number_input("Volumes (the manifest's first N)", min_value=1, max_value=len(entries),
                             value=len(entries), key="cohort_count")
     margin = st.number_input("Equivalence margin", min_value=0.001, value=DEFAULT_MARGIN, step=0.005,

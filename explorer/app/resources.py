@@ -12,7 +12,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from explorer.checkpoints import Checkpoint, list_zoo, load_checkpoint
+from explorer.checkpoints import Checkpoint, list_seeds, list_zoo, load_checkpoint
 from explorer.config import SAMPLE_DIR
 from explorer.export import static_export_status
 from explorer.volume import Mask, Volume, load_mask, load_volume
@@ -41,9 +41,10 @@ def _zoo_checkpoint(path: str, mtime_ns: int) -> Checkpoint:
 
 
 def zoo() -> dict[str, Checkpoint]:
-    """The shipped checkpoints by name (file stem), loaded once per file version."""
+    """The zoo's checkpoints by name (file stem), loaded once per file version: the shipped ones, then the other
+    seeds that ``models/train_zoo.py`` reproduced into ``models/seeds/`` (when present)."""
     found = {}
-    for path in list_zoo():
+    for path in list_zoo() + list_seeds():
         checkpoint = _zoo_checkpoint(str(path), path.stat().st_mtime_ns)
         found[checkpoint.name] = checkpoint
     return found

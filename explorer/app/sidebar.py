@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import streamlit as st
 
 from explorer.attribution import METHODS, TARGETS
-from explorer.checkpoints import Checkpoint
+from explorer.checkpoints import Checkpoint, list_zoo
 from explorer.config import Limits
 from explorer.device import DEVICE_CHOICES, describe_device, select_device
 from explorer.errors import InputError
@@ -152,8 +152,10 @@ def _spacing(sb) -> tuple[float, float, float] | None:
 def _checkpoints(sb) -> list[Checkpoint]:
     with guard("Loading the model zoo"):
         zoo = resources.zoo()
-    chosen = sb.multiselect("Checkpoints (models/)", list(zoo), default=list(zoo), key="zoo_choice",
-                            help="The shipped checkpoints: one 2D+ U-Net per initialisation strategy.")
+    shipped = {p.stem for p in list_zoo()}
+    chosen = sb.multiselect("Checkpoints (models/)", list(zoo), default=[n for n in zoo if n in shipped],
+                            key="zoo_choice", help="The shipped checkpoints (one 2D+ U-Net per initialisation "
+                            "strategy, seed 0), then seeds 1 and 2 when models/train_zoo.py has trained them.")
     found = uploads.checkpoints(sb, [zoo[name] for name in chosen], next(iter(zoo.values()), None))
     if not found:
         sb.info("Choose at least one checkpoint.")
