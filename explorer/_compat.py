@@ -7,7 +7,8 @@ when its compiled ops cannot load we declare the two schemas torchvision expects
 Where they do load (a CUDA torch, a matching CPU wheel) they are loaded first, as torchvision itself would,
 and nothing is declared: declaring them there would make torchvision's own registration abort the process.
 
-Import this module before torchvision, timm or segmentation_models_pytorch (``explorer/__init__`` does).
+It runs before torchvision is first imported: ``import explorer`` installs an import hook that imports this
+module when torchvision is about to be imported (by timm or segmentation_models_pytorch).
 """
 
 from __future__ import annotations

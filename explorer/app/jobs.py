@@ -107,6 +107,7 @@ def start(key: tuple, study: Any, checkpoints: list, spec: Any) -> Job:
         The running job; poll ``job.running`` and read ``job.result`` / ``job.error`` / ``job.cancelled``.
     """
     job = Job(key=key, n_checkpoints=len(checkpoints))
+
     def whole(progress: Callable) -> Analysis:
         return analyze(study, checkpoints, spec, progress=progress)
 
