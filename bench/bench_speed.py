@@ -13,7 +13,8 @@ one shipped checkpoint it prints, measured in one run:
 In-process rows are interleaved over ``--repeats`` rounds and the best of each is kept, so a busy machine
 slows all rows alike. Ratios, never timed assertions.
 
-Usage: ``.venv/bin/python bench/bench_speed.py [--repeats 3] [--memory] [--skip-1mm]``
+Usage: ``.venv/bin/python bench/bench_speed.py [--repeats 3] [--memory] [--skip-1mm] [--skip-sample]
+[--precisions float32 bfloat16]``
 """
 
 from __future__ import annotations
@@ -157,19 +158,24 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--memory", action="store_true", help="also measure peak memory with every checkpoint")
     parser.add_argument("--skip-1mm", action="store_true")
+    parser.add_argument("--skip-sample", action="store_true")
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--precisions", nargs="+", default=["float32", "bfloat16"],
+                        help="ceiling and attribution-pass rows (bfloat16 is emulated, very slow, without AVX512-BF16)")
     args = parser.parse_args()
     checkpoint = Path(args.checkpoint) if args.checkpoint else next(
         p for p in list_zoo() if load_checkpoint(p).meta.strategy == "imagenet")
     device = select_device(args.device)
-    bench_volume(SAMPLE_DIR / "mni152_t1_2mm.nii.gz", checkpoint, args.repeats, args.memory, device)
+    precisions = tuple(args.precisions)
+    if not args.skip_sample:
+        bench_volume(SAMPLE_DIR / "mni152_t1_2mm.nii.gz", checkpoint, args.repeats, args.memory, device, precisions)
     if not args.skip_1mm:
         from nilearn.datasets import load_mni152_template
 
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "mni152_t1_1mm.nii.gz"
             load_mni152_template(resolution=1).to_filename(path)
-            bench_volume(path, checkpoint, args.repeats, args.memory, device)
+            bench_volume(path, checkpoint, args.repeats, args.memory, device, precisions)
 
 
 if __name__ == "__main__":
