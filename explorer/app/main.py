@@ -30,7 +30,6 @@ def main() -> None:
     st.title("Do 2D+ networks look at one neighbour more than the other?")
     st.caption("Per-slice gradient attribution across the input channels (slices z−1, z, z+1) of 2D+ "
                "segmentation checkpoints trained with different initialisations — arXiv 2505.14105.")
-    resources.warm_static_export()
     if st.sidebar.radio("Mode", ["One volume", "Cohort"], horizontal=True, key="mode") == "Cohort":
         cohort.show()
         return
@@ -43,6 +42,7 @@ def main() -> None:
         if "job" not in st.session_state:
             st.info("Choose a volume and at least one checkpoint in the sidebar, then press **Analyse**.")
         return
+    resources.warm_static_export()  # after the first result: its Chromium start would compete with the analysis
     names = _shown(analysis)
     if not names:
         st.warning("Select at least one checkpoint to show.")
