@@ -34,7 +34,7 @@ from .errors import InputError
 from .fileio import sha256_bytes, size_error, unwrap_state_dict
 from .hub import is_hub_id, resolve_hub_checkpoint
 from .metaschema import integer, parse_json, validate_fields
-from .models import build_model, check_encoder, first_conv_key, resolve_arch
+from .models import build_model, check_encoder, first_conv_key, meta_model, resolve_arch
 from .normalise import NORMALISATIONS
 from .strategies import STRATEGIES
 from .volume import AXES
@@ -321,8 +321,8 @@ def _finish(label: str, digest: Callable[[dict[str, torch.Tensor]], str], shapes
     merged.setdefault("strategy", UNKNOWN_STRATEGY)
     meta = CheckpointMeta.from_dict(merged, source=shown)
     try:  # on the meta device: parameter shapes without allocating any memory
-        expected = build_model(arch=meta.arch, encoder=meta.encoder, in_channels=len(meta.offsets),
-                               classes=meta.classes, device="meta", **meta.arch_kwargs).state_dict()
+        expected = meta_model(meta.arch, meta.encoder, len(meta.offsets), meta.classes,
+                              json.dumps(meta.arch_kwargs, sort_keys=True)).state_dict()
     except InputError as exc:
         raise InputError(shown, "metadata: " + exc.problem, exc.expected) from exc
     _check_shapes(shapes, {k: tuple(v.shape) for k, v in expected.items()}, shown, meta)

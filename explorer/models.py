@@ -118,15 +118,20 @@ def first_conv(model: torch.nn.Module) -> torch.nn.Conv2d:
 
 
 @lru_cache(maxsize=32)
-def first_conv_key(arch: str, encoder: str, in_channels: int, classes: int, kwargs_json: str = "{}") -> str:
-    """The state-dict key of :func:`first_conv`'s weight for an architecture.
+def meta_model(arch: str, encoder: str, in_channels: int, classes: int, kwargs_json: str = "{}") -> torch.nn.Module:
+    """An architecture built once on the ``meta`` device (shapes and structure, no memory, no initialisation
+    kept), cached: loading a zoo compares every checkpoint's shapes against one build per architecture.
 
-    The model is built once per architecture on the ``meta`` device (no weights initialised: about a third of
-    a real build), so that a checkpoint's first-conv shares are read from its state dict without building it.
+    Treat it as read-only. Raises as :func:`build_model`.
     """
-    with torch.device("meta"):
-        model = build_model(arch=arch, encoder=encoder, in_channels=in_channels, classes=classes,
-                            **json.loads(kwargs_json))
+    return build_model(arch=arch, encoder=encoder, in_channels=in_channels, classes=classes, device="meta",
+                       **json.loads(kwargs_json))
+
+
+def first_conv_key(arch: str, encoder: str, in_channels: int, classes: int, kwargs_json: str = "{}") -> str:
+    """The state-dict key of :func:`first_conv`'s weight for an architecture (from :func:`meta_model`), so that a
+    checkpoint's first-conv shares are read from its state dict without building it."""
+    model = meta_model(arch, encoder, in_channels, classes, kwargs_json)
     conv = first_conv(model)
     return next(f"{name}.weight" for name, module in model.named_modules() if module is conv)
 

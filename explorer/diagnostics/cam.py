@@ -21,7 +21,6 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
-from captum.attr import LayerAttribution, LayerGradCam
 from scipy.stats import spearmanr
 from torch import nn
 
@@ -90,6 +89,8 @@ def gradcam_stack(model: nn.Module, stack: np.ndarray, offsets: Sequence[int], *
     Raises:
         InputError: an unknown layer, or a model with more than one output logit.
     """
+    from captum.attr import LayerAttribution, LayerGradCam  # here: only --cam needs captum (~0.8 s to import)
+
     module = _layer(model, layer)
     device = device or next(model.parameters()).device
     model = model.eval().to(device)
