@@ -107,11 +107,6 @@ def mask_batch(mask: np.ndarray | None, slices: Sequence[int], device: torch.dev
     return torch.from_numpy(padded > 0).to(device)
 
 
-def make_windows(stack: np.ndarray, offsets: Sequence[int], slices: Sequence[int] | None = None) -> np.ndarray:
-    """Windows ``(N, C, H, W)`` of ``stack`` for ``slices`` (default all), unpadded."""
-    return stack[window_indices(stack.shape[0], offsets, slices)]
-
-
 @dataclass(frozen=True)
 class WindowBatch:
     """One batch: ``slices`` (B,) are the stack indices, ``x`` the padded windows ``(B, C, H', W')``."""

@@ -12,11 +12,15 @@ from explorer.errors import InputError
 from explorer.normalise import channel_stats_for
 from explorer.windows import (
     iter_windows,
-    make_windows,
     pad_to_multiple,
     validate_offsets,
     window_indices,
 )
+
+
+def make_windows(stack: np.ndarray, offsets, slices=None) -> np.ndarray:
+    """Reference windows ``(N, C, H, W)``, unpadded: plain fancy indexing of the stack."""
+    return stack[window_indices(stack.shape[0], offsets, slices)]
 
 
 def _stack(n=6, h=5, w=7) -> np.ndarray:
