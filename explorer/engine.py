@@ -130,10 +130,11 @@ def attribute_stack(
 
     # On a GPU the stack is uploaded once and every batch's windows are built there (no host copy per batch).
     on_device = torch.from_numpy(np.asarray(stack, dtype=np.float32)).to(device) if device.type == "cuda" else None
+    fill = float(stack.min())  # the padding value, once per pass rather than per batch
 
     def work(chunk: Sequence[int], dev: torch.device) -> None:
         source = on_device if on_device is not None and dev == device else stack  # the CPU after a fallback
-        x, batch = _windows(source, offsets, chunk, channel_stats, dev, reverse, multiple)
+        x, batch = _windows(source, offsets, chunk, channel_stats, dev, reverse, multiple, fill)
         truth = mask_batch(mask, chunk, dev, multiple)
         with autocast(dev, precision):
             explained = explain_batch(state["model"], x, method=method, target=target, params=resolved,
@@ -164,10 +165,10 @@ def attribute_stack(
 
 def _windows(stack: np.ndarray | torch.Tensor, offsets: Sequence[int], chunk: Sequence[int],
              channel_stats: tuple[np.ndarray, np.ndarray] | None, dev: torch.device,
-             reverse: bool, multiple: int = 32) -> tuple[torch.Tensor, WindowBatch]:
+             reverse: bool, multiple: int, fill: float) -> tuple[torch.Tensor, WindowBatch]:
     """One batch of windows on ``dev`` in channels-last order, channels reversed for the z-flip pass."""
     (batch,) = iter_windows(stack, offsets, batch_size=len(chunk), slices=chunk, channel_stats=channel_stats,
-                            multiple=multiple)
+                            multiple=multiple, fill=fill)
     x = batch.x.to(dev).contiguous(memory_format=torch.channels_last)  # already there when the stack is
     return (x.flip(1) if reverse else x), batch
 

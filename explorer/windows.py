@@ -124,6 +124,7 @@ def iter_windows(
     slices: Sequence[int] | None = None,
     multiple: int = 32,
     channel_stats: tuple[np.ndarray, np.ndarray] | None = None,
+    fill: float | None = None,
 ) -> Iterator[WindowBatch]:
     """Yield padded window batches; only one batch of windows exists in memory at a time.
 
@@ -135,6 +136,7 @@ def iter_windows(
         slices: which slices to yield windows for (default all, in order).
         multiple: pad height and width up to a multiple of this (the padding holds the stack's minimum).
         channel_stats: optional per-channel (mean, std), applied after padding (to the padding too).
+        fill: the padding value (default the stack's minimum; pass it when calling once per batch of one stack).
     """
     offsets = validate_offsets(offsets)
     if batch_size < 1:
@@ -142,7 +144,8 @@ def iter_windows(
     source = stack if isinstance(stack, torch.Tensor) else torch.from_numpy(np.asarray(stack, dtype=np.float32))
     n = source.shape[0]
     order = np.arange(n) if slices is None else np.asarray(slices, dtype=np.int64)
-    fill = float(source.min())  # background: after a volume-level transform the minimum is "outside"
+    if fill is None:
+        fill = float(source.min())  # background: after a volume-level transform the minimum is "outside"
     pad = padding_for(source.shape[1], source.shape[2], multiple)
     stats = None if channel_stats is None else [
         torch.as_tensor(np.asarray(a, dtype=np.float64), device=source.device)[None, :, None, None]

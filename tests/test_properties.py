@@ -6,6 +6,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
+from test_windows import make_windows  # the reference windows, defined once
 
 from explorer.stats import asymmetry_index, mean_ci, model_summary, shares_from_masses
 from explorer.windows import iter_windows, pad_to_multiple, padding_for, window_indices
@@ -13,10 +14,6 @@ from explorer.windows import iter_windows, pad_to_multiple, padding_for, window_
 FAST = settings(max_examples=60, deadline=None, derandomize=True)  # the same examples in every run
 offsets_st = st.integers(1, 3).map(lambda k: tuple(range(-k, k + 1)))
 finite = st.floats(-1e6, 1e6, allow_nan=False, width=32)
-
-def make_windows(stack: np.ndarray, offsets, slices=None) -> np.ndarray:
-    """Reference windows ``(N, C, H, W)``, unpadded: plain fancy indexing of the stack."""
-    return stack[window_indices(stack.shape[0], offsets, slices)]
 
 
 @st.composite
