@@ -120,6 +120,9 @@ def test_upload_analyse_view_3d_and_export_in_chromium(app_url, tmp_path, sample
         sidebar = page.locator('[data-testid="stSidebar"]')
         # First visit: the sample volume and the shipped zoo are analysed without any click.
         expect(page.get_by_text("Show checkpoints")).to_be_visible(timeout=240_000)
+        # That is the first checkpoint, shown while the others run; the whole first visit ends when the Analyse
+        # button is enabled again.
+        expect(sidebar.get_by_role("button", name="Analyse")).to_be_enabled(timeout=240_000)
 
         sidebar.get_by_text("Upload a scan").click()
         scan_uploader = sidebar.locator('[data-testid="stFileUploader"]').filter(has_text="Scan (")
