@@ -15,7 +15,7 @@ from ..errors import InputError
 from .base import Raw, Reader, ReadParams
 from .dicom import DICOM
 from .hdf5 import HDF5
-from .itk import METAIMAGE, NRRD
+from .itk import HEADER_LIMIT, METAIMAGE, NRRD, refuse_detached
 from .nifti import MGH, NIFTI
 from .source import Files, Source, open_source
 from .tiff import TIFF
@@ -26,8 +26,8 @@ READERS: tuple[Reader, ...] = (NIFTI, TIFF, HDF5, NRRD, DICOM, MGH, METAIMAGE)
 #: File-name endings of every format (for upload widgets and help texts).
 SUFFIXES: tuple[str, ...] = tuple(s for r in READERS for s in r.suffixes)
 
-__all__ = ["READERS", "SUFFIXES", "Raw", "ReadParams", "Reader", "Source", "open_source", "read_source",
-           "reader_for", "source_choices"]
+__all__ = ["HEADER_LIMIT", "READERS", "SUFFIXES", "Raw", "ReadParams", "Reader", "Source", "open_source",
+           "read_source", "reader_for", "refuse_detached", "source_choices"]
 
 
 def reader_for(src: Source) -> Reader:

@@ -7,6 +7,7 @@ voxel→world affine in RAS+ millimetres (LPS formats such as DICOM, NRRD and Me
 from __future__ import annotations
 
 import json
+import zlib
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
@@ -115,6 +116,26 @@ def check_voxels(shape: tuple[int, ...], label: str, limits: Limits, itemsize: i
         raise InputError(label, f"reading it needs about {needed / mb:,.0f} MB (shape {dims}), over the memory "
                          f"limit of {limits.max_run_memory_bytes / mb:,.0f} MB",
                          "a smaller image, or raise EXPLORER_MAX_RUN_MEMORY_MB")
+
+
+def inflated_size(data: bytes, budget: int, wbits: int) -> int:
+    """How many bytes the deflate stream ``data`` inflates to, counted 1 MB at a time (nothing is kept) and
+    stopped once past ``budget``.
+
+    Args:
+        wbits: the stream's format, as for :func:`zlib.decompressobj` (``-15`` raw deflate, ``15`` zlib).
+
+    Raises:
+        zlib.error: corrupt data.
+    """
+    inflater, size, pending = zlib.decompressobj(wbits), 0, data
+    while size <= budget:
+        chunk = inflater.decompress(pending, 1 << 20)  # empty input: what zlib still holds
+        pending = inflater.unconsumed_tail
+        if not chunk and not pending:
+            break
+        size += len(chunk)
+    return size
 
 
 def grid_affine(spacing: tuple[float, float, float] | None, label: str) -> np.ndarray:

@@ -30,12 +30,11 @@ from pydicom.uid import DeflatedExplicitVRLittleEndian
 from ..config import Limits
 from ..errors import InputError
 from ..fileio import size_error
-from .base import LPS_TO_RAS, Raw, Reader, ReadParams, check_voxels
+from .base import LPS_TO_RAS, Raw, Reader, ReadParams, check_voxels, inflated_size
 from .source import Source, folder_files
 
 _EXPECTED = "a DICOM image series (one file per slice)"
 _DIRECTORY_SOP = "1.2.840.10008.1.3.10"  # DICOMDIR: an index, not an image
-_INFLATE_CHUNK = 1 << 20
 
 
 def _zip_members(src: Source, limits: Limits) -> list[tuple[str, bytes]]:
@@ -70,8 +69,8 @@ def _files(src: Source, limits: Limits) -> list[tuple[str, bytes]]:
 
 
 def _inflated_size(raw: bytes, budget: int) -> int:
-    """Bytes the deflated dataset of one Deflated Explicit VR file inflates to, counted in 1 MB steps and
-    stopped past ``budget``; 0 for any other transfer syntax.
+    """Bytes the deflated dataset of one Deflated Explicit VR file inflates to, counted up to just past
+    ``budget``; 0 for any other transfer syntax.
 
     pydicom inflates a deflated dataset in one ``zlib.decompress`` call, without a bound (2 MB in, 4.6 GB
     out), so the size is measured here first. The file meta group is read with pydicom's own reader (private,
@@ -85,17 +84,15 @@ def _inflated_size(raw: bytes, budget: int) -> int:
         return 0  # not DICOM: dcmread says so
     if meta.get("TransferSyntaxUID") != DeflatedExplicitVRLittleEndian:
         return 0
-    inflater, size, pending = zlib.decompressobj(-zlib.MAX_WBITS), 0, raw[stream.tell():]
     try:
-        while size <= budget:
-            chunk = inflater.decompress(pending, _INFLATE_CHUNK)  # empty input: what zlib still holds
-            pending = inflater.unconsumed_tail
-            if not chunk and not pending:
-                break
-            size += len(chunk)
+        return inflated_size(raw[stream.tell():], budget, -zlib.MAX_WBITS)
     except zlib.error:
         return 0  # corrupt: dcmread fails on it and the file is skipped
-    return size
+
+
+def _where(name: str, label: str) -> str:
+    """``name: `` for a file of a series, nothing for a single file (the label names it already)."""
+    return "" if name == label else f"{name}: "
 
 
 def _read(name: str, raw: bytes, label: str) -> pydicom.Dataset | None:
@@ -109,7 +106,7 @@ def _read(name: str, raw: bytes, label: str) -> pydicom.Dataset | None:
     except (InvalidDicomError, EOFError, OSError, ValueError, KeyError, TypeError, zlib.error):
         return None  # not DICOM (a README, a thumbnail): skipped
     except RecursionError as exc:  # pydicom parses nested sequences recursively
-        raise InputError(label, f"{name}: sequences nested too deeply to read",
+        raise InputError(label, f"{_where(name, label)}sequences nested too deeply to read",
                          "a DICOM file with sequences nested a few levels deep") from exc
 
 
@@ -122,7 +119,8 @@ def _datasets(src: Source, limits: Limits) -> dict[str, list[pydicom.Dataset]]:
     for name, raw in _files(src, limits):
         inflated = _inflated_size(raw, budget)
         if inflated > budget:
-            raise InputError(src.label, f"{name}: deflated DICOM data inflate to more than {budget:,} bytes",
+            raise InputError(src.label, f"{_where(name, src.label)}deflated DICOM data inflate to more than "
+                             f"{budget:,} bytes",
                              "a series within the upload limit (EXPLORER_MAX_UPLOAD_MB) once inflated")
         budget -= inflated
         ds = _read(name, raw, src.label)
