@@ -44,6 +44,15 @@ def reader_for(src: Source) -> Reader:
                      "one of: " + "; ".join(r.description for r in READERS))
 
 
+def _open(source: str | Path | bytes | Files, name: str | None, limits: Limits) -> Source:
+    """:func:`open_source`; several uploads may not hold a detached NRRD/MetaImage header either (they would
+    otherwise reach the DICOM reader, which would only say that it found no DICOM files)."""
+    src = open_source(source, name, limits.max_bytes)
+    for member, raw in src.files:
+        refuse_detached(member, raw)
+    return src
+
+
 def read_source(source: str | Path | bytes | Files, params: ReadParams, limits: Limits,
                 name: str | None = None) -> tuple[Raw, Source]:
     """Open ``source`` within the size limit and read it with the reader that recognises it.
@@ -60,7 +69,7 @@ def read_source(source: str | Path | bytes | Files, params: ReadParams, limits: 
     Raises:
         InputError: missing, empty, too large, unrecognised or unreadable input.
     """
-    src = open_source(source, name, limits.max_bytes)
+    src = _open(source, name, limits)
     return reader_for(src).read(src, params, limits), src
 
 
@@ -72,6 +81,6 @@ def source_choices(source: str | Path | bytes | Files, limits: Limits,
     Raises:
         InputError: as :func:`read_source`.
     """
-    src = open_source(source, name, limits.max_bytes)
+    src = _open(source, name, limits)
     reader = reader_for(src)
     return (reader.choice, reader.choices(src, limits)) if reader.choices is not None else (None, [])

@@ -120,7 +120,7 @@ def _datasets(src: Source, limits: Limits) -> dict[str, list[pydicom.Dataset]]:
         inflated = _inflated_size(raw, budget)
         if inflated > budget:
             raise InputError(src.label, f"{_where(name, src.label)}deflated DICOM data inflate to more than "
-                             f"{budget:,} bytes",
+                             f"{limits.max_bytes:,} bytes",
                              "a series within the upload limit (EXPLORER_MAX_UPLOAD_MB) once inflated")
         budget -= inflated
         ds = _read(name, raw, src.label)

@@ -130,14 +130,20 @@ def refuse_detached(name: str, data: bytes) -> None:
 
 
 def _check_length(src: Source, reader, itemsize: int, header_end: int, text: bytes) -> None:
-    """Attached voxels must all be there: ITK reports a short raw file as a missing one, and MetaIO prints a
-    short compressed stream to stderr, so both are measured here first (a compressed stream by inflating it
-    without keeping anything). NRRD's other encodings report their own errors."""
+    """Attached voxels must all be there, measured first: ITK reports a short raw file as a missing one, and
+    MetaIO prints a bad compressed stream to stderr and returns garbage (so a compressed MetaImage must declare
+    its CompressedDataSize, as ITK writes it, and the stream is inflated once here, nothing kept). NRRD's
+    other encodings report their own errors."""
     fields = text[:header_end].lower()
     expected = int(np.prod(reader.GetSize(), dtype=np.float64)) * reader.GetNumberOfComponents() * itemsize
     if re.search(rb"compresseddata\s*=\s*true", fields):
+        declared = re.search(rb"^\s*compresseddatasize\s*=\s*(\d+)\s*$", fields, re.MULTILINE)
+        if declared is None:
+            raise InputError(src.label, "compressed voxels without CompressedDataSize",
+                             "a compressed MetaImage with CompressedDataSize (as ITK writes it)")
+        stream = src.data[header_end:header_end + int(declared.group(1))]
         try:
-            available = inflated_size(src.data[header_end:], expected, zlib.MAX_WBITS)
+            available = inflated_size(stream, expected, zlib.MAX_WBITS)
         except zlib.error as exc:
             raise InputError(src.label, f"compressed voxel data are corrupt ({exc})", "a complete file") from exc
     elif re.search(rb"encoding\s*:\s*(?!\s|raw\b)", fields):
