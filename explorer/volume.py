@@ -172,18 +172,19 @@ def load_mask(source: str | Path | bytes | Files, volume: Volume, *, name: str |
     limits = limits or Limits.from_env()
     raw, src = read_source(source, ReadParams(), limits, name)
     label = src.label
-    values = _as_3d(raw.array, label, None).astype(np.float32)
+    values = _as_3d(raw.array, label, None)
     affine = volume.source_affine if raw.kind in _NO_GEOMETRY else _checked_affine(raw.affine, label)
-    img = nib.Nifti1Image(values, affine)
+    del raw  # the foreground is taken in file order (one byte a voxel) and reoriented as a view
     source_shape = tuple(volume.header.get("shape", volume.shape))
-    if tuple(img.shape) != source_shape:
-        raise InputError(label, f"mask has shape {tuple(img.shape)} but the volume has {source_shape}",
+    if tuple(values.shape) != source_shape:
+        raise InputError(label, f"mask has shape {tuple(values.shape)} but the volume has {source_shape}",
                          "a mask on the volume's voxel grid")
-    if not np.allclose(img.affine, volume.source_affine, atol=1e-3):
+    if not np.allclose(affine, volume.source_affine, atol=1e-3):
         raise InputError(label, "mask affine differs from the volume's affine",
                          "a mask on the volume's voxel grid (same affine)")
-    canonical = nib.as_closest_canonical(img)
-    return Mask(data=np.nan_to_num(np.asanyarray(canonical.dataobj).astype(np.float64), nan=0.0) > 0, source=label,
+    foreground = values > 0  # NaN compares False: background
+    ornt = nib.orientations.io_orientation(affine)
+    return Mask(data=np.ascontiguousarray(nib.orientations.apply_orientation(foreground, ornt)), source=label,
                 sha256=src.sha256)
 
 
