@@ -191,9 +191,10 @@ def test_bombs_at_the_limits_stay_under_the_peak_memory_target(tmp_path: Path) -
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["dicom_deep_sequence.zip", "mha_truncated.mha", "mha_blank_line_passwd.mha"])
+@pytest.mark.parametrize("name", ["dicom_deep_sequence.zip", "mha_truncated.mha", "mha_no_dimsize.mha",
+                                  "mha_blank_line_passwd.mha"])
 def test_console_script_prints_one_line(name: str, tmp_path: Path) -> None:
-    """The real process: a RecursionError's traceback or a C++ library's stderr would show here."""
+    """The real process: a RecursionError's traceback or MetaIO's lines on std::cerr would show here."""
     from corpus.make_corpus import _Context, _crop
 
     crop, affine = _crop()

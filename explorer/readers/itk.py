@@ -13,10 +13,15 @@ SimpleITK reads from file names only.
 
 from __future__ import annotations
 
+import os
 import re
+import sys
 import tempfile
 import zlib
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 
@@ -33,6 +38,7 @@ _ATTACHED = ("an upload that carries its voxels (.nrrd with attached data, or .m
 _LOCAL = ("LOCAL", "Local", "local")  # the spellings MetaIO takes for "the data follow the header"
 _PLAIN_NAME = re.compile(r"[^\s/\\:%\x00]+")
 _FIELD = re.compile(rb"([^=:]*)([=:])(.*)", re.DOTALL)  # MetaImage "key = value"
+T = TypeVar("T")
 
 
 def _prefix(src: Source) -> bytes:
@@ -155,16 +161,48 @@ def _check_length(src: Source, reader, itemsize: int, header_end: int, text: byt
                          f"holds {max(available, 0)}", "a complete file")
 
 
+@contextmanager
+def _stderr_captured() -> Iterator[list[str]]:
+    """Capture what C++ code writes to file descriptor 2 while the block runs; the lines are in the yielded list
+    afterwards.
+
+    MetaIO prints its errors on ``std::cerr`` (several lines, below Python's ``sys.stderr``) and SimpleITK's
+    exception then reads "No such file or directory"; captured, the first printed line names the real problem
+    and the CLI keeps to one line. The descriptor is process-wide: another thread's output while ITK reads a
+    header is captured too (and dropped).
+    """
+    printed: list[str] = []
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as sink:
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield printed
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            sink.seek(0)
+            printed += [line.strip() for line in sink.read(4096).decode("latin-1").splitlines() if line.strip()]
+
+
+def _run_itk(call: Callable[[], T], label: str, problem: str) -> T:
+    """``call()`` with its C++ error output captured; a failure is one :class:`InputError` naming its cause."""
+    with _stderr_captured() as printed:
+        try:
+            return call()
+        except RuntimeError as exc:
+            failure = exc
+    reason = printed[0] if printed else str(failure).strip().splitlines()[-1]
+    raise InputError(label, f"{problem} ({reason})", _EXPECTED) from failure
+
+
 def _read_image(src: Source, path: Path, header: tuple[str | None, int, bytes], limits: Limits):
     import SimpleITK as sitk  # imported here: only these formats need it
 
     label = src.label
     reader = sitk.ImageFileReader()
     reader.SetFileName(str(path))
-    try:
-        reader.ReadImageInformation()
-    except RuntimeError as exc:
-        raise InputError(label, f"unreadable header ({str(exc).strip().splitlines()[-1]})", _EXPECTED) from exc
+    _run_itk(reader.ReadImageInformation, label, "unreadable header")
     size = tuple(int(n) for n in reader.GetSize())
     itemsize = sitk.Image([1] * reader.GetDimension(), reader.GetPixelID()).GetSizeOfPixelComponent()
     check_voxels((*size, reader.GetNumberOfComponents()), label, limits, itemsize=itemsize)
@@ -174,10 +212,7 @@ def _read_image(src: Source, path: Path, header: tuple[str | None, int, bytes], 
     value, header_end, text = header
     if value is None:
         _check_length(src, reader, itemsize, header_end, text)
-    try:
-        image = reader.Execute()
-    except RuntimeError as exc:
-        raise InputError(label, "voxel data are truncated or corrupt", _EXPECTED) from exc
+    image = _run_itk(reader.Execute, label, "unreadable voxels")
     array = np.transpose(sitk.GetArrayFromImage(image), (2, 1, 0))  # ITK (z, y, x) → (i, j, k)
     affine = np.eye(4)
     affine[:3, :3] = np.asarray(image.GetDirection(), dtype=np.float64).reshape(3, 3) @ np.diag(image.GetSpacing())

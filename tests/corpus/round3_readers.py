@@ -215,6 +215,9 @@ ROUND3_READER_CASES: dict[str, tuple[str, Callable, str | None, dict[str, str]]]
     "dicom_nan_orientation.zip": ("volume", lambda c: _series(c, _nan_orientation),
                                   r"ImageOrientationPatient \[nan, .*\] is not finite", {}),
     "mha_truncated.mha": ("volume", _mha_truncated, r"file is truncated: header promises \d+ bytes", {}),
+    "mha_no_dimsize.mha": ("volume", lambda c: b"ObjectType = Image\nNDims = 3\nElementType = MET_FLOAT\n"
+                                              b"ElementDataFile = LOCAL\n" + bytes(256),
+                           r"unreadable header \(DimSize required and not defined", {}),
     "mgz_truncated.mgz": ("volume", _mgz_truncated, r"gzip data is truncated .*expected a complete \.mgz file", {}),
     "mgh_short_int32.mgh": ("volume", _mgh_short,
                             r"truncated: header promises 4194304 bytes of voxels for shape \(512, 512, 4\),", {}),
