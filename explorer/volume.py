@@ -154,7 +154,7 @@ def load_volume(
         source=label,
         sha256=sha256_bytes(f"{src.sha256}|{key}".encode()) if key else src.sha256,
         source_affine=affine,
-        source_ornt=nib.orientations.io_orientation(affine),
+        source_ornt=ornt,
         nonfinite=nonfinite,
         header={"format": kind, "shape": list(array.shape), **info, **({"read": key} if key else {})},
     )

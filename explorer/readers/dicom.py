@@ -80,8 +80,8 @@ def _inflated_size(raw: bytes, budget: int) -> int:
     try:
         read_preamble(stream, False)
         meta = _read_file_meta_info(stream)
-    except (InvalidDicomError, EOFError, OSError, ValueError, KeyError, TypeError):
-        return 0  # not DICOM: dcmread says so
+    except (InvalidDicomError, EOFError, OSError, ValueError, KeyError, TypeError, RecursionError):
+        return 0  # not DICOM, or nested too deeply: dcmread says so
     if meta.get("TransferSyntaxUID") != DeflatedExplicitVRLittleEndian:
         return 0
     try:

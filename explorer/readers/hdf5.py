@@ -2,8 +2,8 @@
 
 Dataset ``z`` becomes ``data[:, :, z]`` (rows, columns), as for a TIFF stack. The file is opened lazily:
 links are listed and shapes read from the metadata; external links, external storage and virtual datasets
-(which would read other files) are refused, and the declared shape is checked against the voxel limit
-before the one chosen dataset is read. Spacing: the ``spacing`` parameter, else a ``resolution`` or
+(which would read other files) are refused, and the declared shape (voxels and bytes) and chunk size are
+checked before the one chosen dataset is read. Spacing: the ``spacing`` parameter, else a ``resolution`` or
 ``element_size_um`` attribute (z, y, x), else 1.
 """
 
