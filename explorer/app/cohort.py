@@ -23,6 +23,7 @@ from explorer.config import SAMPLE_DIR, Limits
 from explorer.errors import InputError
 from explorer.export import report_zip
 from explorer.figures.cohort import forest_figure, paired_lines_figure, share_distribution_figure
+from explorer.readers import HEADER_LIMIT, refuse_detached
 from explorer.spec import RunSpec
 
 from .guard import guard
@@ -56,9 +57,10 @@ def _has_volume_column(path: Path) -> bool:
 def extract_zip(raw: bytes, directory: Path, limits: Limits | None = None) -> Path:
     """Extract an uploaded zip safely and return its manifest (the shallowest ``.csv``) or the folder.
 
-    Refused: members with absolute paths or ``..``, links, more than :data:`MAX_ZIP_MEMBERS` members, or more
+    Refused: members with absolute paths or ``..``, links, more than :data:`MAX_ZIP_MEMBERS` members, more
     than the upload limit uncompressed (checked from the headers before anything is written, and again while
-    writing, since headers can lie).
+    writing, since headers can lie), or NRRD/MetaImage headers naming a separate data file (an upload must carry
+    its voxels; :func:`explorer.readers.refuse_detached`).
 
     Raises:
         InputError: not a zip, or any of the above.
@@ -73,6 +75,9 @@ def extract_zip(raw: bytes, directory: Path, limits: Limits | None = None) -> Pa
         raise InputError("upload", f"{len(members)} files", f"at most {MAX_ZIP_MEMBERS}")
     if sum(m.file_size for m in members) > limits.max_bytes:
         raise InputError("upload", "uncompressed size over the upload limit", f"at most {limits.max_bytes:,} bytes")
+    for m in members:  # an uploaded header may not name a data file: checked before anything is written
+        with archive.open(m) as source:
+            refuse_detached(m.filename, source.read(HEADER_LIMIT + 1))
     root = directory.resolve()
     written = 0
     for m in members:

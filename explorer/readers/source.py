@@ -101,7 +101,7 @@ class Source:
                 return stream.read(budget)
         except (EOFError, OSError, zlib.error) as exc:
             raise InputError(self.label, f"gzip data is truncated or corrupt ({exc})",
-                             "a complete .nii.gz file") from exc
+                             f"a complete {self.suffix or 'gzip'} file") from exc
 
 
 def folder_files(folder: Path) -> list[Path]:
