@@ -35,6 +35,10 @@ try:
     from corpus.format_cases import FORMAT_CASES
 except ModuleNotFoundError:  # run as a script: this folder is on sys.path
     from format_cases import FORMAT_CASES
+try:
+    from corpus.round3_models import ROUND3_MODEL_CASES
+except ModuleNotFoundError:  # run as a script: this folder is on sys.path
+    from round3_models import ROUND3_MODEL_CASES
 
 SAMPLE_VOLUME = SAMPLE_DIR / "mni152_t1_2mm.nii.gz"
 SAMPLE_MASK = SAMPLE_DIR / "mni152_gm_mask_2mm.nii.gz"
@@ -215,6 +219,7 @@ _TABLE: dict[str, tuple[str, Callable[[_Context], bytes], str | None, dict[str, 
                                          r"over the 1 MB limit.*EXPLORER_MAX_UPLOAD_MB",
                                          {"EXPLORER_MAX_UPLOAD_MB": "1"}),
     **FORMAT_CASES,
+    **ROUND3_MODEL_CASES,
 }
 
 
