@@ -106,7 +106,7 @@ def check_arch_kwargs(arch: str, kwargs: Mapping[str, Any], *, source: str, wher
         arch: the canonical architecture name.
         kwargs: the arguments metadata gives the architecture.
         source: the file named in errors.
-        where: where the arguments were found (``metadata field 'arch_kwargs'``, ``config.json``).
+        where: where the arguments were found (``field 'arch_kwargs'`` of explorer's metadata, ``config.json``).
 
     Raises:
         InputError: the first key not allowed, listing the allowed ones.
