@@ -107,15 +107,21 @@ def valid_region(x: torch.Tensor, padding: Padding | None) -> torch.Tensor:
     return valid
 
 
-def foreground_logit(logits: torch.Tensor) -> torch.Tensor:
-    """The foreground logit map ``(B, H, W)`` of a single-logit model's output ``(B, 1, H, W)``.
+def foreground_logit(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """The foreground logit map ``(B, H, W)`` of a single-logit model's output ``(B, 1, H, W)`` on windows ``x``.
 
     Raises:
-        InputError: the model has more than one output channel.
+        InputError: the output is not one tensor, has more than one channel, or differs from ``x`` in height
+            or width (an FPN whose ``upsampling`` is not 4): attributions and masks live on the input's pixels.
     """
+    if not isinstance(logits, torch.Tensor):
+        raise InputError("checkpoint", f"model output is a {type(logits).__name__}", "one logits tensor")
     if logits.ndim != 4 or logits.shape[1] != 1:
         raise InputError("checkpoint", f"model output has shape {tuple(logits.shape)}",
                          "a binary segmentation model with one output logit (classes=1)")
+    if logits.shape[-2:] != x.shape[-2:]:
+        raise InputError("checkpoint", f"model maps windows of {x.shape[-2]} × {x.shape[-1]} pixels to logits of "
+                         f"{logits.shape[-2]} × {logits.shape[-1]}", "logits of the input's size")
     return logits[:, 0]
 
 
@@ -123,7 +129,7 @@ def target_forward(model: nn.Module, absolute: bool) -> Callable[[torch.Tensor, 
     """A forward wrapper ``(x, selection) -> (B,)``: the target scalar of each sample (handed to captum)."""
 
     def forward(x: torch.Tensor, selection: torch.Tensor) -> torch.Tensor:
-        fg = foreground_logit(model(x.contiguous(memory_format=torch.channels_last)))
+        fg = foreground_logit(model(x.contiguous(memory_format=torch.channels_last)), x)
         return ((fg.abs() if absolute else fg) * selection).flatten(1).sum(1)
 
     return forward
@@ -285,7 +291,7 @@ def target_selection(model: nn.Module, x: torch.Tensor, target: str, truth: torc
     Raises:
         InputError: an unknown target, target ``mask`` without a mask, a model with several logits.
     """
-    return get_target(target).select(foreground_logit(model(x)) > 0, truth) * valid_region(x, padding)
+    return get_target(target).select(foreground_logit(model(x), x) > 0, truth) * valid_region(x, padding)
 
 
 @dataclass(frozen=True, eq=False)
@@ -337,14 +343,14 @@ def explain_batch(model: nn.Module, x: torch.Tensor, *, method: str, target: str
     valid = valid_region(x, padding)
     if spec.from_gradient is not None:
         x = x.detach().requires_grad_(True)
-        fg = foreground_logit(model(x))
+        fg = foreground_logit(model(x), x)
         logits = fg.detach()
         chosen = (tgt.select(logits > 0, truth) if selection is None else selection) * valid
         (grad,) = torch.autograd.grad(((fg.abs() if tgt.absolute else fg) * chosen).sum(), x)
         attr = spec.from_gradient(x.detach(), grad).detach()
         return Explanation(attr, logits, chosen, chosen.flatten(1).sum(1) > 0)
     with torch.no_grad():
-        logits = foreground_logit(model(x))
+        logits = foreground_logit(model(x), x)
     chosen = (tgt.select(logits > 0, truth) if selection is None else selection) * valid
     keep = chosen.flatten(1).sum(1) > 0
     attr = torch.zeros_like(x)

@@ -47,7 +47,7 @@ def _fast(setup, method: str, params: dict | None = None):
 
 def _reference_forward(raw):
     """``(x, selection) -> (B,)``: each sample's target (captum expands ``selection`` with ``x``)."""
-    return lambda x, selection: (foreground_logit(raw(x)) * selection).flatten(1).sum(1)
+    return lambda x, selection: (foreground_logit(raw(x), x) * selection).flatten(1).sum(1)
 
 
 @pytest.mark.parametrize("method, reference", [("saliency", Saliency), ("input_x_gradient", InputXGradient)])

@@ -33,9 +33,11 @@ from explorer.models import build_model
 
 try:
     from corpus.format_cases import FORMAT_CASES
+    from corpus.round3_models import ROUND3_MODEL_CASES
     from corpus.round3_readers import ROUND3_READER_CASES
 except ModuleNotFoundError:  # run as a script: this folder is on sys.path
     from format_cases import FORMAT_CASES
+    from round3_models import ROUND3_MODEL_CASES
     from round3_readers import ROUND3_READER_CASES
 
 SAMPLE_VOLUME = SAMPLE_DIR / "mni152_t1_2mm.nii.gz"
@@ -218,6 +220,7 @@ _TABLE: dict[str, tuple[str, Callable[[_Context], bytes], str | None, dict[str, 
                                          {"EXPLORER_MAX_UPLOAD_MB": "1.2"}),  # the sample inflates to 1.1 MB
     **FORMAT_CASES,
     **ROUND3_READER_CASES,
+    **ROUND3_MODEL_CASES,
 }
 
 
