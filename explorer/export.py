@@ -29,7 +29,7 @@ import plotly.graph_objects as go
 import plotly.io as pio
 from plotly.offline import get_plotlyjs
 
-from . import __version__
+from . import __version__, integrity
 from .errors import unknown_name
 from .figures import comparison_table, stats_table
 from .figures._style import CHAR_EM, LINE_EM, fit_titles
@@ -229,7 +229,7 @@ def _render_dir() -> Path:
 
 
 def _cached_render(key: str, fmt: str) -> bytes | None:
-    """A stored render of ``key`` whose bytes still match the checksum in its name, else None (then dropped).
+    """A stored render of ``key`` whose bytes still match the signature in its name, else None (then dropped).
 
     Static renders are cached by content (kaleido starts a browser and takes about 0.3 s a figure): a re-run
     with the same results is then no export job. Kept beside the result cache, in ``renders/``.
@@ -239,7 +239,7 @@ def _cached_render(key: str, fmt: str) -> bytes | None:
             data = path.read_bytes()
         except OSError:
             continue
-        if sha256_bytes(data)[:16] == path.stem.rsplit("-", 1)[1]:
+        if integrity.verify(_render_message(key, data), path.stem.rsplit("-", 1)[1]):
             return data
         path.unlink(missing_ok=True)
     return None
@@ -249,9 +249,14 @@ def _store_render(key: str, fmt: str, data: bytes) -> None:
     folder = _render_dir() / key[:2]
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        write_atomic(folder / f"{key}-{sha256_bytes(data)[:16]}.{fmt}", data)
-    except OSError:  # an unusable cache location only costs speed
+        write_atomic(folder / f"{key}-{integrity.sign(_render_message(key, data))}.{fmt}", data)
+    except OSError:  # an unusable cache location or key only costs speed
         pass
+
+
+def _render_message(key: str, data: bytes) -> bytes:
+    """What a render's signature covers: its key and its bytes (a render cannot be moved to another key)."""
+    return key.encode() + b"\0" + data
 
 
 def write_figures(figs: Mapping[str, go.Figure], directory: str | Path, *,
