@@ -254,7 +254,8 @@ def _load(args: argparse.Namespace, path: str):
 
 
 def _add_cache(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("cache", help="show or clear the on-disk result cache (EXPLORER_CACHE_DIR)")
+    p = sub.add_parser("cache", help="show or clear the on-disk cache (EXPLORER_CACHE_DIR): results, "
+                       "run records and figure renders")
     p.add_argument("action", choices=["info", "clear"], help="info: entries, bytes and budget; clear: delete all")
     p.set_defaults(func=_cmd_cache)
 
@@ -270,7 +271,8 @@ def _cmd_cache(args: argparse.Namespace) -> int:
         print(f"{root}: removed {clear_cache(root)} entries")
         return 0
     info = cache_info(root, budget)
-    print(f"{root}: {info.entries} entries, {info.bytes / 1024**2:,.1f} MB of a budget of "
+    print(f"{root}: {info.entries} entries ({info.runs} run records, {info.renders} figure renders), "
+          f"{info.bytes / 1024**2:,.1f} MB of a budget of "
           f"{budget / 1024**2:,.0f} MB (EXPLORER_CACHE_MAX_MB; least recently used entries are evicted)")
     return 0
 

@@ -36,9 +36,10 @@ import numpy as np
 from .analysis import Analysis
 from .diagnostics import diagnostics_tables
 from .errors import InputError
-from .export import FORMATS, write_figures, write_tables
+from .export import FORMATS, table_csv, write_figures, write_tables
 from .figures import analysis_figures
 from .figures.diagnostics import diagnostics_figures
+from .fileio import write_atomic
 from .outdir import check_out_dir, clean_stale_outputs, swap_into
 
 
@@ -72,7 +73,7 @@ def write_outputs(analysis: Analysis, out_dir: str | Path, *, save_maps: bool = 
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.{os.getpid()}.", suffix=".tmp", dir=out.parent))
     try:
         written = {"shares": tmp / "shares.csv", "summary": tmp / "summary.json"}
-        analysis.shares.to_csv(written["shares"], index=False)
+        write_atomic(written["shares"], table_csv(analysis.shares, float_format=None))
         written["summary"].write_text(json.dumps(_json_safe(analysis.summary), indent=2, allow_nan=False))
         written["statistics"], written["comparisons"] = write_tables(analysis.summary, tmp)
         written.update(_write_diagnostics(analysis, tmp))
@@ -119,8 +120,8 @@ def _write_figures(analysis: Analysis, directory: Path, preset: str, formats: Se
 def _write_diagnostics(analysis: Analysis, directory: Path) -> dict[str, Path]:
     tables = diagnostics_tables(analysis.models)
     written = {"diagnostics": directory / "diagnostics.csv", "logit_histograms": directory / "logit_histograms.csv"}
-    tables["slices"].to_csv(written["diagnostics"], index=False)
-    tables["logit_histograms"].to_csv(written["logit_histograms"], index=False)
+    write_atomic(written["diagnostics"], table_csv(tables["slices"], float_format=None))
+    write_atomic(written["logit_histograms"], table_csv(tables["logit_histograms"], float_format=None))
     if tables["sanity"]:
         written["sanity"] = directory / "sanity.json"
         written["sanity"].write_text(json.dumps(_json_safe(tables["sanity"]), indent=2, allow_nan=False))

@@ -16,7 +16,6 @@ folder are kept. Only the standard library is used here.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import hashlib
 import json
 import os
@@ -26,6 +25,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from . import __version__, integrity
+from .cache_disk import keep_budget, touch_file
 from .fileio import content_sha256, file_sha256
 from .outdir import OUR_NAMES, check_out_dir, clean_stale_outputs, swap_into
 
@@ -84,8 +84,7 @@ def try_replay(args: argparse.Namespace) -> bool:
         return False
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    with contextlib.suppress(OSError):
-        os.utime(record / MANIFEST)  # last used, for the cache's least-recently-used eviction
+    touch_file(record / MANIFEST)  # last used, for the cache's least-recently-used eviction
     print("".join(f"{line}\n" for line in manifest["lines"]), end="")
     if manifest["outputs"] is not None:  # the summary line of a normal (not --json) run
         print(f"wrote {manifest['outputs']} outputs to {args.out} ({manifest['models']} of {manifest['models']} "
@@ -118,9 +117,11 @@ def record_run(args: argparse.Namespace, lines: Sequence[str], *, outputs: int |
         (tmp / SIGNATURE).write_text(integrity.sign(raw))
         shutil.rmtree(root / key, ignore_errors=True)
         os.rename(tmp, root / key)
-    except OSError:  # an unusable cache location or key only costs speed
+        keep_budget()
+    except (OSError, ValueError):  # an unusable cache location or key only costs speed
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)
+
 
 
 def _code_hash() -> str:
