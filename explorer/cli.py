@@ -324,12 +324,11 @@ def _train_command(args: argparse.Namespace) -> str:
 
 
 def _cmd_analyze(args: argparse.Namespace) -> int:
-    from tqdm import tqdm  # imported here: torch/smp load only for this subcommand
-
-    from .analysis import analyze, default_cache
+    from .analysis import analyze, default_cache  # imported here: torch/smp load only for this subcommand
     from .diagnostics import DiagnosticOptions
     from .diagnostics.report import diagnostics_line
     from .outputs import check_out_dir, write_outputs
+    from .progress import Progress
     from .spec import RunSpec
     from .study import Study
 
@@ -340,12 +339,9 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
                    axis=args.axis, zflip=not args.no_zflip, keep_maps=args.save_maps, diagnostics=options,
                    device=args.device, precision=args.precision, zflip_stride=args.zflip_stride)
     study = Study.load(_load(args, args.volume), args.mask)
-    with tqdm(total=1000, desc="analyze", unit="", bar_format="{l_bar}{bar}| {elapsed}<{remaining} {postfix}",
-              file=sys.stderr, disable=None) as bar:
+    with Progress("analyze") as bar:
         def progress(fraction: float, message: str) -> None:
-            bar.n = int(round(1000 * fraction))
-            bar.set_postfix_str(message, refresh=False)
-            bar.refresh()
+            bar.update(int(round(1000 * fraction)), 1000, message)
 
         analysis = analyze(study, args.checkpoint, spec, progress=progress)
     written = write_outputs(analysis, args.out, save_maps=args.save_maps, figure_preset=args.figure_preset,
@@ -369,11 +365,10 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
 
 
 def _cmd_cohort(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
     from .cohort import run_cohort
     from .cohort.outputs import write_cohort
     from .outputs import check_out_dir
+    from .progress import Progress
     from .spec import RunSpec
 
     check_out_dir(args.out, marker="cohort_summary.json")  # before any work
@@ -382,16 +377,10 @@ def _cmd_cohort(args: argparse.Namespace) -> int:
         raise InputError("--workers", str(args.workers), "a positive number")
     spec = RunSpec(method=args.method, target=args.target, params=_key_values(args.param, "--param"),
                    axis=args.axis, zflip=args.zflip, device=args.device)
-    with tqdm(desc="cohort", unit="pair", file=sys.stderr, disable=None) as bar:
-        def progress(done: int, total: int, message: str) -> None:
-            bar.total = total
-            bar.n = done
-            bar.set_postfix_str(message, refresh=False)
-            bar.refresh()
-
+    with Progress("cohort", unit="pair") as bar:
         cohort = run_cohort(args.manifest, args.checkpoint, spec, executor=args.executor,
                             ray_address=args.ray_address, workers=args.workers, margin=args.margin,
-                            fail_fast=args.fail_fast, progress=progress)
+                            fail_fast=args.fail_fast, progress=bar.update)
     write_cohort(cohort, args.out, per_volume=args.per_volume)
     for name, g in cohort.summary["groups"].items():
         ai = g["asymmetry_index"]

@@ -321,8 +321,8 @@ def table_csv(table: pd.DataFrame, *, float_format: str | None = "%.6g") -> byte
 
 def neutralise_formulas(table: pd.DataFrame) -> pd.DataFrame:
     """A copy of ``table`` whose text cells and column names starting with ``= + - @``, tab or CR get a leading
-    single quote, as OWASP recommends (``=HYPERLINK(…)`` → ``'=HYPERLINK(…)``); numbers, and text that is a
-    number (``-0.3``), are left as they are."""
+    single quote, as OWASP recommends (``=HYPERLINK(…)`` → ``'=HYPERLINK(…)``), and a carriage return inside
+    text becomes a (quoted) newline; numbers, and text that is a number (``-0.3``), are left as they are."""
     out = table.copy()
     out.columns = [_neutral(c) for c in out.columns]
     for column in out.select_dtypes(include=["object", "string", "category"]).columns:
@@ -331,13 +331,15 @@ def neutralise_formulas(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def _neutral(cell: object) -> object:
-    if not isinstance(cell, str) or not cell.startswith(FORMULA_STARTS):
+    if not isinstance(cell, str):
         return cell
-    try:
-        float(cell)
-    except ValueError:
-        return "'" + cell
-    return cell  # a number written as text: a spreadsheet reads it as that number, not a formula
+    if cell.startswith(FORMULA_STARTS):
+        try:
+            float(cell)  # a number written as text: a spreadsheet reads it as that number, not a formula
+        except ValueError:
+            cell = "'" + cell
+    # Python's csv writer quotes a newline but not a bare carriage return, which would then split the row.
+    return cell.replace("\r\n", "\n").replace("\r", "\n")
 
 
 def write_tables(summary: Mapping, directory: str | Path) -> list[Path]:
