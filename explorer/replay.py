@@ -59,9 +59,9 @@ def try_replay(args: argparse.Namespace) -> bool:
     Raises:
         InputError: ``--out`` is refused by :func:`explorer.outdir.check_out_dir`, as it is for a normal run.
     """
-    key = run_key(args)
-    record = _records() / key
     try:
+        key = run_key(args)  # an unreadable input: the run itself reports it
+        record = _records() / key
         raw = (record / MANIFEST).read_bytes()
         if not integrity.verify(raw, (record / SIGNATURE).read_text()):
             return False  # damaged, edited or forged: the caller recomputes (and records anew)
@@ -71,19 +71,21 @@ def try_replay(args: argparse.Namespace) -> bool:
     except (OSError, ValueError, KeyError, TypeError):
         return False
     out = check_out_dir(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    clean_stale_outputs(out)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.{os.getpid()}.", suffix=".tmp", dir=out.parent))
+    tmp = None
     try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        clean_stale_outputs(out)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.{os.getpid()}.", suffix=".tmp", dir=out.parent))
         for item in (record / "out").iterdir():
             (shutil.copytree if item.is_dir() else shutil.copy2)(item, tmp / item.name)
         if _folder_hash(tmp) != manifest["out_sha256"]:  # the copy itself is checked: what is served is signed
             return False
         swap_into(tmp, out)
-    except OSError:
+    except OSError:  # the run itself then meets (and reports) the same problem
         return False
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
     touch_file(record / MANIFEST)  # last used, for the cache's least-recently-used eviction
     print("".join(f"{line}\n" for line in manifest["lines"]), end="")
     if manifest["outputs"] is not None:  # the summary line of a normal (not --json) run
@@ -101,10 +103,9 @@ def record_run(args: argparse.Namespace, lines: Sequence[str], *, outputs: int |
         outputs: how many outputs it wrote (None for ``--json``, which prints no summary line).
         models: how many checkpoints it analysed.
     """
-    key = run_key(args)
-    root = _records()
     tmp = None
     try:
+        key, root = run_key(args), _records()
         root.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{key[:8]}-", dir=root))
         (tmp / "out").mkdir()
