@@ -7,6 +7,7 @@ import threading
 import zipfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 from apptools import settle
 from streamlit.testing.v1 import AppTest
@@ -60,7 +61,9 @@ def test_cohort_view_runs_the_sample_cohort_in_the_background_and_shows_the_resu
     assert len(at.get("plotly_chart")) == 3
     groups = at.dataframe[0].value
     assert list(groups["group"]) == ["imagenet", "imagenet-uniform"] and set(groups["volumes"]) == {2}
-    assert groups.set_index("group").loc["imagenet", "AI"] > 0.2
+    # the validated default with the reversed windows: the primary endpoint is the channel asymmetry
+    assert np.isfinite(groups.set_index("group")["channel_asymmetry"]).all()
+    assert at.session_state["cohort"].summary["endpoint"] == "channel_asymmetry"
     assert "2 volume(s) × 2 checkpoint(s)" in " ".join(c.value for c in at.caption)
 
 

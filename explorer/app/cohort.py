@@ -152,7 +152,7 @@ def show() -> None:
         state.pop("cohort_note", None)
         chosen = entries[: int(count)]
         state["cohort_job"] = jobs.start_cohort((str(manifest), tuple(names), len(chosen), float(margin)), chosen,
-                                                [zoo[n] for n in names], RunSpec(zflip=False), margin=float(margin))
+                                                [zoo[n] for n in names], RunSpec(), margin=float(margin))
         st.rerun()  # the page again, now with the button disabled and the job's progress
     if running:
         _progress_panel()
