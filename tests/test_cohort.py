@@ -84,13 +84,19 @@ def test_outputs_follow_the_contract(local_run) -> None:
         assert g["asymmetry_index"]["mean"] == pytest.approx(table.loc[table["strategy"] == name,
                                                                        "asymmetry_index"].mean())
     (comp,) = summary["comparisons"]
-    assert set(comp) >= {"a", "b", "test", "p", "p_holm", "effect_size", "ci95"}
+    assert set(comp) >= {"a", "b", "test", "p", "p_min", "p_holm", "effect_size", "ci95"}
     assert comp["effect_size"] == 1.0 and comp["p"] == pytest.approx(0.25)  # 3 of 3 volumes: imagenet AI higher
+    assert comp["p_min"] == pytest.approx(0.25)  # … which is the smallest p 3 volumes allow
     assert summary["groups"]["imagenet"]["asymmetry_index"]["mean"] > 0.2
-    assert summary["equivalence"]["imagenet-uniform"]["margin"] == 0.02
+    assert "one model" in summary["groups"]["imagenet"]["asymmetry_index"]["method"]
+    assert summary["equivalence"]["imagenet-uniform"]["margin"] == 0.05
+    assert summary["equivalence_margin"]["rationale"].startswith("fixed in advance")
+    assert summary["interval_method"].startswith("t-interval over model means")
+    assert summary["family"]["size"] == 3  # 1 comparison + 2 equivalence tests
     assert not summary["equivalence"]["imagenet"]["equivalent"]
     inputs = summary["inputs"]
-    assert inputs["executor"] == "local" and inputs["margin"] == 0.02 and len(inputs["volumes"]) == 3
+    assert inputs["executor"] == "local" and inputs["margin"] == 0.05 and len(inputs["volumes"]) == 3
+    assert table["asymmetry_index_mass_weighted"].between(-1, 1).all()
     assert all(v["sha256"] and v["mask_sha256"] for v in inputs["volumes"].values())
     assert {c["seed"] for c in inputs["checkpoints"].values()} == {0}
     assert {p.name for p in written["figures"].glob("*.html")} == {"cohort_forest.html", "cohort_paired.html",

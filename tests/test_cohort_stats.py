@@ -326,3 +326,24 @@ def test_one_holm_family_covers_every_comparison_and_equivalence_test() -> None:
     assert all(c["p_min"] == 0.125 for c in volume) and all(c["p_min"] == pytest.approx(0.1) for c in model)
     assert all(c["mde"] is None for c in model)
     assert summary["equivalence"]["c"]["p_min"] == 0.0 and not summary["equivalence"]["a"]["equivalent"]
+
+
+def test_the_cli_prints_removes_only_when_the_test_passes_and_every_p_with_its_minimum() -> None:
+    """Two strategies of 3 models on 4 volumes: "flat" (|AI| ≈ 0.005) passes the equivalence test within ±0.05,
+    "lopsided" (AI ≈ 0.3) does not; every printed p has its minimum attainable p beside it."""
+    from explorer.cli import _cohort_lines
+    from explorer.cohort.summary import summarise
+
+    rng = np.random.default_rng(2)
+    rows = [{"subject": f"s{v}", "model": f"{name}-{m}", "strategy": name,
+             "channel_asymmetry": level + rng.normal(0, 0.002), "asymmetry_index": 0.0, "dice": np.nan,
+             "error": None} for name, level in (("lopsided", 0.3), ("flat", 0.005)) for m in range(3) for v in range(4)]
+    lines = _cohort_lines(summarise(pd.DataFrame(rows)))
+    removes = [line for line in lines if "removes the asymmetry" in line and "not shown" not in line]
+    assert len(removes) == 1 and removes[0].startswith("flat: removes the asymmetry")
+    assert any(line.startswith("lopsided: not shown to remove the asymmetry") for line in lines)
+    p_lines = [line for line in lines if " p " in line]
+    assert len(p_lines) == 4 and all("min attainable" in line for line in p_lines)  # 2 comparisons + 2 equivalence
+    assert any("min attainable 0.1)" in line and "cannot reach p < 0.05" in line for line in lines)
+    assert "t-interval over model means" in lines[0] and lines[-1].startswith("Holm family: 4 tests")
+    assert "negligible" in lines[-1]

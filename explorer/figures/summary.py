@@ -203,9 +203,9 @@ def edge_sensitivity_figure(shares: pd.DataFrame, summary: Mapping | None = None
     label = " / ".join(sorted(names)) or "asymmetry"
     reference_line(fig, 0.0, "no asymmetry")
     fig.update_xaxes(title_text="edge slices trimmed at each end", dtick=2)
-    fig.update_yaxes(title_text=f"mean {label} over the remaining slices")
+    fig.update_yaxes(title_text=f"mean {label}")
     return style(fig, "Edge sensitivity of the asymmetry", height=450,
-                 subtitle=f"mean per-slice {label} after dropping t slices at both ends of the analysed range")
+                 subtitle="mean over the slices left after dropping t at both ends")
 
 
 def analysis_figures(shares: pd.DataFrame, summary: Mapping) -> dict[str, go.Figure]:
