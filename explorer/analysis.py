@@ -257,7 +257,7 @@ def _statistics(masses: np.ndarray, reversed_masses: np.ndarray | None, offsets:
 
 
 def _restated(summary: dict, arrays: dict[str, np.ndarray], offsets: tuple[int, ...]) -> dict:
-    """A cached summary with its statistics recomputed from the cached masses (milliseconds): the cache holds
+    """A cached summary with its statistics recomputed from the cached masses (a fraction of a second): the cache holds
     what the network computed, and a cached result must carry today's tests, not those of the release that cached
     it. ``wilcoxon_p`` is dropped: summaries cached before the block sign-flip test carry that key."""
     kept = {k: v for k, v in summary.items() if k != "wilcoxon_p"}

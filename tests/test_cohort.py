@@ -68,9 +68,10 @@ def test_local_and_ray_give_the_same_per_volume_numbers(local_run, tmp_path: Pat
 def test_outputs_follow_the_contract(local_run) -> None:
     cohort, written = local_run
     table = pd.read_csv(written["csv"])
-    assert list(table.columns[:11]) == [
-        "subject", "volume", "model", "strategy", "seed", "n_slices", "asymmetry_index", "ai_ci_low", "ai_ci_high",
-        "block_length", "dice"]
+    assert list(table.columns[:20]) == [
+        "subject", "volume", "model", "strategy", "seed", "n_slices", "channel_asymmetry", "ca_ci_low", "ca_ci_high",
+        "anatomy_asymmetry", "aa_ci_low", "aa_ci_high", "asymmetry_index", "ai_ci_low", "ai_ci_high", "block_length",
+        "dice", "channel_asymmetry_mass_weighted", "anatomy_asymmetry_mass_weighted", "asymmetry_index_mass_weighted"]
     assert {"share_-1", "share_0", "share_1", "error", "split"} <= set(table.columns)
     np.testing.assert_allclose(table[["share_-1", "share_0", "share_1"]].sum(axis=1), 1.0, atol=1e-9)
     assert (table["ai_ci_low"] <= table["asymmetry_index"]).all() and (table["block_length"] >= 1).all()

@@ -113,7 +113,8 @@ def _table(rows: list[dict], entries: Sequence[Entry], models: Sequence[Model]) 
                              strict=True)]
     fixed = ["subject", "volume", "model", "strategy", "seed", "n_slices", "channel_asymmetry", "ca_ci_low",
              "ca_ci_high", "anatomy_asymmetry", "aa_ci_low", "aa_ci_high", "asymmetry_index", "ai_ci_low",
-             "ai_ci_high", "block_length", "dice"]
+             "ai_ci_high", "block_length", "dice", "channel_asymmetry_mass_weighted", "anatomy_asymmetry_mass_weighted",
+             "asymmetry_index_mass_weighted"]
     for column in [*fixed, "error"]:
         if column not in table:
             table[column] = None
