@@ -10,7 +10,6 @@ checkpoint from an analysis never recomputes the others.
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -35,13 +34,14 @@ from .spec import RunSpec
 from .stats import (
     ai_ci,
     asymmetry_index,
-    compare_abs_ai,
+    compare_models,
     dice,
     dice_per_slice,
     model_summary,
     shares_from_masses,
     split_asymmetry,
     split_summary,
+    with_holm,
 )
 from .study import Study
 from .volume import Mask, Volume
@@ -221,7 +221,7 @@ def _model_result(name: str, ckpt: Checkpoint, study: Study, spec: RunSpec, dev:
     arrays: dict[str, np.ndarray] = {"masses": main.masses, "prediction": main.prediction,
                                      "logits": main.logits.astype(np.float16)}
     summary = {"strategy": ckpt.meta.strategy, "checkpoint_sha256": ckpt.sha256, "offsets": list(offsets),
-               "normalisation": ckpt.meta.normalisation, **model_summary(main.masses, offsets)}
+               "normalisation": ckpt.meta.normalisation}
     summary["first_conv_share"] = {str(k): v for k, v in first_conv_shares(ckpt.first_conv_weight(), offsets).items()}
     # per-slice method diagnostics, e.g. integrated gradients' mean |convergence delta|, SmoothGrad's mean σ
     summary["method_info"] = {key: (float(np.nanmean(v)) if np.isfinite(v).any() else None)
@@ -236,7 +236,7 @@ def _model_result(name: str, ckpt: Checkpoint, study: Study, spec: RunSpec, dev:
                                        lambda f, m: progress(share + f * (1 - share), "reversed " + m))
         arrays.update(flipped)
         summary.update(flip_summary)
-    summary.update(split_summary(main.masses, arrays.get("zflip_masses"), offsets))
+    summary.update(_statistics(main.masses, arrays.get("zflip_masses"), offsets))
     diag, diag_summary = run_default(main.logits, main.maps, main.prediction, mask_stack, offsets=offsets,
                                      meta=ckpt.meta, volume_sha256=study.volume.sha256, axis=spec.axis,
                                      options=spec.diagnostics)
@@ -248,6 +248,11 @@ def _model_result(name: str, ckpt: Checkpoint, study: Study, spec: RunSpec, dev:
         entry = store.put(result_key(study, ckpt, spec.axis, **spec.result_key()), arrays, {"summary": summary})
         arrays = entry.arrays
     return _from_arrays(name, ckpt, arrays, summary, spec.keep_maps)
+
+
+def _statistics(masses: np.ndarray, reversed_masses: np.ndarray | None, offsets: tuple[int, ...]) -> dict:
+    """The summary's statistics of one model's masses: shares, AI, the split, intervals and p-values."""
+    return {**model_summary(masses, offsets), **split_summary(masses, reversed_masses, offsets)}
 
 
 def _zflip(prepared: Any, stack: np.ndarray, offsets: tuple[int, ...], spec: RunSpec, run: dict,
@@ -302,12 +307,8 @@ def _inputs(study: Study, spec: RunSpec, ckpts: Sequence[Checkpoint], names: lis
 
 
 def _comparisons(results: dict[str, ModelResult]) -> list[dict]:
-    out = []
-    for (na, a), (nb, b) in itertools.combinations(results.items(), 2):
-        ai_a = asymmetry_index(shares_from_masses(a.masses), a.offsets)
-        ai_b = asymmetry_index(shares_from_masses(b.masses), b.offsets)
-        out.append({"models": [na, nb], **compare_abs_ai(ai_a, ai_b)})
-    return out
+    return compare_models({name: asymmetry_index(shares_from_masses(r.masses), r.offsets)
+                           for name, r in results.items()})
 
 
 def select_models(analysis: Analysis, names: Sequence[str]) -> Analysis:
@@ -323,7 +324,9 @@ def select_models(analysis: Analysis, names: Sequence[str]) -> Analysis:
     keep = set(names)
     summary = dict(analysis.summary)
     summary["models"] = {n: analysis.summary["models"][n] for n in names}
-    summary["comparisons"] = [c for c in analysis.summary.get("comparisons", []) if set(c["models"]) <= keep]
+    # the kept pairs are the family now: Holm's p is re-adjusted over them (the raw p-values are unchanged)
+    summary["comparisons"] = with_holm([c for c in analysis.summary.get("comparisons", [])
+                                        if set(c["models"]) <= keep])
     inputs = dict(summary.get("inputs", {}))
     if "checkpoints" in inputs:
         inputs["checkpoints"] = {n: inputs["checkpoints"][n] for n in names if n in inputs["checkpoints"]}

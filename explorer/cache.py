@@ -49,7 +49,7 @@ CHECKSUM = "meta.json.hmac"
 
 
 #: Bump when anything changes the numbers an analysis or a diagnostic produces; part of every result key.
-ENGINE_VERSION = "6"
+ENGINE_VERSION = "7"
 
 
 def make_key(parts: dict[str, Any]) -> str:

@@ -66,8 +66,10 @@ def test_cli_writes_the_contract_files_and_a_second_run_hits_the_cache(inputs: d
     summary = json.loads((out / "summary.json").read_text())
     assert set(summary) >= {"models", "inputs", "comparisons"}
     for entry in summary["models"].values():
-        assert set(entry) >= {"strategy", "mean_share", "asymmetry_index", "wilcoxon_p", "dice",
-                              "first_conv_share", "zflip_dice"}
+        assert set(entry) >= {"strategy", "mean_share", "asymmetry_index", "dice", "first_conv_share", "zflip_dice",
+                              "test"} and "wilcoxon_p" not in entry
+        assert 0 < entry["asymmetry_index"]["p_min"] <= entry["asymmetry_index"]["p"] <= 1
+        assert entry["test"]["block_length"] == entry["bootstrap"]["block_length"]
         assert set(entry["mean_share"]) == set(entry["first_conv_share"]) == {"-1", "0", "1"}
         for key in ("asymmetry_index", "channel_asymmetry", "anatomy_asymmetry"):
             lo, hi = entry[key]["ci95"]
@@ -77,12 +79,14 @@ def test_cli_writes_the_contract_files_and_a_second_run_hits_the_cache(inputs: d
     assert summary["inputs"]["method"] == "occlusion" and summary["inputs"]["target"] == "predicted"
     assert summary["inputs"]["volume"]["sha256"] and summary["inputs"]["mask"]["sha256"]
     assert summary["comparisons"][0]["models"] == ["random", "imagenet-uniform"]
+    assert summary["comparisons"][0]["p_holm"] == summary["comparisons"][0]["p"]  # one pair: a family of one
 
     stats = pd.read_csv(out / "statistics.csv")
     assert len(stats) == 2 and len(pd.read_csv(out / "comparisons.csv")) == 1
+    assert {"p", "p min", "AI mass-weighted", "channel asymmetry mass-weighted"} <= set(stats.columns)
 
     html = sorted(p.name for p in (out / "figures").glob("*.html"))
-    assert "share_distribution_violin.html" in html and "share_along_axis.html" in html
+    assert {"share_distribution_violin.html", "share_along_axis.html", "edge_sensitivity.html"} <= set(html)
 
     source = nib.load(inputs["volume"])
     for name in ("random", "imagenet-uniform"):

@@ -129,7 +129,9 @@ def test_export_buttons_are_offered(analysed):
     assert not at.exception
     assert any("dl-report" in k for k in _download_keys(at))
     at.radio(key="view").set_value("Statistics").run()
+    assert not at.exception
     assert any("dl-statistics-csv" in k for k in _download_keys(at))
+    assert any("dl-edge_sensitivity-html" in k for k in _download_keys(at))  # the edge-sensitivity figure
 
 
 def _nifti_upload(sample_volume_path) -> bytes:

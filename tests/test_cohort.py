@@ -47,7 +47,8 @@ def _subjects(n: int) -> list[tuple[str, str, str]]:
 
 @pytest.fixture(scope="module")
 def local_run(tmp_path_factory: pytest.TempPathFactory):
-    """Three volumes × two checkpoints, computed locally into a fresh cache, and written."""
+    """Three volumes × two checkpoints, computed locally into a fresh cache, and written. Saliency: the known
+    answers below (imagenet's AI above 0.2 and above imagenet-uniform's on every volume) are saliency's."""
     tmp = tmp_path_factory.mktemp("cohort")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("EXPLORER_CACHE_DIR", str(tmp / "cache"))
@@ -72,10 +73,10 @@ def test_local_and_ray_give_the_same_per_volume_numbers(local_run, tmp_path: Pat
 def test_outputs_follow_the_contract(local_run) -> None:
     cohort, written = local_run
     table = pd.read_csv(written["csv"])
-    assert list(table.columns[:17]) == [
+    assert list(table.columns[:20]) == [
         "subject", "volume", "model", "strategy", "seed", "n_slices", "channel_asymmetry", "ca_ci_low", "ca_ci_high",
-        "anatomy_asymmetry", "aa_ci_low", "aa_ci_high", "asymmetry_index", "ai_ci_low", "ai_ci_high",
-        "block_length", "dice"]
+        "anatomy_asymmetry", "aa_ci_low", "aa_ci_high", "asymmetry_index", "ai_ci_low", "ai_ci_high", "block_length",
+        "dice", "channel_asymmetry_mass_weighted", "anatomy_asymmetry_mass_weighted", "asymmetry_index_mass_weighted"]
     assert table["channel_asymmetry"].isna().all()  # no reversed windows: the split is not computed…
     assert {"share_-1", "share_0", "share_1", "error", "split"} <= set(table.columns)
     np.testing.assert_allclose(table[["share_-1", "share_0", "share_1"]].sum(axis=1), 1.0, atol=1e-9)
@@ -91,13 +92,19 @@ def test_outputs_follow_the_contract(local_run) -> None:
         assert g["asymmetry_index"]["mean"] == pytest.approx(table.loc[table["strategy"] == name,
                                                                        "asymmetry_index"].mean())
     (comp,) = summary["comparisons"]
-    assert set(comp) >= {"a", "b", "test", "p", "p_holm", "effect_size", "ci95"}
+    assert set(comp) >= {"a", "b", "test", "p", "p_min", "p_holm", "effect_size", "ci95"}
     assert comp["effect_size"] == 1.0 and comp["p"] == pytest.approx(0.25)  # 3 of 3 volumes: imagenet AI higher
+    assert comp["p_min"] == pytest.approx(0.25)  # … which is the smallest p 3 volumes allow
     assert summary["groups"]["imagenet"]["asymmetry_index"]["mean"] > 0.2
-    assert summary["equivalence"]["imagenet-uniform"]["margin"] == 0.02
+    assert "one model" in summary["groups"]["imagenet"]["asymmetry_index"]["method"]
+    assert summary["equivalence"]["imagenet-uniform"]["margin"] == 0.05
+    assert summary["equivalence_margin"]["rationale"].startswith("fixed in advance")
+    assert summary["interval_method"].startswith("t-interval over model means")
+    assert summary["family"]["size"] == 3  # 1 comparison + 2 equivalence tests
     assert not summary["equivalence"]["imagenet"]["equivalent"]
     inputs = summary["inputs"]
-    assert inputs["executor"] == "local" and inputs["margin"] == 0.02 and len(inputs["volumes"]) == 3
+    assert inputs["executor"] == "local" and inputs["margin"] == 0.05 and len(inputs["volumes"]) == 3
+    assert table["asymmetry_index_mass_weighted"].between(-1, 1).all()
     assert all(v["sha256"] and v["mask_sha256"] for v in inputs["volumes"].values())
     assert {c["seed"] for c in inputs["checkpoints"].values()} == {0}
     assert {p.name for p in written["figures"].glob("*.html")} == {"cohort_forest.html", "cohort_paired.html",
@@ -131,6 +138,7 @@ def test_bad_rows_are_reported_and_the_rest_completes(tmp_path: Path, capsys: py
     assert main(["cohort", str(manifest), "--checkpoint", CKPTS[0], "--out", str(tmp_path / "out")]) == 0
     out = capsys.readouterr().out
     assert "2 of 3 pairs failed" in out
+    assert "imagenet: not shown to remove the asymmetry" in out and "min attainable" in out
     table = pd.read_csv(tmp_path / "out" / "cohort.csv").set_index("subject")
     assert pd.isna(table.loc["sub-01", "error"])
     ai, split = table.loc["sub-01", "asymmetry_index"], table.loc["sub-01", ["channel_asymmetry", "anatomy_asymmetry"]]

@@ -74,9 +74,9 @@ def make_inputs(n: int) -> dict:
         rows += [dict(model=name, slice=z, offset=o, share=share[z, j])
                  for z in range(40) if z != 7 for j, o in enumerate(OFFSETS)]
         models[name] = {"strategy": strategy_of(name), "mean_share": dict(zip(OFFSETS, share.mean(0), strict=True)),
-                        "asymmetry_index": {"mean": 0.12 - 0.03 * k, "ci95": [0.1 - 0.03 * k, 0.14 - 0.03 * k]},
-                        "wilcoxon_p": 10.0 ** -(k + 2), "dice": 0.8, "zflip_dice": 0.93, "n_slices": 39,
-                        "n_skipped": 1, "first_conv_share": {-1: 0.32, 0: 0.45, 1: 0.23}}
+                        "asymmetry_index": {"mean": 0.12 - 0.03 * k, "ci95": [0.1 - 0.03 * k, 0.14 - 0.03 * k],
+                                            "p": 10.0 ** -(k + 2), "p_min": 1e-4}, "dice": 0.8, "zflip_dice": 0.93,
+                        "n_slices": 39, "n_skipped": 1, "first_conv_share": {-1: 0.32, 0: 0.45, 1: 0.23}}
         frame = pd.DataFrame({"model": name, "slice": range(40)})
         for o in (*OFFSETS, "total"):
             frame[f"background_{o}"] = rng.uniform(0.1, 0.6, 40)

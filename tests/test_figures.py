@@ -16,6 +16,7 @@ from explorer.figures import (
     comparison_table,
     display_names,
     distribution_figure,
+    edge_sensitivity_figure,
     first_conv_figure,
     model_colors,
     model_colours,
@@ -53,11 +54,12 @@ def make_summary() -> dict:
     summary = {
         "models": {
             "imagenet": {"strategy": "imagenet", "mean_share": {-1: 0.32, 0: 0.45, 1: 0.23},
-                         "asymmetry_index": {"mean": 0.163, "ci95": [0.15, 0.18]}, "wilcoxon_p": 2.5e-9,
+                         "asymmetry_index": {"mean": 0.163, "ci95": [0.15, 0.18], "p": 2.5e-9, "p_min": 1e-4,
+                                             "mass_weighted": 0.12},
                          "dice": 0.81, "first_conv_share": {-1: 0.32, 0: 0.45, 1: 0.23}, "zflip_dice": 0.9},
             "imagenet-uniform": {"strategy": "imagenet-uniform", "mean_share": {-1: 0.33, 0: 0.34, 1: 0.33},
-                                 "asymmetry_index": {"mean": -0.004, "ci95": [-0.02, 0.01]},
-                                 "wilcoxon_p": 0.52, "dice": None,
+                                 "asymmetry_index": {"mean": -0.004, "ci95": [-0.02, 0.01], "p": 0.52,
+                                                     "p_min": 1e-4, "mass_weighted": -0.002}, "dice": None,
                                  "first_conv_share": {-1: 1 / 3, 0: 1 / 3, 1: 1 / 3}, "zflip_dice": 0.99},
         },
         "comparisons": [{"a": "imagenet", "b": "imagenet-uniform", "statistic": 3.0, "p": 4.2e-6,
@@ -186,7 +188,8 @@ def test_stats_table_one_row_per_model(summary):
     assert table.loc[0, "mean share -1"] == pytest.approx(0.32)
     assert table.loc[0, "mean share +1"] == pytest.approx(0.23)
     assert table.loc[0, "AI CI95 low"] == pytest.approx(0.15)
-    assert table.loc[0, "Wilcoxon p"] == pytest.approx(2.5e-9)
+    assert table.loc[0, "p"] == pytest.approx(2.5e-9) and table.loc[0, "p min"] == pytest.approx(1e-4)
+    assert table.loc[1, "AI mass-weighted"] == pytest.approx(-0.002)
     assert np.isnan(table.loc[1, "Dice"])  # no mask for that model: NaN, not None
     assert table.loc[1, "first-conv share 0"] == pytest.approx(1 / 3)
     assert list(table["label"]) == list(MODELS)
@@ -195,14 +198,15 @@ def test_stats_table_one_row_per_model(summary):
 
 def test_formatted_table_has_p_in_scientific_notation_and_a_caption(summary):
     summary = json.loads(json.dumps(summary))
-    summary["models"]["imagenet-uniform"]["wilcoxon_p"] = 1.234567e-13
+    summary["models"]["imagenet-uniform"]["asymmetry_index"]["p"] = 1.234567e-13
     shown = format_table(stats_table(summary))
-    assert list(shown["Wilcoxon p"]) == ["2.5e-09", "1.2e-13"]
+    assert list(shown["p"]) == ["2.5e-09", "1.2e-13"] and list(shown["p min"]) == ["1.0e-04", "1.0e-04"]
+    assert list(shown["AI mass-weighted"]) == ["+0.120", "-0.002"]
     assert list(shown["AI [95% CI]"]) == ["+0.163 [+0.150, +0.180]", "-0.004 [-0.020, +0.010]"]
     assert "AI CI95 low" not in shown.columns and list(shown["Dice"]) == ["0.810", ""]
     assert not any("0.000000" in v for v in shown.to_numpy().ravel())
     caption = table_caption(shown)
-    assert "Wilcoxon p: paired Wilcoxon signed-rank test" in caption
+    assert "p: block sign-flip test that the mean AI is 0" in caption and "Wilcoxon" not in caption
     assert all(c in caption for c in shown.columns)  # every column explained
     assert format_table(comparison_table(summary)).loc[0, "p"] == "4.2e-06"
 
@@ -224,8 +228,27 @@ def test_bad_summary_is_refused():
 def test_analysis_figures_are_keyed_by_file_safe_names(shares, summary):
     figs = analysis_figures(shares, summary)
     assert set(figs) == {"share_distribution_violin", "share_distribution_box", "share_along_axis",
-                         "first_conv_share"}
+                         "first_conv_share", "edge_sensitivity"}
     assert all(name.replace("_", "").isalnum() for name in figs)
+
+
+def test_edge_sensitivity_is_the_trimmed_mean_against_the_slices_trimmed():
+    """Known answer: AI 1 on the two edge slices and 0 inside; trimming one slice per end takes the mean from
+    2/10 to 0. Without a channel_asymmetry column the AI comes from the shares (s−1 = 0.5, s+1 = 0.25: 1/3)."""
+    channel = np.array([1.0] + [0.0] * 8 + [1.0])
+    rows = [dict(model="m", slice=z, offset=o, share=1 / 3, mass=1.0, channel_asymmetry=channel[z])
+            for z in range(10) for o in OFFSETS]
+    fig = edge_sensitivity_figure(pd.DataFrame(rows), max_trim=6)
+    (line,) = [t for t in fig.data if t.name == "m"]
+    assert list(line.x) == [0, 1, 2, 3, 4]  # 10 slices: 5 trimmed per end would leave none
+    np.testing.assert_allclose(line.y, [0.2, 0, 0, 0, 0], atol=1e-12)
+    assert "channel asymmetry" in fig.layout.yaxis.title.text
+    plain = pd.DataFrame([dict(model="m", slice=z, offset=o, share={-1: 0.5, 0: 0.25, 1: 0.25}[o])
+                          for z in range(4) for o in OFFSETS])
+    (line,) = [t for t in edge_sensitivity_figure(plain).data if t.name == "m"]
+    np.testing.assert_allclose(line.y, [1 / 3, 1 / 3])
+    with pytest.raises(InputError, match="max_trim"):
+        edge_sensitivity_figure(plain, max_trim=-1)
 
 
 # ------------------------------------------------------------------------------------------ slice viewer
@@ -297,14 +320,14 @@ def test_slice_view_ignores_nan_pixels_for_the_range():
 
 
 def engine_style_summary() -> dict:
-    """The spelling explorer.analysis writes: comparisons as {"models": [a, b], "wilcoxon_p"}, AI per pair."""
+    """The spelling explorer.analysis writes: comparisons as {"models": [a, b], "p"}, AI per pair."""
     summary = make_summary()
     summary["comparisons"] = [{"models": ["imagenet", "imagenet-uniform"], "mean_abs_ai": [0.16, 0.02],
-                               "wilcoxon_p": 1e-5, "n_slices": 28,
-                               "test": "paired Wilcoxon signed-rank of per-slice |AI_1|"}]
+                               "p": 1e-5, "p_min": 1e-4, "p_holm": 1e-5, "n_slices": 28,
+                               "test": "block sign-flip test of per-slice |AI_a| − |AI_b|"}]
     summary["models"]["imagenet"]["asymmetry_by_pair"] = {
-        "1": {"mean": 0.163, "ci95": [0.15, 0.18], "wilcoxon_p": 2.5e-9},
-        "2": {"mean": -0.05, "ci95": [-0.07, -0.03], "wilcoxon_p": 0.004}}
+        "1": {"mean": 0.163, "ci95": [0.15, 0.18], "p": 2.5e-9},
+        "2": {"mean": -0.05, "ci95": [-0.07, -0.03], "p": 0.004, "p_min": 0.002}}
     summary["models"]["imagenet"]["n_slices"] = 28
     return summary
 
@@ -316,11 +339,12 @@ def test_engine_style_comparisons_and_ai_pairs_are_read():
     assert table.loc[0, "model B"] == "imagenet-uniform" and table.loc[0, "p"] == pytest.approx(1e-5)
     assert table.loc[0, "mean_abs_ai A"] == pytest.approx(0.16) and table.loc[0, "n_slices"] == 28
     stats = stats_table(summary)
-    assert stats.loc[0, "AI ±2 mean"] == pytest.approx(-0.05) and stats.loc[0, "Wilcoxon p ±2"] == 0.004
+    assert stats.loc[0, "AI ±2 mean"] == pytest.approx(-0.05) and stats.loc[0, "p ±2"] == 0.004
     assert np.isnan(stats.loc[1, "AI ±2 mean"]) and stats.loc[0, "slices"] == 28
     shown = format_table(stats)
-    assert shown.loc[0, "AI ±2 [95% CI]"] == "-0.050 [-0.070, -0.030]" and shown.loc[0, "Wilcoxon p ±2"] == "4.0e-03"
-    assert "mean_abs_ai A" in table_caption(table)
+    assert shown.loc[0, "AI ±2 [95% CI]"] == "-0.050 [-0.070, -0.030]" and shown.loc[0, "p ±2"] == "4.0e-03"
+    assert shown.loc[0, "p min ±2"] == "2.0e-03"
+    assert "mean_abs_ai A" in table_caption(table) and "p_holm: p adjusted by Holm" in table_caption(table)
 
 
 def test_upright_puts_the_second_in_plane_axis_up_the_screen():

@@ -67,9 +67,12 @@ VIEW_HELP = {
                    "where the network's weights start from (ImageNet's R, G, B are 0.32, 0.45, 0.23 — already "
                    "asymmetric) and where training left them. Equal z−1 and z+1 shares make saliency AI zero by "
                    "construction.", GRADIENT],
-    "Statistics": [AI, SPLIT, "**Wilcoxon p** — paired signed-rank test, over slices, of the z−1 share against the z+1 "
-                   "share (per checkpoint) or of |AI| between two checkpoints. Small p says the difference is "
-                   "consistent across this scan's slices, not that it is large: read the AI for the size.",
+    "Statistics": [AI, SPLIT, "**p** — block sign-flip test that the mean AI is 0 (per checkpoint) or that two "
+                   "checkpoints' |AI| agree (Holm-adjusted across the pairs): blocks of neighbouring slices, as "
+                   "long as the bootstrap's, change sign together, because neighbouring slices are not independent "
+                   "evidence. **p min** is the smallest p this scan's blocks allow. Small p says the asymmetry is "
+                   "consistent along the scan, not that it is large: read the AI for the size. The **mass-weighted** "
+                   "AI weighs each slice by its attribution mass, so near-empty edge slices count little.",
                    CI, DICE],
     "Diagnostics": ["**Background attention** — the fraction of attribution that falls outside the (dilated) "
                     "foreground: high values mean the network looks at context, not the structure. **Logit "

@@ -96,5 +96,11 @@ def statistics(shares: pd.DataFrame, summary: dict) -> None:
         st.dataframe(format_table(comparison), hide_index=True)
         st.caption(table_caption(comparison))
         table_download(comparison, "comparison")
+    st.subheader("Edge sensitivity", help="The mean asymmetry after dropping t slices at each end of the scan: "
+                 "a line that moves or crosses 0 says the edge slices (small masses, noisy ratios) drive the "
+                 "per-scan mean; compare the mass-weighted AI in the table.")
+    fig = figures.edge_sensitivity_figure(shares, summary)
+    st.plotly_chart(fig, key="fig-edge-sensitivity")
+    figure_downloads(fig, "edge_sensitivity")
     st.subheader("Per-slice shares")
     table_download(shares, "shares")

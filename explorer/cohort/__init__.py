@@ -19,12 +19,11 @@ from ..errors import InputError, unknown_name
 from ..spec import RunSpec
 from .manifest import Entry, read_manifest
 from .run import Model, run_local, run_ray
-from .summary import summarise
+from .summary import DEFAULT_MARGIN, MARGIN_RATIONALE, summarise
 
 EXECUTORS = ("local", "ray")
-DEFAULT_MARGIN = 0.02
 
-__all__ = ["DEFAULT_MARGIN", "EXECUTORS", "Cohort", "Entry", "Model", "read_manifest", "run_cohort"]
+__all__ = ["DEFAULT_MARGIN", "EXECUTORS", "MARGIN_RATIONALE", "Cohort", "Entry", "Model", "read_manifest", "run_cohort"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -54,7 +53,7 @@ def run_cohort(manifest: str | Path | Sequence[Entry], checkpoints: Sequence[str
         executor: ``local`` or ``ray``.
         ray_address: an existing Ray cluster (else ``RAY_ADDRESS``, else a local instance).
         workers: CPUs of the local Ray instance (default all); for ``local``, torch's threads.
-        margin: equivalence margin of the group AI.
+        margin: equivalence margin of the per-model |endpoint| (default 0.05, :data:`MARGIN_RATIONALE`).
         fail_fast: stop at the first bad pair instead of recording it in ``error``.
         root: every manifest path must lie inside it (the app's data root).
         progress: ``progress(done_pairs, total_pairs, message)``.
@@ -71,7 +70,7 @@ def run_cohort(manifest: str | Path | Sequence[Entry], checkpoints: Sequence[str
     if executor not in EXECUTORS:
         raise unknown_name("executor", executor, EXECUTORS)
     if not margin > 0:
-        raise InputError("--margin", f"{margin!r}", "a positive number, e.g. 0.02")
+        raise InputError("--margin", f"{margin!r}", "a positive number, e.g. 0.05")
     entries = list(manifest) if not isinstance(manifest, (str, Path)) else read_manifest(manifest, root=root)
     if not checkpoints:
         raise InputError("--checkpoint", "no checkpoint given", "at least one checkpoint")
@@ -114,7 +113,8 @@ def _table(rows: list[dict], entries: Sequence[Entry], models: Sequence[Model]) 
                              strict=True)]
     fixed = ["subject", "volume", "model", "strategy", "seed", "n_slices", "channel_asymmetry", "ca_ci_low",
              "ca_ci_high", "anatomy_asymmetry", "aa_ci_low", "aa_ci_high", "asymmetry_index", "ai_ci_low",
-             "ai_ci_high", "block_length", "dice"]
+             "ai_ci_high", "block_length", "dice", "channel_asymmetry_mass_weighted", "anatomy_asymmetry_mass_weighted",
+             "asymmetry_index_mass_weighted"]
     for column in [*fixed, "error"]:
         if column not in table:
             table[column] = None
@@ -139,7 +139,7 @@ def _inputs(table: pd.DataFrame, entries: Sequence[Entry], models: Sequence[Mode
     from .. import __version__
     from ..cache import ENGINE_VERSION
     from ..fileio import file_sha256
-    from .summary import N_BOOT, SEED
+    from .summary import ALPHA, INTERVAL_METHOD, N_BOOT, SEED
 
     def sha(path: Path | None) -> str | None:
         return file_sha256(path) if path is not None and path.is_file() else None
@@ -149,9 +149,9 @@ def _inputs(table: pd.DataFrame, entries: Sequence[Entry], models: Sequence[Mode
                                 else None, "mask_sha256": sha(e.mask), **e.extra} for e in entries},
         "checkpoints": {m.name: {"path": m.path, "sha256": m.sha256, "strategy": m.strategy, "seed": m.seed}
                         for m in models},
-        **spec.record(), "margin": margin, "alpha": 0.05, "executor": executor, "workers": workers,
+        **spec.record(), "margin": margin, "alpha": ALPHA, "executor": executor, "workers": workers,
         "bootstrap": {"seed": SEED, "resamples": N_BOOT, "per_volume": "circular block bootstrap over slices",
-                      "group": "hierarchical bootstrap (models, then volumes)"},
+                      "group": "none: " + INTERVAL_METHOD},
         "engine_version": ENGINE_VERSION, "explorer_version": __version__,
         "n_pairs": len(table), "n_errors": int(table["error"].notna().sum()),
     }

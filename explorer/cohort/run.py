@@ -47,8 +47,9 @@ def pair_rows(entry: Entry, models: Sequence[Model], spec: RunSpec) -> list[dict
 
     Returns:
         Rows with ``subject, volume, model, n_slices, asymmetry_index, ai_ci_low, ai_ci_high, channel_asymmetry,
-        ca_ci_low, ca_ci_high, anatomy_asymmetry, aa_ci_low, aa_ci_high, block_length,
-        dice, share_<offset>..., error, from_cache, volume_sha256``.
+        ca_ci_low, ca_ci_high, anatomy_asymmetry, aa_ci_low, aa_ci_high, block_length, dice,
+        channel_asymmetry_mass_weighted, anatomy_asymmetry_mass_weighted, asymmetry_index_mass_weighted,
+        share_<offset>..., error, from_cache, volume_sha256``.
     """
     from ..analysis import analyze, default_cache
     from ..checkpoints import load_checkpoint
@@ -82,6 +83,8 @@ def _numbers(entry: dict) -> dict[str, Any]:
     for name, short in (("channel_asymmetry", "ca"), ("anatomy_asymmetry", "aa")):
         split = entry.get(name) or {"mean": None, "ci95": [None, None]}
         out.update({name: split["mean"], f"{short}_ci_low": split["ci95"][0], f"{short}_ci_high": split["ci95"][1]})
+    for name in ("channel_asymmetry", "anatomy_asymmetry", "asymmetry_index"):  # Σ(m₋ − m₊) / Σ(m₋ + m₊)
+        out[f"{name}_mass_weighted"] = (entry.get(name) or {}).get("mass_weighted")
     out.update({f"share_{k}": v for k, v in entry["mean_share"].items()})
     return out
 

@@ -5,7 +5,13 @@ Nothing here imports streamlit; the app, the CLI and the report all call these s
 
 from ._style import PALETTE, STRATEGY_COLOURS, display_names, model_colors, model_colours, offset_label, short_labels
 from .slice_view import slice_view_figure, upright
-from .summary import analysis_figures, distribution_figure, first_conv_figure, share_along_axis_figure
+from .summary import (
+    analysis_figures,
+    distribution_figure,
+    edge_sensitivity_figure,
+    first_conv_figure,
+    share_along_axis_figure,
+)
 from .tables import comparison_table, stats_table
 
 __all__ = [
@@ -15,6 +21,7 @@ __all__ = [
     "comparison_table",
     "display_names",
     "distribution_figure",
+    "edge_sensitivity_figure",
     "first_conv_figure",
     "model_colors",
     "model_colours",

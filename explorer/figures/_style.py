@@ -193,19 +193,19 @@ def model_order(shares: pd.DataFrame | None = None, summary: Mapping | None = No
 
 
 def ai_pairs(entry: Mapping) -> dict[int, Mapping]:
-    """A model's per-pair asymmetry ``{k: {"mean", "ci95", "wilcoxon_p"}}`` (``asymmetry_by_pair``), by k."""
+    """A model's per-pair asymmetry ``{k: {"mean", "ci95", "p", "p_min"}}`` (``asymmetry_by_pair``), by k."""
     return {int(k): v for k, v in sorted((entry.get("asymmetry_by_pair") or {}).items(), key=lambda kv: int(kv[0]))}
 
 
 def comparison_fields(comp: Mapping) -> dict[str, object]:
     """One between-model comparison with fixed keys ``a, b, test, statistic, p`` first, then its extras.
 
-    Accepts both spellings the engine may write: ``{"a", "b", "p"}`` or ``{"models": [a, b], "wilcoxon_p"}``.
+    Accepts both spellings: ``{"a", "b", "p"}`` (cohort) or ``{"models": [a, b], "p"}`` (one scan).
     """
     names = [*(comp.get("models") or [comp.get("a"), comp.get("b")]), None, None]
     fixed = {"a": names[0], "b": names[1], "test": comp.get("test"), "statistic": comp.get("statistic"),
-             "p": comp.get("p", comp.get("wilcoxon_p"))}
-    skip = {"a", "b", "models", "test", "statistic", "p", "wilcoxon_p"}
+             "p": comp.get("p")}
+    skip = {"a", "b", "models", "test", "statistic", "p"}
     return {**fixed, **{k: v for k, v in comp.items() if k not in skip}}
 
 

@@ -29,7 +29,7 @@ def _ok(rows: pd.DataFrame) -> pd.DataFrame:
 
 
 def forest_figure(rows: pd.DataFrame, summary: Mapping) -> go.Figure:
-    """Group AI (mean over models of the mean over volumes) with its hierarchical-bootstrap 95% CI, one line
+    """Group AI (mean over models of the mean over volumes) with its 95% t-interval over model means, one line
     per group, and each model's mean over volumes as a point."""
     fig = go.Figure()
     groups, endpoint = summary["groups"], summary.get("endpoint", "asymmetry_index")

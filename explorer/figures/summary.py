@@ -1,4 +1,5 @@
-"""Summary-level figures: attribution-share distributions, share along the slicing axis, first-conv shares.
+"""Summary-level figures: attribution-share distributions, share along the slicing axis, first-conv shares, and
+the asymmetry's sensitivity to the edge slices.
 
 Inputs follow the engine's contracts (docs/definitions.md, README.md "Outputs"): ``shares`` has one row per
 model × slice × offset with columns ``model, slice, offset, share`` (shares of one model and slice sum to 1);
@@ -9,11 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from ..errors import InputError, unknown_name
+from ..stats import edge_trim_means
 from ._style import (
     check_shares,
     checkpoint_look,
@@ -22,6 +25,7 @@ from ._style import (
     offset_label,
     offset_values,
     ordered,
+    reference_line,
     style,
     summary_models,
 )
@@ -29,6 +33,7 @@ from ._style import (
 SHARE_AXIS = "share of attribution"
 OFFSET_AXIS = "offset (slices)"
 DISTRIBUTION_KINDS = ("violin", "box")
+MAX_TRIM = 16  # edge slices trimmed at most, per end (the issue's example flipped a sign at 8)
 
 
 def distribution_figure(shares: pd.DataFrame, summary: Mapping | None = None, *, kind: str = "violin") -> go.Figure:
@@ -152,6 +157,57 @@ def first_conv_figure(summary: Mapping) -> go.Figure:
                  subtitle="L1 norm of the first conv's kernels per input channel, normalised to sum to 1")
 
 
+def per_slice_asymmetry(shares: pd.DataFrame, model: str) -> tuple[pd.Series, str]:
+    """One model's per-slice asymmetry indexed by slice: the channel asymmetry where the table has it for every
+    slice of the model, else the AI of the innermost pair from the shares; with its name."""
+    rows = shares[shares["model"] == model]
+    if "channel_asymmetry" in rows and len(rows) and rows["channel_asymmetry"].notna().all():
+        return rows.groupby("slice")["channel_asymmetry"].first().sort_index(), "channel asymmetry"
+    k = min(o for o in rows["offset"] if o > 0)
+    wide = rows.pivot_table(index="slice", columns="offset", values="share", aggfunc="first").sort_index()
+    return (wide[-k] - wide[k]) / (wide[-k] + wide[k]), "asymmetry index"
+
+
+def edge_sensitivity_figure(shares: pd.DataFrame, summary: Mapping | None = None, *,
+                            max_trim: int = MAX_TRIM) -> go.Figure:
+    """Mean asymmetry over the slices left after trimming ``t`` slices at each end, against ``t`` (0 … max_trim),
+    one line per model: a flat line says the edge slices do not drive the per-volume mean of ratios; a line that
+    crosses 0 says they do (their small masses make their ratios noisy, see the mass-weighted AI).
+
+    Args:
+        shares: the shares table (``channel_asymmetry`` is used where present, else the AI from the shares).
+        summary: when given, it fixes the checkpoint order, colours and labels.
+        max_trim: the most slices trimmed at each end; a model stops where fewer than one slice would be left.
+
+    Raises:
+        InputError: a malformed ``shares``/``summary``, or a ``max_trim`` below 0.
+    """
+    if max_trim < 0:
+        raise InputError("max_trim", str(max_trim), "0 or more slices")
+    shares = check_shares(shares)
+    models = model_order(shares, summary)
+    colors, labels = checkpoint_look(models, summary)
+    fig = go.Figure()
+    names = set()
+    for model in models:
+        if not (shares["model"] == model).any():
+            continue
+        series, name = per_slice_asymmetry(shares, model)
+        names.add(name)
+        means = edge_trim_means(series.to_numpy(), max_trim)
+        trims = np.flatnonzero(np.isfinite(means))
+        fig.add_trace(go.Scatter(x=trims.tolist(), y=means[trims].tolist(), mode="lines+markers",
+                                 name=labels[model], legendgroup=model, line=dict(color=colors[model], width=2),
+                                 hovertemplate=f"{model}<br>%{{x}} slices trimmed per end: {name} %{{y:.4f}}"
+                                               "<extra></extra>"))
+    label = " / ".join(sorted(names)) or "asymmetry"
+    reference_line(fig, 0.0, "no asymmetry")
+    fig.update_xaxes(title_text="edge slices trimmed at each end", dtick=2)
+    fig.update_yaxes(title_text=f"mean {label}")
+    return style(fig, "Edge sensitivity of the asymmetry", height=450,
+                 subtitle="mean over the slices left after dropping t at both ends")
+
+
 def analysis_figures(shares: pd.DataFrame, summary: Mapping) -> dict[str, go.Figure]:
     """Every summary-level figure of an analysis, keyed by a file-safe name (the export file stem).
 
@@ -162,6 +218,7 @@ def analysis_figures(shares: pd.DataFrame, summary: Mapping) -> dict[str, go.Fig
         "share_distribution_violin": distribution_figure(shares, summary, kind="violin"),
         "share_distribution_box": distribution_figure(shares, summary, kind="box"),
         "share_along_axis": share_along_axis_figure(shares, summary=summary),
+        "edge_sensitivity": edge_sensitivity_figure(shares, summary),
     }
     if all(entry.get("first_conv_share") for entry in summary_models(summary).values()):
         figures["first_conv_share"] = first_conv_figure(summary)

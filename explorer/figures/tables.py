@@ -24,16 +24,22 @@ COLUMN_HELP: tuple[tuple[str, str], ...] = (
     (r"^strategy$", "first-convolution initialisation strategy"),
     (r"^Dice$", "Dice of the prediction with the mask over the volume"),
     (r"^mean share", "mean over slices of the channel's share of |attribution| (equal share = 1/channels)"),
+    (r"mass-weighted$", "mass-weighted asymmetry sum(m(-k) - m(+k)) / sum(m(-k) + m(+k)) over the slices (each slice "
+                        "weighted by its attribution mass), beside the mean of per-slice ratios"),
     (r"^AI ", "asymmetry index (s(-k) - s(+k)) / (s(-k) + s(+k)), mean over slices with its 95% bootstrap CI; "
               "> 0 favours the previous slice"),
-    (r"^Wilcoxon p", "paired Wilcoxon signed-rank test of the shares of offsets -k and +k over slices"),
+    (r"^p min", "the smallest p the block sign-flip test can give on this scan (2 / 2^blocks when exact)"),
+    (r"^p( |$)", "block sign-flip test that the mean AI is 0: blocks of neighbouring slices, of the bootstrap's "
+                 "block length, change sign together (neighbouring slices are not independent)"),
     (r"^z-flip Dice$", "Dice between predictions on the window and on the reversed window (1 = no direction)"),
     (r"^slices$", "slices analysed"),
     (r"^skipped slices$", "slices skipped (no predicted foreground for the target)"),
     (r"^first-conv share", "L1 share of the first convolution's kernels per input channel"),
     (r"^test$", "the paired test of per-slice |AI| between the two checkpoints"),
     (r"^statistic$", "the test statistic"),
-    (r"^p$", "the test's p-value"),
+    (r"^p_min$", "the smallest p the test can give with this many blocks of slices"),
+    (r"^p_holm$", "p adjusted by Holm's method across every pair of checkpoints shown"),
+    (r"^block_length$", "slices per block of the sign-flip test"),
     (r"^mean_abs_ai", "mean per-slice |AI| of checkpoint A / B"),
     (r"^n", "number of paired slices"),
 )
@@ -45,7 +51,8 @@ def _offset_column(prefix: str, offset: int) -> str:
 
 def stats_table(summary: Mapping) -> pd.DataFrame:
     """One row per model: strategy, Dice, mean shares, channel and anatomy asymmetry [95% CI], AI [95% CI] and
-    Wilcoxon p (every pair for windows wider than 3), z-flip Dice, slices used and skipped, first-conv shares.
+    block sign-flip p with its minimum attainable p (every pair for windows wider than 3), mass-weighted AI,
+    z-flip Dice, slices used and skipped, first-conv shares.
 
     Args:
         summary: the analysis summary (offset keys may be ints or JSON strings).
@@ -71,12 +78,14 @@ def stats_table(summary: Mapping) -> pd.DataFrame:
             split_ci = list(split.get("ci95") or [None, None]) + [None, None]
             row.update({f"{label} mean": split.get("mean"), f"{label} CI95 low": split_ci[0],
                         f"{label} CI95 high": split_ci[1]})
-        row.update({"AI mean": ai.get("mean"), "AI CI95 low": ci[0], "AI CI95 high": ci[1],
-                    "Wilcoxon p": entry.get("wilcoxon_p")})
+        row.update({"channel asymmetry mass-weighted": (entry.get("channel_asymmetry") or {}).get("mass_weighted"),
+                    "AI mean": ai.get("mean"), "AI CI95 low": ci[0], "AI CI95 high": ci[1],
+                    "AI mass-weighted": ai.get("mass_weighted"), "p": ai.get("p"), "p min": ai.get("p_min")})
         for k, pair in list(ai_pairs(entry).items())[1:]:  # wider windows: the outer pairs too
             pair_ci = list(pair.get("ci95") or [None, None]) + [None, None]
             row.update({f"AI ±{k} mean": pair.get("mean"), f"AI ±{k} CI95 low": pair_ci[0],
-                        f"AI ±{k} CI95 high": pair_ci[1], f"Wilcoxon p ±{k}": pair.get("wilcoxon_p")})
+                        f"AI ±{k} CI95 high": pair_ci[1], f"p ±{k}": pair.get("p"),
+                        f"p min ±{k}": pair.get("p_min")})
         row.update({"z-flip Dice": entry.get("zflip_dice"), "slices": entry.get("n_slices"),
                     "skipped slices": entry.get("n_skipped")})
         for off, value in offset_values(entry.get("first_conv_share"),
@@ -96,7 +105,7 @@ def comparison_table(summary: Mapping) -> pd.DataFrame:
         Columns ``model A, model B, test, statistic, p`` followed by any further keys of the comparison
         entries (e.g. ``n_slices``; a per-model pair such as ``mean_abs_ai`` becomes ``mean_abs_ai A`` and
         ``mean_abs_ai B``); an empty table with those columns when there are none. Entries written as
-        ``{"models": [a, b], "wilcoxon_p": p}`` are read as well as ``{"a", "b", "p"}``.
+        ``{"models": [a, b], "p": p}`` are read as well as ``{"a", "b", "p"}``.
     """
     summary_models(summary)  # validates the summary's shape
     rows = []
@@ -119,7 +128,7 @@ def format_number(value: object, column: str) -> str:
         return ""
     if not isinstance(value, (int, float)):
         return str(value)
-    if re.match(r"^(Wilcoxon p|p$)", column):
+    if re.match(r"^p( |_|$)", column):
         return "< 1e-300" if value == 0 else f"{value:.1e}"
     if column in ("slices", "skipped slices", "n", "n_slices") or column.startswith("n "):
         return f"{value:.0f}"
