@@ -25,15 +25,15 @@ def expected_sign(direction: int) -> int:
 
 
 def network_score(direction: int, mean: float | None, ci95: list[float | None]) -> dict[str, object]:
-    """``{"expected_sign", "sign_correct", "pass"}`` of one network's ``channel_asymmetry`` (None for ``d = 0``
+    """``{"expected_sign", "sign_correct", "passed"}`` of one network's ``channel_asymmetry`` (None for ``d = 0``
     or an undefined mean)."""
     expected = expected_sign(direction)
     if expected == 0 or mean is None or not math.isfinite(mean):
-        return {"expected_sign": expected, "sign_correct": None, "pass": None}
+        return {"expected_sign": expected, "sign_correct": None, "passed": None}
     lo, hi = ci95
     excludes = lo is not None and hi is not None and (lo > 0 if expected > 0 else hi < 0)
     correct = bool(np.sign(mean) == expected)
-    return {"expected_sign": expected, "sign_correct": correct, "pass": bool(correct and excludes)}
+    return {"expected_sign": expected, "sign_correct": correct, "passed": bool(correct and excludes)}
 
 
 def t_interval(values: np.ndarray) -> tuple[float, float | None, float | None]:
@@ -63,7 +63,7 @@ def aggregate(rows: pd.DataFrame) -> pd.DataFrame:
             "channel_asymmetry": mean, "ci95_lo": lo, "ci95_hi": hi,
             "magnitude": float(group["channel_asymmetry"].abs().mean()),
             "sign_accuracy": float(scored.astype(float).mean()) if len(scored) else math.nan,
-            "pass_rate": float(group["pass"].dropna().astype(float).mean()) if len(scored) else math.nan,
+            "pass_rate": float(group["passed"].dropna().astype(float).mean()) if len(scored) else math.nan,
             "anatomy_asymmetry": float(group["anatomy_asymmetry"].mean()),
             "heldout_dice": float(group["heldout_dice"].mean()),
             **{c: float(group[c].mean()) for c in dice_columns},
