@@ -32,7 +32,17 @@ from .limits import check_run_memory, device_batch_size
 from .models import first_conv_shares
 from .normalise import channel_stats_for
 from .spec import RunSpec
-from .stats import ai_ci, asymmetry_index, compare_abs_ai, dice, dice_per_slice, model_summary, shares_from_masses
+from .stats import (
+    ai_ci,
+    asymmetry_index,
+    compare_abs_ai,
+    dice,
+    dice_per_slice,
+    model_summary,
+    shares_from_masses,
+    split_asymmetry,
+    split_summary,
+)
 from .study import Study
 from .volume import Mask, Volume
 
@@ -43,7 +53,9 @@ Progress = Callable[[float, str], None]
 class ModelResult:
     """One checkpoint's results on the volume (see the module docstring for shapes).
 
-    ``summary`` is the model's ``summary.json`` block; ``diagnostics`` holds the diagnostics' arrays.
+    ``summary`` is the model's ``summary.json`` block; ``diagnostics`` holds the diagnostics' arrays;
+    ``reversed_masses`` ``(S, C)`` are the reversed windows' masses mapped back to offsets (None with
+    ``--no-reverse``).
     """
 
     name: str
@@ -56,6 +68,7 @@ class ModelResult:
     summary: dict
     diagnostics: DiagnosticsResult | None = None
     logits: np.ndarray | None = None
+    reversed_masses: np.ndarray | None = None
 
 
 @dataclass(frozen=True, eq=False)
@@ -97,7 +110,8 @@ def analyze(
     Args:
         study: a :class:`Study`, or a loaded :class:`Volume` or a path (then ``mask`` may name its mask).
         checkpoints: loaded checkpoints or paths (at least one); the order is kept.
-        spec: what to compute (default :class:`RunSpec()`: saliency of the predicted foreground, z-flip pass).
+        spec: what to compute (default :class:`RunSpec()`: occlusion (mean replacement) of the predicted
+            foreground, with the reversed pass and the channel/anatomy split).
         mask: optional ground truth when ``study`` is not a :class:`Study` (Dice; needed by target ``mask``).
         cache: a :class:`ResultCache`, None for the shared default cache, False for none.
         progress: ``progress(fraction, message)``.
@@ -153,14 +167,19 @@ def analyze(
 
 
 def shares_table(results: dict[str, ModelResult]) -> pd.DataFrame:
-    """Long table ``model, slice, offset, share, mass``; skipped slices are absent."""
+    """Long table ``model, slice, offset, share, mass, channel_asymmetry, anatomy_asymmetry`` (the last two per
+    slice, repeated on its offsets' rows; NaN where the reversed windows were not attributed); skipped slices
+    are absent."""
     frames = []
     for name, r in results.items():
         shares = shares_from_masses(r.masses)
         rows = np.nonzero(np.isfinite(shares).all(axis=1))[0]
         s, c = np.meshgrid(rows, np.arange(len(r.offsets)), indexing="ij")
+        channel, anatomy = (split_asymmetry(r.masses, r.reversed_masses, r.offsets) if r.reversed_masses is not None
+                            else (np.full(len(shares), np.nan),) * 2)
         frames.append(pd.DataFrame({"model": name, "slice": s.ravel(), "offset": np.asarray(r.offsets)[c.ravel()],
-                                    "share": shares[s, c].ravel(), "mass": r.masses[s, c].ravel()}))
+                                    "share": shares[s, c].ravel(), "mass": r.masses[s, c].ravel(),
+                                    "channel_asymmetry": channel[s.ravel()], "anatomy_asymmetry": anatomy[s.ravel()]}))
     return pd.concat(frames, ignore_index=True)
 
 
@@ -196,7 +215,7 @@ def _model_result(name: str, ckpt: Checkpoint, study: Study, spec: RunSpec, dev:
     run = dict(method=spec.method, target=spec.target, mask=mask_stack, params=dict(spec.params), device=dev,
                channel_stats=stats, precision=spec.precision,
                batch_size=device_batch_size(ckpt, spec.method, stack.shape[1:], dev))
-    share = 0.8 if spec.zflip else 1.0  # of the progress bar: the z-flip pass is about a quarter of the work
+    share = 1 / (1 + 1 / spec.zflip_stride) if spec.zflip else 1.0  # of the progress bar: the reversed pass's part
     main = attribute_stack(prepared, stack, offsets, keep_maps=True, **run,
                            progress=lambda f, m: progress(f * share, m))
     arrays: dict[str, np.ndarray] = {"masses": main.masses, "prediction": main.prediction,
@@ -213,8 +232,11 @@ def _model_result(name: str, ckpt: Checkpoint, study: Study, spec: RunSpec, dev:
     summary["zflip_dice"] = None
     summary["zflip_asymmetry_index"] = None
     if spec.zflip:
-        arrays.update(_zflip(prepared, stack, offsets, spec, run, main.prediction, summary,
-                             lambda f, m: progress(share + f * (1 - share), "z-flipped " + m)))
+        flipped, flip_summary = _zflip(prepared, stack, offsets, spec, run, main.prediction,
+                                       lambda f, m: progress(share + f * (1 - share), "reversed " + m))
+        arrays.update(flipped)
+        summary.update(flip_summary)
+    summary.update(split_summary(main.masses, arrays.get("zflip_masses"), offsets))
     diag, diag_summary = run_default(main.logits, main.maps, main.prediction, mask_stack, offsets=offsets,
                                      meta=ckpt.meta, volume_sha256=study.volume.sha256, axis=spec.axis,
                                      options=spec.diagnostics)
@@ -229,19 +251,23 @@ def _model_result(name: str, ckpt: Checkpoint, study: Study, spec: RunSpec, dev:
 
 
 def _zflip(prepared: Any, stack: np.ndarray, offsets: tuple[int, ...], spec: RunSpec, run: dict,
-           prediction: np.ndarray, summary: dict, progress: Progress) -> dict[str, np.ndarray]:
-    """The z-flip pass on every ``spec.zflip_stride``-th slice: its reversed window is predicted (z-flip Dice
-    against the prediction from the window as it is) and attributed (the asymmetry index under reversal), from
-    one forward and backward. On a CPU a forward alone costs half of forward+backward for these networks, so
-    predicting every slice would cost more than attributing a quarter of them (docs/performance.md)."""
+           prediction: np.ndarray, progress: Progress) -> tuple[dict[str, np.ndarray], dict]:
+    """The reversed pass on every ``spec.zflip_stride``-th slice (every slice by default): the reversed
+    window is predicted (z-flip Dice against the prediction from the window as it is) and attributed (the
+    channel/anatomy split and the asymmetry index under reversal).
+
+    Returns:
+        ``(arrays, summary)``: ``zflip_masses`` and ``zflip_prediction``, and the summary's ``zflip_dice`` and
+        ``zflip_asymmetry_index``.
+    """
     chosen = list(range(0, stack.shape[0], spec.zflip_stride))
     attributed = attribute_stack(prepared, stack, offsets, reverse=True, slices=chosen, **run, progress=progress)
-    summary["zflip_dice"] = dice(attributed.prediction[chosen], prediction[chosen])
     ai = asymmetry_index(shares_from_masses(attributed.masses), offsets)
     mean, ci, block = ai_ci(ai)
-    summary["zflip_asymmetry_index"] = {"mean": mean, "ci95": ci, "block_length": block,
-                                        "stride": spec.zflip_stride, "n_slices": int(np.isfinite(ai).sum())}
-    return {"zflip_masses": attributed.masses, "zflip_prediction": attributed.prediction}
+    summary = {"zflip_dice": dice(attributed.prediction[chosen], prediction[chosen]),
+               "zflip_asymmetry_index": {"mean": mean, "ci95": ci, "block_length": block,
+                                         "stride": spec.zflip_stride, "n_slices": int(np.isfinite(ai).sum())}}
+    return {"zflip_masses": attributed.masses, "zflip_prediction": attributed.prediction}, summary
 
 
 def _from_arrays(name: str, ckpt: Checkpoint, arrays: dict[str, np.ndarray], summary: dict,
@@ -250,7 +276,8 @@ def _from_arrays(name: str, ckpt: Checkpoint, arrays: dict[str, np.ndarray], sum
                        offsets=tuple(ckpt.meta.offsets), masses=arrays["masses"],
                        prediction=np.asarray(arrays["prediction"], dtype=bool),
                        maps=arrays.get("maps") if keep_maps else None, summary=summary,
-                       diagnostics=DiagnosticsResult.from_arrays(arrays), logits=arrays.get("logits"))
+                       diagnostics=DiagnosticsResult.from_arrays(arrays), logits=arrays.get("logits"),
+                       reversed_masses=arrays.get("zflip_masses"))
 
 
 def unique_names(names: list[str]) -> list[str]:

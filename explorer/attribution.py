@@ -10,7 +10,7 @@ Every selection is restricted to the unpadded slice (:func:`valid_region`): the 
 reach a multiple of 32 are not part of the image, so their logits are never explained.
 Methods: ``saliency`` |∂T/∂x|, ``gradient`` ∂T/∂x, ``input_x_gradient`` x·∂T/∂x, ``integrated_gradients``
 (captum, constant baseline), ``smoothgrad`` mean |∂T/∂x| over Gaussian-noised copies (noise seeded per slice
-so a slice's result does not depend on its batch), ``occlusion`` channel ablation (captum ``FeatureAblation``:
+so a slice's result does not depend on its batch), ``occlusion`` channel ablation (as captum's ``FeatureAblation``:
 each channel replaced by the baseline, ``Δ`` spread evenly over the slice's pixels so its mass is ``|ΔT|``).
 
 In eval mode a sample's logits depend only on its own window, so the gradient of ``Σ_b T_b`` w.r.t. the
@@ -85,6 +85,8 @@ class Batch:
         pixels: unpadded pixels per slice (occlusion spreads ``ΔT`` over them).
         params: the method's resolved parameters.
         span: intensity range ``max - min`` of each window ``(B,)`` (SmoothGrad's noise scale).
+        reversed: the windows' channels are reversed (the engine's reversed pass): SmoothGrad reverses its
+            noise too, so that a network invariant to the reversal gets the same attribution exactly.
     """
 
     model: nn.Module
@@ -95,6 +97,7 @@ class Batch:
     pixels: int
     params: dict[str, Any]
     span: torch.Tensor
+    reversed: bool = False
 
 
 def valid_region(x: torch.Tensor, padding: Padding | None) -> torch.Tensor:
@@ -142,6 +145,7 @@ def _smoothgrad(b: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     seed = int(b.params["seed"]) * 100_003
     noise = torch.stack([torch.randn(shape, generator=torch.Generator().manual_seed(seed + z)) for z in b.slices],
                         dim=1).to(b.x.device)  # (samples, B, C, H, W)
+    noise = noise.flip(2) if b.reversed else noise
     sigma = float(b.params["sigma"]) * b.span  # Smilkov et al. 2017: σ as a fraction of the input's range
     total = torch.zeros_like(b.x)
     for sample in noise:
@@ -185,16 +189,33 @@ def occlusion_baselines(x: torch.Tensor, replace: str, constant: float, blur_sig
     return flat.reshape(x.shape)
 
 
-def _occlusion(b: Batch) -> torch.Tensor:
-    from captum.attr import FeatureAblation  # here: see _integrated_gradients
+def ablated_copies(x: torch.Tensor, baselines: torch.Tensor) -> tuple[torch.Tensor, list[int]]:
+    """The windows ``x`` ``(B, C, H, W)`` with one channel replaced by its baseline, channel after channel:
+    ``(n·B, C, H, W)`` ordered channel-major, and the ``n`` channels whose baseline differs from the channel
+    (replacing a channel by itself, e.g. the centre under ``centre`` or ``other``, changes nothing: Δ = 0
+    without a forward)."""
+    channels = [c for c in range(x.shape[1]) if not torch.equal(baselines[:, c], x[:, c])]
+    copies = x.unsqueeze(0).repeat(len(channels), 1, 1, 1, 1)
+    for i, c in enumerate(channels):
+        copies[i, :, c] = baselines[:, c]
+    return copies.flatten(0, 1), channels
 
-    ablation = FeatureAblation(target_forward(b.model, b.absolute))
-    channels = torch.arange(b.x.shape[1], device=b.x.device).view(1, -1, 1, 1)
-    baselines = occlusion_baselines(b.x, str(b.params["replace"]), float(b.params["baseline"]),
-                                    float(b.params["blur_sigma"]))
-    delta = ablation.attribute(b.x, baselines=baselines, additional_forward_args=(b.selection,),
-                               feature_mask=channels, perturbations_per_eval=b.x.shape[1])
-    return delta / b.pixels
+
+def occlusion_deltas(forward: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, reference: torch.Tensor,
+                     baselines: torch.Tensor) -> torch.Tensor:
+    """``ΔT[b, c] = T(x_b) − T(x_b with channel c replaced)`` ``(B, C)`` from one batched no-grad forward of
+    the ablated copies; ``reference`` is ``T(x)`` ``(B,)`` from the forward that also gave the prediction.
+
+    Written by hand rather than with captum's ``FeatureAblation`` (which it equals: tests/test_captum_equivalence.py):
+    captum runs its own unperturbed forward, so the prediction's forward could not be shared, and the
+    channels that a baseline leaves unchanged would still be evaluated.
+    """
+    copies, channels = ablated_copies(x, baselines)
+    delta = torch.zeros(x.shape[:2], dtype=reference.dtype, device=x.device)
+    if channels:
+        ablated = forward(copies).view(len(channels), len(x)).to(reference.dtype)
+        delta[:, channels] = (reference.unsqueeze(0) - ablated).T
+    return delta
 
 
 @dataclass(frozen=True)
@@ -209,6 +230,9 @@ class Method:
         attribute: for the other methods, ``Batch -> A`` or ``(A, info)`` with per-sample diagnostics ``info``
             (name -> ``(B,)``), run after a no-grad forward fixed the selection.
         signed: attributions carry a sign (shown on a diverging colour scale centred at 0).
+        baselines: for ablation methods, ``(x, params) -> (B, C, H, W)``: what each channel is replaced by;
+            the attribution of channel ``c`` is ``T(x) − T(x with c replaced)`` spread evenly over the slice's
+            pixels, so its mass is ``|ΔT|``.
     """
 
     name: str
@@ -218,6 +242,13 @@ class Method:
     attribute: Callable[[Batch], torch.Tensor | tuple[torch.Tensor, dict[str, torch.Tensor]]] | None = field(
         default=None, repr=False)
     signed: bool = False
+    baselines: Callable[[torch.Tensor, dict[str, Any]], torch.Tensor] | None = field(default=None, repr=False)
+
+    @property
+    def passes(self) -> str:
+        """How a batch is evaluated: ``gradient`` (one forward and backward), ``ablation`` (no-grad forwards
+        of the batch and of its channel-ablated copies) or ``captum`` (a no-grad forward, then the method)."""
+        return "gradient" if self.from_gradient else "ablation" if self.baselines else "captum"
 
 
 METHODS: dict[str, Method] = {
@@ -232,11 +263,17 @@ METHODS: dict[str, Method] = {
                signed=True),
         Method("smoothgrad", "mean |gradient| over noisy copies of the input (noise σ = sigma × the window's "
                "intensity range, seeded per slice)", {"samples": 8, "sigma": 0.15, "seed": 0}, attribute=_smoothgrad),
-        Method("occlusion", "channel ablation: |Δtarget| when one channel is replaced (captum); replace="
-               + "|".join(OCCLUSION_BASELINES), {"baseline": 0.0, "replace": "constant", "blur_sigma": 2.0},
-               attribute=_occlusion),
+        Method("occlusion", "channel ablation: |Δtarget| when one channel is replaced; replace="
+               + "|".join(OCCLUSION_BASELINES), {"baseline": 0.0, "replace": "mean", "blur_sigma": 2.0},
+               baselines=lambda x, p: occlusion_baselines(x, str(p["replace"]), float(p["baseline"]),
+                                                                      float(p["blur_sigma"]))),
     )
 }
+
+
+#: The default method: the one ``explorer validate`` shows recovers planted dependencies for every
+#: initialisation strategy (docs/validation.md), with its default ``replace="mean"``.
+DEFAULT_METHOD = "occlusion"
 
 
 @torch.no_grad()
@@ -273,7 +310,7 @@ class Explanation:
 
 def explain_batch(model: nn.Module, x: torch.Tensor, *, method: str, target: str, params: dict[str, Any],
                   slices: tuple[int, ...], padding: Padding | None, truth: torch.Tensor | None = None,
-                  selection: torch.Tensor | None = None) -> Explanation:
+                  selection: torch.Tensor | None = None, reversed_windows: bool = False) -> Explanation:
     """Attribute each window's target to its input channels: the one dispatch every caller uses.
 
     Gradient methods take one forward and one backward for the whole batch, and that forward also gives the
@@ -291,6 +328,7 @@ def explain_batch(model: nn.Module, x: torch.Tensor, *, method: str, target: str
         truth: ground-truth mask ``(B, H, W)`` bool for target ``mask``.
         selection: the target's pixels fixed by the caller (e.g. from another model's prediction); by default
             they come from this model's own prediction.
+        reversed_windows: ``x`` holds channel-reversed windows (methods that draw noise reverse it too).
 
     Raises:
         InputError: unknown method or target, target ``mask`` without a mask, a model with several logits.
@@ -311,13 +349,23 @@ def explain_batch(model: nn.Module, x: torch.Tensor, *, method: str, target: str
     keep = chosen.flatten(1).sum(1) > 0
     attr = torch.zeros_like(x)
     info: dict[str, torch.Tensor] = {}
-    if bool(keep.any()):
+    if spec.baselines is not None and bool(keep.any()):
+        rows = keep.nonzero()[:, 0]
+        forward = target_forward(model, tgt.absolute)
+        with torch.no_grad():
+            reference = ((logits.abs() if tgt.absolute else logits) * chosen).flatten(1).sum(1)[rows]
+            repeated = chosen[rows].repeat(x.shape[1], 1, 1)  # enough rows for every ablated copy
+            kept = x[rows].detach()
+            delta = occlusion_deltas(lambda c: forward(c, repeated[: len(c)]), kept, reference,
+                                     spec.baselines(kept, params))
+        attr[rows] = (delta.to(x.dtype) / valid.sum())[:, :, None, None] * valid
+    elif bool(keep.any()):
         rows = keep.nonzero()[:, 0]
         kept = tuple(int(slices[i]) for i in rows.tolist())
         inside = x[rows].detach().flatten(2)[..., valid.flatten() > 0]  # (b, C, unpadded pixels)
         span = (inside.amax(dim=(1, 2)) - inside.amin(dim=(1, 2))).clamp_min(1e-12)
         out = spec.attribute(Batch(model, x[rows].detach(), chosen[rows], tgt.absolute, kept, int(valid.sum()),
-                                   params, span))
+                                   params, span, reversed_windows))
         found, extra = out if isinstance(out, tuple) else (out, {})
         attr[rows] = found.detach()
         for name, values in extra.items():

@@ -46,7 +46,7 @@ CHECKSUM = "meta.json.sha256"
 
 
 #: Bump when anything changes the numbers an analysis or a diagnostic produces; part of every result key.
-ENGINE_VERSION = "5"
+ENGINE_VERSION = "6"
 
 
 def make_key(parts: dict[str, Any]) -> str:

@@ -97,7 +97,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
 
 
 def _add_analyze(sub: argparse._SubParsersAction) -> None:
-    from .attribution import METHODS, TARGETS
+    from .attribution import DEFAULT_METHOD, METHODS, TARGETS
     from .device import DEVICE_CHOICES, PRECISIONS
     from .export import PRESETS
     from .volume import AXES
@@ -106,8 +106,9 @@ def _add_analyze(sub: argparse._SubParsersAction) -> None:
     p.add_argument("volume", help="volume to analyse (.nii, .nii.gz, .tif)")
     p.add_argument("--checkpoint", action="append", required=True, help="checkpoint file; repeat for several")
     p.add_argument("--mask", default=None, help="optional ground-truth mask (Dice, target 'mask')")
-    p.add_argument("--method", default="saliency", type=_one_of(METHODS, "attribution method"),
-                   help="attribution method (default saliency): "
+    p.add_argument("--method", default=DEFAULT_METHOD, type=_one_of(METHODS, "attribution method"),
+                   help=f"attribution method (default {DEFAULT_METHOD}, validated on planted dependencies; "
+                   "saliency is the paper's measure and reads the first conv's per-channel weighting): "
                    + "; ".join(f"{m.name}: {m.description}" for m in METHODS.values()))
     p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                    help="method parameter, e.g. steps=50 (integrated_gradients) or sigma=0.1 (smoothgrad)")
@@ -116,9 +117,10 @@ def _add_analyze(sub: argparse._SubParsersAction) -> None:
                    + "; ".join(f"{t.name}: {t.description}" for t in TARGETS.values()))
     p.add_argument("--axis", default=None, type=_one_of(AXES, "slicing axis"),
                    help="slicing axis (default: the checkpoint's): " + _names(AXES))
-    p.add_argument("--no-zflip", action="store_true", help="skip the z-flip pass (reversed windows)")
-    p.add_argument("--zflip-stride", type=int, default=4, metavar="N", help="the z-flip pass predicts and "
-                   "attributes every N-th slice (default 4; 1 = all)")
+    p.add_argument("--no-reverse", "--no-zflip", dest="no_zflip", action="store_true",
+                   help="skip the reversed windows: no channel/anatomy split and no z-flip Dice (faster)")
+    p.add_argument("--zflip-stride", type=int, default=1, metavar="N", help="the reversed pass predicts and "
+                   "attributes every N-th slice (default 1 = all)")
     p.add_argument("--precision", default="auto", type=_one_of(PRECISIONS, "precision"),
                    help="autocast precision: " + _names(PRECISIONS) + " (default auto: bfloat16 where the CPU or "
                    "GPU runs it natively, else float32)")
@@ -152,7 +154,7 @@ def _formats(value: str) -> tuple[str, ...]:
 
 
 def _add_cohort(sub: argparse._SubParsersAction) -> None:
-    from .attribution import METHODS, TARGETS
+    from .attribution import DEFAULT_METHOD, METHODS, TARGETS
     from .cohort import DEFAULT_MARGIN, EXECUTORS  # light: pandas and the manifest reader only
     from .device import DEVICE_CHOICES
     from .volume import AXES
@@ -166,8 +168,8 @@ def _add_cohort(sub: argparse._SubParsersAction) -> None:
                    "local instance started and stopped by the command)")
     p.add_argument("--workers", type=int, default=None, help="CPUs of the local Ray instance (default all); "
                    "torch threads for --executor local")
-    p.add_argument("--method", default="saliency", type=_one_of(METHODS, "attribution method"),
-                   help="attribution method (default saliency): " + _names(METHODS))
+    p.add_argument("--method", default=DEFAULT_METHOD, type=_one_of(METHODS, "attribution method"),
+                   help=f"attribution method (default {DEFAULT_METHOD}): " + _names(METHODS))
     p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                    help="method parameter, e.g. replace=other (occlusion) or steps=16 (integrated_gradients)")
     p.add_argument("--target", default="predicted", type=_one_of(TARGETS, "attribution target"),
@@ -178,7 +180,9 @@ def _add_cohort(sub: argparse._SubParsersAction) -> None:
                    help=_names(DEVICE_CHOICES))
     p.add_argument("--margin", type=float, default=DEFAULT_MARGIN,
                    help=f"equivalence margin of the group AI (default {DEFAULT_MARGIN})")
-    p.add_argument("--zflip", action="store_true", help="also run the z-flip pass (off by default in a cohort)")
+    p.add_argument("--no-reverse", dest="no_reverse", action="store_true",
+                   help="skip the reversed windows (faster; the cohort's primary endpoint, channel asymmetry, is "
+                   "then missing and the statistics use the plain AI, recorded as such)")
     p.add_argument("--per-volume", action="store_true", help="also write each volume's analyze outputs under "
                    "OUT/volumes/<subject>/")
     p.add_argument("--fail-fast", action="store_true", help="stop at the first bad row (exit 2) instead of "
@@ -344,8 +348,8 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
         lines = []
         for name, entry in analysis.summary["models"].items():
             ai = entry["asymmetry_index"]
-            lines += [f"{name}: AI {_fmt(ai['mean'])} [{_fmt(ai['ci95'][0])}, {_fmt(ai['ci95'][1])}], "
-                      f"Wilcoxon p {_fmt(entry['wilcoxon_p'])}, Dice {_fmt(entry['dice'])}",
+            lines += [f"{name}: {_split_text(entry)}AI {_fmt(ai['mean'])} [{_fmt(ai['ci95'][0])}, "
+                      f"{_fmt(ai['ci95'][1])}], Wilcoxon p {_fmt(entry['wilcoxon_p'])}, Dice {_fmt(entry['dice'])}",
                       "  " + diagnostics_line(entry)]
     print("\n".join(lines))
     if not args.json:
@@ -369,7 +373,7 @@ def _cmd_cohort(args: argparse.Namespace) -> int:
     if args.workers is not None and args.workers < 1:
         raise InputError("--workers", str(args.workers), "a positive number")
     spec = RunSpec(method=args.method, target=args.target, params=_key_values(args.param, "--param"),
-                   axis=args.axis, zflip=args.zflip, device=args.device)
+                   axis=args.axis, zflip=not args.no_reverse, device=args.device)
     with tqdm(desc="cohort", unit="pair", file=sys.stderr, disable=None) as bar:
         def progress(done: int, total: int, message: str) -> None:
             bar.total = total
@@ -382,8 +386,9 @@ def _cmd_cohort(args: argparse.Namespace) -> int:
                             fail_fast=args.fail_fast, progress=progress)
     write_cohort(cohort, args.out, per_volume=args.per_volume)
     for name, g in cohort.summary["groups"].items():
-        ai = g["asymmetry_index"]
-        print(f"{name}: AI {_fmt(ai['mean'])} [{_fmt(ai['ci95'][0])}, {_fmt(ai['ci95'][1])}] "
+        ai = g[g["endpoint"]]
+        print(f"{name}: {g['endpoint'].replace('_', ' ')} {_fmt(ai['mean'])} [{_fmt(ai['ci95'][0])}, "
+              f"{_fmt(ai['ci95'][1])}] "
               f"({g['n_models']} model(s), {g['n_volumes']} volume(s))")
     for c in cohort.summary["comparisons"]:
         print(f"{c['a']} vs {c['b']}: {c['test']}, p {_fmt(c['p'])}, Holm p {_fmt(c['p_holm'])}, "
@@ -438,6 +443,16 @@ def _key_values(items: Sequence[str], flag: str) -> dict[str, str]:
             raise InputError(flag, f"{item!r}", "KEY=VALUE, e.g. gamma=2")
         out[key] = value
     return out
+
+
+def _split_text(entry: dict) -> str:
+    """``channel asymmetry M [lo, hi], anatomy M [lo, hi]; `` of a model's summary ('' when skipped)."""
+    parts = []
+    for key, label in (("channel_asymmetry", "channel asymmetry"), ("anatomy_asymmetry", "anatomy")):
+        value = entry.get(key)
+        if value is not None:
+            parts.append(f"{label} {_fmt(value['mean'])} [{_fmt(value['ci95'][0])}, {_fmt(value['ci95'][1])}]")
+    return "; ".join(parts) + "; " if parts else ""
 
 
 def _fmt(value: float | None) -> str:

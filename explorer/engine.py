@@ -138,7 +138,8 @@ def attribute_stack(
         truth = mask_batch(mask, chunk, dev, multiple)
         with autocast(dev, precision):
             explained = explain_batch(state["model"], x, method=method, target=target, params=resolved,
-                                      slices=tuple(int(z) for z in chunk), padding=batch.padding, truth=truth)
+                                      slices=tuple(int(z) for z in chunk), padding=batch.padding, truth=truth,
+                                      reversed_windows=reverse)
         attr, out, keep = explained.attr, explained.logits, explained.keep
         pred = out > 0
         attr = batch.padding.crop(attr.flip(1) if reverse else attr).float()

@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-from .attribution import get_method, get_target, resolve_params
+from .attribution import DEFAULT_METHOD, get_method, get_target, resolve_params
 from .device import DEVICE_CHOICES, PRECISIONS
 from .diagnostics.options import DiagnosticOptions
 from .errors import InputError, unknown_name
@@ -23,11 +23,14 @@ class RunSpec:
     """What to compute for every checkpoint of an analysis.
 
     Attributes:
-        method: a key of :data:`explorer.attribution.METHODS`.
+        method: a key of :data:`explorer.attribution.METHODS`; the default, occlusion with each channel
+            replaced by its mean, is the one ``explorer validate`` shows recovers planted dependencies
+            (docs/validation.md).
         target: a key of :data:`explorer.attribution.TARGETS`.
         params: the method's parameters; the method's defaults are filled in when the spec is built.
         axis: slicing axis; None means "the checkpoints' axis" (:meth:`for_checkpoints` fills it in).
-        zflip: also attribute the windows with their channel order reversed (z-flip consistency).
+        zflip: also attribute the windows with their channel order reversed: the channel/anatomy split and
+            z-flip consistency (``--no-reverse`` turns it off; the outputs then record the split as skipped).
         keep_maps: keep the float16 attribution maps in the results (slice viewer, ``--save-maps``).
         diagnostics: which diagnostics run and with what options.
         device: ``auto``, ``cpu``, ``cuda`` or ``mps`` (:func:`explorer.device.select_device`).
@@ -40,7 +43,7 @@ class RunSpec:
         InputError: an unknown method, target, axis or device, or a bad method parameter.
     """
 
-    method: str = "saliency"
+    method: str = DEFAULT_METHOD
     target: str = "predicted"
     params: Mapping[str, Any] = field(default_factory=dict)
     axis: str | None = None
@@ -49,7 +52,7 @@ class RunSpec:
     diagnostics: DiagnosticOptions = field(default_factory=DiagnosticOptions)
     device: str = "auto"
     precision: str = "auto"
-    zflip_stride: int = 4
+    zflip_stride: int = 1
 
     def __post_init__(self) -> None:
         get_method(self.method)

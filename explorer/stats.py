@@ -50,6 +50,46 @@ def asymmetry_index(shares: np.ndarray, offsets: Sequence[int], k: int | None = 
         return (a - b) / (a + b)
 
 
+def split_asymmetry(masses: np.ndarray, reversed_masses: np.ndarray, offsets: Sequence[int],
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """Per-slice channel and anatomy asymmetry of the innermost pair (docs/definitions.md, "The split").
+
+    With R the channel reversal and AI in *channel* coordinates, ``channel = (AI(x) + AI(Rx)) / 2`` (the
+    network's directional preference: exactly 0 when ``f∘R = f``) and ``anatomy = (AI(x) − AI(Rx)) / 2`` (the
+    scan's own z-asymmetry: exactly 0 when ``x_{z−1} = x_{z+1}``).
+
+    Args:
+        masses: ``(S, C)`` masses of the windows as they are.
+        reversed_masses: ``(S, C)`` masses of the reversed windows, mapped back to offsets (as
+            :func:`explorer.engine.attribute_stack` returns them with ``reverse=True``: column ``i`` is the
+            channel that held offset ``offsets[i]``), NaN where not computed.
+        offsets: the window offsets.
+
+    Returns:
+        ``(channel, anatomy)``, each ``(S,)``, NaN where either pass skipped the slice.
+    """
+    ai = asymmetry_index(shares_from_masses(masses), offsets)
+    # mapped back to offsets, the reversed pass's AI is minus its AI in channel coordinates
+    ai_reversed_channels = -asymmetry_index(shares_from_masses(reversed_masses), offsets)
+    return (ai + ai_reversed_channels) / 2, (ai - ai_reversed_channels) / 2
+
+
+def split_summary(masses: np.ndarray, reversed_masses: np.ndarray | None, offsets: Sequence[int], *,
+                  seed: int = BOOTSTRAP_SEED) -> dict:
+    """``{"channel_asymmetry": {...}, "anatomy_asymmetry": {...}}``, each ``{"mean", "ci95",
+    "block_length", "n_slices"}`` with the block-bootstrap CI of :func:`ai_ci`; both None (and ``"split":
+    "skipped"``) when the reversed windows were not attributed."""
+    if reversed_masses is None:
+        return {"channel_asymmetry": None, "anatomy_asymmetry": None,
+                "split": "skipped: the reversed windows were not attributed (--no-reverse)"}
+    out: dict = {"split": "computed"}
+    for name, values in zip(("channel_asymmetry", "anatomy_asymmetry"),
+                            split_asymmetry(masses, reversed_masses, offsets), strict=True):
+        mean, ci, block = ai_ci(values, seed=seed)
+        out[name] = {"mean": mean, "ci95": ci, "block_length": block, "n_slices": int(np.isfinite(values).sum())}
+    return out
+
+
 def mean_ci(values: np.ndarray, *, seed: int = BOOTSTRAP_SEED, n_resamples: int = BOOTSTRAP_RESAMPLES,
             ) -> tuple[float | None, list[float | None]]:
     """Mean of the finite ``values`` and its 95% percentile-bootstrap CI (None where undefined)."""

@@ -56,6 +56,12 @@ def test_cli_writes_the_contract_files_and_a_second_run_hits_the_cache(inputs: d
     assert list(shares.columns[:4]) == ["model", "slice", "offset", "share"]
     assert set(shares["model"]) == {"random", "imagenet-uniform"} and set(shares["offset"]) == {-1, 0, 1}
     np.testing.assert_allclose(shares.groupby(["model", "slice"])["share"].sum(), 1.0, atol=1e-9)
+    wide = shares.pivot_table(index=["model", "slice"], columns="offset", values="share")
+    per_slice = shares.groupby(["model", "slice"])[["channel_asymmetry", "anatomy_asymmetry"]].first()
+    split = per_slice.sum(axis=1, min_count=2)
+    ai = (wide[-1] - wide[1]) / (wide[-1] + wide[1])
+    assert split.notna().mean() > 0.9  # the reversed windows were attributed on (almost) every slice
+    np.testing.assert_allclose(split.dropna(), ai[split.notna()], atol=1e-9)  # AI = channel + anatomy, per slice
 
     summary = json.loads((out / "summary.json").read_text())
     assert set(summary) >= {"models", "inputs", "comparisons"}
@@ -63,11 +69,12 @@ def test_cli_writes_the_contract_files_and_a_second_run_hits_the_cache(inputs: d
         assert set(entry) >= {"strategy", "mean_share", "asymmetry_index", "wilcoxon_p", "dice",
                               "first_conv_share", "zflip_dice"}
         assert set(entry["mean_share"]) == set(entry["first_conv_share"]) == {"-1", "0", "1"}
-        lo, hi = entry["asymmetry_index"]["ci95"]
-        assert lo <= entry["asymmetry_index"]["mean"] <= hi
+        for key in ("asymmetry_index", "channel_asymmetry", "anatomy_asymmetry"):
+            lo, hi = entry[key]["ci95"]
+            assert lo <= entry[key]["mean"] <= hi
         assert 0.0 <= entry["dice"] <= 1.0 and 0.0 <= entry["zflip_dice"] <= 1.0
     assert summary["models"]["imagenet-uniform"]["strategy"] == "imagenet-uniform"
-    assert summary["inputs"]["method"] == "saliency" and summary["inputs"]["target"] == "predicted"
+    assert summary["inputs"]["method"] == "occlusion" and summary["inputs"]["target"] == "predicted"
     assert summary["inputs"]["volume"]["sha256"] and summary["inputs"]["mask"]["sha256"]
     assert summary["comparisons"][0]["models"] == ["random", "imagenet-uniform"]
 

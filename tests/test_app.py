@@ -98,6 +98,25 @@ def test_slice_slider_reruns_the_viewer(analysed):
     assert any("Slice 10" in json.loads(c.proto.spec)["layout"]["title"]["text"] for c in at.get("plotly_chart"))
 
 
+def test_one_click_between_the_validated_measure_and_saliency(analysed):
+    """The default is the validated method; the Distributions view switches to the paper's saliency and back in
+    one click each, on the same checkpoints (the way back comes from the cache)."""
+    at = analysed
+    at.radio(key="view").set_value("Distributions").run()
+    assert at.session_state["analysis"].spec.method == "occlusion"
+    models = list(at.session_state["analysis"].models)
+    at.button(key="switch_measure").click().run()
+    settle(at)
+    assert at.session_state["analysis"].spec.method == "saliency"
+    assert at.selectbox(key="method").value == "saliency"
+    assert list(at.session_state["analysis"].models) == models
+    assert any("first convolution's per-channel weighting" in c.value for c in at.caption)
+    at.button(key="switch_measure").click().run()
+    settle(at)
+    assert at.session_state["analysis"].spec.method == "occlusion"
+    assert at.session_state["run_note"][1].startswith("Found in the cache")
+
+
 def _download_keys(at: AppTest) -> set[str]:
     return {b.proto.id for b in at.get("download_button")}
 

@@ -153,13 +153,14 @@ def _results(cohort) -> None:
                f"pair(s) from the cache.")
     if cohort.errors:
         st.warning(f"{len(cohort.errors)} pair(s) failed: " + "; ".join(cohort.errors[:3]))
-    for fig, name in ((forest_figure(rows, summary), "cohort_forest"), (paired_lines_figure(rows), "cohort_paired"),
+    for fig, name in ((forest_figure(rows, summary), "cohort_forest"),
+                      (paired_lines_figure(rows, summary["endpoint"]), "cohort_paired"),
                       (share_distribution_figure(rows), "cohort_shares")):
         st.plotly_chart(fig, key=f"fig-{name}")
         figure_downloads(fig, name)
     groups = pd.DataFrame([{"group": n, "models": g["n_models"], "volumes": g["n_volumes"],
-                            "AI": g["asymmetry_index"]["mean"], "AI CI low": g["asymmetry_index"]["ci95"][0],
-                            "AI CI high": g["asymmetry_index"]["ci95"][1],
+                            summary["endpoint"]: g[g["endpoint"]]["mean"],
+                            "CI low": g[g["endpoint"]]["ci95"][0], "CI high": g[g["endpoint"]]["ci95"][1],
                             "held-out Dice": (g["dice"] or {}).get("mean"),
                             "equivalent (TOST)": summary["equivalence"][n]["equivalent"]}
                            for n, g in summary["groups"].items()])

@@ -28,19 +28,32 @@ GRADIENT = ("**Why occlusion can disagree with saliency** — they answer differ
             "whatever the data; what remains after training measures only how far training moved that first "
             "convolution. Whether the network relies on one neighbour more is a perturbation question: "
             "occlusion and z-flip.")
+SPLIT = ("**Channel asymmetry and anatomy asymmetry** — the AI of one scan mixes two things: the network "
+         "preferring one input channel, and the scan itself differing above and below the slice. Every analysis "
+         "also runs the windows with z−1 and z+1 swapped. Averaging the two AIs (in channel order) gives the "
+         "**channel asymmetry**, which is exactly 0 for a network that treats its two neighbours alike, whatever "
+         "the scan; half their difference is the **anatomy asymmetry**, exactly 0 for a scan whose slices above "
+         "and below are equal. The network's bias is the channel asymmetry.")
+MEASURE = ("**Which measure is shown** — by default *occlusion*: each input slice in turn is replaced by its mean "
+           "and the change of the output is measured, i.e. how much the prediction *depends* on that slice. It "
+           "recovered the planted direction on networks trained to depend on one known slice (`explorer "
+           "validate`, docs/validation.md). *Saliency* (the paper's measure) is one click away in the sidebar: "
+           "it reads the first convolution's per-channel weights, and on those networks it gave the wrong sign "
+           "(ImageNet initialisation) or nothing (uniform initialisation).")
 DICE = ("**Dice** — overlap of the prediction with the mask, `2|P∩T| / (|P|+|T|)`: 1 is perfect, 0 no overlap. "
         "**z-flip Dice** — the same overlap between the prediction on the normal input and on the input with z−1 "
         "and z+1 swapped: 1 means the segmentation does not depend on the direction of the slice axis; lower "
         "values mean the network treats 'above' and 'below' differently.")
 
 VIEW_HELP = {
-    "Distributions": [SHARE, AI, GRADIENT, CI],
+    "Distributions": [SHARE, AI, SPLIT, MEASURE, GRADIENT, CI],
     "Along the axis": [SHARE, "Each line follows one checkpoint through the volume: a share that drifts with the "
                               "slice index follows the anatomy; a constant offset between neighbours follows the "
                               "network. Slices where nothing is predicted are skipped (gaps).", CI],
     "Slice viewer": ["The top row shows the slice with each checkpoint's prediction tinted in its colour and the "
                      "mask outlined. Below, one row per checkpoint: its attribution for each input channel "
-                     "(z−1, z, z+1) over the anatomy — bright where the output is most sensitive to that slice.",
+                     "(z−1, z, z+1) over the anatomy — bright where the output depends most on that slice (gradient "
+                     "methods pixel by pixel; occlusion has one value per slice, spread evenly over it).",
                      "With **one scale per row** each checkpoint's maps use their own colour range (compare the "
                      "channels of one checkpoint); with one shared scale the rows compare with each other (a "
                      "random-initialised network's large gradients then darken the others)."],
@@ -54,7 +67,7 @@ VIEW_HELP = {
                    "where the network's weights start from (ImageNet's R, G, B are 0.32, 0.45, 0.23 — already "
                    "asymmetric) and where training left them. Equal z−1 and z+1 shares make saliency AI zero by "
                    "construction.", GRADIENT],
-    "Statistics": [AI, "**Wilcoxon p** — paired signed-rank test, over slices, of the z−1 share against the z+1 "
+    "Statistics": [AI, SPLIT, "**Wilcoxon p** — paired signed-rank test, over slices, of the z−1 share against the z+1 "
                    "share (per checkpoint) or of |AI| between two checkpoints. Small p says the difference is "
                    "consistent across this scan's slices, not that it is large: read the AI for the size.",
                    CI, DICE],

@@ -14,7 +14,7 @@ from explorer.analysis import select_models
 from explorer.app import cohort, diagnostics, explain, exports, resources, runner, sidebar, viewer, viewer3d, views
 from explorer.app.guard import guard
 
-st.set_page_config(page_title="explorer: 2D+ saliency asymmetry", layout="wide")
+st.set_page_config(page_title="explorer: 2D+ neighbour asymmetry", layout="wide")
 
 
 def _shown(analysis) -> list[str]:
@@ -28,8 +28,9 @@ def _shown(analysis) -> list[str]:
 
 def main() -> None:
     st.title("Do 2D+ networks look at one neighbour more than the other?")
-    st.caption("Per-slice gradient attribution across the input channels (slices z−1, z, z+1) of 2D+ "
-               "segmentation checkpoints trained with different initialisations — arXiv 2505.14105.")
+    st.caption("Which input slice (z−1, z, z+1) does each 2D+ segmentation checkpoint depend on, per slice of "
+               "the scan? Occlusion by default (validated on planted dependencies), the paper's gradient saliency "
+               "one click away — arXiv 2505.14105.")
     if st.sidebar.radio("Mode", ["One volume", "Cohort"], horizontal=True, key="mode") == "Cohort":
         cohort.show()
         return

@@ -77,7 +77,8 @@ def controls(settings: Settings | Blocked) -> None:
     changed = state.get("analysis_key") != settings.key
     first_visit = "analysis" not in state and "failed_key" not in state
     found_again = changed and state.get("failed_key") != settings.key and all_cached(settings)
-    if clicked or first_visit or found_again:
+    run_now = state.pop("run_now", False)  # set by a view's one-click switch of the measure
+    if clicked or first_visit or found_again or (run_now and changed):
         state.pop("run_note", None)
         state["job"] = jobs.start(settings.key, settings.study, list(settings.checkpoints), settings.spec)
         state.pop("preview_shown", None)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import streamlit as st
 
-from explorer.attribution import METHODS, TARGETS
+from explorer.attribution import DEFAULT_METHOD, METHODS, TARGETS
 from explorer.checkpoints import Checkpoint, list_zoo
 from explorer.config import Limits
 from explorer.device import DEVICE_CHOICES, describe_device, select_device
@@ -50,6 +50,11 @@ class Settings:
                 json.dumps(self.spec.record(), sort_keys=True, default=str))
 
 
+#: What the select box says of the methods whose benchmark result a user should see when choosing.
+METHOD_LABELS = {DEFAULT_METHOD: f"{DEFAULT_METHOD} — validated default: which slice the output depends on",
+                 "saliency": "saliency — the paper's measure: first-conv weighting"}
+
+
 def show() -> Settings | Blocked:
     """Render the sidebar; return the settings, or why the inputs cannot be analysed (message shown)."""
     sb = st.sidebar
@@ -60,9 +65,13 @@ def show() -> Settings | Blocked:
     axis = sb.selectbox("Slicing axis", ["as trained (checkpoint)", *AXES], key="axis",
                         help="Default: the axis each checkpoint was trained on (axial for the shipped zoo).")
     method = sb.selectbox("Attribution method", list(METHODS), key="method",
-                          format_func=lambda m: f"{m} — {METHODS[m].description}"[:70],
-                          help="How much each input channel (slice z−1, z, z+1) contributes to the prediction. "
-                               "Gradient methods are fast; occlusion and integrated gradients are slower.")
+                          index=list(METHODS).index(DEFAULT_METHOD),
+                          format_func=lambda m: METHOD_LABELS.get(m, f"{m} — {METHODS[m].description}")[:70],
+                          help="How much the prediction depends on each input channel (slice z−1, z, z+1). "
+                               f"The default, **{DEFAULT_METHOD}** (each channel replaced by its mean), recovers "
+                               "planted dependencies for every initialisation (`explorer validate`). **saliency** "
+                               "is the paper's measure: it reads the first convolution's per-channel weighting and "
+                               "gave the wrong sign, or nothing, on networks trained on a planted dependence.")
     target = sb.selectbox("Target", list(TARGETS), key="target",
                           format_func=lambda t: f"{t} — {TARGETS[t].description}"[:70],
                           help="Which pixels' output is explained: the predicted foreground by default.")

@@ -7,6 +7,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from explorer import figures
+from explorer.attribution import DEFAULT_METHOD
 from explorer.export import figure_bytes, static_export_status, table_csv
 from explorer.figures.tables import format_table, table_caption
 
@@ -34,7 +35,29 @@ def table_download(table: pd.DataFrame, name: str) -> None:
                        key=f"dl-{name}-csv", on_click="ignore")
 
 
+def _switch_measure(method: str) -> None:
+    """A button's callback (it runs before the next script run, so it may set the sidebar's widget): choose
+    ``method`` and analyse at once (the result comes from the cache when it was computed before)."""
+    st.session_state["method"] = method
+    st.session_state["run_now"] = True
+
+
+def measure_switch(summary: dict) -> None:
+    """One click between the validated default and the paper's gradient saliency, on the same checkpoints."""
+    method = summary.get("inputs", {}).get("method")
+    other = "saliency" if method != "saliency" else DEFAULT_METHOD
+    st.caption(f"Measure: **{method}**. " + ("Validated on planted dependencies (`explorer validate`): how much the "
+               "prediction depends on each slice." if method == DEFAULT_METHOD else "Gradient saliency (the "
+               "paper's measure) reads the first convolution's per-channel weighting; on planted dependencies it "
+               "gave the wrong sign or nothing." if method == "saliency" else ""))
+    label = "the paper's gradient saliency" if other == "saliency" else f"the validated default ({other})"
+    st.button(f"Show {label}", key="switch_measure", on_click=_switch_measure, args=(other,),
+              help="Re-analyses the same scan and checkpoints with the other measure (from the cache when "
+                   "computed before).")
+
+
 def distributions(shares: pd.DataFrame, summary: dict) -> None:
+    measure_switch(summary)
     kind = st.radio("Plot", ["violin", "box"], horizontal=True, key="dist_kind",
                     help="Each shape is the spread, over this scan's slices, of one checkpoint's share per input "
                          "channel; 1/3 each means no preference for either neighbour.")

@@ -79,7 +79,7 @@ def run_cohort(manifest: str | Path | Sequence[Entry], checkpoints: Sequence[str
     names = unique_names([c.name for c in loaded])
     models = [Model(name=n, path=str(p), strategy=c.meta.strategy, seed=c.meta.recipe.get("seed"), sha256=c.sha256,
                     training=c.meta.training) for n, p, c in zip(names, checkpoints, loaded, strict=True)]
-    spec = (spec or RunSpec(zflip=False)).for_checkpoints(loaded)
+    spec = (spec or RunSpec()).for_checkpoints(loaded)
     report = progress or (lambda done, total, message: None)
     if executor == "ray":
         rows = run_ray(entries, models, spec, address=ray_address, workers=workers, fail_fast=fail_fast,
@@ -112,7 +112,8 @@ def _table(rows: list[dict], entries: Sequence[Entry], models: Sequence[Model]) 
     table["held_out"] = [_held_out(by_name[m].training, s, v) for m, s, v in
                          zip(table["model"], table["subject"], table.get("volume_sha256", [None] * len(table)),
                              strict=True)]
-    fixed = ["subject", "volume", "model", "strategy", "seed", "n_slices", "asymmetry_index", "ai_ci_low",
+    fixed = ["subject", "volume", "model", "strategy", "seed", "n_slices", "channel_asymmetry", "ca_ci_low",
+             "ca_ci_high", "anatomy_asymmetry", "aa_ci_low", "aa_ci_high", "asymmetry_index", "ai_ci_low",
              "ai_ci_high", "block_length", "dice"]
     for column in [*fixed, "error"]:
         if column not in table:

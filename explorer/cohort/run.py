@@ -46,7 +46,8 @@ def pair_rows(entry: Entry, models: Sequence[Model], spec: RunSpec) -> list[dict
         spec: the run's parameters (axis filled in).
 
     Returns:
-        Rows with ``subject, volume, model, n_slices, asymmetry_index, ai_ci_low, ai_ci_high, block_length,
+        Rows with ``subject, volume, model, n_slices, asymmetry_index, ai_ci_low, ai_ci_high, channel_asymmetry,
+        ca_ci_low, ca_ci_high, anatomy_asymmetry, aa_ci_low, aa_ci_high, block_length,
         dice, share_<offset>..., error, from_cache, volume_sha256``.
     """
     from ..analysis import analyze, default_cache
@@ -78,6 +79,9 @@ def _numbers(entry: dict) -> dict[str, Any]:
     ai = entry["asymmetry_index"]
     out = {"n_slices": entry["n_slices"], "asymmetry_index": ai["mean"], "ai_ci_low": ai["ci95"][0],
            "ai_ci_high": ai["ci95"][1], "block_length": entry["bootstrap"]["block_length"], "dice": entry["dice"]}
+    for name, short in (("channel_asymmetry", "ca"), ("anatomy_asymmetry", "aa")):
+        split = entry.get(name) or {"mean": None, "ci95": [None, None]}
+        out.update({name: split["mean"], f"{short}_ci_low": split["ci95"][0], f"{short}_ci_high": split["ci95"][1]})
     out.update({f"share_{k}": v for k, v in entry["mean_share"].items()})
     return out
 

@@ -33,14 +33,16 @@ def summarise(rows: pd.DataFrame, *, margin: float = 0.02) -> dict:
     """``groups``, ``comparisons`` (Holm-adjusted over all reported tests) and ``equivalence``.
 
     Args:
-        rows: ``cohort.csv``'s rows (``subject, model, strategy, asymmetry_index, dice, held_out,
-            share_<offset>..., error``).
+        rows: ``cohort.csv``'s rows (``subject, model, strategy, channel_asymmetry, asymmetry_index, dice,
+            held_out, share_<offset>..., error``); the statistics use :func:`primary_endpoint`.
         margin: equivalence margin of the group AI (TOST).
 
     Returns:
-        ``{"groups": {strategy: {...}}, "comparisons": [...], "equivalence": {strategy: {...}}}``.
+        ``{"endpoint", "groups": {strategy: {..., ENDPOINT: {"mean", "ci95"}}}, "comparisons": [...],
+        "equivalence": {strategy: {...}}}``.
     """
-    ai = group_tables(rows, "asymmetry_index")
+    endpoint = primary_endpoint(rows)
+    ai = group_tables(rows, endpoint)
     held = rows.assign(dice=rows["dice"].where(rows["held_out"].astype(bool)) if "held_out" in rows else rows["dice"])
     dice = group_tables(held, "dice") if held["dice"].notna().any() else {}
     share_columns = [c for c in rows if c.startswith("share_")]
@@ -50,7 +52,7 @@ def summarise(rows: pd.DataFrame, *, margin: float = 0.02) -> dict:
         mean, ci = cs.hierarchical_bootstrap_ci(table.to_numpy(), n_boot=N_BOOT, seed=SEED)
         entry = {"strategy": name, "n_models": int(table.notna().any(axis=1).sum()),
                  "n_volumes": int(table.notna().any(axis=0).sum()), "models": list(table.index),
-                 "asymmetry_index": {"mean": mean, "ci95": list(ci)},
+                 "endpoint": endpoint, endpoint: {"mean": mean, "ci95": list(ci)},
                  "mean_share": {c.removeprefix("share_"): float(shares[c][name].mean(axis=1).mean())
                                 for c in share_columns},
                  "dice": None}
@@ -59,8 +61,16 @@ def summarise(rows: pd.DataFrame, *, margin: float = 0.02) -> dict:
             entry["dice"] = {"mean": d_mean, "ci95": list(d_ci),
                              "n_volumes": int(dice[name].notna().any(axis=0).sum()), "held_out": True}
         groups[name] = entry
-    return {"groups": groups, "comparisons": comparisons(ai),
+    return {"endpoint": endpoint, "groups": groups, "comparisons": comparisons(ai),
             "equivalence": {name: _equivalence(t, margin) for name, t in ai.items()}}
+
+
+def primary_endpoint(rows: pd.DataFrame) -> str:
+    """``channel_asymmetry`` (the network's own directional preference, docs/definitions.md) where the rows
+    have it; ``asymmetry_index`` when the reversed windows were skipped (``--no-reverse``)."""
+    ok = rows[rows["error"].isna()] if "error" in rows else rows
+    has_split = "channel_asymmetry" in ok and len(ok) and ok["channel_asymmetry"].notna().all()
+    return "channel_asymmetry" if has_split else "asymmetry_index"
 
 
 def comparisons(tables: dict[str, pd.DataFrame]) -> list[dict]:

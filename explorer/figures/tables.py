@@ -44,8 +44,8 @@ def _offset_column(prefix: str, offset: int) -> str:
 
 
 def stats_table(summary: Mapping) -> pd.DataFrame:
-    """One row per model: strategy, Dice, mean shares, AI [95% CI] and Wilcoxon p (every pair for windows wider
-    than 3), z-flip Dice, slices used and skipped, first-conv shares.
+    """One row per model: strategy, Dice, mean shares, channel and anatomy asymmetry [95% CI], AI [95% CI] and
+    Wilcoxon p (every pair for windows wider than 3), z-flip Dice, slices used and skipped, first-conv shares.
 
     Args:
         summary: the analysis summary (offset keys may be ints or JSON strings).
@@ -66,6 +66,11 @@ def stats_table(summary: Mapping) -> pd.DataFrame:
                                   "Dice": entry.get("dice")}
         for off, value in offset_values(entry.get("mean_share"), f"summary: models.{name}.mean_share").items():
             row[_offset_column("mean share", off)] = value
+        for key, label in (("channel_asymmetry", "channel asymmetry"), ("anatomy_asymmetry", "anatomy asymmetry")):
+            split = entry.get(key) or {}
+            split_ci = list(split.get("ci95") or [None, None]) + [None, None]
+            row.update({f"{label} mean": split.get("mean"), f"{label} CI95 low": split_ci[0],
+                        f"{label} CI95 high": split_ci[1]})
         row.update({"AI mean": ai.get("mean"), "AI CI95 low": ci[0], "AI CI95 high": ci[1],
                     "Wilcoxon p": entry.get("wilcoxon_p")})
         for k, pair in list(ai_pairs(entry).items())[1:]:  # wider windows: the outer pairs too
