@@ -12,7 +12,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from ._style import FONT
+from ._style import style
 
 #: One colour per planted direction: previous slice, centre only, next slice (Okabe–Ito).
 DIRECTION_COLOURS = {-1: "#0072B2", 0: "#6E6E6E", 1: "#D55E00"}
@@ -61,9 +61,8 @@ def validation_figure(table: pd.DataFrame) -> go.Figure:
             fig.add_hline(y=0, line=dict(color="#888888", dash="dot", width=1), row=i, col=j)
     fig.update_yaxes(title_text="channel asymmetry", col=1)
     fig.update_yaxes(range=[-1.05, 1.05])
-    fig.update_xaxes(tickangle=-35)
-    fig.update_layout(template="simple_white", font=FONT, height=260 + 320 * len(regimes),
-                      width=max(560, 320 * len(strategies)),
-                      title="Recovered channel asymmetry vs planted direction (mean over seeds, 95% t-interval)",
-                      legend=dict(orientation="h", y=-0.25, x=0))
-    return fig
+    fig.update_xaxes(tickangle=-35, automargin=True)
+    fig.update_layout(scattermode="group", width=max(560, 320 * len(strategies)))  # directions side by side
+    return style(fig, "Recovered channel asymmetry vs planted direction",
+                 subtitle="mean over seeds with its 95% t-interval; d = −1 should lie above 0, d = +1 below",
+                 height=300 + 360 * len(regimes), title_pad=24)
