@@ -207,7 +207,7 @@ def _add_validate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--strategies", nargs="+", type=_one_of(STRATEGIES, "strategy"),
                    help="default: " + _names(DEFAULT_STRATEGIES))
     p.add_argument("--seeds", type=int, help="seeds per strategy x direction x regime (default 3)")
-    p.add_argument("--directions", nargs="+", type=int, help="planted offsets d (default -1 0 1)")
+    p.add_argument("--directions", nargs="+", type=int, help="planted offsets d (default: every offset of the window)")
     p.add_argument("--methods", nargs="+", metavar="NAME[:KEY=VALUE,...]",
                    help="methods scored (default: " + " ".join(DEFAULT_METHODS) + ")")
     p.add_argument("--epochs", type=int, help="training epochs (default 12; 40 with --quick)")

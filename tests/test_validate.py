@@ -19,6 +19,7 @@ from explorer.errors import InputError
 from explorer.figures.validation import validation_figure
 from explorer.validation import REFERENCE_METHOD, ValidationSpec
 from explorer.validation.planted import PlantedParams, make_planted, planted_label, textures
+from explorer.validation.score import expected_sign, network_score, t_interval
 
 PARAMS = PlantedParams(shape=(48, 48, 40))
 
@@ -188,3 +189,25 @@ def test_figure_shows_each_direction_per_panel() -> None:
     assert sum(t.showlegend for t in fig.data) == 3  # one legend entry per direction
     with pytest.raises(KeyError, match="seeds"):
         validation_figure(table.drop(columns="seeds"))
+
+
+def test_expected_sign_is_defined_for_the_innermost_pair_only() -> None:
+    assert [expected_sign(d, (-1, 0, 1)) for d in (-1, 0, 1)] == [1, 0, -1]
+    assert [expected_sign(d, (-2, -1, 0, 1, 2)) for d in (-2, -1, 0, 1, 2)] == [0, 1, 0, -1, 0]
+    assert [expected_sign(d, (-2, 0, 2)) for d in (-2, 0, 2)] == [1, 0, -1]
+    assert network_score(1, (-1, 0, 1), -0.4, [-0.5, -0.3]) == {"expected_sign": -1, "sign_correct": True,
+                                                                 "passed": True}
+    assert network_score(1, (-1, 0, 1), -0.4, [-0.5, 0.1])["passed"] is False  # CI reaches 0
+    assert network_score(-1, (-1, 0, 1), -0.4, [-0.5, -0.3])["sign_correct"] is False
+    assert network_score(0, (-1, 0, 1), 0.2, [0.1, 0.3])["passed"] is None  # centre task: a value, no score
+
+
+def test_directions_default_to_the_window_offsets() -> None:
+    assert ValidationSpec().directions == (-1, 0, 1)
+    assert ValidationSpec(offsets=("-2", "0", "2"), seeds=1).directions == (-2, 0, 2)
+
+
+def test_t_interval_over_seeds() -> None:
+    mean, lo, hi = t_interval(np.array([0.5, 0.7, 0.9]))
+    assert mean == pytest.approx(0.7) and hi - mean == pytest.approx(4.302653 * 0.2 / np.sqrt(3), rel=1e-5)
+    assert t_interval(np.array([0.5, np.nan]))[1:] == (None, None)  # one seed: no interval

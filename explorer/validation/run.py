@@ -165,7 +165,8 @@ def _network(spec: ValidationSpec, case: _Case, strategy: str, data: Study, root
     return load_checkpoint(path, name=strategy), True
 
 
-def _row(case: _Case, strategy: str, method: str, entry: dict, ckpt: Checkpoint, dices: FunctionalDice) -> dict:
+def _row(case: _Case, strategy: str, method: str, entry: dict, ckpt: Checkpoint, dices: FunctionalDice,
+         ) -> dict:
     """One CSV row: the network, its channel/anatomy asymmetry under ``method``, its score and Dices."""
     channel, anatomy = entry["channel_asymmetry"], entry["anatomy_asymmetry"]
     return {"regime": case.regime, "strategy": strategy, "direction": case.direction, "seed": case.seed,
@@ -174,4 +175,4 @@ def _row(case: _Case, strategy: str, method: str, entry: dict, ckpt: Checkpoint,
             "channel_ci95_lo": channel["ci95"][0], "channel_ci95_hi": channel["ci95"][1],
             "anatomy_asymmetry": anatomy["mean"], "anatomy_ci95_lo": anatomy["ci95"][0],
             "anatomy_ci95_hi": anatomy["ci95"][1], "zflip_dice": entry["zflip_dice"],
-            **network_score(case.direction, channel["mean"], channel["ci95"]), **dices.columns()}
+            **network_score(case.direction, ckpt.meta.offsets, channel["mean"], channel["ci95"]), **dices.columns()}

@@ -2,7 +2,8 @@
 
 A network trained on labels from slice ``z + d`` depends on offset ``d``. With the asymmetry index
 ``AI = (s_{-1} - s_{+1}) / (s_{-1} + s_{+1})``, ``d < 0`` expects ``channel_asymmetry > 0`` and ``d > 0``
-expects ``< 0``; ``d = 0`` (centre-only task) has no expected sign and is reported as a value. One network
+expects ``< 0``; ``d = 0`` (centre-only task) has no expected sign and is reported as a value, and so has an
+offset beyond the innermost pair (``d = ±2`` of ``-2..2``: the index compares the innermost pair). One network
 *passes* when its sign is right and its per-network CI excludes 0. Over seeds, the mean comes with a
 Student-t interval (``df = seeds - 1``; none with one seed).
 """
@@ -10,24 +11,29 @@ Student-t interval (``df = seeds - 1``; none with one seed).
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
+from ..stats import innermost_pair
+
 #: Columns that identify one cell of the aggregated table.
 GROUP = ["regime", "strategy", "direction", "method"]
 
 
-def expected_sign(direction: int) -> int:
-    """+1 for a planted previous slice (``d < 0``), -1 for a next slice (``d > 0``), 0 for the centre."""
-    return int(-np.sign(direction))
+def expected_sign(direction: int, offsets: Sequence[int]) -> int:
+    """+1 for a planted previous slice (``d = -k``), -1 for a next slice (``d = +k``), with ``k`` the innermost
+    pair of ``offsets`` (:func:`explorer.stats.innermost_pair`); 0 (no expected sign) for any other ``d``."""
+    return int(-np.sign(direction)) if abs(direction) == innermost_pair(offsets) else 0
 
 
-def network_score(direction: int, mean: float | None, ci95: list[float | None]) -> dict[str, object]:
-    """``{"expected_sign", "sign_correct", "passed"}`` of one network's ``channel_asymmetry`` (None for ``d = 0``
-    or an undefined mean)."""
-    expected = expected_sign(direction)
+def network_score(direction: int, offsets: Sequence[int], mean: float | None,
+                  ci95: list[float | None]) -> dict[str, object]:
+    """``{"expected_sign", "sign_correct", "passed"}`` of one network's ``channel_asymmetry`` (None without an
+    expected sign or with an undefined mean)."""
+    expected = expected_sign(direction, offsets)
     if expected == 0 or mean is None or not math.isfinite(mean):
         return {"expected_sign": expected, "sign_correct": None, "passed": None}
     lo, hi = ci95

@@ -49,7 +49,7 @@ class ValidationSpec:
         regimes: planted regimes (:data:`explorer.validation.planted.REGIMES`).
         strategies: initialisation strategies trained (:data:`explorer.strategies.STRATEGIES`).
         seeds: how many seeds per strategy × direction × regime (seeds ``0 .. seeds - 1``).
-        directions: planted offsets ``d`` (each one of ``offsets``); 0 is the centre-only task.
+        directions: planted offsets ``d`` (each one of ``offsets``; default all of them); 0 is the centre-only task.
         methods: attribution methods, ``NAME[:KEY=VALUE,...]``, each scored on every network.
         epochs: training epochs (:class:`explorer.train.Recipe`).
         arch, encoder, offsets: the network trained (the zoo's by default).
@@ -64,7 +64,7 @@ class ValidationSpec:
     regimes: tuple[str, ...] = REGIMES
     strategies: tuple[str, ...] = DEFAULT_STRATEGIES
     seeds: int = 3
-    directions: tuple[int, ...] = (-1, 0, 1)
+    directions: tuple[int, ...] | None = None
     methods: tuple[str, ...] = DEFAULT_METHODS
     epochs: int = 12
     arch: str = "Unet"
@@ -74,6 +74,9 @@ class ValidationSpec:
     device: str = "auto"
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "offsets", validate_offsets(self.offsets, source="--offsets"))
+        if self.directions is None:
+            object.__setattr__(self, "directions", self.offsets)
         for name in ("regimes", "strategies", "directions", "methods"):
             values = tuple(getattr(self, name))
             if not values or len(set(values)) != len(values):
@@ -85,7 +88,6 @@ class ValidationSpec:
             get_strategy(strategy)
         for method in self.methods:
             parse_method(method)
-        object.__setattr__(self, "offsets", validate_offsets(self.offsets, source="--offsets"))
         object.__setattr__(self, "arch", resolve_arch(self.arch))
         check_encoder(self.encoder)
         outside = [d for d in self.directions if d not in self.offsets]
