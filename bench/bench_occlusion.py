@@ -30,7 +30,7 @@ from captum.attr import FeatureAblation  # noqa: E402
 
 import explorer  # noqa: E402,F401  (before torchvision/timm/smp)
 from explorer.analysis import analyze  # noqa: E402
-from explorer.attribution import occlusion_baselines  # noqa: E402
+from explorer.attribution import occlusion_baselines, valid_region  # noqa: E402
 from explorer.checkpoints import list_zoo, load_checkpoint  # noqa: E402
 from explorer.config import SAMPLE_DIR  # noqa: E402
 from explorer.device import describe_device, select_device  # noqa: E402
@@ -63,7 +63,8 @@ def bench_volume(path: Path, checkpoint: Path, repeats: int, device: torch.devic
     batches = [b.x.to(device).contiguous(memory_format=torch.channels_last)
                for b in iter_windows(stack, offsets, batch_size=size)]
     naive_slices = list(range(0, n, 3))
-    singles = [b.x.to(device) for b in iter_windows(stack, offsets, batch_size=1, slices=naive_slices)]
+    singles = [(b.x.to(device), valid_region(b.x, b.padding).to(device))
+               for b in iter_windows(stack, offsets, batch_size=1, slices=naive_slices)]
     mask = torch.arange(channels, device=device).view(1, -1, 1, 1)
 
     def naive() -> None:
@@ -71,11 +72,11 @@ def bench_volume(path: Path, checkpoint: Path, repeats: int, device: torch.devic
             return (model(x)[:, 0] * selection).flatten(1).sum(1)
 
         ablation = FeatureAblation(target)
-        for x in singles:
+        for x, valid in singles:
             for window in (x, x.flip(1)):
                 with torch.no_grad():
-                    selection = (model(window)[:, 0] > 0).float()
-                ablation.attribute(window, baselines=occlusion_baselines(window, "mean", 0.0, 2.0),
+                    selection = (model(window)[:, 0] > 0).float() * valid
+                ablation.attribute(window, baselines=occlusion_baselines(window, "mean", 0.0, 2.0, valid),
                                    additional_forward_args=(selection,), feature_mask=mask)
 
     def ceiling() -> None:  # (1 + C) forwards of each window, as it is and reversed, in batches of (1 + C)·size

@@ -107,15 +107,21 @@ def valid_region(x: torch.Tensor, padding: Padding | None) -> torch.Tensor:
     return valid
 
 
-def foreground_logit(logits: torch.Tensor) -> torch.Tensor:
-    """The foreground logit map ``(B, H, W)`` of a single-logit model's output ``(B, 1, H, W)``.
+def foreground_logit(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """The foreground logit map ``(B, H, W)`` of a single-logit model's output ``(B, 1, H, W)`` on windows ``x``.
 
     Raises:
-        InputError: the model has more than one output channel.
+        InputError: the output is not one tensor, has more than one channel, or differs from ``x`` in height
+            or width (an FPN whose ``upsampling`` is not 4): attributions and masks live on the input's pixels.
     """
+    if not isinstance(logits, torch.Tensor):
+        raise InputError("checkpoint", f"model output is a {type(logits).__name__}", "one logits tensor")
     if logits.ndim != 4 or logits.shape[1] != 1:
         raise InputError("checkpoint", f"model output has shape {tuple(logits.shape)}",
                          "a binary segmentation model with one output logit (classes=1)")
+    if logits.shape[-2:] != x.shape[-2:]:
+        raise InputError("checkpoint", f"model maps windows of {x.shape[-2]} × {x.shape[-1]} pixels to logits of "
+                         f"{logits.shape[-2]} × {logits.shape[-1]}", "logits of the input's size")
     return logits[:, 0]
 
 
@@ -123,7 +129,7 @@ def target_forward(model: nn.Module, absolute: bool) -> Callable[[torch.Tensor, 
     """A forward wrapper ``(x, selection) -> (B,)``: the target scalar of each sample (handed to captum)."""
 
     def forward(x: torch.Tensor, selection: torch.Tensor) -> torch.Tensor:
-        fg = foreground_logit(model(x.contiguous(memory_format=torch.channels_last)))
+        fg = foreground_logit(model(x.contiguous(memory_format=torch.channels_last)), x)
         return ((fg.abs() if absolute else fg) * selection).flatten(1).sum(1)
 
     return forward
@@ -165,23 +171,36 @@ OCCLUSION_BASELINES: dict[str, str] = {
 }
 
 
-def occlusion_baselines(x: torch.Tensor, replace: str, constant: float, blur_sigma: float) -> torch.Tensor:
+def occlusion_baselines(x: torch.Tensor, replace: str, constant: float, blur_sigma: float,
+                        valid: torch.Tensor | None = None) -> torch.Tensor:
     """What each channel of the windows ``x`` ``(B, C, H, W)`` is replaced by when it is occluded.
+
+    ``valid`` ``(H, W)`` (1 on the slice's own pixels, 0 on padding; None = no padding): the mean and the blur
+    are taken over the slice's own pixels, and padded pixels keep their value, so the result does not depend
+    on how the slice was padded.
 
     Written by hand: captum's ``FeatureAblation`` takes any baseline tensor but builds none of these 2D+ ones.
     """
+    inside = torch.ones(x.shape[-2:], dtype=x.dtype, device=x.device) if valid is None else valid.to(x.dtype)
     if replace == "constant":
-        return torch.full_like(x, constant)
-    if replace == "centre":
+        baseline = torch.full_like(x, constant)
+    elif replace == "centre":
         centre = x.shape[1] // 2
-        return x[:, centre : centre + 1].expand_as(x).clone()
-    if replace == "other":
-        return x.flip(1)
-    if replace == "mean":
-        return x.mean(dim=(2, 3), keepdim=True).expand_as(x).clone()
-    radius = max(1, int(round(3 * blur_sigma)))
+        baseline = x[:, centre : centre + 1].expand_as(x)
+    elif replace == "other":
+        baseline = x.flip(1)
+    elif replace == "mean":
+        baseline = ((x * inside).sum(dim=(2, 3), keepdim=True) / inside.sum()).expand_as(x)
+    else:  # blur: a normalised convolution, so padded pixels do not bleed into the slice's border
+        baseline = _blur(x * inside, blur_sigma) / _blur(inside.expand_as(x), blur_sigma).clamp_min(1e-12)
+    return torch.where(inside > 0, baseline, x)
+
+
+def _blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Separable Gaussian blur of every channel of ``x`` ``(B, C, H, W)`` (edges replicated)."""
+    radius = max(1, int(round(3 * sigma)))
     taps = torch.arange(-radius, radius + 1, dtype=x.dtype, device=x.device)
-    kernel = torch.exp(-0.5 * (taps / blur_sigma) ** 2)
+    kernel = torch.exp(-0.5 * (taps / sigma) ** 2)
     kernel = (kernel / kernel.sum()).to(x.dtype)
     flat = x.reshape(-1, 1, *x.shape[2:])
     flat = F.conv2d(F.pad(flat, (radius, radius, 0, 0), mode="replicate"), kernel.view(1, 1, 1, -1))
@@ -230,7 +249,8 @@ class Method:
         attribute: for the other methods, ``Batch -> A`` or ``(A, info)`` with per-sample diagnostics ``info``
             (name -> ``(B,)``), run after a no-grad forward fixed the selection.
         signed: attributions carry a sign (shown on a diverging colour scale centred at 0).
-        baselines: for ablation methods, ``(x, params) -> (B, C, H, W)``: what each channel is replaced by;
+        baselines: for ablation methods, ``(x, params, valid) -> (B, C, H, W)``: what each channel is replaced by
+            (``valid``: the slice's own pixels, see :func:`valid_region`);
             the attribution of channel ``c`` is ``T(x) − T(x with c replaced)`` spread evenly over the slice's
             pixels, so its mass is ``|ΔT|``.
     """
@@ -242,7 +262,8 @@ class Method:
     attribute: Callable[[Batch], torch.Tensor | tuple[torch.Tensor, dict[str, torch.Tensor]]] | None = field(
         default=None, repr=False)
     signed: bool = False
-    baselines: Callable[[torch.Tensor, dict[str, Any]], torch.Tensor] | None = field(default=None, repr=False)
+    baselines: Callable[[torch.Tensor, dict[str, Any], torch.Tensor], torch.Tensor] | None = field(default=None,
+                                                                                                 repr=False)
 
     @property
     def passes(self) -> str:
@@ -265,8 +286,8 @@ METHODS: dict[str, Method] = {
                "intensity range, seeded per slice)", {"samples": 8, "sigma": 0.15, "seed": 0}, attribute=_smoothgrad),
         Method("occlusion", "channel ablation: |Δtarget| when one channel is replaced; replace="
                + "|".join(OCCLUSION_BASELINES), {"baseline": 0.0, "replace": "mean", "blur_sigma": 2.0},
-               baselines=lambda x, p: occlusion_baselines(x, str(p["replace"]), float(p["baseline"]),
-                                                                      float(p["blur_sigma"]))),
+               baselines=lambda x, p, valid: occlusion_baselines(x, str(p["replace"]), float(p["baseline"]),
+                                                                             float(p["blur_sigma"]), valid)),
     )
 }
 
@@ -285,7 +306,7 @@ def target_selection(model: nn.Module, x: torch.Tensor, target: str, truth: torc
     Raises:
         InputError: an unknown target, target ``mask`` without a mask, a model with several logits.
     """
-    return get_target(target).select(foreground_logit(model(x)) > 0, truth) * valid_region(x, padding)
+    return get_target(target).select(foreground_logit(model(x), x) > 0, truth) * valid_region(x, padding)
 
 
 @dataclass(frozen=True, eq=False)
@@ -337,14 +358,14 @@ def explain_batch(model: nn.Module, x: torch.Tensor, *, method: str, target: str
     valid = valid_region(x, padding)
     if spec.from_gradient is not None:
         x = x.detach().requires_grad_(True)
-        fg = foreground_logit(model(x))
+        fg = foreground_logit(model(x), x)
         logits = fg.detach()
         chosen = (tgt.select(logits > 0, truth) if selection is None else selection) * valid
         (grad,) = torch.autograd.grad(((fg.abs() if tgt.absolute else fg) * chosen).sum(), x)
         attr = spec.from_gradient(x.detach(), grad).detach()
         return Explanation(attr, logits, chosen, chosen.flatten(1).sum(1) > 0)
     with torch.no_grad():
-        logits = foreground_logit(model(x))
+        logits = foreground_logit(model(x), x)
     chosen = (tgt.select(logits > 0, truth) if selection is None else selection) * valid
     keep = chosen.flatten(1).sum(1) > 0
     attr = torch.zeros_like(x)
@@ -357,7 +378,7 @@ def explain_batch(model: nn.Module, x: torch.Tensor, *, method: str, target: str
             repeated = chosen[rows].repeat(x.shape[1], 1, 1)  # enough rows for every ablated copy
             kept = x[rows].detach()
             delta = occlusion_deltas(lambda c: forward(c, repeated[: len(c)]), kept, reference,
-                                     spec.baselines(kept, params))
+                                     spec.baselines(kept, params, valid))
         attr[rows] = (delta.to(x.dtype) / valid.sum())[:, :, None, None] * valid
     elif bool(keep.any()):
         rows = keep.nonzero()[:, 0]

@@ -4,11 +4,13 @@ A key is the SHA-256 of a canonical JSON of everything a result depends on (cont
 checkpoint and mask, preprocessing, method, target, parameters, engine version; see
 :func:`result_key`, the one key function for model results and diagnostics). An entry is a folder
 ``arrays.npz`` (no pickle), optional ``<name>.npy`` files for large arrays (memory-mapped when read) and
-``meta.json``, which records the SHA-256 of every other file, and ``meta.json.sha256``, the SHA-256 of
-``meta.json``'s bytes (the stored summary included), so every byte of an entry is covered. The folder is
-written under a temporary name and renamed into place, so a reader never sees a half-written entry (two
-writers of one key: the first rename wins, the other's copy is dropped); an entry whose files are missing,
-do not match their checksums or do not parse is deleted and reported as a miss (the caller recomputes).
+``meta.json``, which records the SHA-256 of every other file, and ``meta.json.hmac``, the HMAC-SHA256 of
+``meta.json``'s bytes (the stored summary included) under the installation's secret key
+(:mod:`explorer.integrity`), so every byte of an entry is covered and an entry forged without the key is
+never served. The folder is written under a temporary name and renamed into place, so a reader never sees
+a half-written entry (two writers of one key: the first rename wins, the other's copy is dropped); an entry
+whose files are missing, do not match their checksums, whose signature does not verify or that do not parse
+is deleted and reported as a miss (the caller recomputes).
 Arrays handed out are read-only: one entry is shared by every caller, e.g. several app sessions.
 
 The disk store keeps to a byte budget (``EXPLORER_CACHE_MAX_MB``) by least-recently-used eviction under a
@@ -32,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from . import integrity
 from .cache_disk import evict, touch, unusable_reason
 from .config import cache_dir, cache_max_bytes
 from .fileio import file_sha256
@@ -41,8 +44,8 @@ LOG = logging.getLogger(__name__)
 DEFAULT_MEMORY_BYTES = 512 * 1024**2
 #: Arrays at least this large are stored as their own ``.npy`` and memory-mapped when read.
 SEPARATE_ARRAY_BYTES = 64 * 1024**2
-#: The file holding the SHA-256 of ``meta.json``'s bytes.
-CHECKSUM = "meta.json.sha256"
+#: The file holding the HMAC of ``meta.json``'s bytes (:func:`explorer.integrity.sign`).
+CHECKSUM = "meta.json.hmac"
 
 
 #: Bump when anything changes the numbers an analysis or a diagnostic produces; part of every result key.
@@ -71,6 +74,15 @@ def result_key(study: Any, checkpoint: Any, axis: str, **parts: Any) -> str:
     return make_key({**study.key(), "checkpoint": checkpoint.sha256, "axis": axis,
                      "normalisation": checkpoint.meta.normalisation, "offsets": list(checkpoint.meta.offsets),
                      "engine": ENGINE_VERSION, **parts})
+
+
+def _unusable_key() -> str | None:
+    """Why the integrity key can be neither read nor created, or None (then entries can be signed)."""
+    try:
+        integrity.sign(b"")
+    except OSError as exc:
+        return f"integrity key {integrity.key_path()}: {exc.strerror or exc}"
+    return None
 
 
 @dataclass(frozen=True, eq=False)
@@ -117,7 +129,7 @@ class ResultCache:
         self.directory = Path(self.directory) if self.directory is not None else None
         if self.disk and self.max_disk_bytes is None:
             self.max_disk_bytes = cache_max_bytes()
-        if self.disk and (reason := unusable_reason(self.directory)):
+        if self.disk and (reason := unusable_reason(self.directory) or _unusable_key()):
             self._memory_only(reason)
         self._memory: OrderedDict[str, tuple[CacheEntry, int]] = OrderedDict()
         self._lock = threading.Lock()
@@ -204,7 +216,7 @@ class ResultCache:
             files = {p.name: file_sha256(p) for p in sorted(tmp.iterdir())}
             record = json.dumps({"key": key, "files": files, "meta": entry.meta}).encode()
             (tmp / "meta.json").write_bytes(record)
-            (tmp / CHECKSUM).write_text(hashlib.sha256(record).hexdigest())
+            (tmp / CHECKSUM).write_text(integrity.sign(record))
             if final.exists():  # a concurrent writer won; same content by construction
                 shutil.rmtree(tmp, ignore_errors=True)
                 return
@@ -224,8 +236,8 @@ class ResultCache:
             return None
         try:
             raw = (folder / "meta.json").read_bytes()
-            if hashlib.sha256(raw).hexdigest() != (folder / CHECKSUM).read_text().strip():
-                raise ValueError("checksum mismatch in meta.json")
+            if not integrity.verify(raw, (folder / CHECKSUM).read_text()):
+                raise ValueError("meta.json's signature does not verify")
             record = json.loads(raw)
             if record.get("key") != key:
                 raise ValueError("key mismatch")

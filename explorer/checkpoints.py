@@ -34,7 +34,7 @@ from .errors import InputError
 from .fileio import sha256_bytes, size_error, unwrap_state_dict
 from .hub import is_hub_id, resolve_hub_checkpoint
 from .metaschema import integer, parse_json, validate_fields
-from .models import build_model, check_encoder, first_conv_key, meta_model, resolve_arch
+from .models import build_model, check_arch_kwargs, check_encoder, first_conv_key, meta_model, meta_probe, resolve_arch
 from .normalise import NORMALISATIONS
 from .strategies import STRATEGIES
 from .volume import AXES
@@ -75,7 +75,8 @@ class CheckpointMeta:
         """Validate and build from a dict; unknown keys are ignored.
 
         Raises:
-            InputError: a required field is missing or has the wrong type (names ``source``).
+            InputError: a required field is missing or has the wrong type, or ``arch_kwargs`` sets an argument
+                outside :func:`explorer.models.arch_arguments` (names ``source``).
         """
         data = validate_fields(data, source=source)  # types and bounds, before anything is built from it
         missing = [k for k in ("arch", "encoder", "classes", "offsets", "strategy") if k not in data]
@@ -88,6 +89,8 @@ class CheckpointMeta:
         try:
             values["arch"] = resolve_arch(values["arch"])
             check_encoder(values["encoder"])
+            check_arch_kwargs(values["arch"], values.get("arch_kwargs", {}), source=source,
+                              where="field 'arch_kwargs'")
         except InputError as exc:  # name the file: "unknown encoder" alone does not say which upload is wrong
             raise InputError(source, "metadata: " + exc.problem, exc.expected) from exc
         for key, allowed in _ALLOWED.items():
@@ -294,8 +297,15 @@ def _from_smp(read: Callable[[str], bytes | None], label: str, supplied: dict[st
         raise InputError(shown, f"config.json holds a {type(config).__name__}", "smp's config.json (an object)")
     header = safetensors_header(weights_raw, shown)
     skip = {"_model_class", "encoder_name", "encoder_weights", "in_channels", "classes"}
+    arch_kwargs = {k: v for k, v in config.items() if k not in skip}
+    try:
+        arch = resolve_arch(config.get("_model_class"))
+    except InputError:  # none or unknown: the merged metadata must name one, and is refused otherwise
+        arch = None
+    if arch is not None:
+        check_arch_kwargs(arch, arch_kwargs, source=shown, where="config.json")
     found = {"arch": config.get("_model_class"), "encoder": config.get("encoder_name"),
-             "classes": config.get("classes", 1), "arch_kwargs": {k: v for k, v in config.items() if k not in skip}}
+             "classes": config.get("classes", 1), "arch_kwargs": arch_kwargs}
     if "in_channels" in config:
         channels = integer(config["in_channels"], source=shown, field="in_channels", low=1, high=2 * MAX_OFFSET + 1)
         found["offsets"] = list(range(-(channels // 2), channels // 2 + 1))
@@ -320,12 +330,16 @@ def _finish(label: str, digest: Callable[[dict[str, torch.Tensor]], str], shapes
     merged = {**_inferred(shapes), **stored, **(supplied or {})}
     merged.setdefault("strategy", UNKNOWN_STRATEGY)
     meta = CheckpointMeta.from_dict(merged, source=shown)
+    arch = (meta.arch, meta.encoder, len(meta.offsets), meta.classes, json.dumps(meta.arch_kwargs, sort_keys=True))
     try:  # on the meta device: parameter shapes without allocating any memory
-        expected = meta_model(meta.arch, meta.encoder, len(meta.offsets), meta.classes,
-                              json.dumps(meta.arch_kwargs, sort_keys=True)).state_dict()
+        expected = meta_model(*arch).state_dict()
     except InputError as exc:
         raise InputError(shown, "metadata: " + exc.problem, exc.expected) from exc
     _check_shapes(shapes, {k: tuple(v.shape) for k, v in expected.items()}, shown, meta)
+    try:  # logits of the input's size, checked on the meta device too (an FPN's upsampling sizes its output)
+        meta_probe(*arch)
+    except InputError as exc:
+        raise InputError(shown, "metadata: " + exc.problem, exc.expected) from exc
     state = read_state()
     state32 = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
     return Checkpoint(name=label, sha256=digest(state), meta=meta, state_dict=state32)

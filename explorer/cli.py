@@ -21,7 +21,12 @@ EXIT_BAD_INPUT = 2
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse, but a usage error is one line on stderr (the CLI's contract for bad input), exit 2."""
+    """argparse, but a usage error is one line on stderr (the CLI's contract for bad input), exit 2, and no
+    abbreviated options (``--ou`` for ``--out``): a command means exactly what it spells."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
         self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {' '.join(message.split())}\n")
@@ -97,43 +102,87 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
 
 
 def _add_analyze(sub: argparse._SubParsersAction) -> None:
-    from .attribution import DEFAULT_METHOD, METHODS, TARGETS
+    from .attribution import METHODS, TARGETS
     from .device import DEVICE_CHOICES, PRECISIONS
     from .export import PRESETS
     from .volume import AXES
 
     p = sub.add_parser("analyze", help="per-slice channel attribution and asymmetry statistics")
+    _analyze_arguments(p, dict(method=METHODS, target=TARGETS, axis=AXES, precision=PRECISIONS,
+                               device=DEVICE_CHOICES, preset=PRESETS))
+    p.set_defaults(func=_cmd_analyze)
+
+
+class _Unparsed(Exception):
+    """The light parse of :func:`analyze_namespace` failed; the full parser then reports why."""
+
+
+class _LightParser(_Parser):
+    def error(self, message: str) -> NoReturn:
+        raise _Unparsed(message)
+
+
+def analyze_namespace(argv: Sequence[str]) -> argparse.Namespace | None:
+    """The ``analyze`` arguments parsed by the same definitions as :func:`build_parser`'s, but with the
+    registries' names unchecked (importing them costs seconds), or None when they do not parse. Used to look up
+    a run record (:mod:`explorer.replay`): a record exists only for a command that once ran, i.e. checked."""
+    p = _LightParser(prog="explorer analyze")
+    _analyze_arguments(p, None)
+    try:
+        return p.parse_args(argv)
+    except _Unparsed:
+        return None
+
+
+def _method_help(registries: dict[str, Collection]) -> str:
+    """``--method``'s help (empty for the light parse, which must not import the methods)."""
+    if "method" not in registries:
+        return ""
+    from .attribution import DEFAULT_METHOD
+
+    return (f"attribution method (default {DEFAULT_METHOD}, validated on planted dependencies; saliency is the "
+            "paper's measure and reads the first conv's per-channel weighting): "
+            + "; ".join(f"{m.name}: {m.description}" for m in registries["method"].values()))
+
+
+def _analyze_arguments(p: argparse.ArgumentParser, registries: dict[str, Collection] | None) -> None:
+    """The arguments of ``explorer analyze``; ``registries`` None: choices unchecked, help without them."""
+    reg = registries or {}
+
+    def choice(name: str, kind: str) -> Callable[[str], str]:
+        return _one_of(reg[name], kind) if name in reg else str
+
+    def listed(name: str, described: bool = False) -> str:
+        if name not in reg:
+            return ""
+        return "; ".join(f"{v.name}: {v.description}" for v in reg[name].values()) if described else _names(reg[name])
+
     p.add_argument("volume", help="volume to analyse (.nii, .nii.gz, .tif)")
     p.add_argument("--checkpoint", action="append", required=True, help="checkpoint file; repeat for several")
     p.add_argument("--mask", default=None, help="optional ground-truth mask (Dice, target 'mask')")
-    p.add_argument("--method", default=DEFAULT_METHOD, type=_one_of(METHODS, "attribution method"),
-                   help=f"attribution method (default {DEFAULT_METHOD}, validated on planted dependencies; "
-                   "saliency is the paper's measure and reads the first conv's per-channel weighting): "
-                   + "; ".join(f"{m.name}: {m.description}" for m in METHODS.values()))
+    p.add_argument("--method", default=None, type=choice("method", "attribution method"), help=_method_help(reg))
     p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
-                   help="method parameter, e.g. steps=50 (integrated_gradients) or sigma=0.1 (smoothgrad)")
-    p.add_argument("--target", default="predicted", type=_one_of(TARGETS, "attribution target"),
-                   help="explained scalar per slice (default predicted): "
-                   + "; ".join(f"{t.name}: {t.description}" for t in TARGETS.values()))
-    p.add_argument("--axis", default=None, type=_one_of(AXES, "slicing axis"),
-                   help="slicing axis (default: the checkpoint's): " + _names(AXES))
+                   help="method parameter, e.g. replace=other (occlusion) or steps=50 (integrated_gradients)")
+    p.add_argument("--target", default="predicted", type=choice("target", "attribution target"),
+                   help="explained scalar per slice (default predicted): " + listed("target", described=True))
+    p.add_argument("--axis", default=None, type=choice("axis", "slicing axis"),
+                   help="slicing axis (default: the checkpoint's): " + listed("axis"))
     p.add_argument("--no-reverse", "--no-zflip", dest="no_zflip", action="store_true",
                    help="skip the reversed windows: no channel/anatomy split and no z-flip Dice (faster)")
     p.add_argument("--zflip-stride", type=int, default=1, metavar="N", help="the reversed pass predicts and "
                    "attributes every N-th slice (default 1 = all)")
-    p.add_argument("--precision", default="auto", type=_one_of(PRECISIONS, "precision"),
-                   help="autocast precision: " + _names(PRECISIONS) + " (default auto: bfloat16 where the CPU or "
+    p.add_argument("--precision", default="auto", type=choice("precision", "precision"),
+                   help="autocast precision: " + listed("precision") + " (default auto: bfloat16 where the CPU or "
                    "GPU runs it natively, else float32)")
     p.add_argument("--out", default="explorer-out", help="output directory")
-    p.add_argument("--device", default="auto", type=_one_of(DEVICE_CHOICES, "device"),
-                   help=_names(DEVICE_CHOICES))
+    p.add_argument("--device", default="auto", type=choice("device", "device"), help=listed("device"))
     p.add_argument("--save-maps", action="store_true", help="also write per-channel attribution NIfTIs, and each "
                    "model's prediction as a label map and a probability map, on the input's grid")
     p.add_argument("--formats", default="png,svg,pdf", type=_formats, metavar="LIST",
                    help="static figure formats besides HTML, comma-separated from png, svg, pdf, or 'none' "
                    "(default png,svg,pdf where static export works; renders are cached by content)")
-    p.add_argument("--figure-preset", default="screen", type=_one_of(PRESETS, "figure preset"),
-                   help="figure size and fonts: " + _names(PRESETS) + " (88 / 180 mm columns, 9 pt text)")
+    p.add_argument("--figure-preset", default="screen", type=choice("preset", "figure preset"),
+                   help="figure size and fonts: " + listed("preset") + " (88 / 180 mm columns, 9 pt text)")
     p.add_argument("--dilation", type=int, default=0, help="grow the foreground by N pixels for background attention")
     p.add_argument("--cam", action="store_true", help="Grad-CAM of every slice (standard and |logit| target)")
     p.add_argument("--cam-layer", default=None, help="Grad-CAM layer name (implies --cam; default the bottleneck, "
@@ -142,7 +191,6 @@ def _add_analyze(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--sanity-slices", type=int, default=12, help="slices used by --sanity (default 12)")
     p.add_argument("--json", action="store_true", help="print summary.json to stdout (instead of the summary lines)")
     _add_reading(p)
-    p.set_defaults(func=_cmd_analyze)
 
 
 def _formats(value: str) -> tuple[str, ...]:
@@ -248,7 +296,8 @@ def _load(args: argparse.Namespace, path: str):
 
 
 def _add_cache(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("cache", help="show or clear the on-disk result cache (EXPLORER_CACHE_DIR)")
+    p = sub.add_parser("cache", help="show or clear the on-disk cache (EXPLORER_CACHE_DIR): results, "
+                       "run records and figure renders")
     p.add_argument("action", choices=["info", "clear"], help="info: entries, bytes and budget; clear: delete all")
     p.set_defaults(func=_cmd_cache)
 
@@ -264,7 +313,8 @@ def _cmd_cache(args: argparse.Namespace) -> int:
         print(f"{root}: removed {clear_cache(root)} entries")
         return 0
     info = cache_info(root, budget)
-    print(f"{root}: {info.entries} entries, {info.bytes / 1024**2:,.1f} MB of a budget of "
+    print(f"{root}: {info.entries} entries ({info.runs} run records, {info.renders} figure renders), "
+          f"{info.bytes / 1024**2:,.1f} MB of a budget of "
           f"{budget / 1024**2:,.0f} MB (EXPLORER_CACHE_MAX_MB; least recently used entries are evicted)")
     return 0
 
@@ -316,28 +366,25 @@ def _train_command(args: argparse.Namespace) -> str:
 
 
 def _cmd_analyze(args: argparse.Namespace) -> int:
-    from tqdm import tqdm  # imported here: torch/smp load only for this subcommand
-
-    from .analysis import analyze, default_cache
+    from .analysis import analyze, default_cache  # imported here: torch/smp load only for this subcommand
+    from .attribution import DEFAULT_METHOD
     from .diagnostics import DiagnosticOptions
     from .diagnostics.report import diagnostics_line
     from .outputs import check_out_dir, write_outputs
+    from .progress import Progress
     from .spec import RunSpec
     from .study import Study
 
     check_out_dir(args.out)  # before any work: a bad --out must not cost a whole analysis
     options = DiagnosticOptions(dilation=args.dilation, cam=args.cam or args.cam_layer is not None,
                                 cam_layer=args.cam_layer, sanity=args.sanity, sanity_slices=args.sanity_slices)
-    spec = RunSpec(method=args.method, target=args.target, params=_key_values(args.param, "--param"),
+    spec = RunSpec(method=args.method or DEFAULT_METHOD, target=args.target, params=_key_values(args.param, "--param"),
                    axis=args.axis, zflip=not args.no_zflip, keep_maps=args.save_maps, diagnostics=options,
                    device=args.device, precision=args.precision, zflip_stride=args.zflip_stride)
     study = Study.load(_load(args, args.volume), args.mask)
-    with tqdm(total=1000, desc="analyze", unit="", bar_format="{l_bar}{bar}| {elapsed}<{remaining} {postfix}",
-              file=sys.stderr, disable=None) as bar:
+    with Progress("analyze") as bar:
         def progress(fraction: float, message: str) -> None:
-            bar.n = int(round(1000 * fraction))
-            bar.set_postfix_str(message, refresh=False)
-            bar.refresh()
+            bar.update(int(round(1000 * fraction)), 1000, message)
 
         analysis = analyze(study, args.checkpoint, spec, progress=progress)
     written = write_outputs(analysis, args.out, save_maps=args.save_maps, figure_preset=args.figure_preset,
@@ -356,16 +403,15 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
         stats = default_cache().stats
         print(f"wrote {len(written)} outputs to {args.out} ({stats.memory_hits + stats.disk_hits} of "
               f"{len(analysis.models)} model results from the cache)")
-    replay.record_run(args.argv, lines, outputs=None if args.json else len(written), models=len(analysis.models))
+    replay.record_run(args, lines, outputs=None if args.json else len(written), models=len(analysis.models))
     return 0
 
 
 def _cmd_cohort(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
     from .cohort import run_cohort
     from .cohort.outputs import write_cohort
     from .outputs import check_out_dir
+    from .progress import Progress
     from .spec import RunSpec
 
     check_out_dir(args.out, marker="cohort_summary.json")  # before any work
@@ -374,16 +420,10 @@ def _cmd_cohort(args: argparse.Namespace) -> int:
         raise InputError("--workers", str(args.workers), "a positive number")
     spec = RunSpec(method=args.method, target=args.target, params=_key_values(args.param, "--param"),
                    axis=args.axis, zflip=not args.no_reverse, device=args.device)
-    with tqdm(desc="cohort", unit="pair", file=sys.stderr, disable=None) as bar:
-        def progress(done: int, total: int, message: str) -> None:
-            bar.total = total
-            bar.n = done
-            bar.set_postfix_str(message, refresh=False)
-            bar.refresh()
-
+    with Progress("cohort", unit="pair") as bar:
         cohort = run_cohort(args.manifest, args.checkpoint, spec, executor=args.executor,
                             ray_address=args.ray_address, workers=args.workers, margin=args.margin,
-                            fail_fast=args.fail_fast, progress=progress)
+                            fail_fast=args.fail_fast, progress=bar.update)
     write_cohort(cohort, args.out, per_volume=args.per_volume)
     for name, g in cohort.summary["groups"].items():
         ai = g[g["endpoint"]]
@@ -466,21 +506,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     (:mod:`explorer.replay`) before anything heavy is imported; every successful analysis is recorded.
     """
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] == ["analyze"] and not {"-h", "--help"} & set(argv) and replay.try_replay(argv[1:]):
-        return 0
+    if argv[:1] == ["analyze"] and not {"-h", "--help"} & set(argv) and (light := analyze_namespace(argv[1:])):
+        try:
+            if replay.try_replay(light):
+                return 0
+        except InputError as exc:  # --out refused, exactly as the run itself would refuse it
+            return _error("analyze", exc)
     try:
         args = build_parser().parse_args(argv)
     except SystemExit as exc:  # --help, --version, or a usage error already printed as one line
         return int(exc.code or 0)
-    args.argv = argv[1:]
     try:
         with warnings.catch_warnings():  # library warnings must not add lines to stderr
             warnings.simplefilter("ignore")
             return int(args.func(args) or 0)
     except InputError as exc:
-        text = str(exc).replace("\r", "\\r").replace("\n", "\\n")  # a newline in a file name stays one line
-        print(f"explorer {args.command}: error: {text}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        return _error(args.command, exc)
+
+
+def _error(command: str, exc: InputError) -> int:
+    """Print ``exc`` as the command's one stderr line; returns the exit code for bad input."""
+    text = str(exc).replace("\r", "\\r").replace("\n", "\\n")  # a newline in a file name stays one line
+    print(f"explorer {command}: error: {text}", file=sys.stderr)
+    return EXIT_BAD_INPUT
 
 
 if __name__ == "__main__":

@@ -29,7 +29,8 @@ import plotly.graph_objects as go
 import plotly.io as pio
 from plotly.offline import get_plotlyjs
 
-from . import __version__
+from . import __version__, integrity
+from .cache_disk import keep_budget, touch_file
 from .errors import unknown_name
 from .figures import comparison_table, stats_table
 from .figures._style import CHAR_EM, LINE_EM, fit_titles
@@ -229,7 +230,7 @@ def _render_dir() -> Path:
 
 
 def _cached_render(key: str, fmt: str) -> bytes | None:
-    """A stored render of ``key`` whose bytes still match the checksum in its name, else None (then dropped).
+    """A stored render of ``key`` whose bytes still match the signature in its name, else None (then dropped).
 
     Static renders are cached by content (kaleido starts a browser and takes about 0.3 s a figure): a re-run
     with the same results is then no export job. Kept beside the result cache, in ``renders/``.
@@ -239,7 +240,8 @@ def _cached_render(key: str, fmt: str) -> bytes | None:
             data = path.read_bytes()
         except OSError:
             continue
-        if sha256_bytes(data)[:16] == path.stem.rsplit("-", 1)[1]:
+        if integrity.verify(_render_message(key, data), path.stem.rsplit("-", 1)[1]):
+            touch_file(path)
             return data
         path.unlink(missing_ok=True)
     return None
@@ -249,9 +251,15 @@ def _store_render(key: str, fmt: str, data: bytes) -> None:
     folder = _render_dir() / key[:2]
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        write_atomic(folder / f"{key}-{sha256_bytes(data)[:16]}.{fmt}", data)
-    except OSError:  # an unusable cache location only costs speed
+        write_atomic(folder / f"{key}-{integrity.sign(_render_message(key, data))}.{fmt}", data)
+        keep_budget()  # a render takes ~0.3 s; the budget walk after it costs little beside that
+    except (OSError, ValueError):  # an unusable cache location, key or budget only costs speed
         pass
+
+
+def _render_message(key: str, data: bytes) -> bytes:
+    """What a render's signature covers: its key and its bytes (a render cannot be moved to another key)."""
+    return key.encode() + b"\0" + data
 
 
 def write_figures(figs: Mapping[str, go.Figure], directory: str | Path, *,
@@ -300,9 +308,38 @@ def write_figures(figs: Mapping[str, go.Figure], directory: str | Path, *,
     return written
 
 
-def table_csv(table: pd.DataFrame) -> bytes:
-    """A table as UTF-8 CSV bytes (no index column), floats to 6 significant digits (``2.5e-09``, ``0.333333``)."""
-    return table.to_csv(index=False, float_format="%.6g").encode("utf-8")
+#: A cell starting with one of these is a formula to a spreadsheet (OWASP, "CSV Injection").
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def table_csv(table: pd.DataFrame, *, float_format: str | None = "%.6g") -> bytes:
+    """A table as UTF-8 CSV bytes (no index column), floats to 6 significant digits (``2.5e-09``, ``0.333333``)
+    unless ``float_format`` is None (full precision). Every CSV the package writes goes through here: text
+    cells (model, subject, strategy names…) that a spreadsheet would run as a formula are neutralised."""
+    return neutralise_formulas(table).to_csv(index=False, float_format=float_format).encode("utf-8")
+
+
+def neutralise_formulas(table: pd.DataFrame) -> pd.DataFrame:
+    """A copy of ``table`` whose text cells and column names starting with ``= + - @``, tab or CR get a leading
+    single quote, as OWASP recommends (``=HYPERLINK(…)`` → ``'=HYPERLINK(…)``), and a carriage return inside
+    text becomes a (quoted) newline; numbers, and text that is a number (``-0.3``), are left as they are."""
+    out = table.copy()
+    out.columns = [_neutral(c) for c in out.columns]
+    for column in out.select_dtypes(include=["object", "string", "category"]).columns:
+        out[column] = out[column].astype(object).map(_neutral)
+    return out
+
+
+def _neutral(cell: object) -> object:
+    if not isinstance(cell, str):
+        return cell
+    if cell.startswith(FORMULA_STARTS):
+        try:
+            float(cell)  # a number written as text: a spreadsheet reads it as that number, not a formula
+        except ValueError:
+            cell = "'" + cell
+    # Python's csv writer quotes a newline but not a bare carriage return, which would then split the row.
+    return cell.replace("\r\n", "\n").replace("\r", "\n")
 
 
 def write_tables(summary: Mapping, directory: str | Path) -> list[Path]:

@@ -4,8 +4,9 @@ An analysis runs its checkpoints one after another, one batch of slices at a tim
 what every run keeps (the volume, its normalised copy, each model's predictions and kept maps) plus the
 largest single batch: the activations a forward keeps for the backward pass and their gradients. The
 activations are counted, not guessed: forward hooks sum every layer's output on a small probe input
-(:func:`activation_floats_per_pixel`), which scales with the padded slice area. Methods that evaluate
-several copies of a batch at once (integrated gradients, occlusion) multiply it.
+(:func:`activation_floats_per_pixel`) on the ``meta`` device, so the count allocates nothing whatever the
+metadata declares; it scales with the padded slice area. Methods that evaluate several copies of a batch at once
+(integrated gradients, occlusion) multiply it.
 
 The run-time estimate (limit ``EXPLORER_MAX_RUN_MINUTES``) uses the same count: forward+backward time is
 about proportional to the activations computed, plus a fixed cost per batch, with constants measured on a
@@ -18,20 +19,18 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 
 import torch
 
 from .config import Limits, check_slices
 from .errors import InputError
 from .fastpath import START_BATCH
-from .models import build_model
+from .models import meta_probe
 from .volume import Volume, axis_index
 from .windows import padding_for
 
 #: Kept activations plus their gradients in the backward pass.
 BACKWARD_FACTOR = 2
-_PROBE = 64
 #: CPU seconds per activation float per pixel of forward+backward, and per batch (measured, then doubled).
 SECONDS_PER_FLOAT = 5e-9
 SECONDS_PER_BATCH = 0.04
@@ -60,27 +59,6 @@ def batch_copies(method: str, channels: int) -> int:
     return {"integrated_gradients": 4, "occlusion": channels}.get(method, 1)
 
 
-@lru_cache(maxsize=32)
-def _floats_per_pixel(arch: str, encoder: str, channels: int, classes: int, kwargs_json: str) -> tuple[float, int]:
-    model = build_model(arch=arch, encoder=encoder, in_channels=channels, classes=classes,
-                        **json.loads(kwargs_json)).eval()
-    total = [0]
-
-    def count(module: torch.nn.Module, inputs: object, output: object) -> None:
-        if isinstance(output, torch.Tensor) and not list(module.children()):
-            total[0] += output.numel()
-
-    handles = [m.register_forward_hook(count) for m in model.modules()]
-    try:
-        with torch.no_grad():
-            model(torch.zeros(1, channels, _PROBE, _PROBE))
-    finally:
-        for handle in handles:
-            handle.remove()
-    weights = sum(p.numel() for p in model.parameters()) * 4
-    return total[0] / _PROBE**2, weights
-
-
 def activation_floats_per_pixel(checkpoint) -> tuple[float, int]:
     """Activations one forward keeps per input pixel, and the weights' bytes, of a checkpoint's architecture.
 
@@ -88,10 +66,14 @@ def activation_floats_per_pixel(checkpoint) -> tuple[float, int]:
         checkpoint: an :class:`explorer.checkpoints.Checkpoint` (only its metadata is used).
 
     Returns:
-        ``(floats per input pixel, bytes of float32 weights)``; cached per architecture.
+        ``(floats per input pixel, bytes of float32 weights)``, counted on the ``meta`` device
+        (:func:`explorer.models.meta_probe`): nothing the metadata sizes is allocated; cached per architecture.
+
+    Raises:
+        InputError: an architecture whose logits do not have its input's size, or that fails on a small input.
     """
     m = checkpoint.meta
-    return _floats_per_pixel(m.arch, m.encoder, len(m.offsets), m.classes, json.dumps(m.arch_kwargs, sort_keys=True))
+    return meta_probe(m.arch, m.encoder, len(m.offsets), m.classes, json.dumps(m.arch_kwargs, sort_keys=True))
 
 
 def slice_bytes(checkpoint, method: str, slice_shape: tuple[int, int]) -> int:

@@ -13,17 +13,12 @@ PNG/SVG/PDF where static export works) and, when asked, ``maps/<model>_attributi
 where those are safe file names, else the sanitised name plus a hash of the original (``a b`` → ``a_b-<hash>``),
 so two models never share a file.
 
-The destination is checked before any work (:func:`check_out_dir`). Everything is written into a new folder
-beside the destination (``.<name>.<pid>.tmp``), which then replaces the destination by a rename (the old
-folder is first renamed aside and deleted after the swap), so old and new files are never mixed and a failed
-run leaves no partial outputs. Files in a previous output folder that are not ours are carried over;
-temporary folders of runs that died (their process is gone) are removed.
+The destination's rules (checked before any work, written into a new folder and swapped into place, the
+user's own files carried over) are :mod:`explorer.outdir`'s, shared with ``cohort`` and a replayed run.
 """
 
 from __future__ import annotations
 
-import contextlib
-import glob
 import hashlib
 import json
 import math
@@ -41,47 +36,11 @@ import numpy as np
 from .analysis import Analysis
 from .diagnostics import diagnostics_tables
 from .errors import InputError
-from .export import FORMATS, write_figures, write_tables
+from .export import FORMATS, table_csv, write_figures, write_tables
 from .figures import analysis_figures
 from .figures.diagnostics import diagnostics_figures
-
-#: Every top-level name write_outputs may create; anything else in a previous output folder is the user's.
-OUR_NAMES = frozenset({"shares.csv", "summary.json", "statistics.csv", "comparisons.csv", "diagnostics.csv",
-                       "logit_histograms.csv", "sanity.json", "figures", "maps"})
-
-
-def check_out_dir(out_dir: str | Path, *, marker: str = "summary.json") -> Path:
-    """Check that the outputs can be written to ``out_dir``, before any work is done.
-
-    Args:
-        out_dir: the destination folder (need not exist).
-        marker: the file that shows a folder is an earlier output of the same kind (``summary.json`` for
-            ``analyze``, ``cohort_summary.json`` for ``cohort``), which is then replaced.
-
-    Returns:
-        The absolute destination.
-
-    Raises:
-        InputError: it is a file, a folder holding files that are not a previous explorer output, or its
-            parent (or the nearest existing ancestor) is not a writable folder.
-    """
-    out = Path(os.path.abspath(out_dir))
-    if out.parent == out:
-        raise InputError(out, "is the root folder", "a folder for the outputs")
-    if out.exists() and not out.is_dir():
-        raise InputError(out, "exists and is not a directory", "a directory path for the outputs")
-    if out.is_dir() and any(out.iterdir()) and not (out / marker).is_file():
-        raise InputError(out, "exists and holds files that are not explorer outputs",
-                         "a new or empty folder, or one written by explorer before (it is replaced)")
-    ancestor = out.parent
-    while not ancestor.exists():
-        ancestor = ancestor.parent
-    if not ancestor.is_dir():
-        raise InputError(out, f"{ancestor} is a file", "an output path under a folder")
-    if not os.access(ancestor, os.W_OK | os.X_OK):
-        raise InputError(out, f"cannot write into {ancestor} (permission denied)",
-                         "an output folder whose parent is writable")
-    return out
+from .fileio import write_atomic
+from .outdir import check_out_dir, clean_stale_outputs, swap_into
 
 
 def write_outputs(analysis: Analysis, out_dir: str | Path, *, save_maps: bool = False,
@@ -114,7 +73,7 @@ def write_outputs(analysis: Analysis, out_dir: str | Path, *, save_maps: bool = 
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.{os.getpid()}.", suffix=".tmp", dir=out.parent))
     try:
         written = {"shares": tmp / "shares.csv", "summary": tmp / "summary.json"}
-        analysis.shares.to_csv(written["shares"], index=False)
+        write_atomic(written["shares"], table_csv(analysis.shares, float_format=None))
         written["summary"].write_text(json.dumps(_json_safe(analysis.summary), indent=2, allow_nan=False))
         written["statistics"], written["comparisons"] = write_tables(analysis.summary, tmp)
         written.update(_write_diagnostics(analysis, tmp))
@@ -150,48 +109,6 @@ def map_stems(names: list[str]) -> dict[str, str]:
     return stems
 
 
-def clean_stale_outputs(out: Path) -> int:
-    """Remove ``.<name>.<pid>.tmp``/``.old`` folders beside ``out`` whose process is gone; returns how many."""
-    removed = 0
-    for path in out.parent.glob(f".{glob.escape(out.name)}.*.*"):
-        parts = path.name[len(out.name) + 2 :].split(".")
-        if path.suffix not in (".tmp", ".old") or not parts[0].isdigit() or _alive(int(parts[0])):
-            continue
-        shutil.rmtree(path, ignore_errors=True)
-        removed += 1
-    return removed
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's live process
-        return True
-    return True
-
-
-def swap_into(tmp: Path, out: Path, ours: frozenset[str] = OUR_NAMES) -> None:
-    """Make ``tmp`` the folder ``out`` by one rename, carrying over the files of a previous ``out`` that are not
-    ``ours`` (the user's own notes); the old folder is renamed aside first and removed after the swap."""
-    if not out.exists():
-        os.rename(tmp, out)
-        return
-    for item in out.iterdir():
-        if item.name not in ours:  # the user's own notes in a previous output folder
-            (shutil.copytree if item.is_dir() else shutil.copy2)(item, tmp / item.name)
-    old = out.parent / f".{out.name}.{os.getpid()}.old"
-    os.rename(out, old)
-    try:
-        os.rename(tmp, out)
-    except BaseException:
-        os.rename(old, out)
-        raise
-    with contextlib.suppress(OSError):
-        shutil.rmtree(old)
-
-
 def _write_figures(analysis: Analysis, directory: Path, preset: str, formats: Sequence[str]) -> Path:
     tables = diagnostics_tables(analysis.models)
     figs = {**analysis_figures(analysis.shares, analysis.summary), **diagnostics_figures(tables, analysis.summary)}
@@ -203,8 +120,8 @@ def _write_figures(analysis: Analysis, directory: Path, preset: str, formats: Se
 def _write_diagnostics(analysis: Analysis, directory: Path) -> dict[str, Path]:
     tables = diagnostics_tables(analysis.models)
     written = {"diagnostics": directory / "diagnostics.csv", "logit_histograms": directory / "logit_histograms.csv"}
-    tables["slices"].to_csv(written["diagnostics"], index=False)
-    tables["logit_histograms"].to_csv(written["logit_histograms"], index=False)
+    write_atomic(written["diagnostics"], table_csv(tables["slices"], float_format=None))
+    write_atomic(written["logit_histograms"], table_csv(tables["logit_histograms"], float_format=None))
     if tables["sanity"]:
         written["sanity"] = directory / "sanity.json"
         written["sanity"].write_text(json.dumps(_json_safe(tables["sanity"]), indent=2, allow_nan=False))

@@ -139,23 +139,24 @@ def load_volume(
     params = ReadParams(volume_index=volume_index, series=series, dataset=dataset,
                         spacing=None if spacing is None else tuple(float(v) for v in spacing))
     raw, src = read_source(source, params, limits, name)
-    label = src.label
+    label, kind, info = src.label, raw.kind, raw.info
     affine = _checked_affine(raw.affine, label)
-    array = _as_3d(raw.array, label, volume_index).astype(np.float64)
-    canonical = nib.as_closest_canonical(nib.Nifti1Image(array, affine))
-    data, nonfinite = _finite_float32(np.asanyarray(canonical.dataobj), label)
+    array = _as_3d(raw.array, label, volume_index)
+    del raw  # the file-order voxels are reoriented as views and copied once, into float32
+    ornt = nib.orientations.io_orientation(affine)
+    data, nonfinite = _finite_float32(nib.orientations.apply_orientation(array, ornt), label)
     if float(data.max()) == float(data.min()):
         raise InputError(label, f"every voxel has the value {float(data.min()):g}", "an image with some contrast")
     key = params.key()
     return Volume(
         data=data,
-        affine=canonical.affine.astype(np.float64),
+        affine=affine @ nib.orientations.inv_ornt_aff(ornt, array.shape),
         source=label,
         sha256=sha256_bytes(f"{src.sha256}|{key}".encode()) if key else src.sha256,
         source_affine=affine,
-        source_ornt=nib.orientations.io_orientation(affine),
+        source_ornt=ornt,
         nonfinite=nonfinite,
-        header={"format": raw.kind, "shape": list(array.shape), **raw.info, **({"read": key} if key else {})},
+        header={"format": kind, "shape": list(array.shape), **info, **({"read": key} if key else {})},
     )
 
 
@@ -171,18 +172,19 @@ def load_mask(source: str | Path | bytes | Files, volume: Volume, *, name: str |
     limits = limits or Limits.from_env()
     raw, src = read_source(source, ReadParams(), limits, name)
     label = src.label
-    values = _as_3d(raw.array, label, None).astype(np.float32)
+    values = _as_3d(raw.array, label, None)
     affine = volume.source_affine if raw.kind in _NO_GEOMETRY else _checked_affine(raw.affine, label)
-    img = nib.Nifti1Image(values, affine)
+    del raw  # the foreground is taken in file order (one byte a voxel) and reoriented as a view
     source_shape = tuple(volume.header.get("shape", volume.shape))
-    if tuple(img.shape) != source_shape:
-        raise InputError(label, f"mask has shape {tuple(img.shape)} but the volume has {source_shape}",
+    if tuple(values.shape) != source_shape:
+        raise InputError(label, f"mask has shape {tuple(values.shape)} but the volume has {source_shape}",
                          "a mask on the volume's voxel grid")
-    if not np.allclose(img.affine, volume.source_affine, atol=1e-3):
+    if not np.allclose(affine, volume.source_affine, atol=1e-3):
         raise InputError(label, "mask affine differs from the volume's affine",
                          "a mask on the volume's voxel grid (same affine)")
-    canonical = nib.as_closest_canonical(img)
-    return Mask(data=np.nan_to_num(np.asanyarray(canonical.dataobj).astype(np.float64), nan=0.0) > 0, source=label,
+    foreground = values > 0  # NaN compares False: background
+    ornt = nib.orientations.io_orientation(affine)
+    return Mask(data=np.ascontiguousarray(nib.orientations.apply_orientation(foreground, ornt)), source=label,
                 sha256=src.sha256)
 
 
@@ -226,19 +228,26 @@ def _as_3d(array: np.ndarray, label: str, volume_index: int | None) -> np.ndarra
 
 
 def _finite_float32(array: np.ndarray, label: str) -> tuple[np.ndarray, int]:
-    data = np.asarray(array, dtype=np.float64)
-    finite = np.isfinite(data)
-    bad = int(data.size - finite.sum())
-    if bad == data.size:
+    """``array`` as contiguous float32 with NaN and -Inf replaced by the finite minimum, +Inf by the maximum.
+
+    Computed with reductions over a finiteness mask rather than copies of the finite values: the float32
+    result is the one copy of the volume this makes (one byte per voxel more for the mask).
+    """
+    finite = np.isfinite(array)
+    bad = int(array.size - np.count_nonzero(finite))
+    if bad == array.size:
         raise InputError(label, "every voxel is NaN or infinite", "finite intensities")
-    peak = float(np.abs(data[finite]).max())
+    if array.dtype.kind == "f":
+        lo = float(np.min(array, where=finite, initial=np.inf))
+        hi = float(np.max(array, where=finite, initial=-np.inf))
+    else:  # integers and booleans are all finite
+        lo, hi = float(array.min()), float(array.max())
+    peak = max(abs(lo), abs(hi))
     if peak > float(np.finfo(np.float32).max):
         raise InputError(label, f"intensities reach {peak:.3g}, beyond float32's range (3.4e38)",
                          "values within float32's range (check the data type and scl_slope)")
+    data = np.ascontiguousarray(array, dtype=np.float32)
     if bad:
-        lo, hi = data[finite].min(), data[finite].max()
-        data = np.where(np.isnan(data) | (data == -np.inf), lo, data)
-        data = np.where(data == np.inf, hi, data)
-    return np.ascontiguousarray(data, dtype=np.float32), bad
-
-
+        data[np.isnan(data) | (data == -np.inf)] = lo
+        data[data == np.inf] = hi
+    return data, bad

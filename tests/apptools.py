@@ -7,14 +7,16 @@ import time
 from streamlit.testing.v1 import AppTest
 
 TIMEOUT = 600
+#: Session state keys of the background jobs: the single-volume analysis and the cohort.
+JOB_KEYS = ("job", "cohort_job")
 
 
 def settle(at: AppTest, timeout: float = TIMEOUT) -> AppTest:
-    """Rerun the page until the background analysis (if any) has finished and its result is shown."""
+    """Rerun the page until the background analysis or cohort (if any) has finished and its result is shown."""
     deadline = time.monotonic() + timeout
-    while "job" in at.session_state and time.monotonic() < deadline:
+    while any(key in at.session_state for key in JOB_KEYS) and time.monotonic() < deadline:
         time.sleep(0.5)
         at.run()
-    assert "job" not in at.session_state, "the analysis did not finish"
+    assert not any(key in at.session_state for key in JOB_KEYS), "the analysis did not finish"
     assert not at.exception, at.exception
     return at

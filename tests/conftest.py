@@ -18,8 +18,10 @@ SAMPLE_MASK = SAMPLE_DIR / "mni152_gm_mask_2mm.nii.gz"
 
 @pytest.fixture(autouse=True)
 def _isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Every test gets its own cache directory: no test sees another's cached results."""
+    """Every test gets its own cache directory and integrity key: no test sees another's cached results, and
+    none writes a key into the user's configuration folder."""
     monkeypatch.setenv("EXPLORER_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
+    monkeypatch.setenv("EXPLORER_CACHE_KEY_FILE", str(tmp_path_factory.mktemp("config") / "cache.key"))
 
 
 @pytest.fixture(scope="session")

@@ -142,7 +142,7 @@ def test_progress_reaches_one_and_shares_table_matches_masses(inputs: dict) -> N
     flipped = model.summary["zflip_asymmetry_index"]["mean"]
     assert flipped is not None and flipped != pytest.approx(model.summary["asymmetry_index"]["mean"], abs=1e-3)
     assert len(result.shares) == 3 * int(np.isfinite(model.masses).all(axis=1).sum())
-    assert result.summary["inputs"]["params"] == {"baseline": 0.0, "replace": "constant", "blur_sigma": 2.0}
+    assert result.summary["inputs"]["params"] == {"baseline": 0.0, "replace": "mean", "blur_sigma": 2.0}
 
 
 def test_a_model_that_predicts_nothing_gets_one_clear_line(inputs: dict, tmp_path: Path,

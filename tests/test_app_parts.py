@@ -31,7 +31,7 @@ def _wait(job: jobs.Job) -> jobs.Job:
 
 
 def _job(run) -> jobs.Job:
-    job = jobs.Job(key=("k",), n_checkpoints=4)
+    job = jobs.Job(key=("k",), steps=4)
     job._thread = threading.Thread(target=job._run, args=(run, None), daemon=True)
     job._thread.start()
     return job
@@ -50,7 +50,7 @@ def test_a_job_reports_checkpoint_k_of_n_and_which_came_from_the_cache():
     deadline = time.monotonic() + 10
     while job.fraction < 0.6 and time.monotonic() < deadline:
         time.sleep(0.01)
-    assert job.checkpoint == 3 and "Checkpoint 3 of 4 — c: batch 3 of 5" in job.status()
+    assert job.step == 3 and "Checkpoint 3 of 4 — c: batch 3 of 5" in job.status()
     assert "s left" in job.status() and job.cached == {"a"}
     gate.set()
     assert _wait(job).result == "result" and job.error is None and not job.cancelled

@@ -47,7 +47,7 @@ def _fast(setup, method: str, params: dict | None = None):
 
 def _reference_forward(raw):
     """``(x, selection) -> (B,)``: each sample's target (captum expands ``selection`` with ``x``)."""
-    return lambda x, selection: (foreground_logit(raw(x)) * selection).flatten(1).sum(1)
+    return lambda x, selection: (foreground_logit(raw(x), x) * selection).flatten(1).sum(1)
 
 
 @pytest.mark.parametrize("method, reference", [("saliency", Saliency), ("input_x_gradient", InputXGradient)])
@@ -68,7 +68,8 @@ def test_occlusion_equals_captum_feature_ablation(setup, replace: str) -> None:
     fast = _fast(setup, "occlusion", {"replace": replace})
     x = batch.x.clone()
     ref = FeatureAblation(_reference_forward(raw)).attribute(
-        x, baselines=occlusion_baselines(x, replace, 0.0, 2.0), additional_forward_args=(fast.selection,),
+        x, baselines=occlusion_baselines(x, replace, 0.0, 2.0, valid_region(x, batch.padding)),
+        additional_forward_args=(fast.selection,),
         feature_mask=torch.arange(x.shape[1]).view(1, -1, 1, 1), perturbations_per_eval=x.shape[1])
     fast_mass = fast.attr.abs().sum(dim=(2, 3)).double().numpy()
     ref_delta = ref[:, :, 0, 0].abs().double().numpy()  # captum fills each channel with its ΔT

@@ -26,6 +26,10 @@ from explorer.spec import RunSpec
 ROOT = Path(__file__).resolve().parents[1]
 COHORT = SAMPLE_DIR / "cohort"
 CKPTS = [str(ROOT / "models" / f"unet-mobilenet_v2-{s}-s0.safetensors") for s in ("imagenet", "imagenet-uniform")]
+#: Saliency without the reversed windows: its known answers (imagenet's first-conv weighting, AI > 0.2 on every
+#: volume) pin the statistics; the default's split and endpoint are tested in
+#: test_bad_rows_are_reported_and_the_rest_completes.
+SALIENCY = RunSpec(method="saliency", zflip=False)
 NUMBERS = ["subject", "model", "strategy", "seed", "n_slices", "asymmetry_index", "ai_ci_low", "ai_ci_high",
            "block_length", "dice", "share_-1", "share_0", "share_1"]
 
@@ -47,7 +51,7 @@ def local_run(tmp_path_factory: pytest.TempPathFactory):
     tmp = tmp_path_factory.mktemp("cohort")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("EXPLORER_CACHE_DIR", str(tmp / "cache"))
-        cohort = run_cohort(_manifest(tmp / "m.csv", _subjects(3)), CKPTS, RunSpec(zflip=False))
+        cohort = run_cohort(_manifest(tmp / "m.csv", _subjects(3)), CKPTS, SALIENCY)
     return cohort, write_cohort(cohort, tmp / "out")
 
 
@@ -56,7 +60,7 @@ def test_local_and_ray_give_the_same_per_volume_numbers(local_run, tmp_path: Pat
     run on all cores, and the convolutions' reductions split differently (CI saw 3e-5 relative on one AI)."""
     cohort, _ = local_run
     assert cohort.from_cache == 0 and len(cohort.rows) == 6 and not cohort.errors
-    ray_cohort = run_cohort(_manifest(tmp_path / "m.csv", _subjects(3)), CKPTS, RunSpec(zflip=False),
+    ray_cohort = run_cohort(_manifest(tmp_path / "m.csv", _subjects(3)), CKPTS, SALIENCY,
                             executor="ray", workers=2)
     assert ray_cohort.from_cache == 0  # a fresh cache: the Ray workers computed every pair themselves
     pd.testing.assert_frame_equal(cohort.rows[NUMBERS], ray_cohort.rows[NUMBERS], rtol=1e-4, atol=1e-6)
@@ -68,14 +72,17 @@ def test_local_and_ray_give_the_same_per_volume_numbers(local_run, tmp_path: Pat
 def test_outputs_follow_the_contract(local_run) -> None:
     cohort, written = local_run
     table = pd.read_csv(written["csv"])
-    assert list(table.columns[:11]) == [
-        "subject", "volume", "model", "strategy", "seed", "n_slices", "asymmetry_index", "ai_ci_low", "ai_ci_high",
+    assert list(table.columns[:17]) == [
+        "subject", "volume", "model", "strategy", "seed", "n_slices", "channel_asymmetry", "ca_ci_low", "ca_ci_high",
+        "anatomy_asymmetry", "aa_ci_low", "aa_ci_high", "asymmetry_index", "ai_ci_low", "ai_ci_high",
         "block_length", "dice"]
+    assert table["channel_asymmetry"].isna().all()  # no reversed windows: the split is not computed…
     assert {"share_-1", "share_0", "share_1", "error", "split"} <= set(table.columns)
     np.testing.assert_allclose(table[["share_-1", "share_0", "share_1"]].sum(axis=1), 1.0, atol=1e-9)
     assert (table["ai_ci_low"] <= table["asymmetry_index"]).all() and (table["block_length"] >= 1).all()
     summary = json.loads(written["summary"].read_text())
     assert set(summary) >= {"groups", "comparisons", "equivalence", "inputs"}
+    assert summary["endpoint"] == "asymmetry_index"  # …and the statistics say which quantity they are on
     for name, g in summary["groups"].items():
         assert set(g) >= {"strategy", "n_models", "n_volumes", "asymmetry_index", "mean_share", "dice"}
         assert g["n_models"] == 1 and g["n_volumes"] == 3
@@ -125,7 +132,11 @@ def test_bad_rows_are_reported_and_the_rest_completes(tmp_path: Path, capsys: py
     out = capsys.readouterr().out
     assert "2 of 3 pairs failed" in out
     table = pd.read_csv(tmp_path / "out" / "cohort.csv").set_index("subject")
-    assert pd.isna(table.loc["sub-01", "error"]) and table.loc["sub-01", "asymmetry_index"] > 0.2
+    assert pd.isna(table.loc["sub-01", "error"])
+    ai, split = table.loc["sub-01", "asymmetry_index"], table.loc["sub-01", ["channel_asymmetry", "anatomy_asymmetry"]]
+    assert np.isfinite(split).all() and abs(split.sum() - ai) < 0.05  # the default computes the split…
+    summary = json.loads((tmp_path / "out" / "cohort_summary.json").read_text())
+    assert summary["endpoint"] == "channel_asymmetry"  # …and uses it as the primary endpoint
     assert "broken.nii.gz" in table.loc["broken", "error"]
     assert "shape" in table.loc["wrong-mask", "error"]
     assert pd.isna(table.loc["broken", "asymmetry_index"])

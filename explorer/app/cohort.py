@@ -1,7 +1,10 @@
 """The Cohort view: a manifest under the data root (or an uploaded zip), checkpoints from the zoo, a run with a
 progress bar, then the forest plot, paired lines, share distributions, tables and exports.
 
-The computation is :func:`explorer.cohort.run_cohort`, the function ``explorer cohort`` calls (local executor).
+The computation is :func:`explorer.cohort.run_cohort`, the function ``explorer cohort`` calls (local executor),
+run in a background job like the single-volume analysis (:func:`explorer.app.jobs.start_cohort`): the page stays
+responsive, shows the volumes done so far and can cancel. Session state keys: ``cohort_job`` (the running job),
+``cohort`` (the last result) and ``cohort_note`` (what the last run said: an error, a cancellation).
 """
 
 from __future__ import annotations
@@ -17,18 +20,21 @@ import pandas as pd
 import streamlit as st
 
 from explorer.checkpoints import list_seeds, list_zoo
-from explorer.cohort import DEFAULT_MARGIN, read_manifest, run_cohort
+from explorer.cohort import DEFAULT_MARGIN, read_manifest
 from explorer.cohort.outputs import write_cohort
 from explorer.config import SAMPLE_DIR, Limits
 from explorer.errors import InputError
 from explorer.export import report_zip
 from explorer.figures.cohort import forest_figure, paired_lines_figure, share_distribution_figure
+from explorer.readers import HEADER_LIMIT, refuse_detached
 from explorer.spec import RunSpec
 
+from . import jobs
 from .guard import guard
 from .views import figure_downloads, table_download
 
 MAX_ZIP_MEMBERS = 2000
+POLL_SECONDS = 1.0
 
 
 def data_root() -> Path:
@@ -56,9 +62,10 @@ def _has_volume_column(path: Path) -> bool:
 def extract_zip(raw: bytes, directory: Path, limits: Limits | None = None) -> Path:
     """Extract an uploaded zip safely and return its manifest (the shallowest ``.csv``) or the folder.
 
-    Refused: members with absolute paths or ``..``, links, more than :data:`MAX_ZIP_MEMBERS` members, or more
+    Refused: members with absolute paths or ``..``, links, more than :data:`MAX_ZIP_MEMBERS` members, more
     than the upload limit uncompressed (checked from the headers before anything is written, and again while
-    writing, since headers can lie).
+    writing, since headers can lie), or NRRD/MetaImage headers naming a separate data file (an upload must carry
+    its voxels; :func:`explorer.readers.refuse_detached`).
 
     Raises:
         InputError: not a zip, or any of the above.
@@ -73,6 +80,9 @@ def extract_zip(raw: bytes, directory: Path, limits: Limits | None = None) -> Pa
         raise InputError("upload", f"{len(members)} files", f"at most {MAX_ZIP_MEMBERS}")
     if sum(m.file_size for m in members) > limits.max_bytes:
         raise InputError("upload", "uncompressed size over the upload limit", f"at most {limits.max_bytes:,} bytes")
+    for m in members:  # an uploaded header may not name a data file: checked before anything is written
+        with archive.open(m) as source:
+            refuse_detached(m.filename, source.read(HEADER_LIMIT + 1))
     root = directory.resolve()
     written = 0
     for m in members:
@@ -134,17 +144,52 @@ def show() -> None:
                             value=len(entries), key="cohort_count")
     margin = st.number_input("Equivalence margin", min_value=0.001, value=DEFAULT_MARGIN, step=0.005,
                              format="%.3f", key="cohort_margin")
-    if st.button("Run cohort", type="primary", key="cohort_run", disabled=not names):
-        bar = st.progress(0.0, text="Starting the cohort…")
-        with guard("The cohort") as ok:
-            cohort = run_cohort(entries[: int(count)], [zoo[n] for n in names], RunSpec(zflip=False),
-                                margin=float(margin), progress=lambda done, total, message: bar.progress(
-                                    done / total, text=f"{done} of {total} pairs · {message}"))
-        bar.empty()
-        st.session_state["cohort"] = cohort if ok else None
-    cohort = st.session_state.get("cohort")
+    state = st.session_state
+    _collect()
+    running = "cohort_job" in state
+    if st.button("Run cohort", type="primary", key="cohort_run", disabled=not names or running,
+                 help="Runs in the background: the page stays usable, and the run can be cancelled.") and not running:
+        state.pop("cohort_note", None)
+        chosen = entries[: int(count)]
+        state["cohort_job"] = jobs.start_cohort((str(manifest), tuple(names), len(chosen), float(margin)), chosen,
+                                                [zoo[n] for n in names], RunSpec(), margin=float(margin))
+        st.rerun()  # the page again, now with the button disabled and the job's progress
+    if running:
+        _progress_panel()
+    elif (note := state.get("cohort_note")) is not None:
+        getattr(st, note[0])(note[1])
+    cohort = state.get("cohort")
     if cohort is not None:
         _results(cohort)
+
+
+def _collect() -> None:
+    """Move a finished cohort job's result, or what went wrong, into the session."""
+    state = st.session_state
+    job = state.get("cohort_job")
+    if job is None or job.running:
+        return
+    del state["cohort_job"]
+    if job.result is not None:
+        state["cohort"] = job.result
+    elif job.cancelled:
+        state["cohort_note"] = ("warning", "The cohort run was cancelled: the results shown are the previous ones.")
+    else:
+        state["cohort"] = None  # as before the job: a failed run shows its message, not an older result
+        state["cohort_note"] = ("error", job.error or "The cohort failed.")
+
+
+@st.fragment(run_every=POLL_SECONDS)
+def _progress_panel() -> None:
+    job = st.session_state.get("cohort_job")
+    if job is None or not job.running:
+        st.rerun()  # the whole page picks up the result
+        return
+    c1, c2 = st.columns([6, 1])
+    c1.progress(job.fraction, text=job.status())
+    if c2.button("Cancel", key="cohort_cancel", help="Stops after the volume being analysed."):
+        job.cancel()
+        c1.caption("Cancelling…")
 
 
 def _results(cohort) -> None:

@@ -1,9 +1,11 @@
 """An analysis run outside the script rerun: a background thread per session, polled by the page.
 
 Streamlit reruns the whole script on every click, so an analysis computed inside the script would be
-abandoned by a click on a view. Here :func:`start` hands :func:`explorer.analysis.analyze` (the function the
-CLI calls) to a daemon thread; the :class:`Job` lives in the session's state, the page polls it (a fragment
-with ``run_every``) and swaps the result in when it is done. With several checkpoints the first one is analysed
+abandoned by a click on a view, and would block the page while it runs. Here :func:`start` hands
+:func:`explorer.analysis.analyze` (the function the CLI calls), and :func:`start_cohort`
+:func:`explorer.cohort.run_cohort` (the function ``explorer cohort`` calls), to a daemon thread; the :class:`Job`
+lives in the session's state, the page polls it (a fragment with ``run_every``) and swaps the result in when it
+is done. With several checkpoints the first one is analysed
 on its own first and published as ``preview``, so the page shows a first chart after one checkpoint's time, not
 all of them (the full run then reads that checkpoint back from the cache). Cancelling is cooperative: the
 progress callback raises :class:`Cancelled` at the next report once the flag is set. No ``streamlit`` import:
@@ -14,12 +16,15 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from explorer.analysis import Analysis, analyze
+from explorer.cohort import Cohort, Entry, run_cohort
 from explorer.errors import InputError
+from explorer.spec import RunSpec
 
 FROM_CACHE = "from cache"  # the message analyze reports for a checkpoint whose results were cached
 
@@ -30,15 +35,19 @@ class Cancelled(Exception):
 
 @dataclass
 class Job:
-    """One analysis in a worker thread; every field is written by the worker and read by the page."""
+    """One analysis (or cohort) in a worker thread; every field is written by the worker and read by the page.
+
+    ``steps`` is what the status line counts: the checkpoints of an analysis, the volumes of a cohort (``unit``).
+    """
 
     key: tuple
-    n_checkpoints: int
+    steps: int
+    unit: str = "Checkpoint"
     fraction: float = 0.0
     message: str = "starting"
     started: float = field(default_factory=time.monotonic)
     finished: float | None = None
-    result: Analysis | None = None
+    result: Analysis | Cohort | None = None
     preview: Analysis | None = None
     error: str | None = None
     cancelled: bool = False
@@ -51,9 +60,9 @@ class Job:
         return self.finished is None
 
     @property
-    def checkpoint(self) -> int:
-        """The 1-based number of the checkpoint being analysed."""
-        return min(int(self.fraction * self.n_checkpoints) + 1, self.n_checkpoints)
+    def step(self) -> int:
+        """The 1-based number of the checkpoint (or volume) being analysed."""
+        return min(int(self.fraction * self.steps) + 1, self.steps)
 
     def elapsed(self) -> float:
         return (self.finished or time.monotonic()) - self.started
@@ -70,7 +79,7 @@ class Job:
     def status(self) -> str:
         """One line for the page: "checkpoint k of n", what it is doing, elapsed and estimated time."""
         eta = self.remaining()
-        return (f"Checkpoint {self.checkpoint} of {self.n_checkpoints} — {self.message} · "
+        return (f"{self.unit} {self.step} of {self.steps} — {self.message} · "
                 f"{self.elapsed():.0f} s elapsed" + (f", about {eta:.0f} s left" if eta is not None else ""))
 
     def _progress(self, fraction: float, message: str) -> None:
@@ -81,10 +90,10 @@ class Job:
         if message.endswith(": " + FROM_CACHE):
             self.cached.add(message[: -len(FROM_CACHE) - 2])
 
-    def _run(self, run: Callable[..., Analysis], first: Callable[..., Analysis] | None) -> None:
+    def _run(self, run: Callable[..., Analysis | Cohort], first: Callable[..., Analysis] | None) -> None:
         try:
             if first is not None:
-                self.preview = first(progress=lambda f, m: self._progress(f / self.n_checkpoints, m))
+                self.preview = first(progress=lambda f, m: self._progress(f / self.steps, m))
             self.result = run(progress=self._progress)
         except Cancelled:
             self.cancelled = True
@@ -106,7 +115,7 @@ def start(key: tuple, study: Any, checkpoints: list, spec: Any) -> Job:
     Returns:
         The running job; poll ``job.running`` and read ``job.result`` / ``job.error`` / ``job.cancelled``.
     """
-    job = Job(key=key, n_checkpoints=len(checkpoints))
+    job = Job(key=key, steps=len(checkpoints))
 
     def whole(progress: Callable) -> Analysis:
         return analyze(study, checkpoints, spec, progress=progress)
@@ -114,7 +123,31 @@ def start(key: tuple, study: Any, checkpoints: list, spec: Any) -> Job:
     def first(progress: Callable) -> Analysis:
         return analyze(study, checkpoints[:1], spec, progress=progress)
 
-    job._thread = threading.Thread(target=job._run, args=(whole, first if len(checkpoints) > 1 else None),
-                                   name="explorer-analysis", daemon=True)
+    return _launch(job, whole, first if len(checkpoints) > 1 else None)
+
+
+def start_cohort(key: tuple, entries: Sequence[Entry], checkpoints: Sequence[str | Path], spec: RunSpec, *,
+                 margin: float) -> Job:
+    """Start ``run_cohort(entries, checkpoints, spec, margin=margin)`` in a daemon thread and return its
+    :class:`Job`, which counts volumes; its ``result`` is the :class:`~explorer.cohort.Cohort`.
+
+    Cancelling stops after the volume being analysed (the cohort reports progress once per volume).
+
+    Args:
+        key: identifies the inputs, stored with the result.
+        entries, checkpoints, spec, margin: the arguments of :func:`explorer.cohort.run_cohort`.
+    """
+    job = Job(key=key, steps=len(entries), unit="Volume")
+
+    def whole(progress: Callable) -> Cohort:
+        return run_cohort(entries, checkpoints, spec, margin=margin, progress=lambda done, total, subject: progress(
+            done / total, f"{done} of {total} pairs done (last: {subject})"))
+
+    return _launch(job, whole, None)
+
+
+def _launch(job: Job, run: Callable[..., Any], first: Callable[..., Any] | None) -> Job:
+    job._thread = threading.Thread(target=job._run, args=(run, first), name=f"explorer-{job.unit.lower()}",
+                                   daemon=True)
     job._thread.start()
     return job

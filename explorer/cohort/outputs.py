@@ -13,8 +13,9 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from ..export import write_figures
+from ..export import table_csv, write_figures
 from ..figures.cohort import cohort_figures
+from ..fileio import write_atomic
 from ..outputs import _json_safe, _safe, check_out_dir, clean_stale_outputs, swap_into, write_outputs
 from . import Cohort
 
@@ -47,7 +48,8 @@ def write_cohort(cohort: Cohort, out_dir: str | Path, *, per_volume: bool = Fals
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.{os.getpid()}.", suffix=".tmp", dir=out.parent))
     try:
         written = {"csv": tmp / "cohort.csv", "summary": tmp / "cohort_summary.json"}
-        cohort.rows.drop(columns=list(PUBLIC_COLUMNS_DROPPED), errors="ignore").to_csv(written["csv"], index=False)
+        public = cohort.rows.drop(columns=list(PUBLIC_COLUMNS_DROPPED), errors="ignore")
+        write_atomic(written["csv"], table_csv(public, float_format=None))
         written["summary"].write_text(json.dumps(_json_safe(cohort.summary), indent=2, allow_nan=False))
         if figures:
             written["figures"] = tmp / "figures"

@@ -117,10 +117,12 @@ def run_ray(entries: Sequence[Entry], models: Sequence[Model], spec: RunSpec, *,
 
     from ..checkpoints import load_checkpoint
     from ..config import cache_dir
+    from ..integrity import key_path
 
     address = address or os.environ.get("RAY_ADDRESS") or None
     package_root = str(Path(__file__).resolve().parents[2])
     env = {"EXPLORER_CACHE_DIR": str(cache_dir()),
+           "EXPLORER_CACHE_KEY_FILE": str(key_path()),  # entries the workers sign are the driver's to verify
            "PYTHONPATH": os.pathsep.join(p for p in (package_root, os.environ.get("PYTHONPATH")) if p)}
     started = not ray.is_initialized()
     if started:

@@ -15,7 +15,7 @@ from ..errors import InputError
 from .base import Raw, Reader, ReadParams
 from .dicom import DICOM
 from .hdf5 import HDF5
-from .itk import METAIMAGE, NRRD
+from .itk import HEADER_LIMIT, METAIMAGE, NRRD, refuse_detached
 from .nifti import MGH, NIFTI
 from .source import Files, Source, open_source
 from .tiff import TIFF
@@ -26,8 +26,8 @@ READERS: tuple[Reader, ...] = (NIFTI, TIFF, HDF5, NRRD, DICOM, MGH, METAIMAGE)
 #: File-name endings of every format (for upload widgets and help texts).
 SUFFIXES: tuple[str, ...] = tuple(s for r in READERS for s in r.suffixes)
 
-__all__ = ["READERS", "SUFFIXES", "Raw", "ReadParams", "Reader", "Source", "open_source", "read_source",
-           "reader_for", "source_choices"]
+__all__ = ["HEADER_LIMIT", "READERS", "SUFFIXES", "Raw", "ReadParams", "Reader", "Source", "open_source",
+           "read_source", "reader_for", "refuse_detached", "source_choices"]
 
 
 def reader_for(src: Source) -> Reader:
@@ -42,6 +42,15 @@ def reader_for(src: Source) -> Reader:
     formats = ", ".join(r.description.split(" (")[0] for r in READERS[2:])
     raise InputError(src.label, f"not a NIfTI or TIFF file (no NIfTI magic at byte 344, no TIFF magic), nor {formats}",
                      "one of: " + "; ".join(r.description for r in READERS))
+
+
+def _open(source: str | Path | bytes | Files, name: str | None, limits: Limits) -> Source:
+    """:func:`open_source`; several uploads may not hold a detached NRRD/MetaImage header either (they would
+    otherwise reach the DICOM reader, which would only say that it found no DICOM files)."""
+    src = open_source(source, name, limits.max_bytes)
+    for member, raw in src.files:
+        refuse_detached(member, raw)
+    return src
 
 
 def read_source(source: str | Path | bytes | Files, params: ReadParams, limits: Limits,
@@ -60,7 +69,7 @@ def read_source(source: str | Path | bytes | Files, params: ReadParams, limits: 
     Raises:
         InputError: missing, empty, too large, unrecognised or unreadable input.
     """
-    src = open_source(source, name, limits.max_bytes)
+    src = _open(source, name, limits)
     return reader_for(src).read(src, params, limits), src
 
 
@@ -72,6 +81,6 @@ def source_choices(source: str | Path | bytes | Files, limits: Limits,
     Raises:
         InputError: as :func:`read_source`.
     """
-    src = open_source(source, name, limits.max_bytes)
+    src = _open(source, name, limits)
     reader = reader_for(src)
     return (reader.choice, reader.choices(src, limits)) if reader.choices is not None else (None, [])

@@ -7,6 +7,7 @@ voxel→world affine in RAS+ millimetres (LPS formats such as DICOM, NRRD and Me
 from __future__ import annotations
 
 import json
+import zlib
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
@@ -75,12 +76,66 @@ class Reader:
     choice: str | None = None
 
 
-def check_voxels(shape: tuple[int, ...], label: str, limits: Limits) -> None:
-    """Refuse a declared shape over ``limits.max_voxels`` (before any voxel is read or inflated)."""
-    count = int(np.prod([int(n) for n in shape], dtype=np.float64))
+#: Bytes per voxel that reading holds beyond the stored voxels: a float64 copy where a scaling applies, the
+#: float32 volume and a finiteness mask (:func:`explorer.volume.load_volume`).
+LOAD_BYTES_PER_VOXEL = 8 + 4 + 1
+
+
+def check_voxels(shape: tuple[int, ...], label: str, limits: Limits, itemsize: int | None = None) -> None:
+    """Refuse a declared shape before any voxel is read or inflated.
+
+    Args:
+        shape: the declared shape.
+        label: the file named in the error.
+        limits: the limits.
+        itemsize: bytes per stored voxel, when known: the voxels as stored must then fit the upload limit (a
+            compressed file may not inflate to more than an uncompressed one may hold), and reading them
+            (the stored voxels twice, while they are inflated and decoded, plus
+            :data:`LOAD_BYTES_PER_VOXEL`) must fit the memory limit.
+
+    Raises:
+        InputError: a negative dimension, more voxels than ``limits.max_voxels``, or (with ``itemsize``) more
+            bytes than ``limits.max_bytes`` or ``limits.max_run_memory_bytes``.
+    """
+    dims = tuple(int(n) for n in shape)
+    if any(n < 0 for n in dims):
+        raise InputError(label, f"header declares a negative dimension (shape {dims})", "a non-negative shape")
+    count = int(np.prod(dims, dtype=np.float64))
     if count > limits.max_voxels:
-        raise InputError(label, f"image has {count:,} voxels (shape {tuple(int(n) for n in shape)}), over the limit "
+        raise InputError(label, f"image has {count:,} voxels (shape {dims}), over the limit "
                          f"of {limits.max_voxels:,}", "a smaller image, or raise EXPLORER_MAX_VOXELS")
+    if itemsize is None:
+        return
+    stored, mb = count * int(itemsize), 1024**2
+    if stored > limits.max_bytes:
+        raise InputError(label, f"voxels take {stored:,} bytes once inflated (shape {dims}, {int(itemsize)} bytes "
+                         f"each), over the {limits.max_bytes / mb:,.0f} MB upload limit",
+                         "a smaller image, or raise EXPLORER_MAX_UPLOAD_MB")
+    needed = count * (2 * int(itemsize) + LOAD_BYTES_PER_VOXEL)
+    if needed > limits.max_run_memory_bytes:
+        raise InputError(label, f"reading it needs about {needed / mb:,.0f} MB (shape {dims}), over the memory "
+                         f"limit of {limits.max_run_memory_bytes / mb:,.0f} MB",
+                         "a smaller image, or raise EXPLORER_MAX_RUN_MEMORY_MB")
+
+
+def inflated_size(data: bytes, budget: int, wbits: int) -> int:
+    """How many bytes the deflate stream ``data`` inflates to, counted 1 MB at a time (nothing is kept) and
+    stopped once past ``budget``.
+
+    Args:
+        wbits: the stream's format, as for :func:`zlib.decompressobj` (``-15`` raw deflate, ``15`` zlib).
+
+    Raises:
+        zlib.error: corrupt data.
+    """
+    inflater, size, pending = zlib.decompressobj(wbits), 0, data
+    while size <= budget:
+        chunk = inflater.decompress(pending, 1 << 20)  # empty input: what zlib still holds
+        pending = inflater.unconsumed_tail
+        if not chunk and not pending:
+            break
+        size += len(chunk)
+    return size
 
 
 def grid_affine(spacing: tuple[float, float, float] | None, label: str) -> np.ndarray:

@@ -15,18 +15,22 @@ before any pixel data is decoded.
 from __future__ import annotations
 
 import io
+import math
 import zipfile
+import zlib
 from collections import defaultdict
 from pathlib import PurePosixPath
 
 import numpy as np
 import pydicom
 from pydicom.errors import InvalidDicomError
+from pydicom.filereader import _read_file_meta_info, read_preamble
+from pydicom.uid import DeflatedExplicitVRLittleEndian
 
 from ..config import Limits
 from ..errors import InputError
 from ..fileio import size_error
-from .base import LPS_TO_RAS, Raw, Reader, ReadParams, check_voxels
+from .base import LPS_TO_RAS, Raw, Reader, ReadParams, check_voxels, inflated_size
 from .source import Source, folder_files
 
 _EXPECTED = "a DICOM image series (one file per slice)"
@@ -64,15 +68,64 @@ def _files(src: Source, limits: Limits) -> list[tuple[str, bytes]]:
     return [(src.label, src.data)]
 
 
+def _inflated_size(raw: bytes, budget: int) -> int:
+    """Bytes the deflated dataset of one Deflated Explicit VR file inflates to, counted up to just past
+    ``budget``; 0 for any other transfer syntax.
+
+    pydicom inflates a deflated dataset in one ``zlib.decompress`` call, without a bound (2 MB in, 4.6 GB
+    out), so the size is measured here first. The file meta group is read with pydicom's own reader (private,
+    but the one that knows the meta group's layout) to find where the deflated stream starts.
+    """
+    stream = io.BytesIO(raw)
+    try:
+        read_preamble(stream, False)
+        meta = _read_file_meta_info(stream)
+    except (InvalidDicomError, EOFError, OSError, ValueError, KeyError, TypeError, RecursionError):
+        return 0  # not DICOM, or nested too deeply: dcmread says so
+    if meta.get("TransferSyntaxUID") != DeflatedExplicitVRLittleEndian:
+        return 0
+    try:
+        return inflated_size(raw[stream.tell():], budget, -zlib.MAX_WBITS)
+    except zlib.error:
+        return 0  # corrupt: dcmread fails on it and the file is skipped
+
+
+def _where(name: str, label: str) -> str:
+    """``name: `` for a file of a series, nothing for a single file (the label names it already)."""
+    return "" if name == label else f"{name}: "
+
+
+def _read(name: str, raw: bytes, label: str) -> pydicom.Dataset | None:
+    """One file's dataset (pixel data not decoded), or None when it is not DICOM.
+
+    Raises:
+        InputError: sequences nested too deeply to parse.
+    """
+    try:
+        return pydicom.dcmread(io.BytesIO(raw))
+    except (InvalidDicomError, EOFError, OSError, ValueError, KeyError, TypeError, zlib.error):
+        return None  # not DICOM (a README, a thumbnail): skipped
+    except RecursionError as exc:  # pydicom parses nested sequences recursively
+        raise InputError(label, f"{_where(name, label)}sequences nested too deeply to read",
+                         "a DICOM file with sequences nested a few levels deep") from exc
+
+
 def _datasets(src: Source, limits: Limits) -> dict[str, list[pydicom.Dataset]]:
-    """Image datasets (pixel data not decoded) grouped by SeriesInstanceUID."""
+    """Image datasets (pixel data not decoded) grouped by SeriesInstanceUID; deflated datasets may inflate to
+    the upload limit in total, as a zip's members may."""
     series: dict[str, list[pydicom.Dataset]] = defaultdict(list)
     non_image = []
+    budget = limits.max_bytes
     for name, raw in _files(src, limits):
-        try:
-            ds = pydicom.dcmread(io.BytesIO(raw))
-        except (InvalidDicomError, EOFError, OSError, ValueError, KeyError, TypeError):
-            continue  # not DICOM (a README, a thumbnail): skipped
+        inflated = _inflated_size(raw, budget)
+        if inflated > budget:
+            raise InputError(src.label, f"{_where(name, src.label)}deflated DICOM data inflate to more than "
+                             f"{limits.max_bytes:,} bytes",
+                             "a series within the upload limit (EXPLORER_MAX_UPLOAD_MB) once inflated")
+        budget -= inflated
+        ds = _read(name, raw, src.label)
+        if ds is None:
+            continue
         if "PixelData" not in ds or ds.get("SOPClassUID") == _DIRECTORY_SOP:
             non_image.append(f"{name} ({ds.get('SOPClassUID', 'no SOP class')})")
             continue
@@ -94,6 +147,9 @@ def dicom_choices(src: Source, limits: Limits) -> list[str]:
     return sorted(_datasets(src, limits))
 
 
+_GEOMETRY = "ImageOrientationPatient, ImagePositionPatient and PixelSpacing in every slice"
+
+
 def _one(src: Source, values: list, what: str, atol: float) -> np.ndarray:
     first = np.asarray(values[0], dtype=np.float64)
     for value in values[1:]:
@@ -104,19 +160,49 @@ def _one(src: Source, values: list, what: str, atol: float) -> np.ndarray:
     return first
 
 
+def _vector(src: Source, ds: pydicom.Dataset, keyword: str, length: int) -> np.ndarray:
+    """A slice's multi-valued attribute as ``length`` finite numbers."""
+    value = ds.get(keyword)
+    if value is None:
+        raise InputError(src.label, f"a slice lacks {keyword}", _GEOMETRY)
+    items = list(value) if hasattr(value, "__len__") and not isinstance(value, (str, bytes)) else [value]
+    try:
+        numbers = np.array([float(v) for v in items], dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise InputError(src.label, f"{keyword} {str(value)[:60]!r} is not numbers", _GEOMETRY) from exc
+    if numbers.shape != (length,):
+        raise InputError(src.label, f"{keyword} has {len(numbers)} values", f"{length} numbers in {keyword}")
+    if not np.all(np.isfinite(numbers)):
+        raise InputError(src.label, f"{keyword} {numbers.tolist()} is not finite", f"{length} finite numbers")
+    return numbers
+
+
+def _integer(src: Source, ds: pydicom.Dataset, keyword: str, default: int | None = None) -> int:
+    """A slice's integer attribute (``default`` when it is absent or empty)."""
+    try:
+        value = ds.get(keyword)
+        number = float(value) if value not in (None, "") else default
+    except (TypeError, ValueError, OverflowError):  # pydicom converts IS/US values when they are read
+        element = ds.get_item(keyword)
+        value, number = getattr(element, "value", None), math.nan
+    if number is None:
+        raise InputError(src.label, f"a slice lacks {keyword}", f"{keyword} in every slice")
+    if not math.isfinite(number) or not float(number).is_integer() or number < 0:
+        raise InputError(src.label, f"{keyword} {str(value)[:40]!r} is not a non-negative integer",
+                         f"an integer {keyword}")
+    return int(number)
+
+
 def _geometry(src: Source, slices: list[pydicom.Dataset]) -> tuple[list[pydicom.Dataset], np.ndarray]:
     """Slices sorted along the normal and the LPS affine of voxel (column, row, slice)."""
-    try:
-        iop = _one(src, [[float(v) for v in ds.ImageOrientationPatient] for ds in slices], "orientations", 1e-4)
-        spacing = _one(src, [[float(v) for v in ds.PixelSpacing] for ds in slices], "pixel spacings", 1e-4)
-        positions = np.array([[float(v) for v in ds.ImagePositionPatient] for ds in slices])
-    except (AttributeError, TypeError, ValueError) as exc:
-        raise InputError(src.label, f"slices lack geometry ({exc})",
-                         "ImageOrientationPatient, ImagePositionPatient and PixelSpacing in every slice") from exc
-    _one(src, [(int(ds.Rows), int(ds.Columns)) for ds in slices], "sizes (rows, columns)", 0)
+    iop = _one(src, [_vector(src, ds, "ImageOrientationPatient", 6) for ds in slices], "orientations", 1e-4)
+    spacing = _one(src, [_vector(src, ds, "PixelSpacing", 2) for ds in slices], "pixel spacings", 1e-4)
+    positions = np.array([_vector(src, ds, "ImagePositionPatient", 3) for ds in slices])
+    _one(src, [(_integer(src, ds, "Rows"), _integer(src, ds, "Columns")) for ds in slices], "sizes (rows, columns)",
+         0)
     row, col = iop[:3], iop[3:]
     normal = np.cross(row, col)
-    if not np.all(np.isfinite(iop)) or np.linalg.norm(normal) < 1e-3:
+    if np.linalg.norm(normal) < 1e-3:
         raise InputError(src.label, f"ImageOrientationPatient {iop.tolist()} is degenerate", "two orthogonal axes")
     order = np.argsort(positions @ normal)
     slices, positions = [slices[i] for i in order], positions[order]
@@ -136,6 +222,19 @@ def _geometry(src: Source, slices: list[pydicom.Dataset]) -> tuple[list[pydicom.
     return slices, affine
 
 
+def _check_frames(src: Source, slices: list[pydicom.Dataset], limits: Limits) -> None:
+    """One greyscale frame per slice, and the declared stack within the limits (before any pixel is decoded)."""
+    columns, rows = _integer(src, slices[0], "Columns"), _integer(src, slices[0], "Rows")
+    if any(_integer(src, ds, "NumberOfFrames", 1) > 1 for ds in slices):
+        raise InputError(src.label, "multi-frame DICOM images", "one single-frame image per slice")
+    samples = sorted({_integer(src, ds, "SamplesPerPixel", 1) for ds in slices})
+    if samples != [1]:
+        raise InputError(src.label, f"SamplesPerPixel {', '.join(map(str, samples))} (colour images)",
+                         "greyscale slices (one sample per pixel)")
+    bits = max(_integer(src, ds, "BitsAllocated", 16) for ds in slices)
+    check_voxels((columns, rows, len(slices)), src.label, limits, itemsize=max(1, -(-bits // 8)))
+
+
 def read_dicom(src: Source, params: ReadParams, limits: Limits) -> Raw:
     series = _datasets(src, limits)
     if params.series is not None:
@@ -150,14 +249,18 @@ def read_dicom(src: Source, params: ReadParams, limits: Limits) -> Raw:
         raise InputError(src.label, f"{len(series)} DICOM series: {listing}",
                          "one series, or choose one with series= / --series UID")
     slices, affine = _geometry(src, series[uid])
-    check_voxels((int(slices[0].Columns), int(slices[0].Rows), len(slices)), src.label, limits)
-    if any(int(ds.get("NumberOfFrames", 1) or 1) > 1 for ds in slices):
-        raise InputError(src.label, "multi-frame DICOM images", "one single-frame image per slice")
-    try:
-        planes = [pydicom.pixels.apply_modality_lut(ds.pixel_array, ds).astype(np.float64).T for ds in slices]
-    except Exception as exc:  # pydicom raises several types for missing codecs and broken pixel data
-        raise InputError(src.label, f"unreadable pixel data ({exc})", _EXPECTED) from exc
-    return Raw(np.stack(planes, axis=-1), LPS_TO_RAS @ affine, "dicom", {"series": uid})
+    _check_frames(src, slices, limits)
+    stack = np.empty((int(slices[0].Columns), int(slices[0].Rows), len(slices)), dtype=np.float64)
+    for k, ds in enumerate(slices):
+        try:
+            plane = pydicom.pixels.apply_modality_lut(ds.pixel_array, ds).T
+        except Exception as exc:  # pydicom raises several types for missing codecs and broken pixel data
+            raise InputError(src.label, f"unreadable pixel data ({exc})", _EXPECTED) from exc
+        if plane.shape != stack.shape[:2]:
+            raise InputError(src.label, f"pixel data of shape {plane.shape[::-1]} in a slice of "
+                             f"{stack.shape[1]} × {stack.shape[0]}", "pixel data matching Rows and Columns")
+        stack[:, :, k] = plane
+    return Raw(stack, LPS_TO_RAS @ affine, "dicom", {"series": uid})
 
 
 def _is_dicom(src: Source) -> bool:

@@ -2,8 +2,8 @@
 
 Dataset ``z`` becomes ``data[:, :, z]`` (rows, columns), as for a TIFF stack. The file is opened lazily:
 links are listed and shapes read from the metadata; external links, external storage and virtual datasets
-(which would read other files) are refused, and the declared shape is checked against the voxel limit
-before the one chosen dataset is read. Spacing: the ``spacing`` parameter, else a ``resolution`` or
+(which would read other files) are refused, and the declared shape (voxels and bytes) and chunk size are
+checked before the one chosen dataset is read. Spacing: the ``spacing`` parameter, else a ``resolution`` or
 ``element_size_um`` attribute (z, y, x), else 1.
 """
 
@@ -21,6 +21,8 @@ from .source import Source
 
 _MAGIC = b"\x89HDF\r\n\x1a\n"
 _EXPECTED = "an HDF5 file holding a 3D dataset (Z, Y, X)"
+#: Chunks up to this size are accepted whatever the dataset's size (h5py's automatic chunks stay under 1 MB).
+MAX_CHUNK_BYTES = 64 * 1024**2
 
 
 def _open(src: Source) -> h5py.File:
@@ -63,7 +65,7 @@ def hdf5_choices(src: Source, limits: Limits) -> list[str]:
 
 def _pick(src: Source, handle: h5py.File, wanted: str | None) -> tuple[str, h5py.Dataset]:
     volumes = _volumes(src, handle)
-    listing = ", ".join(f"{n} {tuple(d.shape)}" for n, d in volumes.items()) or "none"
+    listing = ", ".join(f"{n} {tuple(int(k) for k in d.shape)}" for n, d in volumes.items()) or "none"
     if wanted is not None:
         name = wanted.strip("/")
         if name not in volumes:
@@ -76,23 +78,41 @@ def _pick(src: Source, handle: h5py.File, wanted: str | None) -> tuple[str, h5py
     return next(iter(volumes.items()))
 
 
-def _attr_spacing(dataset: h5py.Dataset) -> tuple[float, float, float] | None:
+def _attr_spacing(src: Source, dataset: h5py.Dataset) -> tuple[float, float, float] | None:
     for key in ("element_size_um", "resolution"):
         if key in dataset.attrs:
-            values = np.asarray(dataset.attrs[key], dtype=np.float64).ravel()
+            try:
+                values = np.asarray(dataset.attrs[key], dtype=np.float64).ravel()
+            except (TypeError, ValueError, OSError) as exc:  # strings, compounds, unreadable types
+                raise InputError(src.label, f"spacing attribute {key!r} is not numbers",
+                                 "three numbers (z, y, x), or a spacing such as --spacing 1,1,1") from exc
             if values.size == 3:
                 z, y, x = values
                 return float(y), float(x), float(z)
     return None
 
 
+def _check_chunks(src: Source, name: str, dataset: h5py.Dataset) -> None:
+    """Refuse chunks larger than the dataset they hold (and than :data:`MAX_CHUNK_BYTES`): HDF5 inflates a
+    whole chunk to read any part of it, so a small resizable dataset in one huge compressed chunk is a bomb."""
+    if dataset.chunks is None:
+        return
+    chunk = int(np.prod([int(n) for n in dataset.chunks], dtype=np.float64)) * dataset.dtype.itemsize
+    stored = int(np.prod([int(n) for n in dataset.shape], dtype=np.float64)) * dataset.dtype.itemsize
+    if chunk > max(stored, MAX_CHUNK_BYTES):
+        raise InputError(src.label, f"dataset {name!r} is stored in chunks of {chunk:,} bytes "
+                         f"(chunk shape {tuple(int(n) for n in dataset.chunks)}) for {stored:,} bytes of data",
+                         f"chunks no larger than the dataset or {MAX_CHUNK_BYTES // 1024**2} MB (h5repack -l)")
+
+
 def read_hdf5(src: Source, params: ReadParams, limits: Limits) -> Raw:
     with _open(src) as handle:
         name, dataset = _pick(src, handle, params.dataset)
-        check_voxels(dataset.shape, src.label, limits)
         if dataset.dtype.kind not in "biuf":
             raise InputError(src.label, f"dataset {name!r} holds {dataset.dtype} values", "numeric intensities")
-        spacing = params.spacing or _attr_spacing(dataset)
+        check_voxels(dataset.shape, src.label, limits, itemsize=dataset.dtype.itemsize)
+        _check_chunks(src, name, dataset)
+        spacing = params.spacing or _attr_spacing(src, dataset)
         try:
             array = dataset[()]
         except Exception as exc:  # h5py raises OSError and others for broken data

@@ -42,11 +42,12 @@ def _payload(src: Source, end: int) -> bytes:
 
 
 def _check_complete(payload: bytes, offset: int, shape: tuple[int, ...], dtype: np.dtype, label: str) -> None:
-    expected = int(np.prod(shape, dtype=np.float64)) * dtype.itemsize
+    dims = tuple(int(n) for n in shape)
+    expected = int(np.prod(dims, dtype=np.float64)) * dtype.itemsize
     available = max(0, len(payload) - offset)
     if expected > available:
         raise InputError(label, f"file is truncated: header promises {expected} bytes of voxels for shape "
-                         f"{tuple(shape)}, the file holds {available}", "a complete file")
+                         f"{dims}, the file holds {available}", "a complete file")
 
 
 def _scaled(proxy) -> np.ndarray:
@@ -70,7 +71,7 @@ def read_nifti(src: Source, params: ReadParams, limits: Limits) -> Raw:
     except Exception as exc:  # nibabel raises several types for a broken header
         raise InputError(src.label, f"unreadable NIfTI header ({exc})", "a valid NIfTI-1 or NIfTI-2 file") from exc
     shape, dtype = header.get_data_shape(), header.get_data_dtype()
-    check_voxels(shape, src.label, limits)
+    check_voxels(shape, src.label, limits, itemsize=dtype.itemsize)
     offset = int(header.get_data_offset())
     payload = _payload(src, offset + int(np.prod(shape, dtype=np.float64)) * dtype.itemsize)
     _check_complete(payload, offset, shape, dtype, src.label)
@@ -89,7 +90,7 @@ def read_mgh(src: Source, params: ReadParams, limits: Limits) -> Raw:
         shape, dtype = header.get_data_shape(), header.get_data_dtype()
     except Exception as exc:  # nibabel raises several types for a broken header
         raise InputError(src.label, f"unreadable MGH header ({exc})", "a valid FreeSurfer .mgh/.mgz file") from exc
-    check_voxels(shape, src.label, limits)
+    check_voxels(shape, src.label, limits, itemsize=dtype.itemsize)
     end = 284 + int(np.prod(shape, dtype=np.float64)) * dtype.itemsize
     payload = _payload(src, end + _MGH_FOOTER_SLACK)
     _check_complete(payload, 284, shape, dtype, src.label)

@@ -18,7 +18,7 @@ from functools import cached_property
 from pathlib import Path
 
 from ..errors import InputError
-from ..fileio import checked_file, file_sha256, read_bounded, sha256_bytes, size_error
+from ..fileio import checked_file, content_sha256, file_sha256, read_bounded, sha256_bytes, size_error
 
 GZIP_MAGIC = b"\x1f\x8b"
 HEAD_BYTES = 1024
@@ -79,7 +79,8 @@ class Source:
 
     @cached_property
     def sha256(self) -> str:
-        """Hex digest of the content: a file's bytes; for a folder or several files, of their sorted digests."""
+        """Hex digest of the content: a file's bytes (an NRRD/MetaImage header's with its detached data file's,
+        :func:`explorer.fileio.content_sha256`); for a folder or several files, of their sorted digests."""
         if self.raw is not None:
             return sha256_bytes(self.raw)
         if self.files:
@@ -87,7 +88,7 @@ class Source:
         elif self.path is not None and self.path.is_dir():
             digests = sorted(file_sha256(p) for p in folder_files(self.path))
         else:
-            return file_sha256(self.path)  # type: ignore[arg-type]
+            return content_sha256(self.path)  # type: ignore[arg-type]
         return hashlib.sha256("\n".join(digests).encode()).hexdigest()
 
     def gunzip(self, budget: int) -> bytes:
@@ -101,7 +102,7 @@ class Source:
                 return stream.read(budget)
         except (EOFError, OSError, zlib.error) as exc:
             raise InputError(self.label, f"gzip data is truncated or corrupt ({exc})",
-                             "a complete .nii.gz file") from exc
+                             f"a complete {self.suffix or 'gzip'} file") from exc
 
 
 def folder_files(folder: Path) -> list[Path]:

@@ -67,7 +67,7 @@ def tiff_pages(src: Source, limits: Limits | None) -> tuple[np.ndarray, tuple[fl
             one_series = len(tif.series) == 1  # else pages written one by one: stack them all
             declared = tif.series[0].shape if one_series else (len(tif.pages), *shapes[0][0])
             if limits is not None:
-                check_voxels(declared, src.label, limits)
+                check_voxels(declared, src.label, limits, itemsize=np.dtype(shapes[0][1]).itemsize)
             pages = tif.series[0].asarray() if one_series else tif.asarray(key=slice(None))
             spacing = _imagej_spacing(tif) or _ome_spacing(tif)
     except InputError:
