@@ -442,8 +442,7 @@ def _cmd_cohort(args: argparse.Namespace) -> int:
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
+    from .progress import Progress
     from .validation import ValidationSpec, run_validation
     from .validation.outputs import check_validation_out, write_validation
 
@@ -454,16 +453,8 @@ def _cmd_validate(args: argparse.Namespace) -> int:
                                    offsets=None if args.offsets is None else args.offsets.split(",")).items()
              if v is not None}
     spec = ValidationSpec.quick(**given) if args.quick else ValidationSpec(**given)
-    with tqdm(desc="validate", unit="step", file=sys.stderr, disable=not sys.stderr.isatty()) as bar:
-        def progress(done: int, total: int, message: str) -> None:
-            if bar.disable:  # not a terminal: one plain line per step
-                print(f"validate: {done}/{total} {message}", file=sys.stderr, flush=True)
-                return
-            bar.total, bar.n = total, done
-            bar.set_postfix_str(message, refresh=False)
-            bar.refresh()
-
-        validation = run_validation(spec, progress=progress, command=shlex.join(["explorer", "validate", *args.argv]))
+    with Progress("validate", unit="step") as bar:
+        validation = run_validation(spec, progress=bar.update, command=_validate_command(args))
     written = write_validation(validation, args.out)
     for row in validation.table.itertuples():
         print(f"{row.regime} {row.strategy} d={row.direction:+d} {row.method}: channel asymmetry "
@@ -472,6 +463,18 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     print(f"wrote {written['csv']}, {written['json'].name} and figures/ ({validation.trained} network(s) trained, "
           f"{validation.from_cache} from the cache)")
     return 0
+
+
+def _validate_command(args: argparse.Namespace) -> str:
+    """The canonical command line of a validation run (recorded in validation.json)."""
+    parts = ["explorer", "validate", *(["--quick"] if args.quick else [])]
+    for flag in ("regimes", "strategies", "seeds", "directions", "methods", "epochs", "arch", "encoder", "offsets"):
+        value = getattr(args, flag)
+        if value is not None:
+            parts += [f"--{flag}", *(map(str, value) if isinstance(value, list) else [str(value)])]
+    if args.device != "auto":
+        parts += ["--device", args.device]
+    return shlex.join([*parts, "--out", args.out])
 
 
 def _key_values(items: Sequence[str], flag: str) -> dict[str, str]:
