@@ -56,6 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_analyze(sub)
     _add_cache(sub)
     _add_cohort(sub)
+    _add_validate(sub)
     return parser
 
 
@@ -238,6 +239,34 @@ def _add_cohort(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--fail-fast", action="store_true", help="stop at the first bad row (exit 2) instead of "
                    "recording it in cohort.csv's error column")
     p.set_defaults(func=_cmd_cohort)
+
+
+def _add_validate(sub: argparse._SubParsersAction) -> None:
+    from .device import DEVICE_CHOICES
+    from .models import ARCHS
+    from .strategies import STRATEGIES
+    from .validation.planted import REGIMES
+    from .validation.spec import DEFAULT_METHODS, DEFAULT_STRATEGIES
+
+    p = sub.add_parser("validate", help="known-answer benchmark: train on planted slice dependencies, score every "
+                       "method against them (docs/validation.md)")
+    p.add_argument("--out", required=True, help="output folder (validation.csv, validation.json, figures/)")
+    p.add_argument("--quick", action="store_true", help="tiny run for tests: 32x32x24 volumes, independent "
+                   "regime, imagenet and imagenet-uniform, directions -1 1, one seed, saliency and occlusion "
+                   "(the options below override it)")
+    p.add_argument("--regimes", nargs="+", type=_one_of(REGIMES, "regime"), help="default: " + _names(REGIMES))
+    p.add_argument("--strategies", nargs="+", type=_one_of(STRATEGIES, "strategy"),
+                   help="default: " + _names(DEFAULT_STRATEGIES))
+    p.add_argument("--seeds", type=int, help="seeds per strategy x direction x regime (default 3)")
+    p.add_argument("--directions", nargs="+", type=int, help="planted offsets d (default: every offset of the window)")
+    p.add_argument("--methods", nargs="+", metavar="NAME[:KEY=VALUE,...]",
+                   help="methods scored (default: " + " ".join(DEFAULT_METHODS) + ")")
+    p.add_argument("--epochs", type=int, help="training epochs (default 12; 40 with --quick)")
+    p.add_argument("--arch", type=_one_of(ARCHS, "architecture"), help="smp architecture (default Unet)")
+    p.add_argument("--encoder", help="smp encoder (default mobilenet_v2)")
+    p.add_argument("--offsets", help="window offsets, comma-separated (default -1,0,1)")
+    p.add_argument("--device", default="auto", type=_one_of(DEVICE_CHOICES, "device"), help=_names(DEVICE_CHOICES))
+    p.set_defaults(func=_cmd_validate)
 
 
 def _names(registry: Collection[str]) -> str:
@@ -435,6 +464,42 @@ def _cohort_lines(summary: dict) -> list[str]:
     lines.append(f"Holm family: {family['size']} tests ({family['members']}); margin {margin['margin']:g}: "
                  f"{margin['rationale']}")
     return lines
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    from .progress import Progress
+    from .validation import ValidationSpec, run_validation
+    from .validation.outputs import check_validation_out, write_validation
+
+    check_validation_out(args.out)  # before any work
+    given = {k: v for k, v in dict(regimes=args.regimes, strategies=args.strategies, seeds=args.seeds,
+                                   directions=args.directions, methods=args.methods, epochs=args.epochs,
+                                   arch=args.arch, encoder=args.encoder, device=args.device,
+                                   offsets=None if args.offsets is None else args.offsets.split(",")).items()
+             if v is not None}
+    spec = ValidationSpec.quick(**given) if args.quick else ValidationSpec(**given)
+    with Progress("validate", unit="step") as bar:
+        validation = run_validation(spec, progress=bar.update, command=_validate_command(args))
+    written = write_validation(validation, args.out)
+    for row in validation.table.itertuples():
+        print(f"{row.regime} {row.strategy} d={row.direction:+d} {row.method}: channel asymmetry "
+              f"{_fmt(row.channel_asymmetry)} [{_fmt(row.ci95_lo)}, {_fmt(row.ci95_hi)}], sign accuracy "
+              f"{_fmt(row.sign_accuracy)}, pass rate {_fmt(row.pass_rate)} ({row.seeds} seed(s))")
+    print(f"wrote {written['csv']}, {written['json'].name} and figures/ ({validation.trained} network(s) trained, "
+          f"{validation.from_cache} from the cache)")
+    return 0
+
+
+def _validate_command(args: argparse.Namespace) -> str:
+    """The canonical command line of a validation run (recorded in validation.json)."""
+    parts = ["explorer", "validate", *(["--quick"] if args.quick else [])]
+    for flag in ("regimes", "strategies", "seeds", "directions", "methods", "epochs", "arch", "encoder", "offsets"):
+        value = getattr(args, flag)
+        if value is not None:
+            parts += [f"--{flag}", *(map(str, value) if isinstance(value, list) else [str(value)])]
+    if args.device != "auto":
+        parts += ["--device", args.device]
+    return shlex.join([*parts, "--out", args.out])
 
 
 def _key_values(items: Sequence[str], flag: str) -> dict[str, str]:
