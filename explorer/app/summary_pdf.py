@@ -22,7 +22,8 @@ from explorer.export import figure_bytes, static_export_status  # noqa: E402
 from explorer.figures.tables import format_table, stats_table  # noqa: E402
 
 A4 = (8.27, 11.69)  # inches
-TABLE_COLUMNS = 6  # the statistics table's first columns that fit the page's width
+#: The statistics table's columns that fit the page's width: the network's own asymmetry first.
+PDF_COLUMNS = ("label", "strategy", "channel asymmetry [95% CI]", "anatomy asymmetry [95% CI]", "AI [95% CI]", "Dice")
 
 
 def summary_pdf(analysis, figures: Mapping[str, go.Figure], *, parameters: Mapping[str, object]) -> bytes:
@@ -49,7 +50,7 @@ def summary_pdf(analysis, figures: Mapping[str, go.Figure], *, parameters: Mappi
     lines.append("Parameters: " + ", ".join(f"{k}={v}" for k, v in extra.items())[:150])
     fig.text(0.05, 0.935, "\n".join(lines), fontsize=7, va="top", family="monospace")
     table = format_table(stats_table(analysis.summary))
-    table = table[list(table.columns[:TABLE_COLUMNS])]
+    table = table[[c for c in PDF_COLUMNS if c in table.columns]]
     ax = fig.add_axes((0.05, 0.60, 0.9, 0.18))
     ax.axis("off")
     cells = ax.table(cellText=table.astype(str).values, colLabels=list(table.columns), loc="upper center")

@@ -121,6 +121,11 @@ def comparison_table(summary: Mapping) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=list(dict.fromkeys(base + [k for r in rows for k in r])))
 
 
+def _signed(column: str) -> bool:
+    """Columns of an asymmetry (AI, channel or anatomy asymmetry): shown with their sign, merged with their CI."""
+    return column.startswith("AI ") or column.startswith(("channel asymmetry", "anatomy asymmetry"))
+
+
 def format_number(value: object, column: str) -> str:
     """One cell as text: p-values in scientific notation with 2 significant digits (``2.5e-09``; ``< 1e-300``
     for an underflowed 0), counts as integers, AI with a sign, other numbers to 3 decimals; missing → ``""``."""
@@ -132,14 +137,15 @@ def format_number(value: object, column: str) -> str:
         return "< 1e-300" if value == 0 else f"{value:.1e}"
     if column in ("slices", "skipped slices", "n", "n_slices") or column.startswith("n "):
         return f"{value:.0f}"
-    if column.startswith("AI "):
+    if _signed(column):
         return f"{value:+.3f}"
     return f"{value:.3f}" if abs(value) >= 1e-3 or value == 0 else f"{value:.1e}"
 
 
 def format_table(table: pd.DataFrame) -> pd.DataFrame:
     """The table as text for display (``st.dataframe``, a report): every cell formatted by
-    :func:`format_number`, each ``AI ... mean`` with its CI low/high merged into ``AI ... [95% CI]``.
+    :func:`format_number`, each ``AI ... mean`` (and channel/anatomy asymmetry) with its CI low/high merged
+    into ``... [95% CI]``.
 
     Returns:
         A DataFrame of strings with the same rows.
@@ -149,7 +155,7 @@ def format_table(table: pd.DataFrame) -> pd.DataFrame:
         if column.endswith(("CI95 low", "CI95 high")):
             continue
         cells = table[column].map(lambda v, c=column: format_number(v, c))
-        if column.startswith("AI ") and column.endswith(" mean"):
+        if _signed(column) and column.endswith(" mean"):
             base = column[: -len(" mean")]
             low, high = table.get(f"{base} CI95 low"), table.get(f"{base} CI95 high")
             if low is not None and high is not None:
