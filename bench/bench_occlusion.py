@@ -19,13 +19,13 @@ from __future__ import annotations
 import argparse
 import os
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import torch  # noqa: E402
+from bench_speed import timed  # noqa: E402  (this folder is on sys.path when run as a script)
 from captum.attr import FeatureAblation  # noqa: E402
 
 import explorer  # noqa: E402,F401  (before torchvision/timm/smp)
@@ -40,14 +40,6 @@ from explorer.limits import device_batch_size  # noqa: E402
 from explorer.spec import RunSpec  # noqa: E402
 from explorer.study import Study  # noqa: E402
 from explorer.windows import iter_windows  # noqa: E402
-
-
-def timed(fn: Callable[[], object]) -> float:
-    start = time.perf_counter()
-    fn()
-    if torch.cuda.is_available():
-        torch.cuda.synchronize()
-    return time.perf_counter() - start
 
 
 def bench_volume(path: Path, checkpoint: Path, repeats: int, device: torch.device) -> dict[str, float]:
