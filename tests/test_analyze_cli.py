@@ -184,7 +184,10 @@ def test_cli_target_all_shares_do_not_depend_on_how_the_slice_is_padded(
     padded to a multiple of 32 (a 96×96 canvas, the default) or of 64 (128×128): the per-slice shares agree up to
     the network's own border effects (measured 0.005). This bounds the shares' dependence on the canvas; it does not
     by itself catch a target that sums padded logits (their gradients reach the slice weakly: such a target moved
-    the shares by about as much), which `test_no_target_includes_padded_pixels` checks on the selection itself."""
+    the shares by about as much), which `test_no_target_includes_padded_pixels` checks on the selection itself.
+    Saliency, because gradient shares are canvas-robust: occlusion measures the network's function, and a 128×128
+    canvas (more padding than the 96×96 the network was trained on) changes the function itself
+    (docs/definitions.md, "Padding"; bench/canvas_sensitivity.py)."""
     import explorer.analysis as analysis_module
     from explorer.checkpoints import list_zoo
     from explorer.windows import padding_for
@@ -199,7 +202,7 @@ def test_cli_target_all_shares_do_not_depend_on_how_the_slice_is_padded(
         monkeypatch.setenv("EXPLORER_CACHE_DIR", str(tmp_path / f"cache{multiple}"))  # no answer from the other run
         out = tmp_path / f"out{multiple}"
         assert main(["analyze", str(sample_volume_path), "--checkpoint", str(imagenet), "--target", "all",
-                     "--no-zflip", "--formats", "none", "--out", str(out)]) == 0
+                     "--method", "saliency", "--no-zflip", "--formats", "none", "--out", str(out)]) == 0
         summary = json.loads((out / "summary.json").read_text())
         assert summary["inputs"]["target"] == "all" and summary["inputs"]["volume"]["shape"][:2] == [77, 94]
         tables.append(pd.read_csv(out / "shares.csv").sort_values(["slice", "offset"])["share"].to_numpy())
