@@ -456,10 +456,13 @@ def _cohort_lines(summary: dict) -> list[str]:
     for name, e in summary["equivalence"].items():
         verdict = "removes the asymmetry" if e["equivalent"] else "not shown to remove the asymmetry"
         unit = e["unit"].split(" ")[0]
+        power = (f"80% power needs a true mean |{label}| ≤ {_fmt(e['detectable_below'])}"
+                 if e["detectable_below"] is not None and e["detectable_below"] > 0 else
+                 f"no true mean |{label}| reaches 80% power with this design")
         lines.append(f"{name}: {verdict}: mean |{label}| {_fmt(e['mean_abs'])} over {e['n']} {unit}s, upper "
                      f"95% bound {_fmt(e['upper'])} vs margin {e['margin']:g}, p {_fmt(e['p'])} (min attainable "
-                     f"{_fmt(e['p_min'])}), Holm p {_fmt(e['p_holm'])}; 80% power needs a true mean |{label}| ≤ "
-                     f"{_fmt(e['detectable_below'])} (minimum detectable effect {_fmt(e['mde'])} below the margin)")
+                     f"{_fmt(e['p_min'])}), Holm p {_fmt(e['p_holm'])}; {power} (minimum detectable effect "
+                     f"{_fmt(e['mde'])} below the margin)")
     family, margin = summary["family"], summary["equivalence_margin"]
     lines.append(f"Holm family: {family['size']} tests ({family['members']}); margin {margin['margin']:g}: "
                  f"{margin['rationale']}")
