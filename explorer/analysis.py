@@ -236,7 +236,8 @@ def _model_result(name: str, ckpt: Checkpoint, study: Study, spec: RunSpec, dev:
                                        lambda f, m: progress(share + f * (1 - share), "reversed " + m))
         arrays.update(flipped)
         summary.update(flip_summary)
-    summary.update(_statistics(main.masses, arrays.get("zflip_masses"), offsets))
+    summary.update({**model_summary(main.masses, offsets),
+                    **split_summary(main.masses, arrays.get("zflip_masses"), offsets)})
     diag, diag_summary = run_default(main.logits, main.maps, main.prediction, mask_stack, offsets=offsets,
                                      meta=ckpt.meta, volume_sha256=study.volume.sha256, axis=spec.axis,
                                      options=spec.diagnostics)
@@ -248,11 +249,6 @@ def _model_result(name: str, ckpt: Checkpoint, study: Study, spec: RunSpec, dev:
         entry = store.put(result_key(study, ckpt, spec.axis, **spec.result_key()), arrays, {"summary": summary})
         arrays = entry.arrays
     return _from_arrays(name, ckpt, arrays, summary, spec.keep_maps)
-
-
-def _statistics(masses: np.ndarray, reversed_masses: np.ndarray | None, offsets: tuple[int, ...]) -> dict:
-    """The summary's statistics of one model's masses: shares, AI, the split, intervals and p-values."""
-    return {**model_summary(masses, offsets), **split_summary(masses, reversed_masses, offsets)}
 
 
 def _zflip(prepared: Any, stack: np.ndarray, offsets: tuple[int, ...], spec: RunSpec, run: dict,
