@@ -34,12 +34,15 @@ from explorer.attribution import occlusion_baselines, valid_region  # noqa: E402
 from explorer.checkpoints import list_zoo, load_checkpoint  # noqa: E402
 from explorer.config import SAMPLE_DIR  # noqa: E402
 from explorer.device import describe_device, select_device  # noqa: E402
-from explorer.engine import attribute_stack  # noqa: E402
+from explorer.engine import Pass, attribute_stack  # noqa: E402
 from explorer.fastpath import START_BATCH, prepare_model  # noqa: E402
 from explorer.limits import device_batch_size  # noqa: E402
 from explorer.spec import RunSpec  # noqa: E402
 from explorer.study import Study  # noqa: E402
-from explorer.windows import iter_windows  # noqa: E402
+from explorer.windows import (
+    SliceStack,  # noqa: E402
+    iter_windows,  # noqa: E402
+)
 
 
 def bench_volume(path: Path, checkpoint: Path, repeats: int, device: torch.device) -> dict[str, float]:
@@ -80,7 +83,8 @@ def bench_volume(path: Path, checkpoint: Path, repeats: int, device: torch.devic
 
     def engine() -> None:
         for reverse in (False, True):
-            attribute_stack(fast, stack, offsets, method="occlusion", device=device, batch_size=size, reverse=reverse)
+            attribute_stack(fast, SliceStack(stack, offsets), RunSpec(method="occlusion"),
+                            Pass(device=device, batch_size=size, reverse=reverse))
 
     rows: dict[str, tuple[Callable[[], object], int]] = {
         "naive: captum FeatureAblation, one slice at a time, window and reversed window": (naive, len(naive_slices)),

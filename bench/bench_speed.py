@@ -39,12 +39,12 @@ from explorer.analysis import analyze  # noqa: E402
 from explorer.checkpoints import list_zoo, load_checkpoint  # noqa: E402
 from explorer.config import SAMPLE_DIR  # noqa: E402
 from explorer.device import autocast, describe_device, select_device  # noqa: E402
-from explorer.engine import attribute_stack  # noqa: E402
+from explorer.engine import Pass, attribute_stack  # noqa: E402
 from explorer.fastpath import START_BATCH, prepare_model  # noqa: E402
 from explorer.limits import device_batch_size  # noqa: E402
 from explorer.spec import RunSpec  # noqa: E402
 from explorer.study import Study  # noqa: E402
-from explorer.windows import iter_windows  # noqa: E402
+from explorer.windows import SliceStack, iter_windows  # noqa: E402
 
 
 def timed(fn: Callable[[], object]) -> float:
@@ -101,7 +101,8 @@ def bench_volume(path: Path, checkpoint: Path, repeats: int, memory: bool, devic
         return run
 
     def engine(precision: str) -> Callable[[], None]:
-        return lambda: attribute_stack(fast, stack, offsets, device=device, precision=precision, batch_size=size)
+        spec = RunSpec(method="saliency", precision=precision)
+        return lambda: attribute_stack(fast, SliceStack(stack, offsets), spec, Pass(device=device, batch_size=size))
 
     rows: dict[str, tuple[Callable[[], object], int]] = {
         "naive: captum Saliency, one slice at a time (1 fwd+bwd each)": (naive, len(naive_slices))}

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import os
+from dataclasses import replace
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -29,7 +30,8 @@ def main() -> None:
     checkpoint = next(p for p in list_zoo() if p.name.endswith("-imagenet-s0.safetensors"))
     for target in ("predicted", "all"):
         for multiple in (32, 64):
-            analysis.attribute_stack = lambda *a, _m=multiple, **k: engine(*a, multiple=_m, **k)
+            analysis.attribute_stack = lambda m, d, s, run, *a, _m=multiple: engine(m, d, s,
+                                                                                   replace(run, multiple=_m), *a)
             result = analysis.analyze(SAMPLE_DIR / "mni152_t1_2mm.nii.gz", [checkpoint],
                                       RunSpec(method=args.method, target=target), cache=False)
             entry = next(iter(result.summary["models"].values()))

@@ -19,12 +19,12 @@ import numpy as np
 import pandas as pd
 
 from . import __version__
-from .attribution import get_target
+from .attribution import require_truth
 from .cache import ENGINE_VERSION, ResultCache, result_key
 from .checkpoints import Checkpoint, load_checkpoint
 from .device import describe_device, resolve_precision, select_device
 from .diagnostics import DiagnosticsResult, check_options, run_default, run_opt_in
-from .engine import attribute_stack
+from .engine import Pass, attribute_stack
 from .errors import InputError
 from .fastpath import prepared_checkpoint
 from .limits import check_run_memory, device_batch_size
@@ -45,6 +45,7 @@ from .stats import (
 )
 from .study import Study
 from .volume import Mask, Volume
+from .windows import SliceStack
 
 Progress = Callable[[float, str], None]
 
@@ -135,9 +136,7 @@ def analyze(
     spec = (spec or RunSpec()).for_checkpoints(ckpts)
     dev = select_device(spec.device)
     spec = replace(spec, precision=resolve_precision(spec.precision, dev))  # recorded and keyed as it ran
-    if get_target(spec.target).uses_mask and study.mask is None:
-        raise InputError("--target", f"target {spec.target!r} needs a ground-truth mask",
-                         "--mask MASK, or another target")
+    require_truth(spec.target, study.mask is not None)
     check_run_memory(study.volume, ckpts, axis=spec.axis, method=spec.method, keep_maps=spec.keep_maps,
                      zflip=spec.zflip)
     store = default_cache() if cache is None else (cache or None)
@@ -150,7 +149,7 @@ def analyze(
 
         result = _model_result(name, ckpt, study, spec, dev, store, sub)
         sub(1.0, "diagnostics")
-        results[name] = run_opt_in(result, ckpt, study, spec, dev, store)
+        results[name] = _with_opt_in(result, ckpt, study, spec, dev, store)
     empty = [name for name, r in results.items() if not np.isfinite(r.masses).all(axis=1).any()]
     if empty:
         raise InputError(study.volume.source, f"no slice has a non-empty target {spec.target!r} for "
@@ -211,13 +210,10 @@ def _model_result(name: str, ckpt: Checkpoint, study: Study, spec: RunSpec, dev:
     stack = study.slices(spec.axis, ckpt.meta.normalisation)
     mask_stack = study.mask_slices(spec.axis)
     prepared = prepared_checkpoint(ckpt, dev)
-    stats = channel_stats_for(ckpt.meta.normalisation, len(offsets))
-    run = dict(method=spec.method, target=spec.target, mask=mask_stack, params=dict(spec.params), device=dev,
-               channel_stats=stats, precision=spec.precision,
-               batch_size=device_batch_size(ckpt, spec.method, stack.shape[1:], dev))
+    data = SliceStack(stack, offsets, mask_stack, channel_stats_for(ckpt.meta.normalisation, len(offsets)))
+    run = Pass(device=dev, batch_size=device_batch_size(ckpt, spec.method, stack.shape[1:], dev))
     share = 1 / (1 + 1 / spec.zflip_stride) if spec.zflip else 1.0  # of the progress bar: the reversed pass's part
-    main = attribute_stack(prepared, stack, offsets, keep_maps=True, **run,
-                           progress=lambda f, m: progress(f * share, m))
+    main = attribute_stack(prepared, data, spec, replace(run, keep_maps=True), lambda f, m: progress(f * share, m))
     arrays: dict[str, np.ndarray] = {"masses": main.masses, "prediction": main.prediction,
                                      "logits": main.logits.astype(np.float16)}
     summary = {"strategy": ckpt.meta.strategy, "checkpoint_sha256": ckpt.sha256, "offsets": list(offsets),
@@ -232,13 +228,13 @@ def _model_result(name: str, ckpt: Checkpoint, study: Study, spec: RunSpec, dev:
     summary["zflip_dice"] = None
     summary["zflip_asymmetry_index"] = None
     if spec.zflip:
-        flipped, flip_summary = _zflip(prepared, stack, offsets, spec, run, main.prediction,
+        flipped, flip_summary = _zflip(prepared, data, spec, run, main.prediction,
                                        lambda f, m: progress(share + f * (1 - share), "reversed " + m))
         arrays.update(flipped)
         summary.update(flip_summary)
     summary.update({**model_summary(main.masses, offsets),
                     **split_summary(main.masses, arrays.get("zflip_masses"), offsets)})
-    diag, diag_summary = run_default(main.logits, main.maps, main.prediction, mask_stack, offsets=offsets,
+    diag, diag_summary = run_default(main, mask_stack, offsets=offsets,
                                      meta=ckpt.meta, volume_sha256=study.volume.sha256, axis=spec.axis,
                                      options=spec.diagnostics)
     arrays.update(diag.to_arrays())
@@ -251,8 +247,31 @@ def _model_result(name: str, ckpt: Checkpoint, study: Study, spec: RunSpec, dev:
     return _from_arrays(name, ckpt, arrays, summary, spec.keep_maps)
 
 
-def _zflip(prepared: Any, stack: np.ndarray, offsets: tuple[int, ...], spec: RunSpec, run: dict,
-           prediction: np.ndarray, progress: Progress) -> tuple[dict[str, np.ndarray], dict]:
+def _with_opt_in(result: ModelResult, ckpt: Checkpoint, study: Study, spec: RunSpec, dev: Any,
+                 store: ResultCache | None) -> ModelResult:
+    """``result`` with the opt-in diagnostics ``spec.diagnostics`` asks for, each cached under its own key."""
+    if not (spec.diagnostics.cam or spec.diagnostics.sanity):
+        return result
+    sub = store.subcache("diagnostics") if store is not None else None  # own counters: stats stay per model
+
+    def cached(compute: Callable[[], tuple[dict, dict]], **key: Any) -> tuple[dict, dict]:
+        k = result_key(study, ckpt, spec.axis, **key)
+        entry = sub.get(k) if sub is not None else None
+        if entry is not None:
+            return dict(entry.arrays), entry.meta["summary"]
+        arrays, summary = compute()
+        return (dict(sub.put(k, arrays, {"summary": summary}).arrays) if sub is not None else arrays), summary
+
+    offsets = tuple(ckpt.meta.offsets)
+    data = SliceStack(study.slices(spec.axis, ckpt.meta.normalisation), offsets, study.mask_slices(spec.axis),
+                      channel_stats_for(ckpt.meta.normalisation, len(offsets)))
+    arrays, summary = run_opt_in(ckpt, data, result.prediction, spec, dev, cached)
+    diagnostics = replace(result.diagnostics, **{k.removeprefix("diag_"): v for k, v in arrays.items()})
+    return replace(result, summary={**result.summary, **summary}, diagnostics=diagnostics)
+
+
+def _zflip(prepared: Any, data: SliceStack, spec: RunSpec, run: Pass, prediction: np.ndarray,
+           progress: Progress) -> tuple[dict[str, np.ndarray], dict]:
     """The reversed pass on every ``spec.zflip_stride``-th slice (every slice by default): the reversed
     window is predicted (z-flip Dice against the prediction from the window as it is) and attributed (the
     channel/anatomy split and the asymmetry index under reversal).
@@ -261,9 +280,9 @@ def _zflip(prepared: Any, stack: np.ndarray, offsets: tuple[int, ...], spec: Run
         ``(arrays, summary)``: ``zflip_masses`` and ``zflip_prediction``, and the summary's ``zflip_dice`` and
         ``zflip_asymmetry_index``.
     """
-    chosen = list(range(0, stack.shape[0], spec.zflip_stride))
-    attributed = attribute_stack(prepared, stack, offsets, reverse=True, slices=chosen, **run, progress=progress)
-    ai = asymmetry_index(shares_from_masses(attributed.masses), offsets)
+    chosen = list(range(0, data.stack.shape[0], spec.zflip_stride))
+    attributed = attribute_stack(prepared, data, spec, replace(run, reverse=True, slices=chosen), progress)
+    ai = asymmetry_index(shares_from_masses(attributed.masses), data.offsets)
     mean, ci, block = ai_ci(ai)
     summary = {"zflip_dice": dice(attributed.prediction[chosen], prediction[chosen]),
                "zflip_asymmetry_index": {"mean": mean, "ci95": ci, "block_length": block,

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
@@ -31,6 +31,9 @@ from torch import nn
 from .errors import InputError, unknown_name
 from .params import merge_params
 from .windows import Padding
+
+if TYPE_CHECKING:
+    from .spec import RunSpec
 
 
 @dataclass(frozen=True)
@@ -53,8 +56,7 @@ class Target:
 
 
 def _mask_selection(pred: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-    if mask is None:
-        raise InputError("--target", "target 'mask' needs a ground-truth mask", "--mask MASK, or another target")
+    require_truth("mask", mask is not None)
     return mask.float()
 
 
@@ -161,13 +163,48 @@ def _smoothgrad(b: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     return total / shape[0], {"noise_sigma": sigma}
 
 
-#: What an occluded channel is replaced by (``replace`` parameter of ``occlusion``).
-OCCLUSION_BASELINES: dict[str, str] = {
-    "constant": "the constant `baseline` (a flat image, far from any real slice)",
-    "centre": "the centre slice (the neighbour carries no information beyond slice z)",
-    "other": "the mirrored neighbour (-k <-> +k; the centre is unchanged, so its share is 0)",
-    "blur": "a Gaussian-blurred copy of itself (sigma `blur_sigma` pixels: only coarse content left)",
-    "mean": "its own mean intensity (per slice)",
+def _constant(x: torch.Tensor, inside: torch.Tensor, p: dict[str, Any]) -> torch.Tensor:
+    return torch.full_like(x, float(p["baseline"]))
+
+
+def _centre(x: torch.Tensor, inside: torch.Tensor, p: dict[str, Any]) -> torch.Tensor:
+    centre = x.shape[1] // 2
+    return x[:, centre : centre + 1].expand_as(x)
+
+
+def _own_mean(x: torch.Tensor, inside: torch.Tensor, p: dict[str, Any]) -> torch.Tensor:
+    return ((x * inside).sum(dim=(2, 3), keepdim=True) / inside.sum()).expand_as(x)
+
+
+def _blurred(x: torch.Tensor, inside: torch.Tensor, p: dict[str, Any]) -> torch.Tensor:
+    # a normalised convolution, so padded pixels do not bleed into the slice's border
+    sigma = float(p["blur_sigma"])
+    return _blur(x * inside, sigma) / _blur(inside.expand_as(x), sigma).clamp_min(1e-12)
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """What an occluded channel is replaced by (the ``replace`` parameter of ``occlusion``).
+
+    Attributes:
+        description: one line for the UI and ``--help``.
+        build: ``(x (B, C, H, W), inside (H, W) float, params) -> (B, C, H, W)``: the replacement of every
+            channel, computed over the slice's own pixels ``inside``.
+    """
+
+    description: str
+    build: Callable[[torch.Tensor, torch.Tensor, dict[str, Any]], torch.Tensor] = field(repr=False)
+
+
+#: The occlusion baselines by name (``occlusion``'s ``replace`` parameter).
+OCCLUSION_BASELINES: dict[str, Baseline] = {
+    "constant": Baseline("the constant `baseline` (a flat image, far from any real slice)", _constant),
+    "centre": Baseline("the centre slice (the neighbour carries no information beyond slice z)", _centre),
+    "other": Baseline("the mirrored neighbour (-k <-> +k; the centre is unchanged, so its share is 0)",
+                      lambda x, inside, p: x.flip(1)),
+    "blur": Baseline("a Gaussian-blurred copy of itself (sigma `blur_sigma` pixels: only coarse content left)",
+                     _blurred),
+    "mean": Baseline("its own mean intensity (per slice)", _own_mean),
 }
 
 
@@ -182,17 +219,7 @@ def occlusion_baselines(x: torch.Tensor, replace: str, constant: float, blur_sig
     Written by hand: captum's ``FeatureAblation`` takes any baseline tensor but builds none of these 2D+ ones.
     """
     inside = torch.ones(x.shape[-2:], dtype=x.dtype, device=x.device) if valid is None else valid.to(x.dtype)
-    if replace == "constant":
-        baseline = torch.full_like(x, constant)
-    elif replace == "centre":
-        centre = x.shape[1] // 2
-        baseline = x[:, centre : centre + 1].expand_as(x)
-    elif replace == "other":
-        baseline = x.flip(1)
-    elif replace == "mean":
-        baseline = ((x * inside).sum(dim=(2, 3), keepdim=True) / inside.sum()).expand_as(x)
-    else:  # blur: a normalised convolution, so padded pixels do not bleed into the slice's border
-        baseline = _blur(x * inside, blur_sigma) / _blur(inside.expand_as(x), blur_sigma).clamp_min(1e-12)
+    baseline = OCCLUSION_BASELINES[replace].build(x, inside, {"baseline": constant, "blur_sigma": blur_sigma})
     return torch.where(inside > 0, baseline, x)
 
 
@@ -239,7 +266,7 @@ def occlusion_deltas(forward: Callable[[torch.Tensor], torch.Tensor], x: torch.T
 
 @dataclass(frozen=True)
 class Method:
-    """An attribution method.
+    """An attribution method and what it costs.
 
     Attributes:
         name: registry key.
@@ -253,6 +280,9 @@ class Method:
             (``valid``: the slice's own pixels, see :func:`valid_region`);
             the attribution of channel ``c`` is ``T(x) − T(x with c replaced)`` spread evenly over the slice's
             pixels, so its mass is ``|ΔT|``.
+        cost: forward(+backward) passes per batch, for the run-time estimate (:mod:`explorer.limits`); None: one
+            per channel plus the unperturbed one.
+        copies: copies of a batch evaluated at once, for the memory estimate; None: one per channel.
     """
 
     name: str
@@ -264,12 +294,16 @@ class Method:
     signed: bool = False
     baselines: Callable[[torch.Tensor, dict[str, Any], torch.Tensor], torch.Tensor] | None = field(default=None,
                                                                                                  repr=False)
+    cost: int | None = 1
+    copies: int | None = 1
 
-    @property
-    def passes(self) -> str:
-        """How a batch is evaluated: ``gradient`` (one forward and backward), ``ablation`` (no-grad forwards
-        of the batch and of its channel-ablated copies) or ``captum`` (a no-grad forward, then the method)."""
-        return "gradient" if self.from_gradient else "ablation" if self.baselines else "captum"
+    def passes_for(self, channels: int) -> int:
+        """Forward(+backward) passes per batch of ``channels``-channel windows (run-time estimate)."""
+        return channels + 1 if self.cost is None else self.cost
+
+    def copies_for(self, channels: int) -> int:
+        """Copies of a batch of ``channels``-channel windows evaluated at once (memory estimate)."""
+        return channels if self.copies is None else self.copies
 
 
 METHODS: dict[str, Method] = {
@@ -281,13 +315,15 @@ METHODS: dict[str, Method] = {
                signed=True),
         Method("integrated_gradients", "path integral of gradients from a constant baseline (captum; the "
                "convergence delta is recorded)", {"baseline": 0.0, "steps": 50}, attribute=_integrated_gradients,
-               signed=True),
+               signed=True, cost=16, copies=4),  # captum's internal batch is 4 copies (see explain_batch)
         Method("smoothgrad", "mean |gradient| over noisy copies of the input (noise σ = sigma × the window's "
-               "intensity range, seeded per slice)", {"samples": 8, "sigma": 0.15, "seed": 0}, attribute=_smoothgrad),
+               "intensity range, seeded per slice)", {"samples": 8, "sigma": 0.15, "seed": 0}, attribute=_smoothgrad,
+               cost=8),
         Method("occlusion", "channel ablation: |Δtarget| when one channel is replaced; replace="
                + "|".join(OCCLUSION_BASELINES), {"baseline": 0.0, "replace": "mean", "blur_sigma": 2.0},
                baselines=lambda x, p, valid: occlusion_baselines(x, str(p["replace"]), float(p["baseline"]),
-                                                                             float(p["blur_sigma"]), valid)),
+                                                                             float(p["blur_sigma"]), valid),
+               cost=None, copies=None),
     )
 }
 
@@ -329,9 +365,9 @@ class Explanation:
     info: dict[str, torch.Tensor] = field(default_factory=dict)
 
 
-def explain_batch(model: nn.Module, x: torch.Tensor, *, method: str, target: str, params: dict[str, Any],
-                  slices: tuple[int, ...], padding: Padding | None, truth: torch.Tensor | None = None,
-                  selection: torch.Tensor | None = None, reversed_windows: bool = False) -> Explanation:
+def explain_batch(model: nn.Module, x: torch.Tensor, spec: RunSpec, *, slices: tuple[int, ...],
+                  padding: Padding | None, truth: torch.Tensor | None = None, selection: torch.Tensor | None = None,
+                  reversed_windows: bool = False) -> Explanation:
     """Attribute each window's target to its input channels: the one dispatch every caller uses.
 
     Gradient methods take one forward and one backward for the whole batch, and that forward also gives the
@@ -341,8 +377,7 @@ def explain_batch(model: nn.Module, x: torch.Tensor, *, method: str, target: str
     Args:
         model: eval-mode single-logit model on ``x``'s device.
         x: windows ``(B, C, H, W)``.
-        method: a key of :data:`METHODS`; ``params`` its resolved parameters (:func:`resolve_params`).
-        target: a key of :data:`TARGETS`.
+        spec: the method, its resolved parameters and the target (validated when the spec was built).
         slices: stack index of each window (seeds per-slice noise).
         padding: how the windows were padded (:attr:`explorer.windows.WindowBatch.padding`); the target
             never includes padded pixels, and occlusion spreads ``ΔT`` over the unpadded ones.
@@ -352,17 +387,17 @@ def explain_batch(model: nn.Module, x: torch.Tensor, *, method: str, target: str
         reversed_windows: ``x`` holds channel-reversed windows (methods that draw noise reverse it too).
 
     Raises:
-        InputError: unknown method or target, target ``mask`` without a mask, a model with several logits.
+        InputError: target ``mask`` without a mask, a model with several logits.
     """
-    spec, tgt = get_method(method), get_target(target)
+    method, tgt, params = METHODS[spec.method], TARGETS[spec.target], dict(spec.params)
     valid = valid_region(x, padding)
-    if spec.from_gradient is not None:
+    if method.from_gradient is not None:
         x = x.detach().requires_grad_(True)
         fg = foreground_logit(model(x), x)
         logits = fg.detach()
         chosen = (tgt.select(logits > 0, truth) if selection is None else selection) * valid
         (grad,) = torch.autograd.grad(((fg.abs() if tgt.absolute else fg) * chosen).sum(), x)
-        attr = spec.from_gradient(x.detach(), grad).detach()
+        attr = method.from_gradient(x.detach(), grad).detach()
         return Explanation(attr, logits, chosen, chosen.flatten(1).sum(1) > 0)
     with torch.no_grad():
         logits = foreground_logit(model(x), x)
@@ -370,7 +405,7 @@ def explain_batch(model: nn.Module, x: torch.Tensor, *, method: str, target: str
     keep = chosen.flatten(1).sum(1) > 0
     attr = torch.zeros_like(x)
     info: dict[str, torch.Tensor] = {}
-    if spec.baselines is not None and bool(keep.any()):
+    if method.baselines is not None and bool(keep.any()):
         rows = keep.nonzero()[:, 0]
         forward = target_forward(model, tgt.absolute)
         with torch.no_grad():
@@ -378,14 +413,14 @@ def explain_batch(model: nn.Module, x: torch.Tensor, *, method: str, target: str
             repeated = chosen[rows].repeat(x.shape[1], 1, 1)  # enough rows for every ablated copy
             kept = x[rows].detach()
             delta = occlusion_deltas(lambda c: forward(c, repeated[: len(c)]), kept, reference,
-                                     spec.baselines(kept, params, valid))
+                                     method.baselines(kept, params, valid))
         attr[rows] = (delta.to(x.dtype) / valid.sum())[:, :, None, None] * valid
     elif bool(keep.any()):
         rows = keep.nonzero()[:, 0]
         kept = tuple(int(slices[i]) for i in rows.tolist())
         inside = x[rows].detach().flatten(2)[..., valid.flatten() > 0]  # (b, C, unpadded pixels)
         span = (inside.amax(dim=(1, 2)) - inside.amin(dim=(1, 2))).clamp_min(1e-12)
-        out = spec.attribute(Batch(model, x[rows].detach(), chosen[rows], tgt.absolute, kept, int(valid.sum()),
+        out = method.attribute(Batch(model, x[rows].detach(), chosen[rows], tgt.absolute, kept, int(valid.sum()),
                                    params, span, reversed_windows))
         found, extra = out if isinstance(out, tuple) else (out, {})
         attr[rows] = found.detach()
@@ -407,6 +442,16 @@ def get_target(name: str) -> Target:
     if name not in TARGETS:
         raise unknown_name("attribution target", name, TARGETS)
     return TARGETS[name]
+
+
+def require_truth(target: str, has_truth: bool) -> None:
+    """Refuse ``target`` when it needs a ground-truth mask and there is none (the one place this is said).
+
+    Raises:
+        InputError: an unknown target, or target ``mask`` without a mask.
+    """
+    if get_target(target).uses_mask and not has_truth:
+        raise InputError("--target", f"target {target!r} needs a ground-truth mask", "--mask MASK, or another target")
 
 
 def resolve_params(method: str, params: dict[str, Any] | None) -> dict[str, Any]:

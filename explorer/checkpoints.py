@@ -29,7 +29,7 @@ from safetensors.torch import save as st_save
 
 from . import __version__
 from .checkpoint_files import MAX_HEADER, declared_shapes, folder_reader, safetensors_header, zip_reader
-from .config import MODELS_DIR, Limits
+from .config import MODELS_DIR, Limits, require_dir
 from .errors import InputError
 from .fileio import sha256_bytes, size_error, unwrap_state_dict
 from .hub import is_hub_id, resolve_hub_checkpoint
@@ -226,13 +226,17 @@ def load_checkpoint(source: str | Path | bytes, *, name: str | None = None,
 
 
 def list_zoo(directory: str | Path = MODELS_DIR) -> list[Path]:
-    """The shipped ``.safetensors`` checkpoints in ``directory``, sorted by name."""
-    return sorted(Path(directory).glob("*.safetensors"))
+    """The shipped ``.safetensors`` checkpoints in ``directory``, sorted by name.
+
+    Raises:
+        InputError: ``directory`` does not exist (:func:`explorer.config.require_dir`).
+    """
+    return sorted(require_dir(directory, "EXPLORER_MODELS_DIR").glob("*.safetensors"))
 
 
 def list_seeds(directory: str | Path = MODELS_DIR / "seeds") -> list[Path]:
     """The other seeds of the zoo that ``models/train_zoo.py`` reproduced (not shipped), sorted; may be empty."""
-    return list_zoo(directory)
+    return list_zoo(directory) if Path(directory).is_dir() else []
 
 
 # --------------------------------------------------------------------------------------------- helpers

@@ -390,7 +390,7 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
             bar.update(int(round(1000 * fraction)), 1000, message)
 
         analysis = analyze(study, args.checkpoint, spec, progress=progress)
-    written = write_outputs(analysis, args.out, save_maps=args.save_maps, figure_preset=args.figure_preset,
+    written = write_outputs(analysis, args.out, figure_preset=args.figure_preset,
                             figure_formats=args.formats)
     if args.json:
         lines = [written["summary"].read_text().rstrip("\n")]
@@ -412,7 +412,7 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
 
 
 def _cmd_cohort(args: argparse.Namespace) -> int:
-    from .cohort import run_cohort
+    from .cohort import Executor, run_cohort
     from .cohort.outputs import write_cohort
     from .outputs import check_out_dir
     from .progress import Progress
@@ -420,13 +420,11 @@ def _cmd_cohort(args: argparse.Namespace) -> int:
 
     check_out_dir(args.out, marker="cohort_summary.json")  # before any work
 
-    if args.workers is not None and args.workers < 1:
-        raise InputError("--workers", str(args.workers), "a positive number")
+    executor = Executor(args.executor, args.ray_address, args.workers)
     spec = RunSpec(method=args.method, target=args.target, params=_key_values(args.param, "--param"),
                    axis=args.axis, zflip=not args.no_reverse, device=args.device)
     with Progress("cohort", unit="pair") as bar:
-        cohort = run_cohort(args.manifest, args.checkpoint, spec, executor=args.executor,
-                            ray_address=args.ray_address, workers=args.workers, margin=args.margin,
+        cohort = run_cohort(args.manifest, args.checkpoint, spec, executor=executor, margin=args.margin,
                             fail_fast=args.fail_fast, progress=bar.update)
     write_cohort(cohort, args.out, per_volume=args.per_volume)
     print("\n".join(_cohort_lines(cohort.summary)))

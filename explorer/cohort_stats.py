@@ -1,4 +1,4 @@
-"""Cohort statistics with the volume and the trained model as units of inference (DESIGN.md section 10).
+"""Cohort statistics with the volume and the trained model as units of inference (docs/cohort.md, "Statistics").
 
 Pure functions on numpy arrays: no I/O, no torch. Shapes:
 

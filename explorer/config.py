@@ -122,5 +122,23 @@ def cache_max_bytes() -> int:
 
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-SAMPLE_DIR = REPO_ROOT / "sample_data"
-MODELS_DIR = REPO_ROOT / "models"
+#: The sample volume and cohort, and the shipped zoo: the repository's folders, or where
+#: ``EXPLORER_SAMPLE_DIR`` / ``EXPLORER_MODELS_DIR`` say (an installed wheel carries neither: they are
+#: ~70 MB of data and weights; :func:`require_dir` says so where they are needed).
+SAMPLE_DIR = Path(os.environ.get("EXPLORER_SAMPLE_DIR") or REPO_ROOT / "sample_data")
+MODELS_DIR = Path(os.environ.get("EXPLORER_MODELS_DIR") or REPO_ROOT / "models")
+
+
+def require_dir(directory: str | Path, variable: str) -> Path:
+    """``directory`` when it exists.
+
+    Raises:
+        InputError: it does not exist, e.g. explorer runs from a wheel, away from the repository checkout that
+            holds ``sample_data/`` and ``models/`` (the message names the environment variable to set).
+    """
+    path = Path(directory)
+    if not path.is_dir():
+        raise InputError(str(path), "this folder does not exist (an installed explorer carries no sample data or "
+                         "zoo; they live in the repository checkout)",
+                         f"a checkout of the repository, or {variable} naming a copy of the folder")
+    return path

@@ -2,8 +2,8 @@
 
 Shapes: ``stack`` is the normalised ``(S, H, W)`` float32 slice stack; results are per slice in stack order:
 masses ``(S, C)`` (channel ``i`` = offset ``offsets[i]``), predictions ``(S, H, W)`` bool and, when kept,
-maps ``(S, C, H, W)`` float16 — all unpadded. With ``reverse=True`` the windows are fed with their channel
-order reversed (the z-flip test); the results are mapped back so that channel ``i`` still means offset
+maps ``(S, C, H, W)`` float16 — all unpadded. With ``Pass(reverse=True)`` the windows are fed with their channel
+order reversed (the reversed pass); the results are mapped back so that channel ``i`` still means offset
 ``offsets[i]``.
 
 Each batch goes through :func:`explorer.attribution.explain_batch`, the one attribution dispatch: gradient
@@ -18,17 +18,19 @@ import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from torch import nn
 
-from .attribution import explain_batch, get_method, get_target, resolve_params
-from .device import autocast
-from .errors import InputError
+from .attribution import explain_batch, require_truth
+from .device import autocast, resolve_precision
 from .fastpath import run_adaptive
-from .windows import WindowBatch, iter_windows, mask_batch, validate_offsets
+from .windows import SliceStack, WindowBatch, iter_windows, mask_batch
+
+if TYPE_CHECKING:
+    from .spec import RunSpec
 
 #: Maps larger than this are written to a disk-backed ``np.memmap`` instead of memory.
 MAPS_IN_MEMORY_BYTES = 256 * 1024**2
@@ -57,76 +59,61 @@ class StackAttribution:
     info: dict[str, np.ndarray] = field(default_factory=dict)
 
 
-def attribute_stack(
-    model: nn.Module,
-    stack: np.ndarray,
-    offsets: Sequence[int],
-    *,
-    method: str = "saliency",
-    target: str = "predicted",
-    mask: np.ndarray | None = None,
-    params: dict[str, Any] | None = None,
-    device: torch.device | None = None,
-    channel_stats: tuple[np.ndarray, np.ndarray] | None = None,
-    batch_size: int | None = None,
-    keep_maps: bool = False,
-    reverse: bool = False,
-    slices: Sequence[int] | None = None,
-    precision: str = "float32",
-    maps_dir: str | Path | None = None,
-    progress: Progress | None = None,
-    multiple: int = 32,
-) -> StackAttribution:
-    """Attribute the target of every slice of ``stack`` to the window's input channels.
+@dataclass(frozen=True)
+class Pass:
+    """How one pass of :func:`attribute_stack` runs, beyond what its :class:`~explorer.spec.RunSpec` says.
 
-    Args:
-        model: a model prepared by :func:`explorer.fastpath.prepare_model` (eval mode, on ``device``).
-        stack: normalised slices ``(S, H, W)``.
-        offsets: the model's window offsets.
-        method: a key of :data:`explorer.attribution.METHODS`.
-        target: a key of :data:`explorer.attribution.TARGETS`.
-        mask: ground truth ``(S, H, W)`` bool (needed by target ``mask``).
-        params: method parameters (see the method's defaults).
+    Attributes:
         device: where to compute (default: the model's device).
-        channel_stats: per-channel (mean, std) of a per-channel normalisation preset, or None.
-        batch_size: slices per batch (default per device, adapting to memory on GPUs).
-        keep_maps: also return the float16 attribution maps.
-        reverse: feed each window with its channels reversed (z-flip consistency).
+        reverse: feed each window with its channels reversed (the reversed pass of the channel/anatomy split).
         slices: attribute only these slices (default all); the others keep NaN masses and no prediction.
-        precision: a resolved precision of :data:`explorer.device.PRECISIONS` (autocast of the passes; the
-            input and its gradient stay float32).
+        keep_maps: also return the float16 attribution maps.
+        batch_size: slices per batch (default per device, adapting to memory on GPUs).
         maps_dir: where large maps are memory-mapped (default: a temporary directory).
-        progress: ``progress(fraction, message)`` after each batch.
         multiple: pad slices to a multiple of this (32 for the smp encoders; the results do not depend on it
             beyond the network's own border effects, since no target includes padded pixels).
+    """
+
+    device: torch.device | None = None
+    reverse: bool = False
+    slices: Sequence[int] | None = None
+    keep_maps: bool = False
+    batch_size: int | None = None
+    maps_dir: str | Path | None = None
+    multiple: int = 32
+
+
+def attribute_stack(model: nn.Module, data: SliceStack, spec: RunSpec, run: Pass = Pass(),
+                    progress: Progress | None = None) -> StackAttribution:
+    """Attribute the target of every slice of ``data`` to the window's input channels.
+
+    Args:
+        model: a model prepared by :func:`explorer.fastpath.prepare_model` (eval mode, on ``run.device``).
+        data: the normalised slices, the model's offsets and channel statistics, and the mask if any.
+        spec: the method, its parameters, the target and the precision (``auto`` resolved for the device).
+        run: device, reversal, slices, kept maps and batching of this pass.
+        progress: ``progress(fraction, message)`` after each batch.
 
     Returns:
         A :class:`StackAttribution`.
 
     Raises:
-        InputError: unknown method/target/parameter, bad offsets, a mask of the wrong shape, a target
-            ``mask`` without a mask, or a model with more than one output logit.
+        InputError: a target ``mask`` without a mask, or a model with more than one output logit.
     """
-    offsets = validate_offsets(offsets)
-    get_method(method)
-    tgt = get_target(target)
-    resolved = resolve_params(method, params)
-    if stack.ndim != 3:
-        raise InputError("stack", f"slice stack of shape {stack.shape}", "(slices, height, width)")
-    if mask is not None and mask.shape != stack.shape:
-        raise InputError("mask", f"mask stack of shape {mask.shape}, volume stack {stack.shape}", "equal shapes")
-    if tgt.uses_mask and mask is None:
-        raise InputError("--target", f"target {target!r} needs a ground-truth mask", "--mask MASK, or another target")
+    require_truth(spec.target, data.mask is not None)
     state = {"model": model}
-    device = device or next(model.parameters()).device
-    n, h, w = stack.shape
+    device = run.device or next(model.parameters()).device
+    precision = resolve_precision(spec.precision, device)
+    offsets = data.offsets
+    n, h, w = data.stack.shape
     masses = np.full((n, len(offsets)), np.nan)
     prediction = np.zeros((n, h, w), dtype=bool)
     logits = np.zeros((n, h, w), dtype=np.float32)
-    maps = _allocate_maps((n, len(offsets), h, w), maps_dir) if keep_maps else None
+    maps = _allocate_maps((n, len(offsets), h, w), run.maps_dir) if run.keep_maps else None
     info: dict[str, np.ndarray] = {}
     done = [0]
-    order = list(range(n)) if slices is None else [int(z) for z in slices]
+    order = list(range(n)) if run.slices is None else [int(z) for z in run.slices]
+    stack = data.stack
 
     # On a GPU the stack is uploaded once and every batch's windows are built there (no host copy per batch).
     on_device = torch.from_numpy(np.asarray(stack, dtype=np.float32)).to(device) if device.type == "cuda" else None
@@ -134,15 +121,14 @@ def attribute_stack(
 
     def work(chunk: Sequence[int], dev: torch.device) -> None:
         source = on_device if on_device is not None and dev == device else stack  # the CPU after a fallback
-        x, batch = _windows(source, offsets, chunk, channel_stats, dev, reverse, multiple, fill)
-        truth = mask_batch(mask, chunk, dev, multiple)
+        x, batch = _windows(source, data, chunk, dev, run, fill)
+        truth = mask_batch(data.mask, chunk, dev, run.multiple)
         with autocast(dev, precision):
-            explained = explain_batch(state["model"], x, method=method, target=target, params=resolved,
-                                      slices=tuple(int(z) for z in chunk), padding=batch.padding, truth=truth,
-                                      reversed_windows=reverse)
+            explained = explain_batch(state["model"], x, spec, slices=tuple(int(z) for z in chunk),
+                                      padding=batch.padding, truth=truth, reversed_windows=run.reverse)
         attr, out, keep = explained.attr, explained.logits, explained.keep
         pred = out > 0
-        attr = batch.padding.crop(attr.flip(1) if reverse else attr).float()
+        attr = batch.padding.crop(attr.flip(1) if run.reverse else attr).float()
         idx = np.asarray(chunk)
         chunk_masses = attr.abs().sum(dim=(2, 3)).double().cpu().numpy()
         chunk_masses[~keep.cpu().numpy()] = np.nan
@@ -155,23 +141,22 @@ def attribute_stack(
             maps[idx] = attr.to(torch.float16).cpu().numpy()
         done[0] += len(chunk)
         if progress is not None:
-            progress(done[0] / len(order), f"{method}: slice {done[0]}/{len(order)}")
+            progress(done[0] / len(order), f"{spec.method}: slice {done[0]}/{len(order)}")
 
     def fallback(cpu: torch.device) -> None:
         state["model"] = copy.deepcopy(state["model"]).to(cpu)  # a copy: the model may be shared (cached)
 
-    run_adaptive(order, work, device, batch_size=batch_size, on_fallback=fallback)
+    run_adaptive(order, work, device, batch_size=run.batch_size, on_fallback=fallback)
     return StackAttribution(masses=masses, prediction=prediction, maps=maps, logits=logits, info=info)
 
 
-def _windows(stack: np.ndarray | torch.Tensor, offsets: Sequence[int], chunk: Sequence[int],
-             channel_stats: tuple[np.ndarray, np.ndarray] | None, dev: torch.device,
-             reverse: bool, multiple: int, fill: float) -> tuple[torch.Tensor, WindowBatch]:
-    """One batch of windows on ``dev`` in channels-last order, channels reversed for the z-flip pass."""
-    (batch,) = iter_windows(stack, offsets, batch_size=len(chunk), slices=chunk, channel_stats=channel_stats,
-                            multiple=multiple, fill=fill)
+def _windows(source: np.ndarray | torch.Tensor, data: SliceStack, chunk: Sequence[int], dev: torch.device,
+             run: Pass, fill: float) -> tuple[torch.Tensor, WindowBatch]:
+    """One batch of windows on ``dev`` in channels-last order, channels reversed for the reversed pass."""
+    (batch,) = iter_windows(source, data.offsets, batch_size=len(chunk), slices=chunk,
+                            channel_stats=data.channel_stats, multiple=run.multiple, fill=fill)
     x = batch.x.to(dev).contiguous(memory_format=torch.channels_last)  # already there when the stack is
-    return (x.flip(1) if reverse else x), batch
+    return (x.flip(1) if run.reverse else x), batch
 
 
 def _allocate_maps(shape: tuple[int, ...], maps_dir: str | Path | None) -> np.ndarray:

@@ -6,7 +6,7 @@ largest single batch: the activations a forward keeps for the backward pass and 
 activations are counted, not guessed: forward hooks sum every layer's output on a small probe input
 (:func:`activation_floats_per_pixel`) on the ``meta`` device, so the count allocates nothing whatever the
 metadata declares; it scales with the padded slice area. Methods that evaluate several copies of a batch at once
-(integrated gradients, occlusion) multiply it.
+(integrated gradients, occlusion) multiply it (:attr:`explorer.attribution.Method.copies`).
 
 The run-time estimate (limit ``EXPLORER_MAX_RUN_MINUTES``) uses the same count: forward+backward time is
 about proportional to the activations computed, plus a fixed cost per batch, with constants measured on a
@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import torch
 
+from .attribution import get_method
 from .config import Limits, check_slices
 from .errors import InputError
 from .fastpath import START_BATCH
@@ -34,8 +35,6 @@ BACKWARD_FACTOR = 2
 #: CPU seconds per activation float per pixel of forward+backward, and per batch (measured, then doubled).
 SECONDS_PER_FLOAT = 5e-9
 SECONDS_PER_BATCH = 0.04
-#: Passes a method makes over each batch (integrated gradients' steps, smoothgrad's samples by default).
-_PASSES = {"integrated_gradients": 16, "smoothgrad": 8}
 #: The largest batch a GPU run starts with, whatever its free memory.
 MAX_GPU_BATCH = 256
 
@@ -52,11 +51,6 @@ class MemoryEstimate:
     @property
     def total(self) -> int:
         return self.inputs + self.results + self.batch + self.weights
-
-
-def batch_copies(method: str, channels: int) -> int:
-    """Copies of a batch a method evaluates at once: captum IG's internal batch (4), occlusion one per channel."""
-    return {"integrated_gradients": 4, "occlusion": channels}.get(method, 1)
 
 
 def activation_floats_per_pixel(checkpoint) -> tuple[float, int]:
@@ -82,7 +76,7 @@ def slice_bytes(checkpoint, method: str, slice_shape: tuple[int, int]) -> int:
     pad = padding_for(*slice_shape)
     padded = (slice_shape[0] + pad.top + pad.bottom) * (slice_shape[1] + pad.left + pad.right)
     floats = activation_floats_per_pixel(checkpoint)[0]
-    return int(batch_copies(method, len(checkpoint.meta.offsets)) * floats * padded * 4 * BACKWARD_FACTOR)
+    return int(get_method(method).copies_for(len(checkpoint.meta.offsets)) * floats * padded * 4 * BACKWARD_FACTOR)
 
 
 def device_batch_size(checkpoint, method: str, slice_shape: tuple[int, int], device: torch.device) -> int | None:
@@ -141,8 +135,7 @@ def estimate_run_seconds(volume: Volume, checkpoints: Sequence, *, axis: str, me
     padded = (dims[0] + pad.top + pad.bottom) * (dims[1] + pad.left + pad.right)
     total = 0.0
     for ckpt in checkpoints:
-        channels = len(ckpt.meta.offsets)
-        passes = _PASSES.get(method, channels + 1 if method == "occlusion" else 1) * (2 if zflip else 1)
+        passes = get_method(method).passes_for(len(ckpt.meta.offsets)) * (2 if zflip else 1)
         floats, _ = activation_floats_per_pixel(ckpt)
         batches = -(-slices // START_BATCH["cpu"])
         total += passes * (batches * SECONDS_PER_BATCH + slices * padded * floats * SECONDS_PER_FLOAT)

@@ -35,7 +35,6 @@ import numpy as np
 
 from .analysis import Analysis
 from .diagnostics import diagnostics_tables
-from .errors import InputError
 from .export import FORMATS, table_csv, write_figures, write_tables
 from .figures import analysis_figures
 from .figures.diagnostics import diagnostics_figures
@@ -43,15 +42,15 @@ from .fileio import write_atomic
 from .outdir import check_out_dir, clean_stale_outputs, swap_into
 
 
-def write_outputs(analysis: Analysis, out_dir: str | Path, *, save_maps: bool = False,
-                  figures: bool = True, figure_preset: str = "screen",
+def write_outputs(analysis: Analysis, out_dir: str | Path, *, figures: bool = True, figure_preset: str = "screen",
                   figure_formats: Sequence[str] = FORMATS) -> dict[str, Path]:
     """Write the analysis' files into ``out_dir``, replacing a previous output folder there in one rename.
 
     Args:
         analysis: the result of :func:`explorer.analysis.analyze`.
-        out_dir: destination directory (checked with :func:`check_out_dir`).
-        save_maps: also write one attribution NIfTI per model (the analysis must have kept its maps).
+        out_dir: destination directory (checked with :func:`check_out_dir`); the attribution, label and
+            probability NIfTIs of every model go to ``maps/`` when the analysis kept its maps
+            (``RunSpec.keep_maps``, ``--save-maps``).
         figures: write ``figures/``.
         figure_preset: a key of :data:`explorer.export.PRESETS` (``screen``, ``paper-single``, ``paper-double``).
         figure_formats: which of :data:`explorer.export.FORMATS` to write (HTML is always written).
@@ -61,13 +60,9 @@ def write_outputs(analysis: Analysis, out_dir: str | Path, *, save_maps: bool = 
         "figures": dir, "map:<model>": path, ...}`` of what was written.
 
     Raises:
-        InputError: ``save_maps`` on an analysis run without ``keep_maps``, or a destination refused by
-            :func:`check_out_dir`.
+        InputError: a destination refused by :func:`check_out_dir`.
     """
     out = check_out_dir(out_dir)
-    if save_maps and any(r.maps is None for r in analysis.models.values()):
-        raise InputError("--save-maps", "the analysis was run without attribution maps",
-                         "analyze(..., keep_maps=True) before writing maps")
     out.parent.mkdir(parents=True, exist_ok=True)
     clean_stale_outputs(out)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.{os.getpid()}.", suffix=".tmp", dir=out.parent))
@@ -80,7 +75,7 @@ def write_outputs(analysis: Analysis, out_dir: str | Path, *, save_maps: bool = 
         if figures:
             written["figures"] = _write_figures(analysis, tmp / "figures", figure_preset,
                                                 ("html", *(f for f in figure_formats if f != "html")))
-        if save_maps:
+        if analysis.spec.keep_maps:
             (tmp / "maps").mkdir()
             stems = map_stems(list(analysis.models))
             for name, result in analysis.models.items():

@@ -1,6 +1,6 @@
 """Training on several subjects and evaluating on held-out subjects (a subject-level split from a manifest).
 
-The unit of the split is the subject (DESIGN.md section 10): every slice of a training subject is a training
+The unit of the split is the subject (docs/cohort.md, "Statistics"): every slice of a training subject is a training
 window, every slice of a test subject is held out, so no held-out subject is ever seen in training.
 
 Shapes: each subject's normalised stack ``(S_i, H_i, W_i)`` is padded with its own minimum (the fill

@@ -17,7 +17,6 @@ import torch
 from .errors import InputError
 
 Offsets = tuple[int, ...]
-DEFAULT_OFFSETS: Offsets = (-1, 0, 1)
 
 
 #: Widest window: offsets ``-MAX_OFFSET .. +MAX_OFFSET`` (33 input channels).
@@ -157,3 +156,38 @@ def iter_windows(
         if stats is not None:  # in float64, then rounded once, as the arrays were before
             x = ((x.double() - stats[0]) / stats[1]).float()
         yield WindowBatch(slices=chunk, x=x.contiguous(), padding=pad)
+
+
+@dataclass(frozen=True, eq=False)
+class SliceStack:
+    """A normalised slice stack with what windowing it needs: the model's offsets and per-channel
+    normalisation, and the ground truth on the same slices when there is one.
+
+    Attributes:
+        stack: normalised slices ``(S, H, W)`` float32.
+        offsets: the model's window offsets (validated).
+        mask: ground truth ``(S, H, W)`` bool, or None.
+        channel_stats: per-channel (mean, std) of a per-channel normalisation preset, or None.
+
+    Raises:
+        InputError: a stack that is not ``(S, H, W)``, bad offsets, or a mask of another shape.
+    """
+
+    stack: np.ndarray
+    offsets: Offsets
+    mask: np.ndarray | None = None
+    channel_stats: tuple[np.ndarray, np.ndarray] | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "offsets", validate_offsets(self.offsets))
+        if self.stack.ndim != 3:
+            raise InputError("stack", f"slice stack of shape {self.stack.shape}", "(slices, height, width)")
+        if self.mask is not None and self.mask.shape != self.stack.shape:
+            raise InputError("mask", f"mask stack of shape {self.mask.shape}, volume stack {self.stack.shape}",
+                             "equal shapes")
+
+    def windows(self, *, batch_size: int = 8, slices: Sequence[int] | None = None, multiple: int = 32,
+                fill: float | None = None) -> Iterator[WindowBatch]:
+        """:func:`iter_windows` over this stack with its offsets and channel statistics."""
+        return iter_windows(self.stack, self.offsets, batch_size=batch_size, slices=slices, multiple=multiple,
+                            channel_stats=self.channel_stats, fill=fill)

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from enginetools import attribute
 from torch import nn
 
 from explorer.attribution import METHODS, TARGETS, occlusion_baselines, resolve_params
-from explorer.engine import attribute_stack
 from explorer.errors import InputError
 from explorer.fastpath import prepare_model, run_adaptive
 from explorer.models import build_model
@@ -41,7 +41,7 @@ def stack(rng: np.random.Generator) -> np.ndarray:
 
 
 def run(model: nn.Module, stack: np.ndarray, **kwargs) -> object:
-    return attribute_stack(prepare_model(model, CPU), stack, OFFSETS, **kwargs)
+    return attribute(prepare_model(model, CPU), stack, OFFSETS, **kwargs)
 
 
 @pytest.mark.parametrize("method", sorted(METHODS))
@@ -181,7 +181,7 @@ def test_gradient_matches_hand_computed_value() -> None:
     with torch.no_grad():
         net.weight[:] = torch.tensor([0.5, -0.25, 0.25]).view(1, 3, 1, 1)
     stack = np.ones((3, 32, 32), dtype=np.float32)
-    result = attribute_stack(prepare_model(net, CPU), stack, OFFSETS, method="gradient", target="all")
+    result = attribute(prepare_model(net, CPU), stack, OFFSETS, method="gradient", target="all")
     np.testing.assert_allclose(result.masses, np.tile([0.5 * 1024, 0.25 * 1024, 0.25 * 1024], (3, 1)), rtol=1e-6)
 
 
@@ -218,7 +218,7 @@ def test_occlusion_baselines_known_answers(replace: str, expected: list[float]) 
     with torch.no_grad():
         net.weight[:] = torch.tensor([0.5, 0.25, 0.25]).view(1, 3, 1, 1)
     stack = np.stack([np.full((32, 32), v, np.float32) for v in (3.0, 2.0, 1.0)])
-    result = attribute_stack(prepare_model(net, CPU), stack, OFFSETS, method="occlusion", target="all",
+    result = attribute(prepare_model(net, CPU), stack, OFFSETS, method="occlusion", target="all",
                              params={"replace": replace}, slices=[1])  # slice 1's window holds 3, 2, 1
     np.testing.assert_allclose(result.masses[1], np.abs(expected) * 1024, rtol=1e-5, atol=1e-3)
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from enginetools import attribute
 from torch import nn
 
 from explorer.diagnostics.background import background_fractions, background_summary, dilate
-from explorer.engine import attribute_stack
 from explorer.errors import InputError
 
 
@@ -71,7 +71,7 @@ def test_model_that_sees_only_the_background_has_fraction_one(depends_on_backgro
     fg = _square((4, 32, 32))
     region = ~fg[0] if depends_on_background else fg[0]
     stack = np.random.default_rng(0).normal(size=(4, 32, 32)).astype(np.float32)
-    result = attribute_stack(RegionModel(region).eval(), stack, (-1, 0, 1), keep_maps=True, target="all")
+    result = attribute(RegionModel(region).eval(), stack, (-1, 0, 1), keep_maps=True, target="all")
     frac = background_fractions(result.maps, fg)
     np.testing.assert_allclose(frac, expected, atol=1e-6)
 

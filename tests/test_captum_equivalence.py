@@ -11,12 +11,13 @@ import numpy as np
 import pytest
 import torch
 from captum.attr import FeatureAblation, InputXGradient, IntegratedGradients, NoiseTunnel, Saliency
+from enginetools import attribute
 
-from explorer.attribution import explain_batch, foreground_logit, occlusion_baselines, resolve_params, valid_region
+from explorer.attribution import explain_batch, foreground_logit, occlusion_baselines, valid_region
 from explorer.checkpoints import list_zoo, load_checkpoint
-from explorer.engine import attribute_stack
 from explorer.fastpath import prepare_model
 from explorer.normalise import channel_stats_for
+from explorer.spec import RunSpec
 from explorer.stats import shares_from_masses
 from explorer.study import Study
 from explorer.windows import Padding, iter_windows, padding_for
@@ -41,7 +42,7 @@ def _shares(attr: torch.Tensor, padding: Padding) -> np.ndarray:
 
 def _fast(setup, method: str, params: dict | None = None):
     ckpt, _, batch, _, prepared = setup
-    return explain_batch(prepared, batch.x, method=method, target="predicted", params=resolve_params(method, params),
+    return explain_batch(prepared, batch.x, RunSpec(method=method, params=params or {}),
                          slices=tuple(int(z) for z in batch.slices), padding=batch.padding)
 
 
@@ -115,7 +116,7 @@ def test_no_target_includes_padded_pixels(setup) -> None:
     h, w = stack.shape[1:]
     assert batch.padding.top + batch.padding.bottom > 0 and inside.sum() == h * w
     for target in ("predicted", "all", "abs"):
-        fast = explain_batch(prepared, batch.x, method="saliency", target=target, params={},
+        fast = explain_batch(prepared, batch.x, RunSpec(method="saliency", target=target),
                              slices=tuple(batch.slices), padding=batch.padding)
         assert float((fast.selection * (1 - inside)).abs().sum()) == 0.0, target
         if target != "predicted":
@@ -129,7 +130,7 @@ def test_shares_do_not_depend_on_how_the_slice_is_padded(setup, target) -> None:
     ckpt, stack, _, _, prepared = setup
     part = stack[20:75:6]
     assert padding_for(*part.shape[1:], 32) != padding_for(*part.shape[1:], 64)
-    shares = [shares_from_masses(attribute_stack(prepared, part, ckpt.meta.offsets, target=target,
+    shares = [shares_from_masses(attribute(prepared, part, ckpt.meta.offsets, target=target,
                                                  multiple=multiple).masses) for multiple in (32, 64)]
     assert np.isfinite(shares[0]).all()
     np.testing.assert_allclose(shares[0], shares[1], atol=0.01)

@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 
 from explorer.cli import main
-from explorer.cohort import read_manifest, run_cohort
+from explorer.cohort import Executor, read_manifest, run_cohort
 from explorer.cohort.outputs import write_cohort
 from explorer.config import SAMPLE_DIR
 from explorer.errors import InputError
@@ -62,7 +62,7 @@ def test_local_and_ray_give_the_same_per_volume_numbers(local_run, tmp_path: Pat
     cohort, _ = local_run
     assert cohort.from_cache == 0 and len(cohort.rows) == 6 and not cohort.errors
     ray_cohort = run_cohort(_manifest(tmp_path / "m.csv", _subjects(3)), CKPTS, SALIENCY,
-                            executor="ray", workers=2)
+                            executor=Executor("ray", workers=2))
     assert ray_cohort.from_cache == 0  # a fresh cache: the Ray workers computed every pair themselves
     pd.testing.assert_frame_equal(cohort.rows[NUMBERS], ray_cohort.rows[NUMBERS], rtol=1e-4, atol=1e-6)
     for name, group in cohort.summary["groups"].items():

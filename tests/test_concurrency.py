@@ -15,11 +15,11 @@ import nibabel as nib
 import numpy as np
 import pytest
 import torch
+from enginetools import attribute
 
 from explorer.analysis import Analysis, analyze
 from explorer.cache import ResultCache
 from explorer.checkpoints import Checkpoint, list_zoo, load_checkpoint
-from explorer.engine import attribute_stack
 from explorer.fastpath import prepare_model
 from explorer.normalise import normalise
 from explorer.spec import RunSpec
@@ -124,7 +124,7 @@ def test_attribution_never_touches_the_models_it_is_given(method: str, volumes, 
     prepared = prepare_model(model, torch.device("cpu"))
     stack = volumes[0].stack("axial", normalise(volumes[0].data))
     params = {"steps": 2} if method == "integrated_gradients" else {"samples": 2} if method == "smoothgrad" else {}
-    attribute_stack(prepared, stack[:3], (-1, 0, 1), method=method, target="all", params=params)
+    attribute(prepared, stack[:3], (-1, 0, 1), method=method, target="all", params=params)
     for module in (*model.modules(), *prepared.modules()):
         assert not (module._forward_hooks or module._forward_pre_hooks or module._backward_hooks), module
     assert all(torch.equal(state[k], v) for k, v in model.state_dict().items())

@@ -249,7 +249,7 @@ def test_label_map_lies_on_the_input_grid_and_equals_the_prediction(sample_volum
     nib.save(nib.Nifti1Image(data, affine), tmp_path / "lpi.nii.gz")
     result = analyze(tmp_path / "lpi.nii.gz", [CHECKPOINT], RunSpec(device="cpu", keep_maps=True, zflip=False),
                      cache=False)
-    written = write_outputs(result, tmp_path / "out", save_maps=True, figures=False)
+    written = write_outputs(result, tmp_path / "out", figures=False)
     name = next(iter(result.models))
     label = nib.load(written[f"label:{name}"])
     assert label.get_data_dtype() == np.uint8

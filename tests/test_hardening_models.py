@@ -23,11 +23,12 @@ import torch
 from corpus.round3_models import TIMM
 from safetensors.torch import save as st_save
 
-from explorer.attribution import explain_batch, resolve_params
+from explorer.attribution import explain_batch
 from explorer.checkpoints import load_checkpoint
 from explorer.config import REPO_ROOT, SAMPLE_DIR
 from explorer.errors import InputError
 from explorer.models import ARCHS, PROBE, RESERVED_ARGS, arch_arguments, build_model, meta_probe
+from explorer.spec import RunSpec
 
 SMALL = [16, 16, 8, 8, 8]
 META = {"arch": "Unet", "encoder": TIMM, "classes": 1, "offsets": [-1, 0, 1], "strategy": "random",
@@ -222,7 +223,7 @@ def test_an_attribution_on_logits_of_another_size_is_one_input_error(method: str
     x = torch.randn(2, 3, 32, 32)
     with pytest.raises(InputError, match=r"model maps windows of 32 × 32 pixels to logits of 64 × 64; expected "
                                          r"logits of the input's size"):
-        explain_batch(_Doubles(), x, method=method, target="all", params=resolve_params(method, None),
+        explain_batch(_Doubles(), x, RunSpec(method=method, target="all"),
                       slices=(0, 1), padding=None)
 
 

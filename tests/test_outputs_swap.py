@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 
 import pytest
@@ -29,7 +30,7 @@ def twins() -> Analysis:
 def test_map_names_are_unique(twins, tmp_path):
     stems = map_stems(["a b", "a_b", "a/b", "plain"])
     assert len(set(stems.values())) == 4 and stems["a_b"] == "a_b" and stems["plain"] == "plain"
-    written = write_outputs(twins, tmp_path / "out", save_maps=True, figures=False)
+    written = write_outputs(twins, tmp_path / "out", figures=False)
     maps = sorted(p.name for p in (tmp_path / "out" / "maps").iterdir())
     assert len(maps) == 6 and written["map:a b"] != written["map:a_b"]  # attribution, label, probability each
     assert len({p.split("_attribution")[0] for p in maps if "_attribution" in p}) == 2
@@ -38,16 +39,17 @@ def test_map_names_are_unique(twins, tmp_path):
 
 def test_a_rerun_replaces_the_folder_whole_and_keeps_the_users_files(twins, tmp_path):
     out = tmp_path / "out"
-    write_outputs(twins, out, save_maps=True, figures=False)
+    write_outputs(twins, out, figures=False)
     (out / "notes.txt").write_text("mine")
-    write_outputs(twins, out, figures=False)  # no maps this time: the old maps must not linger
+    without_maps = dataclasses.replace(twins, spec=dataclasses.replace(twins.spec, keep_maps=False))
+    write_outputs(without_maps, out, figures=False)  # no maps this time: the old maps must not linger
     assert not (out / "maps").exists() and (out / "notes.txt").read_text() == "mine"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
 
 
 def test_a_failed_swap_leaves_the_old_outputs_whole(twins, tmp_path, monkeypatch):
     out = tmp_path / "out"
-    write_outputs(twins, out, save_maps=True, figures=False)
+    write_outputs(twins, out, figures=False)
     before = sorted(p.relative_to(out) for p in out.rglob("*"))
     real, calls = os.rename, []
 

@@ -15,7 +15,9 @@ from explorer.cli import main
 from explorer.config import MODELS_DIR
 from explorer.diagnostics.sanity import cascade_stages, pick_slices, randomised, registry_attribute, sanity_check
 from explorer.normalise import normalise
+from explorer.spec import RunSpec
 from explorer.volume import load_volume
+from explorer.windows import SliceStack
 
 CKPT = MODELS_DIR / "unet-mobilenet_v2-imagenet-s0.safetensors"
 
@@ -51,8 +53,8 @@ def test_randomisation_copies_and_resets_only_the_named_parts(setup) -> None:
 
 def test_a_method_independent_of_the_model_is_flagged(setup) -> None:
     ckpt, stack = setup
-    summary, corr = sanity_check(ckpt.build_model("cpu"), stack, ckpt.meta.offsets,
-                                 attribute=lambda model, x, selection, slices, padding: x.abs(), slices=[30, 40])
+    summary, corr = sanity_check(ckpt.build_model("cpu"), SliceStack(stack, ckpt.meta.offsets),
+                                 lambda model, x, selection, slices, padding: x.abs(), slices=[30, 40])
     np.testing.assert_allclose(corr, 1.0)
     assert summary["flagged"] is True
     assert list(summary["rank_correlation_signed"].values()) == pytest.approx([1.0] * 12)
@@ -67,7 +69,7 @@ def test_stage_shares_and_asymmetry_follow_the_first_conv(setup) -> None:
         w = dict(model.named_modules())["encoder.features.0.0"].weight  # (32, C, 3, 3)
         return x.abs() * w.abs().sum(dim=(0, 2, 3)).view(1, -1, 1, 1)
 
-    summary, _ = sanity_check(ckpt.build_model("cpu"), stack, ckpt.meta.offsets, attribute=first_conv_only,
+    summary, _ = sanity_check(ckpt.build_model("cpu"), SliceStack(stack, ckpt.meta.offsets), first_conv_only,
                               slices=[30, 40])
     ai = summary["asymmetry_index"]
     assert ai["encoder.1"] == pytest.approx(ai["original"]) and ai["head"] == pytest.approx(ai["original"])
@@ -77,8 +79,8 @@ def test_stage_shares_and_asymmetry_follow_the_first_conv(setup) -> None:
 
 def test_saliency_changes_when_the_weights_are_randomised(setup) -> None:
     ckpt, stack = setup
-    summary, corr = sanity_check(ckpt.build_model("cpu"), stack, ckpt.meta.offsets,
-                                 attribute=registry_attribute("saliency", "predicted", {}), slices=[30, 40])
+    summary, corr = sanity_check(ckpt.build_model("cpu"), SliceStack(stack, ckpt.meta.offsets),
+                                 registry_attribute(RunSpec(method="saliency")), slices=[30, 40])
     assert corr.shape == (2, 12) and np.isfinite(corr).all()
     assert (corr[:, -1] < 0.9).all() and corr[:, 0].mean() > corr[:, -1].mean()
     assert summary["flagged"] == (summary["rank_correlation"]["first_conv"] >= summary["threshold"])

@@ -15,12 +15,12 @@ import nibabel as nib
 import numpy as np
 import pytest
 import torch
+from enginetools import attribute
 
 from explorer.analysis import analyze
 from explorer.attribution import METHODS, OCCLUSION_BASELINES
 from explorer.checkpoints import Checkpoint, load_checkpoint
 from explorer.config import REPO_ROOT
-from explorer.engine import attribute_stack
 from explorer.fastpath import prepare_model
 from explorer.normalise import channel_stats_for
 from explorer.spec import RunSpec
@@ -53,8 +53,8 @@ def _split(ckpt: Checkpoint, stack: np.ndarray, method: str, params: dict) -> tu
     offsets = ckpt.meta.offsets
     run = dict(method=method, params=params, target="predicted", slices=SLICES,
                channel_stats=channel_stats_for(ckpt.meta.normalisation, len(offsets)))
-    plain = attribute_stack(model, stack, offsets, **run)
-    flipped = attribute_stack(model, stack, offsets, reverse=True, **run)
+    plain = attribute(model, stack, offsets, **run)
+    flipped = attribute(model, stack, offsets, reverse=True, **run)
     channel, anatomy = split_asymmetry(plain.masses, flipped.masses, offsets)
     return channel[SLICES], anatomy[SLICES]
 

@@ -52,7 +52,7 @@ def report_bytes(analysis, names: list[str], z: int, preset: str = "screen") -> 
     figures = all_figures(analysis)
 
     def write(root: Path) -> None:
-        write_outputs(analysis, root, save_maps=analysis.models[names[0]].maps is not None, figure_preset=preset)
+        write_outputs(analysis, root, figure_preset=preset)
         if analysis.models[names[0]].maps is not None:
             write_figures({f"slice_{z:03d}": slice_figure(analysis, names, z)}, root / "figures", preset=preset)
         (root / "summary.pdf").write_bytes(summary_pdf(analysis, figures, parameters=parameters))

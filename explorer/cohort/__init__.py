@@ -3,7 +3,7 @@
 :func:`run_cohort` reads a manifest (:mod:`.manifest`), computes every volume × checkpoint pair locally or on
 Ray (:mod:`.run`) through the cached :func:`explorer.analysis.analyze`, and summarises the groups
 (:mod:`.summary`); :func:`explorer.cohort.outputs.write_cohort` writes ``cohort.csv``,
-``cohort_summary.json`` and the figures. Definitions: DESIGN.md section 10 and docs/cohort.md.
+``cohort_summary.json`` and the figures. Definitions: docs/cohort.md ("Statistics") and docs/definitions.md.
 """
 
 from __future__ import annotations
@@ -23,7 +23,8 @@ from .summary import DEFAULT_MARGIN, MARGIN_RATIONALE, summarise
 
 EXECUTORS = ("local", "ray")
 
-__all__ = ["DEFAULT_MARGIN", "EXECUTORS", "MARGIN_RATIONALE", "Cohort", "Entry", "Model", "read_manifest", "run_cohort"]
+__all__ = ["DEFAULT_MARGIN", "EXECUTORS", "MARGIN_RATIONALE", "Cohort", "Entry", "Executor", "Model", "read_manifest",
+           "run_cohort"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -40,19 +41,40 @@ class Cohort:
     errors: list[str] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class Executor:
+    """Where a cohort's pairs run.
+
+    Attributes:
+        kind: ``local`` (this process) or ``ray``.
+        address: an existing Ray cluster (else ``RAY_ADDRESS``, else a local instance).
+        workers: CPUs of the local Ray instance (default all); for ``local``, torch's threads during the run.
+
+    Raises:
+        InputError: an unknown kind or a worker count below 1.
+    """
+
+    kind: str = "local"
+    address: str | None = None
+    workers: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in EXECUTORS:
+            raise unknown_name("executor", self.kind, EXECUTORS)
+        if self.workers is not None and self.workers < 1:
+            raise InputError("--workers", str(self.workers), "a positive number")
+
+
 def run_cohort(manifest: str | Path | Sequence[Entry], checkpoints: Sequence[str | Path], spec: RunSpec | None = None,
-               *, executor: str = "local", ray_address: str | None = None, workers: int | None = None,
-               margin: float = DEFAULT_MARGIN, fail_fast: bool = False, root: str | Path | None = None,
-               progress: Callable[[int, int, str], None] | None = None) -> Cohort:
+               *, executor: Executor = Executor(), margin: float = DEFAULT_MARGIN, fail_fast: bool = False,
+               root: str | Path | None = None, progress: Callable[[int, int, str], None] | None = None) -> Cohort:
     """Analyse every volume of the manifest with every checkpoint and summarise by strategy.
 
     Args:
         manifest: a CSV manifest or a folder (:func:`read_manifest`), or its entries.
         checkpoints: checkpoint paths; those of one strategy are that group's models.
         spec: the run's parameters (default :class:`RunSpec()`).
-        executor: ``local`` or ``ray``.
-        ray_address: an existing Ray cluster (else ``RAY_ADDRESS``, else a local instance).
-        workers: CPUs of the local Ray instance (default all); for ``local``, torch's threads.
+        executor: where the pairs run (default: this process, torch's own thread count).
         margin: equivalence margin of the per-model |endpoint| (default 0.05, :data:`MARGIN_RATIONALE`).
         fail_fast: stop at the first bad pair instead of recording it in ``error``.
         root: every manifest path must lie inside it (the app's data root).
@@ -62,13 +84,11 @@ def run_cohort(manifest: str | Path | Sequence[Entry], checkpoints: Sequence[str
         A :class:`Cohort`.
 
     Raises:
-        InputError: a bad manifest, checkpoint, executor or margin; with ``fail_fast``, the first bad pair;
+        InputError: a bad manifest, checkpoint or margin; with ``fail_fast``, the first bad pair;
             no pair succeeded.
     """
     from ..checkpoints import load_checkpoint
 
-    if executor not in EXECUTORS:
-        raise unknown_name("executor", executor, EXECUTORS)
     if not margin > 0:
         raise InputError("--margin", f"{margin!r}", "a positive number, e.g. 0.05")
     entries = list(manifest) if not isinstance(manifest, (str, Path)) else read_manifest(manifest, root=root)
@@ -80,22 +100,26 @@ def run_cohort(manifest: str | Path | Sequence[Entry], checkpoints: Sequence[str
                     training=c.meta.training) for n, p, c in zip(names, checkpoints, loaded, strict=True)]
     spec = (spec or RunSpec()).for_checkpoints(loaded)
     report = progress or (lambda done, total, message: None)
-    if executor == "ray":
-        rows = run_ray(entries, models, spec, address=ray_address, workers=workers, fail_fast=fail_fast,
+    if executor.kind == "ray":
+        rows = run_ray(entries, models, spec, address=executor.address, workers=executor.workers, fail_fast=fail_fast,
                        progress=report)
     else:
-        if workers:
-            import torch
+        import torch
 
-            torch.set_num_threads(workers)
-        rows = run_local(entries, models, spec, fail_fast=fail_fast, progress=report)
+        threads = torch.get_num_threads()
+        if executor.workers:
+            torch.set_num_threads(executor.workers)
+        try:
+            rows = run_local(entries, models, spec, fail_fast=fail_fast, progress=report)
+        finally:
+            torch.set_num_threads(threads)  # the caller's setting, also after an error
     table = _table(rows, entries, models)
     errors = [f"{r.subject} × {r.model}: {r.error}" for r in table.itertuples() if isinstance(r.error, str)]
     if table["error"].notna().all():
         raise InputError(manifest if isinstance(manifest, (str, Path)) else None,
                          f"no volume could be analysed ({errors[0]})", "readable volumes on the checkpoints' grid")
     summary = summarise(table, margin=margin)
-    summary["inputs"] = _inputs(table, entries, models, spec, executor=executor, workers=workers, margin=margin)
+    summary["inputs"] = _inputs(table, entries, models, spec, executor=executor, margin=margin)
     return Cohort(rows=table, summary=summary, entries=entries, models=models, spec=spec,
                   from_cache=int(table["from_cache"].sum()), errors=errors)
 
@@ -135,7 +159,7 @@ def _held_out(training: dict, subject: str, volume_sha256: str | None) -> bool:
 
 
 def _inputs(table: pd.DataFrame, entries: Sequence[Entry], models: Sequence[Model], spec: RunSpec, *,
-            executor: str, workers: int | None, margin: float) -> dict:
+            executor: Executor, margin: float) -> dict:
     from .. import __version__
     from ..cache import ENGINE_VERSION
     from ..fileio import file_sha256
@@ -149,7 +173,7 @@ def _inputs(table: pd.DataFrame, entries: Sequence[Entry], models: Sequence[Mode
                                 else None, "mask_sha256": sha(e.mask), **e.extra} for e in entries},
         "checkpoints": {m.name: {"path": m.path, "sha256": m.sha256, "strategy": m.strategy, "seed": m.seed}
                         for m in models},
-        **spec.record(), "margin": margin, "alpha": ALPHA, "executor": executor, "workers": workers,
+        **spec.record(), "margin": margin, "alpha": ALPHA, "executor": executor.kind, "workers": executor.workers,
         "bootstrap": {"seed": SEED, "resamples": N_BOOT, "per_volume": "circular block bootstrap over slices",
                       "group": "none: " + INTERVAL_METHOD},
         "engine_version": ENGINE_VERSION, "explorer_version": __version__,

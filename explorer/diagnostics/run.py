@@ -13,19 +13,28 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
-from ..cache import ResultCache, result_key
 from ..errors import InputError
-from ..normalise import channel_stats_for
+from ..windows import SliceStack
 from .background import background_fractions, background_summary
 from .cam import cam_layers, cam_summary, default_cam_layer, gradcam_stack
 from .logits import GROUPS, logit_histograms, logit_summary, split_from_meta
 from .options import DiagnosticOptions
 from .sanity import registry_attribute, sanity_check
+
+if TYPE_CHECKING:
+    import torch
+
+    from ..checkpoints import Checkpoint, CheckpointMeta
+    from ..engine import StackAttribution
+    from ..spec import RunSpec
+
+#: ``cached(compute, **key) -> (arrays, summary)``: see :func:`run_opt_in`.
+Cached = Callable[..., tuple[dict[str, np.ndarray], dict]]
 
 
 @dataclass(frozen=True, eq=False)
@@ -59,26 +68,25 @@ class DiagnosticsResult:
         return cls(**{f.name: arrays.get(f"diag_{f.name}") for f in dataclasses.fields(cls)})
 
 
-def run_default(logits: np.ndarray, maps: np.ndarray, prediction: np.ndarray, mask: np.ndarray | None, *,
-                offsets: tuple[int, ...], meta: Any, volume_sha256: str, axis: str,
+def run_default(attributed: StackAttribution, mask: np.ndarray | None, *, offsets: tuple[int, ...],
+                meta: CheckpointMeta, volume_sha256: str, axis: str,
                 options: DiagnosticOptions) -> tuple[DiagnosticsResult, dict]:
     """Background attention and logit histograms of one model, from its attribution pass.
 
     Args:
-        logits: foreground logits ``(S, H, W)`` of the attribution pass (no second forward pass).
-        maps: attribution maps ``(S, C, H, W)``.
-        prediction: ``(S, H, W)`` bool.
+        attributed: the pass (its logits, maps and prediction: no second forward pass).
         mask: ground truth ``(S, H, W)`` or None.
         offsets: the model's offsets.
-        meta: its :class:`explorer.checkpoints.CheckpointMeta` (training split).
+        meta: its checkpoint's metadata (training split).
         volume_sha256, axis: the analysed volume and axis (to match the training split).
         options: the diagnostics' options.
 
     Returns:
         ``(result, summary)``; summary ``{"background", "logits", "cam": None, "sanity": None}``.
     """
+    logits, prediction = attributed.logits, attributed.prediction
     foreground = mask if mask is not None else prediction
-    fractions = background_fractions(maps, foreground, dilation=options.dilation)
+    fractions = background_fractions(attributed.maps, foreground, dilation=options.dilation)
     split = split_from_meta(meta, volume_sha256, axis, logits.shape[0])
     edges, counts = logit_histograms(logits, prediction, mask, None if isinstance(split, str) else split)
     summary = {"background": background_summary(fractions, offsets, source="mask" if mask is not None else
@@ -101,64 +109,51 @@ def check_options(options: DiagnosticOptions, checkpoints: list[Any]) -> None:
                                  "one of: " + ", ".join(cam_layers(model)))
 
 
-def run_opt_in(result: Any, ckpt: Any, study: Any, spec: Any, device: Any, store: ResultCache | None) -> Any:
-    """``result`` (a :class:`explorer.analysis.ModelResult`) with the opt-in diagnostics ``spec`` asks for.
+def run_opt_in(ckpt: Checkpoint, data: SliceStack, prediction: np.ndarray, spec: RunSpec, device: torch.device,
+               cached: Cached) -> tuple[dict[str, np.ndarray], dict]:
+    """The opt-in diagnostics ``spec`` asks for (Grad-CAM, the sanity check) of one model.
 
     Args:
-        result: the model's result on ``study``.
-        ckpt: its checkpoint.
-        study: the :class:`explorer.study.Study` analysed.
-        spec: the run's :class:`explorer.spec.RunSpec` (axis filled in).
-        device: a torch device.
-        store: the result cache, or None.
+        ckpt: the model's checkpoint.
+        data: the slices it was analysed on, with its offsets, channel statistics and the mask if any.
+        prediction: its predicted foreground ``(S, H, W)`` (background of the CAMs when there is no mask).
+        spec: the run's spec (its ``diagnostics`` options, method, parameters and target).
+        device: where to compute.
+        cached: ``cached(compute, **key) -> (arrays, summary)``: ``compute()``'s result, from the cache when an
+            entry under ``key`` (the diagnostic and its options) exists.
+
+    Returns:
+        ``(arrays, summary)``: the :class:`DiagnosticsResult` arrays under their cache names and the summary's
+        ``cam``/``sanity`` entries, for the diagnostics that ran (both empty when none was asked for).
 
     Raises:
         InputError: an unknown Grad-CAM layer, or a model the diagnostics cannot explain.
     """
     options = spec.diagnostics
-    if not (options.cam or options.sanity):
-        return result
-    stack = study.slices(spec.axis, ckpt.meta.normalisation)
-    mask_stack = study.mask_slices(spec.axis)
-    stats = channel_stats_for(ckpt.meta.normalisation, len(ckpt.meta.offsets))
-    summary, diag = dict(result.summary), result.diagnostics
+    arrays: dict[str, np.ndarray] = {}
+    summary: dict = {}
     if options.cam:
         model = ckpt.build_model("cpu")
         layer = options.cam_layer or default_cam_layer(model)
 
         def cam() -> tuple[dict, dict]:
-            maps = gradcam_stack(model, stack, ckpt.meta.offsets, layer=layer, device=device, channel_stats=stats)
-            foreground = mask_stack if mask_stack is not None else result.prediction
+            maps = gradcam_stack(model, data.stack, data.offsets, layer=layer, device=device,
+                                 channel_stats=data.channel_stats)
+            foreground = data.mask if data.mask is not None else prediction
             s, per_slice = cam_summary(maps, foreground, layer=layer, dilation=options.dilation)
             return {"diag_cam": per_slice, "diag_cam_maps": maps.astype(np.float16)}, s
 
-        key = result_key(study, ckpt, spec.axis, diagnostic="cam", layer=layer, dilation=options.dilation)
-        arrays, summary["cam"] = _cached(store, key, cam)
-        diag = dataclasses.replace(diag, cam=arrays["diag_cam"], cam_maps=arrays["diag_cam_maps"])
+        found, summary["cam"] = cached(cam, diagnostic="cam", layer=layer, dilation=options.dilation)
+        arrays.update(found)
     if options.sanity:
         def sanity() -> tuple[dict, dict]:
-            s, corr = sanity_check(ckpt.build_model("cpu"), stack, ckpt.meta.offsets,
-                                   attribute=registry_attribute(spec.method, spec.target, spec.params),
-                                   target=spec.target, mask=mask_stack, n_slices=options.sanity_slices,
-                                   channel_stats=stats, device=device)
+            s, corr = sanity_check(ckpt.build_model("cpu"), data, registry_attribute(spec), target=spec.target,
+                                   slices=options.sanity_slices, device=device)
             return {"diag_sanity": corr}, {"method": spec.method, "target": spec.target, **s}
 
-        key = result_key(study, ckpt, spec.axis, diagnostic="sanity", method=spec.method, target=spec.target,
-                         params=dict(spec.params), slices=options.sanity_slices)
-        arrays, summary["sanity"] = _cached(store, key, sanity)
-        diag = dataclasses.replace(diag, sanity=arrays["diag_sanity"])
-    return dataclasses.replace(result, summary=summary, diagnostics=diag)
-
-
-def _cached(store: ResultCache | None, key: str, compute: Callable[[], tuple[dict, dict]]) -> tuple[dict, dict]:
-    store = store.subcache("diagnostics") if store is not None else None  # own counters: stats stay per model
-    entry = store.get(key) if store is not None else None
-    if entry is not None:
-        return dict(entry.arrays), entry.meta["summary"]
-    arrays, summary = compute()
-    if store is not None:
-        entry = store.put(key, arrays, {"summary": summary})
-        arrays = dict(entry.arrays)
+        found, summary["sanity"] = cached(sanity, diagnostic="sanity", method=spec.method, target=spec.target,
+                                          params=dict(spec.params), slices=options.sanity_slices)
+        arrays.update(found)
     return arrays, summary
 
 

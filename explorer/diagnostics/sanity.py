@@ -9,7 +9,7 @@ channel shares and the asymmetry index are recomputed at each stage: if the asym
 the first convolution is left trained and vanishes with it, it lives in the first convolution. The pixels
 that make up the target stay those of the *original* prediction, so every stage explains the same quantity.
 A method whose maps hardly change when the learned weights are destroyed (mean ``|A|`` correlation after
-the last stage ≥ ``threshold``) is explaining the input rather than the model: it is flagged.
+the last stage ≥ :data:`THRESHOLD`) is explaining the input rather than the model: it is flagged.
 
 Shapes: windows ``(B, C, H, W)``; maps ``(B, C, H, W)``; per-slice correlations ``(n_slices, n_stages)``.
 """
@@ -18,16 +18,19 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from scipy.stats import spearmanr
 from torch import nn
 
-from ..attribution import explain_batch, get_target, resolve_params, target_selection
+from ..attribution import explain_batch, require_truth, target_selection
 from ..stats import asymmetry_index, shares_from_masses
-from ..windows import Padding, iter_windows, mask_batch
+from ..windows import Padding, SliceStack, mask_batch
+
+if TYPE_CHECKING:
+    from ..spec import RunSpec
 
 #: Mean rank correlation at or above which a method is flagged as insensitive to the model.
 THRESHOLD = 0.5
@@ -68,20 +71,13 @@ def cascade_stages(model: nn.Module) -> dict[str, tuple[str, ...]]:
     return stages
 
 
-def registry_attribute(method: str, target: str, params: dict[str, Any]) -> Attribute:
-    """An :data:`Attribute` for a method and target of the registries, through
-    :func:`explorer.attribution.explain_batch` with the selection held fixed.
-
-    Raises:
-        InputError: an unknown method or target, or a bad parameter.
-    """
-    get_target(target)
-    resolved = resolve_params(method, params)
+def registry_attribute(spec: RunSpec) -> Attribute:
+    """An :data:`Attribute` for the method, parameters and target of ``spec``, through
+    :func:`explorer.attribution.explain_batch` with the selection held fixed."""
 
     def attribute(model: nn.Module, x: torch.Tensor, selection: torch.Tensor, slices: tuple[int, ...],
                   padding: Padding) -> torch.Tensor:
-        return explain_batch(model, x, method=method, target=target, params=resolved, slices=slices,
-                             padding=padding, selection=selection).attr
+        return explain_batch(model, x, spec, slices=slices, padding=padding, selection=selection).attr
 
     return attribute
 
@@ -110,51 +106,45 @@ def pick_slices(selection_sizes: np.ndarray, n: int) -> list[int]:
     return candidates[np.linspace(0, candidates.size - 1, n).round().astype(int)].tolist()
 
 
-def sanity_check(model: nn.Module, stack: np.ndarray, offsets: Sequence[int], *, attribute: Attribute,
-                 target: str = "predicted", mask: np.ndarray | None = None, slices: Sequence[int] | None = None,
-                 n_slices: int = 12, stages: dict[str, tuple[str, ...]] | None = None,
-                 channel_stats: tuple[np.ndarray, np.ndarray] | None = None, device: torch.device | None = None,
-                 seed: int = 0, threshold: float = THRESHOLD) -> tuple[dict, np.ndarray]:
+def sanity_check(model: nn.Module, data: SliceStack, attribute: Attribute, *, target: str = "predicted",
+                 slices: Sequence[int] | int = 12, stages: dict[str, tuple[str, ...]] | None = None,
+                 device: torch.device | None = None, seed: int = 0) -> tuple[dict, np.ndarray]:
     """Rank correlation, channel shares and asymmetry index of the maps along cascading randomisation.
 
     Args:
         model: the trained eval-mode model (not modified: each stage randomises a copy).
-        stack: normalised slices ``(S, H, W)``.
-        offsets: the model's window offsets.
+        data: the normalised slices, the model's offsets and channel statistics, and the mask (target ``mask``).
         attribute: ``(model, x, selection, slices, padding) -> A``, e.g. :func:`registry_attribute`.
         target: target name (fixes the explained pixels from the original model's prediction).
-        mask: ground truth ``(S, H, W)`` for target ``mask``.
-        slices: which slices (default: :func:`pick_slices` of ``n_slices``).
-        n_slices: how many slices when ``slices`` is None.
+        slices: which slices, or how many (:func:`pick_slices` spreads them over the non-empty targets).
         stages: cumulative stages (default :func:`cascade_stages`).
-        channel_stats: per-channel normalisation, or None.
         device: where to compute (default the model's).
         seed: re-initialisation seed.
-        threshold: flag level for the last stage's mean ``|A|`` correlation.
 
     Returns:
         ``(summary, correlations (len(slices), len(stages)))`` of ``|A|``; summary ``{"stages", "slices",
         "rank_correlation": {stage: mean over slices of Spearman(|A|)}, "rank_correlation_signed": {stage: mean
         Spearman(A)}, "shares": {"original" | stage: {offset: mean share}}, "asymmetry_index": {"original" |
-        stage: mean AI_1}, "threshold", "seed", "flagged"}``.
+        stage: mean AI_1}, "threshold", "seed", "flagged"}``; flagged when the last stage's mean ``|A|``
+        correlation reaches :data:`THRESHOLD`.
 
     Raises:
         InputError: an unknown target, a target ``mask`` without a mask, or a multi-logit model.
     """
     device = device or next(model.parameters()).device
-    get_target(target)
+    require_truth(target, data.mask is not None)
+    offsets, threshold = data.offsets, THRESHOLD
     stages = cascade_stages(model) if stages is None else stages
     models = {"original": model.eval().to(device)}
     models.update({name: randomised(model, parts, seed=seed).to(device) for name, parts in stages.items()})
-    if slices is None:
-        sizes = _selection_sizes(models["original"], stack, offsets, target, mask, channel_stats, device)
-        slices = pick_slices(sizes, n_slices)
+    if isinstance(slices, int):
+        slices = pick_slices(_selection_sizes(models["original"], data, target, device), slices)
     corr = np.full((2, len(slices), len(stages)), np.nan)  # |A|, then signed A
     masses = {name: np.full((len(slices), len(offsets)), np.nan) for name in models}
     row = 0
-    for batch in iter_windows(stack, offsets, batch_size=4, slices=list(slices), channel_stats=channel_stats):
+    for batch in data.windows(batch_size=4, slices=list(slices)):
         x = batch.x.to(device)
-        selection = target_selection(models["original"], x, target, mask_batch(mask, batch.slices, device),
+        selection = target_selection(models["original"], x, target, mask_batch(data.mask, batch.slices, device),
                                      batch.padding)
         chunk = tuple(int(z) for z in batch.slices)
         maps = {name: batch.padding.crop(attribute(m, x, selection, chunk, batch.padding)).detach().cpu()
@@ -185,11 +175,10 @@ def _mean(values: np.ndarray) -> float | None:
     return float(finite.mean()) if finite.size else None
 
 
-def _selection_sizes(model: nn.Module, stack: np.ndarray, offsets: Sequence[int], target: str,
-                     mask: np.ndarray | None, channel_stats: Any, device: torch.device) -> np.ndarray:
+def _selection_sizes(model: nn.Module, data: SliceStack, target: str, device: torch.device) -> np.ndarray:
     sizes = []
-    for batch in iter_windows(stack, offsets, batch_size=8, channel_stats=channel_stats):
-        truth = mask_batch(mask, batch.slices, device)
+    for batch in data.windows(batch_size=8):
+        truth = mask_batch(data.mask, batch.slices, device)
         selection = target_selection(model, batch.x.to(device), target, truth, batch.padding)
         sizes.append(selection.flatten(1).sum(1).cpu())
     return torch.cat(sizes).numpy()

@@ -1,0 +1,24 @@
+"""Call the engine with keyword arguments, as the tests were written: :func:`attribute` splits them into the
+:class:`~explorer.windows.SliceStack`, the :class:`~explorer.spec.RunSpec` and the :class:`~explorer.engine.Pass`
+that :func:`explorer.engine.attribute_stack` takes."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from torch import nn
+
+from explorer.engine import Pass, StackAttribution, attribute_stack
+from explorer.spec import RunSpec
+from explorer.windows import SliceStack
+
+
+def attribute(model: nn.Module, stack: np.ndarray, offsets: Sequence[int], *, method: str = "saliency",
+              target: str = "predicted", params: dict[str, Any] | None = None, precision: str = "float32",
+              mask: np.ndarray | None = None, channel_stats: Any = None, progress: Any = None,
+              **run: Any) -> StackAttribution:
+    """:func:`attribute_stack` with saliency by default (the engine's default before specs travelled whole)."""
+    spec = RunSpec(method=method, target=target, params=params or {}, precision=precision)
+    return attribute_stack(model, SliceStack(stack, offsets, mask, channel_stats), spec, Pass(**run), progress)
