@@ -56,7 +56,8 @@ class ModelResult:
 
     ``summary`` is the model's ``summary.json`` block; ``diagnostics`` holds the diagnostics' arrays;
     ``reversed_masses`` ``(S, C)`` are the reversed windows' masses mapped back to offsets (None with
-    ``--no-reverse``).
+    ``--no-reverse``); ``from_cache`` says the attribution was served by the result cache, not computed (the
+    one cache-hit signal: the CLI, the cohort and the app read it here).
     """
 
     name: str
@@ -70,6 +71,7 @@ class ModelResult:
     diagnostics: DiagnosticsResult | None = None
     logits: np.ndarray | None = None
     reversed_masses: np.ndarray | None = None
+    from_cache: bool = False
 
 
 @dataclass(frozen=True, eq=False)
@@ -95,6 +97,11 @@ class Analysis:
     @property
     def axis(self) -> str:
         return self.spec.axis  # type: ignore[return-value]  (always filled in by analyze)
+
+    @property
+    def from_cache(self) -> list[str]:
+        """The checkpoints whose results the cache served."""
+        return [name for name, r in self.models.items() if r.from_cache]
 
 
 def analyze(
@@ -206,7 +213,8 @@ def _model_result(name: str, ckpt: Checkpoint, study: Study, spec: RunSpec, dev:
             entry = store.get(result_key(study, ckpt, spec.axis, **replace(spec, keep_maps=maps).result_key()))
             if entry is not None:
                 progress(1.0, "from cache")
-                return _from_arrays(name, ckpt, entry.arrays, entry.meta["summary"], spec.keep_maps)
+                return replace(_from_arrays(name, ckpt, entry.arrays, entry.meta["summary"], spec.keep_maps),
+                               from_cache=True)
     stack = study.slices(spec.axis, ckpt.meta.normalisation)
     mask_stack = study.mask_slices(spec.axis)
     prepared = prepared_checkpoint(ckpt, dev)

@@ -369,7 +369,7 @@ def _train_command(args: argparse.Namespace) -> str:
 
 
 def _cmd_analyze(args: argparse.Namespace) -> int:
-    from .analysis import analyze, default_cache  # imported here: torch/smp load only for this subcommand
+    from .analysis import analyze  # imported here: torch/smp load only for this subcommand
     from .attribution import DEFAULT_METHOD
     from .diagnostics import DiagnosticOptions
     from .diagnostics.report import diagnostics_line
@@ -404,8 +404,7 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
                       "  " + diagnostics_line(entry)]
     print("\n".join(lines))
     if not args.json:
-        stats = default_cache().stats
-        print(f"wrote {len(written)} outputs to {args.out} ({stats.memory_hits + stats.disk_hits} of "
+        print(f"wrote {len(written)} outputs to {args.out} ({len(analysis.from_cache)} of "
               f"{len(analysis.models)} model results from the cache)")
     replay.record_run(args, lines, outputs=None if args.json else len(written), models=len(analysis.models))
     return 0

@@ -100,8 +100,17 @@ def test_cli_writes_the_contract_files_and_a_second_run_hits_the_cache(inputs: d
     again = tmp_path / "again"
     assert main(cli(inputs, again, "--save-maps")) == 0
     assert "2 of 2 model results from the cache" in capsys.readouterr().out
-    assert json.loads((again / "summary.json").read_text()) == summary
-    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")], "no temporary folders left"
+
+
+def test_analysis_says_which_results_the_cache_served(inputs: dict, tmp_path: Path) -> None:
+    """The one cache-hit signal: ``Analysis.from_cache`` (the CLI, the cohort and the app read it)."""
+    cache = ResultCache(tmp_path / "cache")
+    a, b = (load_checkpoint(c) for c in inputs["checkpoints"])
+    first = analyze(inputs["volume"], [a], RunSpec(zflip=False), cache=cache)
+    both = analyze(inputs["volume"], [a, b], RunSpec(zflip=False), cache=cache)
+    assert first.from_cache == [] and not first.models[a.name].from_cache
+    assert both.from_cache == [a.name] and both.models[a.name].from_cache and not both.models[b.name].from_cache
+    assert analyze(inputs["volume"], [a], RunSpec(zflip=False), cache=False).from_cache == []
 
 
 @pytest.mark.parametrize(("args", "message"), [

@@ -64,15 +64,13 @@ def pair_rows(entry: Entry, models: Sequence[Model], spec: RunSpec) -> list[dict
     cache = default_cache()
     rows = []
     for m in models:
-        before = cache.stats.memory_hits + cache.stats.disk_hits
         try:
             analysis = analyze(study, [load_checkpoint(m.path, name=m.name)], spec, cache=cache)
         except InputError as exc:
             rows.append({**base, "model": m.name, "error": str(exc), "from_cache": False})
             continue
-        hit = cache.stats.memory_hits + cache.stats.disk_hits > before
         rows.append({**base, "model": m.name, **_numbers(analysis.summary["models"][m.name]), "error": None,
-                     "from_cache": hit})
+                     "from_cache": analysis.models[m.name].from_cache})
     return rows
 
 
