@@ -103,7 +103,7 @@ class DebiasSpec:
         source = ("the parent's recorded recipe" if recorded else
                   "the form's values (the parent records no recipe): " + ", ".join(
                       f"{k} {v}" for k, v in asdict(Recipe()).items() if k in ("lr", "batch_size", "loss")))
-        recipe = replace(Recipe(), **recorded, seed=self.seed)
+        recipe = replace(Recipe(), **{**recorded, "seed": self.seed})
         epochs = self.epochs or (FINETUNE_EPOCHS if variant == "finetune" else recipe.epochs)
         overrides = {k: v for k, v in dict(lr=self.lr, batch_size=self.batch_size,
                                            slice_stride=self.slice_stride).items() if v is not None}
