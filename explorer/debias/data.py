@@ -44,14 +44,16 @@ class DebiasData:
     manifest: dict[str, Any] | None = None
 
     @classmethod
-    def from_manifest(cls, path: str | Path, split_column: str = "split") -> DebiasData:
-        """Read a cohort manifest and load its ``train`` and ``test`` subjects (masks required).
+    def from_manifest(cls, path: str | Path, split_column: str = "split", *,
+                      root: str | Path | None = None) -> DebiasData:
+        """Read a cohort manifest and load its ``train`` and ``test`` subjects (masks required); with ``root``,
+        every path must lie inside it (an extracted upload).
 
         Raises:
             InputError: as :func:`explorer.cohort.manifest.read_manifest` and
                 :func:`explorer.train_subjects.split_rows`.
         """
-        train, test = split_rows(read_manifest(path), split_column, source=str(path))
+        train, test = split_rows(read_manifest(path, root=root), split_column, source=Path(path).name)
         record = {"name": Path(path).name, "sha256": file_sha256(path), "split_column": split_column}
         return cls(train=tuple(load_subjects(train)), test=tuple(load_subjects(test)), manifest=record)
 

@@ -93,13 +93,29 @@ def child_key(parent: Checkpoint, data: DebiasData, spec: DebiasSpec, variant: s
                      "recipe": recipe.to_dict() if recipe is not None else None, "debias": DEBIAS_VERSION})
 
 
+def children_cached(parent: Checkpoint, data: DebiasData, spec: DebiasSpec,
+                    store: ResultCache | None = None) -> bool:
+    """Whether every child of ``spec`` is in the cache on disk (a reloaded page or a re-run finds them there).
+
+    Raises:
+        InputError: a recipe that cannot train.
+    """
+    store = store or default_cache().subcache("debias")
+    if not store.disk:
+        return False
+    keys = [child_key(parent, data, spec, v, spec.recipe_for(parent.meta, v)[0] if v != "surgery" else None)
+            for v in spec.variants]
+    return all(store.entry_dir(key).is_dir() for key in keys)
+
+
 def child_name(parent: Checkpoint, spec: DebiasSpec, variant: str) -> str:
     """``<parent>-<variant>-<mode>`` (retrain: ``<parent>-retrain-<strategy>``)."""
     return f"{parent.name}-{variant}-{spec.retrain_strategy if variant == 'retrain' else spec.mode}"
 
 
 def debias(parent: Checkpoint, data: DebiasData, spec: DebiasSpec, *, progress: Progress | None = None,
-           cache: ResultCache | bool | None = None, analyse: bool = True, command: str | None = None) -> DebiasResult:
+           cache: ResultCache | bool | None = None, analyse: bool = True, command: str | None = None,
+           analysis: RunSpec | None = None) -> DebiasResult:
     """Make ``spec``'s children of ``parent`` on ``data`` and compare them with it.
 
     Args:
@@ -111,6 +127,8 @@ def debias(parent: Checkpoint, data: DebiasData, spec: DebiasSpec, *, progress: 
             for none.
         analyse: measure ``channel_asymmetry`` under the default method (parent and children).
         command: the command line, recorded in each child.
+        analysis: how ``channel_asymmetry`` is measured (default ``RunSpec(device=spec.device)``: the default
+            method with the reversed pass); the app passes its own (maps kept) so the views reuse the results.
 
     Returns:
         The :class:`DebiasResult`.
@@ -119,6 +137,7 @@ def debias(parent: Checkpoint, data: DebiasData, spec: DebiasSpec, *, progress: 
         InputError: as :func:`check_inputs`, and bad recipes or data too small for the splits.
     """
     report = progress or (lambda fraction, message: None)
+    analysis = analysis or RunSpec(device=spec.device)
     check_inputs(parent, data, spec)
     store = default_cache().subcache("debias") if cache is None else (cache or None)
     dev = select_device(spec.device)
@@ -139,12 +158,12 @@ def debias(parent: Checkpoint, data: DebiasData, spec: DebiasSpec, *, progress: 
                      "seconds_what": "training, as recorded in the parent"}
     records = [parent_record, *[c.record for c in children]]
     if analyse:
-        _analyse(parent, children, records, data, spec, lambda f, m: report((steps - 1 + f) / steps, m))
+        _analyse(parent, children, records, data, analysis, lambda f, m: report((steps - 1 + f) / steps, m))
     report(1.0, "done")
     result = {"parent": parent_record, "children": [c.record for c in children],
               "inputs": {"parent": {"name": parent.name, "sha256": parent.sha256,
                                     "seed": parent.meta.recipe.get("seed")}, "data": data.record(),
-                         "spec": spec.record(), "analysis": RunSpec(device=spec.device).record(),
+                         "spec": spec.record(), "analysis": analysis.record(),
                          "recovery_margin": RECOVERY_MARGIN, "version": __version__, "command": command}}
     return DebiasResult(parent=parent, children=tuple(children), report=result)
 
@@ -253,15 +272,15 @@ def _shares(ckpt: Checkpoint) -> dict[str, float]:
     return {str(k): v for k, v in first_conv_shares(ckpt.first_conv_weight(), ckpt.meta.offsets).items()}
 
 
-def _analyse(parent: Checkpoint, children: list[Child], records: list[dict], data: DebiasData, spec: DebiasSpec,
+def _analyse(parent: Checkpoint, children: list[Child], records: list[dict], data: DebiasData, spec: RunSpec,
              report: Progress) -> None:
-    """Add each model's ``channel_asymmetry`` (mean, CI) per analysed scan to its record (the default method)."""
+    """Add each model's ``channel_asymmetry`` (mean, CI) per analysed scan to its record."""
     studies = data.studies()
     ckpts = [parent, *[c.checkpoint for c in children]]
     for record in records:
         record["channel_asymmetry"] = {}
     for j, (label, study) in enumerate(studies.items()):
-        analysis = analyze(study, ckpts, RunSpec(device=spec.device),
+        analysis = analyze(study, ckpts, spec,
                            progress=lambda f, m, j=j, label=label: report((j + f) / len(studies),
                                                                           f"analyse {label}: {m}"))
         for record, name in zip(records, analysis.models, strict=True):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
@@ -65,3 +66,19 @@ def _parent(report: Mapping) -> dict:
     parent = report["parent"]
     return {"name": parent["name"], "strategy": parent.get("strategy"),
             "seed": ((report.get("inputs") or {}).get("parent") or {}).get("seed")}
+
+
+def debias_table(report: Mapping) -> pd.DataFrame:
+    """One row per model of a ``debias.json`` report: variant, held-out Dice and its change, the prediction's
+    Dice against the parent's, channel asymmetry with its CI (first analysed scan), first-conv shares, seconds."""
+    rows = []
+    for record in [report["parent"], *report.get("children", [])]:
+        split = next(iter((record.get("channel_asymmetry") or {}).values()), None) or {}
+        ci = split.get("ci95") or [None, None]
+        rows.append({"model": record["name"], "variant": record.get("variant"), "mode": record.get("mode"),
+                     "heldout_dice": record.get("heldout_dice"), "dice_change": record.get("dice_change"),
+                     "prediction_dice_vs_parent": record.get("prediction_dice_vs_parent"),
+                     "channel_asymmetry": split.get("mean"), "ci95_lo": ci[0], "ci95_hi": ci[1],
+                     **{f"first_conv_{k}": v for k, v in (record.get("first_conv_share") or {}).items()},
+                     "seconds": record.get("seconds"), "from_cache": record.get("from_cache")})
+    return pd.DataFrame(rows)
