@@ -164,6 +164,7 @@ def fit(model: torch.nn.Module, x_all: torch.Tensor, y_all: torch.Tensor, recipe
     optimiser = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=recipe.lr)
     n_batches = -(-len(x_all) // recipe.batch_size)
     losses: list[float] = []
+    done = 0
     started = time.perf_counter()
     with tqdm(total=recipe.epochs * n_batches, desc=desc, unit="batch", disable=not progress, leave=False) as bar:
         for epoch in range(recipe.epochs):
@@ -181,8 +182,9 @@ def fit(model: torch.nn.Module, x_all: torch.Tensor, y_all: torch.Tensor, recipe
                 optimiser.step()
                 total += float(loss.detach()) * len(idx)
                 bar.update(1)
-                if on_batch is not None:
-                    on_batch(bar.n, bar.total)
+                done += 1
+                if on_batch is not None:  # counted here: a disabled tqdm bar does not count
+                    on_batch(done, recipe.epochs * n_batches)
             losses.append(total / len(x_all))
             bar.set_postfix(epoch=epoch + 1, loss=f"{losses[-1]:.4f}")
             if on_epoch is not None:

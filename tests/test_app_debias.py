@@ -50,7 +50,8 @@ def test_child_colour_is_the_parents_lighter() -> None:
     summary = {"models": {PARENT: {"strategy": "imagenet"},
                           CHILD: {"strategy": "imagenet", "parent": {"name": PARENT, "strategy": "imagenet",
                                                                      "seed": 0}}}}
-    colours, _ = checkpoint_look([PARENT, CHILD], summary)
+    colours, labels = checkpoint_look([PARENT, CHILD], summary)
+    assert labels == {PARENT: "imagenet, seed 0", CHILD: "imagenet, seed 0 → surgery-symmetric"}
     assert colours[CHILD] == child_colour(colours[PARENT]) != colours[PARENT]
     parent_rgb = [int(colours[PARENT][i:i + 2], 16) for i in (1, 3, 5)]
     child_rgb = [int(colours[CHILD][i:i + 2], 16) for i in (1, 3, 5)]

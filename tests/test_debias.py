@@ -211,3 +211,27 @@ def test_cli_surgery_end_to_end(crop, tmp_path, capsys) -> None:
     assert child["mode"] == "uniform" and abs(child["channel_asymmetry"][crop[0].name]["mean"]) < 1e-3
     assert len(set(child["first_conv_share"].values())) == 1
     assert load_checkpoint(out / child["file"]).meta.training["debias"]["command"].startswith("explorer")
+
+
+def test_manifest_finetune_holds_out_subjects(parent, tmp_path) -> None:
+    """A manifest of three cropped subjects: two train (one drawn for early stopping), one test; Dice is the
+    held-out subject's, and the split is recorded in the child."""
+    cohort = SAMPLE_DIR / "cohort"
+    lines = ["subject,volume,mask,split"]
+    for subject, split in (("sub-01", "train"), ("sub-02", "train"), ("sub-03", "test")):
+        for kind in ("T1w", "gm_mask"):
+            img = nib.load(cohort / f"{subject}_{kind}.nii.gz")
+            small = img.slicer[10:74, 20:84, 30:50]
+            nib.save(nib.Nifti1Image(np.asanyarray(small.dataobj), small.affine), tmp_path / f"{subject}_{kind}.nii.gz")
+        lines.append(f"{subject},{subject}_T1w.nii.gz,{subject}_gm_mask.nii.gz,{split}")
+    (tmp_path / "manifest.csv").write_text("\n".join(lines) + "\n")
+    data = DebiasData.from_manifest(tmp_path / "manifest.csv")
+    spec = DebiasSpec(variants=("surgery", "finetune"), epochs=1, slice_stride=4, batch_size=4)
+    result = debias(parent, data, spec, analyse=False, cache=False)
+    surgery_record, finetune_record = (c.record for c in result.children)
+    assert 0 < result.report["parent"]["heldout_dice"] <= 1 and 0 < surgery_record["heldout_dice"] <= 1
+    assert finetune_record["split"]["unit"] == "subject" and len(finetune_record["split"]["early_stopping"]) == 1
+    assert set(finetune_record["split"]["train"]) | set(finetune_record["split"]["early_stopping"]) == {"sub-01",
+                                                                                                     "sub-02"}
+    provenance = result.children[1].checkpoint.meta.training["debias"]
+    assert [s["subject"] for s in provenance["data"]["test"]] == ["sub-03"]

@@ -111,6 +111,12 @@ def display_names(names: Iterable[str], summary: Mapping | None = None) -> dict[
     for name in names:
         strategy, seed = strategy_of(name, entries.get(name)), seed_of(name, entries.get(name))
         labels[name] = None if strategy is None else strategy + ("" if seed is None else f", seed {seed}")
+        parent = (entries.get(name) or {}).get("parent")
+        if isinstance(parent, Mapping) and name.startswith(str(parent.get("name"))):  # explorer debias' child
+            p = str(parent["name"])
+            base = parent.get("strategy") or strategy_of(p)
+            seed = parent.get("seed") if isinstance(parent.get("seed"), int) else seed_of(p)
+            labels[name] = f"{base or p}{'' if seed is None else f', seed {seed}'} → {name[len(p):].strip('-_')}"
     counts = pd.Series([v for v in labels.values() if v]).value_counts()
     fallback = short_labels([n for n in names if not labels[n] or counts[labels[n]] > 1])
     return {n: fallback.get(n) or labels[n] or n for n in names}
