@@ -133,7 +133,9 @@ def test_finetune_keeps_the_tie_stops_early_and_resumes_from_the_cache(parent, c
     data = DebiasData(study=Study.load(*crop))
     spec = DebiasSpec(variants=("finetune",), epochs=1, slice_stride=4, batch_size=4, seed=0)
     cache = ResultCache(directory=tmp_path / "cache")
-    first = debias(parent, data, spec, cache=cache, analyse=False)
+    messages: list[str] = []
+    first = debias(parent, data, spec, cache=cache, analyse=False, progress=lambda f, m: messages.append(m))
+    assert "finetune: batch 1 of " in " ".join(messages)
     child = first.children[0]
     weight = child.checkpoint.state_dict[conv_key(child.checkpoint)]
     assert torch.equal(weight[:, 0], weight[:, 2])
