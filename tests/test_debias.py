@@ -237,3 +237,15 @@ def test_manifest_finetune_holds_out_subjects(parent, tmp_path) -> None:
                                                                                                      "sub-02"}
     provenance = result.children[1].checkpoint.meta.training["debias"]
     assert [s["subject"] for s in provenance["data"]["test"]] == ["sub-03"]
+
+
+def test_retrain_uses_the_parents_recipe_and_a_symmetric_strategy(parent, crop) -> None:
+    data = DebiasData(study=Study.load(*crop))
+    spec = DebiasSpec(variants=("retrain",), mode="uniform", epochs=1, slice_stride=4, batch_size=4)
+    child = debias(parent, data, spec, analyse=False, cache=False).children[0]
+    meta = child.checkpoint.meta
+    assert child.checkpoint.name == parent.name + "-retrain-imagenet-uniform"
+    assert meta.strategy == "imagenet-uniform" and meta.arch_kwargs == parent.meta.arch_kwargs
+    assert meta.recipe["loss"] == parent.meta.recipe["loss"] and meta.recipe["epochs"] == 1
+    assert meta.training["debias"]["strategy"] == "imagenet-uniform" and child.record["epochs_run"] == 1
+    assert 0 <= child.record["heldout_dice"] <= 1
