@@ -10,7 +10,7 @@ import time
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from explorer.app.debias import with_children
+from explorer.app.debias import COHORT, with_children
 from explorer.config import REPO_ROOT
 from explorer.figures._style import checkpoint_look, child_colour
 
@@ -107,3 +107,6 @@ def test_a_training_variant_without_a_mask_is_one_message(cache_dir, monkeypatch
     assert any("no mask for the finetune variant" in e.value for e in at.error)
     assert not [b for b in at.button if b.key == "debias_run"]  # nothing can start
     assert "debias_job" not in at.session_state
+    at.radio(key="debias_data").set_value(COHORT).run()  # a cohort zip instead: the uploader waits for one
+    assert not at.exception, at.exception
+    assert any("Upload a cohort zip" in i.value for i in at.info)

@@ -81,7 +81,7 @@ def check_inputs(parent: Checkpoint, data: DebiasData, spec: DebiasSpec) -> None
     try:
         parent.build_model("cpu")
     except InputError:
-        raise
+        raise  # already names the file and what was expected
     except Exception as exc:  # noqa: BLE001 - smp raises many types; one message naming the file
         raise InputError(parent.name, f"the registry cannot rebuild this checkpoint ({type(exc).__name__}: "
                          f"{' '.join(str(exc).split())[:160]})", "a checkpoint of an smp architecture") from exc
