@@ -1,11 +1,14 @@
-"""The Debias view in a real browser (Debian's Chromium): on the sample, run a first-conv surgery of the ImageNet
-checkpoint from the Debias view, then find the child next to its parent in the Distributions view. The README's
-``docs/debias.png`` is taken here (the Debias view with the report)."""
+"""The Debias view in a real browser (Debian's Chromium): on a crop of the sample, run a first-conv surgery of the
+ImageNet checkpoint from the Debias view, then find the child next to its parent in the Distributions view. The
+README's ``docs/debias.png`` is taken here (the Debias view with the report)."""
 
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
+import nibabel as nib
+import numpy as np
 import pytest
 from test_browser import ARTIFACTS, CHROMIUM, CHROMIUM_FLAGS, app_url  # noqa: F401  (app_url is a fixture)
 
@@ -17,22 +20,43 @@ PARENT = "unet-mobilenet_v2-imagenet-s0"
 CHILD = PARENT + "-surgery-symmetric"
 
 
-def test_surgery_from_the_debias_view_appears_beside_its_parent(app_url):  # noqa: F811
+def _crop(tmp_path: Path, volume: Path, mask: Path) -> tuple[Path, Path]:
+    """The sample's centre, 64 × 64 × 16 voxels, and its mask: a scan small enough for a loaded CPU."""
+    out = []
+    for source, name in ((volume, "my_scan.nii.gz"), (mask, "my_mask.nii.gz")):
+        img = nib.load(source).slicer[6:70, 15:79, 32:48]
+        nib.save(nib.Nifti1Image(np.asanyarray(img.dataobj), img.affine), tmp_path / name)
+        out.append(tmp_path / name)
+    return out[0], out[1]
+
+
+def test_surgery_from_the_debias_view_appears_beside_its_parent(app_url, tmp_path, sample_volume_path,  # noqa: F811
+                                                                 sample_mask_path):
     from playwright.sync_api import expect, sync_playwright
 
     ARTIFACTS.mkdir(exist_ok=True)
+    scan, mask = _crop(tmp_path, sample_volume_path, sample_mask_path)
     n = 1  # the parent, analysed alone
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS, headless=True)
         page = browser.new_page(viewport={"width": 1500, "height": 1100})
         page.goto(app_url)
         sidebar = page.locator('[data-testid="stSidebar"]')
-        # The first visit analyses the whole zoo; one checkpoint is enough here: keep the ImageNet one and cancel
-        # (the first visit then starts again with what is chosen).
+        # The first visit analyses the sample with the whole zoo; a small scan and one checkpoint are enough here:
+        # keep the ImageNet one, upload a crop and its mask, and cancel (the first visit then starts again with
+        # what is chosen).
         expect(page.get_by_role("button", name="Cancel")).to_be_visible(timeout=240_000)
         for path in list_zoo():
             if path.stem != PARENT:
                 sidebar.get_by_role("button", name=f"Remove {path.stem}").click()
+        sidebar.get_by_text("Upload a scan").click()
+        scan_uploader = sidebar.locator('[data-testid="stFileUploader"]').filter(has_text="Scan (")
+        expect(scan_uploader).to_be_visible(timeout=60_000)
+        scan_uploader.locator('input[type="file"]').set_input_files(str(scan))
+        expect(sidebar.get_by_text("my_scan.nii.gz: (64, 64, 16) voxels")).to_be_visible(timeout=120_000)
+        mask_uploader = sidebar.locator('[data-testid="stFileUploader"]').filter(has_text="Mask (optional")
+        mask_uploader.locator('input[type="file"]').set_input_files(str(mask))
+        expect(sidebar.get_by_text("my_mask.nii.gz")).to_be_visible(timeout=120_000)
         page.get_by_role("button", name="Cancel").click()
         expect(page.get_by_text(re.compile(r"· 1 checkpoint\(s\)"))).to_be_visible(timeout=600_000)
         expect(sidebar.get_by_role("button", name="Analyse")).to_be_enabled(timeout=600_000)
