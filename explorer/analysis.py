@@ -226,6 +226,8 @@ def _model_result(name: str, ckpt: Checkpoint, study: Study, spec: RunSpec, dev:
                                      "logits": main.logits.astype(np.float16)}
     summary = {"strategy": ckpt.meta.strategy, "checkpoint_sha256": ckpt.sha256, "offsets": list(offsets),
                "normalisation": ckpt.meta.normalisation}
+    if parent := (ckpt.meta.training.get("debias") or {}).get("parent"):  # a child made by explorer debias
+        summary["parent"] = parent
     summary["first_conv_share"] = {str(k): v for k, v in first_conv_shares(ckpt.first_conv_weight(), offsets).items()}
     # per-slice method diagnostics, e.g. integrated gradients' mean |convergence delta|, SmoothGrad's mean σ
     summary["method_info"] = {key: (float(np.nanmean(v)) if np.isfinite(v).any() else None)

@@ -160,9 +160,7 @@ def save_checkpoint(model: torch.nn.Module, meta: CheckpointMeta, path: str | Pa
     path = Path(path)
     if path.suffix != ".safetensors":
         raise InputError(path, f"checkpoint name ends in {path.suffix or 'nothing'!r}", "a .safetensors file")
-    state = {k: (v.detach().half() if half and v.is_floating_point() else v.detach()).cpu().contiguous()
-             for k, v in model.state_dict().items()}
-    blob = st_save(state, metadata={META_KEY: json.dumps(meta.to_dict(), sort_keys=True)})
+    blob = checkpoint_bytes(model, meta, half=half)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
@@ -174,6 +172,14 @@ def save_checkpoint(model: torch.nn.Module, meta: CheckpointMeta, path: str | Pa
         if os.path.exists(tmp):
             os.unlink(tmp)
     return path
+
+
+def checkpoint_bytes(model: torch.nn.Module, meta: CheckpointMeta, *, half: bool = True) -> bytes:
+    """The ``.safetensors`` bytes :func:`save_checkpoint` writes: ``model``'s weights (float16 when ``half``) and
+    ``meta`` as JSON under the metadata key ``explorer``."""
+    state = {k: (v.detach().half() if half and v.is_floating_point() else v.detach()).cpu().contiguous()
+             for k, v in model.state_dict().items()}
+    return st_save(state, metadata={META_KEY: json.dumps(meta.to_dict(), sort_keys=True)})
 
 
 def load_checkpoint(source: str | Path | bytes, *, name: str | None = None,

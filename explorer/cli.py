@@ -1,4 +1,4 @@
-"""Command line: ``explorer train``, ``explorer analyze`` and ``explorer cohort`` (README.md, "Command line").
+"""Command line: ``explorer train``, ``analyze``, ``cohort``, ``validate`` and ``debias`` (README.md, "Command line").
 
 Each subcommand parses its arguments and calls the same package functions the app calls; the choices of
 every named option come from the package's registries. Bad input (:class:`InputError`) prints one line on
@@ -53,6 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"explorer {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     _add_train(sub)
+    _add_debias(sub)
     _add_analyze(sub)
     _add_cache(sub)
     _add_cohort(sub)
@@ -99,6 +100,49 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="output checkpoint (.safetensors)")
     _add_reading(p)
     p.set_defaults(func=_cmd_train)
+
+
+def _add_debias(sub: argparse._SubParsersAction) -> None:
+    from .debias import MODES, VARIANTS
+    from .device import DEVICE_CHOICES
+    from .models import ARCHS
+    from .strategies import STRATEGIES
+
+    p = sub.add_parser("debias", help="debias a checkpoint: first-conv surgery, fine-tuning or retraining, "
+                       "children compared with the parent (debias.json, figures/)")
+    p.add_argument("checkpoint", help="the parent checkpoint (.safetensors, smp folder or .pt state dict)")
+    data = p.add_mutually_exclusive_group(required=True)
+    data.add_argument("--volume", help="volume: held-out Dice on the block of slices explorer train holds out")
+    data.add_argument("--manifest", help="cohort CSV (subject,volume,mask,split): train on 'train', held-out "
+                      "Dice on 'test' subjects")
+    p.add_argument("--mask", help="mask on the volume's grid (needed by finetune and retrain; surgery reports "
+                   "Dice only with one)")
+    p.add_argument("--split-column", default="split", help="manifest column with train/test (default split)")
+    p.add_argument("--variant", action="append", required=True, type=_one_of(VARIANTS, "variant"),
+                   help="repeat for several: " + "; ".join(f"{k}: {v}" for k, v in VARIANTS.items()))
+    p.add_argument("--mode", default="symmetric", type=_one_of(MODES, "surgery mode"),
+                   help="first-conv surgery (default symmetric): " + "; ".join(f"{k}: {v}" for k, v in MODES.items()))
+    p.add_argument("--epochs", type=int, default=None, help="fine-tuning epochs (default 2); retrain: the "
+                   "parent's recorded epochs unless given")
+    p.add_argument("--freeze-encoder", action="store_true", help="fine-tune the decoder and head only")
+    p.add_argument("--strategy", default=None, type=_one_of(STRATEGIES, "strategy"),
+                   help="retrain's strategy (default imagenet-<mode>): " + _names(STRATEGIES))
+    p.add_argument("--lr", type=float, default=None, help="learning rate (default: the parent's recipe)")
+    p.add_argument("--batch-size", type=int, default=None, help="batch size (default: the parent's recipe)")
+    p.add_argument("--slice-stride", type=int, default=None, help="train on every k-th slice (default: the "
+                   "parent's recipe)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--patience", type=int, default=2, help="early stopping: epochs without a better "
+                   "validation Dice (default 2)")
+    p.add_argument("--arch", default=None, type=_one_of(ARCHS, "architecture"),
+                   help="for a parent that does not record it (a plain .pt state dict)")
+    p.add_argument("--encoder", default=None, help="for a parent that does not record it")
+    p.add_argument("--parent-strategy", default=None, type=_one_of(STRATEGIES, "strategy"),
+                   help="the parent's strategy, for a parent that does not record it")
+    p.add_argument("--device", default="auto", type=_one_of(DEVICE_CHOICES, "device"), help=_names(DEVICE_CHOICES))
+    p.add_argument("--out", required=True, help="output folder (children .safetensors, debias.json, figures/)")
+    _add_reading(p)
+    p.set_defaults(func=_cmd_debias)
 
 
 def _add_analyze(sub: argparse._SubParsersAction) -> None:
@@ -366,6 +410,42 @@ def _train_command(args: argparse.Namespace) -> str:
         if getattr(args, flag) is not None:
             parts += ["--" + flag.replace("_", "-"), str(getattr(args, flag))]
     return " ".join(shlex.quote(p) for p in [*parts, "--out", args.out])
+
+
+def _cmd_debias(args: argparse.Namespace) -> int:
+    from .checkpoints import load_checkpoint
+    from .debias import DebiasData, DebiasSpec, debias
+    from .debias.outputs import check_debias_out, write_debias
+    from .progress import Progress
+    from .study import Study
+
+    check_debias_out(args.out)  # before any work
+    spec = DebiasSpec(variants=tuple(args.variant), mode=args.mode, epochs=args.epochs,
+                      freeze_encoder=args.freeze_encoder, strategy=args.strategy, lr=args.lr,
+                      batch_size=args.batch_size, slice_stride=args.slice_stride, seed=args.seed,
+                      patience=args.patience, device=args.device)
+    given = {k: v for k, v in dict(arch=args.arch, encoder=args.encoder, strategy=args.parent_strategy).items() if v}
+    parent = load_checkpoint(args.checkpoint, meta=given or None)
+    if args.manifest is not None:
+        data = DebiasData.from_manifest(args.manifest, args.split_column)
+    else:
+        data = DebiasData(study=Study.load(_load(args, args.volume), args.mask))
+    with Progress("debias") as bar:
+        result = debias(parent, data, spec, command=shlex.join(["explorer", *sys.argv[1:]]),
+                        progress=lambda fraction, message: bar.update(int(round(1000 * fraction)), 1000, message))
+    written = write_debias(result, args.out)
+    for record in (result.report["parent"], *result.report["children"]):
+        split = next(iter((record.get("channel_asymmetry") or {}).values()), None) or {}
+        ci = split.get("ci95") or [None, None]
+        change = f" ({record['dice_change']:+.4f})" if record.get("dice_change") is not None else ""
+        if "prediction_dice_vs_parent" in record:
+            change += f", prediction Dice vs parent {_fmt(record['prediction_dice_vs_parent'])}"
+        print(f"{record['name']} [{record['variant']}]: held-out Dice {_fmt(record.get('heldout_dice'))}{change}, "
+              f"channel asymmetry {_fmt(split.get('mean'))} [{_fmt(ci[0])}, {_fmt(ci[1])}]"
+              + (f"; {record['recovery']}" if record.get("recovery") else "")
+              + (" (from the cache)" if record.get("from_cache") else ""))
+    print(f"wrote {len(result.children)} checkpoint(s), debias.json and figures/ to {written['report'].parent}")
+    return 0
 
 
 def _cmd_analyze(args: argparse.Namespace) -> int:

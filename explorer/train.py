@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -138,21 +138,33 @@ def _augment(x: torch.Tensor, y: torch.Tensor, gen: torch.Generator, *, flips: b
 
 
 def fit(model: torch.nn.Module, x_all: torch.Tensor, y_all: torch.Tensor, recipe: Recipe, *, zflip: bool,
-        device: torch.device, progress: bool = True, desc: str = "train") -> tuple[list[float], float]:
+        device: torch.device, progress: bool = True, desc: str = "train", frozen: torch.nn.Module | None = None,
+        on_batch: Callable[[int, int], None] | None = None,
+        on_epoch: Callable[[int, float], bool] | None = None) -> tuple[list[float], float]:
     """Train ``model`` in place with Adam on windows ``x_all`` ``(N, C, H, W)`` and labels ``y_all`` ``(N, 1, H, W)``.
 
     The global RNGs must be seeded (:func:`seed_everything`); the shuffles and augmentations draw from a
     generator seeded with ``recipe.seed``.
+
+    Args:
+        frozen: a submodule (e.g. the encoder) kept in eval mode (BatchNorm statistics too) without gradients.
+        on_batch: called with ``(batches done, batches in all epochs)`` after each batch (it may raise to stop).
+        on_epoch: called with ``(epoch index, mean loss)`` after each epoch; returning True stops training.
 
     Returns:
         The mean training loss per epoch and the seconds spent.
     """
     gen = torch.Generator().manual_seed(recipe.seed)
     loss_fn, _ = build_loss(recipe.loss, recipe.loss_params)
+    if frozen is not None:
+        frozen.requires_grad_(False)
     model.to(device).train()
-    optimiser = torch.optim.Adam(model.parameters(), lr=recipe.lr)
+    if frozen is not None:
+        frozen.eval()
+    optimiser = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=recipe.lr)
     n_batches = -(-len(x_all) // recipe.batch_size)
     losses: list[float] = []
+    done = 0
     started = time.perf_counter()
     with tqdm(total=recipe.epochs * n_batches, desc=desc, unit="batch", disable=not progress, leave=False) as bar:
         for epoch in range(recipe.epochs):
@@ -170,8 +182,17 @@ def fit(model: torch.nn.Module, x_all: torch.Tensor, y_all: torch.Tensor, recipe
                 optimiser.step()
                 total += float(loss.detach()) * len(idx)
                 bar.update(1)
+                done += 1
+                if on_batch is not None:  # counted here: a disabled tqdm bar does not count
+                    on_batch(done, recipe.epochs * n_batches)
             losses.append(total / len(x_all))
             bar.set_postfix(epoch=epoch + 1, loss=f"{losses[-1]:.4f}")
+            if on_epoch is not None:
+                if on_epoch(epoch, losses[-1]):
+                    break
+                model.train()
+                if frozen is not None:
+                    frozen.eval()
     return losses, time.perf_counter() - started
 
 
@@ -188,7 +209,8 @@ def predict(model: torch.nn.Module, stack: np.ndarray, offsets: Sequence[int], s
 def train(volume: Volume, mask: Mask, *, strategy: str, arch: str = "Unet", encoder: str = "mobilenet_v2",
           offsets: Sequence[int] = (-1, 0, 1), axis: str = "axial", normalisation: str = "zscore",
           arch_kwargs: dict[str, Any] | None = None, recipe: Recipe = Recipe(), weights: str | Path | None = None,
-          device: str = "auto", progress: bool = True, command: str | None = None) -> TrainResult:
+          device: str = "auto", progress: bool = True, command: str | None = None,
+          on_batch: Callable[[int, int], None] | None = None) -> TrainResult:
     """Initialise a model with ``strategy`` and train it on ``volume``/``mask`` slices along ``axis``.
 
     Args:
@@ -201,6 +223,7 @@ def train(volume: Volume, mask: Mask, *, strategy: str, arch: str = "Unet", enco
         device: ``auto`` (CUDA when present), ``cpu``, ``cuda`` or ``mps``.
         progress: show a tqdm bar on stderr.
         command: the command line that started this run (stored in the metadata).
+        on_batch: progress, as :func:`fit`.
 
     Returns:
         The trained model (eval mode, on the CPU), its metadata (held-out Dice in ``metrics``) and losses.
@@ -227,7 +250,7 @@ def train(volume: Volume, mask: Mask, *, strategy: str, arch: str = "Unet", enco
     x_all = _windows(stack, offsets, used, stats)
     y_all = torch.from_numpy(pad_to_multiple(labels[used].astype(np.float32), 32)[0][:, None])
     losses, seconds = fit(model, x_all, y_all, recipe, zflip=chosen.augment_zflip, device=dev,
-                          progress=progress, desc=f"train {strategy}")
+                          progress=progress, desc=f"train {strategy}", on_batch=on_batch)
     pred = predict(model, stack, offsets, split.val, stats, dev)
     val_dice = dice(pred, labels[split.val])
     model = model.cpu().eval()

@@ -11,7 +11,7 @@ their own size.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -113,7 +113,8 @@ def train_subjects(train: Sequence[Subject], test: Sequence[Subject], *, strateg
                    normalisation: str = "zscore", arch_kwargs: dict[str, Any] | None = None,
                    recipe: Recipe | None = None, weights: str | Path | None = None, device: str = "auto",
                    progress: bool = True, command: str | None = None,
-                   manifest: dict[str, Any] | None = None) -> TrainResult:
+                   manifest: dict[str, Any] | None = None,
+                   on_batch: Callable[[int, int], None] | None = None) -> TrainResult:
     """Initialise a model with ``strategy``, train it on every slice of ``train``, evaluate it on ``test``.
 
     Args:
@@ -122,6 +123,7 @@ def train_subjects(train: Sequence[Subject], test: Sequence[Subject], *, strateg
             :class:`Recipe`), weights, device, progress, command: as :func:`explorer.train.train`
             (``recipe.val_fraction`` is unused).
         manifest: the manifest's record (name, SHA-256, split column), stored in the metadata.
+        on_batch: progress, as :func:`explorer.train.fit`.
 
     Returns:
         The trained model (eval, CPU) and its metadata: ``training.split`` lists the train and test subjects
@@ -145,7 +147,7 @@ def train_subjects(train: Sequence[Subject], test: Sequence[Subject], *, strateg
     x_all, y_all = _training_windows(train, offsets, axis, normalisation,
                                      channel_stats_for(normalisation, len(offsets)), recipe.slice_stride)
     losses, seconds = fit(model, x_all, y_all, recipe, zflip=chosen.augment_zflip, device=dev,
-                          progress=progress, desc=f"train {strategy}")
+                          progress=progress, desc=f"train {strategy}", on_batch=on_batch)
     meta = CheckpointMeta(
         arch=arch, encoder=encoder, classes=1, offsets=offsets, strategy=strategy, normalisation=normalisation,
         axis=axis, arch_kwargs=arch_kwargs, recipe=recipe.to_dict(),

@@ -71,7 +71,7 @@ def test_first_visit_shows_results_for_the_whole_zoo(analysed):
     assert len(zoo) >= 2
     assert _shown(at).value == zoo
     assert at.radio(key="view").options == ["Distributions", "Along the axis", "Slice viewer", "3D viewer",
-                                            "First conv", "Statistics", "Diagnostics", "Export"]
+                                            "First conv", "Statistics", "Diagnostics", "Export", "Debias"]
     assert not at.error
     assert set(zoo) <= _trace_names(at)  # the distribution figure has every checkpoint
 

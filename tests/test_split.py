@@ -9,8 +9,6 @@ Both are exact identities up to float32 summation order, so the tolerance is 1e-
 
 from __future__ import annotations
 
-import dataclasses
-
 import nibabel as nib
 import numpy as np
 import pytest
@@ -21,6 +19,7 @@ from explorer.analysis import analyze
 from explorer.attribution import METHODS, OCCLUSION_BASELINES
 from explorer.checkpoints import Checkpoint, load_checkpoint
 from explorer.config import REPO_ROOT
+from explorer.debias import surgery
 from explorer.fastpath import prepare_model
 from explorer.normalise import channel_stats_for
 from explorer.spec import RunSpec
@@ -37,15 +36,8 @@ CASES = [(m, {}) for m in METHODS if m not in ("occlusion", "integrated_gradient
 
 
 def symmetrised(ckpt: Checkpoint) -> Checkpoint:
-    """``ckpt`` with the first-conv kernels of offsets −k and +k replaced by their mean (``f∘R = f``)."""
-    key = next(k for k, v in ckpt.state_dict.items() if v is ckpt.first_conv_weight())
-    weight = ckpt.first_conv_weight().clone()
-    offsets = list(ckpt.meta.offsets)
-    for k in (o for o in offsets if o > 0):
-        lo, hi = offsets.index(-k), offsets.index(k)
-        weight[:, lo] = weight[:, hi] = (weight[:, lo] + weight[:, hi]) / 2
-    return dataclasses.replace(ckpt, name=ckpt.name + "-symmetrised", sha256="0" * 64,
-                               state_dict={**ckpt.state_dict, key: weight})
+    """``ckpt`` after ``explorer debias``' symmetric surgery: kernels of offsets −k and +k set to their mean."""
+    return surgery(ckpt, "symmetric", name=ckpt.name + "-symmetrised")
 
 
 def _split(ckpt: Checkpoint, stack: np.ndarray, method: str, params: dict) -> tuple[np.ndarray, np.ndarray]:

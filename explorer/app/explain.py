@@ -47,6 +47,12 @@ DICE = ("**Dice** — overlap of the prediction with the mask, `2|P∩T| / (|P|+
 
 VIEW_HELP = {
     "Distributions": [SHARE, AI, SPLIT, MEASURE, GRADIENT, CI],
+    "Debias": ["**Surgery** ties the first convolution's kernels of each mirrored pair of neighbours (symmetric) or "
+               "of every channel (uniform): nothing after the first convolution sees the channels, so the child is "
+               "exactly invariant to swapping its neighbours and its channel asymmetry is 0 by construction. Its "
+               "cost is the change in held-out Dice (the block of slices `explorer train` holds out, or the "
+               "held-out subjects of a cohort) and in the prediction. **Finetune** keeps that tie while training; "
+               "**retrain** starts again from a symmetric initialisation, which training may undo.", SPLIT, CI],
     "Along the axis": [SHARE, "Each line follows one checkpoint through the volume: a share that drifts with the "
                               "slice index follows the anatomy; a constant offset between neighbours follows the "
                               "network. Slices where nothing is predicted are skipped (gaps).", CI],

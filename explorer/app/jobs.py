@@ -23,10 +23,14 @@ from typing import Any
 
 from explorer.analysis import Analysis, analyze
 from explorer.cohort import Cohort, Entry, run_cohort
+from explorer.debias import DebiasData, DebiasResult, DebiasSpec, debias
 from explorer.errors import InputError
 from explorer.spec import RunSpec
 
 FROM_CACHE = "from cache"  # the message analyze reports for a checkpoint whose results were cached
+#: Running debias jobs by key, shared by every session: a page reloaded during a run finds it again.
+_DEBIAS: dict[tuple, Job] = {}
+_DEBIAS_LOCK = threading.Lock()
 
 
 class Cancelled(Exception):
@@ -47,7 +51,7 @@ class Job:
     message: str = "starting"
     started: float = field(default_factory=time.monotonic)
     finished: float | None = None
-    result: Analysis | Cohort | None = None
+    result: Analysis | Cohort | DebiasResult | None = None
     preview: Analysis | None = None
     error: str | None = None
     cancelled: bool = False
@@ -151,3 +155,32 @@ def _launch(job: Job, run: Callable[..., Any], first: Callable[..., Any] | None)
                                    daemon=True)
     job._thread.start()
     return job
+
+
+def start_debias(key: tuple, parent: Any, data: DebiasData, spec: DebiasSpec, analysis: RunSpec) -> Job:
+    """Start ``debias(parent, data, spec, analysis=analysis)`` in a daemon thread, or return the job already
+    running for ``key`` (another session's, or this one's before a page reload); it counts steps (the parent's
+    evaluation, one per variant, the analysis).
+
+    Args:
+        key: identifies the inputs (parent SHA-256, data hashes, the spec's record).
+        parent, data, spec, analysis: the arguments of :func:`explorer.debias.debias`.
+    """
+    with _DEBIAS_LOCK:
+        running = find_debias(key)
+        if running is not None:
+            return running
+        job = Job(key=key, steps=len(spec.variants) + 2, unit="Step")
+        _DEBIAS[key] = job
+
+    def whole(progress: Callable) -> DebiasResult:
+        return debias(parent, data, spec, progress=progress, analysis=analysis)
+
+    return _launch(job, whole, None)
+
+
+def find_debias(key: tuple) -> Job | None:
+    """The running debias job for ``key``, or None (finished jobs are forgotten: their children are cached)."""
+    for old in [k for k, job in _DEBIAS.items() if not job.running]:
+        _DEBIAS.pop(old, None)
+    return _DEBIAS.get(key)

@@ -11,7 +11,19 @@ from __future__ import annotations
 import streamlit as st
 
 from explorer.analysis import select_models
-from explorer.app import cohort, diagnostics, explain, exports, resources, runner, sidebar, viewer, viewer3d, views
+from explorer.app import (
+    cohort,
+    debias,
+    diagnostics,
+    explain,
+    exports,
+    resources,
+    runner,
+    sidebar,
+    viewer,
+    viewer3d,
+    views,
+)
 from explorer.app.guard import guard
 
 st.set_page_config(page_title="explorer: 2D+ neighbour asymmetry", layout="wide")
@@ -34,6 +46,7 @@ def main() -> None:
     if st.sidebar.radio("Mode", ["One volume", "Cohort"], horizontal=True, key="mode") == "Cohort":
         cohort.show()
         return
+    debias.collect()  # a finished debias run's children join the sidebar's list before it is drawn
     runner.controls(sidebar.show())
     runner.progress()
     analysis = st.session_state.get("analysis")
@@ -69,6 +82,7 @@ VIEWS = {
     "Statistics": lambda shown, names: views.statistics(shown.shares, shown.summary),
     "Diagnostics": lambda shown, names: diagnostics.show(shown),
     "Export": lambda shown, names: exports.show(shown, names),
+    "Debias": lambda shown, names: debias.show(shown),
 }
 
 main()

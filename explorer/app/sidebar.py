@@ -21,7 +21,7 @@ from explorer.spec import RunSpec
 from explorer.study import Study
 from explorer.volume import AXES, Mask, Volume, load_mask, load_volume
 
-from . import resources, uploads
+from . import debias, resources, uploads
 from .guard import guard
 
 # Extensions plus the MIME types browsers give them (Chromium sends .nii.gz as application/gzip, which the
@@ -162,10 +162,13 @@ def _checkpoints(sb) -> list[Checkpoint]:
     with guard("Loading the model zoo"):
         zoo = resources.zoo()
     shipped = {p.stem for p in list_zoo()}
-    chosen = sb.multiselect("Checkpoints (models/)", list(zoo), default=[n for n in zoo if n in shipped],
+    pool = {**zoo, **debias.child_checkpoints()}  # children made in the Debias view, each after its parent
+    chosen = sb.multiselect("Checkpoints (models/)", debias.with_children(list(zoo), debias.child_parents()),
+                            default=[n for n in zoo if n in shipped],
                             key="zoo_choice", help="The shipped checkpoints (one 2D+ U-Net per initialisation "
-                            "strategy, seed 0), then seeds 1 and 2 when models/train_zoo.py has trained them.")
-    found = uploads.checkpoints(sb, [zoo[name] for name in chosen], next(iter(zoo.values()), None))
+                            "strategy, seed 0), then seeds 1 and 2 when models/train_zoo.py has trained them; "
+                            "children made in the Debias view follow their parent.")
+    found = uploads.checkpoints(sb, [pool[name] for name in chosen], next(iter(zoo.values()), None))
     if not found:
         sb.info("Choose at least one checkpoint.")
     return found

@@ -111,6 +111,12 @@ def display_names(names: Iterable[str], summary: Mapping | None = None) -> dict[
     for name in names:
         strategy, seed = strategy_of(name, entries.get(name)), seed_of(name, entries.get(name))
         labels[name] = None if strategy is None else strategy + ("" if seed is None else f", seed {seed}")
+        parent = (entries.get(name) or {}).get("parent")
+        if isinstance(parent, Mapping) and name.startswith(str(parent.get("name"))):  # explorer debias' child
+            p = str(parent["name"])
+            base = parent.get("strategy") or strategy_of(p)
+            seed = parent.get("seed") if isinstance(parent.get("seed"), int) else seed_of(p)
+            labels[name] = f"{base or p}{'' if seed is None else f', seed {seed}'} → {name[len(p):].strip('-_')}"
     counts = pd.Series([v for v in labels.values() if v]).value_counts()
     fallback = short_labels([n for n in names if not labels[n] or counts[labels[n]] > 1])
     return {n: fallback.get(n) or labels[n] or n for n in names}
@@ -126,13 +132,28 @@ def short_labels(names: Sequence[str]) -> dict[str, str]:
     return {n: (n[cut:] or n) for n in names}
 
 
+def child_colour(parent_colour: str, rank: int = 0) -> str:
+    """A debiased child's colour: its parent's hue, lighter (the ``rank``-th child of one parent lighter still)."""
+    return _shade(parent_colour, min(0.35 + 0.2 * rank, 0.8))
+
+
 def checkpoint_look(names: Iterable[str], summary: Mapping | None = None) -> tuple[dict[str, str], dict[str, str]]:
-    """``(colours, labels)`` of the checkpoints, from their summary entries when a summary is given."""
+    """``(colours, labels)`` of the checkpoints, from their summary entries when a summary is given; a child
+    whose entry names its ``parent`` (``explorer debias``) takes :func:`child_colour` of the parent's colour."""
     entries = summary_models(summary) if summary is not None else {}
     names = list(dict.fromkeys(map(str, names)))
     strategies = {n: strategy_of(n, entries.get(n)) for n in names}
     seeds = {n: seed_of(n, entries.get(n)) for n in names}
-    return model_colours(names, strategies, seeds), display_names(names, summary)
+    colours = model_colours(names, strategies, seeds)
+    ranks: dict[str, int] = {}
+    for name in names:
+        parent = (entries.get(name) or {}).get("parent")
+        if isinstance(parent, Mapping) and parent.get("name"):
+            p = str(parent["name"])
+            base = model_colours([p], {p: parent.get("strategy")}, {p: parent.get("seed")})[p]
+            colours[name] = child_colour(base, ranks.get(p, 0))
+            ranks[p] = ranks.get(p, 0) + 1
+    return colours, display_names(names, summary)
 
 
 def offset_label(offset: int) -> str:

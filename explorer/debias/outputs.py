@@ -1,0 +1,64 @@
+"""Write a :class:`DebiasResult`: each child's ``.safetensors``, ``debias.json`` and ``figures/debias.*``.
+
+As every output folder (:mod:`explorer.outdir`): checked before any work (:func:`check_debias_out`), written
+into a temporary folder beside the destination and swapped into place only when complete, so a failed run
+leaves nothing behind and a user's folder is never deleted.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from ..export import write_figures
+from ..figures.debias import debias_figure
+from ..fileio import write_atomic
+from ..outdir import check_out_dir, clean_stale_outputs, swap_into
+from ..outputs import _json_safe
+from .run import DebiasResult
+
+MARKER = "debias.json"
+
+
+def check_debias_out(out_dir: str | Path) -> Path:
+    """The destination, checked before any work (new, empty, or an earlier ``explorer debias`` output).
+
+    Raises:
+        InputError: as :func:`explorer.outdir.check_out_dir`.
+    """
+    return check_out_dir(out_dir, marker=MARKER)
+
+
+def write_debias(result: DebiasResult, out_dir: str | Path, *, formats: tuple[str, ...] = ("html", "png"),
+                 ) -> dict[str, Path]:
+    """Write the children, the report and its figure into ``out_dir``.
+
+    Args:
+        result: from :func:`explorer.debias.debias`.
+        out_dir: destination folder (replaced when it holds an earlier debias output).
+        formats: figure formats (HTML always works; PNG where static export works).
+
+    Returns:
+        ``{"report": path, "figures": dir, <child name>: checkpoint path, ...}``.
+
+    Raises:
+        InputError: a destination refused by :func:`check_debias_out`.
+    """
+    out = check_debias_out(out_dir)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    clean_stale_outputs(out)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.{os.getpid()}.", suffix=".tmp", dir=out.parent))
+    try:
+        written = {child.checkpoint.name: write_atomic(tmp / child.file_name, child.blob)
+                   for child in result.children}
+        written["report"] = write_atomic(tmp / MARKER, json.dumps(_json_safe(result.report), indent=2,
+                                                                  allow_nan=False).encode())
+        write_figures({"debias": debias_figure(result.report)}, tmp / "figures", formats=formats)
+        written["figures"] = tmp / "figures"
+        swap_into(tmp, out, ours=frozenset({MARKER, "figures", *(c.file_name for c in result.children)}))
+        return {key: out / path.relative_to(tmp) for key, path in written.items()}
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
