@@ -13,6 +13,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 import torch
+from enginetools import attribute
 
 import explorer  # noqa: F401  (before torchvision / smp)
 from explorer.cache import ResultCache
@@ -22,7 +23,6 @@ from explorer.config import REPO_ROOT, SAMPLE_DIR
 from explorer.debias import DebiasData, DebiasSpec, debias, surgery, symmetrise
 from explorer.debias.run import child_key
 from explorer.debias.surgery import conv_key
-from explorer.engine import attribute_stack
 from explorer.errors import InputError
 from explorer.fastpath import prepare_model
 from explorer.models import build_model
@@ -84,8 +84,8 @@ def test_surgery_has_no_channel_asymmetry(parent, sample_volume_path, mode, meth
     model = prepare_model(surgery(parent, mode).build_model(CPU), CPU)
     run = dict(method=method, params=params, target="predicted", slices=[30, 45],
                channel_stats=channel_stats_for(parent.meta.normalisation, 3))
-    plain = attribute_stack(model, stack, parent.meta.offsets, **run)
-    flipped = attribute_stack(model, stack, parent.meta.offsets, reverse=True, **run)
+    plain = attribute(model, stack, parent.meta.offsets, **run)
+    flipped = attribute(model, stack, parent.meta.offsets, reverse=True, **run)
     channel, _ = split_asymmetry(plain.masses, flipped.masses, parent.meta.offsets)
     assert np.isfinite(channel[[30, 45]]).all()
     assert np.abs(channel[[30, 45]]).max() < 1e-3
