@@ -85,6 +85,12 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--epochs", type=int, default=12)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--slice-stride", type=int, default=1, help="train on every k-th training slice (default 1)")
+    p.add_argument("--patience", type=int, default=None,
+                   help="early stopping (with --manifest): hold out --val-subjects training subjects (drawn with "
+                   "--seed), stop P epochs after the best validation loss, keep the best epoch; --epochs is then "
+                   "the maximum (default: off, train all epochs)")
+    p.add_argument("--val-subjects", type=int, default=1,
+                   help="training subjects held out for early stopping (default 1; with --patience)")
     p.add_argument("--axis", default="axial", type=_one_of(AXES, "slicing axis"),
                    help="slicing axis (default axial): " + _names(AXES))
     p.add_argument("--offsets", default="-1,0,1", help="window offsets, comma-separated (default -1,0,1)")
@@ -374,13 +380,16 @@ def _cmd_train(args: argparse.Namespace) -> int:
                   offsets=args.offsets.split(","),  # train() validates them (explorer.windows.validate_offsets)
                   axis=args.axis, normalisation=args.normalisation, weights=args.weights, device=args.device,
                   recipe=Recipe(epochs=args.epochs, seed=args.seed, loss=args.loss, slice_stride=args.slice_stride,
-                                loss_params=_key_values(args.loss_param, "--loss-param")),
+                                loss_params=_key_values(args.loss_param, "--loss-param"), patience=args.patience,
+                                val_subjects=args.val_subjects),
                   command=_train_command(args))
     if args.manifest is not None:
         result = train_manifest_checkpoint(args.manifest, args.out, split_column=args.split_column, **common)
         heldout = ", ".join(f"{k} {v:.4f}" for k, v in result.meta.metrics["heldout_dice"].items())
+        epochs = result.meta.training["epochs"]
+        stopped = f", best epoch {epochs['best_epoch']}" if "best_epoch" in epochs else ""
         print(f"wrote {args.out}: strategy {args.strategy}, held-out subjects' Dice {heldout}, "
-              f"mean {result.meta.metrics['val_dice']:.4f}")
+              f"mean {result.meta.metrics['val_dice']:.4f}; {epochs['epochs_reached']} epoch(s){stopped}")
         return 0
     if args.mask is None:
         raise InputError("--mask", "missing", "a mask with --volume")
@@ -404,6 +413,8 @@ def _train_command(args: argparse.Namespace) -> str:
         parts += ["--loss", args.loss]
     if args.slice_stride != 1:
         parts += ["--slice-stride", str(args.slice_stride)]
+    if args.patience is not None:
+        parts += ["--patience", str(args.patience), "--val-subjects", str(args.val_subjects)]
     for item in args.loss_param:
         parts += ["--loss-param", item]
     for flag in ("series", "dataset", "volume_index", "spacing"):

@@ -24,6 +24,7 @@ from tqdm import tqdm
 from .checkpoints import CheckpointMeta, save_checkpoint
 from .config import check_slices
 from .device import describe_device, select_device
+from .early_stopping import EarlyStopping, validation_loss
 from .errors import InputError
 from .losses import build_loss
 from .models import DEFAULT_ARCH_KWARGS, build_model, first_conv_shares
@@ -40,7 +41,10 @@ class Recipe:
     """Training hyper-parameters (stored in the checkpoint); Adam. ``loss`` is a key of
     :data:`explorer.losses.LOSSES` (checkpoints from before the option record ``"dice+bce"``, i.e. ``bce-dice``)
     and ``loss_params`` its parameters (defaults filled in). ``slice_stride`` = k trains on every k-th training
-    slice (neighbouring slices are nearly alike; k > 1 trades data for time on a CPU)."""
+    slice (neighbouring slices are nearly alike; k > 1 trades data for time on a CPU). ``patience`` = p turns on
+    early stopping (subject-level training only): ``val_subjects`` of the training subjects, drawn with
+    ``seed``, are held out for a validation loss after every epoch; training stops p epochs after the best one
+    (``epochs`` is then the maximum) and the best epoch's weights are kept."""
 
     epochs: int = 12
     batch_size: int = 8
@@ -51,10 +55,16 @@ class Recipe:
     loss: str = "bce-dice"
     loss_params: dict[str, float] = field(default_factory=dict)
     slice_stride: int = 1
+    patience: int | None = None
+    val_subjects: int = 1
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dict, including the loss (with resolved parameters) and optimiser names."""
-        return {**asdict(self), "loss_params": build_loss(self.loss, self.loss_params)[1], "optimizer": "adam"}
+        """JSON-ready dict, including the loss (with resolved parameters) and optimiser names. Without early
+        stopping (``patience`` None) the early-stopping fields are left out, so older records stay equal."""
+        out = {**asdict(self), "loss_params": build_loss(self.loss, self.loss_params)[1], "optimizer": "adam"}
+        if self.patience is None:
+            del out["patience"], out["val_subjects"]
+        return out
 
 
 @dataclass(frozen=True)
@@ -79,12 +89,16 @@ def check_recipe(recipe: Recipe) -> None:
     """Reject a recipe that cannot train.
 
     Raises:
-        InputError: an unknown loss, fewer than 1 epoch, a batch below 2 or a slice stride below 1.
+        InputError: an unknown loss, fewer than 1 epoch, a batch below 2, a slice stride below 1, or (with
+            early stopping) a patience or a number of validation subjects below 1.
     """
     build_loss(recipe.loss, recipe.loss_params)
     if recipe.epochs < 1 or recipe.batch_size < 2 or recipe.slice_stride < 1:
         raise InputError("recipe", f"epochs={recipe.epochs}, batch_size={recipe.batch_size}, "
                          f"slice_stride={recipe.slice_stride}", "at least 1 epoch, a batch of at least 2, stride >= 1")
+    if recipe.patience is not None and (recipe.patience < 1 or recipe.val_subjects < 1):
+        raise InputError("recipe", f"patience={recipe.patience}, val_subjects={recipe.val_subjects}",
+                         "a patience of at least 1 epoch and at least 1 validation subject")
 
 
 def split_slices(mask_stack: np.ndarray, offsets: Sequence[int], val_fraction: float = 0.2) -> Split:
@@ -137,36 +151,81 @@ def _augment(x: torch.Tensor, y: torch.Tensor, gen: torch.Generator, *, flips: b
     return x, y
 
 
-def fit(model: torch.nn.Module, x_all: torch.Tensor, y_all: torch.Tensor, recipe: Recipe, *, zflip: bool,
-        device: torch.device, progress: bool = True, desc: str = "train", frozen: torch.nn.Module | None = None,
-        on_batch: Callable[[int, int], None] | None = None,
-        on_epoch: Callable[[int, float], bool] | None = None) -> tuple[list[float], float]:
-    """Train ``model`` in place with Adam on windows ``x_all`` ``(N, C, H, W)`` and labels ``y_all`` ``(N, 1, H, W)``.
+@dataclass(frozen=True)
+class FitHooks:
+    """How :func:`fit` reports and what it leaves alone, beyond its recipe.
 
-    The global RNGs must be seeded (:func:`seed_everything`); the shuffles and augmentations draw from a
-    generator seeded with ``recipe.seed``.
-
-    Args:
+    Attributes:
+        desc, progress: the tqdm bar's label, and whether it is shown (stderr).
         frozen: a submodule (e.g. the encoder) kept in eval mode (BatchNorm statistics too) without gradients.
         on_batch: called with ``(batches done, batches in all epochs)`` after each batch (it may raise to stop).
         on_epoch: called with ``(epoch index, mean loss)`` after each epoch; returning True stops training.
+    """
+
+    desc: str = "train"
+    progress: bool = True
+    frozen: torch.nn.Module | None = None
+    on_batch: Callable[[int, int], None] | None = None
+    on_epoch: Callable[[int, float], bool] | None = None
+
+
+@dataclass(frozen=True)
+class FitLog:
+    """What :func:`fit` did: mean training loss per epoch, seconds, and with early stopping the validation
+    loss per epoch and the best epoch (1-based; its weights are the model's)."""
+
+    losses: list[float]
+    seconds: float
+    val_losses: list[float] = field(default_factory=list)
+    best_epoch: int | None = None
+
+    def record(self, max_epochs: int) -> dict[str, Any]:
+        """Epochs reached and, with early stopping, the best epoch and validation losses (for the metadata)."""
+        out: dict[str, Any] = {"epochs_reached": len(self.losses), "max_epochs": max_epochs}
+        if self.best_epoch is not None:
+            out.update(best_epoch=self.best_epoch, val_loss=self.val_losses,
+                       stopped_early=len(self.losses) < max_epochs)
+        return out
+
+
+def fit(model: torch.nn.Module, x_all: torch.Tensor, y_all: torch.Tensor, recipe: Recipe, *, zflip: bool,
+        device: torch.device, val: tuple[torch.Tensor, torch.Tensor] | None = None,
+        hooks: FitHooks = FitHooks()) -> FitLog:
+    """Train ``model`` in place with Adam on windows ``x_all`` ``(N, C, H, W)`` and labels ``y_all`` ``(N, 1, H, W)``.
+
+    The global RNGs must be seeded (:func:`seed_everything`); the shuffles and augmentations draw from a
+    generator seeded with ``recipe.seed``. With ``recipe.patience`` and validation windows ``val``, the loss on
+    ``val`` is measured after every epoch, training stops by :class:`explorer.early_stopping.EarlyStopping`
+    and the best epoch's weights are restored.
+
+    Args:
+        model: the network, trained in place.
+        x_all, y_all: the training windows and labels.
+        recipe: hyper-parameters, seed and early-stopping patience.
+        zflip: also train on channel-reversed windows (the ``imagenet-zflip`` strategy's augmentation).
+        device: where to train.
+        val: validation windows and labels (early stopping with ``recipe.patience``).
+        hooks: progress bar, a frozen submodule, and per-batch / per-epoch callbacks.
 
     Returns:
-        The mean training loss per epoch and the seconds spent.
+        The losses per epoch, the seconds spent and the early-stopping record.
     """
     gen = torch.Generator().manual_seed(recipe.seed)
     loss_fn, _ = build_loss(recipe.loss, recipe.loss_params)
-    if frozen is not None:
-        frozen.requires_grad_(False)
+    if hooks.frozen is not None:
+        hooks.frozen.requires_grad_(False)
     model.to(device).train()
-    if frozen is not None:
-        frozen.eval()
+    if hooks.frozen is not None:
+        hooks.frozen.eval()
     optimiser = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=recipe.lr)
     n_batches = -(-len(x_all) // recipe.batch_size)
     losses: list[float] = []
     done = 0
+    val_losses: list[float] = []
+    stopper = EarlyStopping(recipe.patience) if recipe.patience is not None and val is not None else None
     started = time.perf_counter()
-    with tqdm(total=recipe.epochs * n_batches, desc=desc, unit="batch", disable=not progress, leave=False) as bar:
+    with tqdm(total=recipe.epochs * n_batches, desc=hooks.desc, unit="batch", disable=not hooks.progress,
+              leave=False) as bar:
         for epoch in range(recipe.epochs):
             order = torch.randperm(len(x_all), generator=gen)
             batches = list(order.split(recipe.batch_size))
@@ -183,17 +242,25 @@ def fit(model: torch.nn.Module, x_all: torch.Tensor, y_all: torch.Tensor, recipe
                 total += float(loss.detach()) * len(idx)
                 bar.update(1)
                 done += 1
-                if on_batch is not None:  # counted here: a disabled tqdm bar does not count
-                    on_batch(done, recipe.epochs * n_batches)
+                if hooks.on_batch is not None:  # counted here: a disabled tqdm bar does not count
+                    hooks.on_batch(done, recipe.epochs * n_batches)
             losses.append(total / len(x_all))
             bar.set_postfix(epoch=epoch + 1, loss=f"{losses[-1]:.4f}")
-            if on_epoch is not None:
-                if on_epoch(epoch, losses[-1]):
+            if stopper is not None and val is not None:
+                val_losses.append(validation_loss(model, *val, loss_fn, device))
+                bar.set_postfix(epoch=epoch + 1, loss=f"{losses[-1]:.4f}", val=f"{val_losses[-1]:.4f}")
+                if stopper.update(val_losses[-1], model):
+                    break
+            if hooks.on_epoch is not None:
+                if hooks.on_epoch(epoch, losses[-1]):
                     break
                 model.train()
-                if frozen is not None:
-                    frozen.eval()
-    return losses, time.perf_counter() - started
+            if hooks.frozen is not None:
+                hooks.frozen.eval()  # validation_loss and on_epoch leave the model in train mode
+    if stopper is None:
+        return FitLog(losses, time.perf_counter() - started)
+    stopper.restore(model)
+    return FitLog(losses, time.perf_counter() - started, val_losses, stopper.best_epoch)
 
 
 @torch.no_grad()
@@ -229,13 +296,16 @@ def train(volume: Volume, mask: Mask, *, strategy: str, arch: str = "Unet", enco
         The trained model (eval mode, on the CPU), its metadata (held-out Dice in ``metrics``) and losses.
 
     Raises:
-        InputError: unknown names (strategy, loss, ...), bad offsets, an empty mask, too few slices, or
-            missing weights.
+        InputError: unknown names (strategy, loss, ...), bad offsets, an empty mask, too few slices, missing
+            weights, or early stopping (``recipe.patience``; it needs subject-level training).
     """
     offsets = validate_offsets(offsets, source="--offsets")
     check_slices(volume.shape, axis_index(axis), volume.source)  # 32,767 one-voxel slices are no 2D+ volume
     chosen = get_strategy(strategy)
     check_recipe(recipe)
+    if recipe.patience is not None:
+        raise InputError("--patience", "early stopping with one training volume",
+                         "--manifest: early stopping holds out whole training subjects for validation")
     arch_kwargs = dict(DEFAULT_ARCH_KWARGS.get(arch, {}) if arch_kwargs is None else arch_kwargs)
     dev = select_device(device)
     seed_everything(recipe.seed)
@@ -249,8 +319,9 @@ def train(volume: Volume, mask: Mask, *, strategy: str, arch: str = "Unet", enco
     used = split.train[:: recipe.slice_stride]
     x_all = _windows(stack, offsets, used, stats)
     y_all = torch.from_numpy(pad_to_multiple(labels[used].astype(np.float32), 32)[0][:, None])
-    losses, seconds = fit(model, x_all, y_all, recipe, zflip=chosen.augment_zflip, device=dev,
-                          progress=progress, desc=f"train {strategy}", on_batch=on_batch)
+    log = fit(model, x_all, y_all, recipe, zflip=chosen.augment_zflip, device=dev,
+              hooks=FitHooks(desc=f"train {strategy}", progress=progress, on_batch=on_batch))
+    losses, seconds = log.losses, log.seconds
     pred = predict(model, stack, offsets, split.val, stats, dev)
     val_dice = dice(pred, labels[split.val])
     model = model.cpu().eval()

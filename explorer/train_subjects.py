@@ -29,7 +29,7 @@ from .normalise import channel_stats_for
 from .stats import dice
 from .strategies import get_strategy
 from .study import Study
-from .train import Recipe, TrainResult, check_recipe, fit, predict, seed_everything
+from .train import FitHooks, Recipe, TrainResult, check_recipe, fit, predict, seed_everything
 from .volume import axis_index
 from .windows import iter_windows, pad_to_multiple, validate_offsets
 
@@ -90,6 +90,24 @@ def _training_windows(subjects: Sequence[Subject], offsets: Sequence[int], axis:
     return torch.cat(xs), torch.from_numpy(np.concatenate(ys))
 
 
+def validation_split(train: Sequence[Subject], recipe: Recipe) -> tuple[list[Subject], list[Subject]]:
+    """The subjects to fit and, with early stopping, ``recipe.val_subjects`` held out for validation.
+
+    The validation subjects are drawn with ``numpy.random.default_rng(recipe.seed)``; without early stopping
+    (``recipe.patience`` None) every subject is fitted.
+
+    Raises:
+        InputError: fewer than ``val_subjects + 1`` training subjects.
+    """
+    if recipe.patience is None:
+        return list(train), []
+    if len(train) <= recipe.val_subjects:
+        raise InputError("split", f"{len(train)} training subject(s) for {recipe.val_subjects} validation subject(s)",
+                         "more training subjects than validation subjects (early stopping holds some out)")
+    held = set(np.random.default_rng(recipe.seed).choice(len(train), recipe.val_subjects, replace=False).tolist())
+    return [s for i, s in enumerate(train) if i not in held], [s for i, s in enumerate(train) if i in held]
+
+
 def heldout_dice(model: torch.nn.Module, subjects: Sequence[Subject], meta: CheckpointMeta,
                  device: str | torch.device = "auto") -> dict[str, float]:
     """Whole-volume Dice of ``model`` on each subject (all slices along the checkpoint's axis).
@@ -126,11 +144,13 @@ def train_subjects(train: Sequence[Subject], test: Sequence[Subject], *, strateg
         on_batch: progress, as :func:`explorer.train.fit`.
 
     Returns:
-        The trained model (eval, CPU) and its metadata: ``training.split`` lists the train and test subjects
-        with their content hashes; ``metrics.heldout_dice`` the Dice per test subject and ``val_dice`` their mean.
+        The trained model (eval, CPU) and its metadata: ``training.split`` lists the fitted, test and (with
+        early stopping) validation subjects with their content hashes; ``training.epochs`` the epochs reached
+        (and the best epoch); ``metrics.heldout_dice`` the Dice per test subject and ``val_dice`` their mean.
 
     Raises:
-        InputError: a subject on both sides, and as :func:`explorer.train.train`.
+        InputError: a subject on both sides, too few training subjects for the validation split, and as
+            :func:`explorer.train.train`.
     """
     offsets = validate_offsets(offsets, source="--offsets")
     chosen = get_strategy(strategy)
@@ -144,17 +164,21 @@ def train_subjects(train: Sequence[Subject], test: Sequence[Subject], *, strateg
     seed_everything(recipe.seed)
     model = build_model(arch=arch, encoder=encoder, in_channels=len(offsets), classes=1, **arch_kwargs)
     init = chosen.apply(model, offsets, encoder=encoder, weights=weights)
-    x_all, y_all = _training_windows(train, offsets, axis, normalisation,
-                                     channel_stats_for(normalisation, len(offsets)), recipe.slice_stride)
-    losses, seconds = fit(model, x_all, y_all, recipe, zflip=chosen.augment_zflip, device=dev,
-                          progress=progress, desc=f"train {strategy}", on_batch=on_batch)
+    fitted, held = validation_split(train, recipe)
+    stats = channel_stats_for(normalisation, len(offsets))
+    x_all, y_all = _training_windows(fitted, offsets, axis, normalisation, stats, recipe.slice_stride)
+    val = _training_windows(held, offsets, axis, normalisation, stats, recipe.slice_stride) if held else None
+    log = fit(model, x_all, y_all, recipe, zflip=chosen.augment_zflip, device=dev, val=val,
+              hooks=FitHooks(desc=f"train {strategy}", progress=progress, on_batch=on_batch))
+    losses, seconds = log.losses, log.seconds
     meta = CheckpointMeta(
         arch=arch, encoder=encoder, classes=1, offsets=offsets, strategy=strategy, normalisation=normalisation,
         axis=axis, arch_kwargs=arch_kwargs, recipe=recipe.to_dict(),
         training={
             "manifest": manifest, "axis_index": axis_index(axis),
-            "split": {"unit": "subject", "train": [s.record() for s in train], "test": [s.record() for s in test],
-                      "train_slices": len(x_all)},
+            "split": {"unit": "subject", "train": [s.record() for s in fitted], "test": [s.record() for s in test],
+                      "train_slices": len(x_all), **({"val": [s.record() for s in held]} if held else {})},
+            "epochs": log.record(recipe.epochs),
             "init": init.to_dict(),
             "first_conv_share_final": {str(k): v for k, v in first_conv_shares(model, offsets).items()},
             "device": describe_device(dev), "seconds": round(seconds, 1), "command": command,

@@ -4,6 +4,13 @@ Run from the repository root:
 
     HF_HUB_OFFLINE=1 .venv/bin/python models/train_zoo.py --seeds 0 1 2    # train 15 models, then README.md
     HF_HUB_OFFLINE=1 .venv/bin/python models/train_zoo.py --cards          # only rewrite README.md
+    OMP_NUM_THREADS=1 HF_HUB_OFFLINE=1 .venv/bin/python models/train_zoo.py --study /work/zoo-study  # the study
+
+The study (``--study DIR``) trains :func:`study_queue` — 10 seeds of ``imagenet``, ``imagenet-uniform`` and
+``random`` on mobilenet_v2, then 3 seeds of each on timm-tf_efficientnet_lite0 — with early stopping on one
+training subject held out for validation (``--patience``), in seed order across strategies so that a cut-off
+run leaves a balanced set. It is resumable: a checkpoint already in DIR with the same model and recipe is
+kept. The study's checkpoints are not committed (the cohort table computed from them is, in docs/findings/).
 
 Each checkpoint is trained by ``explorer train --manifest`` with identical arguments except ``--strategy`` and
 ``--seed``: the training subjects of ``sample_data/cohort/manifest.csv`` (``split`` = train), held-out Dice on
@@ -34,6 +41,12 @@ from explorer.train_subjects import heldout_dice, load_subjects, split_rows
 ZOO = ("random", "imagenet", "imagenet-uniform", "imagenet-symmetric", "imagenet-zflip")
 MANIFEST = "sample_data/cohort/manifest.csv"
 EPOCHS, STRIDE = 4, 3  # 84 Adam steps a model (v1: 89); what a shared 2-core CPU allowed (see README)
+STUDY_STRATEGIES = ("imagenet", "imagenet-uniform", "random")
+#: (encoder, seeds) of the study, in training order: mobilenet_v2 first, then the replication encoder.
+STUDY_ENCODERS = (("mobilenet_v2", 10), ("timm-tf_efficientnet_lite0", 3))
+#: At most 6 epochs at slice stride 4 (5 fitted subjects, 105 windows: 13 Adam steps an epoch; 78 in all, the shipped
+#: zoo had 84), stop 2 epochs after the best validation loss: about 2 min a model on one thread of the shared CPU.
+STUDY_EPOCHS, STUDY_STRIDE, STUDY_PATIENCE, STUDY_VAL_SUBJECTS = 6, 4, 2, 1
 HERE = Path(__file__).resolve().parent
 RUN_RECORD = HERE / "zoo_run.json"
 LICENCE = ("The `imagenet*` checkpoints start from torchvision's ImageNet weights for mobilenet_v2 (BSD-3-Clause "
@@ -43,9 +56,59 @@ LICENCE = ("The `imagenet*` checkpoints start from torchvision's ImageNet weight
            "subjects of `sample_data/cohort/` (derived from the MNI ICBM152 2009a template; see its PROVENANCE.md).")
 
 
-def checkpoint_name(strategy: str, seed: int) -> str:
+def checkpoint_name(strategy: str, seed: int, encoder: str = "mobilenet_v2") -> str:
     """File name of one zoo checkpoint."""
-    return f"unet-mobilenet_v2-{strategy}-s{seed}.safetensors"
+    return f"unet-{encoder}-{strategy}-s{seed}.safetensors"
+
+
+def study_queue() -> list[tuple[str, int, str]]:
+    """The study's ``(encoder, seed, strategy)`` in training order: by encoder, then seed, then strategy."""
+    return [(encoder, seed, strategy) for encoder, n in STUDY_ENCODERS for seed in range(n)
+            for strategy in STUDY_STRATEGIES]
+
+
+def study_command(encoder: str, seed: int, strategy: str, out: Path) -> list[str]:
+    """The exact ``explorer train`` arguments for one study checkpoint (early stopping on a held-out subject)."""
+    return ["train", "--manifest", MANIFEST, "--split-column", "split", "--encoder", encoder, "--arch", "Unet",
+            "--epochs", str(STUDY_EPOCHS), "--slice-stride", str(STUDY_STRIDE), "--patience", str(STUDY_PATIENCE),
+            "--val-subjects", str(STUDY_VAL_SUBJECTS), "--seed", str(seed), "--axis", "axial", "--device", "cpu",
+            "--strategy", strategy, "--out", str(out / checkpoint_name(strategy, seed, encoder))]
+
+
+def same_recipe(path: Path, encoder: str, seed: int, strategy: str) -> bool:
+    """True when ``path`` holds a study checkpoint of this encoder, strategy and seed with the study's recipe."""
+    meta = load_checkpoint(path).meta
+    recipe = meta.recipe
+    return (meta.encoder == encoder and meta.strategy == strategy and recipe.get("seed") == seed
+            and recipe.get("epochs") == STUDY_EPOCHS and recipe.get("slice_stride") == STUDY_STRIDE
+            and recipe.get("patience") == STUDY_PATIENCE and recipe.get("val_subjects") == STUDY_VAL_SUBJECTS)
+
+
+def train_study(out: Path) -> int:
+    """Train every checkpoint of :func:`study_queue` into ``out`` that is not there yet; log each to ``study_run.json``.
+
+    Returns:
+        0, or the first failing ``explorer train`` exit status.
+    """
+    out.mkdir(parents=True, exist_ok=True)
+    record = out / "study_run.json"
+    runs = json.loads(record.read_text()) if record.exists() else []
+    queue = study_queue()
+    for i, (encoder, seed, strategy) in enumerate(queue, 1):
+        path = out / checkpoint_name(strategy, seed, encoder)
+        if path.exists() and same_recipe(path, encoder, seed, strategy):
+            print(f"[{i}/{len(queue)}] kept {path.name} (same recipe)", flush=True)
+            continue
+        started = time.perf_counter()
+        rc = cli_main(study_command(encoder, seed, strategy, out))
+        if rc:
+            return rc
+        runs.append({"checkpoint": path.name, "wall_seconds": round(time.perf_counter() - started, 1),
+                     "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                     **load_checkpoint(path).meta.training["epochs"]})
+        record.write_text(json.dumps(runs, indent=1) + "\n")
+        print(f"[{i}/{len(queue)}] {path.name}: {runs[-1]['wall_seconds']} s", flush=True)
+    return 0
 
 
 def default_dir(seed: int) -> Path:
@@ -162,7 +225,11 @@ def main() -> int:
     parser.add_argument("--epochs", type=int, default=EPOCHS)
     parser.add_argument("--slice-stride", type=int, default=STRIDE)
     parser.add_argument("--cards", action="store_true", help="only rewrite models/README.md")
+    parser.add_argument("--study", type=Path, default=None, metavar="DIR",
+                        help="train the early-stopping study (study_queue()) into DIR, resumably, and nothing else")
     args = parser.parse_args()
+    if args.study is not None:
+        return train_study(args.study)
     if not args.cards:
         started = time.perf_counter()
         for seed in args.seeds:

@@ -6,6 +6,7 @@ import os
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+import nibabel as nib  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
@@ -37,3 +38,18 @@ def sample_mask_path():
 @pytest.fixture()
 def rng() -> np.random.Generator:
     return np.random.default_rng(0)
+
+
+@pytest.fixture(scope="session")
+def small_cohort(tmp_path_factory):
+    """Three cohort subjects cropped to 20 axial slices (two train, one test), with a manifest."""
+    out = tmp_path_factory.mktemp("cohort")
+    lines = ["subject,volume,mask,split"]
+    for subject, split in (("sub-01", "train"), ("sub-02", "train"), ("sub-03", "test")):
+        for kind in ("T1w", "gm_mask"):
+            img = nib.load(SAMPLE_DIR / "cohort" / f"{subject}_{kind}.nii.gz")
+            small = img.slicer[:, :, 30:50]
+            nib.save(nib.Nifti1Image(np.asanyarray(small.dataobj), small.affine), out / f"{subject}_{kind}.nii.gz")
+        lines.append(f"{subject},{subject}_T1w.nii.gz,{subject}_gm_mask.nii.gz,{split}")
+    (out / "manifest.csv").write_text("\n".join(lines) + "\n")
+    return out / "manifest.csv"

@@ -61,6 +61,7 @@ def test_cohort_view_runs_the_sample_cohort_in_the_background_and_shows_the_resu
     assert len(at.get("plotly_chart")) == 3
     groups = at.dataframe[0].value
     assert list(groups["group"]) == ["imagenet", "imagenet-uniform"] and set(groups["volumes"]) == {2}
+    assert "mean |value| < 0.05 (magnitude equivalence)" in groups  # the test on per-model |endpoint|, named so
     # the validated default with the reversed windows: the primary endpoint is the channel asymmetry
     assert np.isfinite(groups.set_index("group")["channel_asymmetry"]).all()
     assert at.session_state["cohort"].summary["endpoint"] == "channel_asymmetry"

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import nibabel as nib
-import numpy as np
 import pytest
 
 import explorer  # noqa: F401  (before torchvision / smp)
@@ -53,21 +51,6 @@ def test_a_split_needs_both_sides_and_masks(tmp_path):
         split_rows(rows, "fold")
     with pytest.raises(InputError, match="6 train and 0 test"):
         split_rows([r for r in rows if r.extra["split"] == "train"], "split")
-
-
-@pytest.fixture(scope="module")
-def small_cohort(tmp_path_factory):
-    """Three cohort subjects cropped to 20 axial slices (two train, one test), with a manifest."""
-    out = tmp_path_factory.mktemp("cohort")
-    lines = ["subject,volume,mask,split"]
-    for subject, split in (("sub-01", "train"), ("sub-02", "train"), ("sub-03", "test")):
-        for kind in ("T1w", "gm_mask"):
-            img = nib.load(SAMPLE_DIR / "cohort" / f"{subject}_{kind}.nii.gz")
-            small = img.slicer[:, :, 30:50]
-            nib.save(nib.Nifti1Image(np.asanyarray(small.dataobj), small.affine), out / f"{subject}_{kind}.nii.gz")
-        lines.append(f"{subject},{subject}_T1w.nii.gz,{subject}_gm_mask.nii.gz,{split}")
-    (out / "manifest.csv").write_text("\n".join(lines) + "\n")
-    return out / "manifest.csv"
 
 
 @pytest.mark.slow  # one short epoch on two small subjects

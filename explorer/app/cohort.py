@@ -203,11 +203,12 @@ def _results(cohort) -> None:
                       (share_distribution_figure(rows), "cohort_shares")):
         st.plotly_chart(fig, key=f"fig-{name}")
         figure_downloads(fig, name)
+    equivalent = f"mean |value| < {summary['equivalence_margin']['margin']:g} (magnitude equivalence)"
     groups = pd.DataFrame([{"group": n, "models": g["n_models"], "volumes": g["n_volumes"],
                             summary["endpoint"]: g[g["endpoint"]]["mean"],
                             "CI low": g[g["endpoint"]]["ci95"][0], "CI high": g[g["endpoint"]]["ci95"][1],
                             "held-out Dice": (g["dice"] or {}).get("mean"),
-                            "equivalent (TOST)": summary["equivalence"][n]["equivalent"]}
+                            equivalent: summary["equivalence"][n]["equivalent"]}
                            for n, g in summary["groups"].items()])
     st.subheader("Groups")
     st.dataframe(groups, hide_index=True)

@@ -149,10 +149,10 @@ def _table(rows: list[dict], entries: Sequence[Entry], models: Sequence[Model]) 
 
 def _held_out(training: dict, subject: str, volume_sha256: str | None) -> bool:
     """False when the checkpoint's training metadata names this subject or this volume's content: the
-    subject-level split ``split.train`` that ``explorer train --manifest`` records, or the single training
-    volume of ``explorer train --volume``."""
+    subject-level split ``split.train`` (and ``split.val``, the early-stopping subjects) that ``explorer train
+    --manifest`` records, or the single training volume of ``explorer train --volume``."""
     split = training.get("split") if isinstance(training.get("split"), dict) else {}
-    train = [t for t in split.get("train") or [] if isinstance(t, dict)]
+    train = [t for t in [*(split.get("train") or []), *(split.get("val") or [])] if isinstance(t, dict)]
     seen = {t.get("subject") for t in train} | set(training.get("subjects") or training.get("train_subjects") or [])
     hashes = {t.get("volume_sha256") for t in train} | {(training.get("volume") or {}).get("sha256")}
     return subject not in seen and (volume_sha256 is None or volume_sha256 not in hashes)

@@ -30,7 +30,7 @@ from ..errors import InputError
 from ..models import first_conv, first_conv_shares
 from ..spec import RunSpec
 from ..stats import dice
-from ..train import Recipe, fit, seed_everything, train
+from ..train import FitHooks, Recipe, fit, seed_everything, train
 from ..train_subjects import train_subjects
 from .data import DebiasData
 from .spec import DebiasSpec
@@ -255,8 +255,9 @@ def _finetune(parent: Checkpoint, data: DebiasData, spec: DebiasSpec, recipe: Re
 
     handle = tie_gradients(first_conv(model), parent.meta.offsets, spec.mode)
     try:
-        losses, _ = fit(model, x, y, recipe, zflip=False, device=dev, progress=False,
-                        frozen=model.encoder if spec.freeze_encoder else None, on_batch=on_batch, on_epoch=on_epoch)
+        losses = fit(model, x, y, recipe, zflip=False, device=dev,
+                     hooks=FitHooks(progress=False, frozen=model.encoder if spec.freeze_encoder else None,
+                                    on_batch=on_batch, on_epoch=on_epoch)).losses
     finally:
         handle.remove()
     model.load_state_dict(best["state"])
