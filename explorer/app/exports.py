@@ -85,7 +85,7 @@ def show(analysis, names: list[str]) -> None:
     st.subheader("Tables (CSV)")
     tables = diagnostics_tables(analysis.models)
     for stem, table in {"shares": analysis.shares, "statistics": stats_table(analysis.summary),
-                        "comparison": comparison_table(analysis.summary), "diagnostics": tables["slices"],
+                        "comparisons": comparison_table(analysis.summary), "diagnostics": tables["slices"],
                         "logit_histograms": tables["logit_histograms"]}.items():
         st.markdown(f"`{stem}.csv`")
         table_download(table, f"export-{stem}")
