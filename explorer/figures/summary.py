@@ -94,7 +94,8 @@ def distribution_figure(shares: pd.DataFrame, summary: Mapping | None = None, *,
 
 
 def ai_legend_text(entry: Mapping | None) -> str:
-    """`` · AI +0.163 [+0.150, +0.180], p 2.5e−09`` from a summary entry's ``asymmetry_index``, or ``""`` without one."""
+    """`` · AI +0.163 [+0.150, +0.180], p 2.5e−09`` from a summary entry's ``asymmetry_index`` (``""`` without
+    one)."""
     ai = (entry or {}).get("asymmetry_index") or {}
     if ai.get("mean") is None:
         return ""
