@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping
+from pathlib import PurePath
 
 import pandas as pd
 
@@ -175,3 +176,16 @@ def table_caption(table: pd.DataFrame) -> str:
         if columns:
             lines.append(f"{', '.join(columns)}: {text}.")
     return "\n".join(lines)
+
+
+#: Columns of ``cohort.csv`` that hold file paths: shown by file name (an absolute path names the server's disk).
+PATH_COLUMNS = ("volume", "mask")
+
+
+def cohort_rows_table(rows: pd.DataFrame) -> pd.DataFrame:
+    """``cohort.csv``'s rows for display: paths (``volume``, ``mask``) reduced to their file names."""
+    out = rows.copy()
+    for column in PATH_COLUMNS:
+        if column in out:
+            out[column] = out[column].map(lambda v: PurePath(str(v)).name if isinstance(v, str) and v else v)
+    return out
