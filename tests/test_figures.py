@@ -223,7 +223,7 @@ def test_formatted_table_has_p_in_scientific_notation_and_a_caption(summary):
 
 def test_comparison_table(summary):
     table = comparison_table(summary)
-    assert list(table.columns) == ["model A", "model B", "test", "statistic", "p", "n"]
+    assert list(table.columns) == ["model A", "model B", "test", "statistic", "effect_size", "n", "p"]
     assert table.loc[0, "p"] == pytest.approx(4.2e-6)
     assert comparison_table({"models": summary["models"]}).empty
 
@@ -345,7 +345,7 @@ def engine_style_summary() -> dict:
 def test_engine_style_comparisons_and_ai_pairs_are_read():
     summary = engine_style_summary()
     table = comparison_table(summary)
-    assert list(table.columns[:5]) == ["model A", "model B", "test", "statistic", "p"]
+    assert list(table.columns[:7]) == ["model A", "model B", "test", "statistic", "effect_size", "n", "p"]
     assert table.loc[0, "model B"] == "imagenet-uniform" and table.loc[0, "p"] == pytest.approx(1e-5)
     assert table.loc[0, "mean_abs_ai A"] == pytest.approx(0.16) and table.loc[0, "n_slices"] == 28
     stats = stats_table(summary)
@@ -355,6 +355,22 @@ def test_engine_style_comparisons_and_ai_pairs_are_read():
     assert shown.loc[0, "AI ±2 [95% CI]"] == "-0.050 [-0.070, -0.030]" and shown.loc[0, "p ±2"] == "4.0e-03"
     assert shown.loc[0, "p min ±2"] == "2.0e-03"
     assert "mean_abs_ai A" in table_caption(table) and "p_holm: p adjusted by Holm" in table_caption(table)
+
+
+def test_the_shown_tables_are_narrow_and_say_the_test_once():
+    from explorer.figures.tables import display_comparisons, display_tables
+
+    summary = engine_style_summary()
+    parts = display_tables(stats_table(summary))
+    assert list(parts["Asymmetry"].columns) == ["checkpoint", "AI [95% CI]", "p", "p min", "AI ±2 [95% CI]", "p ±2",
+                                                "p min ±2"]
+    shares = parts["Mean share of attribution per input channel (offset)"]
+    assert list(shares.columns) == ["checkpoint", "\u22121", "0", "+1"] and list(shares["0"]) == ["0.450", "0.340"]
+    assert all(len(p.columns) <= 8 and "model" not in p and "strategy" not in p for p in parts.values())
+    summary["comparisons"] += [{**summary["comparisons"][0], "p": 0.2}]
+    shown, footnote = display_comparisons(comparison_table(summary), summary)
+    assert "test" not in shown and footnote == "test: block sign-flip test of per-slice |AI_a| − |AI_b|"
+    assert list(shown["p"]) == ["1.0e-05", "2.0e-01"] and list(shown["model A"]) == ["imagenet", "imagenet"]
 
 
 def test_upright_puts_the_second_in_plane_axis_up_the_screen():
@@ -403,3 +419,17 @@ def test_subtitles_break_between_phrases():
 
     text = "L1 norm of the first conv's kernels per input channel, normalised to sum to 1"
     assert wrap(text, 400, 12) == "L1 norm of the first conv's kernels per input channel,<br>normalised to sum to 1"
+
+
+def test_the_logit_shift_table_says_why_a_value_is_missing():
+    from explorer.figures.tables import logit_shift_table
+
+    summary = make_summary()
+    summary["models"]["imagenet"]["logits"] = {"foreground": "mask", "shift_skipped": None, "shift": {
+        "train_mean": 4.0, "heldout_mean": 2.5, "shift": -1.5, "train_fn_rate": 0.02, "heldout_fn_rate": None}}
+    summary["models"]["imagenet-uniform"]["logits"] = {"foreground": "prediction", "shift": None,
+                                                       "shift_skipped": "no ground-truth mask"}
+    table = logit_shift_table(summary)
+    assert list(table.iloc[0, 2:]) == ["+4.000", "+2.500", "-1.500", "0.020", "no foreground pixels on these slices"]
+    assert set(table.iloc[1, 2:]) == {"not computed: no ground-truth mask"}
+    assert not table.isna().any().any() and "None" not in table.to_string()

@@ -9,7 +9,7 @@ import streamlit as st
 from explorer import figures
 from explorer.attribution import DEFAULT_METHOD
 from explorer.export import figure_bytes, static_export_status, table_csv
-from explorer.figures.tables import format_table, table_caption
+from explorer.figures.tables import display_comparisons, display_tables, table_caption
 
 MIME = {"png": "image/png", "svg": "image/svg+xml", "pdf": "application/pdf", "html": "text/html"}
 
@@ -85,8 +85,10 @@ def statistics(shares: pd.DataFrame, summary: dict) -> None:
     table = figures.stats_table(summary)
     st.subheader("Per checkpoint", help="Mean share per input channel and mean asymmetry index over this scan's "
                  "slices, with 95% bootstrap intervals; Dice against the mask and z-flip Dice where computed.")
-    st.dataframe(format_table(table), hide_index=True)
-    st.caption(table_caption(table))
+    for title, part in display_tables(table).items():
+        st.markdown(f"**{title}**")
+        st.dataframe(part, hide_index=True)
+    st.caption(table_caption(table.drop(columns=["model", "strategy"], errors="ignore")))
     table_download(table, "statistics")
     comparison = figures.comparison_table(summary)
     st.subheader("Between checkpoints (paired test of per-slice |AI|)",
@@ -94,8 +96,9 @@ def statistics(shares: pd.DataFrame, summary: dict) -> None:
     if comparison.empty:
         st.caption("Show at least two checkpoints to compare them.")
     else:
-        st.dataframe(format_table(comparison), hide_index=True)
-        st.caption(table_caption(comparison))
+        shown, footnote = display_comparisons(comparison, summary)
+        st.dataframe(shown, hide_index=True)
+        st.caption(footnote + "\n\n" + table_caption(shown))
         table_download(comparison, "comparisons")
     st.subheader("Edge sensitivity", help="The mean asymmetry after dropping t slices at each end of the scan: "
                  "a line that moves or crosses 0 says the edge slices (small masses, noisy ratios) drive the "
