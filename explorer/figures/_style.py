@@ -322,7 +322,8 @@ def style(fig: go.Figure, title: str, *, height: int, subtitle: str | None = Non
         template=TEMPLATE, font=FONT, height=height,
         meta={"title": title, "subtitle": subtitle or "", "title_pad": title_pad},
         legend=dict(orientation="h", x=0, xanchor="left", xref="container", y=0, yanchor="bottom", yref="container",
-                    title_text="", font=dict(size=FONT["size"] - 1), entrywidthmode="pixels"),
+                    title_text="", font=dict(size=FONT["size"] - 1), entrywidthmode="pixels",
+                    tracegroupgap=0),  # every checkpoint is its own legend group: no gap after each
         margin=dict(l=70, r=30, b=20, autoexpand=True),
     )
     return fit_titles(fig, min(fig.layout.width or NARROW_PX, NARROW_PX))
