@@ -187,7 +187,7 @@ def display_tables(table: pd.DataFrame) -> dict[str, pd.DataFrame]:
     """:func:`stats_table` as the narrow tables a reader sees: formatted (:func:`format_table`), keyed by
     :data:`DISPLAY_GROUPS`' titles, each led by ``checkpoint`` (the figures' short label; ``model`` and
     ``strategy`` repeat it and are left out), offsets with a true minus sign; empty groups are left out."""
-    shown = format_table(table)
+    shown = _true_minus(format_table(table), keep=("model", "label", "strategy"))
     shown = shown.drop(columns=[c for c in ("model", "strategy") if c in shown]).rename(columns={"label": "checkpoint"})
     shown.columns = [c.replace(" -", " \u2212") for c in shown.columns]
     rest = [c for c in shown.columns if c != "checkpoint"]
@@ -202,6 +202,16 @@ def display_tables(table: pd.DataFrame) -> dict[str, pd.DataFrame]:
     return out
 
 
+def _true_minus(shown: pd.DataFrame, *, keep: tuple[str, ...]) -> pd.DataFrame:
+    """Formatted numbers with a true minus sign (``−0.004``, ``1.0e−05``), as the figures draw them; the
+    ``keep`` columns (names) are left as they are. The CSV files keep ASCII."""
+    out = shown.copy()
+    for column in out.columns:
+        if column not in keep:
+            out[column] = out[column].map(lambda v: re.sub(r"-(?=\d)", "\u2212", v) if isinstance(v, str) else v)
+    return out
+
+
 def display_comparisons(table: pd.DataFrame, summary: Mapping) -> tuple[pd.DataFrame, str]:
     """:func:`comparison_table` for a reader: the checkpoints by short label, the statistic, effect size, n and
     p-values formatted; the columns that repeat one text on every row (:data:`COMPARISON_NOTES`) left out
@@ -213,7 +223,8 @@ def display_comparisons(table: pd.DataFrame, summary: Mapping) -> tuple[pd.DataF
     labels = display_names(summary_models(summary), summary)
     notes = [f"{c.replace('_', ' ')}: {'; '.join(map(str, pd.unique(table[c].dropna())))}"
              for c in COMPARISON_NOTES if c in table and table[c].notna().any()]
-    shown = format_table(table.drop(columns=[c for c in COMPARISON_NOTES if c in table]))
+    shown = _true_minus(format_table(table.drop(columns=[c for c in COMPARISON_NOTES if c in table])),
+                        keep=("model A", "model B"))
     for column in ("model A", "model B"):
         if column in shown:
             shown[column] = table[column].map(lambda n: labels.get(n, n))
