@@ -372,7 +372,7 @@ def test_the_shown_tables_are_narrow_and_say_the_test_once():
     assert "test" not in shown and footnote == "test: block sign-flip test of per-slice |AI_a| − |AI_b|"
     assert list(shown["p"]) == ["1.0e\u221205", "2.0e\u221201"]
     assert list(shown["model A"]) == ["imagenet", "imagenet"]
-    assert list(parts["Asymmetry"]["AI [95% CI]"])[1] == "\u22120.004 [\u22120.020, +0.010]"  # a true minus, as in the figures
+    assert list(parts["Asymmetry"]["AI [95% CI]"])[1] == "\u22120.004 [\u22120.020, +0.010]"  # as in the figures
 
 
 def test_upright_puts_the_second_in_plane_axis_up_the_screen():
