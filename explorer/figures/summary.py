@@ -236,8 +236,8 @@ def analysis_figures(shares: pd.DataFrame, summary: Mapping) -> dict[str, go.Fig
         InputError: malformed ``shares`` or ``summary``.
     """
     figures = {
-        "share_distribution_violin": distribution_figure(shares, summary, kind="violin"),
         "share_distribution_box": distribution_figure(shares, summary, kind="box"),
+        "share_distribution_violin": distribution_figure(shares, summary, kind="violin"),
         "share_along_axis": share_along_axis_figure(shares, summary=summary),
         "edge_sensitivity": edge_sensitivity_figure(shares, summary),
     }
