@@ -159,6 +159,9 @@ def apply_preset(fig: go.Figure, preset: str) -> tuple[go.Figure, float]:
     width = round(spec.width_mm * CSS_PX_PER_MM)
     old_width, old_height = fig.layout.width or DEFAULT_SIZE[0], fig.layout.height or DEFAULT_SIZE[1]
     body, small = spec.font_pt * 96 / 72, (spec.font_pt - 1) * 96 / 72
+    for trace in fig.data:  # a legend entry with statistics wider than the column: the statistics on a 2nd line
+        if trace.name and " · " in trace.name and 50 + CHAR_EM * small * len(trace.name) > width - 10:
+            trace.name = trace.name.replace(" · ", "<br>", 1)
     longest_y_title = max((len(a.title.text or "") for a in fig.select_yaxes()), default=0)
     plot_px = max((old_height - 170) * max(width / old_width, 0.65), 200, CHAR_EM * body * longest_y_title + 30)
     fig.update_layout(width=width, height=round(plot_px + 110 + _legend_px(fig, width, small)), font=dict(size=body),
@@ -172,14 +175,20 @@ def apply_preset(fig: go.Figure, preset: str) -> tuple[go.Figure, float]:
 
 def _legend_px(fig: go.Figure, width: float, font_px: float) -> float:
     """Height the horizontal legend needs at ``width``: entries packed into rows as plotly packs them (estimated
-    from the label lengths, conservatively), plus the title block that :func:`fit_titles` adds to the margin."""
-    rows, used = 0, width
+    from the label lengths, conservatively; a ``<br>`` starts a second line of an entry)."""
+    rows: list[int] = []  # lines of each legend row
+    used = width
     for trace in fig.data:
         if trace.showlegend is False or not trace.name or (trace.showlegend is None and len(fig.data) == 1):
             continue
-        entry = 50 + CHAR_EM * font_px * len(trace.name)
-        rows, used = (rows + 1, entry) if used + entry > width - 10 else (rows, used + entry)
-    return rows * LINE_EM * font_px * 1.25
+        lines = trace.name.split("<br>")
+        entry = 50 + CHAR_EM * font_px * max(map(len, lines))
+        if used + entry > width - 10:
+            rows.append(len(lines))
+            used = entry
+        else:
+            rows[-1], used = max(rows[-1], len(lines)), used + entry
+    return sum(LINE_EM * font_px * n + 12 for n in rows)
 
 
 def figure_bytes(fig: go.Figure, fmt: str, *, scale: float | None = None, preset: str = "screen") -> bytes:

@@ -237,16 +237,23 @@ def compare_abs_ai(ai_a: np.ndarray, ai_b: np.ndarray, *, seed: int = BOOTSTRAP_
         seed: of the Monte-Carlo sign patterns.
 
     Returns:
-        ``{"mean_abs_ai": [a, b], "p", "p_min", "block_length", "n_slices", "test"}`` over slices valid for both
-        models (``p_holm`` is added by :func:`compare_models`).
+        ``{"mean_abs_ai": [a, b], "statistic", "statistic_kind", "effect_size", "effect_size_kind", "n", "p",
+        "p_min", "block_length", "test"}`` over the ``n`` slices valid for both models: the statistic is the
+        mean difference ``|AI_a| − |AI_b|`` (what the test tests against 0), the effect size Cohen's d_z of the
+        differences (their mean over their SD; None below 2 slices or with SD 0). ``p_holm`` is added by
+        :func:`compare_models`.
     """
     a, b = np.abs(np.asarray(ai_a, np.float64)), np.abs(np.asarray(ai_b, np.float64))
     ok = np.isfinite(a) & np.isfinite(b)
     d = np.where(ok, a - b, np.nan)
     block = default_block_length(d) if ok.any() else 0
+    sd = float(d[ok].std(ddof=1)) if ok.sum() >= 2 else 0.0
     return {
         "mean_abs_ai": [float(a[ok].mean()), float(b[ok].mean())] if ok.any() else [None, None],
-        **asymmetry_test(d, block, seed=seed), "block_length": block, "n_slices": int(ok.sum()),
+        "statistic": float(d[ok].mean()) if ok.any() else None, "statistic_kind": "mean of |AI_a| − |AI_b|",
+        "effect_size": float(d[ok].mean()) / sd if sd > 0 else None,
+        "effect_size_kind": "Cohen's d_z (mean / SD of the per-slice differences)", "n": int(ok.sum()),
+        **asymmetry_test(d, block, seed=seed), "block_length": block,
         "test": "block sign-flip test of per-slice |AI_a| − |AI_b| (innermost pair), Holm-adjusted across model pairs",
     }
 

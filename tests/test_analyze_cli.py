@@ -83,10 +83,15 @@ def test_cli_writes_the_contract_files_and_a_second_run_hits_the_cache(inputs: d
 
     stats = pd.read_csv(out / "statistics.csv")
     assert len(stats) == 2 and len(pd.read_csv(out / "comparisons.csv")) == 1
+    comparison, pair = pd.read_csv(out / "comparisons.csv").iloc[0], summary["comparisons"][0]
+    assert comparison["statistic"] == pytest.approx(pair["statistic"], rel=1e-5) and pair["n"] == comparison["n"]
+    assert 0 < pair["n"] <= min(summary["models"][m]["n_slices"] for m in pair["models"])
+    assert comparison["effect_size"] == pytest.approx(pair["effect_size"], rel=1e-5)
     assert {"p", "p min", "AI mass-weighted", "channel asymmetry mass-weighted"} <= set(stats.columns)
 
     html = sorted(p.name for p in (out / "figures").glob("*.html"))
-    assert {"share_distribution_violin.html", "share_along_axis.html", "edge_sensitivity.html"} <= set(html)
+    assert {"share_distribution_box.html", "share_distribution_violin.html", "share_along_axis.html",
+            "edge_sensitivity.html", "first_conv_share.html"} <= set(html)
 
     source = nib.load(inputs["volume"])
     for name in ("random", "imagenet-uniform"):

@@ -124,7 +124,7 @@ def _download_keys(at: AppTest) -> set[str]:
 def test_export_buttons_are_offered(analysed):
     at = analysed
     at.radio(key="view").set_value("Distributions").run()
-    assert any("dl-distribution-html" in k for k in _download_keys(at))
+    assert any("dl-share_distribution_box-html" in k for k in _download_keys(at))
     at.radio(key="view").set_value("Export").run()
     assert not at.exception
     assert any("dl-report" in k for k in _download_keys(at))

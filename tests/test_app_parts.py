@@ -168,3 +168,42 @@ def test_a_tiff_stack_is_shown_as_fiji_shows_it(tmp_path):
     Shown.volume = volume
     assert as_stored(Shown)
     np.testing.assert_array_equal(volume.stack("axial")[2], pages[2])  # shown as stored: page 2 as Fiji shows it
+
+
+def _plotly_json(html: str) -> tuple[list, dict]:
+    """The data and layout a plotly HTML page draws (the two arguments after the div id of ``Plotly.newPlot``)."""
+    decoder, pos = json.JSONDecoder(), html.index("Plotly.newPlot(")
+    pos = html.index(",", pos) + 1
+    parsed = []
+    for _ in range(2):
+        while html[pos] in " \n,":
+            pos += 1
+        value, pos = decoder.raw_decode(html, pos)
+        parsed.append(value)
+    return parsed[0], parsed[1]
+
+
+def test_the_reports_slice_figure_is_the_one_on_screen(small_analysis):
+    """The report draws slice z with the viewer's function and settings: the same traces (anatomy under the maps,
+    the chosen window) and layout as the screen."""
+    from explorer.app.exports import report_bytes
+    from explorer.app.viewer import SAVED, remembered, settings, slice_figure, window_key
+
+    a = small_analysis
+    names = list(a.models)
+    defaults = settings(a, {})
+    assert defaults["opacity"] == 0.7 and defaults["show_mask"]  # the anatomy is under the maps by default
+    state = {window_key(a): (12.5, 80.25), "viewer_opacity": 0.4, "viewer_per_row": True}
+    view = settings(a, state)
+    assert remembered(a, {SAVED: {"volume": a.volume.sha256, "slice": 6, "view": view}}) == (6, view)
+    assert remembered(a, {SAVED: {"volume": "another scan", "slice": 6, "view": view}}) == (None, defaults)
+    screen = json.loads(slice_figure(a, names, 6, **view).to_json())
+    with zipfile.ZipFile(io.BytesIO(report_bytes(a, names, 6, view=view))) as bundle:
+        data, layout = _plotly_json(bundle.read("report/figures/slice_006.html").decode())
+    assert data == screen["data"]
+    assert {k: v for k, v in layout.items() if k != "template"} == {
+        k: v for k, v in screen["layout"].items() if k != "template"}
+    images = [t for t in data if t["name"] in ("image", "anatomy")]
+    assert {(t["zmin"], t["zmax"]) for t in images} == {(12.5, 80.25)}
+    assert sum(t["name"] == "anatomy" for t in data) == 3  # under each channel map
+    assert {t["opacity"] for t in data if t["name"].startswith(names[0] + " ")} == {0.4}

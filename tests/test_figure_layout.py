@@ -1,9 +1,10 @@
 """Laid-out text of every figure, as exported: no two texts overlap and none is clipped.
 
-Each figure is rendered to SVG by the export path (kaleido + Chromium) with 1, 2, 4 and 8 checkpoints of long
-names, at its export size and at a narrow 600 px width, and at the paper presets. The SVG is then opened in
-Chromium (playwright) and every ``<text>`` element's box is measured (SVG text has no width attribute, so
-boxes are measured rather than estimated).
+Every figure the analysis, the diagnostics, the slice viewer and a cohort export is rendered to SVG by the
+export path (kaleido + Chromium) with 1, 2, 4 and 8 checkpoints of long names, at its export size and at a
+narrow 600 px width, and at the paper presets. The SVG is then opened in Chromium (playwright) and every
+``<text>`` element's box is measured (SVG text has no width attribute, so boxes are measured rather than
+estimated).
 """
 
 from __future__ import annotations
@@ -14,9 +15,11 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 import pytest
+from test_cohort_figures import make_cohort
 
 from explorer import export
 from explorer.figures import analysis_figures, slice_view_figure
+from explorer.figures.cohort import cohort_figures
 from explorer.figures.diagnostics import cam_figure, diagnostics_figures
 from explorer.strategies import STRATEGIES
 
@@ -25,6 +28,9 @@ pytestmark = pytest.mark.skipif(not export.static_export_status()[0], reason="ne
 
 OFFSETS = (-1, 0, 1)
 COUNTS = (1, 2, 4, 8)
+EXPECTED = {"share_distribution_box", "share_distribution_violin", "share_along_axis", "edge_sensitivity",
+            "first_conv_share", "background_attention", "logit_histograms", "cam_background", "sanity_check",
+            "slice_view", "cam", "cohort_forest", "cohort_paired", "cohort_shares"}
 SLACK_PX = 1.0  # boxes may touch: glyph boxes include line spacing
 #: Grids of image panels drawn at their own width (one panel per channel and checkpoint); not narrowed.
 FIXED_WIDTH = {"slice_view"}
@@ -98,11 +104,16 @@ def make_inputs(n: int) -> dict:
 
 
 def every_figure(n: int) -> dict[str, go.Figure]:
-    """Every report figure for ``n`` checkpoints, plus the slice viewer and the Grad-CAM panels."""
+    """Every exported figure for ``n`` checkpoints: the analysis' and diagnostics' report figures, the slice
+    viewer as the app draws it (orientation letters, anatomy under the maps), the Grad-CAM panels, and the
+    cohort figures of a cohort of ``n + 1`` subjects."""
     d = make_inputs(n)
     figs = {**analysis_figures(d["shares"], d["summary"]), **diagnostics_figures(d["tables"], d["summary"])}
     figs["slice_view"] = slice_view_figure(d["image"], mask=d["image"] > 1, maps=d["maps"], offsets=OFFSETS,
-                                           predictions={m: d["image"] > 0.5 for m in d["names"]})
+                                           predictions={m: d["image"] > 0.5 for m in d["names"]},
+                                           orientation=("L", "R", "A", "P"), map_opacity=0.7,
+                                           title="Slice 20: occlusion attribution per input channel")
+    figs.update(cohort_figures(*make_cohort(n_subjects=n + 1)))
     figs["cam"] = cam_figure(d["image"], {m: np.stack([d["image"], d["image"]]) for m in d["names"]}, layer="decoder")
     return figs
 
@@ -159,6 +170,11 @@ def test_no_text_overlaps_or_is_clipped_in_the_paper_presets(page, n, preset):
         if name not in FIXED_WIDTH:
             problems += [f"{name}: {p}" for p in layout_problems(measure(page, fig, preset))]
     assert not problems, "\n".join(problems)
+
+
+def test_every_exported_figure_is_checked():
+    """The analysis (``explorer analyze``), diagnostics, slice-viewer and cohort (``explorer cohort``) figures."""
+    assert set(every_figure(2)) == EXPECTED
 
 
 def test_the_checker_sees_an_overlap(page):

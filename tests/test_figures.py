@@ -85,7 +85,9 @@ def test_distribution_has_one_trace_per_model_over_every_offset(shares, summary,
     assert [type(t) for t in fig.data] == [trace_type, trace_type, go.Scatter]  # the last: equal-share legend
     assert fig.data[2].name == "equal share (1/3)"
     fig.data = fig.data[:2]
-    assert [t.name for t in fig.data] == list(MODELS)
+    assert [t.name for t in fig.data] == ["imagenet · AI +0.163 [+0.150, +0.180], p 2.5e−09",
+                                          "imagenet-uniform · AI −0.004 [−0.020, +0.010], p 0.52"]
+    assert [t.legendgroup for t in fig.data] == list(MODELS)
     for trace, model in zip(fig.data, MODELS, strict=False):
         rows = shares[shares["model"] == model]
         assert list(trace.x) == [{-1: "−1", 0: "0", 1: "+1"}[o] for o in rows["offset"]]
@@ -96,17 +98,25 @@ def test_distribution_has_one_trace_per_model_over_every_offset(shares, summary,
     assert list(fig.layout.xaxis.categoryarray) == ["−1", "0", "+1"]
 
 
-def test_distribution_has_no_text_on_the_plot_the_statistics_are_in_the_tables(shares, summary):
+def test_distribution_carries_its_statistics_under_the_plot_not_on_it(shares, summary):
     fig = distribution_figure(shares, summary)
     assert not fig.layout.annotations
     assert fig.layout.legend.orientation == "h" and fig.layout.legend.y == 0  # under the plot, not over the title
-    assert fig.layout.title.subtitle.text.startswith("per-slice share")
+    assert "AI [95% CI] and p" in fig.layout.title.subtitle.text
+    assert distribution_figure(shares).data[0].name == "imagenet"  # no summary, no statistics
+
+
+def test_the_box_marks_every_slice_and_the_mean_with_a_t_interval(shares, summary):
+    box = distribution_figure(shares, summary, kind="box").data[0]
+    assert box.boxpoints == "all" and box.boxmean == "sd"
+    n = shares[shares.model == "imagenet"]["slice"].nunique()  # 28: 30 slices, 2 skipped
+    assert n == 28 and box.sdmultiple == pytest.approx(2.0518 / np.sqrt(28), rel=1e-4)  # t(0.975, 27) / sqrt(n)
 
 
 def test_colour_follows_strategy_and_seed_not_order_or_subset(shares, summary):
     reordered = {**summary, "models": dict(reversed(list(summary["models"].items())))}
     fig = distribution_figure(shares, reordered)
-    assert [t.name for t in fig.data[:2]] == list(reversed(MODELS))
+    assert [t.legendgroup for t in fig.data[:2]] == list(reversed(MODELS))
     assert fig.data[0].line.color == STRATEGY_COLOURS["imagenet-uniform"]
     alone = distribution_figure(shares[shares.model == "imagenet-uniform"])
     assert alone.data[0].line.color == STRATEGY_COLOURS["imagenet-uniform"]
@@ -213,7 +223,7 @@ def test_formatted_table_has_p_in_scientific_notation_and_a_caption(summary):
 
 def test_comparison_table(summary):
     table = comparison_table(summary)
-    assert list(table.columns) == ["model A", "model B", "test", "statistic", "p", "n"]
+    assert list(table.columns) == ["model A", "model B", "test", "statistic", "effect_size", "n", "p"]
     assert table.loc[0, "p"] == pytest.approx(4.2e-6)
     assert comparison_table({"models": summary["models"]}).empty
 
@@ -335,7 +345,7 @@ def engine_style_summary() -> dict:
 def test_engine_style_comparisons_and_ai_pairs_are_read():
     summary = engine_style_summary()
     table = comparison_table(summary)
-    assert list(table.columns[:5]) == ["model A", "model B", "test", "statistic", "p"]
+    assert list(table.columns[:7]) == ["model A", "model B", "test", "statistic", "effect_size", "n", "p"]
     assert table.loc[0, "model B"] == "imagenet-uniform" and table.loc[0, "p"] == pytest.approx(1e-5)
     assert table.loc[0, "mean_abs_ai A"] == pytest.approx(0.16) and table.loc[0, "n_slices"] == 28
     stats = stats_table(summary)
@@ -345,6 +355,24 @@ def test_engine_style_comparisons_and_ai_pairs_are_read():
     assert shown.loc[0, "AI ±2 [95% CI]"] == "-0.050 [-0.070, -0.030]" and shown.loc[0, "p ±2"] == "4.0e-03"
     assert shown.loc[0, "p min ±2"] == "2.0e-03"
     assert "mean_abs_ai A" in table_caption(table) and "p_holm: p adjusted by Holm" in table_caption(table)
+
+
+def test_the_shown_tables_are_narrow_and_say_the_test_once():
+    from explorer.figures.tables import display_comparisons, display_tables
+
+    summary = engine_style_summary()
+    parts = display_tables(stats_table(summary))
+    assert list(parts["Asymmetry"].columns) == ["checkpoint", "AI [95% CI]", "p", "p min", "AI ±2 [95% CI]", "p ±2",
+                                                "p min ±2"]
+    shares = parts["Mean share of attribution per input channel (offset)"]
+    assert list(shares.columns) == ["checkpoint", "\u22121", "0", "+1"] and list(shares["0"]) == ["0.450", "0.340"]
+    assert all(len(p.columns) <= 8 and "model" not in p and "strategy" not in p for p in parts.values())
+    summary["comparisons"] += [{**summary["comparisons"][0], "p": 0.2}]
+    shown, footnote = display_comparisons(comparison_table(summary), summary)
+    assert "test" not in shown and footnote == "test: block sign-flip test of per-slice |AI_a| − |AI_b|"
+    assert list(shown["p"]) == ["1.0e\u221205", "2.0e\u221201"]
+    assert list(shown["model A"]) == ["imagenet", "imagenet"]
+    assert list(parts["Asymmetry"]["AI [95% CI]"])[1] == "\u22120.004 [\u22120.020, +0.010]"  # as in the figures
 
 
 def test_upright_puts_the_second_in_plane_axis_up_the_screen():
@@ -373,3 +401,37 @@ def test_slice_view_scale_is_not_set_by_one_extreme_pixel():
     assert {(t.zmin, t.zmax) for t in fig.data if t.name.startswith("m ")} == {(0.0, 1.0)}
     fig = slice_view_figure(np.ones((20, 20)), maps=maps, offsets=OFFSETS, window=(0, 2), clip_percentile=None)
     assert {(t.zmin, t.zmax) for t in fig.data if t.name.startswith("m ")} == {(0.0, 1e6)}
+
+
+def test_shades_are_lighter_versions_of_the_strategy_hue():
+    from explorer.figures._style import shade
+
+    assert shade("#4477AA", 0) == "#4477AA"
+    assert shade("#4477AA", 1) == "#7CA0C4"  # 30% white: 0x44 + 0.3 * (255 - 0x44) = 124 = 0x7C
+    assert shade("#000000", 9) == "#8C8C8C"  # never paler than 55% white: 0.55 * 255 = 140
+    colours = model_colours(["unet-imagenet-s0", "unet-imagenet-s1", "unet-imagenet-s2"])
+    assert list(colours.values()) == [STRATEGY_COLOURS["imagenet"], shade(STRATEGY_COLOURS["imagenet"], 1),
+                                      shade(STRATEGY_COLOURS["imagenet"], 2)]
+    with pytest.raises(InputError, match="'#rrggbb'"):
+        shade("red", 1)
+
+
+def test_subtitles_break_between_phrases():
+    from explorer.figures._style import wrap
+
+    text = "L1 norm of the first conv's kernels per input channel, normalised to sum to 1"
+    assert wrap(text, 400, 12) == "L1 norm of the first conv's kernels per input channel,<br>normalised to sum to 1"
+
+
+def test_the_logit_shift_table_says_why_a_value_is_missing():
+    from explorer.figures.tables import logit_shift_table
+
+    summary = make_summary()
+    summary["models"]["imagenet"]["logits"] = {"foreground": "mask", "shift_skipped": None, "shift": {
+        "train_mean": 4.0, "heldout_mean": 2.5, "shift": -1.5, "train_fn_rate": 0.02, "heldout_fn_rate": None}}
+    summary["models"]["imagenet-uniform"]["logits"] = {"foreground": "prediction", "shift": None,
+                                                       "shift_skipped": "no ground-truth mask"}
+    table = logit_shift_table(summary)
+    assert list(table.iloc[0, 2:]) == ["+4.000", "+2.500", "-1.500", "0.020", "no foreground pixels on these slices"]
+    assert set(table.iloc[1, 2:]) == {"not computed: no ground-truth mask"}
+    assert not table.isna().any().any() and "None" not in table.to_string()

@@ -130,7 +130,9 @@ def test_compare_abs_ai_pairs_slices_valid_in_both() -> None:
     ai_b = rng.uniform(0.0, 0.05, 50)
     ai_b[:5] = np.nan
     out = compare_abs_ai(ai_a, ai_b)
-    assert out["n_slices"] == 45 and out["p"] == out["p_min"] == pytest.approx(1 / 10000)  # Monte Carlo floor
+    assert out["n"] == 45 and out["p"] == out["p_min"] == pytest.approx(1 / 10000)  # Monte Carlo floor
+    d = np.abs(ai_a[5:]) - np.abs(ai_b[5:])
+    assert out["statistic"] == pytest.approx(d.mean()) and out["effect_size"] == pytest.approx(d.mean() / d.std(ddof=1))
     assert out["block_length"] >= 1 and "block sign-flip" in out["test"]
     assert out["mean_abs_ai"][0] > 0.2 > out["mean_abs_ai"][1]
 

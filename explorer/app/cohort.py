@@ -26,6 +26,7 @@ from explorer.config import SAMPLE_DIR, Limits
 from explorer.errors import InputError
 from explorer.export import report_zip
 from explorer.figures.cohort import forest_figure, paired_lines_figure, share_distribution_figure
+from explorer.figures.tables import cohort_rows_table
 from explorer.readers import HEADER_LIMIT, refuse_detached
 from explorer.spec import RunSpec
 
@@ -216,12 +217,16 @@ def _results(cohort) -> None:
     if summary["comparisons"]:
         st.subheader("Between groups (Holm-corrected over all tests)")
         comparisons = pd.DataFrame(summary["comparisons"])
-        st.dataframe(comparisons[["a", "b", "test", "n", "p", "p_holm", "effect_size", "effect_size_kind"]],
+        st.dataframe(comparisons[["a", "b", "unit", "n", "statistic", "effect_size", "p", "p_holm"]],
                      hide_index=True)
+        st.caption(" · ".join(f"**{unit}**: {test}; effect size: {kind}" for unit, test, kind in
+                              comparisons[["unit", "test", "effect_size_kind"]].drop_duplicates().itertuples(
+                                  index=False)))
         table_download(comparisons, "cohort_comparisons")
     st.subheader("Per volume × checkpoint")
-    st.dataframe(rows, hide_index=True)
-    table_download(rows, "cohort")
+    shown = cohort_rows_table(rows)
+    st.dataframe(shown, hide_index=True)
+    table_download(shown, "cohort")
     st.download_button("Download cohort report (.zip)", type="primary", key="dl-cohort-report", on_click="ignore",
                        data=lambda: report_zip(lambda d: write_cohort(cohort, d),
                                                parameters=summary["inputs"]),

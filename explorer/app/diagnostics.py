@@ -10,7 +10,6 @@ from __future__ import annotations
 from dataclasses import replace
 
 import numpy as np
-import pandas as pd
 import streamlit as st
 
 from explorer.analysis import analyze
@@ -18,23 +17,10 @@ from explorer.diagnostics import DIAGNOSTICS, DiagnosticOptions, diagnostics_tab
 from explorer.diagnostics.cam import cam_layers, default_cam_layer
 from explorer.figures import diagnostics as figs
 from explorer.figures import upright
+from explorer.figures.tables import logit_shift_table
 
 from .guard import guard
 from .views import figure_downloads, table_download
-
-
-def _shift_table(summary: dict) -> pd.DataFrame:
-    rows = []
-    for name, entry in summary["models"].items():
-        logits = entry.get("logits") or {}
-        shift = logits.get("shift") or {}
-        rows.append({"checkpoint": name, "foreground": logits.get("foreground"),
-                     "mean fg logit (training slices)": shift.get("train_mean"),
-                     "mean fg logit (held-out slices)": shift.get("heldout_mean"),
-                     "shift": shift.get("shift"), "FN rate training": shift.get("train_fn_rate"),
-                     "FN rate held-out": shift.get("heldout_fn_rate"),
-                     "note": logits.get("shift_skipped") or ""})
-    return pd.DataFrame(rows)
 
 
 def _rerun(options: DiagnosticOptions) -> None:
@@ -83,7 +69,7 @@ def show(analysis) -> None:
     else:
         st.caption("No slice has both foreground and attribution.")
     st.subheader("Logit shift")
-    st.dataframe(_shift_table(analysis.summary), hide_index=True)
+    st.table(logit_shift_table(analysis.summary).set_index("checkpoint"))  # wraps: a missing value says why
     if (fig := built.get("logit_histograms")) is not None:
         st.plotly_chart(fig, key="fig-logits")
         figure_downloads(fig, "logit_histograms")

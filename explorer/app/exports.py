@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 
 import streamlit as st
@@ -21,7 +22,7 @@ from explorer.figures.tables import comparison_table, stats_table
 from explorer.outputs import write_attribution_map, write_label_map, write_outputs, write_probability_map
 
 from .summary_pdf import summary_pdf
-from .viewer import slice_figure
+from .viewer import remembered, settings, slice_figure
 from .views import figure_downloads, table_download
 
 
@@ -45,16 +46,20 @@ def _nifti_bytes(analysis, name: str, kind: str) -> bytes:
         return path.read_bytes()
 
 
-def report_bytes(analysis, names: list[str], z: int, preset: str = "screen") -> bytes:
-    """The report zip: the analysis' outputs with maps, the slice figure of slice ``z``, ``summary.pdf``."""
+def report_bytes(analysis, names: list[str], z: int, preset: str = "screen", view: Mapping | None = None) -> bytes:
+    """The report zip: the analysis' outputs with maps, the slice figure of slice ``z`` drawn as the slice viewer
+    draws it with the settings ``view`` (:func:`explorer.app.viewer.settings`; None: the viewer's defaults),
+    and ``summary.pdf``."""
+    view = dict(view or settings(analysis, {}))
     parameters = {**analysis.spec.record(), "checkpoints": names, "volume": analysis.volume.source,
-                  "slice_viewer_slice": z, "figure_preset": preset}
+                  "slice_viewer_slice": z, "slice_viewer_settings": view, "figure_preset": preset}
     figures = all_figures(analysis)
 
     def write(root: Path) -> None:
         write_outputs(analysis, root, figure_preset=preset)
         if analysis.models[names[0]].maps is not None:
-            write_figures({f"slice_{z:03d}": slice_figure(analysis, names, z)}, root / "figures", preset=preset)
+            write_figures({f"slice_{z:03d}": slice_figure(analysis, names, z, **view)}, root / "figures",
+                          preset=preset)
         (root / "summary.pdf").write_bytes(summary_pdf(analysis, figures, parameters=parameters))
 
     return report_zip(write, parameters=parameters)
@@ -64,7 +69,8 @@ def show(analysis, names: list[str]) -> None:
     """The view: report first, then figures, tables and maps."""
     available, message = static_export_status()
     n = analysis.volume.stack(analysis.axis).shape[0]
-    z = min(int(st.session_state.get("viewer_slice", n // 2)), n - 1)
+    saved, view = remembered(analysis, st.session_state)  # the slice viewer's last slice and settings
+    z = min(saved if saved is not None else int(st.session_state.get("viewer_slice", n // 2)), n - 1)
     preset = st.selectbox("Figure size", list(PRESETS), key="export_preset",
                           help="screen: as shown; paper-single / paper-double: vector figures one or two journal "
                                "columns wide, fonts sized to survive the scaling.")
@@ -75,7 +81,7 @@ def show(analysis, names: list[str]) -> None:
                 "summary to attach to a report.")
     if not available:
         st.info(f"Static figure export is unavailable here: {message}")
-    st.download_button("Download report (.zip)", data=lambda: report_bytes(analysis, names, z, preset),
+    st.download_button("Download report (.zip)", data=lambda: report_bytes(analysis, names, z, preset, view),
                        file_name="explorer-report.zip", mime="application/zip", key="dl-report",
                        on_click="ignore", type="primary")
     st.subheader("Figures")
@@ -85,7 +91,7 @@ def show(analysis, names: list[str]) -> None:
     st.subheader("Tables (CSV)")
     tables = diagnostics_tables(analysis.models)
     for stem, table in {"shares": analysis.shares, "statistics": stats_table(analysis.summary),
-                        "comparison": comparison_table(analysis.summary), "diagnostics": tables["slices"],
+                        "comparisons": comparison_table(analysis.summary), "diagnostics": tables["slices"],
                         "logit_histograms": tables["logit_histograms"]}.items():
         st.markdown(f"`{stem}.csv`")
         table_download(table, f"export-{stem}")

@@ -8,6 +8,7 @@ slider move only slices arrays and builds one figure. :func:`slice_figure` is sh
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 
 import numpy as np
 import streamlit as st
@@ -21,6 +22,8 @@ from .views import figure_downloads
 # (left, right, top, bottom) of an upright canonical (RAS+) slice, in neurological convention.
 ORIENTATION = {"axial": ("L", "R", "A", "P"), "coronal": ("L", "R", "S", "I"), "sagittal": ("P", "A", "S", "I")}
 NO_GEOMETRY = (".tif", ".tiff")
+DEFAULT_OPACITY = 0.7  # of the attribution over the anatomy
+SAVED = "slice_viewer_saved"  # not a widget key: it outlives the view, for the report
 
 
 def as_stored(analysis) -> bool:
@@ -29,9 +32,40 @@ def as_stored(analysis) -> bool:
     return analysis.axis == "axial" and analysis.volume.source.lower().endswith(NO_GEOMETRY)
 
 
+def default_window(analysis) -> tuple[float, float]:
+    """The viewer's default grey-level window: the 1st and 99th percentiles of the whole stack."""
+    lo, hi = (float(v) for v in np.percentile(analysis.volume.stack(analysis.axis), [1, 99]))
+    return lo, hi
+
+
+def window_key(analysis) -> str:
+    """The session-state key of the window slider (one per scan, so another scan starts at its default)."""
+    return f"viewer_window-{analysis.volume.sha256[:12]}"
+
+
+def settings(analysis, state: Mapping) -> dict:
+    """The slice viewer's display settings in ``state`` (``st.session_state``), defaults where unset: the
+    keyword arguments of :func:`slice_figure`, so the report draws the slice exactly as the screen does."""
+    opacity = float(state.get("viewer_opacity", DEFAULT_OPACITY))
+    return {"window": tuple(float(v) for v in state.get(window_key(analysis), default_window(analysis))),
+            "show_mask": bool(state.get("viewer_mask", analysis.mask is not None)),
+            "show_pred": bool(state.get("viewer_pred", True)), "per_row": bool(state.get("viewer_per_row", False)),
+            "opacity": None if opacity >= 1.0 else opacity}
+
+
+def remembered(analysis, state: Mapping) -> tuple[int | None, dict]:
+    """The slice and :func:`settings` the viewer last drew for this scan (kept under :data:`SAVED`, since
+    Streamlit drops a widget's state once its view is left), else ``(None, the defaults)``."""
+    saved = state.get(SAVED) or {}
+    if saved.get("volume") != analysis.volume.sha256:
+        return None, settings(analysis, {})
+    return int(saved["slice"]), dict(saved["view"])
+
+
 def slice_figure(analysis, names: list[str], z: int, *, window=None, show_mask: bool = True,
-                 show_pred: bool = True, per_row: bool = False, opacity: float | None = None):
-    """The slice viewer's figure of slice ``z`` for the checkpoints ``names`` (the maps must have been kept)."""
+                 show_pred: bool = True, per_row: bool = False, opacity: float | None = DEFAULT_OPACITY):
+    """The slice viewer's figure of slice ``z`` for the checkpoints ``names`` (the maps must have been kept); the
+    screen and the report both draw it, with :func:`settings` (window default: :func:`default_window`)."""
     stack = analysis.volume.stack(analysis.axis)
     stored = as_stored(analysis)
     turn = (lambda a: np.asarray(a)) if stored else upright
@@ -44,7 +78,7 @@ def slice_figure(analysis, names: list[str], z: int, *, window=None, show_mask: 
         mask=None if mask is None else turn(mask),
         predictions={m: turn(analysis.models[m].prediction[z]) for m in shown} if show_pred else None,
         maps={m: turn(np.asarray(analysis.models[m].maps[z], dtype=np.float32)) for m in shown},
-        offsets=first.offsets, signed=METHODS[analysis.spec.method].signed, window=window,
+        offsets=first.offsets, signed=METHODS[analysis.spec.method].signed, window=window or default_window(analysis),
         title=f"Slice {z}: {analysis.spec.method} attribution per input channel", summary=analysis.summary,
         per_row_scale=per_row, map_opacity=opacity, orientation=labels)
 
@@ -62,20 +96,19 @@ def show(analysis, names: list[str]) -> None:
     if st.session_state.get("viewer_slice", n) > n - 1:  # first view, or a shorter volume: start mid-stack
         st.session_state["viewer_slice"] = n // 2
     z = c1.slider(f"Slice ({analysis.axis})", 0, n - 1, key="viewer_slice")
-    lo, hi = (float(v) for v in np.percentile(stack, [1, 99]))
     span = float(stack.max() - stack.min()) or 1.0
-    window = c2.slider("Window (grey levels)", float(stack.min()), float(stack.max()), (lo, hi),
-                       step=span / 200, key=f"viewer_window-{analysis.volume.sha256[:12]}")
-    opacity = c2.slider("Attribution opacity over the anatomy", 0.0, 1.0, 0.7, 0.05, key="viewer_opacity",
-                        help="1: the attribution alone; lower: the anatomy shows through.")
-    show_mask = c3.checkbox("Mask outline", value=analysis.mask is not None, key="viewer_mask",
-                            disabled=analysis.mask is None)
-    show_pred = c3.checkbox("Prediction tint", value=True, key="viewer_pred")
-    per_row = c4.checkbox("One colour scale per checkpoint", value=False, key="viewer_per_row",
-                          help="Off: one scale for all, so rows compare (large gradients of a random network "
-                               "then darken the others). On: each row uses its own range.")
-    fig = slice_figure(analysis, names, z, window=window, show_mask=show_mask, show_pred=show_pred,
-                       per_row=per_row, opacity=None if opacity >= 1.0 else opacity)
+    c2.slider("Window (grey levels)", float(stack.min()), float(stack.max()), default_window(analysis),
+              step=span / 200, key=window_key(analysis))
+    c2.slider("Attribution opacity over the anatomy", 0.0, 1.0, DEFAULT_OPACITY, 0.05, key="viewer_opacity",
+              help="1: the attribution alone; lower: the anatomy shows through.")
+    c3.checkbox("Mask outline", value=analysis.mask is not None, key="viewer_mask", disabled=analysis.mask is None)
+    c3.checkbox("Prediction tint", value=True, key="viewer_pred")
+    c4.checkbox("One colour scale per checkpoint", value=False, key="viewer_per_row",
+                help="Off: one scale for all, so rows compare (large gradients of a random network then darken "
+                     "the others). On: each row uses its own range.")
+    view = settings(analysis, st.session_state)
+    st.session_state[SAVED] = {"volume": analysis.volume.sha256, "slice": int(z), "view": view}
+    fig = slice_figure(analysis, names, z, **view)  # the report draws it with the same settings
     st.plotly_chart(fig, key="fig-slice")
     if as_stored(analysis):
         st.caption("TIFF stack: each slice is shown as stored (row 0 at the top), as Fiji shows the page.")

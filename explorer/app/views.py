@@ -9,7 +9,7 @@ import streamlit as st
 from explorer import figures
 from explorer.attribution import DEFAULT_METHOD
 from explorer.export import figure_bytes, static_export_status, table_csv
-from explorer.figures.tables import format_table, table_caption
+from explorer.figures.tables import display_comparisons, display_tables, table_caption
 
 MIME = {"png": "image/png", "svg": "image/svg+xml", "pdf": "application/pdf", "html": "text/html"}
 
@@ -58,12 +58,13 @@ def measure_switch(summary: dict) -> None:
 
 def distributions(shares: pd.DataFrame, summary: dict) -> None:
     measure_switch(summary)
-    kind = st.radio("Plot", ["violin", "box"], horizontal=True, key="dist_kind",
-                    help="Each shape is the spread, over this scan's slices, of one checkpoint's share per input "
-                         "channel; 1/3 each means no preference for either neighbour.")
+    kind = st.radio("Plot", ["box", "violin"], horizontal=True, key="dist_kind",
+                    help="Each point is one slice's share of one checkpoint's attribution per input channel; the "
+                         "box or violin is their spread, the diamond the mean with its 95% CI. 1/3 each means no "
+                         "preference for either neighbour.")
     fig = figures.distribution_figure(shares, summary, kind=kind)
     st.plotly_chart(fig, key="fig-distribution")
-    figure_downloads(fig, "distribution")
+    figure_downloads(fig, f"share_distribution_{kind}")
 
 
 def along_axis(shares: pd.DataFrame, summary: dict) -> None:
@@ -77,15 +78,17 @@ def first_conv(summary: dict) -> None:
                 "network starts from (ImageNet: R, G, B = slices z−1, z, z+1) and keeps after training.")
     fig = figures.first_conv_figure(summary)
     st.plotly_chart(fig, key="fig-first-conv")
-    figure_downloads(fig, "first_conv_shares")
+    figure_downloads(fig, "first_conv_share")
 
 
 def statistics(shares: pd.DataFrame, summary: dict) -> None:
     table = figures.stats_table(summary)
     st.subheader("Per checkpoint", help="Mean share per input channel and mean asymmetry index over this scan's "
                  "slices, with 95% bootstrap intervals; Dice against the mask and z-flip Dice where computed.")
-    st.dataframe(format_table(table), hide_index=True)
-    st.caption(table_caption(table))
+    for title, part in display_tables(table).items():
+        st.markdown(f"**{title}**")
+        st.dataframe(part, hide_index=True)
+    st.caption(table_caption(table.drop(columns=["model", "strategy"], errors="ignore")))
     table_download(table, "statistics")
     comparison = figures.comparison_table(summary)
     st.subheader("Between checkpoints (paired test of per-slice |AI|)",
@@ -93,9 +96,10 @@ def statistics(shares: pd.DataFrame, summary: dict) -> None:
     if comparison.empty:
         st.caption("Show at least two checkpoints to compare them.")
     else:
-        st.dataframe(format_table(comparison), hide_index=True)
-        st.caption(table_caption(comparison))
-        table_download(comparison, "comparison")
+        shown, footnote = display_comparisons(comparison, summary)
+        st.dataframe(shown, hide_index=True)
+        st.caption(footnote + "\n\n" + table_caption(shown))
+        table_download(comparison, "comparisons")
     st.subheader("Edge sensitivity", help="The mean asymmetry after dropping t slices at each end of the scan: "
                  "a line that moves or crosses 0 says the edge slices (small masses, noisy ratios) drive the "
                  "per-scan mean; compare the mass-weighted AI in the table.")

@@ -16,28 +16,47 @@ from collections.abc import Iterable, Mapping, Sequence
 
 import pandas as pd
 import plotly.graph_objects as go
+import plotly.io as pio
 
 from ..errors import InputError
 from ..strategies import STRATEGIES
 
-#: Okabe–Ito colours (distinguishable with the common colour-vision deficiencies).
-PALETTE: tuple[str, ...] = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000",
-                            "#F0E442")
-#: One fixed colour per registered strategy; strategies not in the registry take a palette colour by name hash.
-STRATEGY_COLOURS: dict[str, str] = {"imagenet": "#D55E00", "imagenet-uniform": "#0072B2",
-                                    "imagenet-symmetric": "#009E73", "imagenet-zflip": "#CC79A7",
-                                    "random": "#6E6E6E"}
-#: Colours of strategies outside the registry (by a hash of the name): the palette's others, bar the pale yellow.
-OTHER_COLOURS: tuple[str, ...] = ("#E69F00", "#56B4E9", "#000000")
-#: Seed ``s`` gets shade ``SEED_SHADES[(s - 1) % 5]`` (seed 1, the zoo's first, keeps the strategy colour):
-#: > 0 mixes with white, < 0 with black.
-SEED_SHADES: tuple[float, ...] = (0.0, -0.35, 0.4, -0.55, 0.6)
+#: Paul Tol's "bright" qualitative scheme (distinguishable with the common colour-vision deficiencies, and
+#: dark enough to stand out on white and against the grey reference lines), bar its pale grey.
+PALETTE: tuple[str, ...] = ("#4477AA", "#EE6677", "#228833", "#CCBB44", "#66CCEE", "#AA3377")
+#: One fixed hue per registered strategy; strategies not in the registry take a palette colour by name hash.
+STRATEGY_COLOURS: dict[str, str] = {"imagenet": "#EE6677", "imagenet-uniform": "#4477AA",
+                                    "imagenet-symmetric": "#228833", "imagenet-zflip": "#AA3377",
+                                    "random": "#555555"}
+#: Colours of strategies outside the registry (by a hash of the name): the scheme's yellow and cyan.
+OTHER_COLOURS: tuple[str, ...] = ("#CCBB44", "#66CCEE")
+#: How many distinct shades a strategy's seeds cycle through (seed ``s`` gets shade ``s % SEED_SHADES``).
+SEED_SHADES = 3
+#: The palest shade mixes this much white into the hue (paler would vanish on white).
+MAX_LIGHTEN = 0.55
 FONT = dict(family="Arial, Liberation Sans, DejaVu Sans, sans-serif", size=14, color="#222222")
 SUBTITLE_PX = 12
 NARROW_PX = 560  # titles are wrapped to fit this width, so they fit the app's narrow layouts too
 CHAR_EM = 0.6  # a conservative width of one character in ems (Arial averages about 0.5)
 LINE_EM = 1.35  # height of one text line in ems, as plotly spaces them
 SHARE_COLUMNS = ("model", "slice", "offset", "share")
+TEMPLATE = "explorer"
+MINUS = "\u2212"
+
+
+def _register_template() -> None:
+    """Register :data:`TEMPLATE` once: plotly's ``simple_white`` with a white paper and plot (exports too, which
+    otherwise take plotly's grey default), the shared font and the palette as the colour way. Every figure, on
+    screen, exported or of a cohort, is drawn with it (:func:`style`)."""
+    if TEMPLATE in pio.templates:
+        return
+    template = go.layout.Template(pio.templates["simple_white"])
+    template.layout.update(font=FONT, colorway=list(PALETTE), paper_bgcolor="white", plot_bgcolor="white",
+                           separators=".,", hoverlabel=dict(font_size=FONT["size"] - 1))
+    pio.templates[TEMPLATE] = template
+
+
+_register_template()
 _SEED = re.compile(r"(?:^|[-_])seed[-_]?(\d+)(?:$|[-_])|[-_]s(\d+)$")
 
 
@@ -60,15 +79,28 @@ def seed_of(name: str, entry: Mapping | None = None) -> int | None:
     return int(match.group(1) or match.group(2)) if match else None
 
 
-def _shade(colour: str, amount: float) -> str:
-    rgb = [int(colour[i:i + 2], 16) for i in (1, 3, 5)]
-    target = 255 if amount > 0 else 0
-    return "#" + "".join(f"{round(c + (target - c) * abs(amount)):02X}" for c in rgb)
+def shade(colour: str, k: int) -> str:
+    """The ``k``-th lighter shade of ``colour`` (``#rrggbb``): ``k = 0`` is the colour itself, each step mixes in
+    more white (30%, 51%, then at most :data:`MAX_LIGHTEN`). Seeds of a strategy and its debiased children take
+    shades of the strategy's hue, so they read as one family.
+
+    Raises:
+        InputError: ``colour`` is not ``#rrggbb`` or ``k`` is negative.
+    """
+    if not re.fullmatch(r"#[0-9A-Fa-f]{6}", colour) or k < 0:
+        raise InputError("colour", f"{colour!r} with shade {k}", "a '#rrggbb' colour and a shade k >= 0")
+    amount = min(1 - 0.7 ** k, MAX_LIGHTEN)
+    return "#" + "".join(f"{round(c + (255 - c) * amount):02X}" for c in (int(colour[i:i + 2], 16) for i in (1, 3, 5)))
+
+
+def strategy_colour(strategy: str) -> str:
+    """A strategy's hue: its fixed colour, or (outside the registry) one of :data:`OTHER_COLOURS` by name hash."""
+    return STRATEGY_COLOURS.get(strategy) or OTHER_COLOURS[zlib.crc32(strategy.encode()) % len(OTHER_COLOURS)]
 
 
 def model_colours(names: Iterable[str], strategies: Mapping[str, str | None] | None = None,
                   seeds: Mapping[str, int | None] | None = None) -> dict[str, str]:
-    """Colour of each checkpoint: its strategy's colour, shaded by its seed.
+    """Colour of each checkpoint: its strategy's hue, a lighter shade of it for seeds 1 and 2 (mod 3).
 
     Args:
         names: checkpoint names.
@@ -81,10 +113,8 @@ def model_colours(names: Iterable[str], strategies: Mapping[str, str | None] | N
     out = {}
     for name in dict.fromkeys(map(str, names)):
         strategy = (strategies or {}).get(name) or strategy_of(name)
-        key = zlib.crc32((strategy or name).encode())  # stable across sessions, unlike hash()
-        base = STRATEGY_COLOURS.get(strategy or "") or OTHER_COLOURS[key % len(OTHER_COLOURS)]
         seed = (seeds or {}).get(name, seed_of(name))
-        out[name] = _shade(base, SEED_SHADES[(seed - 1) % len(SEED_SHADES)] if seed is not None else 0.0)
+        out[name] = shade(strategy_colour(strategy or name), seed % SEED_SHADES if seed is not None else 0)
     return out
 
 
@@ -161,6 +191,30 @@ def offset_label(offset: int) -> str:
     return f"+{offset}" if offset > 0 else (f"−{-offset}" if offset < 0 else "0")
 
 
+def number(value: float | None, spec: str = "+.3f") -> str:
+    """``value`` formatted by ``spec`` with a true minus sign (``−0.120``, as plotly draws tick labels); ``n/a``
+    for a missing value."""
+    if value is None or (isinstance(value, float) and value != value):
+        return "n/a"
+    return format(value, spec).replace("-", MINUS)
+
+
+def p_text(p: float | None) -> str:
+    """A p-value as text, 2 significant digits with a true minus: ``0.52``, ``0.0012``, ``2.5e−09``; ``< 1e−300`` for
+    an underflowed 0."""
+    if p is None or (isinstance(p, float) and p != p):
+        return "n/a"
+    if p == 0:
+        return f"< 1e{MINUS}300"
+    return number(p, ".2g") if p >= 1e-3 else number(p, ".1e")
+
+
+def translucent(colour: str, alpha: float) -> str:
+    """``#rrggbb`` as ``rgba(r, g, b, alpha)`` (a fill that lets the points over it show)."""
+    r, g, b = (int(colour[i:i + 2], 16) for i in (1, 3, 5))
+    return f"rgba({r}, {g}, {b}, {alpha:g})"
+
+
 def offset_values(mapping: Mapping[object, object] | None, source: str) -> dict[int, float]:
     """``{offset: value}`` with int keys, sorted by offset, from int or JSON-string keys.
 
@@ -232,9 +286,20 @@ def comparison_fields(comp: Mapping) -> dict[str, object]:
 
 def wrap(text: str, width_px: float, font_px: float) -> str:
     """``text`` broken with ``<br>`` into lines that fit ``width_px`` at ``font_px`` (estimated, conservatively:
-    plotly does not wrap titles, and the width a browser gives a text is unknown until it is drawn)."""
+    plotly does not wrap titles, and the width a browser gives a text is unknown until it is drawn).
+
+    Lines break between phrases (after ``;`` or ``,``, or before an opening parenthesis) where a phrase
+    fits a line, so ``sum to 1`` or ``(Li et al.)`` stay together; only a phrase longer than a line is broken
+    between its words.
+    """
     chars = max(int(width_px / (CHAR_EM * font_px)), 12)
-    return "<br>".join(textwrap.wrap(text, chars, break_on_hyphens=False)) if text else ""
+    lines: list[str] = []
+    for phrase in re.split(r"(?<=[;,]) | (?=\()", text or ""):
+        if lines and len(lines[-1]) + 1 + len(phrase) <= chars:
+            lines[-1] += " " + phrase
+        else:
+            lines += textwrap.wrap(phrase, chars, break_on_hyphens=False)
+    return "<br>".join(lines)
 
 
 def fit_titles(fig: go.Figure, width_px: float) -> go.Figure:
@@ -275,10 +340,11 @@ def style(fig: go.Figure, title: str, *, height: int, subtitle: str | None = Non
         ``fig``.
     """
     fig.update_layout(
-        template="simple_white", font=FONT, height=height,
+        template=TEMPLATE, font=FONT, height=height,
         meta={"title": title, "subtitle": subtitle or "", "title_pad": title_pad},
         legend=dict(orientation="h", x=0, xanchor="left", xref="container", y=0, yanchor="bottom", yref="container",
-                    title_text="", font=dict(size=FONT["size"] - 1), entrywidthmode="pixels"),
+                    title_text="", font=dict(size=FONT["size"] - 1), entrywidthmode="pixels",
+                    tracegroupgap=0),  # every checkpoint is its own legend group: no gap after each
         margin=dict(l=70, r=30, b=20, autoexpand=True),
     )
     return fit_titles(fig, min(fig.layout.width or NARROW_PX, NARROW_PX))

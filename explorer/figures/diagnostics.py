@@ -124,7 +124,8 @@ def logit_histogram_figure(histograms: pd.DataFrame, *, groups: Sequence[str] | 
                                                    "%{y:.3g}<extra></extra>"), row=r, col=1)
             shown.add(group)
         fig.add_vline(x=0, line=dict(color="#444444", dash="dot", width=1), row=r, col=1)
-        fig.update_yaxes(type="log", title_text="fraction of pixels", row=r, col=1)
+        fig.update_yaxes(type="log", title_text="fraction of pixels", exponentformat="power", dtick=1,
+                         row=r, col=1)  # 10⁻⁴, not plotly's SI "100μ" for a fraction
     fig.update_xaxes(title_text="foreground logit", row=len(models), col=1)
     return style(fig, "Logit distributions", height=260 * len(models) + 200, title_pad=24,
                  subtitle="held-out foreground logits drifting toward 0 relative to training ones = logit shift "

@@ -5,8 +5,11 @@ Shapes: ``image`` ``(H, W)``; ``mask`` and each prediction ``(H, W)`` bool; each
 ``(C, H, W)`` with channel ``i`` belonging to ``offsets[i]``. Arrays are shown as they are: row 0 at the
 top, column 0 at the left (orient the slice before calling, e.g. with :func:`upright`).
 
-Grid: the first row holds the image (mask outlined) and one panel per model with its prediction; then one
-row per model with its ``C`` channel maps.
+Grid: ``C`` columns (one per channel) when there are maps. The first rows hold the image (mask outlined) and
+one panel per model with its prediction, wrapped into rows of ``C``; then one row per model with its ``C``
+channel maps, the model named beside the row and the colour bar next to the last column. Panels are sized to
+the slice's aspect, so there is no gap between a title and its image. The screen and the report draw this same
+figure (``explorer.app.viewer.slice_figure``).
 """
 
 from __future__ import annotations
@@ -18,11 +21,14 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from ..errors import InputError
-from ._style import checkpoint_look, offset_label, style
+from ._style import checkpoint_look, number, offset_label, style
 
 MASK_COLOR = "#FFD400"
 PANEL_PX = 230  # width of one panel in layout pixels
-TITLE_PX = 36  # room for a panel title between rows
+TITLE_PX = 22  # room for a panel title between rows
+GAP_PX = 6  # between columns
+TITLE_PAD = 8  # the top row's panel titles stand above the plot area
+LEFT_PX = 34  # room for the checkpoint's name beside its row of maps
 SIGNED_SCALE = "RdBu_r"
 MAGNITUDE_SCALE = "Viridis"
 
@@ -96,72 +102,98 @@ def slice_view_figure(
     maps = {str(k): _as_maps(v, f"maps[{k!r}]", shape, len(offsets)) for k, v in (maps or {}).items()}
     lo, hi = _window(image, window)
     colors, label = checkpoint_look([*predictions, *maps], summary)
-    n_cols = max(len(offsets) if maps else 1, 1 + len(predictions))
-    n_rows = 1 + len(maps)
-    titles = ["image" + (" + mask" if mask is not None else "")] + [label[m] for m in predictions]
-    titles += [""] * (n_cols - len(titles))
-    for model in maps:
-        titles += [f"{label[model]} · {offset_label(int(o))}" for o in offsets] + [""] * (n_cols - len(offsets))
-    panel_h = PANEL_PX * min(max(shape[0] / shape[1], 0.4), 2.5)  # rows as tall as the slice's aspect needs
-    height = int(130 + n_rows * (panel_h + TITLE_PX))
-    fig = make_subplots(rows=n_rows, cols=n_cols, subplot_titles=titles, horizontal_spacing=0.02,
-                        vertical_spacing=TITLE_PX / height)
     image_panels = [(None, None)] + [(m, p) for m, p in predictions.items()]
-    for col, (model, pred) in enumerate(image_panels, start=1):
+    n_cols = len(offsets) if maps else len(image_panels)  # every row uses every column: no empty panels
+    image_rows = -(-len(image_panels) // n_cols)
+    n_rows = image_rows + len(maps)
+    titles = ["image" + (" + mask" if mask is not None else "")] + [label[m] for m in predictions]
+    titles += [""] * (image_rows * n_cols - len(titles))
+    for _ in maps:  # the checkpoint is named once per row, beside it (a title per panel would not fit)
+        titles += [f"offset {offset_label(int(o))}" for o in offsets]
+    subtitle = (f"top: predictions in each checkpoint's colour; window [{number(lo, '.4g')}, {number(hi, '.4g')}]"
+                + (("; attribution on one scale per row" if per_row_scale else
+                    "; attribution on one shared, unnormalised scale") if maps else "")
+                + (f", saturating above the {clip_percentile:g}th percentile of |A|" if maps and clip_percentile
+                   else "")
+                + ("; anatomy under the maps" if maps and map_opacity is not None else ""))
+    margin = dict(l=LEFT_PX if maps else 20, r=100, b=20)
+    width = margin["l"] + margin["r"] + n_cols * PANEL_PX + (n_cols - 1) * GAP_PX
+    top = _top_margin(title or "Slice viewer", subtitle, width)
+    panel_h = PANEL_PX * min(max(shape[0] / shape[1], 0.4), 2.5)  # as tall as the slice's aspect needs: no gaps
+    plot_h = n_rows * panel_h + (n_rows - 1) * TITLE_PX
+    height = round(top + margin["b"] + plot_h)
+    fig = make_subplots(rows=n_rows, cols=n_cols, subplot_titles=titles,
+                        horizontal_spacing=GAP_PX / (width - margin["l"] - margin["r"]),
+                        vertical_spacing=TITLE_PX / plot_h if n_rows > 1 else 0.0)
+    for i, (model, pred) in enumerate(image_panels):
+        row, col = 1 + i // n_cols, 1 + i % n_cols
         fig.add_trace(go.Heatmap(z=image, zmin=lo, zmax=hi, colorscale="gray", showscale=False, name="image",
-                                 hovertemplate="row %{y}, col %{x}: %{z:.4g}<extra>image</extra>"), 1, col)
+                                 hovertemplate="row %{y}, col %{x}: %{z:.4g}<extra>image</extra>"), row, col)
         if pred is not None:
-            fig.add_trace(_fill(pred, colors[model], f"prediction {model}", prediction_opacity), 1, col)
+            fig.add_trace(_fill(pred, colors[model], f"prediction {model}", prediction_opacity), row, col)
         if mask is not None:
-            fig.add_trace(_outline(mask, MASK_COLOR, "mask"), 1, col)
+            fig.add_trace(_outline(mask, MASK_COLOR, "mask"), row, col)
     if map_opacity is not None:  # the anatomy under each map, the map blended over it
-        for row in range(2, n_rows + 1):
+        for row in range(image_rows + 1, n_rows + 1):
             for col in range(1, len(offsets) + 1):
                 fig.add_trace(go.Heatmap(z=image, zmin=lo, zmax=hi, colorscale="gray", showscale=False,
                                          name="anatomy", hoverinfo="skip"), row, col)
-    _add_maps(fig, maps, offsets, signed, n_rows, clip_percentile, per_row_scale,
+    _add_maps(fig, maps, offsets, signed, image_rows, clip_percentile, per_row_scale,
               1.0 if map_opacity is None else map_opacity)
+    for row, model in enumerate(maps, start=image_rows + 1):
+        fig.update_yaxes(title=dict(text=label[model], standoff=4, font=dict(size=12, color=colors[model])),
+                         row=row, col=1)
     if orientation is not None:
         _orientation_labels(fig, orientation)
     fig.update_xaxes(showticklabels=False, ticks="", showline=False, constrain="domain")
     fig.update_yaxes(showticklabels=False, ticks="", showline=False, autorange="reversed", constrain="domain")
     for i in range(1, n_rows * n_cols + 1):  # square pixels in every panel
         fig.layout[f"yaxis{i if i > 1 else ''}"].scaleanchor = f"x{i if i > 1 else ''}"
-    fig.update_annotations(font_size=12)  # panel titles must fit one panel
-    fig.update_layout(width=140 + PANEL_PX * n_cols)
-    style(fig, title or "Slice viewer", height=height,
-          subtitle=(f"top row: predictions in each checkpoint's colour; window [{lo:.4g}, {hi:.4g}]"
-                    + (("; attribution on one scale per row" if per_row_scale else
-                       "; attribution on one shared, unnormalised scale") if maps else "")
-                    + (f", saturating above the {clip_percentile:g}th percentile of |A|" if maps and clip_percentile
-                       else "")), title_pad=20)
-    fig.update_layout(margin=dict(l=20, r=100, b=20), showlegend=False)
+    fig.update_annotations(font_size=12, yshift=-2)  # panel titles fit one panel, just above it
+    fig.update_layout(width=width)
+    style(fig, title or "Slice viewer", height=height, subtitle=subtitle, title_pad=TITLE_PAD)
+    fig.update_layout(margin=margin, showlegend=False)
     return fig
 
 
+def _top_margin(title: str, subtitle: str, width: int) -> int:
+    """The top margin :func:`style` gives a figure of this title, subtitle and width (the panels are sized
+    from what is left, so that each is exactly as tall as its slice)."""
+    probe = style(go.Figure(layout=dict(width=width)), title, height=400, subtitle=subtitle, title_pad=TITLE_PAD)
+    return int(probe.layout.margin.t)
+
+
 def _add_maps(fig: go.Figure, maps: Mapping[str, np.ndarray], offsets: Sequence[int], signed: bool,
-              n_rows: int, clip_percentile: float | None, per_row: bool = False, opacity: float = 1.0) -> None:
-    """Add every model's channel heatmaps: one shared colour range and colour bar, or one per model row."""
+              image_rows: int, clip_percentile: float | None, per_row: bool = False, opacity: float = 1.0) -> None:
+    """Add every model's channel heatmaps in the rows after ``image_rows``: one shared colour range with its
+    colour bar beside the map rows, or one range and a short bar per model row."""
     if not maps:
         return
     scale = SIGNED_SCALE if signed else MAGNITUDE_SCALE
     shared = _peak(list(maps.values()), clip_percentile)
-    span = (n_rows - 1) / n_rows
-    for row, (model, channels) in enumerate(maps.items(), start=2):
+    first, last = _row_domain(fig, image_rows + 1), _row_domain(fig, image_rows + len(maps))
+    for row, (model, channels) in enumerate(maps.items(), start=image_rows + 1):
         peak = _peak([channels], clip_percentile) if per_row else shared
         zmin, zmax = (-peak, peak) if signed else (0.0, peak)
         if per_row:  # a short colour bar beside its own row
-            bar = dict(len=1 / n_rows * 0.9, y=1 - (row - 0.5) / n_rows, yanchor="middle", thickness=10,
-                       tickformat=".2g")
+            lo, hi = _row_domain(fig, row)
+            bar = dict(len=hi - lo, y=(lo + hi) / 2, yanchor="middle", thickness=10, tickformat=".2g", x=1.0,
+                       xpad=6)
         else:
             bar = dict(title=dict(text="attribution" if signed else "|attribution|", side="right"),
-                       len=span, y=span / 2, yanchor="middle", thickness=14)
+                       len=first[1] - last[0], y=(first[1] + last[0]) / 2, yanchor="middle", thickness=14, x=1.0,
+                       xpad=6)
         for col, (off, channel) in enumerate(zip(offsets, channels, strict=False), start=1):
             fig.add_trace(go.Heatmap(
                 z=channel if signed else np.abs(channel), zmin=zmin, zmax=zmax, colorscale=scale,
-                name=f"{model} {offset_label(int(off))}", showscale=col == 1 and (per_row or row == 2),
-                colorbar=bar, opacity=opacity,
+                name=f"{model} {offset_label(int(off))}",
+                showscale=col == 1 and (per_row or row == image_rows + 1), colorbar=bar, opacity=opacity,
                 hovertemplate="row %{y}, col %{x}: %{z:.3g}<extra>%{fullData.name}</extra>"), row, col)
+
+
+def _row_domain(fig: go.Figure, row: int) -> tuple[float, float]:
+    """The paper-y domain of a subplot row."""
+    return tuple(fig.get_subplot(row, 1).yaxis.domain)
 
 
 def _peak(maps: Sequence[np.ndarray], clip_percentile: float | None) -> float:
@@ -174,12 +206,14 @@ def _peak(maps: Sequence[np.ndarray], clip_percentile: float | None) -> float:
 
 
 def _orientation_labels(fig: go.Figure, labels: tuple[str, str, str, str]) -> None:
-    """Letters at the left, right, top and bottom edges inside the first (image) panel."""
+    """Letters at the left, right, top and bottom edges inside the first (image) panel, white on a dark box
+    (not the mask's yellow, and legible over an outline that reaches the edge)."""
     spots = [(0.02, 0.5, "left", "middle"), (0.98, 0.5, "right", "middle"), (0.5, 0.98, "center", "top"),
              (0.5, 0.02, "center", "bottom")]
     for text, (x, y, xa, ya) in zip(labels, spots, strict=True):
         fig.add_annotation(text=f"<b>{text}</b>", x=x, y=y, xref="x domain", yref="y domain", xanchor=xa,
-                           yanchor=ya, showarrow=False, font=dict(color="#FFD400", size=13))
+                           yanchor=ya, showarrow=False, font=dict(color="white", size=12),
+                           bgcolor="rgba(0, 0, 0, 0.55)", borderpad=1)
 
 
 def _fill(region: np.ndarray, color: str, name: str, opacity: float) -> go.Heatmap:

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
+import scipy.stats as sps
 from plotly.subplots import make_subplots
 
 from ..errors import InputError, unknown_name
@@ -22,35 +23,38 @@ from ._style import (
     checkpoint_look,
     equal_share_line,
     model_order,
+    number,
     offset_label,
     offset_values,
     ordered,
+    p_text,
     reference_line,
     style,
     summary_models,
+    translucent,
 )
 
 SHARE_AXIS = "share of attribution"
 OFFSET_AXIS = "offset (slices)"
-DISTRIBUTION_KINDS = ("violin", "box")
+DISTRIBUTION_KINDS = ("box", "violin")
 MAX_TRIM = 16  # edge slices trimmed at most, per end (the issue's example flipped a sign at 8)
 
 
-def distribution_figure(shares: pd.DataFrame, summary: Mapping | None = None, *, kind: str = "violin") -> go.Figure:
-    """Per-slice attribution shares per offset, one colour per checkpoint, side by side on one axis.
-
-    The statistics (asymmetry index, CI, p-values) are not drawn on the figure: they are in
-    :func:`explorer.figures.stats_table` and :func:`explorer.figures.comparison_table`, shown under it.
+def distribution_figure(shares: pd.DataFrame, summary: Mapping | None = None, *, kind: str = "box") -> go.Figure:
+    """Per-slice attribution shares per offset, one colour per checkpoint, side by side on one axis: every
+    slice as a point over a box (or violin), the mean and its 95% CI as a diamond; each legend entry carries
+    the checkpoint's asymmetry index with its 95% CI and p (so every export carries them).
 
     Args:
         shares: the shares table (see the module docstring).
-        summary: when given, it fixes the checkpoint order and gives each checkpoint's strategy and seed
-            (colour and short legend label).
-        kind: ``violin`` (with inner box and mean line) or ``box``.
+        summary: when given, it fixes the checkpoint order, gives each checkpoint's strategy and seed (colour
+            and short legend label) and its ``asymmetry_index`` (the legend's statistics).
+        kind: ``box`` (quartiles; the diamond: mean ± t-based 95% CI over slices) or ``violin`` (density with
+            the mean line).
 
     Returns:
-        One trace per checkpoint (``name`` = short label, ``legendgroup`` = full name, full name in hover)
-        with x = offset label, y = share.
+        One trace per checkpoint (``name`` = short label followed by its AI, CI and p when the summary has them,
+        ``legendgroup`` = full name, full name in hover) with x = offset label, y = share.
 
     Raises:
         InputError: an unknown ``kind``, or a malformed ``shares``/``summary``.
@@ -60,27 +64,44 @@ def distribution_figure(shares: pd.DataFrame, summary: Mapping | None = None, *,
     shares = check_shares(shares)
     models = model_order(shares, summary)
     colors, labels = checkpoint_look(models, summary)
+    entries = summary_models(summary) if summary is not None else {}
     offsets = ordered(shares["offset"])
     fig = go.Figure()
     for model in models:
         rows = shares[shares["model"] == model]
         if rows.empty:
             continue
-        common = dict(x=[offset_label(o) for o in rows["offset"]], y=rows["share"], name=labels[model],
-                      legendgroup=model, line=dict(color=colors[model]),
+        common = dict(x=[offset_label(o) for o in rows["offset"]], y=rows["share"],
+                      name=labels[model] + ai_legend_text(entries.get(model)), legendgroup=model,
+                      line=dict(color=colors[model], width=1.5), fillcolor=translucent(colors[model], 0.25),
+                      marker=dict(color=colors[model], size=3, opacity=0.6),
                       hovertemplate=f"{model}<br>offset %{{x}}: share %{{y:.3f}}<extra></extra>")
         if kind == "violin":
-            fig.add_trace(go.Violin(**common, box_visible=True, meanline_visible=True, points=False,
-                                    spanmode="hard", scalemode="width", fillcolor=colors[model], opacity=0.75))
+            fig.add_trace(go.Violin(**common, box_visible=False, meanline_visible=True, points="all", jitter=0.6,
+                                    pointpos=0, spanmode="hard", scalemode="width"))
         else:
-            fig.add_trace(go.Box(**common, boxmean=True, marker=dict(size=3), boxpoints="outliers"))
-    fig.update_layout(violinmode="group", boxmode="group", violingap=0.25, boxgap=0.25)
+            n = max(int(rows["slice"].nunique()), 2)
+            fig.add_trace(go.Box(**common, boxmean="sd", sdmultiple=float(sps.t.ppf(0.975, n - 1) / np.sqrt(n)),
+                                 boxpoints="all", jitter=0.6, pointpos=0))
+    fig.update_layout(violinmode="group", boxmode="group", violingap=0.2, boxgap=0.2)
     fig.update_xaxes(title_text=OFFSET_AXIS, categoryorder="array",
                      categoryarray=[offset_label(o) for o in offsets])
-    fig.update_yaxes(title_text=SHARE_AXIS, rangemode="tozero")
+    fig.update_yaxes(title_text=SHARE_AXIS)
     equal_share_line(fig, len(offsets))
-    return style(fig, "Attribution share per input slice", height=520,
-                 subtitle="per-slice share of |attribution| in each channel of the 2D+ window")
+    subtitle = ("points: slices; box: quartiles; diamond: mean and its 95% CI" if kind == "box" else
+                "points: slices; line: the mean") + "; legend: AI [95% CI] and p of each checkpoint"
+    return style(fig, "Attribution share per input slice", height=520, subtitle=subtitle)
+
+
+def ai_legend_text(entry: Mapping | None) -> str:
+    """`` · AI +0.163 [+0.150, +0.180], p 2.5e−09`` from a summary entry's ``asymmetry_index`` (``""`` without
+    one)."""
+    ai = (entry or {}).get("asymmetry_index") or {}
+    if ai.get("mean") is None:
+        return ""
+    lo, hi = (list(ai.get("ci95") or []) + [None, None])[:2]
+    ci = f" [{number(lo)}, {number(hi)}]" if lo is not None and hi is not None else ""
+    return f" · AI {number(ai['mean'])}{ci}, p {p_text(ai.get('p'))}"
 
 
 def share_along_axis_figure(shares: pd.DataFrame, *, offset: int | None = None,
@@ -215,8 +236,8 @@ def analysis_figures(shares: pd.DataFrame, summary: Mapping) -> dict[str, go.Fig
         InputError: malformed ``shares`` or ``summary``.
     """
     figures = {
-        "share_distribution_violin": distribution_figure(shares, summary, kind="violin"),
         "share_distribution_box": distribution_figure(shares, summary, kind="box"),
+        "share_distribution_violin": distribution_figure(shares, summary, kind="violin"),
         "share_along_axis": share_along_axis_figure(shares, summary=summary),
         "edge_sensitivity": edge_sensitivity_figure(shares, summary),
     }

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping
+from pathlib import PurePath
 
 import pandas as pd
 
@@ -36,12 +37,13 @@ COLUMN_HELP: tuple[tuple[str, str], ...] = (
     (r"^skipped slices$", "slices skipped (no predicted foreground for the target)"),
     (r"^first-conv share", "L1 share of the first convolution's kernels per input channel"),
     (r"^test$", "the paired test of per-slice |AI| between the two checkpoints"),
-    (r"^statistic$", "the test statistic"),
+    (r"^statistic$", "the test statistic (for two checkpoints on one scan: the mean of |AI_A| - |AI_B| over slices)"),
+    (r"^effect_size$", "effect size (for two checkpoints on one scan: Cohen's d_z of the per-slice differences)"),
     (r"^p_min$", "the smallest p the test can give with this many blocks of slices"),
     (r"^p_holm$", "p adjusted by Holm's method across every pair of checkpoints shown"),
     (r"^block_length$", "slices per block of the sign-flip test"),
     (r"^mean_abs_ai", "mean per-slice |AI| of checkpoint A / B"),
-    (r"^n", "number of paired slices"),
+    (r"^n$", "number of paired slices"),
 )
 
 
@@ -99,10 +101,11 @@ def stats_table(summary: Mapping) -> pd.DataFrame:
 
 
 def comparison_table(summary: Mapping) -> pd.DataFrame:
-    """One row per between-model comparison: models A and B, the test, its statistic and p, then any extras.
+    """One row per between-model comparison: models A and B, the test, its statistic, effect size, n and p, then
+    any extras.
 
     Returns:
-        Columns ``model A, model B, test, statistic, p`` followed by any further keys of the comparison
+        Columns ``model A, model B, test, statistic, effect_size, n, p`` followed by any further keys of the comparison
         entries (e.g. ``n_slices``; a per-model pair such as ``mean_abs_ai`` becomes ``mean_abs_ai A`` and
         ``mean_abs_ai B``); an empty table with those columns when there are none. Entries written as
         ``{"models": [a, b], "p": p}`` are read as well as ``{"a", "b", "p"}``.
@@ -117,7 +120,7 @@ def comparison_table(summary: Mapping) -> pd.DataFrame:
             else:
                 row[key] = value
         rows.append(row)
-    base = ["model A", "model B", "test", "statistic", "p"]
+    base = ["model A", "model B", "test", "statistic", "effect_size", "n", "p"]
     return pd.DataFrame(rows, columns=list(dict.fromkeys(base + [k for r in rows for k in r])))
 
 
@@ -166,6 +169,68 @@ def format_table(table: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+#: The per-checkpoint table shown as narrow tables that fit the page, each a group of columns (first match wins;
+#: a column matching none goes to the last group).
+DISPLAY_GROUPS: tuple[tuple[str, str], ...] = (
+    ("Asymmetry", r"^(channel asymmetry|anatomy asymmetry|AI( ±\d+)?) \[95% CI\]$|^p( min)?( ±\d+)?$"),
+    ("Mean share of attribution per input channel (offset)", r"^mean share "),
+    ("First-convolution L1 share per input channel (offset)", r"^first-conv share "),
+    ("Quality and robustness", r"."),
+)
+#: Column-name prefixes that a group's title already says (``mean share −1`` shows as ``−1``).
+GROUP_PREFIXES = ("mean share ", "first-conv share ")
+#: Columns of a comparison that are the same on every row: said once, under the table.
+COMPARISON_NOTES = ("test", "statistic_kind", "effect_size_kind")
+
+
+def display_tables(table: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """:func:`stats_table` as the narrow tables a reader sees: formatted (:func:`format_table`), keyed by
+    :data:`DISPLAY_GROUPS`' titles, each led by ``checkpoint`` (the figures' short label; ``model`` and
+    ``strategy`` repeat it and are left out), offsets with a true minus sign; empty groups are left out."""
+    shown = _true_minus(format_table(table), keep=("model", "label", "strategy"))
+    shown = shown.drop(columns=[c for c in ("model", "strategy") if c in shown]).rename(columns={"label": "checkpoint"})
+    shown.columns = [c.replace(" -", " \u2212") for c in shown.columns]
+    rest = [c for c in shown.columns if c != "checkpoint"]
+    out = {}
+    for title, pattern in DISPLAY_GROUPS:
+        columns = [c for c in rest if re.search(pattern, c)]
+        rest = [c for c in rest if c not in columns]
+        if columns:
+            part = shown[["checkpoint", *columns]]
+            out[title] = part.rename(columns=lambda c: next((c.removeprefix(p) for p in GROUP_PREFIXES
+                                                             if c.startswith(p)), c))
+    return out
+
+
+def _true_minus(shown: pd.DataFrame, *, keep: tuple[str, ...]) -> pd.DataFrame:
+    """Formatted numbers with a true minus sign (``−0.004``, ``1.0e−05``), as the figures draw them; the
+    ``keep`` columns (names) are left as they are. The CSV files keep ASCII."""
+    out = shown.copy()
+    for column in out.columns:
+        if column not in keep:
+            out[column] = out[column].map(lambda v: re.sub(r"-(?=\d)", "\u2212", v) if isinstance(v, str) else v)
+    return out
+
+
+def display_comparisons(table: pd.DataFrame, summary: Mapping) -> tuple[pd.DataFrame, str]:
+    """:func:`comparison_table` for a reader: the checkpoints by short label, the statistic, effect size, n and
+    p-values formatted; the columns that repeat one text on every row (:data:`COMPARISON_NOTES`) left out
+    and returned once as a footnote.
+
+    Returns:
+        ``(table, footnote)``; the footnote is ``""`` for an empty table.
+    """
+    labels = display_names(summary_models(summary), summary)
+    notes = [f"{c.replace('_', ' ')}: {'; '.join(map(str, pd.unique(table[c].dropna())))}"
+             for c in COMPARISON_NOTES if c in table and table[c].notna().any()]
+    shown = _true_minus(format_table(table.drop(columns=[c for c in COMPARISON_NOTES if c in table])),
+                        keep=("model A", "model B"))
+    for column in ("model A", "model B"):
+        if column in shown:
+            shown[column] = table[column].map(lambda n: labels.get(n, n))
+    return shown, "; ".join(notes)
+
+
 def table_caption(table: pd.DataFrame) -> str:
     """One line per kind of column of ``table`` (as given or as formatted), saying what it holds."""
     lines, seen = [], set()
@@ -175,3 +240,50 @@ def table_caption(table: pd.DataFrame) -> str:
         if columns:
             lines.append(f"{', '.join(columns)}: {text}.")
     return "\n".join(lines)
+
+
+#: Columns of ``cohort.csv`` that hold file paths: shown by file name (an absolute path names the server's disk).
+PATH_COLUMNS = ("volume", "mask")
+
+
+def cohort_rows_table(rows: pd.DataFrame) -> pd.DataFrame:
+    """``cohort.csv``'s rows for display: paths (``volume``, ``mask``) reduced to their file names."""
+    out = rows.copy()
+    for column in PATH_COLUMNS:
+        if column in out:
+            out[column] = out[column].map(lambda v: PurePath(str(v)).name if isinstance(v, str) and v else v)
+    return out
+
+
+#: The logit-shift table's value columns: (column, key of the summary's ``logits.shift``, format).
+SHIFT_COLUMNS: tuple[tuple[str, str, str], ...] = (
+    ("mean fg logit, training slices", "train_mean", "+.3f"),
+    ("mean fg logit, held-out slices", "heldout_mean", "+.3f"),
+    ("shift (held-out - training)", "shift", "+.3f"),
+    ("FN rate, training slices", "train_fn_rate", ".3f"),
+    ("FN rate, held-out slices", "heldout_fn_rate", ".3f"),
+)
+
+
+def logit_shift_table(summary: Mapping) -> pd.DataFrame:
+    """One row per checkpoint: the foreground's source and its logits' train → held-out shift, as text. Where a
+    value was not computed, its cell says why (the summary's ``shift_skipped``, or no foreground pixels on those
+    slices), so no cell is blank or ``None``.
+
+    Raises:
+        InputError: the summary has no models.
+    """
+    labels = display_names(summary_models(summary), summary)
+    rows = []
+    for name, entry in summary_models(summary).items():
+        logits = entry.get("logits") or {}
+        shift = logits.get("shift") or {}
+        why = (f"not computed: {logits['shift_skipped']}" if logits.get("shift_skipped") else
+               "not computed: no logit diagnostics in this summary" if not logits else
+               "no foreground pixels on these slices")
+        row = {"checkpoint": labels[name], "foreground": logits.get("foreground") or "n/a"}
+        for column, key, spec in SHIFT_COLUMNS:
+            value = shift.get(key)
+            row[column] = format(value, spec) if isinstance(value, (int, float)) else why
+        rows.append(row)
+    return pd.DataFrame(rows)
