@@ -168,3 +168,35 @@ def test_a_tiff_stack_is_shown_as_fiji_shows_it(tmp_path):
     Shown.volume = volume
     assert as_stored(Shown)
     np.testing.assert_array_equal(volume.stack("axial")[2], pages[2])  # shown as stored: page 2 as Fiji shows it
+
+
+def _viewer_page(analysis):
+    import streamlit as st
+
+    from explorer.app import viewer3d
+
+    if st.session_state.get("show_3d", True):
+        viewer3d.show(analysis, list(analysis.models))
+
+
+def test_the_3d_viewer_keeps_one_scan_and_its_settings_across_views(small_analysis):
+    """The scan's bytes are the same on every encoding (the viewer adds a panel when they change), and the
+    controls' values survive a run that does not draw the view (leaving it and coming back)."""
+    from streamlit.testing.v1 import AppTest
+
+    from explorer.app.viewer3d import channel_label, prediction_colormap
+
+    assert overlays.scan_nifti(small_analysis.volume) == overlays.scan_nifti(small_analysis.volume)
+    at = AppTest.from_function(_viewer_page, args=(small_analysis,), default_timeout=60).run()
+    assert not at.exception, at.exception
+    at.slider(key="v3d_opacity").set_value(0.3).run()
+    at.selectbox(key="v3d_cmap").set_value("viridis").run()
+    at.session_state["show_3d"] = False
+    at.run()
+    assert "v3d_opacity" not in at.session_state or at.session_state["v3d_opacity"] == 0.3
+    at.session_state["show_3d"] = True
+    at.run()
+    assert not at.exception, at.exception
+    assert at.slider(key="v3d_opacity").value == 0.3 and at.selectbox(key="v3d_cmap").value == "viridis"
+    assert channel_label(-1) == "offset −1 (slice z−1)" and channel_label(0) == "offset 0 (slice z)"
+    assert prediction_colormap("#D55E00") == "red" and prediction_colormap("#0072B2") == "blue"
