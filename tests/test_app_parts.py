@@ -200,3 +200,41 @@ def test_the_3d_viewer_keeps_one_scan_and_its_settings_across_views(small_analys
     assert at.slider(key="v3d_opacity").value == 0.3 and at.selectbox(key="v3d_cmap").value == "viridis"
     assert channel_label(-1) == "offset −1 (slice z−1)" and channel_label(0) == "offset 0 (slice z)"
     assert prediction_colormap("#D55E00") == "red" and prediction_colormap("#0072B2") == "blue"
+
+
+def test_the_summary_pdf_prints_every_value_inside_the_page_without_overlaps(small_analysis):
+    """Every cell of the statistics table (AI with its CI, p, ...), every input hash and the full parameter
+    list are printed, and no word crosses the page edge or another word (pdfplumber's word boxes)."""
+    from explorer.app.summary_pdf import summary_pdf
+    from explorer.figures.tables import format_table, stats_table
+    from tests.pdfcheck import pdf_problems
+
+    a = small_analysis
+    parameters = {**a.spec.record(), "checkpoints": list(a.models), "volume": a.volume.source,
+                  "a_long_parameter_list": [f"item{i}" for i in range(60)]}
+    pdf = summary_pdf(a, {}, parameters=parameters)
+    table = format_table(stats_table(a.summary))
+    assert {"AI [95% CI]", "p"} <= set(table.columns)
+    expected = [v for v in table.drop(columns="model").to_numpy().ravel() if isinstance(v, str)]
+    expected += [a.volume.sha256, *(e["checkpoint_sha256"] for e in a.summary["models"].values()), *a.models,
+                 "parameter a_long_parameter_list", ", ".join(parameters["a_long_parameter_list"])]
+    assert pdf_problems(pdf, expected) == []
+
+
+def test_the_pdf_check_finds_a_missing_value_and_a_word_off_the_page():
+    """The checker itself fails when it should: a value not printed, text past the right edge, two words on
+    top of each other."""
+    from reportlab.pdfgen import canvas
+
+    from tests.pdfcheck import pdf_problems
+
+    buffer = io.BytesIO()
+    page = canvas.Canvas(buffer, pagesize=(200, 200))
+    page.drawString(150, 100, "overflowing-the-right-edge")
+    page.drawString(20, 50, "first")
+    page.drawString(22, 50, "second")
+    page.save()
+    problems = pdf_problems(buffer.getvalue(), ["first", "0.123 [0.1, 0.2]"])
+    assert any("crosses the page edge" in p for p in problems)
+    assert any("overlaps" in p for p in problems)
+    assert any("'0.123' missing" in p for p in problems)
