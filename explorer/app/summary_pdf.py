@@ -35,6 +35,7 @@ MARGIN = 1.2 * cm
 WIDTH = A4[0] - 2 * MARGIN
 #: Checkpoints per statistics table (columns beside the quantity's name); more go in a further table.
 MODELS_PER_TABLE = 5
+NAME_WIDTH = 6 * cm  # the inputs' first column: a zoo checkpoint's full name on one line
 FIGURE_HEIGHT = 7.5 * cm  # the most a figure may take
 GRID = colors.HexColor("#BBBBBB")
 
@@ -58,18 +59,20 @@ def _p(text: object, style: str = "cell") -> Paragraph:
     return Paragraph(escape(str(text)), _styles()[style])
 
 
-def _value(text: str) -> Paragraph:
-    """A value cell that may break inside a word too long for its column (a path, a hash)."""
-    return Paragraph(escape(text), ParagraphStyle("value", _styles()["cell"], splitLongWords=1))
+def _value(text: str, style: str = "cell") -> Paragraph:
+    """A name cell (headers, the first column, inputs) that may break inside a word too long for its column."""
+    return Paragraph(escape(text), ParagraphStyle(f"{style}-long", _styles()[style], splitLongWords=1))
 
 
 def _table(rows: list[list[object]], widths: list[float], *, header: bool) -> Table:
-    """A grid of wrapping cells (the first row bold when ``header``)."""
-    cells = [[v if isinstance(v, Paragraph) else _p(v, "head" if header and i == 0 else "cell") for v in row]
-             for i, row in enumerate(rows)]
+    """A grid of wrapping cells (the first row bold when ``header``); names (a header, the first column, a
+    table without a header) may break inside a word, numbers only at spaces."""
+    cells = [[_value(str(v), "head" if header and i == 0 else "cell") if not header or i == 0 or j == 0 else _p(v)
+              for j, v in enumerate(row)] for i, row in enumerate(rows)]
     table = Table(cells, colWidths=widths, hAlign="LEFT")
     table.setStyle(TableStyle([("GRID", (0, 0), (-1, -1), 0.4, GRID), ("VALIGN", (0, 0), (-1, -1), "TOP"),
-                               ("TOPPADDING", (0, 0), (-1, -1), 1.5), ("BOTTOMPADDING", (0, 0), (-1, -1), 1.5)]
+                               ("TOPPADDING", (0, 0), (-1, -1), 1.5), ("BOTTOMPADDING", (0, 0), (-1, -1), 1.5),
+                               ("LEFTPADDING", (0, 0), (-1, -1), 3), ("RIGHTPADDING", (0, 0), (-1, -1), 3)]
                               + ([("BACKGROUND", (0, 0), (-1, 0), colors.HexColor("#EEEEEE"))] if header else [])))
     return table
 
@@ -124,11 +127,11 @@ def summary_pdf(analysis, figures: Mapping[str, go.Figure], *, parameters: Mappi
         The PDF's bytes.
     """
     story: list = [_p("explorer — 2D+ attribution asymmetry: summary", "title"), _p("Inputs", "heading"),
-                   _table([[k, _value(v)] for k, v in summary_rows(analysis, parameters)], [4.4 * cm, WIDTH - 4.4 * cm],
+                   _table([list(r) for r in summary_rows(analysis, parameters)], [NAME_WIDTH, WIDTH - NAME_WIDTH],
                           header=False),
                    _p("Statistics per checkpoint", "heading")]
     for rows in statistics_rows(analysis.summary):
-        first = 4.4 * cm
+        first = 3.4 * cm
         story += [_table(rows, [first] + [(WIDTH - first) / (len(rows[0]) - 1)] * (len(rows[0]) - 1),
                          header=True), Spacer(1, 4)]
     chosen = list(figures.items())[:2]
