@@ -1,4 +1,5 @@
-"""Command line: ``explorer train``, ``explorer analyze`` and ``explorer cohort`` (README.md, "Command line").
+"""Command line: ``explorer train``, ``analyze``, ``cohort``, ``validate``, ``cache`` and ``app`` (README.md,
+"Command line").
 
 Each subcommand parses its arguments and calls the same package functions the app calls; the choices of
 every named option come from the package's registries. Bad input (:class:`InputError`) prints one line on
@@ -12,6 +13,7 @@ import shlex
 import sys
 import warnings
 from collections.abc import Callable, Collection, Sequence
+from pathlib import Path
 from typing import NoReturn
 
 from . import __version__, replay
@@ -57,6 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_cache(sub)
     _add_cohort(sub)
     _add_validate(sub)
+    _add_app(sub)
     return parser
 
 
@@ -303,6 +306,36 @@ def _add_cache(sub: argparse._SubParsersAction) -> None:
                        "run records and figure renders")
     p.add_argument("action", choices=["info", "clear"], help="info: entries, bytes and budget; clear: delete all")
     p.set_defaults(func=_cmd_cache)
+
+
+def _add_app(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("app", help="serve the Streamlit app, with the analysis stack imported and the first "
+                       "visit's results (sample × shipped zoo) computed at server start")
+    p.add_argument("--port", type=int, default=8501, help="port to serve on (default 8501)")
+    p.add_argument("--address", default="127.0.0.1", help="address to serve on (default 127.0.0.1)")
+    p.add_argument("--no-warm", action="store_true",
+                   help="do not analyse the sample × zoo in the background at server start")
+    p.set_defaults(func=_cmd_app)
+
+
+def _cmd_app(args: argparse.Namespace) -> int:
+    """Import the analysis stack, start the warm-up, then run Streamlit in this process (it blocks until the
+    server stops): the first page view then neither imports torch nor waits for the first visit's analysis."""
+    from streamlit import config as st_config
+    from streamlit.web import bootstrap
+
+    from .app import warm
+
+    script = str(Path(warm.__file__).with_name("main.py"))
+    warm.preload()
+    if not args.no_warm:
+        warm.start()
+    flags = {"server_port": args.port, "server_address": args.address, "server_headless": True,
+             "browser_gatherUsageStats": False}
+    st_config._main_script_path = script
+    bootstrap.load_config_options(flag_options=flags)
+    bootstrap.run(script, False, [], flags)
+    return 0
 
 
 def _cmd_cache(args: argparse.Namespace) -> int:

@@ -9,7 +9,8 @@ is done. With several checkpoints the first one is analysed
 on its own first and published as ``preview``, so the page shows a first chart after one checkpoint's time, not
 all of them (the full run then reads that checkpoint back from the cache). Cancelling is cooperative: the
 progress callback raises :class:`Cancelled` at the next report once the flag is set. No ``streamlit`` import:
-the job is plain Python and tested as such.
+the job is plain Python and tested as such. A job for the inputs the server is warming up (``explorer app``,
+:mod:`explorer.app.warm`) waits for those results instead of computing them twice.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from explorer.analysis import Analysis, analyze
 from explorer.cohort import Cohort, Entry, run_cohort
 from explorer.errors import InputError
 from explorer.spec import RunSpec
+
+from . import warm
 
 FROM_CACHE = "from cache"  # the message analyze reports for a checkpoint whose results were cached
 
@@ -118,9 +121,11 @@ def start(key: tuple, study: Any, checkpoints: list, spec: Any) -> Job:
     job = Job(key=key, steps=len(checkpoints))
 
     def whole(progress: Callable) -> Analysis:
+        warm.wait(study, checkpoints, spec, progress)
         return analyze(study, checkpoints, spec, progress=progress)
 
     def first(progress: Callable) -> Analysis:
+        warm.wait(study, checkpoints[:1], spec, progress)
         return analyze(study, checkpoints[:1], spec, progress=progress)
 
     return _launch(job, whole, first if len(checkpoints) > 1 else None)
