@@ -64,7 +64,8 @@ def test_with_several_checkpoints_the_first_is_shown_early_and_not_recomputed(sa
     zoo = [load_checkpoint(p) for p in list_zoo()[:2]]
     job = _wait(jobs.start(("k",), volume, zoo, RunSpec(zflip=False)))
     assert job.error is None and list(job.preview.models) == [zoo[0].name]
-    assert list(job.result.models) == [zoo[0].name, zoo[1].name] and job.cached == {zoo[0].name}
+    # the preview's own result, read back: not "from the cache" in the page's note
+    assert list(job.result.models) == [zoo[0].name, zoo[1].name] and job.cached == set()
     np.testing.assert_array_equal(job.preview.models[zoo[0].name].masses, job.result.models[zoo[0].name].masses)
     assert job.fraction == 1.0
 
@@ -238,3 +239,39 @@ def test_the_pdf_check_finds_a_missing_value_and_a_word_off_the_page():
     assert any("crosses the page edge" in p for p in problems)
     assert any("overlaps" in p for p in problems)
     assert any("'0.123' missing" in p for p in problems)
+
+
+def test_the_step_is_the_checkpoint_named_and_the_previews_own_result_is_not_from_the_cache():
+    """While the first checkpoint finishes (fraction at 1/n) the status still says "Checkpoint 1"; the full
+    run reading back the preview's own result does not count it as found in the cache."""
+    job = jobs.Job(key=("k",), steps=3, names=("a", "b", "c"))
+    job._progress(0.1, "a: batch 1 of 2")
+    job._progress(1 / 3, "a: done")
+    assert job.step == 1 and "Checkpoint 1 of 3 — a: done" in job.status()
+    job._progress(1 / 3, "a: " + jobs.FROM_CACHE)
+    job._progress(2 / 3, "b: " + jobs.FROM_CACHE)
+    job._progress(0.7, "c: batch 1 of 2")
+    assert job.step == 3 and job.cached == {"b"}
+
+
+def _sidebar_page():
+    import streamlit as st
+
+    from explorer.app import sidebar, warm
+
+    settings = sidebar.show()
+    st.session_state["identity"] = warm.identity(settings.study, settings.spec)
+    st.session_state["checkpoints"] = [c.sha256 for c in settings.checkpoints]
+
+
+def test_the_server_warm_up_analyses_what_a_first_visit_asks_for():
+    """``explorer app`` warms exactly the sidebar's first-visit inputs (else the first visitor computes anyway)."""
+    from streamlit.testing.v1 import AppTest
+
+    from explorer.app import warm
+
+    at = AppTest.from_function(_sidebar_page, default_timeout=120).run()
+    assert not at.exception, at.exception
+    study, checkpoints, spec = warm.first_visit()
+    assert at.session_state["identity"] == warm.identity(study, spec)
+    assert at.session_state["checkpoints"] == [c.sha256 for c in checkpoints]

@@ -46,6 +46,7 @@ class Job:
     key: tuple
     steps: int
     unit: str = "Checkpoint"
+    names: tuple[str, ...] = ()  # the checkpoints in order, whose names start analyze's progress messages
     fraction: float = 0.0
     message: str = "starting"
     started: float = field(default_factory=time.monotonic)
@@ -55,6 +56,7 @@ class Job:
     error: str | None = None
     cancelled: bool = False
     cached: set[str] = field(default_factory=set)
+    _computed: set[str] = field(default_factory=set)
     _cancel: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
 
@@ -64,7 +66,11 @@ class Job:
 
     @property
     def step(self) -> int:
-        """The 1-based number of the checkpoint (or volume) being analysed."""
+        """The 1-based number of the checkpoint (or volume) being analysed: the one the last message names, else
+        the one the fraction done falls in."""
+        name = self.message.split(": ", 1)[0]
+        if name in self.names:
+            return self.names.index(name) + 1
         return min(int(self.fraction * self.steps) + 1, self.steps)
 
     def elapsed(self) -> float:
@@ -90,8 +96,11 @@ class Job:
             raise Cancelled
         # max: the full run re-reports, from the cache, the first checkpoint the preview already analysed
         self.fraction, self.message = max(self.fraction, min(max(fraction, 0.0), 1.0)), message
-        if message.endswith(": " + FROM_CACHE):
-            self.cached.add(message[: -len(FROM_CACHE) - 2])
+        name = message.split(": ", 1)[0]
+        if not message.endswith(": " + FROM_CACHE):
+            self._computed.add(name)
+        elif name not in self._computed:  # not the preview's own result, read back by the full run
+            self.cached.add(name)
 
     def _run(self, run: Callable[..., Analysis | Cohort], first: Callable[..., Analysis] | None) -> None:
         try:
@@ -118,7 +127,7 @@ def start(key: tuple, study: Any, checkpoints: list, spec: Any) -> Job:
     Returns:
         The running job; poll ``job.running`` and read ``job.result`` / ``job.error`` / ``job.cancelled``.
     """
-    job = Job(key=key, steps=len(checkpoints))
+    job = Job(key=key, steps=len(checkpoints), names=tuple(c.name for c in checkpoints))
 
     def whole(progress: Callable) -> Analysis:
         warm.wait(study, checkpoints, spec, progress)

@@ -74,10 +74,11 @@ def start(inputs: Callable[[], tuple[Study, list[Checkpoint], RunSpec]] = first_
     return worker
 
 
-def wait(study: Study, checkpoints: Sequence[Checkpoint], spec: RunSpec, progress: Callable | None = None) -> None:
+def wait(study: Study | object, checkpoints: Sequence[Checkpoint], spec: RunSpec,
+         progress: Callable | None = None) -> None:
     """Block until the warm-up has cached ``checkpoints`` for these inputs (return at once for other inputs, or
     when no warm-up ran); ``progress(0.0, message)`` is told once if it has to wait."""
-    if _ident is None or _ident != identity(study, spec):
+    if _ident is None or not isinstance(study, Study) or _ident != identity(study, spec):
         return
     pending = [_done[c.sha256] for c in checkpoints if c.sha256 in _done and not _done[c.sha256].is_set()]
     if pending and progress is not None:
