@@ -418,13 +418,14 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
                    axis=args.axis, zflip=not args.no_zflip, keep_maps=args.save_maps, diagnostics=options,
                    device=args.device, precision=args.precision, zflip_stride=args.zflip_stride)
     study = Study.load(_load(args, args.volume), args.mask)
-    with Progress("analyze") as bar:
+    with Progress("analyze", total=1000) as bar:
         def progress(fraction: float, message: str) -> None:
             bar.update(int(round(1000 * fraction)), 1000, message)
 
         analysis = analyze(study, args.checkpoint, spec, progress=progress)
-    written = write_outputs(analysis, args.out, save_maps=args.save_maps, figure_preset=args.figure_preset,
-                            figure_formats=args.formats)
+        bar.stage("writing the tables and figures")
+        written = write_outputs(analysis, args.out, save_maps=args.save_maps, figure_preset=args.figure_preset,
+                                figure_formats=args.formats)
     if args.json:
         lines = [written["summary"].read_text().rstrip("\n")]
     else:
@@ -461,7 +462,8 @@ def _cmd_cohort(args: argparse.Namespace) -> int:
         cohort = run_cohort(args.manifest, args.checkpoint, spec, executor=args.executor,
                             ray_address=args.ray_address, workers=args.workers, margin=args.margin,
                             fail_fast=args.fail_fast, progress=bar.update)
-    write_cohort(cohort, args.out, per_volume=args.per_volume)
+        bar.stage("writing the tables and figures")
+        write_cohort(cohort, args.out, per_volume=args.per_volume)
     print("\n".join(_cohort_lines(cohort.summary)))
     if cohort.errors:
         print(f"{len(cohort.errors)} of {len(cohort.rows)} pairs failed (see the error column): "

@@ -155,7 +155,7 @@ def start_cohort(key: tuple, entries: Sequence[Entry], checkpoints: Sequence[str
 
     def whole(progress: Callable) -> Cohort:
         return run_cohort(entries, checkpoints, spec, margin=margin, progress=lambda done, total, subject: progress(
-            done / total, f"{done} of {total} pairs done (last: {subject})"))
+            done / total, f"{done} of {total} pairs done" + (f" (last: {subject})" if done else "")))
 
     return _launch(job, whole, None)
 
