@@ -49,6 +49,7 @@ def main() -> None:
     parser.add_argument("--server", choices=["app", "streamlit"], default="app")
     parser.add_argument("--wait", type=float, default=20.0, help="seconds between the server's start and the visit")
     args = parser.parse_args()
+    load = os.getloadavg()
     port = _port()
     env = {**os.environ, "EXPLORER_CACHE_DIR": tempfile.mkdtemp(prefix="explorer-bench-chart-"),
            "HF_HUB_OFFLINE": "1"}
@@ -76,7 +77,8 @@ def main() -> None:
         server.terminate()
         server.wait(timeout=30)
     print(f"server: {args.server}, health check after {healthy:.1f} s, page opened {max(args.wait, healthy):.0f} s "
-          "after the server's start")
+          f"after the server's start; load average at start {load[0]:.1f}, at the end {os.getloadavg()[0]:.1f} "
+          f"({os.cpu_count()} CPUs)")
     print(f"{'first chart after page.goto':44s} {'s':>6s}")
     print(f"{'first visit, empty cache at server start':44s} {empty:6.1f}")
     print(f"{'second visit, new page (results cached)':44s} {warm:6.1f}")

@@ -319,17 +319,23 @@ def _add_app(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_app(args: argparse.Namespace) -> int:
-    """Import the analysis stack, start the warm-up, then run Streamlit in this process (it blocks until the
-    server stops): the first page view then neither imports torch nor waits for the first visit's analysis."""
+    """Run Streamlit in this process (it blocks until the server stops) while a background thread imports the
+    analysis stack and then warms the first visit's results: a page opened a little later neither imports torch
+    nor waits for that analysis, and the server answers at once."""
+    import threading
+
     from streamlit import config as st_config
     from streamlit.web import bootstrap
 
     from .app import warm
 
+    def prepare() -> None:
+        warm.preload()
+        if not args.no_warm:
+            warm.start()
+
     script = str(Path(warm.__file__).with_name("main.py"))
-    warm.preload()
-    if not args.no_warm:
-        warm.start()
+    threading.Thread(target=prepare, name="explorer-preload", daemon=True).start()
     flags = {"server_port": args.port, "server_address": args.address, "server_headless": True,
              "browser_gatherUsageStats": False}
     st_config._main_script_path = script
