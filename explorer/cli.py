@@ -327,14 +327,14 @@ def _cmd_app(args: argparse.Namespace) -> int:
     from streamlit import config as st_config
     from streamlit.web import bootstrap
 
-    from .app import warm
-
     def prepare() -> None:
+        from .app import warm  # here: its imports (torch) belong to the background thread too
+
         warm.preload()
         if not args.no_warm:
             warm.start()
 
-    script = str(Path(warm.__file__).with_name("main.py"))
+    script = str(Path(__file__).with_name("app") / "main.py")
     threading.Thread(target=prepare, name="explorer-preload", daemon=True).start()
     flags = {"server_port": args.port, "server_address": args.address, "server_headless": True,
              "browser_gatherUsageStats": False}
