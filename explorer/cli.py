@@ -322,20 +322,13 @@ def _cmd_app(args: argparse.Namespace) -> int:
     """Run Streamlit in this process (it blocks until the server stops) while a background thread imports the
     analysis stack and then warms the first visit's results: a page opened a little later neither imports torch
     nor waits for that analysis, and the server answers at once."""
-    import threading
-
     from streamlit import config as st_config
     from streamlit.web import bootstrap
 
-    def prepare() -> None:
-        from .app import warm  # here: its imports (torch) belong to the background thread too
-
-        warm.preload()
-        if not args.no_warm:
-            warm.start()
+    from .app import warm
 
     script = str(Path(__file__).with_name("app") / "main.py")
-    threading.Thread(target=prepare, name="explorer-preload", daemon=True).start()
+    warm.begin(analyse=not args.no_warm)
     flags = {"server_port": args.port, "server_address": args.address, "server_headless": True,
              "browser_gatherUsageStats": False}
     st_config._main_script_path = script

@@ -275,3 +275,20 @@ def test_the_server_warm_up_analyses_what_a_first_visit_asks_for():
     study, checkpoints, spec = warm.first_visit()
     assert at.session_state["identity"] == warm.identity(study, spec)
     assert at.session_state["checkpoints"] == [c.sha256 for c in checkpoints]
+
+
+def test_a_job_for_the_inputs_being_warmed_waits_and_reads_them_from_the_cache(sample_volume_path, monkeypatch):
+    """``explorer app``'s warm-up and a first visitor's job ask for the same results: the job waits for the
+    warm-up and finds them in the cache instead of computing them alongside it."""
+    from explorer.app import warm
+    from explorer.study import Study
+
+    monkeypatch.setattr(warm, "_ident", None)
+    monkeypatch.setattr(warm, "_done", {})
+    volume = load_volume(sample_volume_path)
+    study = Study(replace(volume, data=volume.data[:, :, 30:36], sha256=volume.sha256 + "-warm-z30-36"))
+    zoo, spec = [load_checkpoint(list_zoo()[0])], RunSpec(zflip=False)
+    worker = warm.start(lambda: (study, zoo, spec))
+    job = _wait(jobs.start(("k",), study, zoo, spec))
+    worker.join(60)
+    assert job.error is None and job.cached == {zoo[0].name}
