@@ -13,9 +13,10 @@ PYTEST_ARGS ?=
 
 .PHONY: app test lint install chromium sample clean
 
+# `explorer app` imports the analysis stack and warms the sample × zoo results before the first visit, then runs
+# Streamlit in-process (plain `streamlit run explorer/app/main.py` works too, without the warm-up).
 app: install
-	$(VENV)/bin/streamlit run explorer/app/main.py --server.address 127.0.0.1 --server.port $(PORT) \
-		--server.headless true --browser.gatherUsageStats false
+	HF_HUB_OFFLINE=1 $(VENV)/bin/explorer app --address 127.0.0.1 --port $(PORT)
 
 test: install lint
 	HF_HUB_OFFLINE=1 $(PY) -m pytest $(PYTEST_ARGS)

@@ -1,4 +1,5 @@
-"""Command line: ``explorer train``, ``analyze``, ``cohort``, ``validate`` and ``debias`` (README.md, "Command line").
+"""Command line: ``explorer train``, ``analyze``, ``cohort``, ``validate``, ``debias``, ``cache`` and ``app``
+(README.md, "Command line").
 
 Each subcommand parses its arguments and calls the same package functions the app calls; the choices of
 every named option come from the package's registries. Bad input (:class:`InputError`) prints one line on
@@ -12,6 +13,7 @@ import shlex
 import sys
 import warnings
 from collections.abc import Callable, Collection, Sequence
+from pathlib import Path
 from typing import NoReturn
 
 from . import __version__, replay
@@ -58,6 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_cache(sub)
     _add_cohort(sub)
     _add_validate(sub)
+    _add_app(sub)
     return parser
 
 
@@ -355,6 +358,35 @@ def _add_cache(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_cmd_cache)
 
 
+def _add_app(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("app", help="serve the Streamlit app, with the analysis stack imported and the first "
+                       "visit's results (sample × shipped zoo) computed at server start")
+    p.add_argument("--port", type=int, default=8501, help="port to serve on (default 8501)")
+    p.add_argument("--address", default="127.0.0.1", help="address to serve on (default 127.0.0.1)")
+    p.add_argument("--no-warm", action="store_true",
+                   help="do not analyse the sample × zoo in the background at server start")
+    p.set_defaults(func=_cmd_app)
+
+
+def _cmd_app(args: argparse.Namespace) -> int:
+    """Run Streamlit in this process (it blocks until the server stops) while a background thread imports the
+    analysis stack and then warms the first visit's results: a page opened a little later neither imports torch
+    nor waits for that analysis, and the server answers at once."""
+    from streamlit import config as st_config
+    from streamlit.web import bootstrap
+
+    from .app import warm
+
+    script = str(Path(__file__).with_name("app") / "main.py")
+    warm.begin(analyse=not args.no_warm)
+    flags = {"server_port": args.port, "server_address": args.address, "server_headless": True,
+             "browser_gatherUsageStats": False}
+    st_config._main_script_path = script
+    bootstrap.load_config_options(flag_options=flags)
+    bootstrap.run(script, False, [], flags)
+    return 0
+
+
 def _cmd_cache(args: argparse.Namespace) -> int:
     from .cache_disk import cache_info, clear_cache, unusable_reason
     from .config import cache_dir, cache_max_bytes
@@ -476,13 +508,13 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
                    axis=args.axis, zflip=not args.no_zflip, keep_maps=args.save_maps, diagnostics=options,
                    device=args.device, precision=args.precision, zflip_stride=args.zflip_stride)
     study = Study.load(_load(args, args.volume), args.mask)
-    with Progress("analyze") as bar:
+    with Progress("analyze", total=1000) as bar:
         def progress(fraction: float, message: str) -> None:
             bar.update(int(round(1000 * fraction)), 1000, message)
 
         analysis = analyze(study, args.checkpoint, spec, progress=progress)
-    written = write_outputs(analysis, args.out, figure_preset=args.figure_preset,
-                            figure_formats=args.formats)
+        bar.stage("writing the tables and figures")
+        written = write_outputs(analysis, args.out, figure_preset=args.figure_preset, figure_formats=args.formats)
     if args.json:
         lines = [written["summary"].read_text().rstrip("\n")]
     else:
@@ -516,7 +548,8 @@ def _cmd_cohort(args: argparse.Namespace) -> int:
     with Progress("cohort", unit="pair") as bar:
         cohort = run_cohort(args.manifest, args.checkpoint, spec, executor=executor, margin=args.margin,
                             fail_fast=args.fail_fast, progress=bar.update)
-    write_cohort(cohort, args.out, per_volume=args.per_volume)
+        bar.stage("writing the tables and figures")
+        write_cohort(cohort, args.out, per_volume=args.per_volume)
     print("\n".join(_cohort_lines(cohort.summary)))
     if cohort.errors:
         print(f"{len(cohort.errors)} of {len(cohort.rows)} pairs failed (see the error column): "

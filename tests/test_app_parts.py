@@ -64,7 +64,8 @@ def test_with_several_checkpoints_the_first_is_shown_early_and_not_recomputed(sa
     zoo = [load_checkpoint(p) for p in list_zoo()[:2]]
     job = _wait(jobs.start(("k",), volume, zoo, RunSpec(zflip=False)))
     assert job.error is None and list(job.preview.models) == [zoo[0].name]
-    assert list(job.result.models) == [zoo[0].name, zoo[1].name] and job.cached == {zoo[0].name}
+    # the preview's own result, read back: not "from the cache" in the page's note
+    assert list(job.result.models) == [zoo[0].name, zoo[1].name] and job.cached == set()
     np.testing.assert_array_equal(job.preview.models[zoo[0].name].masses, job.result.models[zoo[0].name].masses)
     assert job.fraction == 1.0
 
@@ -207,3 +208,126 @@ def test_the_reports_slice_figure_is_the_one_on_screen(small_analysis):
     assert {(t["zmin"], t["zmax"]) for t in images} == {(12.5, 80.25)}
     assert sum(t["name"] == "anatomy" for t in data) == 3  # under each channel map
     assert {t["opacity"] for t in data if t["name"].startswith(names[0] + " ")} == {0.4}
+
+
+def _viewer_page(analysis):
+    import streamlit as st
+
+    from explorer.app import viewer3d
+
+    if st.session_state.get("show_3d", True):
+        viewer3d.show(analysis, list(analysis.models))
+
+
+def test_the_3d_viewer_keeps_one_scan_and_its_settings_across_views(small_analysis):
+    """The scan's bytes are the same on every encoding (the viewer adds a panel when they change), and the
+    controls' values survive a run that does not draw the view (leaving it and coming back)."""
+    from streamlit.testing.v1 import AppTest
+
+    from explorer.app.viewer3d import channel_label, prediction_colormap
+
+    assert overlays.scan_nifti(small_analysis.volume) == overlays.scan_nifti(small_analysis.volume)
+    at = AppTest.from_function(_viewer_page, args=(small_analysis,), default_timeout=60).run()
+    assert not at.exception, at.exception
+    at.slider(key="v3d_opacity").set_value(0.3).run()
+    at.selectbox(key="v3d_cmap").set_value("viridis").run()
+    at.session_state["show_3d"] = False
+    at.run()
+    assert "v3d_opacity" not in at.session_state or at.session_state["v3d_opacity"] == 0.3
+    at.session_state["show_3d"] = True
+    at.run()
+    assert not at.exception, at.exception
+    assert at.slider(key="v3d_opacity").value == 0.3 and at.selectbox(key="v3d_cmap").value == "viridis"
+    assert channel_label(-1) == "offset −1 (slice z−1)" and channel_label(0) == "offset 0 (slice z)"
+    assert prediction_colormap("#D55E00") == "red" and prediction_colormap("#0072B2") == "blue"
+
+
+def test_the_summary_pdf_prints_every_value_inside_the_page_without_overlaps(small_analysis):
+    """Every cell of the statistics table (AI with its CI, p, ...), every input hash and the full parameter
+    list are printed, and no word crosses the page edge or another word (pdfplumber's word boxes)."""
+    from explorer.app.summary_pdf import summary_pdf
+    from explorer.figures.tables import format_table, stats_table
+    from tests.pdfcheck import pdf_problems
+
+    a = small_analysis
+    parameters = {**a.spec.record(), "checkpoints": list(a.models), "volume": a.volume.source,
+                  "a_long_parameter_list": [f"item{i}" for i in range(60)]}
+    pdf = summary_pdf(a, {}, parameters=parameters)
+    table = format_table(stats_table(a.summary))
+    assert {"AI [95% CI]", "p"} <= set(table.columns)
+    expected = [v for v in table.drop(columns="model").to_numpy().ravel() if isinstance(v, str)]
+    expected += [a.volume.sha256, *(e["checkpoint_sha256"] for e in a.summary["models"].values()), *a.models,
+                 "parameter a_long_parameter_list", ", ".join(parameters["a_long_parameter_list"])]
+    assert pdf_problems(pdf, expected) == []
+
+
+def test_the_pdf_check_finds_a_missing_value_and_a_word_off_the_page():
+    """The checker itself fails when it should: a value not printed, text past the right edge, two words on
+    top of each other."""
+    from reportlab.pdfgen import canvas
+
+    from tests.pdfcheck import pdf_problems
+
+    buffer = io.BytesIO()
+    page = canvas.Canvas(buffer, pagesize=(200, 200))
+    page.drawString(150, 100, "overflowing-the-right-edge")
+    page.drawString(20, 50, "first")
+    page.drawString(22, 50, "second")
+    page.save()
+    problems = pdf_problems(buffer.getvalue(), ["first", "0.123 [0.1, 0.2]"])
+    assert any("crosses the page edge" in p for p in problems)
+    assert any("overlaps" in p for p in problems)
+    assert any("'0.123' missing" in p for p in problems)
+
+
+def test_the_step_is_the_checkpoint_named_and_the_previews_own_result_is_not_from_the_cache():
+    """While the first checkpoint finishes (fraction at 1/n) the status still says "Checkpoint 1"; the full
+    run reading back the preview's own result does not count it as found in the cache."""
+    job = jobs.Job(key=("k",), steps=3, names=("a", "b", "c"))
+    job._progress(0.1, "a: batch 1 of 2")
+    job._progress(1 / 3, "a: done")
+    assert job.step == 1 and "Checkpoint 1 of 3 — a: done" in job.status()
+    job._progress(1 / 3, "a: " + jobs.FROM_CACHE)
+    job._progress(2 / 3, "b: " + jobs.FROM_CACHE)
+    job._progress(0.7, "c: batch 1 of 2")
+    assert job.step == 3 and job.cached == {"b"}
+
+
+def _sidebar_page():
+    import streamlit as st
+
+    from explorer.app import sidebar, warm
+
+    settings = sidebar.show()
+    st.session_state["identity"] = warm.identity(settings.study, settings.spec)
+    st.session_state["checkpoints"] = [c.sha256 for c in settings.checkpoints]
+
+
+def test_the_server_warm_up_analyses_what_a_first_visit_asks_for():
+    """``explorer app`` warms exactly the sidebar's first-visit inputs (else the first visitor computes anyway)."""
+    from streamlit.testing.v1 import AppTest
+
+    from explorer.app import warm
+
+    at = AppTest.from_function(_sidebar_page, default_timeout=120).run()
+    assert not at.exception, at.exception
+    study, checkpoints, spec = warm.first_visit()
+    assert at.session_state["identity"] == warm.identity(study, spec)
+    assert at.session_state["checkpoints"] == [c.sha256 for c in checkpoints]
+
+
+def test_a_job_for_the_inputs_being_warmed_waits_and_reads_them_from_the_cache(sample_volume_path, monkeypatch):
+    """``explorer app``'s warm-up and a first visitor's job ask for the same results: the job waits for the
+    warm-up and finds them in the cache instead of computing them alongside it."""
+    from explorer.app import warm
+    from explorer.study import Study
+
+    monkeypatch.setattr(warm, "_ident", None)
+    monkeypatch.setattr(warm, "_done", {})
+    volume = load_volume(sample_volume_path)
+    study = Study(replace(volume, data=volume.data[:, :, 30:36], sha256=volume.sha256 + "-warm-z30-36"))
+    zoo, spec = [load_checkpoint(list_zoo()[0])], RunSpec(zflip=False)
+    worker = warm.start(lambda: (study, zoo, spec))
+    job = _wait(jobs.start(("k",), study, zoo, spec))
+    worker.join(60)
+    assert job.error is None and job.cached == {zoo[0].name}

@@ -1,8 +1,9 @@
 """The whole product in a real browser: ``streamlit run`` on a free local port, driven by Debian's Chromium.
 
 Upload a NIfTI and a checkpoint of one's own through the file inputs, run the analysis and click a view while
-it runs, hide and show a checkpoint, open the 3D viewer with its overlays (its canvas must draw), download the
-report, then run the sample cohort on 3 volumes in the Cohort view. Screenshots are kept in
+it runs, hide and show a checkpoint (no two checkpoint chips alike), open the 3D viewer with its overlays (its canvas
+must draw, and stay one canvas after three control changes), download the report (its summary PDF checked on
+word boxes), then run the sample cohort on 3 volumes in the Cohort view. Screenshots are kept in
 ``test-artifacts/``; the README's ``docs/screenshot.png`` is taken here.
 """
 
@@ -26,6 +27,8 @@ import pytest
 
 from explorer.checkpoints import list_zoo
 from explorer.config import REPO_ROOT
+from explorer.figures.tables import format_table, stats_table
+from tests.pdfcheck import pdf_problems
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = REPO_ROOT / "test-artifacts"
@@ -95,6 +98,13 @@ def _own_checkpoint(tmp_path: Path) -> Path:
     return path
 
 
+def _choose(page, label: str, option: str) -> None:
+    """Pick ``option`` in the select box labelled ``label``, and let the page rerun."""
+    page.locator('[data-testid="stSelectbox"]').filter(has_text=label).click()
+    page.get_by_role("option", name=option, exact=True).click()
+    page.wait_for_timeout(1500)
+
+
 def _lit_pixels(png: bytes) -> int:
     """Pixels of a screenshot that are neither near-black nor near-white (drawn content)."""
     import io
@@ -126,6 +136,8 @@ def test_upload_analyse_view_3d_and_export_in_chromium(app_url, tmp_path, sample
         # long per checkpoint as saliency did: 5 checkpoints can take minutes on a loaded 2-core machine.
         expect(sidebar.get_by_role("button", name="Analyse")).to_be_enabled(timeout=600_000)
 
+        chips = sidebar.locator('[data-testid="stMultiSelect"]').filter(has_text="Checkpoints (models/)")
+        chip_labels = chips.locator("[data-tag]").all_inner_texts()
         sidebar.get_by_text("Upload a scan").click()
         scan_uploader = sidebar.locator('[data-testid="stFileUploader"]').filter(has_text="Scan (")
         expect(scan_uploader).to_be_visible(timeout=30_000)
@@ -144,6 +156,7 @@ def test_upload_analyse_view_3d_and_export_in_chromium(app_url, tmp_path, sample
         tags = picker.locator("[data-tag]")
         expect(tags).to_have_count(n)
         expect(tags.filter(has_text="my_model")).to_have_count(1)
+        shown_labels = tags.all_inner_texts()
 
         # Hide one checkpoint, then show it again.
         picker.locator('[aria-label="Remove my_model"]').click()
@@ -167,6 +180,19 @@ def test_upload_analyse_view_3d_and_export_in_chromium(app_url, tmp_path, sample
                 break
         page.screenshot(path=str(ARTIFACTS / "app_3d.png"), full_page=False)
         (REPO_ROOT / "docs" / "screenshot.png").write_bytes(page.screenshot(full_page=False))
+        # Three control changes update the overlays in place: still one NiiVue canvas, and the settings survive
+        # a visit to another view.
+        _choose(page, "Colour map", "viridis")
+        _choose(page, "Layout", "Axial")
+        page.locator('[data-testid="stSlider"]').filter(has_text="Attribution opacity").get_by_role(
+            "slider").press("ArrowLeft")
+        page.wait_for_timeout(3000)
+        canvases = frame.locator("canvas").count()
+        page.get_by_text("Distributions", exact=True).click()
+        expect(page.locator('[data-testid="stPlotlyChart"]').first).to_be_visible(timeout=60_000)
+        page.get_by_text("3D viewer", exact=True).click()
+        colour_map = page.locator('[data-testid="stSelectbox"]').filter(has_text="Colour map")
+        expect(colour_map).to_contain_text("viridis", timeout=60_000)
 
         page.get_by_text("Export", exact=True).click()
         with page.expect_download(timeout=300_000) as info:
@@ -190,6 +216,10 @@ def test_upload_analyse_view_3d_and_export_in_chromium(app_url, tmp_path, sample
         page.screenshot(path=str(ARTIFACTS / "app_cohort.png"), full_page=True)
         browser.close()
     assert lit > 5000, f"the 3D viewer's canvas drew only {lit} pixels"
+    assert canvases == 1, f"the 3D viewer shows {canvases} NiiVue canvases after three control changes"
+    # the chips say strategy and seed, no label twice (the sidebar's zoo; the shown checkpoints with my_model)
+    assert len(set(chip_labels)) == len(chip_labels) == len(list_zoo()) and "imagenet, seed 0" in chip_labels
+    assert len(set(shown_labels)) == len(shown_labels) == len(list_zoo()) + 1, shown_labels
     with zipfile.ZipFile(ARTIFACTS / "report.zip") as bundle:
         names = set(bundle.namelist())
         assert {"report/shares.csv", "report/summary.json", "report/parameters.json", "report/summary.pdf"} <= names
@@ -198,3 +228,9 @@ def test_upload_analyse_view_3d_and_export_in_chromium(app_url, tmp_path, sample
         summary = json.loads(bundle.read("report/summary.json"))
         assert summary["inputs"]["volume"]["source"] == "my_scan.nii.gz"
         assert "my_model" in summary["models"]
+        pdf = bundle.read("report/summary.pdf")
+    # every value of the statistics table and every checkpoint's hash printed, nothing clipped or overlapping
+    table = format_table(stats_table(summary)).drop(columns=["model", "label"])
+    expected = [v for v in table.to_numpy().ravel() if isinstance(v, str)]
+    expected += [e["checkpoint_sha256"] for e in summary["models"].values()]
+    assert pdf_problems(pdf, expected) == []

@@ -9,7 +9,8 @@ is done. With several checkpoints the first one is analysed
 on its own first and published as ``preview``, so the page shows a first chart after one checkpoint's time, not
 all of them (the full run then reads that checkpoint back from the cache). Cancelling is cooperative: the
 progress callback raises :class:`Cancelled` at the next report once the flag is set. No ``streamlit`` import:
-the job is plain Python and tested as such.
+the job is plain Python and tested as such. A job for the inputs the server is warming up (``explorer app``,
+:mod:`explorer.app.warm`) waits for those results instead of computing them twice.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ from explorer.cohort import Cohort, Entry, run_cohort
 from explorer.debias import DebiasData, DebiasResult, DebiasSpec, debias
 from explorer.errors import InputError
 from explorer.spec import RunSpec
+
+from . import warm
 
 FROM_CACHE = "from cache"  # the message analyze reports for a checkpoint whose results were cached
 #: Running debias jobs by key, shared by every session: a page reloaded during a run finds it again.
@@ -47,6 +50,7 @@ class Job:
     key: tuple
     steps: int
     unit: str = "Checkpoint"
+    names: tuple[str, ...] = ()  # the checkpoints in order, whose names start analyze's progress messages
     fraction: float = 0.0
     message: str = "starting"
     started: float = field(default_factory=time.monotonic)
@@ -56,6 +60,7 @@ class Job:
     error: str | None = None
     cancelled: bool = False
     cached: set[str] = field(default_factory=set)
+    _computed: set[str] = field(default_factory=set)
     _cancel: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
 
@@ -65,7 +70,11 @@ class Job:
 
     @property
     def step(self) -> int:
-        """The 1-based number of the checkpoint (or volume) being analysed."""
+        """The 1-based number of the checkpoint (or volume) being analysed: the one the last message names, else
+        the one the fraction done falls in."""
+        name = self.message.split(": ", 1)[0]
+        if name in self.names:
+            return self.names.index(name) + 1
         return min(int(self.fraction * self.steps) + 1, self.steps)
 
     def elapsed(self) -> float:
@@ -91,8 +100,11 @@ class Job:
             raise Cancelled
         # max: the full run re-reports, from the cache, the first checkpoint the preview already analysed
         self.fraction, self.message = max(self.fraction, min(max(fraction, 0.0), 1.0)), message
-        if message.endswith(": " + FROM_CACHE):
-            self.cached.add(message[: -len(FROM_CACHE) - 2])
+        name = message.split(": ", 1)[0]
+        if not message.endswith(": " + FROM_CACHE):
+            self._computed.add(name)
+        elif name not in self._computed:  # not the preview's own result, read back by the full run
+            self.cached.add(name)
 
     def _run(self, run: Callable[..., Analysis | Cohort], first: Callable[..., Analysis] | None) -> None:
         try:
@@ -119,12 +131,14 @@ def start(key: tuple, study: Any, checkpoints: list, spec: Any) -> Job:
     Returns:
         The running job; poll ``job.running`` and read ``job.result`` / ``job.error`` / ``job.cancelled``.
     """
-    job = Job(key=key, steps=len(checkpoints))
+    job = Job(key=key, steps=len(checkpoints), names=tuple(c.name for c in checkpoints))
 
     def whole(progress: Callable) -> Analysis:
+        warm.wait(study, checkpoints, spec, progress)
         return analyze(study, checkpoints, spec, progress=progress)
 
     def first(progress: Callable) -> Analysis:
+        warm.wait(study, checkpoints[:1], spec, progress)
         return analyze(study, checkpoints[:1], spec, progress=progress)
 
     return _launch(job, whole, first if len(checkpoints) > 1 else None)
@@ -145,7 +159,7 @@ def start_cohort(key: tuple, entries: Sequence[Entry], checkpoints: Sequence[str
 
     def whole(progress: Callable) -> Cohort:
         return run_cohort(entries, checkpoints, spec, margin=margin, progress=lambda done, total, subject: progress(
-            done / total, f"{done} of {total} pairs done (last: {subject})"))
+            done / total, f"{done} of {total} pairs done" + (f" (last: {subject})" if done else "")))
 
     return _launch(job, whole, None)
 

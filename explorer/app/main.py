@@ -25,6 +25,7 @@ from explorer.app import (
     views,
 )
 from explorer.app.guard import guard
+from explorer.figures._style import display_names
 
 st.set_page_config(page_title="explorer: 2D+ neighbour asymmetry", layout="wide")
 
@@ -33,8 +34,10 @@ def _shown(analysis) -> list[str]:
     """The "Show checkpoints" picker: a fresh widget per analysis (its key carries the analysis number), so it
     always lists exactly the checkpoints of the analysis the charts show, in the analysis' order."""
     key = f"shown_models-{st.session_state.get('analysis_id', 0)}"
+    labels = display_names(analysis.models, analysis.summary)
     chosen = st.multiselect("Show checkpoints", list(analysis.models), default=list(analysis.models), key=key,
-                            help="Hiding or showing checkpoints never recomputes.")
+                            format_func=labels.get, help="Hiding or showing checkpoints never recomputes. Full "
+                            "names:\n\n" + "\n".join(f"- {label}: `{name}`" for name, label in labels.items()))
     return [m for m in analysis.models if m in chosen]
 
 

@@ -21,7 +21,8 @@ def _nifti(data: np.ndarray, affine: np.ndarray, *, cal: tuple[float, float] | N
     image = nib.Nifti1Image(np.ascontiguousarray(data), affine)
     if cal is not None:  # the display range NiiVue starts from (the threshold for attribution overlays)
         image.header["cal_min"], image.header["cal_max"] = cal
-    return gzip.compress(image.to_bytes(), compresslevel=1)
+    # mtime=0: the same data give the same bytes, so the viewer sees an unchanged scan and keeps its panel
+    return gzip.compress(image.to_bytes(), compresslevel=1, mtime=0)
 
 
 def scan_nifti(volume: Volume) -> bytes:

@@ -69,6 +69,7 @@ def controls(settings: Settings | Blocked) -> None:
         state.pop("run_note")  # a failed run's message belongs to its inputs, not to the ones chosen since
     clicked = st.sidebar.button("Analyse", type="primary", key="analyse", disabled=not ready or running,
                                 help="Runs in the background: you can look at the views meanwhile.")
+    state["inputs_blocked"] = not ready
     if not ready:
         st.sidebar.warning(str(settings))
         return
@@ -98,6 +99,9 @@ def progress() -> None:
     if job is not None:
         _progress_panel()
     elif (note := st.session_state.get("run_note")) is not None:
+        if note[0] == "success" and st.session_state.get("inputs_blocked") and "analysis" in st.session_state:
+            note = ("info", "Showing the previous results: the inputs now in the sidebar cannot be analysed (see "
+                            "the message there).")
         getattr(st, note[0])(note[1])
 
 

@@ -16,6 +16,7 @@ from explorer.checkpoints import Checkpoint, list_zoo
 from explorer.config import Limits
 from explorer.device import DEVICE_CHOICES, describe_device, select_device
 from explorer.errors import InputError
+from explorer.figures._style import display_names
 from explorer.readers import source_choices
 from explorer.spec import RunSpec
 from explorer.study import Study
@@ -50,9 +51,9 @@ class Settings:
                 json.dumps(self.spec.record(), sort_keys=True, default=str))
 
 
-#: What the select box says of the methods whose benchmark result a user should see when choosing.
-METHOD_LABELS = {DEFAULT_METHOD: f"{DEFAULT_METHOD} — validated default: which slice the output depends on",
-                 "saliency": "saliency — the paper's measure: first-conv weighting"}
+#: What the select box says of the methods whose benchmark result a user should see when choosing (short enough
+#: for the sidebar's width; each method's description is in the box's help).
+METHOD_LABELS = {DEFAULT_METHOD: f"{DEFAULT_METHOD} (validated default)", "saliency": "saliency (the paper's)"}
 
 
 def show() -> Settings | Blocked:
@@ -65,16 +66,16 @@ def show() -> Settings | Blocked:
     axis = sb.selectbox("Slicing axis", ["as trained (checkpoint)", *AXES], key="axis",
                         help="Default: the axis each checkpoint was trained on (axial for the shipped zoo).")
     method = sb.selectbox("Attribution method", list(METHODS), key="method",
-                          index=list(METHODS).index(DEFAULT_METHOD),
-                          format_func=lambda m: METHOD_LABELS.get(m, f"{m} — {METHODS[m].description}")[:70],
+                          index=list(METHODS).index(DEFAULT_METHOD), format_func=lambda m: METHOD_LABELS.get(m, m),
                           help="How much the prediction depends on each input channel (slice z−1, z, z+1). "
                                f"The default, **{DEFAULT_METHOD}** (each channel replaced by its mean), recovers "
                                "planted dependencies for every initialisation (`explorer validate`). **saliency** "
                                "is the paper's measure: it reads the first convolution's per-channel weighting and "
-                               "gave the wrong sign, or nothing, on networks trained on a planted dependence.")
+                               "gave the wrong sign, or nothing, on networks trained on a planted dependence.\n\n"
+                               + "\n".join(f"- **{m}**: {METHODS[m].description}" for m in METHODS))
     target = sb.selectbox("Target", list(TARGETS), key="target",
-                          format_func=lambda t: f"{t} — {TARGETS[t].description}"[:70],
-                          help="Which pixels' output is explained: the predicted foreground by default.")
+                          help="Which pixels' output is explained: the predicted foreground by default.\n\n"
+                               + "\n".join(f"- **{t}**: {TARGETS[t].description}" for t in TARGETS))
     choices = ["auto", *[d for d in DEVICE_CHOICES[1:] if _available(d)]]
     device = sb.selectbox("Device", choices, key="device")
     with guard("Device"):
@@ -90,6 +91,13 @@ def show() -> Settings | Blocked:
     spec = RunSpec(method=method, target=target, axis=None if axis.startswith("as trained") else axis,
                    device=device, keep_maps=True)
     return Settings(Study(volume, mask), tuple(checkpoints), spec)
+
+
+def chip_labels(checkpoints) -> dict[str, str]:
+    """``{name: label}``: what tells the checkpoints apart (``imagenet-zflip, seed 1``, from their metadata), the
+    figures' labels; distinct, since :func:`~explorer.figures._style.display_names` falls back on the names."""
+    entries = {c.name: {"strategy": c.meta.strategy, "training": c.meta.training} for c in checkpoints}
+    return display_names(entries, {"models": entries}) if entries else {}
 
 
 def _available(device: str) -> bool:
@@ -163,11 +171,14 @@ def _checkpoints(sb) -> list[Checkpoint]:
         zoo = resources.zoo()
     shipped = {p.stem for p in list_zoo()}
     pool = {**zoo, **debias.child_checkpoints()}  # children made in the Debias view, each after its parent
+    labels = chip_labels(pool.values())
     chosen = sb.multiselect("Checkpoints (models/)", debias.with_children(list(zoo), debias.child_parents()),
-                            default=[n for n in zoo if n in shipped],
-                            key="zoo_choice", help="The shipped checkpoints (one 2D+ U-Net per initialisation "
-                            "strategy, seed 0), then seeds 1 and 2 when models/train_zoo.py has trained them; "
-                            "children made in the Debias view follow their parent.")
+                            default=[n for n in zoo if n in shipped], key="zoo_choice",
+                            format_func=lambda name: labels.get(name, name),
+                            help="The shipped checkpoints (one 2D+ U-Net per initialisation strategy, seed 0), then "
+                                 "seeds 1 and 2 when models/train_zoo.py has trained them; children made in the "
+                                 "Debias view follow their parent. Full names:\n\n"
+                                 + "\n".join(f"- {label}: `{name}`" for name, label in labels.items()))
     found = uploads.checkpoints(sb, [pool[name] for name in chosen], next(iter(zoo.values()), None))
     if not found:
         sb.info("Choose at least one checkpoint.")

@@ -100,6 +100,7 @@ def run_cohort(manifest: str | Path | Sequence[Entry], checkpoints: Sequence[str
                     training=c.meta.training) for n, p, c in zip(names, checkpoints, loaded, strict=True)]
     spec = (spec or RunSpec()).for_checkpoints(loaded)
     report = progress or (lambda done, total, message: None)
+    report(0, len(entries) * len(models), "starting")  # the total before the first pair ends
     if executor.kind == "ray":
         rows = run_ray(entries, models, spec, address=executor.address, workers=executor.workers, fail_fast=fail_fast,
                        progress=report)

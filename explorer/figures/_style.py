@@ -164,7 +164,7 @@ def short_labels(names: Sequence[str]) -> dict[str, str]:
 
 def child_colour(parent_colour: str, rank: int = 0) -> str:
     """A debiased child's colour: its parent's hue, lighter (the ``rank``-th child of one parent lighter still)."""
-    return _shade(parent_colour, min(0.35 + 0.2 * rank, 0.8))
+    return shade(parent_colour, 1 + rank)
 
 
 def checkpoint_look(names: Iterable[str], summary: Mapping | None = None) -> tuple[dict[str, str], dict[str, str]]:
