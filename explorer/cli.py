@@ -405,18 +405,18 @@ def _cmd_cache(args: argparse.Namespace) -> int:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from .train import Recipe, train_checkpoint  # imported here: torch/smp load only for this subcommand
+    from .train import Recipe, TrainSpec, train_checkpoint  # imported here: torch/smp load only for this subcommand
     from .train_subjects import train_manifest_checkpoint
 
-    common = dict(strategy=args.strategy, arch=args.arch, encoder=args.encoder,
-                  offsets=args.offsets.split(","),  # train() validates them (explorer.windows.validate_offsets)
-                  axis=args.axis, normalisation=args.normalisation, weights=args.weights, device=args.device,
-                  recipe=Recipe(epochs=args.epochs, seed=args.seed, loss=args.loss, slice_stride=args.slice_stride,
-                                loss_params=_key_values(args.loss_param, "--loss-param"), patience=args.patience,
-                                val_subjects=args.val_subjects),
-                  command=_train_command(args))
+    spec = TrainSpec(strategy=args.strategy, arch=args.arch, encoder=args.encoder,
+                     offsets=args.offsets.split(","),  # validated by the spec (explorer.windows.validate_offsets)
+                     axis=args.axis, normalisation=args.normalisation, weights=args.weights, device=args.device,
+                     recipe=Recipe(epochs=args.epochs, seed=args.seed, loss=args.loss, slice_stride=args.slice_stride,
+                                   loss_params=_key_values(args.loss_param, "--loss-param"), patience=args.patience,
+                                   val_subjects=args.val_subjects))
     if args.manifest is not None:
-        result = train_manifest_checkpoint(args.manifest, args.out, split_column=args.split_column, **common)
+        result = train_manifest_checkpoint(args.manifest, args.out, spec, split_column=args.split_column,
+                                           command=_train_command(args))
         heldout = ", ".join(f"{k} {v:.4f}" for k, v in result.meta.metrics["heldout_dice"].items())
         epochs = result.meta.training["epochs"]
         stopped = f", best epoch {epochs['best_epoch']}" if "best_epoch" in epochs else ""
@@ -425,7 +425,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         return 0
     if args.mask is None:
         raise InputError("--mask", "missing", "a mask with --volume")
-    result = train_checkpoint(_load(args, args.volume), args.mask, args.out, **common)
+    result = train_checkpoint(_load(args, args.volume), args.mask, args.out, spec, command=_train_command(args))
     print(f"wrote {args.out}: strategy {args.strategy}, held-out Dice {result.meta.metrics['val_dice']:.4f}")
     return 0
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -83,6 +83,57 @@ class TrainResult:
     model: torch.nn.Module
     meta: CheckpointMeta
     losses: list[float]
+
+
+@dataclass(frozen=True)
+class TrainSpec:
+    """What to train, shared by :func:`train` (one volume) and :func:`explorer.train_subjects.train_subjects` (a
+    manifest's subjects) as :class:`explorer.spec.RunSpec` is shared by analyses: validated once, when built.
+
+    Attributes:
+        strategy: a name from :data:`explorer.strategies.STRATEGIES`.
+        arch, encoder, arch_kwargs: the model (``arch_kwargs`` default: :data:`DEFAULT_ARCH_KWARGS`).
+        offsets, axis, normalisation: the window, the slicing axis and the intensity preset.
+        recipe: hyper-parameters, seed and early stopping.
+        weights: explicit ImageNet weight file for the ``imagenet*`` strategies.
+        device: ``auto`` (CUDA when present), ``cpu``, ``cuda`` or ``mps``.
+
+    Raises:
+        InputError: bad offsets, an unknown strategy or loss, or a recipe that cannot train.
+    """
+
+    strategy: str
+    arch: str = "Unet"
+    encoder: str = "mobilenet_v2"
+    offsets: Sequence[int] = (-1, 0, 1)
+    axis: str = "axial"
+    normalisation: str = "zscore"
+    arch_kwargs: dict[str, Any] | None = None
+    recipe: Recipe = field(default_factory=Recipe)
+    weights: str | Path | None = None
+    device: str = "auto"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "offsets", validate_offsets(self.offsets, source="--offsets"))
+        get_strategy(self.strategy)
+        check_recipe(self.recipe)
+        kwargs = DEFAULT_ARCH_KWARGS.get(self.arch, {}) if self.arch_kwargs is None else self.arch_kwargs
+        object.__setattr__(self, "arch_kwargs", dict(kwargs))
+
+    def initialised(self) -> tuple[torch.nn.Module, Any]:
+        """The model built with the recipe's seed and initialised by the strategy, and the strategy's record."""
+        seed_everything(self.recipe.seed)
+        model = build_model(arch=self.arch, encoder=self.encoder, in_channels=len(self.offsets), classes=1,
+                            **self.arch_kwargs)
+        init = get_strategy(self.strategy).apply(model, self.offsets, encoder=self.encoder, weights=self.weights)
+        return model, init
+
+    def meta(self, training: dict[str, Any], metrics: dict[str, Any] | None = None) -> CheckpointMeta:
+        """The checkpoint metadata of a model trained by this spec."""
+        return CheckpointMeta(arch=self.arch, encoder=self.encoder, classes=1, offsets=self.offsets,
+                              strategy=self.strategy, normalisation=self.normalisation, axis=self.axis,
+                              arch_kwargs=self.arch_kwargs, recipe=self.recipe.to_dict(), training=training,
+                              metrics=metrics or {})
 
 
 def check_recipe(recipe: Recipe) -> None:
@@ -273,61 +324,43 @@ def predict(model: torch.nn.Module, stack: np.ndarray, offsets: Sequence[int], s
     return np.concatenate(out)
 
 
-def train(volume: Volume, mask: Mask, *, strategy: str, arch: str = "Unet", encoder: str = "mobilenet_v2",
-          offsets: Sequence[int] = (-1, 0, 1), axis: str = "axial", normalisation: str = "zscore",
-          arch_kwargs: dict[str, Any] | None = None, recipe: Recipe = Recipe(), weights: str | Path | None = None,
-          device: str = "auto", progress: bool = True, command: str | None = None,
-          on_batch: Callable[[int, int], None] | None = None) -> TrainResult:
-    """Initialise a model with ``strategy`` and train it on ``volume``/``mask`` slices along ``axis``.
+def train(volume: Volume, mask: Mask, spec: TrainSpec, *, hooks: FitHooks | None = None,
+          command: str | None = None) -> TrainResult:
+    """Initialise a model as ``spec`` says and train it on ``volume``/``mask`` slices along ``spec.axis``.
 
     Args:
         volume, mask: the training data (mask on the volume's grid).
-        strategy: a name from :data:`explorer.strategies.STRATEGIES`.
-        arch, encoder, arch_kwargs: the model (``arch_kwargs`` default: :data:`DEFAULT_ARCH_KWARGS`).
-        offsets, axis, normalisation: the window, slicing axis and intensity preset.
-        recipe: hyper-parameters and seed.
-        weights: explicit ImageNet weight file for the ``imagenet*`` strategies.
-        device: ``auto`` (CUDA when present), ``cpu``, ``cuda`` or ``mps``.
-        progress: show a tqdm bar on stderr.
+        spec: the model, window, strategy, recipe and device.
+        hooks: progress bar and callbacks (:class:`FitHooks`; the bar is labelled with the strategy).
         command: the command line that started this run (stored in the metadata).
-        on_batch: progress, as :func:`fit`.
 
     Returns:
         The trained model (eval mode, on the CPU), its metadata (held-out Dice in ``metrics``) and losses.
 
     Raises:
-        InputError: unknown names (strategy, loss, ...), bad offsets, an empty mask, too few slices, missing
-            weights, or early stopping (``recipe.patience``; it needs subject-level training).
+        InputError: an empty mask, too few slices, missing weights, or early stopping (``recipe.patience``; it
+            needs subject-level training).
     """
-    offsets = validate_offsets(offsets, source="--offsets")
+    recipe, offsets, axis = spec.recipe, spec.offsets, spec.axis
     check_slices(volume.shape, axis_index(axis), volume.source)  # 32,767 one-voxel slices are no 2D+ volume
-    chosen = get_strategy(strategy)
-    check_recipe(recipe)
     if recipe.patience is not None:
         raise InputError("--patience", "early stopping with one training volume",
                          "--manifest: early stopping holds out whole training subjects for validation")
-    arch_kwargs = dict(DEFAULT_ARCH_KWARGS.get(arch, {}) if arch_kwargs is None else arch_kwargs)
-    dev = select_device(device)
-    seed_everything(recipe.seed)
+    dev = select_device(spec.device)
     study = Study(volume, mask)
-    stack, labels = study.slices(axis, normalisation), study.mask_slices(axis)
-    stats = channel_stats_for(normalisation, len(offsets))
+    stack, labels = study.slices(axis, spec.normalisation), study.mask_slices(axis)
+    stats = channel_stats_for(spec.normalisation, len(offsets))
     split = split_slices(labels, offsets, recipe.val_fraction)
 
-    model = build_model(arch=arch, encoder=encoder, in_channels=len(offsets), classes=1, **arch_kwargs)
-    init = chosen.apply(model, offsets, encoder=encoder, weights=weights)
+    model, init = spec.initialised()
     used = split.train[:: recipe.slice_stride]
     x_all = _windows(stack, offsets, used, stats)
     y_all = torch.from_numpy(pad_to_multiple(labels[used].astype(np.float32), 32)[0][:, None])
-    log = fit(model, x_all, y_all, recipe, zflip=chosen.augment_zflip, device=dev,
-              hooks=FitHooks(desc=f"train {strategy}", progress=progress, on_batch=on_batch))
-    losses, seconds = log.losses, log.seconds
+    log = fit(model, x_all, y_all, recipe, zflip=get_strategy(spec.strategy).augment_zflip, device=dev,
+              hooks=replace(hooks or FitHooks(), desc=f"train {spec.strategy}"))
     pred = predict(model, stack, offsets, split.val, stats, dev)
-    val_dice = dice(pred, labels[split.val])
     model = model.cpu().eval()
-    meta = CheckpointMeta(
-        arch=arch, encoder=encoder, classes=1, offsets=offsets, strategy=strategy, normalisation=normalisation,
-        axis=axis, arch_kwargs=arch_kwargs, recipe=recipe.to_dict(),
+    meta = spec.meta(
         training={
             "volume": {"name": volume.source, "sha256": volume.sha256, "shape": list(volume.shape)},
             "mask": {"name": mask.source, "sha256": mask.sha256},
@@ -336,31 +369,15 @@ def train(volume: Volume, mask: Mask, *, strategy: str, arch: str = "Unet", enco
                       "gap": split.gap},
             "init": init.to_dict(),
             "first_conv_share_final": {str(k): v for k, v in first_conv_shares(model, offsets).items()},
-            "device": describe_device(dev), "seconds": round(seconds, 1), "command": command,
+            "device": describe_device(dev), "seconds": round(log.seconds, 1), "command": command,
         },
-        metrics={"val_dice": val_dice, "train_loss": losses},
+        metrics={"val_dice": dice(pred, labels[split.val]), "train_loss": log.losses},
     )
-    return TrainResult(model=model, meta=meta, losses=losses)
+    return TrainResult(model=model, meta=meta, losses=log.losses)
 
 
-def evaluate_heldout(model: torch.nn.Module, volume: Volume, mask: Mask, meta: CheckpointMeta,
-                     device: str = "auto") -> float:
-    """Dice of ``model`` on the held-out block that :func:`train` used for ``meta`` (same split rule).
-
-    Raises:
-        InputError: as :func:`split_slices`.
-    """
-    dev = select_device(device)
-    study = Study(volume, mask)
-    stack, labels = study.slices(meta.axis, meta.normalisation), study.mask_slices(meta.axis)
-    split = split_slices(labels, meta.offsets, float(meta.recipe.get("val_fraction", Recipe.val_fraction)))
-    pred = predict(model.to(dev), stack, meta.offsets, split.val,
-                    channel_stats_for(meta.normalisation, len(meta.offsets)), dev)
-    return dice(pred, labels[split.val])
-
-
-def train_checkpoint(volume_path: str | Path | Volume, mask_path: str | Path, out: str | Path,
-                     **kwargs: Any) -> TrainResult:
+def train_checkpoint(volume_path: str | Path | Volume, mask_path: str | Path, out: str | Path, spec: TrainSpec, *,
+                     hooks: FitHooks | None = None, command: str | None = None) -> TrainResult:
     """Load the volume (unless given loaded) and mask, :func:`train`, save the checkpoint to ``out`` (float16, atomic).
 
     Raises:
@@ -369,6 +386,6 @@ def train_checkpoint(volume_path: str | Path | Volume, mask_path: str | Path, ou
     if Path(out).suffix != ".safetensors":
         raise InputError(out, "output name does not end in .safetensors", "e.g. --out model.safetensors")
     study = Study.load(volume_path, mask_path)
-    result = train(study.volume, study.mask, **kwargs)
+    result = train(study.volume, study.mask, spec, hooks=hooks, command=command)
     save_checkpoint(result.model, result.meta, out)
     return result

@@ -11,8 +11,8 @@ their own size.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -24,14 +24,14 @@ from .cohort.manifest import Entry, read_manifest
 from .device import describe_device, select_device
 from .errors import InputError
 from .fileio import file_sha256
-from .models import DEFAULT_ARCH_KWARGS, build_model, first_conv_shares
+from .models import first_conv_shares
 from .normalise import channel_stats_for
 from .stats import dice
 from .strategies import get_strategy
 from .study import Study
-from .train import FitHooks, Recipe, TrainResult, check_recipe, fit, predict, seed_everything
+from .train import FitHooks, Recipe, TrainResult, TrainSpec, fit, predict
 from .volume import axis_index
-from .windows import iter_windows, pad_to_multiple, validate_offsets
+from .windows import iter_windows, pad_to_multiple
 
 
 @dataclass(frozen=True, eq=False)
@@ -126,22 +126,16 @@ def heldout_dice(model: torch.nn.Module, subjects: Sequence[Subject], meta: Chec
     return out
 
 
-def train_subjects(train: Sequence[Subject], test: Sequence[Subject], *, strategy: str, arch: str = "Unet",
-                   encoder: str = "mobilenet_v2", offsets: Sequence[int] = (-1, 0, 1), axis: str = "axial",
-                   normalisation: str = "zscore", arch_kwargs: dict[str, Any] | None = None,
-                   recipe: Recipe | None = None, weights: str | Path | None = None, device: str = "auto",
-                   progress: bool = True, command: str | None = None,
-                   manifest: dict[str, Any] | None = None,
-                   on_batch: Callable[[int, int], None] | None = None) -> TrainResult:
-    """Initialise a model with ``strategy``, train it on every slice of ``train``, evaluate it on ``test``.
+def train_subjects(train: Sequence[Subject], test: Sequence[Subject], spec: TrainSpec, *,
+                   manifest: dict[str, Any] | None = None, hooks: FitHooks | None = None,
+                   command: str | None = None) -> TrainResult:
+    """Initialise a model as ``spec`` says, train it on every slice of ``train``, evaluate it on ``test``.
 
     Args:
         train, test: disjoint subjects with masks (training and held-out).
-        strategy, arch, encoder, offsets, axis, normalisation, arch_kwargs, recipe (default
-            :class:`Recipe`), weights, device, progress, command: as :func:`explorer.train.train`
-            (``recipe.val_fraction`` is unused).
+        spec: the model, window, strategy, recipe (``recipe.val_fraction`` is unused) and device.
         manifest: the manifest's record (name, SHA-256, split column), stored in the metadata.
-        on_batch: progress, as :func:`explorer.train.fit`.
+        hooks, command: as :func:`explorer.train.train`.
 
     Returns:
         The trained model (eval, CPU) and its metadata: ``training.split`` lists the fitted, test and (with
@@ -152,46 +146,35 @@ def train_subjects(train: Sequence[Subject], test: Sequence[Subject], *, strateg
         InputError: a subject on both sides, too few training subjects for the validation split, and as
             :func:`explorer.train.train`.
     """
-    offsets = validate_offsets(offsets, source="--offsets")
-    chosen = get_strategy(strategy)
-    recipe = Recipe() if recipe is None else recipe
-    check_recipe(recipe)
+    recipe, offsets, axis = spec.recipe, spec.offsets, spec.axis
     both = {s.study.volume.sha256 for s in train} & {s.study.volume.sha256 for s in test}
     if both or {s.id for s in train} & {s.id for s in test}:
         raise InputError("split", "a subject (or an identical volume) is both in train and test", "disjoint subjects")
-    arch_kwargs = dict(DEFAULT_ARCH_KWARGS.get(arch, {}) if arch_kwargs is None else arch_kwargs)
-    dev = select_device(device)
-    seed_everything(recipe.seed)
-    model = build_model(arch=arch, encoder=encoder, in_channels=len(offsets), classes=1, **arch_kwargs)
-    init = chosen.apply(model, offsets, encoder=encoder, weights=weights)
+    dev = select_device(spec.device)
+    model, init = spec.initialised()
     fitted, held = validation_split(train, recipe)
-    stats = channel_stats_for(normalisation, len(offsets))
-    x_all, y_all = _training_windows(fitted, offsets, axis, normalisation, stats, recipe.slice_stride)
-    val = _training_windows(held, offsets, axis, normalisation, stats, recipe.slice_stride) if held else None
-    log = fit(model, x_all, y_all, recipe, zflip=chosen.augment_zflip, device=dev, val=val,
-              hooks=FitHooks(desc=f"train {strategy}", progress=progress, on_batch=on_batch))
-    losses, seconds = log.losses, log.seconds
-    meta = CheckpointMeta(
-        arch=arch, encoder=encoder, classes=1, offsets=offsets, strategy=strategy, normalisation=normalisation,
-        axis=axis, arch_kwargs=arch_kwargs, recipe=recipe.to_dict(),
-        training={
-            "manifest": manifest, "axis_index": axis_index(axis),
-            "split": {"unit": "subject", "train": [s.record() for s in fitted], "test": [s.record() for s in test],
-                      "train_slices": len(x_all), **({"val": [s.record() for s in held]} if held else {})},
-            "epochs": log.record(recipe.epochs),
-            "init": init.to_dict(),
-            "first_conv_share_final": {str(k): v for k, v in first_conv_shares(model, offsets).items()},
-            "device": describe_device(dev), "seconds": round(seconds, 1), "command": command,
-        },
-    )
+    stats = channel_stats_for(spec.normalisation, len(offsets))
+    x_all, y_all = _training_windows(fitted, offsets, axis, spec.normalisation, stats, recipe.slice_stride)
+    val = _training_windows(held, offsets, axis, spec.normalisation, stats, recipe.slice_stride) if held else None
+    log = fit(model, x_all, y_all, recipe, zflip=get_strategy(spec.strategy).augment_zflip, device=dev, val=val,
+              hooks=replace(hooks or FitHooks(), desc=f"train {spec.strategy}"))
+    meta = spec.meta(training={
+        "manifest": manifest, "axis_index": axis_index(axis),
+        "split": {"unit": "subject", "train": [s.record() for s in fitted], "test": [s.record() for s in test],
+                  "train_slices": len(x_all), **({"val": [s.record() for s in held]} if held else {})},
+        "epochs": log.record(recipe.epochs),
+        "init": init.to_dict(),
+        "first_conv_share_final": {str(k): v for k, v in first_conv_shares(model, offsets).items()},
+        "device": describe_device(dev), "seconds": round(log.seconds, 1), "command": command,
+    })
     per_subject = heldout_dice(model, test, meta, dev)
     meta.metrics.update(heldout_dice=per_subject, val_dice=float(np.mean(list(per_subject.values()))),
-                        train_loss=losses)
-    return TrainResult(model=model.cpu().eval(), meta=meta, losses=losses)
+                        train_loss=log.losses)
+    return TrainResult(model=model.cpu().eval(), meta=meta, losses=log.losses)
 
 
-def train_manifest_checkpoint(manifest: str | Path, out: str | Path, *, split_column: str = "split",
-                              **kwargs: Any) -> TrainResult:
+def train_manifest_checkpoint(manifest: str | Path, out: str | Path, spec: TrainSpec, *, split_column: str = "split",
+                              hooks: FitHooks | None = None, command: str | None = None) -> TrainResult:
     """Read ``manifest``, train on its ``train`` subjects, evaluate on its ``test`` subjects, save to ``out``.
 
     Raises:
@@ -202,6 +185,7 @@ def train_manifest_checkpoint(manifest: str | Path, out: str | Path, *, split_co
         raise InputError(out, "output name does not end in .safetensors", "e.g. --out model.safetensors")
     train_rows, test_rows = split_rows(read_manifest(manifest), split_column, source=str(manifest))
     record = {"name": Path(manifest).name, "sha256": file_sha256(manifest), "split_column": split_column}
-    result = train_subjects(load_subjects(train_rows), load_subjects(test_rows), manifest=record, **kwargs)
+    result = train_subjects(load_subjects(train_rows), load_subjects(test_rows), spec, manifest=record, hooks=hooks,
+                            command=command)
     save_checkpoint(result.model, result.meta, out)
     return result

@@ -13,7 +13,7 @@ from explorer.cli import main
 from explorer.cohort.manifest import read_manifest
 from explorer.early_stopping import EarlyStopping
 from explorer.errors import InputError
-from explorer.train import Recipe, check_recipe
+from explorer.train import FitHooks, Recipe, TrainSpec, check_recipe
 from explorer.train_subjects import load_subjects, split_rows, train_subjects, validation_split
 
 SMALL = {"decoder_channels": [16, 16, 8, 8, 8]}
@@ -57,9 +57,9 @@ def test_a_tiny_run_stops_at_best_plus_patience_and_keeps_the_best_epoch(small_c
 
     monkeypatch.setattr(train_module, "validation_loss", fake_validation_loss)
     train_rows, test_rows = split_rows(read_manifest(small_cohort), "split")
-    result = train_subjects(load_subjects(train_rows), load_subjects(test_rows), strategy="random",
-                            recipe=Recipe(epochs=6, batch_size=4, patience=2), arch_kwargs=SMALL, device="cpu",
-                            progress=False)
+    spec = TrainSpec(strategy="random", recipe=Recipe(epochs=6, batch_size=4, patience=2), arch_kwargs=SMALL,
+                     device="cpu")
+    result = train_subjects(load_subjects(train_rows), load_subjects(test_rows), spec, hooks=FitHooks(progress=False))
     record = result.meta.training["epochs"]
     assert record == {"epochs_reached": 4, "max_epochs": 6, "best_epoch": 2, "val_loss": [0.9, 0.5, 0.6, 0.7],
                       "stopped_early": True}

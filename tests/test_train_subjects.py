@@ -11,7 +11,7 @@ from explorer.cohort.manifest import read_manifest
 from explorer.config import SAMPLE_DIR
 from explorer.diagnostics.logits import split_from_meta
 from explorer.errors import InputError
-from explorer.train import Recipe
+from explorer.train import FitHooks, Recipe, TrainSpec
 from explorer.train_subjects import heldout_dice, load_subjects, split_rows, train_subjects
 
 COHORT = SAMPLE_DIR / "cohort" / "manifest.csv"
@@ -58,8 +58,9 @@ def test_training_on_subjects_records_the_split_and_per_subject_heldout_dice(sma
     train_rows, test_rows = split_rows(read_manifest(small_cohort), "split")
     train, test = load_subjects(train_rows), load_subjects(test_rows)
     assert train[0].study.volume.shape != train[1].study.volume.shape  # padded to one canvas for training
-    result = train_subjects(train, test, strategy="imagenet-uniform", recipe=Recipe(epochs=1, batch_size=4),
-                            arch_kwargs={"decoder_channels": [32, 16, 16, 8, 8]}, device="cpu", progress=False)
+    spec = TrainSpec(strategy="imagenet-uniform", recipe=Recipe(epochs=1, batch_size=4),
+                     arch_kwargs={"decoder_channels": [32, 16, 16, 8, 8]}, device="cpu")
+    result = train_subjects(train, test, spec, hooks=FitHooks(progress=False))
     meta = result.meta
     split = meta.training["split"]
     assert split["unit"] == "subject" and [s["subject"] for s in split["train"]] == ["sub-01", "sub-02"]

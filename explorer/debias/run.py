@@ -30,7 +30,7 @@ from ..errors import InputError
 from ..models import first_conv, first_conv_shares
 from ..spec import RunSpec
 from ..stats import dice
-from ..train import FitHooks, Recipe, fit, seed_everything, train
+from ..train import FitHooks, Recipe, TrainSpec, fit, seed_everything, train
 from ..train_subjects import train_subjects
 from .data import DebiasData
 from .spec import DebiasSpec
@@ -228,11 +228,12 @@ def _make(parent: Checkpoint, data: DebiasData, spec: DebiasSpec, variant: str, 
         raise RuntimeError(f"no recipe for the {variant} variant")
     if variant == "retrain":
         m = parent.meta
-        common = dict(strategy=spec.retrain_strategy, arch=m.arch, encoder=m.encoder, offsets=m.offsets,
-                      axis=m.axis, normalisation=m.normalisation, arch_kwargs=m.arch_kwargs, recipe=recipe,
-                      device=spec.device, progress=False, on_batch=on_batch)
-        result = (train(data.study.volume, data.study.mask, **common) if data.study is not None
-                  else train_subjects(data.train, data.test, manifest=data.manifest, **common))
+        trained = TrainSpec(strategy=spec.retrain_strategy, arch=m.arch, encoder=m.encoder, offsets=m.offsets,
+                            axis=m.axis, normalisation=m.normalisation, arch_kwargs=m.arch_kwargs, recipe=recipe,
+                            device=spec.device)
+        hooks = FitHooks(progress=False, on_batch=on_batch)
+        result = (train(data.study.volume, data.study.mask, trained, hooks=hooks) if data.study is not None
+                  else train_subjects(data.train, data.test, trained, manifest=data.manifest, hooks=hooks))
         return result.model.to(dev), result.meta, {"epochs_run": len(result.losses), "train_loss": result.losses}
     return _finetune(parent, data, spec, recipe, dev, on_batch)
 

@@ -30,7 +30,7 @@ from ..export import versions
 from ..models import DEFAULT_ARCH_KWARGS
 from ..spec import RunSpec
 from ..study import Study
-from ..train import Recipe, train
+from ..train import FitHooks, Recipe, TrainSpec, train
 from .functional import FunctionalDice, functional_dice
 from .planted import make_planted, write_planted
 from .score import aggregate, network_score
@@ -158,9 +158,10 @@ def _network(spec: ValidationSpec, case: _Case, strategy: str, data: Study, root
             return load_checkpoint(path, name=strategy), False
         except InputError:  # a damaged cache entry (e.g. a write cut short elsewhere) is trained again
             pass
-    result = train(data.volume, data.mask, strategy=strategy, arch=spec.arch, encoder=spec.encoder,
-                   offsets=spec.offsets, recipe=Recipe(epochs=spec.epochs, seed=case.seed), device=spec.device,
-                   progress=False, command=f"explorer validate ({case.label})")
+    trained = TrainSpec(strategy=strategy, arch=spec.arch, encoder=spec.encoder, offsets=spec.offsets,
+                        recipe=Recipe(epochs=spec.epochs, seed=case.seed), device=spec.device)
+    result = train(data.volume, data.mask, trained, hooks=FitHooks(progress=False),
+                   command=f"explorer validate ({case.label})")
     save_checkpoint(result.model, result.meta, path)
     return load_checkpoint(path, name=strategy), True
 
