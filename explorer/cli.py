@@ -474,7 +474,7 @@ def _cmd_debias(args: argparse.Namespace) -> int:
     else:
         data = DebiasData(study=Study.load(_load(args, args.volume), args.mask))
     with Progress("debias") as bar:
-        result = debias(parent, data, spec, command=shlex.join(["explorer", *sys.argv[1:]]),
+        result = debias(parent, data, spec, command=_debias_command(args),
                         progress=lambda fraction, message: bar.update(int(round(1000 * fraction)), 1000, message))
     written = write_debias(result, args.out)
     for record in (result.report["parent"], *result.report["children"]):
@@ -489,6 +489,22 @@ def _cmd_debias(args: argparse.Namespace) -> int:
               + (" (from the cache)" if record.get("from_cache") else ""))
     print(f"wrote {len(result.children)} checkpoint(s), debias.json and figures/ to {written['report'].parent}")
     return 0
+
+
+def _debias_command(args: argparse.Namespace) -> str:
+    """The canonical command line of a debias run (recorded in each child)."""
+    parts = ["explorer", "debias", args.checkpoint]
+    for flag in ("volume", "mask", "manifest", "split_column", "mode", "epochs", "strategy", "lr", "batch_size",
+                 "slice_stride", "seed", "patience", "arch", "encoder", "parent_strategy", "device", "series",
+                 "dataset", "volume_index", "spacing"):
+        value = getattr(args, flag)
+        if value is not None and not (flag == "split_column" and args.manifest is None):
+            parts += ["--" + flag.replace("_", "-"), str(value)]
+    for variant in args.variant:
+        parts += ["--variant", variant]
+    if args.freeze_encoder:
+        parts.append("--freeze-encoder")
+    return shlex.join([*parts, "--out", args.out])
 
 
 def _cmd_analyze(args: argparse.Namespace) -> int:

@@ -70,6 +70,8 @@ def test_surgery_from_the_debias_view_appears_beside_its_parent(app_url, tmp_pat
         expect(page.get_by_text(re.compile(rf"· {n + 1} checkpoint\(s\)"))).to_be_visible(timeout=600_000)
         expect(page.get_by_text(f"{PARENT} and its children")).to_be_visible(timeout=60_000)
         expect(page.locator('[data-testid="stPlotlyChart"]')).to_have_count(1, timeout=60_000)
+        page.get_by_text(re.compile(r"Made 1 child\(ren\)")).scroll_into_view_if_needed()
+        page.mouse.wheel(0, 250)  # the note, the table and the figure in one screen
         page.wait_for_timeout(1500)  # the figure's first paint
         (REPO_ROOT / "docs" / "debias.png").write_bytes(page.screenshot(full_page=False))
 

@@ -212,7 +212,8 @@ def test_cli_surgery_end_to_end(crop, tmp_path, capsys) -> None:
     child = report["children"][0]
     assert child["mode"] == "uniform" and abs(child["channel_asymmetry"][crop[0].name]["mean"]) < 1e-3
     assert len(set(child["first_conv_share"].values())) == 1
-    assert load_checkpoint(out / child["file"]).meta.training["debias"]["command"].startswith("explorer")
+    command = load_checkpoint(out / child["file"]).meta.training["debias"]["command"]
+    assert command.startswith(f"explorer debias {PARENT} --volume {crop[0]}") and "--mode uniform" in command
 
 
 def test_manifest_finetune_holds_out_subjects(parent, tmp_path) -> None:

@@ -28,7 +28,7 @@ from explorer.figures.debias import debias_figure, debias_table
 from explorer.figures.tables import format_table
 from explorer.spec import RunSpec
 
-from . import jobs
+from . import jobs, resources
 from .cohort import extract_zip
 from .guard import guard
 from .views import figure_downloads, table_download
@@ -67,7 +67,8 @@ def collect() -> None:
     for child in job.result.children:
         children[child.checkpoint.name] = child
     chosen = list(state.get("zoo_choice", []))
-    chosen += [n for n in (job.result.parent.name, *children) if n not in chosen]
+    parent = [job.result.parent.name] if job.result.parent.name in resources.zoo() else []  # an upload stays one
+    chosen += [n for n in (*parent, *children) if n not in chosen]
     state["zoo_choice"] = with_children(chosen, child_parents())
     state["run_now"] = True
     cached = sum(1 for c in job.result.children if c.record.get("from_cache"))
