@@ -132,6 +132,10 @@ def test_export_buttons_are_offered(analysed):
     assert not at.exception
     assert any("dl-statistics-csv" in k for k in _download_keys(at))
     assert any("dl-edge_sensitivity-html" in k for k in _download_keys(at))  # the edge-sensitivity figure
+    frames = [d.value for d in at.dataframe]  # narrow tables by short label; the test is named once, not per row
+    assert len(frames) >= 5 and all("model" not in f and "test" not in f for f in frames)
+    assert all(len(f.columns) <= 9 for f in frames) and frames[-1]["statistic"].str.len().min() > 0
+    assert any("test: block sign-flip test" in c.value for c in at.caption)
 
 
 def _nifti_upload(sample_volume_path) -> bytes:

@@ -370,6 +370,8 @@ def test_the_shown_tables_are_narrow_and_say_the_test_once():
     summary["comparisons"] += [{**summary["comparisons"][0], "p": 0.2}]
     shown, footnote = display_comparisons(comparison_table(summary), summary)
     assert "test" not in shown and footnote == "test: block sign-flip test of per-slice |AI_a| − |AI_b|"
+    assert list(shown.columns) == ["model A", "model B", "mean_abs_ai A", "mean_abs_ai B", "statistic", "effect_size",
+                                   "n", "p", "p_holm"]
     assert list(shown["p"]) == ["1.0e\u221205", "2.0e\u221201"]
     assert list(shown["model A"]) == ["imagenet", "imagenet"]
     assert list(parts["Asymmetry"]["AI [95% CI]"])[1] == "\u22120.004 [\u22120.020, +0.010]"  # as in the figures

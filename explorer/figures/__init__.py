@@ -3,7 +3,17 @@
 Nothing here imports streamlit; the app, the CLI and the report all call these same functions.
 """
 
-from ._style import PALETTE, STRATEGY_COLOURS, display_names, model_colors, model_colours, offset_label, short_labels
+from ._style import (
+    PALETTE,
+    STRATEGY_COLOURS,
+    display_names,
+    model_colors,
+    model_colours,
+    offset_label,
+    shade,
+    short_labels,
+    strategy_colour,
+)
 from .slice_view import slice_view_figure, upright
 from .summary import (
     analysis_figures,
@@ -26,9 +36,11 @@ __all__ = [
     "model_colors",
     "model_colours",
     "offset_label",
+    "shade",
     "share_along_axis_figure",
     "short_labels",
     "slice_view_figure",
     "stats_table",
+    "strategy_colour",
     "upright",
 ]

@@ -181,6 +181,9 @@ DISPLAY_GROUPS: tuple[tuple[str, str], ...] = (
 GROUP_PREFIXES = ("mean share ", "first-conv share ")
 #: Columns of a comparison that are the same on every row: said once, under the table.
 COMPARISON_NOTES = ("test", "statistic_kind", "effect_size_kind")
+#: The comparison columns shown, in order (the CSV has them all, with ``p_min`` and ``block_length``).
+COMPARISON_SHOWN = ("model A", "model B", "mean_abs_ai A", "mean_abs_ai B", "statistic", "effect_size", "n", "p",
+                    "p_holm")
 
 
 def display_tables(table: pd.DataFrame) -> dict[str, pd.DataFrame]:
@@ -214,8 +217,8 @@ def _true_minus(shown: pd.DataFrame, *, keep: tuple[str, ...]) -> pd.DataFrame:
 
 def display_comparisons(table: pd.DataFrame, summary: Mapping) -> tuple[pd.DataFrame, str]:
     """:func:`comparison_table` for a reader: the checkpoints by short label, the statistic, effect size, n and
-    p-values formatted; the columns that repeat one text on every row (:data:`COMPARISON_NOTES`) left out
-    and returned once as a footnote.
+    p-values formatted (:data:`COMPARISON_SHOWN`); the columns that repeat one text on every row
+    (:data:`COMPARISON_NOTES`) are returned once as a footnote.
 
     Returns:
         ``(table, footnote)``; the footnote is ``""`` for an empty table.
@@ -223,8 +226,7 @@ def display_comparisons(table: pd.DataFrame, summary: Mapping) -> tuple[pd.DataF
     labels = display_names(summary_models(summary), summary)
     notes = [f"{c.replace('_', ' ')}: {'; '.join(map(str, pd.unique(table[c].dropna())))}"
              for c in COMPARISON_NOTES if c in table and table[c].notna().any()]
-    shown = _true_minus(format_table(table.drop(columns=[c for c in COMPARISON_NOTES if c in table])),
-                        keep=("model A", "model B"))
+    shown = _true_minus(format_table(table[[c for c in COMPARISON_SHOWN if c in table]]), keep=("model A", "model B"))
     for column in ("model A", "model B"):
         if column in shown:
             shown[column] = table[column].map(lambda n: labels.get(n, n))
