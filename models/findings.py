@@ -207,11 +207,15 @@ def study_tables(stem: str, rows: pd.DataFrame, summary: dict) -> list[str]:
         lines.append(f"| `{name}` | {group['n_models']} | {group['n_volumes']} | {_ci(group[endpoint])} | "
                      f"{eq['mean_abs']:.3f} [{eq['upper']:.3f}] | {_p(eq['p'])} ({_p(eq['p_min'])}), "
                      f"{_p(eq.get('p_holm'))} | {shares} | {_ci(group.get('dice') or {}, signed=False)} |")
-    lines += ["", f"| strategy | per-model `{endpoint}` (seed: mean over volumes) |", "|---|---|"]
+    lines += ["", f"| strategy | per-model `{endpoint}` (seed: mean over volumes) | centre share per model (min–max) |",
+              "|---|---|---|"]
+    seeds = rows.drop_duplicates("model").set_index("model")["seed"]
+    centre = rows[rows["error"].isna()].groupby("model")["share_0"].mean()
     for name, group in summary["groups"].items():
-        seeds = rows.drop_duplicates("model").set_index("model")["seed"]
         cells = sorted((int(seeds[m]), v) for m, v in group["model_means"].items())
-        lines.append(f"| `{name}` | " + ", ".join(f"s{s} {v:+.3f}" for s, v in cells) + " |")
+        shares = centre[list(group["model_means"])]
+        lines.append(f"| `{name}` | " + ", ".join(f"s{s} {v:+.3f}" for s, v in cells)
+                     + f" | {shares.min():.2f}–{shares.max():.2f} |")
     if "epochs_reached" in rows:
         lines += ["", "| strategy | epochs reached (max) | best epoch | held-out Dice per model (min–max) |",
                   "|---|---|---|---|"]
