@@ -94,6 +94,9 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
                    "the maximum (default: off, train all epochs)")
     p.add_argument("--val-subjects", type=int, default=1,
                    help="training subjects held out for early stopping (default 1; with --patience)")
+    p.add_argument("--warmup", type=int, default=0,
+                   help="epochs early stopping does not watch (default 0; with --patience): a randomly initialised "
+                   "network can sit on a loss plateau for its first epochs")
     p.add_argument("--axis", default="axial", type=_one_of(AXES, "slicing axis"),
                    help="slicing axis (default axial): " + _names(AXES))
     p.add_argument("--offsets", default="-1,0,1", help="window offsets, comma-separated (default -1,0,1)")
@@ -413,7 +416,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
                      axis=args.axis, normalisation=args.normalisation, weights=args.weights, device=args.device,
                      recipe=Recipe(epochs=args.epochs, seed=args.seed, loss=args.loss, slice_stride=args.slice_stride,
                                    loss_params=_key_values(args.loss_param, "--loss-param"), patience=args.patience,
-                                   val_subjects=args.val_subjects))
+                                   val_subjects=args.val_subjects, warmup=args.warmup))
     if args.manifest is not None:
         result = train_manifest_checkpoint(args.manifest, args.out, spec, split_column=args.split_column,
                                            command=_train_command(args))
@@ -446,7 +449,8 @@ def _train_command(args: argparse.Namespace) -> str:
     if args.slice_stride != 1:
         parts += ["--slice-stride", str(args.slice_stride)]
     if args.patience is not None:
-        parts += ["--patience", str(args.patience), "--val-subjects", str(args.val_subjects)]
+        parts += ["--patience", str(args.patience), "--val-subjects", str(args.val_subjects), "--warmup",
+                  str(args.warmup)]
     for item in args.loss_param:
         parts += ["--loss-param", item]
     for flag in ("series", "dataset", "volume_index", "spacing"):

@@ -1,8 +1,10 @@
 """Early stopping on a validation loss: the rule, and the loss of a model on held-out windows.
 
-The rule (:class:`EarlyStopping`): an epoch improves when its validation loss is strictly below the best so
-far; training stops after ``patience`` epochs without improvement, i.e. at epoch ``best + patience`` (1-based),
-unless the maximum number of epochs comes first. The best epoch's weights are the ones kept.
+The rule (:class:`EarlyStopping`): the first ``warmup`` epochs are not watched (a randomly initialised network
+can sit on a loss plateau for its first epochs; Keras calls this ``start_from_epoch``). After them, an epoch
+improves when its validation loss is strictly below the best so far; training stops after ``patience`` epochs
+without improvement, i.e. at epoch ``best + patience`` (1-based), unless the maximum number of epochs comes
+first. The best watched epoch's weights are the ones kept.
 """
 
 from __future__ import annotations
@@ -17,9 +19,11 @@ import torch
 
 @dataclass
 class EarlyStopping:
-    """Patience-based stopping on a loss that should decrease; feed it one loss per epoch with :meth:`update`."""
+    """Patience-based stopping on a loss that should decrease, after ``warmup`` unwatched epochs; feed it one loss
+    per epoch with :meth:`update`."""
 
     patience: int
+    warmup: int = 0
     best_loss: float = math.inf
     best_epoch: int = 0
     epochs: int = 0
@@ -29,9 +33,11 @@ class EarlyStopping:
         """Record one epoch's validation loss (and, when it is the best, a copy of ``model``'s weights).
 
         Returns:
-            True when training should stop: ``patience`` epochs have passed since the best one.
+            True when training should stop: ``patience`` epochs have passed since the best watched one.
         """
         self.epochs += 1
+        if self.epochs <= self.warmup:
+            return False
         if loss < self.best_loss:
             self.best_loss, self.best_epoch = loss, self.epochs
             if model is not None:

@@ -43,8 +43,8 @@ class Recipe:
     and ``loss_params`` its parameters (defaults filled in). ``slice_stride`` = k trains on every k-th training
     slice (neighbouring slices are nearly alike; k > 1 trades data for time on a CPU). ``patience`` = p turns on
     early stopping (subject-level training only): ``val_subjects`` of the training subjects, drawn with
-    ``seed``, are held out for a validation loss after every epoch; training stops p epochs after the best one
-    (``epochs`` is then the maximum) and the best epoch's weights are kept."""
+    ``seed``, are held out for a validation loss after every epoch; after ``warmup`` unwatched epochs, training
+    stops p epochs after the best one (``epochs`` is then the maximum) and the best epoch's weights are kept."""
 
     epochs: int = 12
     batch_size: int = 8
@@ -57,13 +57,14 @@ class Recipe:
     slice_stride: int = 1
     patience: int | None = None
     val_subjects: int = 1
+    warmup: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict, including the loss (with resolved parameters) and optimiser names. Without early
         stopping (``patience`` None) the early-stopping fields are left out, so older records stay equal."""
         out = {**asdict(self), "loss_params": build_loss(self.loss, self.loss_params)[1], "optimizer": "adam"}
         if self.patience is None:
-            del out["patience"], out["val_subjects"]
+            del out["patience"], out["val_subjects"], out["warmup"]
         return out
 
 
@@ -141,15 +142,18 @@ def check_recipe(recipe: Recipe) -> None:
 
     Raises:
         InputError: an unknown loss, fewer than 1 epoch, a batch below 2, a slice stride below 1, or (with
-            early stopping) a patience or a number of validation subjects below 1.
+            early stopping) a patience or a number of validation subjects below 1, or a warm-up outside
+            0 .. epochs − 1.
     """
     build_loss(recipe.loss, recipe.loss_params)
     if recipe.epochs < 1 or recipe.batch_size < 2 or recipe.slice_stride < 1:
         raise InputError("recipe", f"epochs={recipe.epochs}, batch_size={recipe.batch_size}, "
                          f"slice_stride={recipe.slice_stride}", "at least 1 epoch, a batch of at least 2, stride >= 1")
-    if recipe.patience is not None and (recipe.patience < 1 or recipe.val_subjects < 1):
-        raise InputError("recipe", f"patience={recipe.patience}, val_subjects={recipe.val_subjects}",
-                         "a patience of at least 1 epoch and at least 1 validation subject")
+    if recipe.patience is not None and (recipe.patience < 1 or recipe.val_subjects < 1
+                                        or not 0 <= recipe.warmup < recipe.epochs):
+        raise InputError("recipe", f"patience={recipe.patience}, val_subjects={recipe.val_subjects}, "
+                         f"warmup={recipe.warmup}, epochs={recipe.epochs}", "a patience of at least 1 epoch, at "
+                         "least 1 validation subject and a warm-up of 0 to epochs − 1")
 
 
 def split_slices(mask_stack: np.ndarray, offsets: Sequence[int], val_fraction: float = 0.2) -> Split:
@@ -273,7 +277,8 @@ def fit(model: torch.nn.Module, x_all: torch.Tensor, y_all: torch.Tensor, recipe
     losses: list[float] = []
     done = 0
     val_losses: list[float] = []
-    stopper = EarlyStopping(recipe.patience) if recipe.patience is not None and val is not None else None
+    stopper = (EarlyStopping(recipe.patience, recipe.warmup) if recipe.patience is not None and val is not None
+               else None)
     started = time.perf_counter()
     with tqdm(total=recipe.epochs * n_batches, desc=hooks.desc, unit="batch", disable=not hooks.progress,
               leave=False) as bar:

@@ -69,9 +69,10 @@ def held_out_manifest(out: Path) -> Path:
     return path
 
 
-def analyse_study(study: Path, out: Path) -> list[str]:
-    """One ``explorer cohort`` per encoder over ``study``'s checkpoints (held-out subjects, default method), then
-    the committed tables: ``docs/findings/study_<encoder>.csv`` and ``study_<encoder>_summary.json``.
+def analyse_study(study: Path, out: Path, encoders: list[str] | None = None) -> list[str]:
+    """One ``explorer cohort`` per encoder (all, or those in ``encoders``) over ``study``'s checkpoints (held-out
+    subjects, default method), then the committed tables: ``docs/findings/study_<encoder>.csv`` and
+    ``study_<encoder>_summary.json``. The commands are appended to ``out/commands.txt``.
 
     Returns:
         The cohort commands run.
@@ -87,6 +88,8 @@ def analyse_study(study: Path, out: Path) -> list[str]:
         by_encoder.setdefault(meta.encoder, []).append(path)
     commands = []
     for encoder, paths in by_encoder.items():
+        if encoders and encoder not in encoders:
+            continue
         folder = out / encoder
         command = [sys.executable, "-m", "explorer.cli", "cohort", str(test_manifest),
                    *[a for c in paths for a in ("--checkpoint", str(c))], "--workers", "1", "--out", str(folder)]
@@ -97,7 +100,8 @@ def analyse_study(study: Path, out: Path) -> list[str]:
         rows = pd.read_csv(folder / "cohort.csv").merge(records, on="model", how="left", validate="many_to_one")
         rows.to_csv(FINDINGS / f"study_{encoder}.csv", index=False)
         (FINDINGS / f"study_{encoder}_summary.json").write_text((folder / "cohort_summary.json").read_text())
-    (out / "commands.txt").write_text("\n".join(commands) + "\n")
+        with (out / "commands.txt").open("a") as handle:
+            handle.write(commands[-1] + "\n")
     return commands
 
 
@@ -141,6 +145,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--study", type=Path, default=None, metavar="DIR",
                         help="analyse the study checkpoints in DIR and write docs/findings/study_*")
+    parser.add_argument("--encoder", nargs="+", default=None, help="with --study: only these encoders")
     parser.add_argument("--methods", action="store_true", help="the method comparison on the 15-model zoo")
     parser.add_argument("--out", type=Path, default=Path("findings-out"))
     parser.add_argument("--ig-steps", type=int, default=8, help="integrated-gradients steps (recorded)")
@@ -150,7 +155,7 @@ def main() -> None:
     parser.add_argument("--tables", action="store_true", help="with --methods: only print the tables in --out")
     args = parser.parse_args()
     if args.study is not None:
-        analyse_study(args.study, args.out)
+        analyse_study(args.study, args.out, args.encoder)
     elif args.methods:
         run_methods(args)
         return
@@ -202,11 +207,15 @@ def study_tables(stem: str, rows: pd.DataFrame, summary: dict) -> list[str]:
         lines.append(f"| `{name}` | {group['n_models']} | {group['n_volumes']} | {_ci(group[endpoint])} | "
                      f"{eq['mean_abs']:.3f} [{eq['upper']:.3f}] | {_p(eq['p'])} ({_p(eq['p_min'])}), "
                      f"{_p(eq.get('p_holm'))} | {shares} | {_ci(group.get('dice') or {}, signed=False)} |")
-    lines += ["", f"| strategy | per-model `{endpoint}` (seed: mean over volumes) |", "|---|---|"]
+    lines += ["", f"| strategy | per-model `{endpoint}` (seed: mean over volumes) | centre share per model (min–max) |",
+              "|---|---|---|"]
+    seeds = rows.drop_duplicates("model").set_index("model")["seed"]
+    centre = rows[rows["error"].isna()].groupby("model")["share_0"].mean()
     for name, group in summary["groups"].items():
-        seeds = rows.drop_duplicates("model").set_index("model")["seed"]
         cells = sorted((int(seeds[m]), v) for m, v in group["model_means"].items())
-        lines.append(f"| `{name}` | " + ", ".join(f"s{s} {v:+.3f}" for s, v in cells) + " |")
+        shares = centre[list(group["model_means"])]
+        lines.append(f"| `{name}` | " + ", ".join(f"s{s} {v:+.3f}" for s, v in cells)
+                     + f" | {shares.min():.2f}–{shares.max():.2f} |")
     if "epochs_reached" in rows:
         lines += ["", "| strategy | epochs reached (max) | best epoch | held-out Dice per model (min–max) |",
                   "|---|---|---|---|"]

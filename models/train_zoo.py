@@ -44,9 +44,11 @@ EPOCHS, STRIDE = 4, 3  # 84 Adam steps a model (v1: 89); what a shared 2-core CP
 STUDY_STRATEGIES = ("imagenet", "imagenet-uniform", "random")
 #: (encoder, seeds) of the study, in training order: mobilenet_v2 first, then the replication encoder.
 STUDY_ENCODERS = (("mobilenet_v2", 10), ("timm-tf_efficientnet_lite0", 3))
-#: At most 6 epochs at slice stride 4 (5 fitted subjects, 105 windows: 13 Adam steps an epoch; 78 in all, the shipped
-#: zoo had 84), stop 2 epochs after the best validation loss: about 2 min a model on one thread of the shared CPU.
-STUDY_EPOCHS, STUDY_STRIDE, STUDY_PATIENCE, STUDY_VAL_SUBJECTS = 6, 4, 2, 1
+#: At most 8 epochs at slice stride 6 (5 fitted subjects, 70 windows: 9 Adam steps an epoch; 72 in all, the shipped
+#: zoo had 84); early stopping watches from epoch 4 (a random init can sit on a loss plateau for 3 epochs: without
+#: the warm-up one stopped at epoch 3 with its epoch-1 weights, held-out Dice 0) and stops 2 epochs after the best
+#: validation loss. About 2 min a model on one thread of the shared 2-core CPU (docs/findings.md).
+STUDY_EPOCHS, STUDY_STRIDE, STUDY_PATIENCE, STUDY_WARMUP, STUDY_VAL_SUBJECTS = 8, 6, 2, 3, 1
 HERE = Path(__file__).resolve().parent
 RUN_RECORD = HERE / "zoo_run.json"
 LICENCE = ("The `imagenet*` checkpoints start from torchvision's ImageNet weights for mobilenet_v2 (BSD-3-Clause "
@@ -71,7 +73,8 @@ def study_command(encoder: str, seed: int, strategy: str, out: Path) -> list[str
     """The exact ``explorer train`` arguments for one study checkpoint (early stopping on a held-out subject)."""
     return ["train", "--manifest", MANIFEST, "--split-column", "split", "--encoder", encoder, "--arch", "Unet",
             "--epochs", str(STUDY_EPOCHS), "--slice-stride", str(STUDY_STRIDE), "--patience", str(STUDY_PATIENCE),
-            "--val-subjects", str(STUDY_VAL_SUBJECTS), "--seed", str(seed), "--axis", "axial", "--device", "cpu",
+            "--warmup", str(STUDY_WARMUP), "--val-subjects", str(STUDY_VAL_SUBJECTS), "--seed", str(seed),
+            "--axis", "axial", "--device", "cpu",
             "--strategy", strategy, "--out", str(out / checkpoint_name(strategy, seed, encoder))]
 
 
@@ -81,7 +84,8 @@ def same_recipe(path: Path, encoder: str, seed: int, strategy: str) -> bool:
     recipe = meta.recipe
     return (meta.encoder == encoder and meta.strategy == strategy and recipe.get("seed") == seed
             and recipe.get("epochs") == STUDY_EPOCHS and recipe.get("slice_stride") == STUDY_STRIDE
-            and recipe.get("patience") == STUDY_PATIENCE and recipe.get("val_subjects") == STUDY_VAL_SUBJECTS)
+            and recipe.get("patience") == STUDY_PATIENCE and recipe.get("warmup") == STUDY_WARMUP
+            and recipe.get("val_subjects") == STUDY_VAL_SUBJECTS)
 
 
 def train_study(out: Path) -> int:

@@ -27,11 +27,24 @@ def test_training_stops_patience_epochs_after_the_best_loss():
     assert (stopper.best_epoch, stopper.best_loss, stopper.epochs) == (2, 0.80, 5)
 
 
+def test_the_warmup_epochs_are_not_watched():
+    # a random init's plateau (study run, mobilenet_v2 random s1): without the warm-up epoch 1 would be the best
+    # and training would stop at epoch 3 with epoch 1's weights (held-out Dice 0.0)
+    plateau = (1.41, 1.51, 1.52, 1.0, 1.1, 1.2)
+    unwatched = EarlyStopping(patience=2)
+    assert [unwatched.update(loss) for loss in plateau[:3]] == [False, False, True] and unwatched.best_epoch == 1
+    stopper = EarlyStopping(patience=2, warmup=3)
+    assert [stopper.update(loss) for loss in plateau] == [False, False, False, False, False, True]
+    assert (stopper.best_epoch, stopper.best_loss) == (4, 1.0)
+
+
 def test_without_early_stopping_the_recipe_record_is_unchanged():
-    assert "patience" not in Recipe().to_dict() and "val_subjects" not in Recipe().to_dict()
+    assert not {"patience", "val_subjects", "warmup"} & set(Recipe().to_dict())
     assert Recipe(patience=2).to_dict()["patience"] == 2 and Recipe(patience=2).to_dict()["val_subjects"] == 1
     with pytest.raises(InputError, match="patience of at least 1"):
         check_recipe(Recipe(patience=0))
+    with pytest.raises(InputError, match="warm-up of 0 to epochs"):
+        check_recipe(Recipe(epochs=3, patience=1, warmup=3))
 
 
 def test_the_validation_subject_is_drawn_from_the_training_subjects_with_the_seed(small_cohort):
@@ -84,7 +97,7 @@ def test_cli_trains_with_early_stopping_and_records_it(small_cohort, tmp_path, c
     assert record["epochs_reached"] == 2 == len(record["val_loss"]) and not record["stopped_early"]
     assert record["best_epoch"] == 1 + record["val_loss"].index(min(record["val_loss"]))
     assert f"{record['epochs_reached']} epoch(s), best epoch {record['best_epoch']}" in printed
-    assert "--patience 1 --val-subjects 1" in meta.training["command"]
+    assert "--patience 1 --val-subjects 1 --warmup 0" in meta.training["command"]
 
 
 def test_early_stopping_with_one_volume_is_one_clear_error(sample_volume_path, sample_mask_path, tmp_path, capsys):
