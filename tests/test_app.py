@@ -14,6 +14,7 @@ from streamlit.testing.v1 import AppTest
 
 from explorer.checkpoints import list_zoo
 from explorer.config import REPO_ROOT
+from explorer.figures._style import display_names
 
 APP = str(REPO_ROOT / "explorer" / "app" / "main.py")
 TIMEOUT = 600
@@ -36,6 +37,11 @@ def _fresh() -> AppTest:
     at.run()
     assert not at.exception, at.exception
     return settle(at)
+
+
+def _labels(names: list[str]) -> list[str]:
+    """The picker's chips for these checkpoints: strategy and seed (the full names are its values)."""
+    return list(display_names(names).values())
 
 
 def _shown(at: AppTest):
@@ -196,11 +202,11 @@ def test_adding_a_checkpoint_and_removing_a_tag(sample_volume_path):
     at.multiselect(key="zoo_choice").set_value(zoo[:2]).run()
     at.button(key="analyse").click().run()
     settle(at)
-    assert _shown(at).value == zoo[:2] and _shown(at).options == zoo[:2]
+    assert _shown(at).value == zoo[:2] and _shown(at).options == _labels(zoo[:2])
     at.multiselect(key="zoo_choice").set_value(zoo[:3]).run()  # add a checkpoint, analyse again
     at.button(key="analyse").click().run()
     settle(at)
-    assert _shown(at).options == zoo[:3] and _shown(at).value == zoo[:3]
+    assert _shown(at).options == _labels(zoo[:3]) and _shown(at).value == zoo[:3]
     assert _chart_models(at) == set(zoo[:3])
     _shown(at).unselect(zoo[1]).run()  # removing one tag keeps exactly the others
     assert _shown(at).value == [zoo[0], zoo[2]]
@@ -272,7 +278,7 @@ def test_a_state_dict_form_describes_the_zoo_architecture(tmp_path):
     assert at.selectbox(key="strategy-plain.pt").options[0]  # from the registry, not free text
     at.button(key="analyse").click().run()
     settle(at)
-    assert "plain" in _shown(at).options
+    assert "plain" in _shown(at).value
 
 
 # ------------------------------------------------------------------------------------- views and explanations

@@ -314,6 +314,11 @@ def test_the_server_warm_up_analyses_what_a_first_visit_asks_for():
     study, checkpoints, spec = warm.first_visit()
     assert at.session_state["identity"] == warm.identity(study, spec)
     assert at.session_state["checkpoints"] == [c.sha256 for c in checkpoints]
+    # the zoo's chips say strategy and seed (not the shared "unet-mobilenet_v2-…" prefix), none twice
+    chips = at.multiselect(key="zoo_choice").options
+    assert len(set(chips)) == len(chips) and "imagenet, seed 0" in chips and "imagenet-zflip, seed 0" in chips
+    # the method and target boxes fit the sidebar (the descriptions are in their help)
+    assert max(map(len, at.selectbox(key="method").options + at.selectbox(key="target").options)) <= 32
 
 
 def test_a_job_for_the_inputs_being_warmed_waits_and_reads_them_from_the_cache(sample_volume_path, monkeypatch):

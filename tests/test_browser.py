@@ -47,13 +47,23 @@ def _free_port() -> int:
 
 @pytest.fixture()
 def app_url(tmp_path):
+    yield from _serve("explorer/app/main.py", tmp_path)
+
+
+@pytest.fixture()
+def viewer_url(tmp_path):
+    yield from _serve("tests/pages/viewer3d_page.py", tmp_path)
+
+
+def _serve(script: str, tmp_path: Path):
+    """``streamlit run script`` on a free port with an empty cache; yields its URL once it answers."""
     if not Path(CHROMIUM).exists():
         pytest.fail("Debian's chromium is missing: run 'make test' as root or 'apt-get install chromium'")
     port = _free_port()
     env = {**os.environ, "EXPLORER_CACHE_DIR": str(tmp_path / "cache"), "HF_HUB_OFFLINE": "1"}
     log = open(tmp_path / "streamlit.log", "w")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "explorer/app/main.py", "--server.port", str(port),
+        [sys.executable, "-m", "streamlit", "run", script, "--server.port", str(port),
          "--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false"],
         cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
@@ -115,6 +125,37 @@ def _lit_pixels(png: bytes) -> int:
         rgb = np.asarray(im.convert("RGB"), dtype=np.int16)
     grey = rgb.mean(axis=2)
     return int(((grey > 20) & (grey < 235)).sum())
+
+
+def test_the_3d_viewer_stays_one_canvas_through_control_changes(viewer_url):
+    """Colour map, layout and opacity changed, the view left and opened again: one NiiVue canvas throughout
+    (the viewer used to add a scan panel per change), and the settings kept."""
+    from playwright.sync_api import expect, sync_playwright
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS, headless=True)
+        page = browser.new_page(viewport={"width": 1500, "height": 1000})
+        page.goto(viewer_url)
+        frame = page.frame_locator('iframe[title*="niivue"]')
+        expect(frame.locator("canvas").first).to_be_visible(timeout=300_000)
+        _choose(page, "Colour map", "viridis")
+        _choose(page, "Layout", "Axial")
+        page.locator('[data-testid="stSlider"]').filter(has_text="Attribution opacity").get_by_role(
+            "slider").press("ArrowLeft")
+        page.wait_for_timeout(3000)
+        after_changes = frame.locator("canvas").count()
+        page.get_by_text("Another view", exact=True).click()
+        expect(page.get_by_text("Another view.")).to_be_visible(timeout=60_000)
+        page.get_by_text("3D viewer", exact=True).click()
+        expect(page.get_by_role("combobox", name="Colour map")).to_have_value("viridis", timeout=60_000)
+        expect(page.get_by_role("combobox", name="Layout")).to_have_value("Axial")
+        expect(frame.locator("canvas").first).to_be_visible(timeout=60_000)
+        page.wait_for_timeout(2000)
+        after_return = frame.locator("canvas").count()
+        page.screenshot(path=str(ARTIFACTS / "app_3d_controls.png"))
+        browser.close()
+    assert after_changes == 1 and after_return == 1, (after_changes, after_return)
 
 
 def test_upload_analyse_view_3d_and_export_in_chromium(app_url, tmp_path, sample_volume_path):
@@ -191,8 +232,7 @@ def test_upload_analyse_view_3d_and_export_in_chromium(app_url, tmp_path, sample
         page.get_by_text("Distributions", exact=True).click()
         expect(page.locator('[data-testid="stPlotlyChart"]').first).to_be_visible(timeout=60_000)
         page.get_by_text("3D viewer", exact=True).click()
-        colour_map = page.locator('[data-testid="stSelectbox"]').filter(has_text="Colour map")
-        expect(colour_map).to_contain_text("viridis", timeout=60_000)
+        expect(page.get_by_role("combobox", name="Colour map")).to_have_value("viridis", timeout=60_000)
 
         page.get_by_text("Export", exact=True).click()
         with page.expect_download(timeout=300_000) as info:

@@ -95,6 +95,8 @@ def show(analysis, names: list[str]) -> None:
     c1, c2, c3, c4 = st.columns(4)
     name = c1.selectbox("Checkpoint", names, key="v3d_model", format_func=lambda n: labels.get(n, n))
     offsets = list(analysis.models[name].offsets)
+    if st.session_state["v3d_channel"] not in range(len(offsets)):  # a checkpoint with a narrower window
+        st.session_state["v3d_channel"] = offsets.index(0) if 0 in offsets else 0
     channel = c2.selectbox("Attribution of input channel", range(len(offsets)), key="v3d_channel",
                            format_func=lambda i: channel_label(offsets[i]), disabled=first.maps is None)
     colormap = c3.selectbox("Colour map", COLORMAPS, key="v3d_cmap")
