@@ -18,7 +18,7 @@ import pytest
 from test_cohort_figures import make_cohort
 
 from explorer import export
-from explorer.figures import analysis_figures, slice_view_figure
+from explorer.figures import SliceLook, analysis_figures, slice_view_figure
 from explorer.figures.cohort import cohort_figures
 from explorer.figures.diagnostics import cam_figure, diagnostics_figures
 from explorer.strategies import STRATEGIES
@@ -111,8 +111,8 @@ def every_figure(n: int) -> dict[str, go.Figure]:
     figs = {**analysis_figures(d["shares"], d["summary"]), **diagnostics_figures(d["tables"], d["summary"])}
     figs["slice_view"] = slice_view_figure(d["image"], mask=d["image"] > 1, maps=d["maps"], offsets=OFFSETS,
                                            predictions={m: d["image"] > 0.5 for m in d["names"]},
-                                           orientation=("L", "R", "A", "P"), map_opacity=0.7,
-                                           title="Slice 20: occlusion attribution per input channel")
+                                           look=SliceLook(orientation=("L", "R", "A", "P"), map_opacity=0.7,
+                                                          title="Slice 20: occlusion attribution per input channel"))
     figs.update(cohort_figures(*make_cohort(n_subjects=n + 1)))
     figs["cam"] = cam_figure(d["image"], {m: np.stack([d["image"], d["image"]]) for m in d["names"]}, layer="decoder")
     return figs

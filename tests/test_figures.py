@@ -12,13 +12,13 @@ import pytest
 from explorer.errors import InputError
 from explorer.figures import (
     STRATEGY_COLOURS,
+    SliceLook,
     analysis_figures,
     comparison_table,
     display_names,
     distribution_figure,
     edge_sensitivity_figure,
     first_conv_figure,
-    model_colors,
     model_colours,
     share_along_axis_figure,
     slice_view_figure,
@@ -92,7 +92,7 @@ def test_distribution_has_one_trace_per_model_over_every_offset(shares, summary,
         rows = shares[shares["model"] == model]
         assert list(trace.x) == [{-1: "−1", 0: "0", 1: "+1"}[o] for o in rows["offset"]]
         np.testing.assert_allclose(trace.y, rows["share"])
-        assert trace.line.color == model_colors(MODELS)[model]
+        assert trace.line.color == model_colours(MODELS)[model]
     assert fig.layout.xaxis.title.text == "offset (slices)"
     assert fig.layout.yaxis.title.text == "share of attribution"
     assert list(fig.layout.xaxis.categoryarray) == ["−1", "0", "+1"]
@@ -126,7 +126,6 @@ def test_colour_follows_strategy_and_seed_not_order_or_subset(shares, summary):
     assert model_colours(names[1:2]) == {names[1]: colours[names[1]]}  # and in any subset
     assert len(set(colours.values())) == 4
     assert set(STRATEGY_COLOURS) == set(STRATEGIES)  # every registered strategy has its fixed colour
-    assert model_colors(MODELS) == model_colours(MODELS)
 
 
 def test_display_names_are_strategy_and_seed_with_the_full_name_in_hover(shares):
@@ -281,7 +280,7 @@ def test_slice_view_heatmaps_share_one_unnormalised_range(real_slice, signed):
     peak = float(np.percentile(np.abs(np.concatenate([m.ravel() for m in maps.values()])), 99.5))
     preds = {m: real_slice > 0.5 for m in maps}
     fig = slice_view_figure(real_slice, mask=real_slice > 0.6, predictions=preds, maps=maps, offsets=OFFSETS,
-                            signed=signed)
+                            look=SliceLook(signed=signed))
     heat = [t for t in fig.data if isinstance(t, go.Heatmap) and t.name.startswith(tuple(maps))
             and not t.name.startswith("prediction")]
     assert [t.name for t in heat] == [f"{m} {o}" for m in maps for o in ("−1", "0", "+1")]
@@ -299,7 +298,7 @@ def test_slice_view_heatmaps_share_one_unnormalised_range(real_slice, signed):
 
 
 def test_slice_view_window_and_image_only(real_slice):
-    fig = slice_view_figure(real_slice, offsets=OFFSETS, window=(0.1, 0.8))
+    fig = slice_view_figure(real_slice, offsets=OFFSETS, look=SliceLook(window=(0.1, 0.8)))
     assert len(fig.data) == 1
     assert (fig.data[0].zmin, fig.data[0].zmax) == (0.1, 0.8)
     assert fig.layout.yaxis.autorange == "reversed" and fig.layout.yaxis.scaleanchor == "x"
@@ -310,7 +309,7 @@ def test_slice_view_window_and_image_only(real_slice):
     (dict(predictions={"m": np.zeros((3, 3), bool)}), r"predictions\['m'\]: array of shape"),
     (dict(maps={"m": np.zeros((2, 8, 9))}),
      r"maps\['m'\]: attribution of shape \(2, 8, 9\); expected \(C, H, W\) = \(3, 8, 9\)"),
-    (dict(window=(1.0, 1.0)), r"window: \(1, 1\); expected \(low, high\) with high > low"),
+    (dict(look=SliceLook(window=(1.0, 1.0))), r"window: \(1, 1\); expected \(low, high\) with high > low"),
 ])
 def test_slice_view_bad_inputs_are_named(kwargs, message):
     with pytest.raises(InputError, match=message):
@@ -318,14 +317,15 @@ def test_slice_view_bad_inputs_are_named(kwargs, message):
 
 
 def test_slice_view_all_zero_maps_still_have_a_valid_range():
-    fig = slice_view_figure(np.ones((4, 5)), maps={"m": np.zeros((3, 4, 5))}, offsets=OFFSETS, window=(0, 2))
+    fig = slice_view_figure(np.ones((4, 5)), maps={"m": np.zeros((3, 4, 5))}, offsets=OFFSETS,
+                            look=SliceLook(window=(0, 2)))
     assert {(t.zmin, t.zmax) for t in fig.data if t.name.startswith("m ")} == {(0.0, 1.0)}
 
 
 def test_slice_view_ignores_nan_pixels_for_the_range():
     maps = {"m": np.full((3, 4, 5), np.nan, np.float32)}
     maps["m"][1, 2, 3] = -4.0
-    fig = slice_view_figure(np.ones((4, 5)), maps=maps, offsets=OFFSETS, window=(0, 2), signed=True)
+    fig = slice_view_figure(np.ones((4, 5)), maps=maps, offsets=OFFSETS, look=SliceLook(window=(0, 2), signed=True))
     assert {(t.zmin, t.zmax) for t in fig.data if t.name.startswith("m ")} == {(-4.0, 4.0)}
 
 
@@ -399,9 +399,10 @@ def test_short_labels_drop_the_shared_prefix():
 def test_slice_view_scale_is_not_set_by_one_extreme_pixel():
     maps = {"m": np.ones((3, 20, 20), np.float32)}
     maps["m"][0, 0, 0] = 1e6
-    fig = slice_view_figure(np.ones((20, 20)), maps=maps, offsets=OFFSETS, window=(0, 2))
+    fig = slice_view_figure(np.ones((20, 20)), maps=maps, offsets=OFFSETS, look=SliceLook(window=(0, 2)))
     assert {(t.zmin, t.zmax) for t in fig.data if t.name.startswith("m ")} == {(0.0, 1.0)}
-    fig = slice_view_figure(np.ones((20, 20)), maps=maps, offsets=OFFSETS, window=(0, 2), clip_percentile=None)
+    fig = slice_view_figure(np.ones((20, 20)), maps=maps, offsets=OFFSETS,
+                            look=SliceLook(window=(0, 2), clip_percentile=None))
     assert {(t.zmin, t.zmax) for t in fig.data if t.name.startswith("m ")} == {(0.0, 1e6)}
 
 

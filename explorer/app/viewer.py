@@ -14,7 +14,7 @@ import numpy as np
 import streamlit as st
 
 from explorer.attribution import METHODS
-from explorer.figures import slice_view_figure, upright
+from explorer.figures import SliceLook, slice_view_figure, upright
 
 from .diagnostics import cam_panel
 from .views import figure_downloads
@@ -78,9 +78,10 @@ def slice_figure(analysis, names: list[str], z: int, *, window=None, show_mask: 
         mask=None if mask is None else turn(mask),
         predictions={m: turn(analysis.models[m].prediction[z]) for m in shown} if show_pred else None,
         maps={m: turn(np.asarray(analysis.models[m].maps[z], dtype=np.float32)) for m in shown},
-        offsets=first.offsets, signed=METHODS[analysis.spec.method].signed, window=window or default_window(analysis),
-        title=f"Slice {z}: {analysis.spec.method} attribution per input channel", summary=analysis.summary,
-        per_row_scale=per_row, map_opacity=opacity, orientation=labels)
+        offsets=first.offsets, summary=analysis.summary,
+        look=SliceLook(signed=METHODS[analysis.spec.method].signed, window=window or default_window(analysis),
+                       title=f"Slice {z}: {analysis.spec.method} attribution per input channel",
+                       per_row_scale=per_row, map_opacity=opacity, orientation=labels))
 
 
 @st.fragment

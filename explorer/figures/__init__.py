@@ -7,14 +7,13 @@ from ._style import (
     PALETTE,
     STRATEGY_COLOURS,
     display_names,
-    model_colors,
     model_colours,
     offset_label,
     shade,
     short_labels,
     strategy_colour,
 )
-from .slice_view import slice_view_figure, upright
+from .slice_view import SliceLook, slice_view_figure, upright
 from .summary import (
     analysis_figures,
     distribution_figure,
@@ -33,12 +32,12 @@ __all__ = [
     "distribution_figure",
     "edge_sensitivity_figure",
     "first_conv_figure",
-    "model_colors",
     "model_colours",
     "offset_label",
     "shade",
     "share_along_axis_figure",
     "short_labels",
+    "SliceLook",
     "slice_view_figure",
     "stats_table",
     "strategy_colour",

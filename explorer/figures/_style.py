@@ -35,7 +35,6 @@ SEED_SHADES = 3
 #: The palest shade mixes this much white into the hue (paler would vanish on white).
 MAX_LIGHTEN = 0.55
 FONT = dict(family="Arial, Liberation Sans, DejaVu Sans, sans-serif", size=14, color="#222222")
-SUBTITLE_PX = 12
 NARROW_PX = 560  # titles are wrapped to fit this width, so they fit the app's narrow layouts too
 CHAR_EM = 0.6  # a conservative width of one character in ems (Arial averages about 0.5)
 LINE_EM = 1.35  # height of one text line in ems, as plotly spaces them
@@ -116,11 +115,6 @@ def model_colours(names: Iterable[str], strategies: Mapping[str, str | None] | N
         seed = (seeds or {}).get(name, seed_of(name))
         out[name] = shade(strategy_colour(strategy or name), seed % SEED_SHADES if seed is not None else 0)
     return out
-
-
-def model_colors(models: Iterable[str], strategies: Mapping[str, str | None] | None = None) -> dict[str, str]:
-    """Alias of :func:`model_colours` kept for existing callers."""
-    return model_colours(models, strategies)
 
 
 def display_names(names: Iterable[str], summary: Mapping | None = None) -> dict[str, str]:

@@ -15,6 +15,7 @@ figure (``explorer.app.viewer.slice_figure``).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import plotly.graph_objects as go
@@ -44,6 +45,37 @@ def upright(array: np.ndarray) -> np.ndarray:
     return np.flip(np.swapaxes(np.asarray(array), -1, -2), axis=-2)
 
 
+@dataclass(frozen=True)
+class SliceLook:
+    """How :func:`slice_view_figure` draws: the one settings object the screen and the report share.
+
+    Attributes:
+        signed: signed methods (gradient, input × gradient, integrated gradients) get a diverging scale
+            centred at 0 (``[-m, m]``); otherwise a sequential scale ``[0, m]``; ``m`` = largest finite
+            |value| (1 when every map is 0 or NaN; NaN pixels are left blank).
+        window: ``(lo, hi)`` grey-level window of the image (default: its 1st and 99th percentiles).
+        title: figure title (default ``Slice viewer``).
+        clip_percentile: ``m`` is this percentile of |value| over all maps (saliency has a few extreme
+            pixels that would otherwise leave every map dark); larger values saturate. None: the maximum.
+        per_row_scale: one colour range per model row (its own percentile) instead of one shared range, so a
+            model with large gradients (e.g. ``random``) does not leave the others' maps dark.
+        map_opacity: draw the anatomy under every attribution map and blend the map over it with this
+            opacity (None: the maps alone).
+        prediction_opacity: opacity of the prediction tint in the top row.
+        orientation: ``(left, right, top, bottom)`` labels drawn at the image panel's edges (e.g.
+            ``("L", "R", "A", "P")``), or None.
+    """
+
+    signed: bool = False
+    window: tuple[float, float] | None = None
+    title: str | None = None
+    clip_percentile: float | None = 99.5
+    per_row_scale: bool = False
+    map_opacity: float | None = None
+    prediction_opacity: float = 0.25
+    orientation: tuple[str, str, str, str] | None = None
+
+
 def slice_view_figure(
     image: np.ndarray,
     *,
@@ -51,15 +83,8 @@ def slice_view_figure(
     predictions: Mapping[str, np.ndarray] | None = None,
     maps: Mapping[str, np.ndarray] | None = None,
     offsets: Sequence[int],
-    signed: bool = False,
-    window: tuple[float, float] | None = None,
-    title: str | None = None,
-    clip_percentile: float | None = 99.5,
     summary: Mapping | None = None,
-    per_row_scale: bool = False,
-    map_opacity: float | None = None,
-    prediction_opacity: float = 0.25,
-    orientation: tuple[str, str, str, str] | None = None,
+    look: SliceLook = SliceLook(),
 ) -> go.Figure:
     """Build the slice viewer figure.
 
@@ -71,22 +96,9 @@ def slice_view_figure(
         maps: ``{model: (C, H, W)}`` attribution maps; every heatmap shares ONE colour range, so the same
             value is the same colour in every panel.
         offsets: the window offsets, one per map channel.
-        signed: signed methods (gradient, input × gradient, integrated gradients) get a diverging scale
-            centred at 0 (``[-m, m]``); otherwise a sequential scale ``[0, m]``; ``m`` = largest finite
-            |value| (1 when every map is 0 or NaN; NaN pixels are left blank).
-        window: ``(lo, hi)`` grey-level window of the image (default: its 1st and 99th percentiles).
-        title: figure title (default ``Slice viewer``).
-        clip_percentile: ``m`` is this percentile of |value| over all maps (saliency has a few extreme
-            pixels that would otherwise leave every map dark); larger values saturate. None: the maximum.
         summary: the analysis summary: checkpoints' colours and short panel labels follow their strategy and
             seed (as in every other figure).
-        per_row_scale: one colour range per model row (its own percentile) instead of one shared range, so a
-            model with large gradients (e.g. ``random``) does not leave the others' maps dark.
-        map_opacity: draw the anatomy under every attribution map and blend the map over it with this
-            opacity (None: the maps alone).
-        prediction_opacity: opacity of the prediction tint in the top row.
-        orientation: ``(left, right, top, bottom)`` labels drawn at the image panel's edges (e.g.
-            ``("L", "R", "A", "P")``), or None.
+        look: the scales, window, title, opacities and orientation letters (:class:`SliceLook`).
 
     Returns:
         Image panels are ``Heatmap`` traces named ``image``; attribution heatmaps are named
@@ -95,6 +107,9 @@ def slice_view_figure(
     Raises:
         InputError: an array of the wrong shape, offsets not matching the map channels, or an empty window.
     """
+    signed, window, title, clip_percentile = look.signed, look.window, look.title, look.clip_percentile
+    per_row_scale, map_opacity, prediction_opacity = look.per_row_scale, look.map_opacity, look.prediction_opacity
+    orientation = look.orientation
     image = _as_2d(image, "image").astype(np.float32)  # float32 halves what the browser receives
     shape = image.shape
     mask = None if mask is None else _as_2d(mask, "mask", shape).astype(bool)
