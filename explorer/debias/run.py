@@ -151,7 +151,7 @@ def debias(parent: Checkpoint, data: DebiasData, spec: DebiasSpec, *, progress: 
         def sub(fraction: float, message: str, i: int = i) -> None:
             report((i + 1 + fraction) / steps, message)
 
-        children.append(_child(parent, data, spec, variant, dev, store, sub, command, (parent_dice, parent_pred)))
+        children.append(_child(parent, data, spec, variant, store, sub, command, (parent_dice, parent_pred)))
     parent_record = {"name": parent.name, "sha256": parent.sha256, "variant": "parent", "strategy":
                      parent.meta.strategy, "heldout_dice": parent_dice,
                      "first_conv_share": _shares(parent), "seconds": parent.meta.training.get("seconds"),
@@ -168,12 +168,12 @@ def debias(parent: Checkpoint, data: DebiasData, spec: DebiasSpec, *, progress: 
     return DebiasResult(parent=parent, children=tuple(children), report=result)
 
 
-def _child(parent: Checkpoint, data: DebiasData, spec: DebiasSpec, variant: str, dev: torch.device,
-           store: ResultCache | None, report: Progress, command: str | None,
-           baseline: tuple[float | None, np.ndarray]) -> Child:
-    """One child, from the cache when it was made before, else made, evaluated and cached; ``baseline`` is the
-    parent's held-out Dice and prediction, which the child is compared with."""
+def _child(parent: Checkpoint, data: DebiasData, spec: DebiasSpec, variant: str, store: ResultCache | None,
+           report: Progress, command: str | None, baseline: tuple[float | None, np.ndarray]) -> Child:
+    """One child, from the cache when it was made before, else made (on ``spec.device``), evaluated and cached;
+    ``baseline`` is the parent's held-out Dice and prediction, which the child is compared with."""
     parent_dice, parent_pred = baseline
+    dev = select_device(spec.device)
     recipe, source = spec.recipe_for(parent.meta, variant) if variant != "surgery" else (None, None)
     key = child_key(parent, data, spec, variant, recipe)
     name = child_name(parent, spec, variant)
