@@ -11,7 +11,7 @@ STAMP  := $(VENV)/.installed
 PORT   ?= 8501
 PYTEST_ARGS ?=
 
-.PHONY: app test lint install chromium sample clean
+.PHONY: app test test-fast lint install chromium sample clean
 
 # `explorer app` imports the analysis stack and warms the sample × zoo results before the first visit, then runs
 # Streamlit in-process (plain `streamlit run explorer/app/main.py` works too, without the warm-up).
@@ -19,7 +19,11 @@ app: install
 	HF_HUB_OFFLINE=1 $(VENV)/bin/explorer app --address 127.0.0.1 --port $(PORT)
 
 test: install lint
-	HF_HUB_OFFLINE=1 $(PY) -m pytest $(PYTEST_ARGS)
+	HF_HUB_OFFLINE=1 $(PY) -m pytest --durations=15 $(PYTEST_ARGS)
+
+# The edit-test loop: everything but the tests marked slow (the app sessions, Ray, training, the browser).
+test-fast: install lint
+	HF_HUB_OFFLINE=1 $(PY) -m pytest -m "not slow and not browser" $(PYTEST_ARGS)
 
 lint: install
 	$(VENV)/bin/ruff check .

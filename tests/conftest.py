@@ -6,6 +6,9 @@ import os
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+from dataclasses import dataclass  # noqa: E402
+from pathlib import Path  # noqa: E402
+
 import nibabel as nib  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
@@ -23,6 +26,39 @@ def _isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytes
     none writes a key into the user's configuration folder."""
     monkeypatch.setenv("EXPLORER_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
     monkeypatch.setenv("EXPLORER_CACHE_KEY_FILE", str(tmp_path_factory.mktemp("config") / "cache.key"))
+
+
+@dataclass(frozen=True)
+class WarmCache:
+    """A cache folder, and the key that signs it, holding the app's first-visit analysis."""
+
+    root: Path
+    key: Path
+
+    def env(self) -> dict[str, str]:
+        """The variables that point explorer (this process or a server it starts) at this cache."""
+        return {"EXPLORER_CACHE_DIR": str(self.root), "EXPLORER_CACHE_KEY_FILE": str(self.key)}
+
+    def use(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        for name, value in self.env().items():
+            monkeypatch.setenv(name, value)
+
+
+@pytest.fixture(scope="session")
+def warm_cache(tmp_path_factory: pytest.TempPathFactory) -> WarmCache:
+    """The sample × zoo analysed once per test run with exactly the inputs of the app's first visit
+    (:func:`explorer.app.warm.first_visit`, what ``explorer app`` warms at server start). The app tests, the
+    corpus's app sessions, the formats' app test and the browser test start from it: they test what the app
+    does with results, not the analysis again. A test that needs a cold cache keeps the per-test one."""
+    from explorer.analysis import analyze
+    from explorer.app.warm import first_visit
+
+    warm = WarmCache(tmp_path_factory.mktemp("warm-cache"), tmp_path_factory.mktemp("warm-key") / "cache.key")
+    with pytest.MonkeyPatch.context() as mp:
+        warm.use(mp)
+        study, checkpoints, spec = first_visit()
+        analyze(study, checkpoints, spec)
+    return warm
 
 
 @pytest.fixture(scope="session")

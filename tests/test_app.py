@@ -49,26 +49,18 @@ def _shown(at: AppTest):
     return at.multiselect(key=f"shown_models-{at.session_state['analysis_id']}")
 
 
-@pytest.fixture(scope="module")
-def app_cache(tmp_path_factory):
-    return tmp_path_factory.mktemp("app-cache")
-
-
 @pytest.fixture(autouse=True)
-def _shared_cache(app_cache, monkeypatch):
-    """The app tests share one result cache: only the first session computes the sample analysis."""
-    monkeypatch.setenv("EXPLORER_CACHE_DIR", str(app_cache))
+def _shared_cache(warm_cache, monkeypatch):
+    """The app tests share the session's warm cache: the first visit's analysis is computed once per test run."""
+    warm_cache.use(monkeypatch)
 
 
 @pytest.fixture(scope="module")
-def analysed(app_cache) -> AppTest:
-    """One app session that analysed the sample with the whole zoo on its first run (no click)."""
-    mp = pytest.MonkeyPatch()
-    mp.setenv("EXPLORER_CACHE_DIR", str(app_cache))
-    try:
+def analysed(warm_cache) -> AppTest:
+    """One app session showing the sample with the whole zoo on its first run (no click)."""
+    with pytest.MonkeyPatch.context() as mp:
+        warm_cache.use(mp)
         yield _fresh()
-    finally:
-        mp.undo()
 
 
 def test_first_visit_shows_results_for_the_whole_zoo(analysed):

@@ -58,13 +58,14 @@ def test_child_colour_is_the_parents_lighter() -> None:
     assert all(c >= p for c, p in zip(child_rgb, parent_rgb, strict=True)) and sum(child_rgb) > sum(parent_rgb)
 
 
-@pytest.fixture(scope="module")
-def cache_dir(tmp_path_factory):
-    return tmp_path_factory.mktemp("debias-app-cache")
+@pytest.fixture()
+def cache_dir(warm_cache, monkeypatch):
+    """The session's warm cache (the parent's analysis is there already); children made here are found again."""
+    warm_cache.use(monkeypatch)
+    return warm_cache.root
 
 
 def test_surgery_from_the_view_joins_the_list_and_is_found_again(cache_dir, monkeypatch) -> None:
-    monkeypatch.setenv("EXPLORER_CACHE_DIR", str(cache_dir))
     at = _session()
     at.radio(key="view").set_value("Debias").run()
     assert not at.exception, at.exception
@@ -95,7 +96,6 @@ def test_surgery_from_the_view_joins_the_list_and_is_found_again(cache_dir, monk
 
 
 def test_a_training_variant_without_a_mask_is_one_message(cache_dir, monkeypatch) -> None:
-    monkeypatch.setenv("EXPLORER_CACHE_DIR", str(cache_dir))
     at = AppTest.from_file(APP, default_timeout=TIMEOUT)
     at.session_state["zoo_choice"] = [PARENT]
     at.session_state["sample_mask"] = False

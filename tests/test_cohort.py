@@ -56,6 +56,7 @@ def local_run(tmp_path_factory: pytest.TempPathFactory):
     return cohort, write_cohort(cohort, tmp / "out")
 
 
+@pytest.mark.slow  # Ray start-up / a killed child process: minutes on a 2-core CPU
 def test_local_and_ray_give_the_same_per_volume_numbers(local_run, tmp_path: Path) -> None:
     """Same numbers up to float32 summation order: a Ray task runs torch on one thread (num_cpus=1), the local
     run on all cores, and the convolutions' reductions split differently (CI saw 3e-5 relative on one AI)."""
@@ -111,6 +112,7 @@ def test_outputs_follow_the_contract(local_run) -> None:
                                                                     "cohort_shares.html"}
 
 
+@pytest.mark.slow  # Ray start-up / a killed child process: minutes on a 2-core CPU
 def test_killed_run_resumes_from_the_cache(tmp_path: Path) -> None:
     manifest = _manifest(tmp_path / "m.csv", _subjects(3))
     cache = tmp_path / "cache"

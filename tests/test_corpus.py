@@ -189,13 +189,14 @@ def test_a_failure_while_writing_outputs_leaves_no_partial_files(corpus: Corpus,
 
 
 @pytest.fixture(scope="module")
-def app_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("app-cache")
+def app_cache(warm_cache):
+    """The session's warm cache: the app sessions start from the first visit's results, computed once per run."""
+    return warm_cache
 
 
-def _session(role: str, corpus: Corpus, cache: Path) -> AppTest:
+def _session(role: str, corpus: Corpus, cache) -> AppTest:
     mp = pytest.MonkeyPatch()
-    mp.setenv("EXPLORER_CACHE_DIR", str(cache))
+    cache.use(mp)
     try:
         at = AppTest.from_file(APP, default_timeout=600)
         settle(at.run())  # the first visit analyses the sample with the zoo (computed once per module, then cached)
@@ -211,7 +212,7 @@ def _session(role: str, corpus: Corpus, cache: Path) -> AppTest:
 
 
 @pytest.fixture(scope="module")
-def sessions(corpus: Corpus, app_cache: Path) -> dict[str, AppTest]:
+def sessions(corpus: Corpus, app_cache) -> dict[str, AppTest]:
     """One app session per role, reused for every item of that role (each upload replaces the last)."""
     return {}
 
@@ -225,13 +226,13 @@ def _upload(at: AppTest, role: str, name: str, data: bytes) -> None:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", BAD)
-def test_app_shows_one_message_and_no_exception(name: str, corpus: Corpus, sessions: dict, app_cache: Path,
+def test_app_shows_one_message_and_no_exception(name: str, corpus: Corpus, sessions: dict, app_cache,
                                                 monkeypatch: pytest.MonkeyPatch, limits) -> None:
     role = ITEMS[name].role
     if role not in sessions:
         sessions[role] = _session(role, corpus, app_cache)
     at = sessions[role]
-    monkeypatch.setenv("EXPLORER_CACHE_DIR", str(app_cache))
+    app_cache.use(monkeypatch)
     limits(name)
     _upload(at, role, name, corpus.path(name).read_bytes())
     if ITEMS[name].at_run:  # the memory, time and slice checks run when the analysis starts
@@ -244,12 +245,12 @@ def test_app_shows_one_message_and_no_exception(name: str, corpus: Corpus, sessi
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", VALID)
-def test_app_analyses_valid_extreme_files(name: str, corpus: Corpus, sessions: dict, app_cache: Path,
+def test_app_analyses_valid_extreme_files(name: str, corpus: Corpus, sessions: dict, app_cache,
                                           monkeypatch: pytest.MonkeyPatch) -> None:
     if "volume" not in sessions:
         sessions["volume"] = _session("volume", corpus, app_cache)
     at = sessions["volume"]
-    monkeypatch.setenv("EXPLORER_CACHE_DIR", str(app_cache))
+    app_cache.use(monkeypatch)
     _upload(at, "volume", name, corpus.path(name).read_bytes())
     at.multiselect(key="zoo_choice").set_value(at.multiselect(key="zoo_choice").value[:1]).run()
     settle(at.button(key="analyse").click().run())
@@ -258,12 +259,12 @@ def test_app_analyses_valid_extreme_files(name: str, corpus: Corpus, sessions: d
 
 
 @pytest.mark.slow
-def test_app_never_writes_an_upload_under_its_name(corpus: Corpus, sessions: dict, app_cache: Path,
+def test_app_never_writes_an_upload_under_its_name(corpus: Corpus, sessions: dict, app_cache,
                                                    monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """A hostile upload name (a path) is only a label: nothing is written under it, here or there."""
     if "volume" not in sessions:
         sessions["volume"] = _session("volume", corpus, app_cache)
-    monkeypatch.setenv("EXPLORER_CACHE_DIR", str(app_cache))
+    app_cache.use(monkeypatch)
     monkeypatch.chdir(tmp_path)
     target = tmp_path / "planted.nii.gz"
     hostile = f"../../../../../../{target.relative_to('/')}"
