@@ -219,6 +219,9 @@ def test_a_rejected_mask_blocks_analyse(sample_volume_path):
     assert not at.exception
     assert at.button(key="analyse").disabled
     assert any("mask.nii.gz was rejected" in w.value for w in at.warning), [w.value for w in at.warning]
+    # the results on the page are the sample's: not "Found in the cache" for the rejected inputs
+    assert not any("Found in the cache" in m.value for m in at.success)
+    assert any("Showing the previous results" in m.value for m in at.info), [m.value for m in at.info]
 
 
 def test_the_same_files_uploaded_twice_keep_checkpoints_and_analyse(sample_volume_path):
