@@ -12,9 +12,9 @@ import pytest
 from apptools import settle
 from streamlit.testing.v1 import AppTest
 
+from explorer.app.sidebar import chip_labels
 from explorer.checkpoints import list_zoo
 from explorer.config import REPO_ROOT
-from explorer.figures._style import display_names
 
 APP = str(REPO_ROOT / "explorer" / "app" / "main.py")
 TIMEOUT = 600
@@ -41,7 +41,7 @@ def _fresh() -> AppTest:
 
 def _labels(names: list[str]) -> list[str]:
     """The picker's chips for these checkpoints: strategy and seed (the full names are its values)."""
-    return list(display_names(names).values())
+    return list(chip_labels(names).values())
 
 
 def _shown(at: AppTest):
