@@ -12,9 +12,9 @@ import pytest
 from apptools import settle
 from streamlit.testing.v1 import AppTest
 
+from explorer.app.sidebar import chip_labels
 from explorer.checkpoints import list_zoo
 from explorer.config import REPO_ROOT
-from explorer.figures._style import display_names
 
 APP = str(REPO_ROOT / "explorer" / "app" / "main.py")
 TIMEOUT = 600
@@ -41,7 +41,7 @@ def _fresh() -> AppTest:
 
 def _labels(names: list[str]) -> list[str]:
     """The picker's chips for these checkpoints: strategy and seed (the full names are its values)."""
-    return list(display_names(names).values())
+    return list(chip_labels(names).values())
 
 
 def _shown(at: AppTest):
@@ -215,6 +215,9 @@ def test_a_rejected_mask_blocks_analyse(sample_volume_path):
     assert not at.exception
     assert at.button(key="analyse").disabled
     assert any("mask.nii.gz was rejected" in w.value for w in at.warning), [w.value for w in at.warning]
+    # the results on the page are the sample's: not "Found in the cache" for the rejected inputs
+    assert not any("Found in the cache" in m.value for m in at.success)
+    assert any("Showing the previous results" in m.value for m in at.info), [m.value for m in at.info]
 
 
 def test_the_same_files_uploaded_twice_keep_checkpoints_and_analyse(sample_volume_path):

@@ -25,7 +25,6 @@ from explorer.app import (
     views,
 )
 from explorer.app.guard import guard
-from explorer.figures._style import display_names
 
 st.set_page_config(page_title="explorer: 2D+ neighbour asymmetry", layout="wide")
 
@@ -34,7 +33,7 @@ def _shown(analysis) -> list[str]:
     """The "Show checkpoints" picker: a fresh widget per analysis (its key carries the analysis number), so it
     always lists exactly the checkpoints of the analysis the charts show, in the analysis' order."""
     key = f"shown_models-{st.session_state.get('analysis_id', 0)}"
-    labels = display_names(analysis.models, analysis.summary)
+    labels = sidebar.chip_labels(analysis.models, analysis.summary)
     chosen = st.multiselect("Show checkpoints", list(analysis.models), default=list(analysis.models), key=key,
                             format_func=labels.get, help="Hiding or showing checkpoints never recomputes. Full "
                             "names:\n\n" + "\n".join(f"- {label}: `{name}`" for name, label in labels.items()))

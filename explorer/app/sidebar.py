@@ -16,7 +16,7 @@ from explorer.checkpoints import Checkpoint, list_zoo
 from explorer.config import Limits
 from explorer.device import DEVICE_CHOICES, describe_device, select_device
 from explorer.errors import InputError
-from explorer.figures._style import display_names
+from explorer.figures._style import display_names, strategy_of
 from explorer.readers import source_choices
 from explorer.spec import RunSpec
 from explorer.study import Study
@@ -93,11 +93,19 @@ def show() -> Settings | Blocked:
     return Settings(Study(volume, mask), tuple(checkpoints), spec)
 
 
-def chip_labels(checkpoints) -> dict[str, str]:
-    """``{name: label}``: what tells the checkpoints apart (``imagenet-zflip, seed 1``, from their metadata), the
-    figures' labels; distinct, since :func:`~explorer.figures._style.display_names` falls back on the names."""
-    entries = {c.name: {"strategy": c.meta.strategy, "training": c.meta.training} for c in checkpoints}
-    return display_names(entries, {"models": entries}) if entries else {}
+def chip_labels(names, summary: dict | None = None) -> dict[str, str]:
+    """``{name: label}`` for the checkpoint pickers: what tells a zoo checkpoint apart (``imagenet-zflip, seed 1``,
+    the figures' label) for names that spell their strategy, the name itself for others (an upload's
+    ``my_model``); every name when two labels would be alike.
+
+    Args:
+        names: checkpoint names.
+        summary: ``{"models": {name: entry}}`` with each entry's ``strategy`` and ``training`` (seed), or None.
+    """
+    names = list(names)
+    short = display_names(names, summary) if names else {}
+    labels = {n: short[n] if strategy_of(n) is not None else n for n in names}
+    return labels if len(set(labels.values())) == len(labels) else {n: n for n in names}
 
 
 def _available(device: str) -> bool:
@@ -171,7 +179,9 @@ def _checkpoints(sb) -> list[Checkpoint]:
         zoo = resources.zoo()
     shipped = {p.stem for p in list_zoo()}
     pool = {**zoo, **debias.child_checkpoints()}  # children made in the Debias view, each after its parent
-    labels = chip_labels(pool.values())
+    entries = {c.name: {"strategy": c.meta.strategy, "training": c.meta.training,
+                        "parent": (c.meta.training.get("debias") or {}).get("parent")} for c in pool.values()}
+    labels = chip_labels(entries, {"models": entries} if entries else None)
     chosen = sb.multiselect("Checkpoints (models/)", debias.with_children(list(zoo), debias.child_parents()),
                             default=[n for n in zoo if n in shipped], key="zoo_choice",
                             format_func=lambda name: labels.get(name, name),
