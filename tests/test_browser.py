@@ -46,21 +46,24 @@ def _free_port() -> int:
 
 
 @pytest.fixture()
-def app_url(tmp_path):
-    yield from _serve("explorer/app/main.py", tmp_path)
+def app_url(tmp_path, warm_cache):
+    """The app, served on the session's warm cache: the first visit shows results at once (the analysis itself
+    is tested elsewhere); what the page does next is computed as a user's would be."""
+    yield from _serve("explorer/app/main.py", tmp_path, warm_cache.env())
 
 
 @pytest.fixture()
 def viewer_url(tmp_path):
-    yield from _serve("tests/pages/viewer3d_page.py", tmp_path)
+    yield from _serve("tests/pages/viewer3d_page.py", tmp_path, {"EXPLORER_CACHE_DIR": str(tmp_path / "cache")})
 
 
-def _serve(script: str, tmp_path: Path):
-    """``streamlit run script`` on a free port with an empty cache; yields its URL once it answers."""
+def _serve(script: str, tmp_path: Path, cache_env: dict[str, str]):
+    """``streamlit run script`` on a free port with the cache ``cache_env`` names; yields its URL once it
+    answers."""
     if not Path(CHROMIUM).exists():
         pytest.fail("Debian's chromium is missing: run 'make test' as root or 'apt-get install chromium'")
     port = _free_port()
-    env = {**os.environ, "EXPLORER_CACHE_DIR": str(tmp_path / "cache"), "HF_HUB_OFFLINE": "1"}
+    env = {**os.environ, **cache_env, "HF_HUB_OFFLINE": "1"}
     log = open(tmp_path / "streamlit.log", "w")
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", script, "--server.port", str(port),
@@ -169,12 +172,9 @@ def test_upload_analyse_view_3d_and_export_in_chromium(app_url, tmp_path, sample
         page = browser.new_page(viewport={"width": 1500, "height": 1100}, accept_downloads=True)
         page.goto(app_url)
         sidebar = page.locator('[data-testid="stSidebar"]')
-        # First visit: the sample volume and the shipped zoo are analysed without any click.
+        # First visit: the sample volume and the shipped zoo, without any click (from the session's warm cache:
+        # what `explorer app` warms at server start); the first visit ends when the Analyse button is enabled.
         expect(page.get_by_text("Show checkpoints")).to_be_visible(timeout=240_000)
-        # That is the first checkpoint, shown while the others run; the whole first visit ends when the Analyse
-        # button is enabled again.
-        # The validated default (occlusion, 8 forwards per slice with the reversed windows) takes about twice as
-        # long per checkpoint as saliency did: 5 checkpoints can take minutes on a loaded 2-core machine.
         expect(sidebar.get_by_role("button", name="Analyse")).to_be_enabled(timeout=600_000)
 
         chips = sidebar.locator('[data-testid="stMultiSelect"]').filter(has_text="Checkpoints (models/)")
