@@ -2,14 +2,15 @@
 
 Three modes (run from the repository root):
 
-    .venv/bin/python models/findings.py                      # recompute: print every table of docs/findings.md
+    .venv/bin/python models/findings.py [--write]            # recompute every table of docs/findings.md
     OMP_NUM_THREADS=1 HF_HUB_OFFLINE=1 .venv/bin/python models/findings.py --study /work/zoo-study
     .venv/bin/python models/findings.py --methods [--out findings-out] [--ig-steps 8] [--zoo DIR ...]
 
 - **recompute** (default, minutes, no network, no checkpoints): reads the committed per-volume × per-model
   tables in ``docs/findings/`` (:data:`TABLES`), recomputes each one's statistics with
   :func:`explorer.cohort.summary.summarise` (the code ``explorer cohort`` uses), checks them against the
-  committed ``*_summary.json`` and prints the findings' tables in Markdown.
+  committed ``*_summary.json`` and prints the findings' tables in Markdown (``--write``: into docs/findings.md,
+  between its ``<!-- findings.py: NAME -->`` and ``<!-- /findings.py -->`` markers).
 - **--study DIR**: one ``explorer cohort`` per encoder (the default method, occlusion with the reversed
   windows; the held-out test subjects of ``sample_data/cohort/manifest.csv``) over the checkpoints that
   ``models/train_zoo.py --study DIR`` trained, then writes ``docs/findings/study_<encoder>.csv`` (cohort.csv
@@ -24,6 +25,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import re
 import shlex
 import subprocess
 import sys
@@ -40,6 +42,7 @@ if TYPE_CHECKING:
     from explorer.checkpoints import CheckpointMeta
 MANIFEST = ROOT / "sample_data" / "cohort" / "manifest.csv"
 FINDINGS = ROOT / "docs" / "findings"
+DOC = ROOT / "docs" / "findings.md"
 #: The committed per-volume × per-model tables (``<stem>.csv`` with ``<stem>_summary.json``) that
 #: docs/findings.md reports, in its order.
 TABLES = ("study_mobilenet_v2", "study_timm-tf_efficientnet_lite0", "cohort_occlusion")
@@ -153,16 +156,43 @@ def main() -> None:
                         help="folders of checkpoints for --methods (default models/ and models/seeds/)")
     parser.add_argument("--only", nargs="*", default=None, help="with --methods: run only these rows of RUNS")
     parser.add_argument("--tables", action="store_true", help="with --methods: only print the tables in --out")
+    parser.add_argument("--write", action="store_true", help="write the recomputed tables into docs/findings.md "
+                        "(between its <!-- findings.py: NAME --> markers) instead of printing them")
     args = parser.parse_args()
     if args.study is not None:
         analyse_study(args.study, args.out, args.encoder)
     elif args.methods:
         run_methods(args)
         return
-    for stem in TABLES:
-        if (FINDINGS / f"{stem}.csv").exists():
-            rows, summary = recompute(stem)
-            print("\n".join(study_tables(stem, rows, summary)) + "\n")
+    blocks = {stem: table_block(stem) for stem in TABLES}
+    if args.write:
+        DOC.write_text(write_blocks(DOC.read_text(), blocks))
+        print(f"wrote the tables of {', '.join(blocks)} into {DOC}")
+    else:
+        print("\n\n".join(blocks.values()))
+
+
+def table_block(stem: str) -> str:
+    """The Markdown tables of one committed table, recomputed (or a line saying it is not committed yet)."""
+    if not (FINDINGS / f"{stem}.csv").exists():
+        return f"(`docs/findings/{stem}.csv` is not committed yet: no tables.)"
+    rows, summary = recompute(stem)
+    return "\n".join(study_tables(stem, rows, summary))
+
+
+def write_blocks(text: str, blocks: dict[str, str]) -> str:
+    """``text`` with the content between ``<!-- findings.py: STEM -->`` and ``<!-- /findings.py -->`` replaced
+    by ``blocks[STEM]``.
+
+    Raises:
+        ValueError: a stem of ``blocks`` has no such block in ``text``.
+    """
+    for stem, block in blocks.items():
+        pattern = re.compile(rf"(<!-- findings\.py: {re.escape(stem)} -->\n).*?(\n<!-- /findings\.py -->)", re.S)
+        if not pattern.search(text):
+            raise ValueError(f"{DOC} has no block <!-- findings.py: {stem} --> ... <!-- /findings.py -->")
+        text = pattern.sub(lambda m, b=block: m.group(1) + b + m.group(2), text)
+    return text
 
 
 def run_methods(args: argparse.Namespace) -> None:

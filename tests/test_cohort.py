@@ -211,6 +211,9 @@ def test_held_out_follows_the_recorded_subject_split() -> None:
     assert not _held_out(training, "renamed", "aa")  # the same volume under another subject id
     assert _held_out(training, "sub-03", "cc")
     assert not _held_out({"volume": {"sha256": "bb"}}, "x", "bb")  # single-volume training (explorer train --volume)
+    # an early-stopping validation subject chose the kept epoch: not held out either
+    stopped = {"split": {**training["split"], "val": [{"subject": "sub-02", "volume_sha256": "dd"}]}}
+    assert not _held_out(stopped, "sub-02", "dd") and _held_out(stopped, "sub-03", "cc")
 
 
 def test_a_cohort_output_folder_is_replaced_by_a_rerun_and_a_foreign_one_refused(tmp_path) -> None:
