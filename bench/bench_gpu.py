@@ -29,12 +29,12 @@ from bench_speed import bench_volume, timed  # noqa: E402
 from captum.attr import Saliency  # noqa: E402
 
 from explorer.analysis import analyze  # noqa: E402
-from explorer.checkpoints import list_zoo, load_checkpoint  # noqa: E402
+from explorer.attribution.windows import iter_windows  # noqa: E402
 from explorer.config import SAMPLE_DIR  # noqa: E402
+from explorer.models.checkpoints import list_zoo, load_checkpoint  # noqa: E402
 from explorer.spec import RunSpec  # noqa: E402
-from explorer.stats import asymmetry_index, shares_from_masses  # noqa: E402
+from explorer.stats.scan import asymmetry_index, shares_from_masses  # noqa: E402
 from explorer.study import Study  # noqa: E402
-from explorer.windows import iter_windows  # noqa: E402
 
 PRECISIONS = ("float32", "bfloat16", "float16")
 

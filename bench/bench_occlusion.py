@@ -7,7 +7,7 @@ Rows, per volume and one shipped checkpoint (float32):
   reversed copy; every 3rd slice;
 - ceiling: the raw batched no-grad forward of the same prepared model (BN folded, channels-last) over the
   forwards the method needs per slice: the window and its ablated copies, twice (as it is and reversed);
-- engine: the attribution pass (:func:`explorer.engine.attribute_stack`, both directions), and ``analyze()``
+- engine: the attribution pass (:func:`explorer.attribution.engine.attribute_stack`, both directions), and ``analyze()``
   with its defaults end to end (cache off: statistics, diagnostics included).
 Rows are interleaved over ``--repeats`` rounds and the best of each is kept, so a busy machine slows all alike.
 
@@ -30,19 +30,19 @@ from captum.attr import FeatureAblation  # noqa: E402
 
 import explorer  # noqa: E402,F401  (before torchvision/timm/smp)
 from explorer.analysis import analyze  # noqa: E402
-from explorer.attribution import occlusion_baselines, valid_region  # noqa: E402
-from explorer.checkpoints import list_zoo, load_checkpoint  # noqa: E402
-from explorer.config import SAMPLE_DIR  # noqa: E402
-from explorer.device import describe_device, select_device  # noqa: E402
-from explorer.engine import Pass, attribute_stack  # noqa: E402
-from explorer.fastpath import START_BATCH, prepare_model  # noqa: E402
-from explorer.limits import device_batch_size  # noqa: E402
-from explorer.spec import RunSpec  # noqa: E402
-from explorer.study import Study  # noqa: E402
-from explorer.windows import (
+from explorer.attribution.engine import Pass, attribute_stack  # noqa: E402
+from explorer.attribution.fastpath import START_BATCH, prepare_model  # noqa: E402
+from explorer.attribution.limits import device_batch_size  # noqa: E402
+from explorer.attribution.methods import occlusion_baselines, valid_region  # noqa: E402
+from explorer.attribution.windows import (
     SliceStack,  # noqa: E402
     iter_windows,  # noqa: E402
 )
+from explorer.config import SAMPLE_DIR  # noqa: E402
+from explorer.device import describe_device, select_device  # noqa: E402
+from explorer.models.checkpoints import list_zoo, load_checkpoint  # noqa: E402
+from explorer.spec import RunSpec  # noqa: E402
+from explorer.study import Study  # noqa: E402
 
 
 def bench_volume(path: Path, checkpoint: Path, repeats: int, device: torch.device) -> dict[str, float]:

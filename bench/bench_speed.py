@@ -36,15 +36,15 @@ from captum.attr import Saliency  # noqa: E402
 
 import explorer  # noqa: E402,F401  (before torchvision/timm/smp)
 from explorer.analysis import analyze  # noqa: E402
-from explorer.checkpoints import list_zoo, load_checkpoint  # noqa: E402
+from explorer.attribution.engine import Pass, attribute_stack  # noqa: E402
+from explorer.attribution.fastpath import START_BATCH, prepare_model  # noqa: E402
+from explorer.attribution.limits import device_batch_size  # noqa: E402
+from explorer.attribution.windows import SliceStack, iter_windows  # noqa: E402
 from explorer.config import SAMPLE_DIR  # noqa: E402
 from explorer.device import autocast, describe_device, select_device  # noqa: E402
-from explorer.engine import Pass, attribute_stack  # noqa: E402
-from explorer.fastpath import START_BATCH, prepare_model  # noqa: E402
-from explorer.limits import device_batch_size  # noqa: E402
+from explorer.models.checkpoints import list_zoo, load_checkpoint  # noqa: E402
 from explorer.spec import RunSpec  # noqa: E402
 from explorer.study import Study  # noqa: E402
-from explorer.windows import SliceStack, iter_windows  # noqa: E402
 
 
 def timed(fn: Callable[[], object]) -> float:

@@ -17,8 +17,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import explorer  # noqa: E402,F401  (before torchvision/timm/smp)
 import explorer.analysis as analysis  # noqa: E402
-from explorer.checkpoints import list_zoo  # noqa: E402
 from explorer.config import SAMPLE_DIR  # noqa: E402
+from explorer.models.checkpoints import list_zoo  # noqa: E402
 from explorer.spec import RunSpec  # noqa: E402
 
 

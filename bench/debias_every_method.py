@@ -15,17 +15,17 @@ import numpy as np
 import torch
 
 import explorer  # noqa: F401  (before torchvision / smp)
-from explorer.attribution import METHODS, OCCLUSION_BASELINES
-from explorer.checkpoints import load_checkpoint
+from explorer.attribution.engine import Pass, attribute_stack
+from explorer.attribution.fastpath import prepare_model
+from explorer.attribution.methods import METHODS, OCCLUSION_BASELINES
+from explorer.attribution.windows import SliceStack
 from explorer.config import REPO_ROOT, SAMPLE_DIR
 from explorer.debias import surgery
-from explorer.engine import Pass, attribute_stack
-from explorer.fastpath import prepare_model
-from explorer.normalise import channel_stats_for
+from explorer.io.normalise import channel_stats_for
+from explorer.models.checkpoints import load_checkpoint
 from explorer.spec import RunSpec
-from explorer.stats import split_asymmetry
+from explorer.stats.scan import split_asymmetry
 from explorer.study import Study
-from explorer.windows import SliceStack
 
 CPU = torch.device("cpu")
 SLICES = list(range(20, 61, 4))

@@ -3,7 +3,7 @@
 Importing the package installs an import hook that applies the torchvision compatibility shim
 (:mod:`explorer._compat`) just before torchvision is first imported (by timm or smp), so that they import on a
 CPU-only torch. The hook, not an eager import, keeps ``import explorer`` free of torch: a CLI re-run answered
-from its run record (:mod:`explorer.replay`) never loads it.
+from its run record (:mod:`explorer.reporting.replay`) never loads it.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ per-model attribution results, statistics, comparisons.
 Shapes: a model's ``masses`` are ``(S, C)`` over the slices ``S`` of the volume along the analysis axis
 (canonical order) and the model's offsets ``C``; ``prediction`` (bool) and ``logits`` (float16 foreground
 logits) are ``(S, H, W)``; ``maps`` ``(S, C, H, W)``.
-Each model's result is cached separately (:func:`explorer.cache.result_key`), so adding or removing a
+Each model's result is cached separately (:func:`explorer.cache.store.result_key`), so adding or removing a
 checkpoint from an analysis never recomputes the others.
 """
 
@@ -19,19 +19,21 @@ import numpy as np
 import pandas as pd
 
 from . import __version__
-from .attribution import require_truth
-from .cache import ENGINE_VERSION, ResultCache, result_key
-from .checkpoints import Checkpoint, load_checkpoint
+from .attribution.engine import Pass, attribute_stack
+from .attribution.fastpath import prepared_checkpoint
+from .attribution.limits import check_run_memory, device_batch_size
+from .attribution.methods import require_truth
+from .attribution.windows import SliceStack
+from .cache.store import ENGINE_VERSION, ResultCache, result_key
 from .device import describe_device, resolve_precision, select_device
 from .diagnostics import DiagnosticsResult, check_options, run_default, run_opt_in
-from .engine import Pass, attribute_stack
 from .errors import InputError
-from .fastpath import prepared_checkpoint
-from .limits import check_run_memory, device_batch_size
-from .models import first_conv_shares
-from .normalise import channel_stats_for
+from .io.normalise import channel_stats_for
+from .io.volume import Mask, Volume
+from .models.build import first_conv_shares
+from .models.checkpoints import Checkpoint, load_checkpoint
 from .spec import RunSpec
-from .stats import (
+from .stats.scan import (
     ai_ci,
     asymmetry_index,
     compare_models,
@@ -44,8 +46,6 @@ from .stats import (
     with_holm,
 )
 from .study import Study
-from .volume import Mask, Volume
-from .windows import SliceStack
 
 Progress = Callable[[float, str], None]
 
@@ -129,7 +129,7 @@ def analyze(
 
     Raises:
         InputError: bad files, names, parameters, checkpoints that disagree on the axis, or an estimated
-            memory over ``EXPLORER_MAX_RUN_MEMORY_MB`` (:func:`explorer.limits.check_run_memory`).
+            memory over ``EXPLORER_MAX_RUN_MEMORY_MB`` (:func:`explorer.attribution.limits.check_run_memory`).
     """
     report = progress or (lambda fraction, message: None)
     if isinstance(study, Study):
@@ -195,7 +195,6 @@ _DEFAULT_CACHES: dict[str, ResultCache] = {}
 def default_cache() -> ResultCache:
     """The process-wide cache for the current :func:`explorer.config.cache_dir` (memory LRU + disk)."""
     from .config import cache_dir
-
     key = str(cache_dir())
     if key not in _DEFAULT_CACHES:
         _DEFAULT_CACHES[key] = ResultCache(Path(key))

@@ -16,8 +16,9 @@ from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 from typing import NoReturn
 
-from . import __version__, replay
+from . import __version__
 from .errors import InputError, unknown_name
+from .reporting import replay
 
 EXIT_BAD_INPUT = 2
 
@@ -65,14 +66,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_train(sub: argparse._SubParsersAction) -> None:
-    # Registries are imported here, not at the top: a re-run answered by explorer.replay needs none of them.
+    # Registries are imported here, not at the top: a re-run answered by explorer.reporting.replay needs none of them.
     from .device import DEVICE_CHOICES
-    from .losses import LOSSES
-    from .models import ARCHS
-    from .normalise import NORMALISATIONS
-    from .strategies import STRATEGIES
-    from .volume import AXES
-
+    from .io.normalise import NORMALISATIONS
+    from .io.volume import AXES
+    from .models.build import ARCHS
+    from .models.strategies import STRATEGIES
+    from .training.losses import LOSSES
     p = sub.add_parser("train", help="train a 2D+ checkpoint with one initialisation strategy")
     data = p.add_mutually_exclusive_group(required=True)
     data.add_argument("--volume", help="training volume (.nii, .nii.gz, .tif); held-out block of its slices")
@@ -117,9 +117,8 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
 def _add_debias(sub: argparse._SubParsersAction) -> None:
     from .debias import MODES, VARIANTS
     from .device import DEVICE_CHOICES
-    from .models import ARCHS
-    from .strategies import STRATEGIES
-
+    from .models.build import ARCHS
+    from .models.strategies import STRATEGIES
     p = sub.add_parser("debias", help="debias a checkpoint: first-conv surgery, fine-tuning or retraining, "
                        "children compared with the parent (debias.json, figures/)")
     p.add_argument("checkpoint", help="the parent checkpoint (.safetensors, smp folder or .pt state dict)")
@@ -158,11 +157,10 @@ def _add_debias(sub: argparse._SubParsersAction) -> None:
 
 
 def _add_analyze(sub: argparse._SubParsersAction) -> None:
-    from .attribution import METHODS, TARGETS
+    from .attribution.methods import METHODS, TARGETS
     from .device import DEVICE_CHOICES, PRECISIONS
-    from .export import PRESETS
-    from .volume import AXES
-
+    from .io.volume import AXES
+    from .reporting.export import PRESETS
     p = sub.add_parser("analyze", help="per-slice channel attribution and asymmetry statistics")
     _analyze_arguments(p, dict(method=METHODS, target=TARGETS, axis=AXES, precision=PRECISIONS,
                                device=DEVICE_CHOICES, preset=PRESETS))
@@ -181,7 +179,7 @@ class _LightParser(_Parser):
 def analyze_namespace(argv: Sequence[str]) -> argparse.Namespace | None:
     """The ``analyze`` arguments parsed by the same definitions as :func:`build_parser`'s, but with the
     registries' names unchecked (importing them costs seconds), or None when they do not parse. Used to look up
-    a run record (:mod:`explorer.replay`): a record exists only for a command that once ran, i.e. checked."""
+    a run record (:mod:`explorer.reporting.replay`): a record exists only for a command that once ran, i.e. checked."""
     p = _LightParser(prog="explorer analyze")
     _analyze_arguments(p, None)
     try:
@@ -194,8 +192,7 @@ def _method_help(registries: dict[str, Collection]) -> str:
     """``--method``'s help (empty for the light parse, which must not import the methods)."""
     if "method" not in registries:
         return ""
-    from .attribution import DEFAULT_METHOD
-
+    from .attribution.methods import DEFAULT_METHOD
     return (f"attribution method (default {DEFAULT_METHOD}, validated on planted dependencies; saliency is the "
             "paper's measure and reads the first conv's per-channel weighting): "
             + "; ".join(f"{m.name}: {m.description}" for m in registries["method"].values()))
@@ -258,11 +255,10 @@ def _formats(value: str) -> tuple[str, ...]:
 
 
 def _add_cohort(sub: argparse._SubParsersAction) -> None:
-    from .attribution import DEFAULT_METHOD, METHODS, TARGETS
+    from .attribution.methods import DEFAULT_METHOD, METHODS, TARGETS
     from .cohort import DEFAULT_MARGIN, EXECUTORS  # light: pandas and the manifest reader only
     from .device import DEVICE_CHOICES
-    from .volume import AXES
-
+    from .io.volume import AXES
     p = sub.add_parser("cohort", help="many volumes × checkpoints: group statistics by strategy (docs/cohort.md)")
     p.add_argument("manifest", help="CSV with volume [, mask, subject] columns, or a folder of volumes")
     p.add_argument("--checkpoint", action="append", required=True, help="checkpoint file; repeat for several")
@@ -299,11 +295,10 @@ def _add_cohort(sub: argparse._SubParsersAction) -> None:
 
 def _add_validate(sub: argparse._SubParsersAction) -> None:
     from .device import DEVICE_CHOICES
-    from .models import ARCHS
-    from .strategies import STRATEGIES
+    from .models.build import ARCHS
+    from .models.strategies import STRATEGIES
     from .validation.planted import REGIMES
     from .validation.spec import DEFAULT_METHODS, DEFAULT_STRATEGIES
-
     p = sub.add_parser("validate", help="known-answer benchmark: train on planted slice dependencies, score every "
                        "method against them (docs/validation.md)")
     p.add_argument("--out", required=True, help="output folder (validation.csv, validation.json, figures/)")
@@ -330,7 +325,7 @@ def _names(registry: Collection[str]) -> str:
 
 
 def _add_reading(p: argparse.ArgumentParser) -> None:
-    """How the volume is read (explorer.volume.load_volume): which series, dataset or volume, and spacing."""
+    """How the volume is read (explorer.io.volume.load_volume): which series, dataset or volume, and spacing."""
     p.add_argument("--series", default=None, metavar="UID", help="DICOM SeriesInstanceUID when the input holds several")
     p.add_argument("--dataset", default=None, metavar="PATH", help="HDF5 dataset when the file holds several")
     p.add_argument("--volume-index", type=int, default=None, metavar="N", help="volume N of a 4D image")
@@ -340,8 +335,7 @@ def _add_reading(p: argparse.ArgumentParser) -> None:
 
 def _load(args: argparse.Namespace, path: str):
     """The volume at ``path`` read with the reading flags."""
-    from .volume import load_volume
-
+    from .io.volume import load_volume
     spacing = None
     if args.spacing is not None:
         try:
@@ -379,7 +373,6 @@ def _cmd_app(args: argparse.Namespace) -> int:
     from streamlit.web import bootstrap
 
     from .app import warm
-
     script = str(Path(__file__).with_name("app") / "main.py")
     warm.begin(analyse=not args.no_warm)
     flags = {"server_port": args.port, "server_address": args.address, "server_headless": True,
@@ -391,9 +384,8 @@ def _cmd_app(args: argparse.Namespace) -> int:
 
 
 def _cmd_cache(args: argparse.Namespace) -> int:
-    from .cache_disk import cache_info, clear_cache, unusable_reason
+    from .cache.disk import cache_info, clear_cache, unusable_reason
     from .config import cache_dir, cache_max_bytes
-
     root, budget = cache_dir(), cache_max_bytes()
     if reason := unusable_reason(root):
         raise InputError(root, f"cache directory is not usable ({reason})", "a writable folder in EXPLORER_CACHE_DIR")
@@ -408,11 +400,14 @@ def _cmd_cache(args: argparse.Namespace) -> int:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from .train import Recipe, TrainSpec, train_checkpoint  # imported here: torch/smp load only for this subcommand
-    from .train_subjects import train_manifest_checkpoint
-
+    from .training.subjects import train_manifest_checkpoint
+    from .training.train import (  # imported here: torch/smp load only for this subcommand
+        Recipe,
+        TrainSpec,
+        train_checkpoint,
+    )
     spec = TrainSpec(strategy=args.strategy, arch=args.arch, encoder=args.encoder,
-                     offsets=args.offsets.split(","),  # validated by the spec (explorer.windows.validate_offsets)
+                     offsets=args.offsets.split(","),  # validated by the spec (windows.validate_offsets)
                      axis=args.axis, normalisation=args.normalisation, weights=args.weights, device=args.device,
                      recipe=Recipe(epochs=args.epochs, seed=args.seed, loss=args.loss, slice_stride=args.slice_stride,
                                    loss_params=_key_values(args.loss_param, "--loss-param"), patience=args.patience,
@@ -460,12 +455,11 @@ def _train_command(args: argparse.Namespace) -> str:
 
 
 def _cmd_debias(args: argparse.Namespace) -> int:
-    from .checkpoints import load_checkpoint
     from .debias import DebiasData, DebiasSpec, debias
     from .debias.outputs import check_debias_out, write_debias
+    from .models.checkpoints import load_checkpoint
     from .progress import Progress
     from .study import Study
-
     check_debias_out(args.out)  # before any work
     spec = DebiasSpec(variants=tuple(args.variant), mode=args.mode, epochs=args.epochs,
                       freeze_encoder=args.freeze_encoder, strategy=args.strategy, lr=args.lr,
@@ -513,14 +507,13 @@ def _debias_command(args: argparse.Namespace) -> str:
 
 def _cmd_analyze(args: argparse.Namespace) -> int:
     from .analysis import analyze  # imported here: torch/smp load only for this subcommand
-    from .attribution import DEFAULT_METHOD
+    from .attribution.methods import DEFAULT_METHOD
     from .diagnostics import DiagnosticOptions
     from .diagnostics.report import diagnostics_line
-    from .outputs import check_out_dir, write_outputs
     from .progress import Progress
+    from .reporting.outputs import check_out_dir, write_outputs
     from .spec import RunSpec
     from .study import Study
-
     check_out_dir(args.out)  # before any work: a bad --out must not cost a whole analysis
     options = DiagnosticOptions(dilation=args.dilation, cam=args.cam or args.cam_layer is not None,
                                 cam_layer=args.cam_layer, sanity=args.sanity, sanity_slices=args.sanity_slices)
@@ -556,10 +549,9 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
 def _cmd_cohort(args: argparse.Namespace) -> int:
     from .cohort import Executor, run_cohort
     from .cohort.outputs import write_cohort
-    from .outputs import check_out_dir
     from .progress import Progress
+    from .reporting.outputs import check_out_dir
     from .spec import RunSpec
-
     check_out_dir(args.out, marker="cohort_summary.json")  # before any work
 
     executor = Executor(args.executor, args.ray_address, args.workers)
@@ -614,7 +606,6 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     from .progress import Progress
     from .validation import ValidationSpec, run_validation
     from .validation.outputs import check_validation_out, write_validation
-
     check_validation_out(args.out)  # before any work
     given = {k: v for k, v in dict(regimes=args.regimes, strategies=args.strategies, seeds=args.seeds,
                                    directions=args.directions, methods=args.methods, epochs=args.epochs,
@@ -677,7 +668,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``explorer`` console script; returns the exit code.
 
     A repeated ``explorer analyze`` with the same arguments and file contents is answered from its run record
-    (:mod:`explorer.replay`) before anything heavy is imported; every successful analysis is recorded.
+    (:mod:`explorer.reporting.replay`) before anything heavy is imported; every successful analysis is recorded.
     """
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["analyze"] and not {"-h", "--help"} & set(argv) and (light := analyze_namespace(argv[1:])):

@@ -6,7 +6,7 @@ beside the destination (``.<name>.<pid>.<random>.tmp``), which then replaces the
 (:func:`swap_into`: the old folder is first renamed aside and deleted after the swap), so old and new files are
 never mixed and a failed run leaves no partial outputs. Files in a previous output folder that are not ours are
 carried over; temporary folders of runs that died (their process is gone) are removed. Kept free of numpy and
-torch because :mod:`explorer.replay` answers a repeated command with these same rules before importing them.
+torch because :mod:`explorer.reporting.replay` answers a repeated command with these same rules before importing them.
 """
 
 from __future__ import annotations

@@ -11,11 +11,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-from .attribution import DEFAULT_METHOD, get_method, get_target, resolve_params
+from .attribution.methods import DEFAULT_METHOD, get_method, get_target, resolve_params
 from .device import DEVICE_CHOICES, PRECISIONS
 from .diagnostics.options import DiagnosticOptions
 from .errors import InputError, unknown_name
-from .volume import AXES
+from .io.volume import AXES
 
 
 @dataclass(frozen=True)
@@ -23,10 +23,10 @@ class RunSpec:
     """What to compute for every checkpoint of an analysis.
 
     Attributes:
-        method: a key of :data:`explorer.attribution.METHODS`; the default, occlusion with each channel
+        method: a key of :data:`explorer.attribution.methods.METHODS`; the default, occlusion with each channel
             replaced by its mean, is the one ``explorer validate`` shows recovers planted dependencies
             (docs/validation.md).
-        target: a key of :data:`explorer.attribution.TARGETS`.
+        target: a key of :data:`explorer.attribution.methods.TARGETS`.
         params: the method's parameters; the method's defaults are filled in when the spec is built.
         axis: slicing axis; None means "the checkpoints' axis" (:meth:`for_checkpoints` fills it in).
         zflip: also attribute the windows with their channel order reversed: the channel/anatomy split and
@@ -85,7 +85,7 @@ class RunSpec:
 
     def result_key(self) -> dict[str, Any]:
         """The fields besides the axis that change a model's cached result (see
-        :func:`explorer.cache.result_key`; the device does not: results agree across devices)."""
+        :func:`explorer.cache.store.result_key`; the device does not: results agree across devices)."""
         return {"method": self.method, "target": self.target, "params": dict(self.params),
                 "zflip": self.zflip, "zflip_stride": self.zflip_stride, "maps": self.keep_maps,
                 "dilation": self.diagnostics.dilation, "precision": self.precision}

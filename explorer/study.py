@@ -17,8 +17,8 @@ from typing import Any
 import numpy as np
 
 from .errors import InputError
-from .normalise import normalise
-from .volume import Mask, Volume, load_mask, load_volume
+from .io.normalise import normalise
+from .io.volume import Mask, Volume, load_mask, load_volume
 
 
 @dataclass(frozen=True, eq=False)
@@ -42,7 +42,7 @@ class Study:
         """A study from loaded objects or paths (the mask is checked against the volume's grid).
 
         Raises:
-            InputError: as :func:`explorer.volume.load_volume` and :func:`explorer.volume.load_mask`.
+            InputError: as :func:`explorer.io.volume.load_volume` and :func:`explorer.io.volume.load_mask`.
         """
         vol = volume if isinstance(volume, Volume) else load_volume(volume)
         truth = mask if isinstance(mask, Mask) or mask is None else load_mask(mask, vol)

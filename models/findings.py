@@ -39,7 +39,7 @@ sys.path.insert(0, str(ROOT))  # the repository, also when not pip-installed
 from explorer.cohort.summary import summarise  # noqa: E402  (light: pandas, scipy)
 
 if TYPE_CHECKING:
-    from explorer.checkpoints import CheckpointMeta
+    from explorer.models.checkpoints import CheckpointMeta
 MANIFEST = ROOT / "sample_data" / "cohort" / "manifest.csv"
 FINDINGS = ROOT / "docs" / "findings"
 DOC = ROOT / "docs" / "findings.md"
@@ -80,9 +80,8 @@ def analyse_study(study: Path, out: Path, encoders: list[str] | None = None) -> 
     Returns:
         The cohort commands run.
     """
-    from explorer.checkpoints import load_checkpoint
-    from explorer.fileio import file_sha256
-
+    from explorer.io.files import file_sha256
+    from explorer.models.checkpoints import load_checkpoint
     out.mkdir(parents=True, exist_ok=True)
     test_manifest = held_out_manifest(out)
     metas = {path: load_checkpoint(path).meta for path in sorted(study.glob("*.safetensors"))}

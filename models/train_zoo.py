@@ -32,11 +32,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repository, also when not pip-installed
 import explorer  # noqa: E402, F401  (before torchvision / smp)
-from explorer.checkpoints import load_checkpoint
 from explorer.cli import main as cli_main
 from explorer.cohort.manifest import read_manifest
-from explorer.strategies import STRATEGIES
-from explorer.train_subjects import heldout_dice, load_subjects, split_rows
+from explorer.models.checkpoints import load_checkpoint
+from explorer.models.strategies import STRATEGIES
+from explorer.training.subjects import heldout_dice, load_subjects, split_rows
 
 ZOO = ("random", "imagenet", "imagenet-uniform", "imagenet-symmetric", "imagenet-zflip")
 MANIFEST = "sample_data/cohort/manifest.csv"
@@ -204,7 +204,7 @@ def write_cards() -> Path:
             "volumes, grey-matter masks, axial slices) with the same recipe; only the initialisation strategy "
             "and the seed differ. Held-out Dice is measured on the four test subjects, which no model saw in "
             "training. Seed 0 of every strategy ships here (float16, restored to float32 on load by "
-            "`explorer.checkpoints.load_checkpoint`); seeds 1 and 2 are reproduced into `models/seeds/` "
+            "`explorer.models.checkpoints.load_checkpoint`); seeds 1 and 2 are reproduced into `models/seeds/` "
             "(ignored by git) by the command below.", "",
             "Reproduce all 15 (then these cards):", "",
             "    HF_HUB_OFFLINE=1 .venv/bin/python models/train_zoo.py --seeds 0 1 2", "",

@@ -1,6 +1,6 @@
 """Call the engine with keyword arguments, as the tests were written: :func:`attribute` splits them into the
-:class:`~explorer.windows.SliceStack`, the :class:`~explorer.spec.RunSpec` and the :class:`~explorer.engine.Pass`
-that :func:`explorer.engine.attribute_stack` takes."""
+:class:`~explorer.attribution.windows.SliceStack`, the :class:`~explorer.spec.RunSpec` and the
+:class:`~explorer.attribution.engine.Pass` that :func:`explorer.attribution.engine.attribute_stack` takes."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ from typing import Any
 import numpy as np
 from torch import nn
 
-from explorer.engine import Pass, StackAttribution, attribute_stack
+from explorer.attribution.engine import Pass, StackAttribution, attribute_stack
+from explorer.attribution.windows import SliceStack
 from explorer.spec import RunSpec
-from explorer.windows import SliceStack
 
 
 def attribute(model: nn.Module, stack: np.ndarray, offsets: Sequence[int], *, method: str = "saliency",

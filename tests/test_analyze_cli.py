@@ -12,11 +12,11 @@ import pytest
 import torch
 
 from explorer.analysis import analyze
-from explorer.cache import ResultCache
-from explorer.checkpoints import CheckpointMeta, load_checkpoint, save_checkpoint
+from explorer.cache.store import ResultCache
 from explorer.cli import main
-from explorer.models import build_model
-from explorer.outputs import write_outputs
+from explorer.models.build import build_model
+from explorer.models.checkpoints import CheckpointMeta, load_checkpoint, save_checkpoint
+from explorer.reporting.outputs import write_outputs
 from explorer.spec import RunSpec
 
 DECODER = [32, 16, 16, 8, 8]
@@ -205,9 +205,8 @@ def test_cli_target_all_shares_do_not_depend_on_how_the_slice_is_padded(
     from dataclasses import replace
 
     import explorer.analysis as analysis_module
-    from explorer.checkpoints import list_zoo
-    from explorer.windows import padding_for
-
+    from explorer.attribution.windows import padding_for
+    from explorer.models.checkpoints import list_zoo
     assert padding_for(77, 94, 32) != padding_for(77, 94, 64)
     imagenet = next(p for p in list_zoo() if p.name == "unet-mobilenet_v2-imagenet-s0.safetensors")
     attribute_stack = analysis_module.attribute_stack

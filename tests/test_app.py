@@ -13,8 +13,8 @@ from apptools import settle
 from streamlit.testing.v1 import AppTest
 
 from explorer.app.sidebar import chip_labels
-from explorer.checkpoints import list_zoo
 from explorer.config import REPO_ROOT
+from explorer.models.checkpoints import list_zoo
 
 APP = str(REPO_ROOT / "explorer" / "app" / "main.py")
 TIMEOUT = 600
@@ -260,8 +260,7 @@ def test_a_state_dict_form_describes_the_zoo_architecture(tmp_path):
 
     import torch
 
-    from explorer.checkpoints import load_checkpoint
-
+    from explorer.models.checkpoints import load_checkpoint
     zoo = list_zoo()
     buffer = io.BytesIO()
     torch.save(dict(load_checkpoint(zoo[0]).state_dict), buffer)

@@ -12,7 +12,7 @@ from streamlit.testing.v1 import AppTest
 
 from explorer.app.debias import COHORT, with_children
 from explorer.config import REPO_ROOT
-from explorer.figures._style import checkpoint_look, child_colour
+from explorer.reporting.figures.style import checkpoint_look, child_colour
 
 APP = str(REPO_ROOT / "explorer" / "app" / "main.py")
 TIMEOUT = 600

@@ -18,11 +18,10 @@ def _page() -> None:
 
     from explorer.analysis import analyze
     from explorer.app import diagnostics
-    from explorer.checkpoints import load_checkpoint
     from explorer.config import MODELS_DIR, SAMPLE_DIR
+    from explorer.io.volume import Mask, load_mask, load_volume
+    from explorer.models.checkpoints import load_checkpoint
     from explorer.spec import RunSpec
-    from explorer.volume import Mask, load_mask, load_volume
-
     if "analysis" not in st.session_state:
         full = load_volume(SAMPLE_DIR / "mni152_t1_2mm.nii.gz")
         mask = load_mask(SAMPLE_DIR / "mni152_gm_mask_2mm.nii.gz", full)

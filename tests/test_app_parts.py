@@ -16,10 +16,11 @@ import numpy as np
 import pytest
 
 from explorer.analysis import analyze
-from explorer.app import jobs, overlays
-from explorer.checkpoints import list_zoo, load_checkpoint
+from explorer.app import jobs
+from explorer.io.volume import Mask, load_mask, load_volume
+from explorer.models.checkpoints import list_zoo, load_checkpoint
+from explorer.reporting import overlays
 from explorer.spec import RunSpec
-from explorer.volume import Mask, load_mask, load_volume
 
 
 def _wait(job: jobs.Job) -> jobs.Job:
@@ -100,7 +101,6 @@ def test_a_failing_job_keeps_one_line_not_a_traceback():
 def small_analysis(tmp_path_factory):
     """The sample's 12 central axial slices, one checkpoint, maps kept."""
     from explorer.config import SAMPLE_DIR
-
     full = load_volume(SAMPLE_DIR / "mni152_t1_2mm.nii.gz")
     mask = load_mask(SAMPLE_DIR / "mni152_gm_mask_2mm.nii.gz", full)
     crop = replace(full, data=np.ascontiguousarray(full.data[:, :, 34:46]), sha256="crop-34-46")
@@ -139,7 +139,6 @@ def test_the_attribution_threshold_hides_values_below_it(small_analysis):
 
 def test_the_report_holds_the_slice_figure_the_pdf_summary_and_the_maps(small_analysis):
     from explorer.app.exports import report_bytes
-
     a = small_analysis
     names = list(a.models)
     with zipfile.ZipFile(io.BytesIO(report_bytes(a, names, 6))) as bundle:
@@ -156,7 +155,6 @@ def test_a_tiff_stack_is_shown_as_fiji_shows_it(tmp_path):
     import tifffile
 
     from explorer.app.viewer import as_stored
-
     pages = np.arange(4 * 6 * 5, dtype=np.float32).reshape(4, 6, 5)  # (Z, rows, columns) as in Fiji
     path = tmp_path / "stack.tif"
     tifffile.imwrite(path, pages, photometric="minisblack")
@@ -189,7 +187,6 @@ def test_the_reports_slice_figure_is_the_one_on_screen(small_analysis):
     the chosen window) and layout as the screen."""
     from explorer.app.exports import report_bytes
     from explorer.app.viewer import SAVED, remembered, settings, slice_figure, window_key
-
     a = small_analysis
     names = list(a.models)
     defaults = settings(a, {})
@@ -214,7 +211,6 @@ def _viewer_page(analysis):
     import streamlit as st
 
     from explorer.app import viewer3d
-
     if st.session_state.get("show_3d", True):
         viewer3d.show(analysis, list(analysis.models))
 
@@ -225,7 +221,6 @@ def test_the_3d_viewer_keeps_one_scan_and_its_settings_across_views(small_analys
     from streamlit.testing.v1 import AppTest
 
     from explorer.app.viewer3d import channel_label, prediction_colormap
-
     assert overlays.scan_nifti(small_analysis.volume) == overlays.scan_nifti(small_analysis.volume)
     at = AppTest.from_function(_viewer_page, args=(small_analysis,), default_timeout=60).run()
     assert not at.exception, at.exception
@@ -245,8 +240,8 @@ def test_the_3d_viewer_keeps_one_scan_and_its_settings_across_views(small_analys
 def test_the_summary_pdf_prints_every_value_inside_the_page_without_overlaps(small_analysis):
     """Every cell of the statistics table (AI with its CI, p, ...), every input hash and the full parameter
     list are printed, and no word crosses the page edge or another word (pdfplumber's word boxes)."""
-    from explorer.app.summary_pdf import summary_pdf
-    from explorer.figures.tables import format_table, stats_table
+    from explorer.reporting.figures.tables import format_table, stats_table
+    from explorer.reporting.summary_pdf import summary_pdf
     from tests.pdfcheck import pdf_problems
 
     a = small_analysis
@@ -297,7 +292,6 @@ def _sidebar_page():
     import streamlit as st
 
     from explorer.app import sidebar, warm
-
     settings = sidebar.show()
     st.session_state["identity"] = warm.identity(settings.study, settings.spec)
     st.session_state["checkpoints"] = [c.sha256 for c in settings.checkpoints]
@@ -308,7 +302,6 @@ def test_the_server_warm_up_analyses_what_a_first_visit_asks_for():
     from streamlit.testing.v1 import AppTest
 
     from explorer.app import warm
-
     at = AppTest.from_function(_sidebar_page, default_timeout=120).run()
     assert not at.exception, at.exception
     study, checkpoints, spec = warm.first_visit()
@@ -326,7 +319,6 @@ def test_a_job_for_the_inputs_being_warmed_waits_and_reads_them_from_the_cache(s
     warm-up and finds them in the cache instead of computing them alongside it."""
     from explorer.app import warm
     from explorer.study import Study
-
     monkeypatch.setattr(warm, "_ident", None)
     monkeypatch.setattr(warm, "_done", {})
     volume = load_volume(sample_volume_path)

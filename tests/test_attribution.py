@@ -8,11 +8,11 @@ import torch
 from enginetools import attribute
 from torch import nn
 
-from explorer.attribution import METHODS, TARGETS, occlusion_baselines, resolve_params
+from explorer.attribution.fastpath import prepare_model, run_adaptive
+from explorer.attribution.methods import METHODS, TARGETS, occlusion_baselines, resolve_params
 from explorer.errors import InputError
-from explorer.fastpath import prepare_model, run_adaptive
-from explorer.models import build_model
-from explorer.stats import asymmetry_index, shares_from_masses
+from explorer.models.build import build_model
+from explorer.stats.scan import asymmetry_index, shares_from_masses
 
 OFFSETS = (-1, 0, 1)
 CPU = torch.device("cpu")

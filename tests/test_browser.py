@@ -25,9 +25,9 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from explorer.checkpoints import list_zoo
 from explorer.config import REPO_ROOT
-from explorer.figures.tables import format_table, stats_table
+from explorer.models.checkpoints import list_zoo
+from explorer.reporting.figures.tables import format_table, stats_table
 from tests.pdfcheck import pdf_problems
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 from test_browser import ARTIFACTS, CHROMIUM, CHROMIUM_FLAGS, app_url  # noqa: F401  (app_url is a fixture)
 
-from explorer.checkpoints import list_zoo
 from explorer.config import REPO_ROOT
+from explorer.models.checkpoints import list_zoo
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 PARENT = "unet-mobilenet_v2-imagenet-s0"

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from explorer import cache as cache_module
-from explorer.cache import ResultCache, make_key
+from explorer.cache import store as cache_module
+from explorer.cache.store import ResultCache, make_key
 from explorer.config import cache_dir
 
 

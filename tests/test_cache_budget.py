@@ -14,12 +14,12 @@ import pytest
 
 import explorer  # noqa: F401  (before torchvision / smp)
 from explorer.analysis import analyze
-from explorer.cache import ResultCache, make_key
-from explorer.cache_disk import STALE_SECONDS, cache_info, clean_stale
-from explorer.checkpoints import list_zoo
+from explorer.cache.disk import STALE_SECONDS, cache_info, clean_stale
+from explorer.cache.store import ResultCache, make_key
 from explorer.cli import main
 from explorer.config import SAMPLE_DIR
 from explorer.errors import InputError
+from explorer.models.checkpoints import list_zoo
 from explorer.spec import RunSpec
 
 VOLUME = SAMPLE_DIR / "mni152_t1_2mm.nii.gz"
@@ -58,7 +58,7 @@ def test_an_unusable_location_degrades_to_memory_with_one_warning(tmp_path, wher
     else:
         (tmp_path / "file").write_text("x")
         location = tmp_path / "file" / "cache"
-    with caplog.at_level(logging.WARNING, logger="explorer.cache"):
+    with caplog.at_level(logging.WARNING, logger="explorer.cache.store"):
         cache = ResultCache(location)
     assert not cache.disk and "caching in memory only" in cache.warning
     assert len(caplog.records) == 1 and "\n" not in caplog.records[0].getMessage()
@@ -126,8 +126,7 @@ from pathlib import Path
 
 import numpy as np
 
-from explorer.cache import ResultCache, make_key
-
+from explorer.cache.store import ResultCache, make_key
 directory, seed = Path(sys.argv[1]), int(sys.argv[2])
 cache = ResultCache(directory, max_disk_bytes=350 * 1024)
 for i in range(8):

@@ -7,9 +7,9 @@ import pytest
 import torch
 from torch import nn
 
-from explorer.checkpoints import list_zoo, load_checkpoint
 from explorer.diagnostics.cam import cam_layers, cam_summary, default_cam_layer, gradcam_stack
 from explorer.errors import InputError
+from explorer.models.checkpoints import list_zoo, load_checkpoint
 
 
 class Toy(nn.Module):

@@ -1,6 +1,6 @@
 """The batched fast path equals captum's reference implementations, and no target includes padded pixels.
 
-The fast path runs a BN-folded, channels-last copy of the model (``explorer.fastpath.prepare_model``) on a
+The fast path runs a BN-folded, channels-last copy of the model (``explorer.attribution.fastpath.prepare_model``) on a
 whole batch; the reference is captum on the raw checkpoint, with a forward wrapper that returns each
 sample's target (the same pixel selection). BN folding changes the numerics in the last bits only.
 """
@@ -13,14 +13,14 @@ import torch
 from captum.attr import FeatureAblation, InputXGradient, IntegratedGradients, NoiseTunnel, Saliency
 from enginetools import attribute
 
-from explorer.attribution import explain_batch, foreground_logit, occlusion_baselines, valid_region
-from explorer.checkpoints import list_zoo, load_checkpoint
-from explorer.fastpath import prepare_model
-from explorer.normalise import channel_stats_for
+from explorer.attribution.fastpath import prepare_model
+from explorer.attribution.methods import explain_batch, foreground_logit, occlusion_baselines, valid_region
+from explorer.attribution.windows import Padding, iter_windows, padding_for
+from explorer.io.normalise import channel_stats_for
+from explorer.models.checkpoints import list_zoo, load_checkpoint
 from explorer.spec import RunSpec
-from explorer.stats import shares_from_masses
+from explorer.stats.scan import shares_from_masses
 from explorer.study import Study
-from explorer.windows import Padding, iter_windows, padding_for
 
 SLICES = [30, 45, 60]
 CPU = torch.device("cpu")

@@ -12,11 +12,11 @@ import torch
 from safetensors.torch import save as st_save
 
 import explorer  # noqa: F401  (before torchvision / smp)
-from explorer.checkpoints import CheckpointMeta, load_checkpoint, save_checkpoint
 from explorer.config import Limits
 from explorer.errors import InputError
-from explorer.hub import resolve_hub_checkpoint
-from explorer.models import ARCHS, build_model, encoder_names
+from explorer.models.build import ARCHS, build_model, encoder_names
+from explorer.models.checkpoints import CheckpointMeta, load_checkpoint, save_checkpoint
+from explorer.models.hub import resolve_hub_checkpoint
 
 SMALL = [16, 16, 8, 8, 8]
 META = {"arch": "Unet", "encoder": "mobilenet_v2", "classes": 1, "offsets": [-1, 0, 1], "strategy": "random",
@@ -82,7 +82,7 @@ def test_declared_shapes_are_compared_before_tensors_are_read(net, monkeypatch):
     def never(*args, **kwargs):
         raise AssertionError("tensors were read before the shape check")
 
-    monkeypatch.setattr("explorer.checkpoints.st_load", never)
+    monkeypatch.setattr("explorer.models.checkpoints.st_load", never)
     with pytest.raises(InputError, match=r"shape mismatches: segmentation_head.0.weight \(1, 7, 3, 3\) vs "):
         load_checkpoint(raw, name="wrong.safetensors")
 

@@ -10,9 +10,9 @@ import pytest
 import torch
 
 import explorer  # noqa: F401  (before torchvision / smp)
-from explorer.checkpoints import CheckpointMeta, list_zoo, load_checkpoint, save_checkpoint
 from explorer.errors import InputError
-from explorer.models import build_model, first_conv
+from explorer.models.build import build_model, first_conv
+from explorer.models.checkpoints import CheckpointMeta, list_zoo, load_checkpoint, save_checkpoint
 
 SMALL = {"decoder_channels": [32, 16, 16, 8, 8]}
 
@@ -218,8 +218,7 @@ def test_shipped_zoo_loads_names_its_strategy_and_seed_and_records_a_subject_spl
 def test_shipped_float16_checkpoint_keeps_its_heldout_dice():
     from explorer.cohort.manifest import read_manifest
     from explorer.config import SAMPLE_DIR
-    from explorer.train_subjects import heldout_dice, load_subjects
-
+    from explorer.training.subjects import heldout_dice, load_subjects
     ckpt = load_checkpoint(next(p for p in list_zoo() if p.stem.endswith("-imagenet-s0")))
     (row,) = [r for r in read_manifest(SAMPLE_DIR / "cohort" / "manifest.csv") if r.subject == "sub-03"]
     dice = heldout_dice(ckpt.build_model(), load_subjects([row]), ckpt.meta, device="cpu")["sub-03"]
@@ -228,8 +227,7 @@ def test_shipped_float16_checkpoint_keeps_its_heldout_dice():
 
 def test_first_conv_weight_is_read_from_the_state_dict_without_building_the_model() -> None:
     """The weight found by key (the model built on the meta device) is the one the built model's first conv holds."""
-    from explorer.models import first_conv
-
+    from explorer.models.build import first_conv
     for path in list_zoo()[:2]:
         ckpt = load_checkpoint(path)
         assert torch.equal(ckpt.first_conv_weight(), first_conv(ckpt.build_model("cpu")).weight.detach())

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from explorer.checkpoints import list_zoo
 from explorer.cli import main
 from explorer.config import SAMPLE_DIR
+from explorer.models.checkpoints import list_zoo
 
 VOLUME = str(SAMPLE_DIR / "mni152_t1_2mm.nii.gz")
 

@@ -204,7 +204,6 @@ def test_folder_manifest_pairs_masks_by_name(tmp_path: Path) -> None:
 def test_held_out_follows_the_recorded_subject_split() -> None:
     """Dice counts as held-out only on subjects (and volume contents) the checkpoint never trained on."""
     from explorer.cohort import _held_out
-
     training = {"split": {"train": [{"subject": "sub-01", "volume_sha256": "aa"}],
                           "test": [{"subject": "sub-03", "volume_sha256": "cc"}]}}
     assert not _held_out(training, "sub-01", "aa")
@@ -217,8 +216,7 @@ def test_held_out_follows_the_recorded_subject_split() -> None:
 
 
 def test_a_cohort_output_folder_is_replaced_by_a_rerun_and_a_foreign_one_refused(tmp_path) -> None:
-    from explorer.outputs import check_out_dir
-
+    from explorer.reporting.outputs import check_out_dir
     out = tmp_path / "cohort"
     out.mkdir()
     (out / "cohort_summary.json").write_text("{}")

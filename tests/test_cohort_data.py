@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from explorer.config import SAMPLE_DIR
-from explorer.volume import load_mask, load_volume
+from explorer.io.volume import load_mask, load_volume
 
 COHORT = SAMPLE_DIR / "cohort"
 ROWS = list(csv.DictReader((COHORT / "manifest.csv").read_text().splitlines()))

@@ -9,8 +9,8 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from explorer.cohort.summary import summarise
-from explorer.figures._style import STRATEGY_COLOURS, TEMPLATE
-from explorer.figures.cohort import MODEL_ROW, cohort_figures
+from explorer.reporting.figures.cohort import MODEL_ROW, cohort_figures
+from explorer.reporting.figures.style import STRATEGY_COLOURS, TEMPLATE
 
 LEVELS = {"imagenet": 0.12, "imagenet-uniform": 0.0, "random": 0.01}
 
@@ -68,8 +68,7 @@ def test_paired_lines_spread_subjects_and_draw_their_mean():
 
 
 def test_the_cohort_table_shows_file_names_not_server_paths():
-    from explorer.figures.tables import cohort_rows_table
-
+    from explorer.reporting.figures.tables import cohort_rows_table
     rows, _ = make_cohort(n_subjects=2, n_models=1)
     shown = cohort_rows_table(rows)
     assert list(shown["volume"][:2]) == ["sub-00.nii.gz", "sub-01.nii.gz"]

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from explorer.cohort_stats import (
+from explorer.stats.cohort import (
     block_sign_flip_test,
     default_block_length,
     holm,
@@ -286,7 +286,6 @@ def test_a_cohort_equivalence_with_several_models_uses_the_model_as_unit() -> No
     a claim about the strategy is not supported; one model per group keeps the volume as unit (its 10 volumes at
     |AI| ≈ 0.01 pass)."""
     from explorer.cohort.summary import summarise
-
     rng = np.random.default_rng(0)
     rows = [{"subject": f"s{v}", "model": f"m{m}", "strategy": "spread", "asymmetry_index": ai + rng.normal(0, 1e-3),
              "dice": np.nan, "error": None} for m, ai in enumerate((-0.03, 0.01, 0.05)) for v in range(10)]
@@ -310,7 +309,6 @@ def test_one_holm_family_covers_every_comparison_and_equivalence_test() -> None:
     equivalence tests = 9 tests in one family; each p carries its design minimum (0.125 for 4 volumes, 0.1 for 3 vs
     3 models), and a permutation test that cannot reach 0.05 has no detectable difference."""
     from explorer.cohort.summary import summarise
-
     rng = np.random.default_rng(1)
     rows = [{"subject": f"s{v}", "model": f"{name}-{m}", "strategy": name,
              "channel_asymmetry": level + rng.normal(0, 0.01), "asymmetry_index": 0.0, "dice": np.nan, "error": None}
@@ -333,7 +331,6 @@ def test_the_cli_prints_removes_only_when_the_test_passes_and_every_p_with_its_m
     "lopsided" (AI ≈ 0.3) does not; every printed p has its minimum attainable p beside it."""
     from explorer.cli import _cohort_lines
     from explorer.cohort.summary import summarise
-
     rng = np.random.default_rng(2)
     rows = [{"subject": f"s{v}", "model": f"{name}-{m}", "strategy": name,
              "channel_asymmetry": level + rng.normal(0, 0.002), "asymmetry_index": 0.0, "dice": np.nan,

@@ -18,12 +18,12 @@ import torch
 from enginetools import attribute
 
 from explorer.analysis import Analysis, analyze
-from explorer.cache import ResultCache
-from explorer.checkpoints import Checkpoint, list_zoo, load_checkpoint
-from explorer.fastpath import prepare_model
-from explorer.normalise import normalise
+from explorer.attribution.fastpath import prepare_model
+from explorer.cache.store import ResultCache
+from explorer.io.normalise import normalise
+from explorer.io.volume import Volume, load_volume
+from explorer.models.checkpoints import Checkpoint, list_zoo, load_checkpoint
 from explorer.spec import RunSpec
-from explorer.volume import Volume, load_volume
 
 
 @pytest.fixture(scope="module")

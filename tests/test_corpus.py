@@ -20,11 +20,11 @@ from corpus.make_corpus import Corpus, items, make_corpus
 from streamlit.testing.v1 import AppTest
 
 from explorer.analysis import analyze
-from explorer.checkpoints import load_checkpoint
 from explorer.cli import main
 from explorer.config import REPO_ROOT
 from explorer.errors import InputError
-from explorer.outputs import write_outputs
+from explorer.models.checkpoints import load_checkpoint
+from explorer.reporting.outputs import write_outputs
 from explorer.spec import RunSpec
 
 ITEMS = items()
@@ -179,7 +179,7 @@ def test_a_failure_while_writing_outputs_leaves_no_partial_files(corpus: Corpus,
     def broken(*args, **kwargs):
         raise OSError("disk full")
 
-    monkeypatch.setattr("explorer.outputs._write_figures", broken)
+    monkeypatch.setattr("explorer.reporting.outputs._write_figures", broken)
     with pytest.raises(OSError, match="disk full"):
         write_outputs(result, tmp_path / "out")
     assert list(tmp_path.iterdir()) == []

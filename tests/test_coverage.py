@@ -1,4 +1,4 @@
-"""Coverage of the group interval the cohort reports (:func:`explorer.cohort_stats.model_mean_t_interval`, the
+"""Coverage of the group interval the cohort reports (:func:`explorer.stats.cohort.model_mean_t_interval`, the
 interval :func:`explorer.cohort.summary.summarise` puts in ``cohort_summary.json``).
 
 A seeded simulation of the crossed design a cohort has: every model (seed) of a recipe measured on the same
@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from explorer.cohort.summary import summarise
-from explorer.cohort_stats import model_mean_t_interval
+from explorer.stats.cohort import model_mean_t_interval
 
 REPLICATES = 2000
 SEED_SD, VOLUME_SD, RESIDUAL_SD = 0.1, 0.02, 0.01

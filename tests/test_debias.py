@@ -16,18 +16,18 @@ import torch
 from enginetools import attribute
 
 import explorer  # noqa: F401  (before torchvision / smp)
-from explorer.cache import ResultCache
-from explorer.checkpoints import Checkpoint, CheckpointMeta, load_checkpoint
+from explorer.attribution.fastpath import prepare_model
+from explorer.cache.store import ResultCache
 from explorer.cli import main
 from explorer.config import REPO_ROOT, SAMPLE_DIR
 from explorer.debias import DebiasData, DebiasSpec, debias, surgery, symmetrise
 from explorer.debias.run import child_key
 from explorer.debias.surgery import conv_key
 from explorer.errors import InputError
-from explorer.fastpath import prepare_model
-from explorer.models import build_model
-from explorer.normalise import channel_stats_for
-from explorer.stats import split_asymmetry
+from explorer.io.normalise import channel_stats_for
+from explorer.models.build import build_model
+from explorer.models.checkpoints import Checkpoint, CheckpointMeta, load_checkpoint
+from explorer.stats.scan import split_asymmetry
 from explorer.study import Study
 
 PARENT = REPO_ROOT / "models" / "unet-mobilenet_v2-imagenet-s0.safetensors"
@@ -106,7 +106,6 @@ def test_surgery_reports_its_dice_cost_and_provenance(parent, crop, tmp_path) ->
     assert abs(report["parent"]["channel_asymmetry"][crop[0].name]["mean"]) > 1e-3  # the parent is not symmetric
     assert child["first_conv_share"]["-1"] == child["first_conv_share"]["1"]
     from explorer.debias.outputs import write_debias
-
     written = write_debias(result, tmp_path / "out", formats=("html",))
     loaded = load_checkpoint(written[child["name"]])
     provenance = loaded.meta.training["debias"]

@@ -7,14 +7,14 @@ import copy
 import pytest
 import torch
 
-import explorer.train as train_module
-from explorer.checkpoints import load_checkpoint
+import explorer.training.train as train_module
 from explorer.cli import main
 from explorer.cohort.manifest import read_manifest
-from explorer.early_stopping import EarlyStopping
 from explorer.errors import InputError
-from explorer.train import FitHooks, Recipe, TrainSpec, check_recipe
-from explorer.train_subjects import load_subjects, split_rows, train_subjects, validation_split
+from explorer.models.checkpoints import load_checkpoint
+from explorer.training.early_stopping import EarlyStopping
+from explorer.training.subjects import load_subjects, split_rows, train_subjects, validation_split
+from explorer.training.train import FitHooks, Recipe, TrainSpec, check_recipe
 
 SMALL = {"decoder_channels": [16, 16, 8, 8, 8]}
 

@@ -18,9 +18,11 @@ import pytest
 import torch
 from test_figures import make_shares, make_summary
 
-from explorer import __version__, export
+from explorer import __version__
 from explorer.errors import InputError
-from explorer.export import (
+from explorer.io.files import write_atomic
+from explorer.reporting import export
+from explorer.reporting.export import (
     FORMATS,
     StaticExportUnavailable,
     figure_bytes,
@@ -31,8 +33,7 @@ from explorer.export import (
     write_figures,
     write_tables,
 )
-from explorer.figures import analysis_figures, comparison_table, stats_table
-from explorer.fileio import write_atomic
+from explorer.reporting.figures import analysis_figures, comparison_table, stats_table
 
 
 def _figure(title: str) -> go.Figure:

@@ -17,11 +17,11 @@ import plotly.graph_objects as go
 import pytest
 from test_cohort_figures import make_cohort
 
-from explorer import export
-from explorer.figures import SliceLook, analysis_figures, slice_view_figure
-from explorer.figures.cohort import cohort_figures
-from explorer.figures.diagnostics import cam_figure, diagnostics_figures
-from explorer.strategies import STRATEGIES
+from explorer.models.strategies import STRATEGIES
+from explorer.reporting import export
+from explorer.reporting.figures import SliceLook, analysis_figures, slice_view_figure
+from explorer.reporting.figures.cohort import cohort_figures
+from explorer.reporting.figures.diagnostics import cam_figure, diagnostics_figures
 
 playwright = pytest.importorskip("playwright.sync_api")
 pytestmark = pytest.mark.skipif(not export.static_export_status()[0], reason="needs kaleido and Chromium")

@@ -10,7 +10,9 @@ import plotly.graph_objects as go
 import pytest
 
 from explorer.errors import InputError
-from explorer.figures import (
+from explorer.io.volume import load_volume
+from explorer.models.strategies import STRATEGIES
+from explorer.reporting.figures import (
     STRATEGY_COLOURS,
     SliceLook,
     analysis_figures,
@@ -24,9 +26,7 @@ from explorer.figures import (
     slice_view_figure,
     stats_table,
 )
-from explorer.figures.tables import format_table, table_caption
-from explorer.strategies import STRATEGIES
-from explorer.volume import load_volume
+from explorer.reporting.figures.tables import format_table, table_caption
 
 MODELS = ("imagenet", "imagenet-uniform")
 OFFSETS = (-1, 0, 1)
@@ -358,8 +358,7 @@ def test_engine_style_comparisons_and_ai_pairs_are_read():
 
 
 def test_the_shown_tables_are_narrow_and_say_the_test_once():
-    from explorer.figures.tables import display_comparisons, display_tables
-
+    from explorer.reporting.figures.tables import display_comparisons, display_tables
     summary = engine_style_summary()
     parts = display_tables(stats_table(summary))
     assert list(parts["Asymmetry"].columns) == ["checkpoint", "AI [95% CI]", "p", "p min", "AI ±2 [95% CI]", "p ±2",
@@ -378,8 +377,7 @@ def test_the_shown_tables_are_narrow_and_say_the_test_once():
 
 
 def test_upright_puts_the_second_in_plane_axis_up_the_screen():
-    from explorer.figures import upright
-
+    from explorer.reporting.figures import upright
     s = np.arange(6).reshape(2, 3)  # rows: x (2 values), columns: y (3 values)
     shown = upright(s)
     assert shown.shape == (3, 2)
@@ -389,8 +387,7 @@ def test_upright_puts_the_second_in_plane_axis_up_the_screen():
 
 
 def test_short_labels_drop_the_shared_prefix():
-    from explorer.figures import short_labels
-
+    from explorer.reporting.figures import short_labels
     names = ["unet-mobilenet_v2-imagenet", "unet-mobilenet_v2-imagenet-uniform", "unet-mobilenet_v2-random"]
     assert short_labels(names) == {names[0]: "imagenet", names[1]: "imagenet-uniform", names[2]: "random"}
     assert short_labels(["only-one"]) == {"only-one": "only-one"}
@@ -407,8 +404,7 @@ def test_slice_view_scale_is_not_set_by_one_extreme_pixel():
 
 
 def test_shades_are_lighter_versions_of_the_strategy_hue():
-    from explorer.figures._style import shade
-
+    from explorer.reporting.figures.style import shade
     assert shade("#4477AA", 0) == "#4477AA"
     assert shade("#4477AA", 1) == "#7CA0C4"  # 30% white: 0x44 + 0.3 * (255 - 0x44) = 124 = 0x7C
     assert shade("#000000", 9) == "#8C8C8C"  # never paler than 55% white: 0.55 * 255 = 140
@@ -420,15 +416,13 @@ def test_shades_are_lighter_versions_of_the_strategy_hue():
 
 
 def test_subtitles_break_between_phrases():
-    from explorer.figures._style import wrap
-
+    from explorer.reporting.figures.style import wrap
     text = "L1 norm of the first conv's kernels per input channel, normalised to sum to 1"
     assert wrap(text, 400, 12) == "L1 norm of the first conv's kernels per input channel,<br>normalised to sum to 1"
 
 
 def test_the_logit_shift_table_says_why_a_value_is_missing():
-    from explorer.figures.tables import logit_shift_table
-
+    from explorer.reporting.figures.tables import logit_shift_table
     summary = make_summary()
     summary["models"]["imagenet"]["logits"] = {"foreground": "mask", "shift_skipped": None, "shift": {
         "train_mean": 4.0, "heldout_mean": 2.5, "shift": -1.5, "train_fn_rate": 0.02, "heldout_fn_rate": None}}

@@ -32,10 +32,10 @@ from explorer.analysis import analyze
 from explorer.cli import main
 from explorer.config import MODELS_DIR, Limits
 from explorer.errors import InputError
-from explorer.outputs import write_outputs
-from explorer.readers import source_choices
+from explorer.io.readers import source_choices
+from explorer.io.volume import load_volume
+from explorer.reporting.outputs import write_outputs
 from explorer.spec import RunSpec
-from explorer.volume import load_volume
 
 CHECKPOINT = MODELS_DIR / "unet-mobilenet_v2-imagenet-s0.safetensors"
 NILEARN_MGZ = Path(nilearn.__file__).parent / "datasets" / "data" / "test.mgz"
@@ -269,7 +269,6 @@ def test_app_takes_a_dicom_series_as_several_files_and_offers_its_series(sample,
     from streamlit.testing.v1 import AppTest
 
     from explorer.config import REPO_ROOT
-
     _, pixels, slope, inter, affine = sample
     files = [(f"{ds.SeriesInstanceUID}-{i}.dcm", dicom_bytes(ds), "application/dicom") for uid in ("1.2.3.1", "1.2.3.2")
              for i, ds in enumerate(dicom_slices(pixels[:, :, 30:40], affine, slope=slope, intercept=inter,

@@ -23,11 +23,11 @@ import torch
 from corpus.round3_models import TIMM
 from safetensors.torch import save as st_save
 
-from explorer.attribution import explain_batch
-from explorer.checkpoints import load_checkpoint
+from explorer.attribution.methods import explain_batch
 from explorer.config import REPO_ROOT, SAMPLE_DIR
 from explorer.errors import InputError
-from explorer.models import ARCHS, PROBE, RESERVED_ARGS, arch_arguments, build_model, meta_probe
+from explorer.models.build import ARCHS, PROBE, RESERVED_ARGS, arch_arguments, build_model, meta_probe
+from explorer.models.checkpoints import load_checkpoint
 from explorer.spec import RunSpec
 
 SMALL = [16, 16, 8, 8, 8]
@@ -174,7 +174,7 @@ def test_the_cli_prints_one_line_for_a_missing_path_and_timm_s_logger_prints_not
     assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1, done.stderr
     assert "sets 'checkpoint_path'" in done.stderr and "No checkpoint found" not in done.stderr
     # what printed the second line: timm's logger, which without a handler falls to Python's last resort
-    logged = subprocess.run([sys.executable, "-c", "import logging, explorer.models; logging.getLogger("
+    logged = subprocess.run([sys.executable, "-c", "import logging, explorer.models.build; logging.getLogger("
                              "'timm.models._helpers').error('No checkpoint found at x')"], capture_output=True,
                             text=True, env=env, timeout=300, check=False)
     assert logged.returncode == 0 and logged.stderr == ""

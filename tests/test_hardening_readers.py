@@ -28,7 +28,7 @@ from streamlit.testing.v1 import AppTest
 from explorer.app.cohort import extract_zip
 from explorer.config import REPO_ROOT, SAMPLE_DIR, Limits
 from explorer.errors import InputError
-from explorer.volume import load_volume
+from explorer.io.volume import load_volume
 
 APP = str(REPO_ROOT / "explorer" / "app" / "main.py")
 #: The target of issue 20: no hostile file may take the CLI's peak resident memory over this.

@@ -21,12 +21,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from explorer import export, integrity, progress, replay
-from explorer.cache import CHECKSUM, ResultCache
-from explorer.checkpoints import list_zoo
+from explorer import progress
+from explorer.cache import integrity
+from explorer.cache.store import CHECKSUM, ResultCache
 from explorer.cli import analyze_namespace, main
-from explorer.fileio import detached_data_files, file_sha256
-from explorer.volume import load_volume
+from explorer.io.files import detached_data_files, file_sha256
+from explorer.io.volume import load_volume
+from explorer.models.checkpoints import list_zoo
+from explorer.reporting import export, replay
 
 SHAPE = (32, 32, 12)
 FORGER_KEY = b"not the installation's key, 32 b"

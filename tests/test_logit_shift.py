@@ -7,11 +7,11 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from explorer.checkpoints import CheckpointMeta, load_checkpoint
 from explorer.config import MODELS_DIR
 from explorer.diagnostics.logits import GROUPS, logit_histograms, logit_summary, split_from_meta
-from explorer.train import split_slices
-from explorer.volume import load_mask, load_volume
+from explorer.io.volume import load_mask, load_volume
+from explorer.models.checkpoints import CheckpointMeta, load_checkpoint
+from explorer.training.train import split_slices
 
 
 @pytest.fixture()

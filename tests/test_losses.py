@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from explorer.errors import InputError
-from explorer.losses import LOSSES, build_loss, dice_loss, focal, large_margin
+from explorer.training.losses import LOSSES, build_loss, dice_loss, focal, large_margin
 
 
 @pytest.fixture()
@@ -93,10 +93,9 @@ def test_cli_train_records_the_asymmetric_loss(tmp_path, capsys) -> None:
     import nibabel as nib
     import numpy as np
 
-    from explorer.checkpoints import load_checkpoint
     from explorer.cli import main
     from explorer.config import SAMPLE_DIR
-
+    from explorer.models.checkpoints import load_checkpoint
     paths = []
     for name in ("mni152_t1_2mm.nii.gz", "mni152_gm_mask_2mm.nii.gz"):
         small = nib.load(SAMPLE_DIR / name).slicer[6:70, 15:79, 24:48]
@@ -115,7 +114,6 @@ def test_cli_train_records_the_asymmetric_loss(tmp_path, capsys) -> None:
 def test_cli_train_rejects_a_malformed_loss_param(tmp_path, capsys) -> None:
     from explorer.cli import main
     from explorer.config import SAMPLE_DIR
-
     code = main(["train", "--volume", str(SAMPLE_DIR / "mni152_t1_2mm.nii.gz"), "--mask",
                  str(SAMPLE_DIR / "mni152_gm_mask_2mm.nii.gz"), "--strategy", "random", "--loss",
                  "asymmetric-focal", "--loss-param", "gamma", "--out", str(tmp_path / "m.safetensors")])

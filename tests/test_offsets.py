@@ -10,14 +10,14 @@ import pytest
 
 import explorer  # noqa: F401  (before torchvision / smp)
 from explorer.analysis import analyze
-from explorer.checkpoints import load_checkpoint
+from explorer.attribution.windows import validate_offsets
 from explorer.cli import main
 from explorer.config import SAMPLE_DIR
 from explorer.errors import InputError
+from explorer.models.checkpoints import load_checkpoint
 from explorer.spec import RunSpec
-from explorer.stats import asymmetry_index, model_summary
-from explorer.train import Recipe, TrainSpec, train_checkpoint
-from explorer.windows import validate_offsets
+from explorer.stats.scan import asymmetry_index, model_summary
+from explorer.training.train import Recipe, TrainSpec, train_checkpoint
 
 VOLUME = SAMPLE_DIR / "mni152_t1_2mm.nii.gz"
 MASK = SAMPLE_DIR / "mni152_gm_mask_2mm.nii.gz"

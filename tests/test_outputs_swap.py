@@ -9,11 +9,11 @@ import pytest
 
 import explorer  # noqa: F401  (before torchvision / smp)
 from explorer.analysis import Analysis, analyze
-from explorer.checkpoints import list_zoo, load_checkpoint
 from explorer.cli import main
 from explorer.config import SAMPLE_DIR
 from explorer.errors import InputError
-from explorer.outputs import check_out_dir, map_stems, write_outputs
+from explorer.models.checkpoints import list_zoo, load_checkpoint
+from explorer.reporting.outputs import check_out_dir, map_stems, write_outputs
 from explorer.spec import RunSpec
 
 VOLUME = SAMPLE_DIR / "mni152_t1_2mm.nii.gz"
@@ -59,7 +59,7 @@ def test_a_failed_swap_leaves_the_old_outputs_whole(twins, tmp_path, monkeypatch
             raise OSError("simulated crash")
         return real(src, dst)
 
-    monkeypatch.setattr("explorer.outputs.os.rename", failing)
+    monkeypatch.setattr("explorer.reporting.outputs.os.rename", failing)
     with pytest.raises(OSError, match="simulated crash"):
         write_outputs(twins, out, figures=False)
     assert sorted(p.relative_to(out) for p in out.rglob("*")) == before

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from explorer.attribution.params import merge_params, parse_bool
 from explorer.errors import InputError
-from explorer.params import merge_params, parse_bool
 
 DEFAULTS = {"flag": True, "steps": 16, "sigma": 0.15, "name": "x"}
 

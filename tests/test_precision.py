@@ -14,12 +14,12 @@ import pytest
 import torch
 
 from explorer.analysis import analyze
-from explorer.checkpoints import list_zoo, load_checkpoint
 from explorer.device import resolve_precision
 from explorer.errors import InputError
+from explorer.io.volume import load_volume
+from explorer.models.checkpoints import list_zoo, load_checkpoint
 from explorer.spec import RunSpec
-from explorer.stats import asymmetry_index, shares_from_masses
-from explorer.volume import load_volume
+from explorer.stats.scan import asymmetry_index, shares_from_masses
 
 TOLERANCE = 2e-3  # what bfloat16 holds; the criterion for `auto` (1e-3) is not met
 

@@ -8,8 +8,8 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from test_windows import make_windows  # the reference windows, defined once
 
-from explorer.stats import asymmetry_index, mean_ci, model_summary, shares_from_masses
-from explorer.windows import iter_windows, pad_to_multiple, padding_for, window_indices
+from explorer.attribution.windows import iter_windows, pad_to_multiple, padding_for, window_indices
+from explorer.stats.scan import asymmetry_index, mean_ci, model_summary, shares_from_masses
 
 FAST = settings(max_examples=60, deadline=None, derandomize=True)  # the same examples in every run
 offsets_st = st.integers(1, 3).map(lambda k: tuple(range(-k, k + 1)))

@@ -5,8 +5,8 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from explorer.checkpoints import list_zoo
 from explorer.cli import main
+from explorer.models.checkpoints import list_zoo
 
 
 def test_a_repeated_command_is_replayed_and_a_changed_input_recomputed(tmp_path: Path, sample_volume_path,

@@ -10,14 +10,14 @@ import pandas as pd
 import pytest
 import torch
 
-from explorer.checkpoints import load_checkpoint
+from explorer.attribution.windows import SliceStack
 from explorer.cli import main
 from explorer.config import MODELS_DIR
 from explorer.diagnostics.sanity import cascade_stages, pick_slices, randomised, registry_attribute, sanity_check
-from explorer.normalise import normalise
+from explorer.io.normalise import normalise
+from explorer.io.volume import load_volume
+from explorer.models.checkpoints import load_checkpoint
 from explorer.spec import RunSpec
-from explorer.volume import load_volume
-from explorer.windows import SliceStack
 
 CKPT = MODELS_DIR / "unet-mobilenet_v2-imagenet-s0.safetensors"
 

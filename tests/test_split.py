@@ -16,14 +16,14 @@ import torch
 from enginetools import attribute
 
 from explorer.analysis import analyze
-from explorer.attribution import METHODS, OCCLUSION_BASELINES
-from explorer.checkpoints import Checkpoint, load_checkpoint
+from explorer.attribution.fastpath import prepare_model
+from explorer.attribution.methods import METHODS, OCCLUSION_BASELINES
 from explorer.config import REPO_ROOT
 from explorer.debias import surgery
-from explorer.fastpath import prepare_model
-from explorer.normalise import channel_stats_for
+from explorer.io.normalise import channel_stats_for
+from explorer.models.checkpoints import Checkpoint, load_checkpoint
 from explorer.spec import RunSpec
-from explorer.stats import split_asymmetry
+from explorer.stats.scan import split_asymmetry
 from explorer.study import Study
 
 CPU = torch.device("cpu")

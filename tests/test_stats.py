@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from explorer.cohort_stats import holm
-from explorer.stats import (
+from explorer.stats.cohort import holm
+from explorer.stats.scan import (
     asymmetry_index,
     compare_abs_ai,
     compare_models,

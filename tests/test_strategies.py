@@ -7,9 +7,9 @@ import torch
 
 import explorer  # noqa: F401  (before torchvision / smp)
 from explorer.errors import InputError
-from explorer.models import build_model, first_conv, first_conv_shares
-from explorer.strategies import STRATEGIES, get_strategy
-from explorer.weights import OFFLINE_WEIGHTS, _wheel_file
+from explorer.models.build import build_model, first_conv, first_conv_shares
+from explorer.models.strategies import STRATEGIES, get_strategy
+from explorer.models.weights import OFFLINE_WEIGHTS, _wheel_file
 
 OFFSETS3 = (-1, 0, 1)
 OFFSETS5 = (-2, -1, 0, 1, 2)

@@ -11,14 +11,14 @@ import pytest
 import torch
 
 import explorer  # noqa: F401  (before torchvision / smp)
-from explorer.checkpoints import load_checkpoint
+from explorer.attribution.windows import window_indices
 from explorer.cli import main
 from explorer.config import SAMPLE_DIR
 from explorer.errors import InputError
-from explorer.stats import dice
-from explorer.train import FitHooks, Recipe, TrainSpec, _augment, split_slices, train
-from explorer.volume import load_mask, load_volume
-from explorer.windows import window_indices
+from explorer.io.volume import load_mask, load_volume
+from explorer.models.checkpoints import load_checkpoint
+from explorer.stats.scan import dice
+from explorer.training.train import FitHooks, Recipe, TrainSpec, _augment, split_slices, train
 
 
 @pytest.fixture(scope="module")
@@ -115,8 +115,7 @@ def test_cli_train_writes_a_loadable_checkpoint(crop, tmp_path, capsys):
 @pytest.mark.slow  # one epoch through the CLI, then an analysis of the trainer's own checkpoint
 def test_cli_train_honours_axis_normalisation_and_weights(crop, tmp_path, capsys):
     """Regression: --axis, --normalisation and --weights once ended up inside a comment and were ignored."""
-    from explorer.weights import resolve_weights
-
+    from explorer.models.weights import resolve_weights
     out, weights = tmp_path / "coronal.safetensors", resolve_weights("mobilenet_v2").path
     rc = main(["train", "--volume", str(crop[0]), "--mask", str(crop[1]), "--strategy", "imagenet", "--epochs", "1",
                "--device", "cpu", "--axis", "coronal", "--normalisation", "minmax", "--weights", str(weights),

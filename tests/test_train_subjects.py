@@ -5,14 +5,14 @@ from __future__ import annotations
 import pytest
 
 import explorer  # noqa: F401  (before torchvision / smp)
-from explorer.checkpoints import load_checkpoint
 from explorer.cli import main
 from explorer.cohort.manifest import read_manifest
 from explorer.config import SAMPLE_DIR
 from explorer.diagnostics.logits import split_from_meta
 from explorer.errors import InputError
-from explorer.train import FitHooks, Recipe, TrainSpec
-from explorer.train_subjects import heldout_dice, load_subjects, split_rows, train_subjects
+from explorer.models.checkpoints import load_checkpoint
+from explorer.training.subjects import heldout_dice, load_subjects, split_rows, train_subjects
+from explorer.training.train import FitHooks, Recipe, TrainSpec
 
 COHORT = SAMPLE_DIR / "cohort" / "manifest.csv"
 

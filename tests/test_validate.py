@@ -16,7 +16,7 @@ import torch
 
 from explorer.cli import main
 from explorer.errors import InputError
-from explorer.figures.validation import validation_figure
+from explorer.reporting.figures.validation import validation_figure
 from explorer.validation import REFERENCE_METHOD, ValidationSpec
 from explorer.validation.planted import PlantedParams, make_planted, planted_label, textures
 from explorer.validation.score import expected_sign, network_score, t_interval

@@ -15,8 +15,8 @@ import tifffile
 
 from explorer.config import Limits
 from explorer.errors import InputError
-from explorer.normalise import NORMALISATIONS, channel_stats_for, normalise
-from explorer.volume import load_mask, load_volume
+from explorer.io.normalise import NORMALISATIONS, channel_stats_for, normalise
+from explorer.io.volume import load_mask, load_volume
 
 NIBABEL_DATA = Path(nibabel.testing.data_path)
 

@@ -11,9 +11,9 @@ import torch
 from safetensors.torch import save_file
 
 import explorer  # noqa: F401  (before torchvision / smp)
-from explorer import weights
 from explorer.errors import InputError
-from explorer.weights import OFFLINE_WEIGHTS, check_hash, load_encoder_weights, resolve_weights
+from explorer.models import weights
+from explorer.models.weights import OFFLINE_WEIGHTS, check_hash, load_encoder_weights, resolve_weights
 
 
 @pytest.fixture

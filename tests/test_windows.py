@@ -8,14 +8,14 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from explorer.errors import InputError
-from explorer.normalise import channel_stats_for
-from explorer.windows import (
+from explorer.attribution.windows import (
     iter_windows,
     pad_to_multiple,
     validate_offsets,
     window_indices,
 )
+from explorer.errors import InputError
+from explorer.io.normalise import channel_stats_for
 
 
 def make_windows(stack: np.ndarray, offsets, slices=None) -> np.ndarray:

@@ -19,15 +19,15 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from explorer.checkpoints import list_seeds, list_zoo
 from explorer.cohort import DEFAULT_MARGIN, read_manifest
 from explorer.cohort.outputs import write_cohort
 from explorer.config import SAMPLE_DIR, Limits
 from explorer.errors import InputError
-from explorer.export import report_zip
-from explorer.figures.cohort import forest_figure, paired_lines_figure, share_distribution_figure
-from explorer.figures.tables import cohort_rows_table
-from explorer.readers import HEADER_LIMIT, refuse_detached
+from explorer.io.readers import HEADER_LIMIT, refuse_detached
+from explorer.models.checkpoints import list_seeds, list_zoo
+from explorer.reporting.export import report_zip
+from explorer.reporting.figures.cohort import forest_figure, paired_lines_figure, share_distribution_figure
+from explorer.reporting.figures.tables import cohort_rows_table
 from explorer.spec import RunSpec
 
 from . import jobs
@@ -66,7 +66,7 @@ def extract_zip(raw: bytes, directory: Path, limits: Limits | None = None) -> Pa
     Refused: members with absolute paths or ``..``, links, more than :data:`MAX_ZIP_MEMBERS` members, more
     than the upload limit uncompressed (checked from the headers before anything is written, and again while
     writing, since headers can lie), or NRRD/MetaImage headers naming a separate data file (an upload must carry
-    its voxels; :func:`explorer.readers.refuse_detached`).
+    its voxels; :func:`explorer.io.readers.refuse_detached`).
 
     Raises:
         InputError: not a zip, or any of the above.

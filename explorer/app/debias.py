@@ -21,11 +21,11 @@ from pathlib import Path
 import streamlit as st
 
 from explorer.analysis import Analysis
-from explorer.checkpoints import Checkpoint
 from explorer.debias import MODES, VARIANTS, Child, DebiasData, DebiasSpec, check_inputs
 from explorer.debias.run import children_cached
-from explorer.figures.debias import debias_figure, debias_table
-from explorer.figures.tables import format_table
+from explorer.models.checkpoints import Checkpoint
+from explorer.reporting.figures.debias import debias_figure, debias_table
+from explorer.reporting.figures.tables import format_table
 from explorer.spec import RunSpec
 
 from . import jobs, resources

@@ -15,9 +15,9 @@ import streamlit as st
 from explorer.analysis import analyze
 from explorer.diagnostics import DIAGNOSTICS, DiagnosticOptions, diagnostics_tables
 from explorer.diagnostics.cam import cam_layers, default_cam_layer
-from explorer.figures import diagnostics as figs
-from explorer.figures import upright
-from explorer.figures.tables import logit_shift_table
+from explorer.reporting.figures import diagnostics as figs
+from explorer.reporting.figures import upright
+from explorer.reporting.figures.tables import logit_shift_table
 
 from .guard import guard
 from .views import figure_downloads, table_download

@@ -1,8 +1,8 @@
 """The Export view: every figure in every format, every table, the NIfTI maps, and the report zip.
 
 Every download is made only when its button is clicked (a callable), so the view renders fast. The report zip
-holds what ``explorer analyze`` writes (:func:`explorer.outputs.write_outputs`, with the maps), the slice
-viewer's figure of the chosen slice and a one-page PDF summary (:mod:`explorer.app.summary_pdf`).
+holds what ``explorer analyze`` writes (:func:`explorer.reporting.outputs.write_outputs`, with the maps), the slice
+viewer's figure of the chosen slice and a one-page PDF summary (:mod:`explorer.reporting.summary_pdf`).
 """
 
 from __future__ import annotations
@@ -15,13 +15,13 @@ from pathlib import Path
 import streamlit as st
 
 from explorer.diagnostics import diagnostics_tables
-from explorer.export import PRESETS, report_zip, static_export_status, write_figures
-from explorer.figures import analysis_figures
-from explorer.figures import diagnostics as diagnostic_figs
-from explorer.figures.tables import comparison_table, stats_table
-from explorer.outputs import write_attribution_map, write_label_map, write_outputs, write_probability_map
+from explorer.reporting.export import PRESETS, report_zip, static_export_status, write_figures
+from explorer.reporting.figures import analysis_figures
+from explorer.reporting.figures import diagnostics as diagnostic_figs
+from explorer.reporting.figures.tables import comparison_table, stats_table
+from explorer.reporting.outputs import write_attribution_map, write_label_map, write_outputs, write_probability_map
 
-from .summary_pdf import summary_pdf
+from ..reporting.summary_pdf import summary_pdf
 from .viewer import remembered, settings, slice_figure
 from .views import figure_downloads, table_download
 

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import streamlit as st
 
-from explorer.checkpoints import Checkpoint, list_seeds, list_zoo, load_checkpoint
 from explorer.config import SAMPLE_DIR
-from explorer.export import static_export_status
-from explorer.volume import Mask, Volume, load_mask, load_volume
+from explorer.io.volume import Mask, Volume, load_mask, load_volume
+from explorer.models.checkpoints import Checkpoint, list_seeds, list_zoo, load_checkpoint
+from explorer.reporting.export import static_export_status
 
 SAMPLE_VOLUME = SAMPLE_DIR / "mni152_t1_2mm.nii.gz"
 SAMPLE_MASK = SAMPLE_DIR / "mni152_gm_mask_2mm.nii.gz"

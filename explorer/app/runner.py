@@ -10,7 +10,7 @@ from __future__ import annotations
 import streamlit as st
 
 from explorer.analysis import default_cache
-from explorer.cache import result_key
+from explorer.cache.store import result_key
 from explorer.errors import InputError
 
 from . import jobs

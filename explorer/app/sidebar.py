@@ -11,16 +11,16 @@ from dataclasses import dataclass
 
 import streamlit as st
 
-from explorer.attribution import DEFAULT_METHOD, METHODS, TARGETS
-from explorer.checkpoints import Checkpoint, list_zoo
+from explorer.attribution.methods import DEFAULT_METHOD, METHODS, TARGETS
 from explorer.config import Limits
 from explorer.device import DEVICE_CHOICES, describe_device, select_device
 from explorer.errors import InputError
-from explorer.figures._style import display_names, strategy_of
-from explorer.readers import source_choices
+from explorer.io.readers import source_choices
+from explorer.io.volume import AXES, Mask, Volume, load_mask, load_volume
+from explorer.models.checkpoints import Checkpoint, list_zoo
+from explorer.reporting.figures.style import display_names, strategy_of
 from explorer.spec import RunSpec
 from explorer.study import Study
-from explorer.volume import AXES, Mask, Volume, load_mask, load_volume
 
 from . import debias, resources, uploads
 from .guard import guard

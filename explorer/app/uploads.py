@@ -13,11 +13,11 @@ from dataclasses import replace
 
 import streamlit as st
 
-from explorer.checkpoints import Checkpoint, load_checkpoint
-from explorer.models import ARCHS
-from explorer.normalise import NORMALISATIONS
-from explorer.strategies import STRATEGIES
-from explorer.volume import AXES
+from explorer.io.normalise import NORMALISATIONS
+from explorer.io.volume import AXES
+from explorer.models.build import ARCHS
+from explorer.models.checkpoints import Checkpoint, load_checkpoint
+from explorer.models.strategies import STRATEGIES
 
 from .guard import guard
 

@@ -13,8 +13,8 @@ from collections.abc import Mapping
 import numpy as np
 import streamlit as st
 
-from explorer.attribution import METHODS
-from explorer.figures import SliceLook, slice_view_figure, upright
+from explorer.attribution.methods import METHODS
+from explorer.reporting.figures import SliceLook, slice_view_figure, upright
 
 from .diagnostics import cam_panel
 from .views import figure_downloads

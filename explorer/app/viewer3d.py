@@ -10,7 +10,7 @@ to maintain).
 
 One viewer, whatever the controls do: the component's front end adds a new panel whenever the scan's bytes
 change, and swaps the overlays in place when only they change. So the scan's bytes are encoded once per volume
-(deterministically, :mod:`explorer.app.overlays`), the component's key is fixed per volume, and each overlay's
+(deterministically, :mod:`explorer.reporting.overlays`), the component's key is fixed per volume, and each overlay's
 bytes are kept per session and analysis (moving a slider re-sends but does not re-encode them). The controls'
 values are kept in session state (:data:`SETTINGS_KEY`), so leaving the view and coming back keeps them.
 """
@@ -22,9 +22,9 @@ import colorsys
 import streamlit as st
 from niivue_component import niivue_viewer
 
-from explorer.figures._style import checkpoint_look, offset_label
+from explorer.reporting.figures.style import checkpoint_look, offset_label
 
-from . import overlays
+from ..reporting import overlays
 
 COLORMAPS = ["hot", "warm", "plasma", "viridis", "winter", "red", "green", "blue"]
 VIEW_MODES = {"Multiplanar": "multiplanar", "3D render": "3d", "Axial": "axial", "Coronal": "coronal",

@@ -6,17 +6,17 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from explorer import figures
-from explorer.attribution import DEFAULT_METHOD
-from explorer.export import figure_bytes, static_export_status, table_csv
-from explorer.figures.tables import display_comparisons, display_tables, table_caption
+from explorer.attribution.methods import DEFAULT_METHOD
+from explorer.reporting import figures
+from explorer.reporting.export import figure_bytes, static_export_status, table_csv
+from explorer.reporting.figures.tables import display_comparisons, display_tables, table_caption
 
 MIME = {"png": "image/png", "svg": "image/svg+xml", "pdf": "application/pdf", "html": "text/html"}
 
 
 def figure_downloads(fig: go.Figure, name: str, *, preset: str = "screen") -> None:
     """Download buttons for one figure: PNG, SVG, PDF (when kaleido can export here) and HTML, at ``preset``
-    (a key of :data:`explorer.export.PRESETS`).
+    (a key of :data:`explorer.reporting.export.PRESETS`).
 
     The bytes are made only when a button is clicked (a callable), so rendering the page stays fast.
     """

@@ -87,8 +87,7 @@ def run_cohort(manifest: str | Path | Sequence[Entry], checkpoints: Sequence[str
         InputError: a bad manifest, checkpoint or margin; with ``fail_fast``, the first bad pair;
             no pair succeeded.
     """
-    from ..checkpoints import load_checkpoint
-
+    from ..models.checkpoints import load_checkpoint
     if not margin > 0:
         raise InputError("--margin", f"{margin!r}", "a positive number, e.g. 0.05")
     entries = list(manifest) if not isinstance(manifest, (str, Path)) else read_manifest(manifest, root=root)
@@ -162,10 +161,9 @@ def _held_out(training: dict, subject: str, volume_sha256: str | None) -> bool:
 def _inputs(table: pd.DataFrame, entries: Sequence[Entry], models: Sequence[Model], spec: RunSpec, *,
             executor: Executor, margin: float) -> dict:
     from .. import __version__
-    from ..cache import ENGINE_VERSION
-    from ..fileio import file_sha256
+    from ..cache.store import ENGINE_VERSION
+    from ..io.files import file_sha256
     from .summary import ALPHA, INTERVAL_METHOD, N_BOOT, SEED
-
     def sha(path: Path | None) -> str | None:
         return file_sha256(path) if path is not None and path.is_file() else None
 

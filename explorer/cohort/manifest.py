@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import InputError
-from ..readers import SUFFIXES
+from ..io.readers import SUFFIXES
 
 MAX_MANIFEST_BYTES = 4 * 1024**2
 _KNOWN = ("subject", "volume", "mask")

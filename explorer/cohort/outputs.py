@@ -1,7 +1,7 @@
 """Write a :class:`explorer.cohort.Cohort` to a directory: ``cohort.csv``, ``cohort_summary.json``, ``figures/``
 and, when asked, ``volumes/<subject>/`` (the files ``explorer analyze`` writes, from the cache).
 
-As :func:`explorer.outputs.write_outputs`, everything is written into a temporary folder beside the
+As :func:`explorer.reporting.outputs.write_outputs`, everything is written into a temporary folder beside the
 destination and moved into place only when complete.
 """
 
@@ -13,10 +13,10 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from ..export import table_csv, write_figures
-from ..figures.cohort import cohort_figures
-from ..fileio import write_atomic
-from ..outputs import _json_safe, _safe, check_out_dir, clean_stale_outputs, swap_into, write_outputs
+from ..io.files import write_atomic
+from ..reporting.export import table_csv, write_figures
+from ..reporting.figures.cohort import cohort_figures
+from ..reporting.outputs import _json_safe, _safe, check_out_dir, clean_stale_outputs, swap_into, write_outputs
 from . import Cohort
 
 PUBLIC_COLUMNS_DROPPED = ("from_cache", "volume_sha256", "held_out")
@@ -34,13 +34,13 @@ def write_cohort(cohort: Cohort, out_dir: str | Path, *, per_volume: bool = Fals
         per_volume: also write each volume's ``analyze`` outputs under ``volumes/<subject>/`` (the pairs come
             from the cache, so nothing is recomputed when the cache directory is shared with the workers).
         figures: write ``figures/``.
-        figure_preset: a key of :data:`explorer.export.PRESETS`.
+        figure_preset: a key of :data:`explorer.reporting.export.PRESETS`.
 
     Returns:
         ``{"csv": path, "summary": path, ["figures": dir], ["volumes": dir]}``.
 
     Raises:
-        InputError: a destination refused by :func:`explorer.outputs.check_out_dir`.
+        InputError: a destination refused by :func:`explorer.reporting.outputs.check_out_dir`.
     """
     out = check_out_dir(out_dir, marker="cohort_summary.json")
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -64,9 +64,8 @@ def write_cohort(cohort: Cohort, out_dir: str | Path, *, per_volume: bool = Fals
 
 def _write_volumes(cohort: Cohort, directory: Path, preset: str) -> Path:
     from ..analysis import analyze, default_cache
-    from ..checkpoints import load_checkpoint
+    from ..models.checkpoints import load_checkpoint
     from ..study import Study
-
     directory.mkdir()
     bad = set(cohort.rows.loc[cohort.rows["error"].notna(), "subject"])
     ckpts = [load_checkpoint(m.path, name=m.name) for m in cohort.models]

@@ -52,9 +52,8 @@ def pair_rows(entry: Entry, models: Sequence[Model], spec: RunSpec) -> list[dict
         share_<offset>..., error, from_cache, volume_sha256``.
     """
     from ..analysis import analyze, default_cache
-    from ..checkpoints import load_checkpoint
+    from ..models.checkpoints import load_checkpoint
     from ..study import Study
-
     base = {"subject": entry.subject, "volume": str(entry.volume), **entry.extra}
     try:
         study = Study.load(entry.volume, entry.mask)
@@ -116,10 +115,9 @@ def run_ray(entries: Sequence[Entry], models: Sequence[Model], spec: RunSpec, *,
     """
     import ray
 
-    from ..checkpoints import load_checkpoint
+    from ..cache.integrity import key_path
     from ..config import cache_dir
-    from ..integrity import key_path
-
+    from ..models.checkpoints import load_checkpoint
     address = address or os.environ.get("RAY_ADDRESS") or None
     package_root = str(Path(__file__).resolve().parents[2])
     env = {"EXPLORER_CACHE_DIR": str(cache_dir()),
@@ -185,9 +183,8 @@ def _task_memory(entry: Entry, ckpts: Sequence[Any], spec: RunSpec) -> int:
 
     import nibabel as nib
 
-    from ..limits import estimate_run_memory
-    from ..volume import load_volume
-
+    from ..attribution.limits import estimate_run_memory
+    from ..io.volume import load_volume
     try:
         shape = tuple(nib.load(entry.volume).shape[:3])
     except (OSError, nib.filebasedimages.ImageFileError):  # not NIfTI/MGH (or unreadable): the general way

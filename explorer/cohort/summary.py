@@ -2,7 +2,7 @@
 
 A group is the checkpoints of one strategy (its models, seeds as replicates); a group's table is ``(M, V)``,
 row = model, column = subject, in the same subject order for every group. All numbers come from
-:mod:`explorer.cohort_stats`. Every p-value of a run is one Holm family (``summary["family"]``) and carries the
+:mod:`explorer.stats.cohort`. Every p-value of a run is one Holm family (``summary["family"]``) and carries the
 design's minimum attainable p (``p_min``).
 """
 
@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
-from .. import cohort_stats as cs
+from ..stats import cohort as cs
 
 N_BOOT = 2000
 SEED = 0
@@ -159,7 +159,7 @@ def _difference_mde(a: np.ndarray, b: np.ndarray, p_min: float) -> float | None:
 
 
 def _equivalence(table: pd.DataFrame, margin: float) -> dict:
-    """Equivalence on magnitudes (:func:`explorer.cohort_stats.magnitude_equivalence`). With several models the
+    """Equivalence on magnitudes (:func:`explorer.stats.cohort.magnitude_equivalence`). With several models the
     unit is the model (its mean over volumes): a claim that a strategy removes the asymmetry is about the training
     recipe, so every seed must be near 0, not only their signed mean. With one model, the volume is the unit."""
     several = int(table.notna().any(axis=1).sum()) >= 2

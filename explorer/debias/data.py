@@ -1,13 +1,13 @@
 """What a debias run trains and evaluates on: one volume (a held-out block of its slices) or a manifest's
 subjects (held-out subjects), behind one interface.
 
-- One volume: the held-out block is :func:`explorer.train.split_slices`' (the rule ``explorer train`` uses, with
-  the parent's ``val_fraction``); fine-tuning stops early on a second block cut from the training slices (the
+- One volume: the held-out block is :func:`explorer.training.train.split_slices`' (the rule ``explorer train``
+  uses, with the parent's ``val_fraction``); fine-tuning stops early on a second block cut from the training slices (the
   top ``val_fraction`` of their foreground, separated by the same gap), so the held-out block stays unseen.
 - A manifest: training on the ``train`` subjects, held-out Dice on the ``test`` subjects; fine-tuning stops
   early on one training subject drawn with the run's seed (none when there is only one).
 
-Shapes: windows ``(N, C, H', W')`` and labels ``(N, 1, H', W')`` as in :mod:`explorer.train`.
+Shapes: windows ``(N, C, H', W')`` and labels ``(N, 1, H', W')`` as in :mod:`explorer.training.train`.
 """
 
 from __future__ import annotations
@@ -20,16 +20,16 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..checkpoints import CheckpointMeta
+from ..attribution.windows import pad_to_multiple
 from ..cohort.manifest import read_manifest
 from ..errors import InputError
-from ..fileio import file_sha256
-from ..normalise import channel_stats_for
-from ..stats import dice
+from ..io.files import file_sha256
+from ..io.normalise import channel_stats_for
+from ..models.checkpoints import CheckpointMeta
+from ..stats.scan import dice
 from ..study import Study
-from ..train import Recipe, _windows, predict, split_slices
-from ..train_subjects import Subject, _training_windows, heldout_dice, load_subjects, split_rows
-from ..windows import pad_to_multiple
+from ..training.subjects import Subject, _training_windows, heldout_dice, load_subjects, split_rows
+from ..training.train import Recipe, _windows, predict, split_slices
 
 Validate = Callable[[torch.nn.Module], float]
 
@@ -51,7 +51,7 @@ class DebiasData:
 
         Raises:
             InputError: as :func:`explorer.cohort.manifest.read_manifest` and
-                :func:`explorer.train_subjects.split_rows`.
+                :func:`explorer.training.subjects.split_rows`.
         """
         train, test = split_rows(read_manifest(path, root=root), split_column, source=Path(path).name)
         record = {"name": Path(path).name, "sha256": file_sha256(path), "split_column": split_column}

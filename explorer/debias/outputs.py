@@ -13,11 +13,11 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from ..export import write_figures
-from ..figures.debias import debias_figure
-from ..fileio import write_atomic
+from ..io.files import write_atomic
 from ..outdir import check_out_dir, clean_stale_outputs, swap_into
-from ..outputs import _json_safe
+from ..reporting.export import write_figures
+from ..reporting.figures.debias import debias_figure
+from ..reporting.outputs import _json_safe
 from .run import DebiasResult
 
 MARKER = "debias.json"

@@ -23,15 +23,15 @@ import torch
 
 from .. import __version__
 from ..analysis import analyze, default_cache
-from ..cache import ResultCache, make_key
-from ..checkpoints import Checkpoint, CheckpointMeta, checkpoint_bytes, load_checkpoint
+from ..cache.store import ResultCache, make_key
 from ..device import describe_device, select_device
 from ..errors import InputError
-from ..models import first_conv, first_conv_shares
+from ..models.build import first_conv, first_conv_shares
+from ..models.checkpoints import Checkpoint, CheckpointMeta, checkpoint_bytes, load_checkpoint
 from ..spec import RunSpec
-from ..stats import dice
-from ..train import FitHooks, Recipe, TrainSpec, fit, seed_everything, train
-from ..train_subjects import train_subjects
+from ..stats.scan import dice
+from ..training.subjects import train_subjects
+from ..training.train import FitHooks, Recipe, TrainSpec, fit, seed_everything, train
 from .data import DebiasData
 from .spec import DebiasSpec
 from .surgery import check_mode, conv_key, surgery, tie_gradients

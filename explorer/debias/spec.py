@@ -1,6 +1,6 @@
 """``DebiasSpec``: every parameter of a debias run, validated once, recorded whole in the outputs.
 
-Shaped like :class:`explorer.spec.RunSpec` (analysis) and :class:`explorer.train.Recipe` (training): frozen,
+Shaped like :class:`explorer.spec.RunSpec` (analysis) and :class:`explorer.training.train.Recipe` (training): frozen,
 checked in ``__post_init__``, turned into the recipe actually used by :meth:`DebiasSpec.recipe_for`, which
 starts from the parent's recorded recipe (or, for a parent that records none, :class:`Recipe`'s defaults, said
 so in the outputs) and applies the overrides given here.
@@ -11,11 +11,11 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
-from ..checkpoints import CheckpointMeta
 from ..device import DEVICE_CHOICES
 from ..errors import InputError, unknown_name
-from ..strategies import STRATEGIES
-from ..train import Recipe, check_recipe
+from ..models.checkpoints import CheckpointMeta
+from ..models.strategies import STRATEGIES
+from ..training.train import Recipe, check_recipe
 from .surgery import MODES
 
 #: The variants, each with its one-line definition (CLI help, app, report).
@@ -96,7 +96,7 @@ class DebiasSpec:
             and the defaults (the form's values) were used.
 
         Raises:
-            InputError: a recipe that cannot train (:func:`explorer.train.check_recipe`).
+            InputError: a recipe that cannot train (:func:`explorer.training.train.check_recipe`).
         """
         known = {f.name for f in fields(Recipe)}
         recorded = {k: v for k, v in parent.recipe.items() if k in known}

@@ -19,9 +19,9 @@ from collections.abc import Sequence
 
 import torch
 
-from ..checkpoints import Checkpoint
 from ..errors import InputError, unknown_name
-from ..models import first_conv_key
+from ..models.build import first_conv_key
+from ..models.checkpoints import Checkpoint
 
 #: Surgery modes, each with its one-line definition (CLI help, app, report).
 MODES: dict[str, str] = {

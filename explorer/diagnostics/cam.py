@@ -24,9 +24,9 @@ import torch
 from scipy.stats import spearmanr
 from torch import nn
 
-from ..attribution import get_target, target_forward, target_selection
+from ..attribution.methods import get_target, target_forward, target_selection
+from ..attribution.windows import iter_windows
 from ..errors import InputError
-from ..windows import iter_windows
 from .background import background_fractions
 
 CAM_TARGETS = ("standard", "abs")

@@ -26,11 +26,11 @@ GROUPS = ("foreground", "background", "tp", "fn", "fp", "foreground_train", "for
 def split_from_meta(meta: object, volume_sha256: str, axis: str, n_slices: int) -> tuple[np.ndarray, np.ndarray] | str:
     """Training and held-out slice indices of a checkpoint on this volume, or why there are none.
 
-    The rule is :func:`explorer.train.split_slices`: held-out block ``val_slices = [first, last]``; training
+    The rule is :func:`explorer.training.train.split_slices`: held-out block ``val_slices = [first, last]``; training
     slices lie more than ``gap`` slices away from it.
 
     Args:
-        meta: a :class:`explorer.checkpoints.CheckpointMeta`.
+        meta: a :class:`explorer.models.checkpoints.CheckpointMeta`.
         volume_sha256: the analysed volume's content hash.
         axis: the analysis axis.
         n_slices: slices along that axis.

@@ -2,7 +2,7 @@
 
 Cheap diagnostics (``background``, ``logits``) run with the attribution and are stored in the same cache
 entry; opt-in ones (``cam``, ``sanity``) get cache entries of their own (keys from
-:func:`explorer.cache.result_key`, like the model results), so asking for them later never recomputes the
+:func:`explorer.cache.store.result_key`, like the model results), so asking for them later never recomputes the
 attribution.
 
 Shapes (``S`` slices, ``C`` channels): see :class:`DiagnosticsResult`.
@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from ..attribution.windows import SliceStack
 from ..errors import InputError
-from ..windows import SliceStack
 from .background import background_fractions, background_summary
 from .cam import cam_layers, cam_summary, default_cam_layer, gradcam_stack
 from .logits import GROUPS, logit_histograms, logit_summary, split_from_meta
@@ -29,10 +29,9 @@ from .sanity import registry_attribute, sanity_check
 if TYPE_CHECKING:
     import torch
 
-    from ..checkpoints import Checkpoint, CheckpointMeta
-    from ..engine import StackAttribution
+    from ..attribution.engine import StackAttribution
+    from ..models.checkpoints import Checkpoint, CheckpointMeta
     from ..spec import RunSpec
-
 #: ``cached(compute, **key) -> (arrays, summary)``: see :func:`run_opt_in`.
 Cached = Callable[..., tuple[dict[str, np.ndarray], dict]]
 

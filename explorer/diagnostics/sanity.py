@@ -25,13 +25,12 @@ import torch
 from scipy.stats import spearmanr
 from torch import nn
 
-from ..attribution import explain_batch, require_truth, target_selection
-from ..stats import asymmetry_index, shares_from_masses
-from ..windows import Padding, SliceStack, mask_batch
+from ..attribution.methods import explain_batch, require_truth, target_selection
+from ..attribution.windows import Padding, SliceStack, mask_batch
+from ..stats.scan import asymmetry_index, shares_from_masses
 
 if TYPE_CHECKING:
     from ..spec import RunSpec
-
 #: Mean rank correlation at or above which a method is flagged as insensitive to the model.
 THRESHOLD = 0.5
 
@@ -73,7 +72,7 @@ def cascade_stages(model: nn.Module) -> dict[str, tuple[str, ...]]:
 
 def registry_attribute(spec: RunSpec) -> Attribute:
     """An :data:`Attribute` for the method, parameters and target of ``spec``, through
-    :func:`explorer.attribution.explain_batch` with the selection held fixed."""
+    :func:`explorer.attribution.methods.explain_batch` with the selection held fixed."""
 
     def attribute(model: nn.Module, x: torch.Tensor, selection: torch.Tensor, slices: tuple[int, ...],
                   padding: Padding) -> torch.Tensor:

@@ -1,7 +1,7 @@
 """Functional ground truths of a trained network: what its Dice becomes when an input slice is taken away.
 
-Shapes: windows are ``(B, C, H', W')`` (:func:`explorer.windows.iter_windows`); predictions and the truth are
-``(S, H, W)`` bool over the slices of the stack.
+Shapes: windows are ``(B, C, H', W')`` (:func:`explorer.attribution.windows.iter_windows`); predictions and the
+truth are ``(S, H, W)`` bool over the slices of the stack.
 
 Two perturbations, both forward passes only (no gradients), every variant of a batch in one forward:
 
@@ -18,14 +18,14 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..checkpoints import Checkpoint
+from ..attribution.fastpath import prepared_checkpoint
+from ..attribution.windows import iter_windows
 from ..device import select_device
 from ..errors import InputError
-from ..fastpath import prepared_checkpoint
-from ..normalise import channel_stats_for
-from ..stats import dice
+from ..io.normalise import channel_stats_for
+from ..models.checkpoints import Checkpoint
+from ..stats.scan import dice
 from ..study import Study
-from ..windows import iter_windows
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 method), ``validation.json`` (the aggregated table and the run's record) and ``figures/validation.html``
 (plus PNG where static export works).
 
-As :func:`explorer.outputs.write_outputs`: everything goes into a temporary folder beside the destination,
+As :func:`explorer.reporting.outputs.write_outputs`: everything goes into a temporary folder beside the destination,
 which then replaces it in one rename; a destination holding files that are not an earlier validation output
 is refused before any work (:func:`check_validation_out`).
 """
@@ -16,9 +16,9 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..export import table_csv, write_figures
-from ..figures.validation import validation_figure
-from ..outputs import _json_safe, check_out_dir, clean_stale_outputs, swap_into
+from ..reporting.export import table_csv, write_figures
+from ..reporting.figures.validation import validation_figure
+from ..reporting.outputs import _json_safe, check_out_dir, clean_stale_outputs, swap_into
 from .run import Validation
 
 MARKER = "validation.json"
@@ -27,10 +27,10 @@ VALIDATION_NAMES = frozenset({"validation.csv", MARKER, "figures"})
 
 
 def check_validation_out(out_dir: str | Path) -> Path:
-    """:func:`explorer.outputs.check_out_dir` for a validation folder (its marker is ``validation.json``).
+    """:func:`explorer.reporting.outputs.check_out_dir` for a validation folder (its marker is ``validation.json``).
 
     Raises:
-        InputError: as :func:`explorer.outputs.check_out_dir`.
+        InputError: as :func:`explorer.reporting.outputs.check_out_dir`.
     """
     return check_out_dir(out_dir, marker=MARKER)
 

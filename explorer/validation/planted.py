@@ -25,7 +25,7 @@ import numpy as np
 from scipy import ndimage
 
 from ..errors import InputError, unknown_name
-from ..fileio import write_atomic
+from ..io.files import write_atomic
 
 #: Bumped whenever the generator's output for given parameters changes (part of every cache key).
 GENERATOR_VERSION = 1

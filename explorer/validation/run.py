@@ -2,7 +2,7 @@
 
 For each regime × direction × seed, a training volume and a held-out volume (another seed, never seen in
 training) are drawn (:mod:`.planted`); each strategy's network is trained on the first with
-:func:`explorer.train.train` and kept in the explorer cache folder under a key of everything that determines
+:func:`explorer.training.train.train` and kept in the explorer cache folder under a key of everything that determines
 it (:func:`checkpoint_key`), so a re-run trains only what is missing. Every network is then analysed on its
 held-out volume with every method by :func:`explorer.analysis.analyze` (target ``predicted``; results cached
 as any analysis), and its functional Dices are measured (:mod:`.functional`).
@@ -23,14 +23,14 @@ import pandas as pd
 
 from .. import __version__
 from ..analysis import analyze
-from ..checkpoints import Checkpoint, load_checkpoint, save_checkpoint
 from ..config import cache_dir
 from ..errors import InputError
-from ..export import versions
-from ..models import DEFAULT_ARCH_KWARGS
+from ..models.build import DEFAULT_ARCH_KWARGS
+from ..models.checkpoints import Checkpoint, load_checkpoint, save_checkpoint
+from ..reporting.export import versions
 from ..spec import RunSpec
 from ..study import Study
-from ..train import FitHooks, Recipe, TrainSpec, train
+from ..training.train import FitHooks, Recipe, TrainSpec, train
 from .functional import FunctionalDice, functional_dice
 from .planted import make_planted, write_planted
 from .score import aggregate, network_score
@@ -87,7 +87,7 @@ def run_validation(spec: ValidationSpec, *, progress: Progress | None = None,
         The :class:`Validation`.
 
     Raises:
-        InputError: an unusable cache folder, or as :func:`explorer.train.train` and
+        InputError: an unusable cache folder, or as :func:`explorer.training.train.train` and
             :func:`explorer.analysis.analyze`.
     """
     report = progress or (lambda done, total, message: None)

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
-from ..stats import innermost_pair
+from ..stats.scan import innermost_pair
 
 #: Columns that identify one cell of the aggregated table.
 GROUP = ["regime", "strategy", "direction", "method"]
@@ -25,7 +25,7 @@ GROUP = ["regime", "strategy", "direction", "method"]
 
 def expected_sign(direction: int, offsets: Sequence[int]) -> int:
     """+1 for a planted previous slice (``d = -k``), -1 for a next slice (``d = +k``), with ``k`` the innermost
-    pair of ``offsets`` (:func:`explorer.stats.innermost_pair`); 0 (no expected sign) for any other ``d``."""
+    pair of ``offsets`` (:func:`explorer.stats.scan.innermost_pair`); 0 (no expected sign) for any other ``d``."""
     return int(-np.sign(direction)) if abs(direction) == innermost_pair(offsets) else 0
 
 

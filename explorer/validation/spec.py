@@ -1,7 +1,7 @@
 """What a validation run trains and scores: :class:`ValidationSpec`, validated once and recorded whole.
 
 Methods are written ``NAME`` or ``NAME:KEY=VALUE,KEY=VALUE`` (``occlusion:replace=mean``), each a method of
-:data:`explorer.attribution.METHODS` with its parameters; the label is the recorded and plotted name.
+:data:`explorer.attribution.methods.METHODS` with its parameters; the label is the recorded and plotted name.
 """
 
 from __future__ import annotations
@@ -9,11 +9,11 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
+from ..attribution.windows import validate_offsets
 from ..errors import InputError
-from ..models import check_encoder, resolve_arch
+from ..models.build import check_encoder, resolve_arch
+from ..models.strategies import get_strategy
 from ..spec import RunSpec
-from ..strategies import get_strategy
-from ..windows import validate_offsets
 from .planted import REGIMES, PlantedParams, check_regime
 
 #: The method whose sign :func:`explorer.validation.run_validation`'s quick run is checked on (tests, docs).
@@ -47,11 +47,11 @@ class ValidationSpec:
 
     Attributes:
         regimes: planted regimes (:data:`explorer.validation.planted.REGIMES`).
-        strategies: initialisation strategies trained (:data:`explorer.strategies.STRATEGIES`).
+        strategies: initialisation strategies trained (:data:`explorer.models.strategies.STRATEGIES`).
         seeds: how many seeds per strategy × direction × regime (seeds ``0 .. seeds - 1``).
         directions: planted offsets ``d`` (each one of ``offsets``; default all of them); 0 is the centre-only task.
         methods: attribution methods, ``NAME[:KEY=VALUE,...]``, each scored on every network.
-        epochs: training epochs (:class:`explorer.train.Recipe`).
+        epochs: training epochs (:class:`explorer.training.train.Recipe`).
         arch, encoder, offsets: the network trained (the zoo's by default).
         planted: how the planted volumes are drawn.
         device: ``auto``, ``cpu``, ``cuda`` or ``mps``, for training and analysis.

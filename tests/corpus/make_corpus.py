@@ -27,9 +27,9 @@ import numpy as np
 import torch
 
 import explorer  # noqa: F401  (the torchvision shim precedes smp)
-from explorer.checkpoints import CheckpointMeta, save_checkpoint
 from explorer.config import SAMPLE_DIR
-from explorer.models import build_model
+from explorer.models.build import build_model
+from explorer.models.checkpoints import CheckpointMeta, save_checkpoint
 
 try:
     from corpus.format_cases import FORMAT_CASES

@@ -15,8 +15,8 @@ import sys
 
 import explorer  # noqa: F401  (the torchvision shim precedes smp)
 import explorer.analysis
-import explorer.outputs
-import explorer.train  # noqa: F401  (imported before the forks: no child pays for imports)
+import explorer.reporting.outputs
+import explorer.training.train  # noqa: F401  (imported before the forks: no child pays for imports)
 from explorer.cli import main
 
 

@@ -20,7 +20,7 @@ from functools import cache
 import torch
 from safetensors.torch import save
 
-from explorer.models import build_model
+from explorer.models.build import build_model
 
 try:
     from corpus.writers import zip_bytes

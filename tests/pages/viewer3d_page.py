@@ -11,10 +11,10 @@ import streamlit as st
 
 from explorer.analysis import analyze, select_models
 from explorer.app import viewer3d
-from explorer.checkpoints import list_zoo, load_checkpoint
 from explorer.config import SAMPLE_DIR
+from explorer.io.volume import Mask, load_mask, load_volume
+from explorer.models.checkpoints import list_zoo, load_checkpoint
 from explorer.spec import RunSpec
-from explorer.volume import Mask, load_mask, load_volume
 
 
 @st.cache_resource

@@ -1,0 +1,1 @@
+"""Reading scans: the volume readers, files and their hashes, intensity normalisation."""

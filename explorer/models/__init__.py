@@ -1,0 +1,1 @@
+"""Models: building smp networks, checkpoints and their metadata, pretrained weights, initialisation strategies."""
