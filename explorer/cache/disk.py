@@ -1,15 +1,14 @@
 """Upkeep of the on-disk cache: a byte budget with least-recently-used eviction, safe across processes.
 
-The cache folder holds three kinds of entry, all counted by ``explorer cache info``, removed by ``clear`` and
-kept to the budget together: a model result or diagnostic (a folder holding ``meta.json``, see
+The cache folder holds three kinds of entry, all counted by ``explorer cache info``, removed by ``clear`` and kept
+to the budget together: a model result or diagnostic (a folder holding ``meta.json``, see
 :mod:`explorer.cache.store`), a run record (``runs/<key>/``, see :mod:`explorer.reporting.replay`) and a static
-figure render (``renders/<xx>/<key>-<signature>.<format>``, see :mod:`explorer.reporting.export`). "Last used"
-is the modification time of the entry's ``meta.json``, ``manifest.json`` or render file, set when the entry is written and
-touched on every read (explicitly: ``noatime`` mounts do not record reads). Eviction and clearing run under an
+figure render (``renders/<xx>/<key>-<signature>.<format>``, see :mod:`explorer.reporting.export`). "Last used" is
+the modification time of the entry's ``meta.json``, ``manifest.json`` or render file, set when the entry is written
+and touched on every read (explicitly: ``noatime`` mounts do not record reads). Eviction and clearing run under an
 exclusive ``fcntl`` lock on ``<root>/cache.lock``, so two processes never evict at once; a reader whose entry
-disappears meanwhile sees a miss and recomputes. Temporary folders and files (``.<name>-*``) of writers that
-died are removed after an hour.
-"""
+disappears meanwhile sees a miss and recomputes. Temporary folders and files (``.<name>-*``) of writers that died
+are removed after an hour."""
 
 from __future__ import annotations
 

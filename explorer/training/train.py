@@ -40,9 +40,9 @@ from .losses import build_loss
 class Recipe:
     """Training hyper-parameters (stored in the checkpoint); Adam. ``loss`` is a key of
     :data:`explorer.training.losses.LOSSES` (checkpoints from before the option record ``"dice+bce"``, i.e.
-    ``bce-dice``) and ``loss_params`` its parameters (defaults filled in). ``slice_stride`` = k trains on every
-    k-th training slice (neighbouring slices are nearly alike; k > 1 trades data for time on a CPU). ``patience`` = p turns on
-    early stopping (subject-level training only): ``val_subjects`` of the training subjects, drawn with
+    ``bce-dice``) and ``loss_params`` its parameters (defaults filled in). ``slice_stride`` = k trains on every k-th
+    training slice (neighbouring slices are nearly alike; k > 1 trades data for time on a CPU). ``patience`` = p
+    turns on early stopping (subject-level training only): ``val_subjects`` of the training subjects, drawn with
     ``seed``, are held out for a validation loss after every epoch; after ``warmup`` unwatched epochs, training
     stops p epochs after the best one (``epochs`` is then the maximum) and the best epoch's weights are kept."""
 
