@@ -27,6 +27,7 @@ test-fast: install lint
 
 lint: install
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 
 install: $(STAMP) chromium
 

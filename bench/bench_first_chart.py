@@ -51,11 +51,26 @@ def main() -> None:
     args = parser.parse_args()
     load = os.getloadavg()
     port = _port()
-    env = {**os.environ, "EXPLORER_CACHE_DIR": tempfile.mkdtemp(prefix="explorer-bench-chart-"),
-           "HF_HUB_OFFLINE": "1"}
-    command = ([sys.executable, "-m", "explorer.cli", "app", "--port", str(port)] if args.server == "app" else
-               [sys.executable, "-m", "streamlit", "run", "explorer/app/main.py", "--server.port", str(port),
-                "--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false"])
+    env = {**os.environ, "EXPLORER_CACHE_DIR": tempfile.mkdtemp(prefix="explorer-bench-chart-"), "HF_HUB_OFFLINE": "1"}
+    command = (
+        [sys.executable, "-m", "explorer.cli", "app", "--port", str(port)]
+        if args.server == "app"
+        else [
+            sys.executable,
+            "-m",
+            "streamlit",
+            "run",
+            "explorer/app/main.py",
+            "--server.port",
+            str(port),
+            "--server.address",
+            "127.0.0.1",
+            "--server.headless",
+            "true",
+            "--browser.gatherUsageStats",
+            "false",
+        ]
+    )
     started = time.perf_counter()
     server = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
@@ -76,9 +91,11 @@ def main() -> None:
     finally:
         server.terminate()
         server.wait(timeout=30)
-    print(f"server: {args.server}, health check after {healthy:.1f} s, page opened {max(args.wait, healthy):.0f} s "
-          f"after the server's start; load average at start {load[0]:.1f}, at the end {os.getloadavg()[0]:.1f} "
-          f"({os.cpu_count()} CPUs)")
+    print(
+        f"server: {args.server}, health check after {healthy:.1f} s, page opened {max(args.wait, healthy):.0f} s "
+        f"after the server's start; load average at start {load[0]:.1f}, at the end {os.getloadavg()[0]:.1f} "
+        f"({os.cpu_count()} CPUs)"
+    )
     print(f"{'first chart after page.goto':44s} {'s':>6s}")
     print(f"{'first visit, empty cache at server start':44s} {empty:6.1f}")
     print(f"{'second visit, new page (results cached)':44s} {warm:6.1f}")

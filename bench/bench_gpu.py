@@ -70,8 +70,10 @@ def agreement(path: Path, checkpoint: Path, device: torch.device) -> dict[str, t
     for precision in PRECISIONS[1:]:
         s, ai = found[precision]
         both = np.isfinite(s32).all(1) & np.isfinite(s).all(1)
-        out[precision] = (float(np.abs(s32[both].mean(0) - s[both].mean(0)).max()),
-                          float(abs(np.nanmean(ai32[both]) - np.nanmean(ai[both]))))
+        out[precision] = (
+            float(np.abs(s32[both].mean(0) - s[both].mean(0)).max()),
+            float(abs(np.nanmean(ai32[both]) - np.nanmean(ai[both]))),
+        )
     return out
 
 
@@ -107,8 +109,10 @@ def main() -> None:
             rates = bench_volume(path, checkpoint, args.repeats, False, device, PRECISIONS, run_cli=False)
             naive_gpu = rates[next(iter(rates))]
             naive_cpu = cpu_naive_rate(path, checkpoint)
-            print(f"| naive on this machine's CPU ({torch.get_num_threads()} threads) | {naive_cpu:.1f} | "
-                  f"{naive_cpu / naive_gpu:.2f} |")
+            print(
+                f"| naive on this machine's CPU ({torch.get_num_threads()} threads) | {naive_cpu:.1f} | "
+                f"{naive_cpu / naive_gpu:.2f} |"
+            )
             for name, rate in rates.items():
                 if name.startswith("analyze()"):
                     print(f"| {name} ÷ CPU naive | | {rate / naive_cpu:.1f} |")

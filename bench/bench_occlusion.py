@@ -55,11 +55,15 @@ def bench_volume(path: Path, checkpoint: Path, repeats: int, device: torch.devic
     model = ckpt.build_model(device).eval()
     fast = prepare_model(model, device)
     size = device_batch_size(ckpt, "occlusion", stack.shape[1:], device) or START_BATCH[device.type]
-    batches = [b.x.to(device).contiguous(memory_format=torch.channels_last)
-               for b in iter_windows(stack, offsets, batch_size=size)]
+    batches = [
+        b.x.to(device).contiguous(memory_format=torch.channels_last)
+        for b in iter_windows(stack, offsets, batch_size=size)
+    ]
     naive_slices = list(range(0, n, 3))
-    singles = [(b.x.to(device), valid_region(b.x, b.padding).to(device))
-               for b in iter_windows(stack, offsets, batch_size=1, slices=naive_slices)]
+    singles = [
+        (b.x.to(device), valid_region(b.x, b.padding).to(device))
+        for b in iter_windows(stack, offsets, batch_size=1, slices=naive_slices)
+    ]
     mask = torch.arange(channels, device=device).view(1, -1, 1, 1)
 
     def naive() -> None:
@@ -71,8 +75,12 @@ def bench_volume(path: Path, checkpoint: Path, repeats: int, device: torch.devic
             for window in (x, x.flip(1)):
                 with torch.no_grad():
                     selection = (model(window)[:, 0] > 0).float() * valid
-                ablation.attribute(window, baselines=occlusion_baselines(window, "mean", 0.0, 2.0, valid),
-                                   additional_forward_args=(selection,), feature_mask=mask)
+                ablation.attribute(
+                    window,
+                    baselines=occlusion_baselines(window, "mean", 0.0, 2.0, valid),
+                    additional_forward_args=(selection,),
+                    feature_mask=mask,
+                )
 
     def ceiling() -> None:  # (1 + C) forwards of each window, as it is and reversed, in batches of (1 + C)·size
         with torch.no_grad():
@@ -83,15 +91,18 @@ def bench_volume(path: Path, checkpoint: Path, repeats: int, device: torch.devic
 
     def engine() -> None:
         for reverse in (False, True):
-            attribute_stack(fast, SliceStack(stack, offsets), RunSpec(method="occlusion"),
-                            Pass(device=device, batch_size=size, reverse=reverse))
+            attribute_stack(
+                fast,
+                SliceStack(stack, offsets),
+                RunSpec(method="occlusion"),
+                Pass(device=device, batch_size=size, reverse=reverse),
+            )
 
     rows: dict[str, tuple[Callable[[], object], int]] = {
         "naive: captum FeatureAblation, one slice at a time, window and reversed window": (naive, len(naive_slices)),
         f"ceiling: raw no-grad forwards the method needs, batch {size} windows": (ceiling, n),
         "attribution pass (engine, both directions)": (engine, n),
-        "analyze() default, end to end": (lambda: analyze(study, [ckpt], RunSpec(device=device.type), cache=False),
-                                          n),
+        "analyze() default, end to end": (lambda: analyze(study, [ckpt], RunSpec(device=device.type), cache=False), n),
     }
     for fn, _ in rows.values():  # warm-up (also fills the per-process prepared-model cache)
         fn()
@@ -101,8 +112,10 @@ def bench_volume(path: Path, checkpoint: Path, repeats: int, device: torch.devic
             best[name] = min(best[name], timed(fn))
     rates = {name: rows[name][1] / t for name, t in best.items()}
     names = list(rows)
-    print(f"\n### {path.name}: {n} slices of {stack.shape[1]}×{stack.shape[2]}, {ckpt.name}, "
-          f"{describe_device(device)}, torch {torch.__version__}, float32, best of {repeats}\n")
+    print(
+        f"\n### {path.name}: {n} slices of {stack.shape[1]}×{stack.shape[2]}, {ckpt.name}, "
+        f"{describe_device(device)}, torch {torch.__version__}, float32, best of {repeats}\n"
+    )
     print("| path | slices/s | × naive |\n|---|---:|---:|")
     for name, rate in rates.items():
         print(f"| {name} | {rate:.1f} | {rate / rates[names[0]]:.2f} |")
@@ -117,8 +130,11 @@ def main() -> None:
     parser.add_argument("--skip-1mm", action="store_true")
     parser.add_argument("--device", default="auto")
     args = parser.parse_args()
-    checkpoint = Path(args.checkpoint) if args.checkpoint else next(
-        p for p in list_zoo() if load_checkpoint(p).meta.strategy == "imagenet")
+    checkpoint = (
+        Path(args.checkpoint)
+        if args.checkpoint
+        else next(p for p in list_zoo() if load_checkpoint(p).meta.strategy == "imagenet")
+    )
     device = select_device(args.device)
     bench_volume(SAMPLE_DIR / "mni152_t1_2mm.nii.gz", checkpoint, args.repeats, device)
     if not args.skip_1mm:

@@ -59,14 +59,26 @@ def cli(args: list[str], env: dict[str, str]) -> tuple[float, int]:
     """Wall seconds and the child's peak RSS (MB) of one ``explorer`` command."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "explorer.cli", *args], env=env, check=True, stdout=subprocess.DEVNULL,
-                   stderr=subprocess.DEVNULL)
+    subprocess.run(
+        [sys.executable, "-m", "explorer.cli", *args],
+        env=env,
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     wall = time.perf_counter() - start
     return wall, max(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, before) // 1024
 
 
-def bench_volume(path: Path, checkpoint: Path, repeats: int, memory: bool, device: torch.device,
-                 precisions: tuple[str, ...] = ("float32", "bfloat16"), run_cli: bool = True) -> dict[str, float]:
+def bench_volume(
+    path: Path,
+    checkpoint: Path,
+    repeats: int,
+    memory: bool,
+    device: torch.device,
+    precisions: tuple[str, ...] = ("float32", "bfloat16"),
+    run_cli: bool = True,
+) -> dict[str, float]:
     """Print one volume's table (see the module docstring) and return its rates (slices/s) by row name.
 
     ``precisions``: the ceiling and attribution-pass rows to measure; ``run_cli``: also the CLI rows."""
@@ -77,8 +89,10 @@ def bench_volume(path: Path, checkpoint: Path, repeats: int, memory: bool, devic
     model = ckpt.build_model(device).eval()
     fast = prepare_model(model, device)
     size = device_batch_size(ckpt, "saliency", stack.shape[1:], device) or START_BATCH[device.type]
-    batches = [b.x.to(device).contiguous(memory_format=torch.channels_last)
-               for b in iter_windows(stack, offsets, batch_size=size)]
+    batches = [
+        b.x.to(device).contiguous(memory_format=torch.channels_last)
+        for b in iter_windows(stack, offsets, batch_size=size)
+    ]
     naive_slices = list(range(0, n, 3))
     singles = [b.x.to(device) for b in iter_windows(stack, offsets, batch_size=1, slices=naive_slices)]
 
@@ -98,6 +112,7 @@ def bench_volume(path: Path, checkpoint: Path, repeats: int, memory: bool, devic
                 with autocast(device, precision):
                     out = fast(x).sum()
                 torch.autograd.grad(out, x)
+
         return run
 
     def engine(precision: str) -> Callable[[], None]:
@@ -105,15 +120,20 @@ def bench_volume(path: Path, checkpoint: Path, repeats: int, memory: bool, devic
         return lambda: attribute_stack(fast, SliceStack(stack, offsets), spec, Pass(device=device, batch_size=size))
 
     rows: dict[str, tuple[Callable[[], object], int]] = {
-        "naive: captum Saliency, one slice at a time (1 fwd+bwd each)": (naive, len(naive_slices))}
+        "naive: captum Saliency, one slice at a time (1 fwd+bwd each)": (naive, len(naive_slices))
+    }
     for precision in precisions:
         rows[f"ceiling: raw fwd+bwd, batch {size}, {precision}"] = (ceiling(precision), n)
     for precision in precisions:
         rows[f"attribution pass (engine, {precision})"] = (engine(precision), n)
     rows["analyze() default (z-flip pass on every 4th slice)"] = (
-        lambda: analyze(study, [ckpt], RunSpec(device=device.type), cache=False), n)
+        lambda: analyze(study, [ckpt], RunSpec(device=device.type), cache=False),
+        n,
+    )
     rows["analyze() without the z-flip pass"] = (
-        lambda: analyze(study, [ckpt], RunSpec(zflip=False, device=device.type), cache=False), n)
+        lambda: analyze(study, [ckpt], RunSpec(zflip=False, device=device.type), cache=False),
+        n,
+    )
     for fn, _ in rows.values():  # warm-up (also fills the per-process prepared-model cache)
         fn()
     best = {name: float("inf") for name in rows}
@@ -125,20 +145,42 @@ def bench_volume(path: Path, checkpoint: Path, repeats: int, memory: bool, devic
     cached = peak = None
     with tempfile.TemporaryDirectory() as tmp:
         env = {**os.environ, "EXPLORER_CACHE_DIR": str(Path(tmp) / "cache")}
-        command = ["analyze", str(path), "--checkpoint", str(checkpoint), "--out", str(Path(tmp) / "out"),
-                   "--device", device.type]
+        command = [
+            "analyze",
+            str(path),
+            "--checkpoint",
+            str(checkpoint),
+            "--out",
+            str(Path(tmp) / "out"),
+            "--device",
+            device.type,
+        ]
         if run_cli:
             first, _ = cli(command, env)
             cached, _ = cli(command, env)
             rates["CLI first run, end to end (start-up, every export)"] = n / first
         if memory:
             zoo = [a for c in list_zoo() for a in ("--checkpoint", str(c))]
-            _, peak = cli(["analyze", str(path), *zoo, "--out", str(Path(tmp) / "all"), "--formats", "none",
-                           "--device", device.type], env)
+            _, peak = cli(
+                [
+                    "analyze",
+                    str(path),
+                    *zoo,
+                    "--out",
+                    str(Path(tmp) / "all"),
+                    "--formats",
+                    "none",
+                    "--device",
+                    device.type,
+                ],
+                env,
+            )
 
     naive_rate = rates[next(iter(rows))]
-    print(f"\n### {path.name}: {n} slices of {stack.shape[1]}×{stack.shape[2]}, {ckpt.name}, "
-          f"{describe_device(device)}, torch {torch.__version__}, best of {repeats}\n")
+    print(
+        f"\n### {path.name}: {n} slices of {stack.shape[1]}×{stack.shape[2]}, {ckpt.name}, "
+        f"{describe_device(device)}, torch {torch.__version__}, best of {repeats}\n"
+    )
     print("| path | slices/s | × naive |\n|---|---:|---:|")
     for name, rate in rates.items():
         print(f"| {name} | {rate:.1f} | {rate / naive_rate:.2f} |")
@@ -161,11 +203,18 @@ def main() -> None:
     parser.add_argument("--skip-1mm", action="store_true")
     parser.add_argument("--skip-sample", action="store_true")
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--precisions", nargs="+", default=["float32", "bfloat16"],
-                        help="ceiling and attribution-pass rows (bfloat16 is emulated, very slow, without AVX512-BF16)")
+    parser.add_argument(
+        "--precisions",
+        nargs="+",
+        default=["float32", "bfloat16"],
+        help="ceiling and attribution-pass rows (bfloat16 is emulated, very slow, without AVX512-BF16)",
+    )
     args = parser.parse_args()
-    checkpoint = Path(args.checkpoint) if args.checkpoint else next(
-        p for p in list_zoo() if load_checkpoint(p).meta.strategy == "imagenet")
+    checkpoint = (
+        Path(args.checkpoint)
+        if args.checkpoint
+        else next(p for p in list_zoo() if load_checkpoint(p).meta.strategy == "imagenet")
+    )
     device = select_device(args.device)
     precisions = tuple(args.precisions)
     if not args.skip_sample:

@@ -30,15 +30,22 @@ def main() -> None:
     checkpoint = next(p for p in list_zoo() if p.name.endswith("-imagenet-s0.safetensors"))
     for target in ("predicted", "all"):
         for multiple in (32, 64):
-            analysis.attribute_stack = lambda m, d, s, run, *a, _m=multiple: engine(m, d, s,
-                                                                                   replace(run, multiple=_m), *a)
-            result = analysis.analyze(SAMPLE_DIR / "mni152_t1_2mm.nii.gz", [checkpoint],
-                                      RunSpec(method=args.method, target=target), cache=False)
+            analysis.attribute_stack = lambda m, d, s, run, *a, _m=multiple: engine(
+                m, d, s, replace(run, multiple=_m), *a
+            )
+            result = analysis.analyze(
+                SAMPLE_DIR / "mni152_t1_2mm.nii.gz",
+                [checkpoint],
+                RunSpec(method=args.method, target=target),
+                cache=False,
+            )
             entry = next(iter(result.summary["models"].values()))
             shares = ", ".join(f"{k}: {v:.3f}" for k, v in entry["mean_share"].items())
-            print(f"{args.method} target {target}, multiple {multiple}: channel asymmetry "
-                  f"{entry['channel_asymmetry']['mean']:+.3f}, AI {entry['asymmetry_index']['mean']:+.3f}, "
-                  f"mean shares {shares}")
+            print(
+                f"{args.method} target {target}, multiple {multiple}: channel asymmetry "
+                f"{entry['channel_asymmetry']['mean']:+.3f}, AI {entry['asymmetry_index']['mean']:+.3f}, "
+                f"mean shares {shares}"
+            )
 
 
 if __name__ == "__main__":

@@ -29,13 +29,16 @@ from explorer.study import Study
 
 CPU = torch.device("cpu")
 SLICES = list(range(20, 61, 4))
-CASES = [(m, {}) for m in METHODS if m not in ("occlusion", "integrated_gradients", "smoothgrad")] + [
-    ("integrated_gradients", {"steps": 8}), ("smoothgrad", {"samples": 4})] + [
-    ("occlusion", {"replace": r}) for r in OCCLUSION_BASELINES]
+CASES = (
+    [(m, {}) for m in METHODS if m not in ("occlusion", "integrated_gradients", "smoothgrad")]
+    + [("integrated_gradients", {"steps": 8}), ("smoothgrad", {"samples": 4})]
+    + [("occlusion", {"replace": r}) for r in OCCLUSION_BASELINES]
+)
 
 
-def max_channel_asymmetry(model: torch.nn.Module, stack: np.ndarray, offsets: tuple[int, ...], method: str,
-                          params: dict, normalisation: str) -> float:
+def max_channel_asymmetry(
+    model: torch.nn.Module, stack: np.ndarray, offsets: tuple[int, ...], method: str, params: dict, normalisation: str
+) -> float:
     """Largest |channel asymmetry| of ``model`` over :data:`SLICES`."""
     data = SliceStack(stack, offsets, channel_stats=channel_stats_for(normalisation, len(offsets)))
     spec = RunSpec(method=method, params=params)
@@ -53,8 +56,9 @@ def main() -> None:
     prepared = {k: prepare_model(c.build_model(CPU), CPU) for k, c in models.items()}
     print("| method | parent | surgery, symmetric | surgery, uniform |\n|---|---|---|---|")
     for method, params in CASES:
-        values = [max_channel_asymmetry(m, stack, meta.offsets, method, params, meta.normalisation)
-                  for m in prepared.values()]
+        values = [
+            max_channel_asymmetry(m, stack, meta.offsets, method, params, meta.normalisation) for m in prepared.values()
+        ]
         label = method + (f" ({params['replace']})" if "replace" in params else "")
         print(f"| {label} | " + " | ".join(f"{v:.1e}" for v in values) + " |", flush=True)
 

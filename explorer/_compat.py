@@ -40,7 +40,8 @@ def _load_torchvision_ops() -> bool:
         return False
     finder = importlib.machinery.FileFinder(
         os.fspath(next(iter(spec.submodule_search_locations))),
-        (importlib.machinery.ExtensionFileLoader, importlib.machinery.EXTENSION_SUFFIXES))
+        (importlib.machinery.ExtensionFileLoader, importlib.machinery.EXTENSION_SUFFIXES),
+    )
     extension = finder.find_spec("_C")
     if extension is None or extension.origin is None:
         return False

@@ -47,6 +47,18 @@ from .stats.scan import (
 )
 from .study import Study
 
+__all__ = [
+    "Progress",
+    "ModelResult",
+    "Analysis",
+    "analyze",
+    "shares_table",
+    "default_cache",
+    "unique_names",
+    "select_models",
+]
+
+
 Progress = Callable[[float, str], None]
 
 
@@ -144,13 +156,15 @@ def analyze(
     dev = select_device(spec.device)
     spec = replace(spec, precision=resolve_precision(spec.precision, dev))  # recorded and keyed as it ran
     require_truth(spec.target, study.mask is not None)
-    check_run_memory(study.volume, ckpts, axis=spec.axis, method=spec.method, keep_maps=spec.keep_maps,
-                     zflip=spec.zflip)
+    check_run_memory(
+        study.volume, ckpts, axis=spec.axis, method=spec.method, keep_maps=spec.keep_maps, zflip=spec.zflip
+    )
     store = default_cache() if cache is None else (cache or None)
     names = unique_names([c.name for c in ckpts])
     check_options(spec.diagnostics, ckpts)
     results: dict[str, ModelResult] = {}
     for i, (name, ckpt) in enumerate(zip(names, ckpts, strict=True)):
+
         def sub(fraction: float, message: str, i: int = i, name: str = name) -> None:
             report((i + fraction) / len(ckpts), f"{name}: {message}")
 
@@ -159,17 +173,26 @@ def analyze(
         results[name] = _with_opt_in(result, ckpt, study, spec, dev, store)
     empty = [name for name, r in results.items() if not np.isfinite(r.masses).all(axis=1).any()]
     if empty:
-        raise InputError(study.volume.source, f"no slice has a non-empty target {spec.target!r} for "
-                         f"{', '.join(empty)} (nothing is predicted as foreground)",
-                         "--target all or abs, or a checkpoint trained on images like this one")
+        raise InputError(
+            study.volume.source,
+            f"no slice has a non-empty target {spec.target!r} for "
+            f"{', '.join(empty)} (nothing is predicted as foreground)",
+            "--target all or abs, or a checkpoint trained on images like this one",
+        )
     report(1.0, "done")
     summary = {
         "models": {name: r.summary for name, r in results.items()},
         "inputs": _inputs(study, spec, ckpts, names, dev),
         "comparisons": _comparisons(results),
     }
-    return Analysis(study=study, spec=spec, models=results, shares=shares_table(results), summary=summary,
-                    checkpoints=dict(zip(names, ckpts, strict=True)))
+    return Analysis(
+        study=study,
+        spec=spec,
+        models=results,
+        shares=shares_table(results),
+        summary=summary,
+        checkpoints=dict(zip(names, ckpts, strict=True)),
+    )
 
 
 def shares_table(results: dict[str, ModelResult]) -> pd.DataFrame:
@@ -181,11 +204,24 @@ def shares_table(results: dict[str, ModelResult]) -> pd.DataFrame:
         shares = shares_from_masses(r.masses)
         rows = np.nonzero(np.isfinite(shares).all(axis=1))[0]
         s, c = np.meshgrid(rows, np.arange(len(r.offsets)), indexing="ij")
-        channel, anatomy = (split_asymmetry(r.masses, r.reversed_masses, r.offsets) if r.reversed_masses is not None
-                            else (np.full(len(shares), np.nan),) * 2)
-        frames.append(pd.DataFrame({"model": name, "slice": s.ravel(), "offset": np.asarray(r.offsets)[c.ravel()],
-                                    "share": shares[s, c].ravel(), "mass": r.masses[s, c].ravel(),
-                                    "channel_asymmetry": channel[s.ravel()], "anatomy_asymmetry": anatomy[s.ravel()]}))
+        channel, anatomy = (
+            split_asymmetry(r.masses, r.reversed_masses, r.offsets)
+            if r.reversed_masses is not None
+            else (np.full(len(shares), np.nan),) * 2
+        )
+        frames.append(
+            pd.DataFrame(
+                {
+                    "model": name,
+                    "slice": s.ravel(),
+                    "offset": np.asarray(r.offsets)[c.ravel()],
+                    "share": shares[s, c].ravel(),
+                    "mass": r.masses[s, c].ravel(),
+                    "channel_asymmetry": channel[s.ravel()],
+                    "anatomy_asymmetry": anatomy[s.ravel()],
+                }
+            )
+        )
     return pd.concat(frames, ignore_index=True)
 
 
@@ -195,6 +231,7 @@ _DEFAULT_CACHES: dict[str, ResultCache] = {}
 def default_cache() -> ResultCache:
     """The process-wide cache for the current :func:`explorer.config.cache_dir` (memory LRU + disk)."""
     from .config import cache_dir
+
     key = str(cache_dir())
     if key not in _DEFAULT_CACHES:
         _DEFAULT_CACHES[key] = ResultCache(Path(key))
@@ -204,16 +241,18 @@ def default_cache() -> ResultCache:
 # --------------------------------------------------------------------------------------------- helpers
 
 
-def _model_result(name: str, ckpt: Checkpoint, study: Study, spec: RunSpec, dev: Any,
-                  store: ResultCache | None, progress: Progress) -> ModelResult:
+def _model_result(
+    name: str, ckpt: Checkpoint, study: Study, spec: RunSpec, dev: Any, store: ResultCache | None, progress: Progress
+) -> ModelResult:
     offsets = tuple(ckpt.meta.offsets)
     if store is not None:
         for maps in [True] if spec.keep_maps else [False, True]:  # a result with maps serves one without
             entry = store.get(result_key(study, ckpt, spec.axis, **replace(spec, keep_maps=maps).result_key()))
             if entry is not None:
                 progress(1.0, "from cache")
-                return replace(_from_arrays(name, ckpt, entry.arrays, entry.meta["summary"], spec.keep_maps),
-                               from_cache=True)
+                return replace(
+                    _from_arrays(name, ckpt, entry.arrays, entry.meta["summary"], spec.keep_maps), from_cache=True
+                )
     stack = study.slices(spec.axis, ckpt.meta.normalisation)
     mask_stack = study.mask_slices(spec.axis)
     prepared = prepared_checkpoint(ckpt, dev)
@@ -221,31 +260,47 @@ def _model_result(name: str, ckpt: Checkpoint, study: Study, spec: RunSpec, dev:
     run = Pass(device=dev, batch_size=device_batch_size(ckpt, spec.method, stack.shape[1:], dev))
     share = 1 / (1 + 1 / spec.zflip_stride) if spec.zflip else 1.0  # of the progress bar: the reversed pass's part
     main = attribute_stack(prepared, data, spec, replace(run, keep_maps=True), lambda f, m: progress(f * share, m))
-    arrays: dict[str, np.ndarray] = {"masses": main.masses, "prediction": main.prediction,
-                                     "logits": main.logits.astype(np.float16)}
-    summary = {"strategy": ckpt.meta.strategy, "checkpoint_sha256": ckpt.sha256, "offsets": list(offsets),
-               "normalisation": ckpt.meta.normalisation}
+    arrays: dict[str, np.ndarray] = {
+        "masses": main.masses,
+        "prediction": main.prediction,
+        "logits": main.logits.astype(np.float16),
+    }
+    summary = {
+        "strategy": ckpt.meta.strategy,
+        "checkpoint_sha256": ckpt.sha256,
+        "offsets": list(offsets),
+        "normalisation": ckpt.meta.normalisation,
+    }
     if parent := (ckpt.meta.training.get("debias") or {}).get("parent"):  # a child made by explorer debias
         summary["parent"] = parent
     summary["first_conv_share"] = {str(k): v for k, v in first_conv_shares(ckpt.first_conv_weight(), offsets).items()}
     # per-slice method diagnostics, e.g. integrated gradients' mean |convergence delta|, SmoothGrad's mean σ
-    summary["method_info"] = {key: (float(np.nanmean(v)) if np.isfinite(v).any() else None)
-                              for key, v in main.info.items()}
+    summary["method_info"] = {
+        key: (float(np.nanmean(v)) if np.isfinite(v).any() else None) for key, v in main.info.items()
+    }
     summary["dice"] = dice(main.prediction, mask_stack) if mask_stack is not None else None
     if mask_stack is not None:
         arrays["dice_per_slice"] = dice_per_slice(main.prediction, mask_stack)
     summary["zflip_dice"] = None
     summary["zflip_asymmetry_index"] = None
     if spec.zflip:
-        flipped, flip_summary = _zflip(prepared, data, spec, run, main.prediction,
-                                       lambda f, m: progress(share + f * (1 - share), "reversed " + m))
+        flipped, flip_summary = _zflip(
+            prepared, data, spec, run, main.prediction, lambda f, m: progress(share + f * (1 - share), "reversed " + m)
+        )
         arrays.update(flipped)
         summary.update(flip_summary)
-    summary.update({**model_summary(main.masses, offsets),
-                    **split_summary(main.masses, arrays.get("zflip_masses"), offsets)})
-    diag, diag_summary = run_default(main, mask_stack, offsets=offsets,
-                                     meta=ckpt.meta, volume_sha256=study.volume.sha256, axis=spec.axis,
-                                     options=spec.diagnostics)
+    summary.update(
+        {**model_summary(main.masses, offsets), **split_summary(main.masses, arrays.get("zflip_masses"), offsets)}
+    )
+    diag, diag_summary = run_default(
+        main,
+        mask_stack,
+        offsets=offsets,
+        meta=ckpt.meta,
+        volume_sha256=study.volume.sha256,
+        axis=spec.axis,
+        options=spec.diagnostics,
+    )
     arrays.update(diag.to_arrays())
     summary.update(diag_summary)
     if spec.keep_maps and main.maps is not None:
@@ -256,8 +311,9 @@ def _model_result(name: str, ckpt: Checkpoint, study: Study, spec: RunSpec, dev:
     return _from_arrays(name, ckpt, arrays, summary, spec.keep_maps)
 
 
-def _with_opt_in(result: ModelResult, ckpt: Checkpoint, study: Study, spec: RunSpec, dev: Any,
-                 store: ResultCache | None) -> ModelResult:
+def _with_opt_in(
+    result: ModelResult, ckpt: Checkpoint, study: Study, spec: RunSpec, dev: Any, store: ResultCache | None
+) -> ModelResult:
     """``result`` with the opt-in diagnostics ``spec.diagnostics`` asks for, each cached under its own key."""
     if not (spec.diagnostics.cam or spec.diagnostics.sanity):
         return result
@@ -272,15 +328,20 @@ def _with_opt_in(result: ModelResult, ckpt: Checkpoint, study: Study, spec: RunS
         return (dict(sub.put(k, arrays, {"summary": summary}).arrays) if sub is not None else arrays), summary
 
     offsets = tuple(ckpt.meta.offsets)
-    data = SliceStack(study.slices(spec.axis, ckpt.meta.normalisation), offsets, study.mask_slices(spec.axis),
-                      channel_stats_for(ckpt.meta.normalisation, len(offsets)))
+    data = SliceStack(
+        study.slices(spec.axis, ckpt.meta.normalisation),
+        offsets,
+        study.mask_slices(spec.axis),
+        channel_stats_for(ckpt.meta.normalisation, len(offsets)),
+    )
     arrays, summary = run_opt_in(ckpt, data, result.prediction, spec, dev, cached)
     diagnostics = replace(result.diagnostics, **{k.removeprefix("diag_"): v for k, v in arrays.items()})
     return replace(result, summary={**result.summary, **summary}, diagnostics=diagnostics)
 
 
-def _zflip(prepared: Any, data: SliceStack, spec: RunSpec, run: Pass, prediction: np.ndarray,
-           progress: Progress) -> tuple[dict[str, np.ndarray], dict]:
+def _zflip(
+    prepared: Any, data: SliceStack, spec: RunSpec, run: Pass, prediction: np.ndarray, progress: Progress
+) -> tuple[dict[str, np.ndarray], dict]:
     """The reversed pass on every ``spec.zflip_stride``-th slice (every slice by default): the reversed
     window is predicted (z-flip Dice against the prediction from the window as it is) and attributed (the
     channel/anatomy split and the asymmetry index under reversal).
@@ -293,20 +354,35 @@ def _zflip(prepared: Any, data: SliceStack, spec: RunSpec, run: Pass, prediction
     attributed = attribute_stack(prepared, data, spec, replace(run, reverse=True, slices=chosen), progress)
     ai = asymmetry_index(shares_from_masses(attributed.masses), data.offsets)
     mean, ci, block = ai_ci(ai)
-    summary = {"zflip_dice": dice(attributed.prediction[chosen], prediction[chosen]),
-               "zflip_asymmetry_index": {"mean": mean, "ci95": ci, "block_length": block,
-                                         "stride": spec.zflip_stride, "n_slices": int(np.isfinite(ai).sum())}}
+    summary = {
+        "zflip_dice": dice(attributed.prediction[chosen], prediction[chosen]),
+        "zflip_asymmetry_index": {
+            "mean": mean,
+            "ci95": ci,
+            "block_length": block,
+            "stride": spec.zflip_stride,
+            "n_slices": int(np.isfinite(ai).sum()),
+        },
+    }
     return {"zflip_masses": attributed.masses, "zflip_prediction": attributed.prediction}, summary
 
 
-def _from_arrays(name: str, ckpt: Checkpoint, arrays: dict[str, np.ndarray], summary: dict,
-                 keep_maps: bool) -> ModelResult:
-    return ModelResult(name=name, strategy=ckpt.meta.strategy, checkpoint_sha256=ckpt.sha256,
-                       offsets=tuple(ckpt.meta.offsets), masses=arrays["masses"],
-                       prediction=np.asarray(arrays["prediction"], dtype=bool),
-                       maps=arrays.get("maps") if keep_maps else None, summary=summary,
-                       diagnostics=DiagnosticsResult.from_arrays(arrays), logits=arrays.get("logits"),
-                       reversed_masses=arrays.get("zflip_masses"))
+def _from_arrays(
+    name: str, ckpt: Checkpoint, arrays: dict[str, np.ndarray], summary: dict, keep_maps: bool
+) -> ModelResult:
+    return ModelResult(
+        name=name,
+        strategy=ckpt.meta.strategy,
+        checkpoint_sha256=ckpt.sha256,
+        offsets=tuple(ckpt.meta.offsets),
+        masses=arrays["masses"],
+        prediction=np.asarray(arrays["prediction"], dtype=bool),
+        maps=arrays.get("maps") if keep_maps else None,
+        summary=summary,
+        diagnostics=DiagnosticsResult.from_arrays(arrays),
+        logits=arrays.get("logits"),
+        reversed_masses=arrays.get("zflip_masses"),
+    )
 
 
 def unique_names(names: list[str]) -> list[str]:
@@ -322,17 +398,28 @@ def unique_names(names: list[str]) -> list[str]:
 def _inputs(study: Study, spec: RunSpec, ckpts: Sequence[Checkpoint], names: list[str], dev: Any) -> dict:
     return {
         **study.record(),
-        "checkpoints": {n: {"sha256": c.sha256, "arch": c.meta.arch, "encoder": c.meta.encoder,
-                            "strategy": c.meta.strategy, "offsets": list(c.meta.offsets),
-                            "normalisation": c.meta.normalisation} for n, c in zip(names, ckpts, strict=True)},
+        "checkpoints": {
+            n: {
+                "sha256": c.sha256,
+                "arch": c.meta.arch,
+                "encoder": c.meta.encoder,
+                "strategy": c.meta.strategy,
+                "offsets": list(c.meta.offsets),
+                "normalisation": c.meta.normalisation,
+            }
+            for n, c in zip(names, ckpts, strict=True)
+        },
         **spec.record(),
-        "device": describe_device(dev), "engine_version": ENGINE_VERSION, "explorer_version": __version__,
+        "device": describe_device(dev),
+        "engine_version": ENGINE_VERSION,
+        "explorer_version": __version__,
     }
 
 
 def _comparisons(results: dict[str, ModelResult]) -> list[dict]:
-    return compare_models({name: asymmetry_index(shares_from_masses(r.masses), r.offsets)
-                           for name, r in results.items()})
+    return compare_models(
+        {name: asymmetry_index(shares_from_masses(r.masses), r.offsets) for name, r in results.items()}
+    )
 
 
 def select_models(analysis: Analysis, names: Sequence[str]) -> Analysis:
@@ -343,14 +430,14 @@ def select_models(analysis: Analysis, names: Sequence[str]) -> Analysis:
     """
     unknown = [n for n in names if n not in analysis.models]
     if unknown:
-        raise InputError(None, f"no checkpoint named {', '.join(unknown)} in this analysis",
-                         "one of: " + ", ".join(analysis.models))
+        raise InputError(
+            None, f"no checkpoint named {', '.join(unknown)} in this analysis", "one of: " + ", ".join(analysis.models)
+        )
     keep = set(names)
     summary = dict(analysis.summary)
     summary["models"] = {n: analysis.summary["models"][n] for n in names}
     # the kept pairs are the family now: Holm's p is re-adjusted over them (the raw p-values are unchanged)
-    summary["comparisons"] = with_holm([c for c in analysis.summary.get("comparisons", [])
-                                        if set(c["models"]) <= keep])
+    summary["comparisons"] = with_holm([c for c in analysis.summary.get("comparisons", []) if set(c["models"]) <= keep])
     inputs = dict(summary.get("inputs", {}))
     if "checkpoints" in inputs:
         inputs["checkpoints"] = {n: inputs["checkpoints"][n] for n in names if n in inputs["checkpoints"]}

@@ -20,6 +20,9 @@ from . import __version__
 from .errors import InputError, unknown_name
 from .reporting import replay
 
+__all__ = ["EXIT_BAD_INPUT", "build_parser", "analyze_namespace", "main"]
+
+
 EXIT_BAD_INPUT = 2
 
 
@@ -73,42 +76,82 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     from .models.build import ARCHS
     from .models.strategies import STRATEGIES
     from .training.losses import LOSSES
+
     p = sub.add_parser("train", help="train a 2D+ checkpoint with one initialisation strategy")
     data = p.add_mutually_exclusive_group(required=True)
     data.add_argument("--volume", help="training volume (.nii, .nii.gz, .tif); held-out block of its slices")
-    data.add_argument("--manifest", help="cohort CSV (subject,volume,mask,split): train on the 'train' subjects, "
-                      "held-out Dice on the 'test' subjects")
+    data.add_argument(
+        "--manifest",
+        help="cohort CSV (subject,volume,mask,split): train on the 'train' subjects, "
+        "held-out Dice on the 'test' subjects",
+    )
     p.add_argument("--mask", help="binary mask on the volume's grid (with --volume)")
     p.add_argument("--split-column", default="split", help="manifest column with train/test (default split)")
-    p.add_argument("--strategy", required=True, type=_one_of(STRATEGIES, "strategy"),
-                   help="initialisation strategy: " + _names(STRATEGIES))
+    p.add_argument(
+        "--strategy",
+        required=True,
+        type=_one_of(STRATEGIES, "strategy"),
+        help="initialisation strategy: " + _names(STRATEGIES),
+    )
     p.add_argument("--encoder", default="mobilenet_v2", help="smp encoder name (default mobilenet_v2)")
-    p.add_argument("--arch", default="Unet", type=_one_of(ARCHS, "architecture"),
-                   help="smp architecture (default Unet): " + _names(ARCHS))
+    p.add_argument(
+        "--arch",
+        default="Unet",
+        type=_one_of(ARCHS, "architecture"),
+        help="smp architecture (default Unet): " + _names(ARCHS),
+    )
     p.add_argument("--epochs", type=int, default=12)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--slice-stride", type=int, default=1, help="train on every k-th training slice (default 1)")
-    p.add_argument("--patience", type=int, default=None,
-                   help="early stopping (with --manifest): hold out --val-subjects training subjects (drawn with "
-                   "--seed), stop P epochs after the best validation loss, keep the best epoch; --epochs is then "
-                   "the maximum (default: off, train all epochs)")
-    p.add_argument("--val-subjects", type=int, default=1,
-                   help="training subjects held out for early stopping (default 1; with --patience)")
-    p.add_argument("--warmup", type=int, default=0,
-                   help="epochs early stopping does not watch (default 0; with --patience): a randomly initialised "
-                   "network can sit on a loss plateau for its first epochs")
-    p.add_argument("--axis", default="axial", type=_one_of(AXES, "slicing axis"),
-                   help="slicing axis (default axial): " + _names(AXES))
+    p.add_argument(
+        "--patience",
+        type=int,
+        default=None,
+        help="early stopping (with --manifest): hold out --val-subjects training subjects (drawn with "
+        "--seed), stop P epochs after the best validation loss, keep the best epoch; --epochs is then "
+        "the maximum (default: off, train all epochs)",
+    )
+    p.add_argument(
+        "--val-subjects",
+        type=int,
+        default=1,
+        help="training subjects held out for early stopping (default 1; with --patience)",
+    )
+    p.add_argument(
+        "--warmup",
+        type=int,
+        default=0,
+        help="epochs early stopping does not watch (default 0; with --patience): a randomly initialised "
+        "network can sit on a loss plateau for its first epochs",
+    )
+    p.add_argument(
+        "--axis",
+        default="axial",
+        type=_one_of(AXES, "slicing axis"),
+        help="slicing axis (default axial): " + _names(AXES),
+    )
     p.add_argument("--offsets", default="-1,0,1", help="window offsets, comma-separated (default -1,0,1)")
-    p.add_argument("--normalisation", default="zscore", type=_one_of(NORMALISATIONS, "normalisation"),
-                   help="intensity normalisation preset (default zscore): " + _names(NORMALISATIONS))
+    p.add_argument(
+        "--normalisation",
+        default="zscore",
+        type=_one_of(NORMALISATIONS, "normalisation"),
+        help="intensity normalisation preset (default zscore): " + _names(NORMALISATIONS),
+    )
     p.add_argument("--weights", default=None, help="explicit pretrained-weights file (overrides the resolver)")
-    p.add_argument("--device", default="auto", type=_one_of(DEVICE_CHOICES, "device"),
-                   help=_names(DEVICE_CHOICES))
-    p.add_argument("--loss", default="bce-dice", type=_one_of(LOSSES, "loss"),
-                   help="training loss (default bce-dice): " + _names(LOSSES))
-    p.add_argument("--loss-param", action="append", default=[], metavar="KEY=VALUE",
-                   help="loss parameter, e.g. gamma=2 (asymmetric-focal) or margin=1 (asymmetric-margin)")
+    p.add_argument("--device", default="auto", type=_one_of(DEVICE_CHOICES, "device"), help=_names(DEVICE_CHOICES))
+    p.add_argument(
+        "--loss",
+        default="bce-dice",
+        type=_one_of(LOSSES, "loss"),
+        help="training loss (default bce-dice): " + _names(LOSSES),
+    )
+    p.add_argument(
+        "--loss-param",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="loss parameter, e.g. gamma=2 (asymmetric-focal) or margin=1 (asymmetric-margin)",
+    )
     p.add_argument("--out", required=True, help="output checkpoint (.safetensors)")
     _add_reading(p)
     p.set_defaults(func=_cmd_train)
@@ -119,37 +162,70 @@ def _add_debias(sub: argparse._SubParsersAction) -> None:
     from .device import DEVICE_CHOICES
     from .models.build import ARCHS
     from .models.strategies import STRATEGIES
-    p = sub.add_parser("debias", help="debias a checkpoint: first-conv surgery, fine-tuning or retraining, "
-                       "children compared with the parent (debias.json, figures/)")
+
+    p = sub.add_parser(
+        "debias",
+        help="debias a checkpoint: first-conv surgery, fine-tuning or retraining, "
+        "children compared with the parent (debias.json, figures/)",
+    )
     p.add_argument("checkpoint", help="the parent checkpoint (.safetensors, smp folder or .pt state dict)")
     data = p.add_mutually_exclusive_group(required=True)
     data.add_argument("--volume", help="volume: held-out Dice on the block of slices explorer train holds out")
-    data.add_argument("--manifest", help="cohort CSV (subject,volume,mask,split): train on 'train', held-out "
-                      "Dice on 'test' subjects")
-    p.add_argument("--mask", help="mask on the volume's grid (needed by finetune and retrain; surgery reports "
-                   "Dice only with one)")
+    data.add_argument(
+        "--manifest", help="cohort CSV (subject,volume,mask,split): train on 'train', held-out Dice on 'test' subjects"
+    )
+    p.add_argument(
+        "--mask", help="mask on the volume's grid (needed by finetune and retrain; surgery reports Dice only with one)"
+    )
     p.add_argument("--split-column", default="split", help="manifest column with train/test (default split)")
-    p.add_argument("--variant", action="append", required=True, type=_one_of(VARIANTS, "variant"),
-                   help="repeat for several: " + "; ".join(f"{k}: {v}" for k, v in VARIANTS.items()))
-    p.add_argument("--mode", default="symmetric", type=_one_of(MODES, "surgery mode"),
-                   help="first-conv surgery (default symmetric): " + "; ".join(f"{k}: {v}" for k, v in MODES.items()))
-    p.add_argument("--epochs", type=int, default=None, help="fine-tuning epochs (default 2); retrain: the "
-                   "parent's recorded epochs unless given")
+    p.add_argument(
+        "--variant",
+        action="append",
+        required=True,
+        type=_one_of(VARIANTS, "variant"),
+        help="repeat for several: " + "; ".join(f"{k}: {v}" for k, v in VARIANTS.items()),
+    )
+    p.add_argument(
+        "--mode",
+        default="symmetric",
+        type=_one_of(MODES, "surgery mode"),
+        help="first-conv surgery (default symmetric): " + "; ".join(f"{k}: {v}" for k, v in MODES.items()),
+    )
+    p.add_argument(
+        "--epochs",
+        type=int,
+        default=None,
+        help="fine-tuning epochs (default 2); retrain: the parent's recorded epochs unless given",
+    )
     p.add_argument("--freeze-encoder", action="store_true", help="fine-tune the decoder and head only")
-    p.add_argument("--strategy", default=None, type=_one_of(STRATEGIES, "strategy"),
-                   help="retrain's strategy (default imagenet-<mode>): " + _names(STRATEGIES))
+    p.add_argument(
+        "--strategy",
+        default=None,
+        type=_one_of(STRATEGIES, "strategy"),
+        help="retrain's strategy (default imagenet-<mode>): " + _names(STRATEGIES),
+    )
     p.add_argument("--lr", type=float, default=None, help="learning rate (default: the parent's recipe)")
     p.add_argument("--batch-size", type=int, default=None, help="batch size (default: the parent's recipe)")
-    p.add_argument("--slice-stride", type=int, default=None, help="train on every k-th slice (default: the "
-                   "parent's recipe)")
+    p.add_argument(
+        "--slice-stride", type=int, default=None, help="train on every k-th slice (default: the parent's recipe)"
+    )
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--patience", type=int, default=2, help="early stopping: epochs without a better "
-                   "validation Dice (default 2)")
-    p.add_argument("--arch", default=None, type=_one_of(ARCHS, "architecture"),
-                   help="for a parent that does not record it (a plain .pt state dict)")
+    p.add_argument(
+        "--patience", type=int, default=2, help="early stopping: epochs without a better validation Dice (default 2)"
+    )
+    p.add_argument(
+        "--arch",
+        default=None,
+        type=_one_of(ARCHS, "architecture"),
+        help="for a parent that does not record it (a plain .pt state dict)",
+    )
     p.add_argument("--encoder", default=None, help="for a parent that does not record it")
-    p.add_argument("--parent-strategy", default=None, type=_one_of(STRATEGIES, "strategy"),
-                   help="the parent's strategy, for a parent that does not record it")
+    p.add_argument(
+        "--parent-strategy",
+        default=None,
+        type=_one_of(STRATEGIES, "strategy"),
+        help="the parent's strategy, for a parent that does not record it",
+    )
     p.add_argument("--device", default="auto", type=_one_of(DEVICE_CHOICES, "device"), help=_names(DEVICE_CHOICES))
     p.add_argument("--out", required=True, help="output folder (children .safetensors, debias.json, figures/)")
     _add_reading(p)
@@ -161,9 +237,11 @@ def _add_analyze(sub: argparse._SubParsersAction) -> None:
     from .device import DEVICE_CHOICES, PRECISIONS
     from .io.volume import AXES
     from .reporting.export import PRESETS
+
     p = sub.add_parser("analyze", help="per-slice channel attribution and asymmetry statistics")
-    _analyze_arguments(p, dict(method=METHODS, target=TARGETS, axis=AXES, precision=PRECISIONS,
-                               device=DEVICE_CHOICES, preset=PRESETS))
+    _analyze_arguments(
+        p, dict(method=METHODS, target=TARGETS, axis=AXES, precision=PRECISIONS, device=DEVICE_CHOICES, preset=PRESETS)
+    )
     p.set_defaults(func=_cmd_analyze)
 
 
@@ -193,9 +271,12 @@ def _method_help(registries: dict[str, Collection]) -> str:
     if "method" not in registries:
         return ""
     from .attribution.methods import DEFAULT_METHOD
-    return (f"attribution method (default {DEFAULT_METHOD}, validated on planted dependencies; saliency is the "
-            "paper's measure and reads the first conv's per-channel weighting): "
-            + "; ".join(f"{m.name}: {m.description}" for m in registries["method"].values()))
+
+    return (
+        f"attribution method (default {DEFAULT_METHOD}, validated on planted dependencies; saliency is the "
+        "paper's measure and reads the first conv's per-channel weighting): "
+        + "; ".join(f"{m.name}: {m.description}" for m in registries["method"].values())
+    )
 
 
 def _analyze_arguments(p: argparse.ArgumentParser, registries: dict[str, Collection] | None) -> None:
@@ -214,32 +295,76 @@ def _analyze_arguments(p: argparse.ArgumentParser, registries: dict[str, Collect
     p.add_argument("--checkpoint", action="append", required=True, help="checkpoint file; repeat for several")
     p.add_argument("--mask", default=None, help="optional ground-truth mask (Dice, target 'mask')")
     p.add_argument("--method", default=None, type=choice("method", "attribution method"), help=_method_help(reg))
-    p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
-                   help="method parameter, e.g. replace=other (occlusion) or steps=50 (integrated_gradients)")
-    p.add_argument("--target", default="predicted", type=choice("target", "attribution target"),
-                   help="explained scalar per slice (default predicted): " + listed("target", described=True))
-    p.add_argument("--axis", default=None, type=choice("axis", "slicing axis"),
-                   help="slicing axis (default: the checkpoint's): " + listed("axis"))
-    p.add_argument("--no-reverse", "--no-zflip", dest="no_zflip", action="store_true",
-                   help="skip the reversed windows: no channel/anatomy split and no z-flip Dice (faster)")
-    p.add_argument("--zflip-stride", type=int, default=1, metavar="N", help="the reversed pass predicts and "
-                   "attributes every N-th slice (default 1 = all)")
-    p.add_argument("--precision", default="auto", type=choice("precision", "precision"),
-                   help="autocast precision: " + listed("precision") + " (default auto: bfloat16 where the CPU or "
-                   "GPU runs it natively, else float32)")
+    p.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="method parameter, e.g. replace=other (occlusion) or steps=50 (integrated_gradients)",
+    )
+    p.add_argument(
+        "--target",
+        default="predicted",
+        type=choice("target", "attribution target"),
+        help="explained scalar per slice (default predicted): " + listed("target", described=True),
+    )
+    p.add_argument(
+        "--axis",
+        default=None,
+        type=choice("axis", "slicing axis"),
+        help="slicing axis (default: the checkpoint's): " + listed("axis"),
+    )
+    p.add_argument(
+        "--no-reverse",
+        "--no-zflip",
+        dest="no_zflip",
+        action="store_true",
+        help="skip the reversed windows: no channel/anatomy split and no z-flip Dice (faster)",
+    )
+    p.add_argument(
+        "--zflip-stride",
+        type=int,
+        default=1,
+        metavar="N",
+        help="the reversed pass predicts and attributes every N-th slice (default 1 = all)",
+    )
+    p.add_argument(
+        "--precision",
+        default="auto",
+        type=choice("precision", "precision"),
+        help="autocast precision: " + listed("precision") + " (default auto: bfloat16 where the CPU or "
+        "GPU runs it natively, else float32)",
+    )
     p.add_argument("--out", default="explorer-out", help="output directory")
     p.add_argument("--device", default="auto", type=choice("device", "device"), help=listed("device"))
-    p.add_argument("--save-maps", action="store_true", help="also write per-channel attribution NIfTIs, and each "
-                   "model's prediction as a label map and a probability map, on the input's grid")
-    p.add_argument("--formats", default="png,svg,pdf", type=_formats, metavar="LIST",
-                   help="static figure formats besides HTML, comma-separated from png, svg, pdf, or 'none' "
-                   "(default png,svg,pdf where static export works; renders are cached by content)")
-    p.add_argument("--figure-preset", default="screen", type=choice("preset", "figure preset"),
-                   help="figure size and fonts: " + listed("preset") + " (88 / 180 mm columns, 9 pt text)")
+    p.add_argument(
+        "--save-maps",
+        action="store_true",
+        help="also write per-channel attribution NIfTIs, and each "
+        "model's prediction as a label map and a probability map, on the input's grid",
+    )
+    p.add_argument(
+        "--formats",
+        default="png,svg,pdf",
+        type=_formats,
+        metavar="LIST",
+        help="static figure formats besides HTML, comma-separated from png, svg, pdf, or 'none' "
+        "(default png,svg,pdf where static export works; renders are cached by content)",
+    )
+    p.add_argument(
+        "--figure-preset",
+        default="screen",
+        type=choice("preset", "figure preset"),
+        help="figure size and fonts: " + listed("preset") + " (88 / 180 mm columns, 9 pt text)",
+    )
     p.add_argument("--dilation", type=int, default=0, help="grow the foreground by N pixels for background attention")
     p.add_argument("--cam", action="store_true", help="Grad-CAM of every slice (standard and |logit| target)")
-    p.add_argument("--cam-layer", default=None, help="Grad-CAM layer name (implies --cam; default the bottleneck, "
-                   "the deepest encoder stage; a wrong name lists the choices)")
+    p.add_argument(
+        "--cam-layer",
+        default=None,
+        help="Grad-CAM layer name (implies --cam; default the bottleneck, "
+        "the deepest encoder stage; a wrong name lists the choices)",
+    )
     p.add_argument("--sanity", action="store_true", help="parameter-randomisation sanity check of the method")
     p.add_argument("--sanity-slices", type=int, default=12, help="slices used by --sanity (default 12)")
     p.add_argument("--json", action="store_true", help="print summary.json to stdout (instead of the summary lines)")
@@ -259,37 +384,75 @@ def _add_cohort(sub: argparse._SubParsersAction) -> None:
     from .cohort import DEFAULT_MARGIN, EXECUTORS  # light: pandas and the manifest reader only
     from .device import DEVICE_CHOICES
     from .io.volume import AXES
+
     p = sub.add_parser("cohort", help="many volumes × checkpoints: group statistics by strategy (docs/cohort.md)")
     p.add_argument("manifest", help="CSV with volume [, mask, subject] columns, or a folder of volumes")
     p.add_argument("--checkpoint", action="append", required=True, help="checkpoint file; repeat for several")
     p.add_argument("--out", default="explorer-cohort", help="output directory")
     p.add_argument("--executor", default="local", type=_one_of(EXECUTORS, "executor"), help=_names(EXECUTORS))
-    p.add_argument("--ray-address", default=None, help="an existing Ray cluster (default RAY_ADDRESS, else a "
-                   "local instance started and stopped by the command)")
-    p.add_argument("--workers", type=int, default=None, help="CPUs of the local Ray instance (default all); "
-                   "torch threads for --executor local")
-    p.add_argument("--method", default=DEFAULT_METHOD, type=_one_of(METHODS, "attribution method"),
-                   help=f"attribution method (default {DEFAULT_METHOD}): " + _names(METHODS))
-    p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
-                   help="method parameter, e.g. replace=other (occlusion) or steps=16 (integrated_gradients)")
-    p.add_argument("--target", default="predicted", type=_one_of(TARGETS, "attribution target"),
-                   help="explained scalar per slice (default predicted): " + _names(TARGETS))
-    p.add_argument("--axis", default=None, type=_one_of(AXES, "slicing axis"),
-                   help="slicing axis (default: the checkpoint's): " + _names(AXES))
-    p.add_argument("--device", default="auto", type=_one_of(DEVICE_CHOICES, "device"),
-                   help=_names(DEVICE_CHOICES))
-    p.add_argument("--margin", type=float, default=DEFAULT_MARGIN,
-                   help=f"equivalence margin of the per-model |endpoint| (default {DEFAULT_MARGIN}: |AI| below 0.05 "
-                   "is negligible, the tool's own rule of thumb; fixed in advance, recorded in cohort_summary.json "
-                   "with its rationale). A strategy 'removes' the asymmetry only when the mean |value| over its "
-                   "models is shown to lie below it")
-    p.add_argument("--no-reverse", dest="no_reverse", action="store_true",
-                   help="skip the reversed windows (faster; the cohort's primary endpoint, channel asymmetry, is "
-                   "then missing and the statistics use the plain AI, recorded as such)")
-    p.add_argument("--per-volume", action="store_true", help="also write each volume's analyze outputs under "
-                   "OUT/volumes/<subject>/")
-    p.add_argument("--fail-fast", action="store_true", help="stop at the first bad row (exit 2) instead of "
-                   "recording it in cohort.csv's error column")
+    p.add_argument(
+        "--ray-address",
+        default=None,
+        help="an existing Ray cluster (default RAY_ADDRESS, else a local instance started and stopped by the command)",
+    )
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="CPUs of the local Ray instance (default all); torch threads for --executor local",
+    )
+    p.add_argument(
+        "--method",
+        default=DEFAULT_METHOD,
+        type=_one_of(METHODS, "attribution method"),
+        help=f"attribution method (default {DEFAULT_METHOD}): " + _names(METHODS),
+    )
+    p.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="method parameter, e.g. replace=other (occlusion) or steps=16 (integrated_gradients)",
+    )
+    p.add_argument(
+        "--target",
+        default="predicted",
+        type=_one_of(TARGETS, "attribution target"),
+        help="explained scalar per slice (default predicted): " + _names(TARGETS),
+    )
+    p.add_argument(
+        "--axis",
+        default=None,
+        type=_one_of(AXES, "slicing axis"),
+        help="slicing axis (default: the checkpoint's): " + _names(AXES),
+    )
+    p.add_argument("--device", default="auto", type=_one_of(DEVICE_CHOICES, "device"), help=_names(DEVICE_CHOICES))
+    p.add_argument(
+        "--margin",
+        type=float,
+        default=DEFAULT_MARGIN,
+        help=f"equivalence margin of the per-model |endpoint| (default {DEFAULT_MARGIN}: |AI| below 0.05 "
+        "is negligible, the tool's own rule of thumb; fixed in advance, recorded in cohort_summary.json "
+        "with its rationale). A strategy 'removes' the asymmetry only when the mean |value| over its "
+        "models is shown to lie below it",
+    )
+    p.add_argument(
+        "--no-reverse",
+        dest="no_reverse",
+        action="store_true",
+        help="skip the reversed windows (faster; the cohort's primary endpoint, channel asymmetry, is "
+        "then missing and the statistics use the plain AI, recorded as such)",
+    )
+    p.add_argument(
+        "--per-volume",
+        action="store_true",
+        help="also write each volume's analyze outputs under OUT/volumes/<subject>/",
+    )
+    p.add_argument(
+        "--fail-fast",
+        action="store_true",
+        help="stop at the first bad row (exit 2) instead of recording it in cohort.csv's error column",
+    )
     p.set_defaults(func=_cmd_cohort)
 
 
@@ -299,19 +462,32 @@ def _add_validate(sub: argparse._SubParsersAction) -> None:
     from .models.strategies import STRATEGIES
     from .validation.planted import REGIMES
     from .validation.spec import DEFAULT_METHODS, DEFAULT_STRATEGIES
-    p = sub.add_parser("validate", help="known-answer benchmark: train on planted slice dependencies, score every "
-                       "method against them (docs/validation.md)")
+
+    p = sub.add_parser(
+        "validate",
+        help="known-answer benchmark: train on planted slice dependencies, score every "
+        "method against them (docs/validation.md)",
+    )
     p.add_argument("--out", required=True, help="output folder (validation.csv, validation.json, figures/)")
-    p.add_argument("--quick", action="store_true", help="tiny run for tests: 32x32x24 volumes, independent "
-                   "regime, imagenet and imagenet-uniform, directions -1 1, one seed, saliency and occlusion "
-                   "(the options below override it)")
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="tiny run for tests: 32x32x24 volumes, independent "
+        "regime, imagenet and imagenet-uniform, directions -1 1, one seed, saliency and occlusion "
+        "(the options below override it)",
+    )
     p.add_argument("--regimes", nargs="+", type=_one_of(REGIMES, "regime"), help="default: " + _names(REGIMES))
-    p.add_argument("--strategies", nargs="+", type=_one_of(STRATEGIES, "strategy"),
-                   help="default: " + _names(DEFAULT_STRATEGIES))
+    p.add_argument(
+        "--strategies", nargs="+", type=_one_of(STRATEGIES, "strategy"), help="default: " + _names(DEFAULT_STRATEGIES)
+    )
     p.add_argument("--seeds", type=int, help="seeds per strategy x direction x regime (default 3)")
     p.add_argument("--directions", nargs="+", type=int, help="planted offsets d (default: every offset of the window)")
-    p.add_argument("--methods", nargs="+", metavar="NAME[:KEY=VALUE,...]",
-                   help="methods scored (default: " + " ".join(DEFAULT_METHODS) + ")")
+    p.add_argument(
+        "--methods",
+        nargs="+",
+        metavar="NAME[:KEY=VALUE,...]",
+        help="methods scored (default: " + " ".join(DEFAULT_METHODS) + ")",
+    )
     p.add_argument("--epochs", type=int, help="training epochs (default 12; 40 with --quick)")
     p.add_argument("--arch", type=_one_of(ARCHS, "architecture"), help="smp architecture (default Unet)")
     p.add_argument("--encoder", help="smp encoder (default mobilenet_v2)")
@@ -329,13 +505,18 @@ def _add_reading(p: argparse.ArgumentParser) -> None:
     p.add_argument("--series", default=None, metavar="UID", help="DICOM SeriesInstanceUID when the input holds several")
     p.add_argument("--dataset", default=None, metavar="PATH", help="HDF5 dataset when the file holds several")
     p.add_argument("--volume-index", type=int, default=None, metavar="N", help="volume N of a 4D image")
-    p.add_argument("--spacing", default=None, metavar="X,Y,Z",
-                   help="voxel size of a TIFF/HDF5 stack (default: its metadata, else 1,1,1)")
+    p.add_argument(
+        "--spacing",
+        default=None,
+        metavar="X,Y,Z",
+        help="voxel size of a TIFF/HDF5 stack (default: its metadata, else 1,1,1)",
+    )
 
 
 def _load(args: argparse.Namespace, path: str):
     """The volume at ``path`` read with the reading flags."""
     from .io.volume import load_volume
+
     spacing = None
     if args.spacing is not None:
         try:
@@ -344,24 +525,28 @@ def _load(args: argparse.Namespace, path: str):
             raise InputError("--spacing", f"{args.spacing!r} is not numbers", "X,Y,Z, e.g. 0.5,0.5,2") from exc
         if len(spacing) != 3:
             raise InputError("--spacing", f"{args.spacing!r} has {len(spacing)} values", "X,Y,Z, e.g. 0.5,0.5,2")
-    return load_volume(path, volume_index=args.volume_index, spacing=spacing, series=args.series,
-                       dataset=args.dataset)
+    return load_volume(path, volume_index=args.volume_index, spacing=spacing, series=args.series, dataset=args.dataset)
 
 
 def _add_cache(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("cache", help="show or clear the on-disk cache (EXPLORER_CACHE_DIR): results, "
-                       "run records and figure renders")
+    p = sub.add_parser(
+        "cache", help="show or clear the on-disk cache (EXPLORER_CACHE_DIR): results, run records and figure renders"
+    )
     p.add_argument("action", choices=["info", "clear"], help="info: entries, bytes and budget; clear: delete all")
     p.set_defaults(func=_cmd_cache)
 
 
 def _add_app(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("app", help="serve the Streamlit app, with the analysis stack imported and the first "
-                       "visit's results (sample × shipped zoo) computed at server start")
+    p = sub.add_parser(
+        "app",
+        help="serve the Streamlit app, with the analysis stack imported and the first "
+        "visit's results (sample × shipped zoo) computed at server start",
+    )
     p.add_argument("--port", type=int, default=8501, help="port to serve on (default 8501)")
     p.add_argument("--address", default="127.0.0.1", help="address to serve on (default 127.0.0.1)")
-    p.add_argument("--no-warm", action="store_true",
-                   help="do not analyse the sample × zoo in the background at server start")
+    p.add_argument(
+        "--no-warm", action="store_true", help="do not analyse the sample × zoo in the background at server start"
+    )
     p.set_defaults(func=_cmd_app)
 
 
@@ -373,10 +558,15 @@ def _cmd_app(args: argparse.Namespace) -> int:
     from streamlit.web import bootstrap
 
     from .app import warm
+
     script = str(Path(__file__).with_name("app") / "main.py")
     warm.begin(analyse=not args.no_warm)
-    flags = {"server_port": args.port, "server_address": args.address, "server_headless": True,
-             "browser_gatherUsageStats": False}
+    flags = {
+        "server_port": args.port,
+        "server_address": args.address,
+        "server_headless": True,
+        "browser_gatherUsageStats": False,
+    }
     st_config._main_script_path = script
     bootstrap.load_config_options(flag_options=flags)
     bootstrap.run(script, False, [], flags)
@@ -386,6 +576,7 @@ def _cmd_app(args: argparse.Namespace) -> int:
 def _cmd_cache(args: argparse.Namespace) -> int:
     from .cache.disk import cache_info, clear_cache, unusable_reason
     from .config import cache_dir, cache_max_bytes
+
     root, budget = cache_dir(), cache_max_bytes()
     if reason := unusable_reason(root):
         raise InputError(root, f"cache directory is not usable ({reason})", "a writable folder in EXPLORER_CACHE_DIR")
@@ -393,9 +584,11 @@ def _cmd_cache(args: argparse.Namespace) -> int:
         print(f"{root}: removed {clear_cache(root)} entries")
         return 0
     info = cache_info(root, budget)
-    print(f"{root}: {info.entries} entries ({info.runs} run records, {info.renders} figure renders), "
-          f"{info.bytes / 1024**2:,.1f} MB of a budget of "
-          f"{budget / 1024**2:,.0f} MB (EXPLORER_CACHE_MAX_MB; least recently used entries are evicted)")
+    print(
+        f"{root}: {info.entries} entries ({info.runs} run records, {info.renders} figure renders), "
+        f"{info.bytes / 1024**2:,.1f} MB of a budget of "
+        f"{budget / 1024**2:,.0f} MB (EXPLORER_CACHE_MAX_MB; least recently used entries are evicted)"
+    )
     return 0
 
 
@@ -406,20 +599,38 @@ def _cmd_train(args: argparse.Namespace) -> int:
         TrainSpec,
         train_checkpoint,
     )
-    spec = TrainSpec(strategy=args.strategy, arch=args.arch, encoder=args.encoder,
-                     offsets=args.offsets.split(","),  # validated by the spec (windows.validate_offsets)
-                     axis=args.axis, normalisation=args.normalisation, weights=args.weights, device=args.device,
-                     recipe=Recipe(epochs=args.epochs, seed=args.seed, loss=args.loss, slice_stride=args.slice_stride,
-                                   loss_params=_key_values(args.loss_param, "--loss-param"), patience=args.patience,
-                                   val_subjects=args.val_subjects, warmup=args.warmup))
+
+    spec = TrainSpec(
+        strategy=args.strategy,
+        arch=args.arch,
+        encoder=args.encoder,
+        offsets=args.offsets.split(","),  # validated by the spec (windows.validate_offsets)
+        axis=args.axis,
+        normalisation=args.normalisation,
+        weights=args.weights,
+        device=args.device,
+        recipe=Recipe(
+            epochs=args.epochs,
+            seed=args.seed,
+            loss=args.loss,
+            slice_stride=args.slice_stride,
+            loss_params=_key_values(args.loss_param, "--loss-param"),
+            patience=args.patience,
+            val_subjects=args.val_subjects,
+            warmup=args.warmup,
+        ),
+    )
     if args.manifest is not None:
-        result = train_manifest_checkpoint(args.manifest, args.out, spec, split_column=args.split_column,
-                                           command=_train_command(args))
+        result = train_manifest_checkpoint(
+            args.manifest, args.out, spec, split_column=args.split_column, command=_train_command(args)
+        )
         heldout = ", ".join(f"{k} {v:.4f}" for k, v in result.meta.metrics["heldout_dice"].items())
         epochs = result.meta.training["epochs"]
         stopped = f", best epoch {epochs['best_epoch']}" if "best_epoch" in epochs else ""
-        print(f"wrote {args.out}: strategy {args.strategy}, held-out subjects' Dice {heldout}, "
-              f"mean {result.meta.metrics['val_dice']:.4f}; {epochs['epochs_reached']} epoch(s){stopped}")
+        print(
+            f"wrote {args.out}: strategy {args.strategy}, held-out subjects' Dice {heldout}, "
+            f"mean {result.meta.metrics['val_dice']:.4f}; {epochs['epochs_reached']} epoch(s){stopped}"
+        )
         return 0
     if args.mask is None:
         raise InputError("--mask", "missing", "a mask with --volume")
@@ -430,11 +641,32 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 def _train_command(args: argparse.Namespace) -> str:
     """The canonical command line that reproduces a training run (stored in the checkpoint)."""
-    data = (["--manifest", args.manifest, "--split-column", args.split_column] if args.manifest is not None
-            else ["--volume", args.volume, "--mask", args.mask])
-    parts = ["explorer", "train", *data, "--strategy", args.strategy,
-             "--encoder", args.encoder, "--arch", args.arch, "--epochs", str(args.epochs), "--seed", str(args.seed),
-             "--axis", args.axis, "--offsets", args.offsets, "--normalisation", args.normalisation]
+    data = (
+        ["--manifest", args.manifest, "--split-column", args.split_column]
+        if args.manifest is not None
+        else ["--volume", args.volume, "--mask", args.mask]
+    )
+    parts = [
+        "explorer",
+        "train",
+        *data,
+        "--strategy",
+        args.strategy,
+        "--encoder",
+        args.encoder,
+        "--arch",
+        args.arch,
+        "--epochs",
+        str(args.epochs),
+        "--seed",
+        str(args.seed),
+        "--axis",
+        args.axis,
+        "--offsets",
+        args.offsets,
+        "--normalisation",
+        args.normalisation,
+    ]
     if args.weights:
         parts += ["--weights", args.weights]
     if args.device != "auto":
@@ -444,8 +676,14 @@ def _train_command(args: argparse.Namespace) -> str:
     if args.slice_stride != 1:
         parts += ["--slice-stride", str(args.slice_stride)]
     if args.patience is not None:
-        parts += ["--patience", str(args.patience), "--val-subjects", str(args.val_subjects), "--warmup",
-                  str(args.warmup)]
+        parts += [
+            "--patience",
+            str(args.patience),
+            "--val-subjects",
+            str(args.val_subjects),
+            "--warmup",
+            str(args.warmup),
+        ]
     for item in args.loss_param:
         parts += ["--loss-param", item]
     for flag in ("series", "dataset", "volume_index", "spacing"):
@@ -460,11 +698,21 @@ def _cmd_debias(args: argparse.Namespace) -> int:
     from .models.checkpoints import load_checkpoint
     from .progress import Progress
     from .study import Study
+
     check_debias_out(args.out)  # before any work
-    spec = DebiasSpec(variants=tuple(args.variant), mode=args.mode, epochs=args.epochs,
-                      freeze_encoder=args.freeze_encoder, strategy=args.strategy, lr=args.lr,
-                      batch_size=args.batch_size, slice_stride=args.slice_stride, seed=args.seed,
-                      patience=args.patience, device=args.device)
+    spec = DebiasSpec(
+        variants=tuple(args.variant),
+        mode=args.mode,
+        epochs=args.epochs,
+        freeze_encoder=args.freeze_encoder,
+        strategy=args.strategy,
+        lr=args.lr,
+        batch_size=args.batch_size,
+        slice_stride=args.slice_stride,
+        seed=args.seed,
+        patience=args.patience,
+        device=args.device,
+    )
     given = {k: v for k, v in dict(arch=args.arch, encoder=args.encoder, strategy=args.parent_strategy).items() if v}
     parent = load_checkpoint(args.checkpoint, meta=given or None)
     if args.manifest is not None:
@@ -472,8 +720,13 @@ def _cmd_debias(args: argparse.Namespace) -> int:
     else:
         data = DebiasData(study=Study.load(_load(args, args.volume), args.mask))
     with Progress("debias") as bar:
-        result = debias(parent, data, spec, command=_debias_command(args),
-                        progress=lambda fraction, message: bar.update(int(round(1000 * fraction)), 1000, message))
+        result = debias(
+            parent,
+            data,
+            spec,
+            command=_debias_command(args),
+            progress=lambda fraction, message: bar.update(int(round(1000 * fraction)), 1000, message),
+        )
     written = write_debias(result, args.out)
     for record in (result.report["parent"], *result.report["children"]):
         split = next(iter((record.get("channel_asymmetry") or {}).values()), None) or {}
@@ -481,10 +734,12 @@ def _cmd_debias(args: argparse.Namespace) -> int:
         change = f" ({record['dice_change']:+.4f})" if record.get("dice_change") is not None else ""
         if "prediction_dice_vs_parent" in record:
             change += f", prediction Dice vs parent {_fmt(record['prediction_dice_vs_parent'])}"
-        print(f"{record['name']} [{record['variant']}]: held-out Dice {_fmt(record.get('heldout_dice'))}{change}, "
-              f"channel asymmetry {_fmt(split.get('mean'))} [{_fmt(ci[0])}, {_fmt(ci[1])}]"
-              + (f"; {record['recovery']}" if record.get("recovery") else "")
-              + (" (from the cache)" if record.get("from_cache") else ""))
+        print(
+            f"{record['name']} [{record['variant']}]: held-out Dice {_fmt(record.get('heldout_dice'))}{change}, "
+            f"channel asymmetry {_fmt(split.get('mean'))} [{_fmt(ci[0])}, {_fmt(ci[1])}]"
+            + (f"; {record['recovery']}" if record.get("recovery") else "")
+            + (" (from the cache)" if record.get("from_cache") else "")
+        )
     print(f"wrote {len(result.children)} checkpoint(s), debias.json and figures/ to {written['report'].parent}")
     return 0
 
@@ -492,9 +747,28 @@ def _cmd_debias(args: argparse.Namespace) -> int:
 def _debias_command(args: argparse.Namespace) -> str:
     """The canonical command line of a debias run (recorded in each child)."""
     parts = ["explorer", "debias", args.checkpoint]
-    for flag in ("volume", "mask", "manifest", "split_column", "mode", "epochs", "strategy", "lr", "batch_size",
-                 "slice_stride", "seed", "patience", "arch", "encoder", "parent_strategy", "device", "series",
-                 "dataset", "volume_index", "spacing"):
+    for flag in (
+        "volume",
+        "mask",
+        "manifest",
+        "split_column",
+        "mode",
+        "epochs",
+        "strategy",
+        "lr",
+        "batch_size",
+        "slice_stride",
+        "seed",
+        "patience",
+        "arch",
+        "encoder",
+        "parent_strategy",
+        "device",
+        "series",
+        "dataset",
+        "volume_index",
+        "spacing",
+    ):
         value = getattr(args, flag)
         if value is not None and not (flag == "split_column" and args.manifest is None):
             parts += ["--" + flag.replace("_", "-"), str(value)]
@@ -514,14 +788,30 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
     from .reporting.outputs import check_out_dir, write_outputs
     from .spec import RunSpec
     from .study import Study
+
     check_out_dir(args.out)  # before any work: a bad --out must not cost a whole analysis
-    options = DiagnosticOptions(dilation=args.dilation, cam=args.cam or args.cam_layer is not None,
-                                cam_layer=args.cam_layer, sanity=args.sanity, sanity_slices=args.sanity_slices)
-    spec = RunSpec(method=args.method or DEFAULT_METHOD, target=args.target, params=_key_values(args.param, "--param"),
-                   axis=args.axis, zflip=not args.no_zflip, keep_maps=args.save_maps, diagnostics=options,
-                   device=args.device, precision=args.precision, zflip_stride=args.zflip_stride)
+    options = DiagnosticOptions(
+        dilation=args.dilation,
+        cam=args.cam or args.cam_layer is not None,
+        cam_layer=args.cam_layer,
+        sanity=args.sanity,
+        sanity_slices=args.sanity_slices,
+    )
+    spec = RunSpec(
+        method=args.method or DEFAULT_METHOD,
+        target=args.target,
+        params=_key_values(args.param, "--param"),
+        axis=args.axis,
+        zflip=not args.no_zflip,
+        keep_maps=args.save_maps,
+        diagnostics=options,
+        device=args.device,
+        precision=args.precision,
+        zflip_stride=args.zflip_stride,
+    )
     study = Study.load(_load(args, args.volume), args.mask)
     with Progress("analyze", total=1000) as bar:
+
         def progress(fraction: float, message: str) -> None:
             bar.update(int(round(1000 * fraction)), 1000, message)
 
@@ -534,14 +824,18 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
         lines = []
         for name, entry in analysis.summary["models"].items():
             ai = entry["asymmetry_index"]
-            lines += [f"{name}: {_split_text(entry)}AI {_fmt(ai['mean'])} [{_fmt(ai['ci95'][0])}, "
-                      f"{_fmt(ai['ci95'][1])}] (mass-weighted {_fmt(ai['mass_weighted'])}), block sign-flip p "
-                      f"{_fmt(ai['p'])} (min attainable {_fmt(ai['p_min'])}), Dice {_fmt(entry['dice'])}",
-                      "  " + diagnostics_line(entry)]
+            lines += [
+                f"{name}: {_split_text(entry)}AI {_fmt(ai['mean'])} [{_fmt(ai['ci95'][0])}, "
+                f"{_fmt(ai['ci95'][1])}] (mass-weighted {_fmt(ai['mass_weighted'])}), block sign-flip p "
+                f"{_fmt(ai['p'])} (min attainable {_fmt(ai['p_min'])}), Dice {_fmt(entry['dice'])}",
+                "  " + diagnostics_line(entry),
+            ]
     print("\n".join(lines))
     if not args.json:
-        print(f"wrote {len(written)} outputs to {args.out} ({len(analysis.from_cache)} of "
-              f"{len(analysis.models)} model results from the cache)")
+        print(
+            f"wrote {len(written)} outputs to {args.out} ({len(analysis.from_cache)} of "
+            f"{len(analysis.models)} model results from the cache)"
+        )
     replay.record_run(args, lines, outputs=None if args.json else len(written), models=len(analysis.models))
     return 0
 
@@ -552,22 +846,41 @@ def _cmd_cohort(args: argparse.Namespace) -> int:
     from .progress import Progress
     from .reporting.outputs import check_out_dir
     from .spec import RunSpec
+
     check_out_dir(args.out, marker="cohort_summary.json")  # before any work
 
     executor = Executor(args.executor, args.ray_address, args.workers)
-    spec = RunSpec(method=args.method, target=args.target, params=_key_values(args.param, "--param"),
-                   axis=args.axis, zflip=not args.no_reverse, device=args.device)
+    spec = RunSpec(
+        method=args.method,
+        target=args.target,
+        params=_key_values(args.param, "--param"),
+        axis=args.axis,
+        zflip=not args.no_reverse,
+        device=args.device,
+    )
     with Progress("cohort", unit="pair") as bar:
-        cohort = run_cohort(args.manifest, args.checkpoint, spec, executor=executor, margin=args.margin,
-                            fail_fast=args.fail_fast, progress=bar.update)
+        cohort = run_cohort(
+            args.manifest,
+            args.checkpoint,
+            spec,
+            executor=executor,
+            margin=args.margin,
+            fail_fast=args.fail_fast,
+            progress=bar.update,
+        )
         bar.stage("writing the tables and figures")
         write_cohort(cohort, args.out, per_volume=args.per_volume)
     print("\n".join(_cohort_lines(cohort.summary)))
     if cohort.errors:
-        print(f"{len(cohort.errors)} of {len(cohort.rows)} pairs failed (see the error column): "
-              + "; ".join(cohort.errors[:3]) + (" …" if len(cohort.errors) > 3 else ""))
-    print(f"wrote {args.out}/cohort.csv and cohort_summary.json ({cohort.from_cache} of {len(cohort.rows)} "
-          f"pairs from the cache)")
+        print(
+            f"{len(cohort.errors)} of {len(cohort.rows)} pairs failed (see the error column): "
+            + "; ".join(cohort.errors[:3])
+            + (" …" if len(cohort.errors) > 3 else "")
+        )
+    print(
+        f"wrote {args.out}/cohort.csv and cohort_summary.json ({cohort.from_cache} of {len(cohort.rows)} "
+        f"pairs from the cache)"
+    )
     return 0
 
 
@@ -579,26 +892,38 @@ def _cohort_lines(summary: dict) -> list[str]:
     lines = []
     for name, g in summary["groups"].items():
         ai = g[g["endpoint"]]
-        lines.append(f"{name}: {label} {_fmt(ai['mean'])} [{_fmt(ai['ci95'][0])}, {_fmt(ai['ci95'][1])}] "
-                     f"({g['n_models']} model(s), {g['n_volumes']} volume(s); {ai['method']})")
+        lines.append(
+            f"{name}: {label} {_fmt(ai['mean'])} [{_fmt(ai['ci95'][0])}, {_fmt(ai['ci95'][1])}] "
+            f"({g['n_models']} model(s), {g['n_volumes']} volume(s); {ai['method']})"
+        )
     for c in summary["comparisons"]:
-        mde = f", detects a difference of {_fmt(c['mde'])} with 80% power" if c.get("mde") is not None else (
-            ", cannot reach p < 0.05 with these models" if c["unit"] == "model" else "")
-        lines.append(f"{c['a']} vs {c['b']}: {c['test']}, p {_fmt(c['p'])} (min attainable {_fmt(c['p_min'])}), "
-                     f"Holm p {_fmt(c['p_holm'])}, effect {_fmt(c['effect_size'])}{mde}")
+        mde = (
+            f", detects a difference of {_fmt(c['mde'])} with 80% power"
+            if c.get("mde") is not None
+            else (", cannot reach p < 0.05 with these models" if c["unit"] == "model" else "")
+        )
+        lines.append(
+            f"{c['a']} vs {c['b']}: {c['test']}, p {_fmt(c['p'])} (min attainable {_fmt(c['p_min'])}), "
+            f"Holm p {_fmt(c['p_holm'])}, effect {_fmt(c['effect_size'])}{mde}"
+        )
     for name, e in summary["equivalence"].items():
         verdict = "removes the asymmetry" if e["equivalent"] else "not shown to remove the asymmetry"
         unit = e["unit"].split(" ")[0]
-        power = (f"80% power needs a true mean |{label}| ≤ {_fmt(e['detectable_below'])}"
-                 if e["detectable_below"] is not None and e["detectable_below"] > 0 else
-                 f"no true mean |{label}| reaches 80% power with this design")
-        lines.append(f"{name}: {verdict}: mean |{label}| {_fmt(e['mean_abs'])} over {e['n']} {unit}s, upper "
-                     f"95% bound {_fmt(e['upper'])} vs margin {e['margin']:g}, p {_fmt(e['p'])} (min attainable "
-                     f"{_fmt(e['p_min'])}), Holm p {_fmt(e['p_holm'])}; {power} (minimum detectable effect "
-                     f"{_fmt(e['mde'])} below the margin)")
+        power = (
+            f"80% power needs a true mean |{label}| ≤ {_fmt(e['detectable_below'])}"
+            if e["detectable_below"] is not None and e["detectable_below"] > 0
+            else f"no true mean |{label}| reaches 80% power with this design"
+        )
+        lines.append(
+            f"{name}: {verdict}: mean |{label}| {_fmt(e['mean_abs'])} over {e['n']} {unit}s, upper "
+            f"95% bound {_fmt(e['upper'])} vs margin {e['margin']:g}, p {_fmt(e['p'])} (min attainable "
+            f"{_fmt(e['p_min'])}), Holm p {_fmt(e['p_holm'])}; {power} (minimum detectable effect "
+            f"{_fmt(e['mde'])} below the margin)"
+        )
     family, margin = summary["family"], summary["equivalence_margin"]
-    lines.append(f"Holm family: {family['size']} tests ({family['members']}); margin {margin['margin']:g}: "
-                 f"{margin['rationale']}")
+    lines.append(
+        f"Holm family: {family['size']} tests ({family['members']}); margin {margin['margin']:g}: {margin['rationale']}"
+    )
     return lines
 
 
@@ -606,22 +931,38 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     from .progress import Progress
     from .validation import ValidationSpec, run_validation
     from .validation.outputs import check_validation_out, write_validation
+
     check_validation_out(args.out)  # before any work
-    given = {k: v for k, v in dict(regimes=args.regimes, strategies=args.strategies, seeds=args.seeds,
-                                   directions=args.directions, methods=args.methods, epochs=args.epochs,
-                                   arch=args.arch, encoder=args.encoder, device=args.device,
-                                   offsets=None if args.offsets is None else args.offsets.split(",")).items()
-             if v is not None}
+    given = {
+        k: v
+        for k, v in dict(
+            regimes=args.regimes,
+            strategies=args.strategies,
+            seeds=args.seeds,
+            directions=args.directions,
+            methods=args.methods,
+            epochs=args.epochs,
+            arch=args.arch,
+            encoder=args.encoder,
+            device=args.device,
+            offsets=None if args.offsets is None else args.offsets.split(","),
+        ).items()
+        if v is not None
+    }
     spec = ValidationSpec.quick(**given) if args.quick else ValidationSpec(**given)
     with Progress("validate", unit="step") as bar:
         validation = run_validation(spec, progress=bar.update, command=_validate_command(args))
     written = write_validation(validation, args.out)
     for row in validation.table.itertuples():
-        print(f"{row.regime} {row.strategy} d={row.direction:+d} {row.method}: channel asymmetry "
-              f"{_fmt(row.channel_asymmetry)} [{_fmt(row.ci95_lo)}, {_fmt(row.ci95_hi)}], sign accuracy "
-              f"{_fmt(row.sign_accuracy)}, pass rate {_fmt(row.pass_rate)} ({row.seeds} seed(s))")
-    print(f"wrote {written['csv']}, {written['json'].name} and figures/ ({validation.trained} network(s) trained, "
-          f"{validation.from_cache} from the cache)")
+        print(
+            f"{row.regime} {row.strategy} d={row.direction:+d} {row.method}: channel asymmetry "
+            f"{_fmt(row.channel_asymmetry)} [{_fmt(row.ci95_lo)}, {_fmt(row.ci95_hi)}], sign accuracy "
+            f"{_fmt(row.sign_accuracy)}, pass rate {_fmt(row.pass_rate)} ({row.seeds} seed(s))"
+        )
+    print(
+        f"wrote {written['csv']}, {written['json'].name} and figures/ ({validation.trained} network(s) trained, "
+        f"{validation.from_cache} from the cache)"
+    )
     return 0
 
 
@@ -655,8 +996,10 @@ def _split_text(entry: dict) -> str:
     for key, label in (("channel_asymmetry", "channel asymmetry"), ("anatomy_asymmetry", "anatomy")):
         value = entry.get(key)
         if value is not None:
-            parts.append(f"{label} {_fmt(value['mean'])} [{_fmt(value['ci95'][0])}, {_fmt(value['ci95'][1])}] "
-                         f"p {_fmt(value.get('p'))} (min attainable {_fmt(value.get('p_min'))})")
+            parts.append(
+                f"{label} {_fmt(value['mean'])} [{_fmt(value['ci95'][0])}, {_fmt(value['ci95'][1])}] "
+                f"p {_fmt(value.get('p'))} (min attainable {_fmt(value.get('p_min'))})"
+            )
     return "; ".join(parts) + "; " if parts else ""
 
 

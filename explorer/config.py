@@ -24,6 +24,21 @@ from pathlib import Path
 
 from .errors import InputError
 
+__all__ = [
+    "MIN_SLICE_SIDE",
+    "MAX_SLICE_SIDE",
+    "env_number",
+    "Limits",
+    "check_slices",
+    "cache_dir",
+    "cache_max_bytes",
+    "REPO_ROOT",
+    "SAMPLE_DIR",
+    "MODELS_DIR",
+    "require_dir",
+]
+
+
 #: Shortest and longest side of a slice a 2D+ network is run on.
 MIN_SLICE_SIDE = 8
 MAX_SLICE_SIDE = 8192
@@ -43,8 +58,11 @@ def env_number(name: str, default: float, *, integer: bool = False) -> float:
     except ValueError:
         value = math.nan
     if not (math.isfinite(value) and value > 0) or (integer and not value.is_integer()):
-        raise InputError(name, f"environment variable is {raw.strip()[:40]!r}",
-                         f"a positive {'integer' if integer else 'number'}, e.g. {default:g}")
+        raise InputError(
+            name,
+            f"environment variable is {raw.strip()[:40]!r}",
+            f"a positive {'integer' if integer else 'number'}, e.g. {default:g}",
+        )
     return value
 
 
@@ -94,12 +112,17 @@ def check_slices(shape: tuple[int, int, int], axis_index: int, source: str, limi
     dims = list(shape)
     count = dims.pop(axis_index)
     if count > limits.max_slices:
-        raise InputError(source, f"{count:,} slices along the slicing axis, over the limit of {limits.max_slices:,}",
-                         "another slicing axis, a cropped volume, or raise EXPLORER_MAX_SLICES")
+        raise InputError(
+            source,
+            f"{count:,} slices along the slicing axis, over the limit of {limits.max_slices:,}",
+            "another slicing axis, a cropped volume, or raise EXPLORER_MAX_SLICES",
+        )
     if min(dims) < MIN_SLICE_SIDE or max(dims) > MAX_SLICE_SIDE:
-        raise InputError(source, f"slices of {dims[0]} × {dims[1]} pixels",
-                         f"slices with sides of {MIN_SLICE_SIDE}..{MAX_SLICE_SIDE} pixels for a 2D+ network "
-                         "(another slicing axis?)")
+        raise InputError(
+            source,
+            f"slices of {dims[0]} × {dims[1]} pixels",
+            f"slices with sides of {MIN_SLICE_SIDE}..{MAX_SLICE_SIDE} pixels for a 2D+ network (another slicing axis?)",
+        )
 
 
 def cache_dir() -> Path:
@@ -138,7 +161,10 @@ def require_dir(directory: str | Path, variable: str) -> Path:
     """
     path = Path(directory)
     if not path.is_dir():
-        raise InputError(str(path), "this folder does not exist (an installed explorer carries no sample data or "
-                         "zoo; they live in the repository checkout)",
-                         f"a checkout of the repository, or {variable} naming a copy of the folder")
+        raise InputError(
+            str(path),
+            "this folder does not exist (an installed explorer carries no sample data or "
+            "zoo; they live in the repository checkout)",
+            f"a checkout of the repository, or {variable} naming a copy of the folder",
+        )
     return path

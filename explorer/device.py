@@ -6,10 +6,17 @@ import torch
 
 from .errors import InputError
 
+__all__ = ["DEVICE_CHOICES", "PRECISIONS", "resolve_precision", "autocast", "select_device", "describe_device"]
+
+
 DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
 #: Precisions of the attribution passes (autocast); ``auto`` resolves per device (:func:`resolve_precision`).
-PRECISIONS: dict[str, torch.dtype | None] = {"auto": None, "float32": torch.float32, "bfloat16": torch.bfloat16,
-                                             "float16": torch.float16}
+PRECISIONS: dict[str, torch.dtype | None] = {
+    "auto": None,
+    "float32": torch.float32,
+    "bfloat16": torch.bfloat16,
+    "float16": torch.float16,
+}
 
 
 def resolve_precision(name: str, device: torch.device) -> str:
@@ -37,8 +44,9 @@ def resolve_precision(name: str, device: torch.device) -> str:
 def autocast(device: torch.device, precision: str) -> torch.autocast:
     """The autocast context of a resolved ``precision`` on ``device`` (disabled for float32)."""
     dtype = PRECISIONS[precision]
-    return torch.autocast(device_type=device.type, dtype=dtype or torch.float32,
-                          enabled=dtype not in (None, torch.float32))
+    return torch.autocast(
+        device_type=device.type, dtype=dtype or torch.float32, enabled=dtype not in (None, torch.float32)
+    )
 
 
 def select_device(preference: str = "auto") -> torch.device:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+__all__ = ["InputError", "unknown_name"]
+
 
 class InputError(ValueError):
     """Bad user input: names the file (or parameter), what was found and what was expected.

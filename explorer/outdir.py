@@ -19,9 +19,23 @@ from pathlib import Path
 
 from .errors import InputError
 
+__all__ = ["OUR_NAMES", "check_out_dir", "clean_stale_outputs", "swap_into"]
+
+
 #: Every top-level name ``explorer analyze`` may create; anything else in a previous output folder is the user's.
-OUR_NAMES = frozenset({"shares.csv", "summary.json", "statistics.csv", "comparisons.csv", "diagnostics.csv",
-                       "logit_histograms.csv", "sanity.json", "figures", "maps"})
+OUR_NAMES = frozenset(
+    {
+        "shares.csv",
+        "summary.json",
+        "statistics.csv",
+        "comparisons.csv",
+        "diagnostics.csv",
+        "logit_histograms.csv",
+        "sanity.json",
+        "figures",
+        "maps",
+    }
+)
 
 
 def check_out_dir(out_dir: str | Path, *, marker: str = "summary.json") -> Path:
@@ -47,16 +61,20 @@ def check_out_dir(out_dir: str | Path, *, marker: str = "summary.json") -> Path:
     if out.exists() and not out.is_dir():
         raise InputError(out, "exists and is not a directory", "a directory path for the outputs")
     if out.is_dir() and any(out.iterdir()) and not (out / marker).is_file():
-        raise InputError(out, "exists and holds files that are not explorer outputs",
-                         "a new or empty folder, or one written by explorer before (it is replaced)")
+        raise InputError(
+            out,
+            "exists and holds files that are not explorer outputs",
+            "a new or empty folder, or one written by explorer before (it is replaced)",
+        )
     ancestor = out.parent
     while not ancestor.exists():
         ancestor = ancestor.parent
     if not ancestor.is_dir():
         raise InputError(out, f"{ancestor} is a file", "an output path under a folder")
     if not os.access(ancestor, os.W_OK | os.X_OK):
-        raise InputError(out, f"cannot write into {ancestor} (permission denied)",
-                         "an output folder whose parent is writable")
+        raise InputError(
+            out, f"cannot write into {ancestor} (permission denied)", "an output folder whose parent is writable"
+        )
     return out
 
 

@@ -14,6 +14,9 @@ import sys
 import time
 from types import TracebackType
 
+__all__ = ["PLAIN_INTERVAL_S", "Progress"]
+
+
 #: Seconds between two plain progress lines (and before the first).
 PLAIN_INTERVAL_S = 10.0
 
@@ -35,8 +38,13 @@ class Progress:
         if not self.plain:
             from tqdm import tqdm  # imported here: a replayed command never reports progress
 
-            self._bar = tqdm(desc=desc, unit=unit, total=total, file=sys.stderr,
-                             bar_format=None if unit else "{l_bar}{bar}| {elapsed}<{remaining} {postfix}")
+            self._bar = tqdm(
+                desc=desc,
+                unit=unit,
+                total=total,
+                file=sys.stderr,
+                bar_format=None if unit else "{l_bar}{bar}| {elapsed}<{remaining} {postfix}",
+            )
 
     def update(self, done: int, total: int, message: str = "") -> None:
         """Report ``done`` of ``total``: redraw the bar, or write a line when the interval has passed."""
@@ -63,13 +71,13 @@ class Progress:
         now = time.monotonic()
         if now - self._start >= PLAIN_INTERVAL_S:
             self._last = now
-            print(" ".join(f"{self.desc}: {message}, {now - self._start:,.0f} s".split()), file=sys.stderr,
-                  flush=True)
+            print(" ".join(f"{self.desc}: {message}, {now - self._start:,.0f} s".split()), file=sys.stderr, flush=True)
 
     def __enter__(self) -> Progress:
         return self
 
-    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
-                 trace: TracebackType | None) -> None:
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
         if self._bar is not None:
             self._bar.close()

@@ -17,6 +17,8 @@ from .diagnostics.options import DiagnosticOptions
 from .errors import InputError, unknown_name
 from .io.volume import AXES
 
+__all__ = ["RunSpec"]
+
 
 @dataclass(frozen=True)
 class RunSpec:
@@ -79,16 +81,24 @@ class RunSpec:
             return self
         axes = {c.meta.axis for c in checkpoints}
         if len(axes) > 1:
-            raise InputError("--axis", f"the checkpoints were trained on different axes {sorted(axes)}",
-                             "--axis to choose one")
+            raise InputError(
+                "--axis", f"the checkpoints were trained on different axes {sorted(axes)}", "--axis to choose one"
+            )
         return replace(self, axis=axes.pop())
 
     def result_key(self) -> dict[str, Any]:
         """The fields besides the axis that change a model's cached result (see
         :func:`explorer.cache.store.result_key`; the device does not: results agree across devices)."""
-        return {"method": self.method, "target": self.target, "params": dict(self.params),
-                "zflip": self.zflip, "zflip_stride": self.zflip_stride, "maps": self.keep_maps,
-                "dilation": self.diagnostics.dilation, "precision": self.precision}
+        return {
+            "method": self.method,
+            "target": self.target,
+            "params": dict(self.params),
+            "zflip": self.zflip,
+            "zflip_stride": self.zflip_stride,
+            "maps": self.keep_maps,
+            "dilation": self.diagnostics.dilation,
+            "precision": self.precision,
+        }
 
     def record(self) -> dict[str, Any]:
         """JSON-ready record of every field (``summary.json``'s ``inputs``)."""

@@ -20,6 +20,8 @@ from .errors import InputError
 from .io.normalise import normalise
 from .io.volume import Mask, Volume, load_mask, load_volume
 
+__all__ = ["Study"]
+
 
 @dataclass(frozen=True, eq=False)
 class Study:
@@ -34,8 +36,11 @@ class Study:
 
     def __post_init__(self) -> None:
         if self.mask is not None and self.mask.data.shape != self.volume.shape:
-            raise InputError(self.mask.source, f"mask has shape {self.mask.data.shape} but the volume has "
-                             f"{self.volume.shape}", "a mask on the volume's grid")
+            raise InputError(
+                self.mask.source,
+                f"mask has shape {self.mask.data.shape} but the volume has {self.volume.shape}",
+                "a mask on the volume's grid",
+            )
 
     @classmethod
     def load(cls, volume: Volume | str | Path, mask: Mask | str | Path | None = None) -> Study:
@@ -62,6 +67,7 @@ class Study:
 
     def record(self) -> dict[str, Any]:
         """JSON-ready description of the inputs (``summary.json``'s ``inputs``)."""
-        return {"volume": {"source": self.volume.source, "sha256": self.volume.sha256,
-                           "shape": list(self.volume.shape)},
-                "mask": {"source": self.mask.source, "sha256": self.mask.sha256} if self.mask is not None else None}
+        return {
+            "volume": {"source": self.volume.source, "sha256": self.volume.sha256, "shape": list(self.volume.shape)},
+            "mask": {"source": self.mask.source, "sha256": self.mask.sha256} if self.mask is not None else None,
+        }

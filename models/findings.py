@@ -67,8 +67,9 @@ def held_out_manifest(out: Path) -> Path:
         writer.writeheader()
         for row in rows:
             if row["split"] == "test":
-                writer.writerow({**row, "volume": str(MANIFEST.parent / row["volume"]),
-                                 "mask": str(MANIFEST.parent / row["mask"])})
+                writer.writerow(
+                    {**row, "volume": str(MANIFEST.parent / row["volume"]), "mask": str(MANIFEST.parent / row["mask"])}
+                )
     return path
 
 
@@ -82,6 +83,7 @@ def analyse_study(study: Path, out: Path, encoders: list[str] | None = None) -> 
     """
     from explorer.io.files import file_sha256
     from explorer.models.checkpoints import load_checkpoint
+
     out.mkdir(parents=True, exist_ok=True)
     test_manifest = held_out_manifest(out)
     metas = {path: load_checkpoint(path).meta for path in sorted(study.glob("*.safetensors"))}
@@ -93,8 +95,18 @@ def analyse_study(study: Path, out: Path, encoders: list[str] | None = None) -> 
         if encoders and encoder not in encoders:
             continue
         folder = out / encoder
-        command = [sys.executable, "-m", "explorer.cli", "cohort", str(test_manifest),
-                   *[a for c in paths for a in ("--checkpoint", str(c))], "--workers", "1", "--out", str(folder)]
+        command = [
+            sys.executable,
+            "-m",
+            "explorer.cli",
+            "cohort",
+            str(test_manifest),
+            *[a for c in paths for a in ("--checkpoint", str(c))],
+            "--workers",
+            "1",
+            "--out",
+            str(folder),
+        ]
         commands.append(shlex.join(["explorer", *command[3:]]))
         print(commands[-1], flush=True)
         subprocess.run(command, check=True)
@@ -110,14 +122,22 @@ def analyse_study(study: Path, out: Path, encoders: list[str] | None = None) -> 
 def training_record(path: Path, meta: CheckpointMeta, sha256: str) -> dict:
     """One checkpoint's columns in the committed table: its SHA-256 and how it was trained."""
     epochs = meta.training.get("epochs") or {}
-    return {"model": path.stem, "checkpoint_sha256": sha256, "encoder": meta.encoder,
-            "epochs_reached": epochs.get("epochs_reached", meta.recipe["epochs"]),
-            "max_epochs": meta.recipe["epochs"], "best_epoch": epochs.get("best_epoch"),
-            "stopped_early": epochs.get("stopped_early"), "patience": meta.recipe.get("patience"),
-            "slice_stride": meta.recipe["slice_stride"], "train_slices": meta.training["split"]["train_slices"],
-            "val_subjects": " ".join(s["subject"] for s in meta.training["split"].get("val", [])),
-            "train_seconds": meta.training["seconds"], "heldout_dice_mean": meta.metrics["val_dice"],
-            "train_command": meta.training["command"]}
+    return {
+        "model": path.stem,
+        "checkpoint_sha256": sha256,
+        "encoder": meta.encoder,
+        "epochs_reached": epochs.get("epochs_reached", meta.recipe["epochs"]),
+        "max_epochs": meta.recipe["epochs"],
+        "best_epoch": epochs.get("best_epoch"),
+        "stopped_early": epochs.get("stopped_early"),
+        "patience": meta.recipe.get("patience"),
+        "slice_stride": meta.recipe["slice_stride"],
+        "train_slices": meta.training["split"]["train_slices"],
+        "val_subjects": " ".join(s["subject"] for s in meta.training["split"].get("val", [])),
+        "train_seconds": meta.training["seconds"],
+        "heldout_dice_mean": meta.metrics["val_dice"],
+        "train_command": meta.training["command"],
+    }
 
 
 def recompute(stem: str) -> tuple[pd.DataFrame, dict]:
@@ -134,29 +154,45 @@ def recompute(stem: str) -> tuple[pd.DataFrame, dict]:
     summary = summarise(rows, margin=committed["equivalence_margin"]["margin"])
     for name, group in committed["groups"].items():
         old, new = group[group["endpoint"]], summary["groups"][name][group["endpoint"]]
-        if not all(abs(a - b) < 1e-9 for a, b in zip([old["mean"], *old["ci95"]], [new["mean"], *new["ci95"]],
-                                                      strict=True)):
+        if not all(
+            abs(a - b) < 1e-9 for a, b in zip([old["mean"], *old["ci95"]], [new["mean"], *new["ci95"]], strict=True)
+        ):
             raise ValueError(f"{stem}: {name}'s interval {new} differs from the committed {old}")
-    if [round(c["p_holm"], 12) for c in committed["comparisons"]] != [round(c["p_holm"], 12)
-                                                                       for c in summary["comparisons"]]:
+    if [round(c["p_holm"], 12) for c in committed["comparisons"]] != [
+        round(c["p_holm"], 12) for c in summary["comparisons"]
+    ]:
         raise ValueError(f"{stem}: the recomputed Holm p-values differ from the committed summary")
     return rows, summary
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--study", type=Path, default=None, metavar="DIR",
-                        help="analyse the study checkpoints in DIR and write docs/findings/study_*")
+    parser.add_argument(
+        "--study",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="analyse the study checkpoints in DIR and write docs/findings/study_*",
+    )
     parser.add_argument("--encoder", nargs="+", default=None, help="with --study: only these encoders")
     parser.add_argument("--methods", action="store_true", help="the method comparison on the 15-model zoo")
     parser.add_argument("--out", type=Path, default=Path("findings-out"))
     parser.add_argument("--ig-steps", type=int, default=8, help="integrated-gradients steps (recorded)")
-    parser.add_argument("--zoo", nargs="+", type=Path, default=[ROOT / "models", ROOT / "models" / "seeds"],
-                        help="folders of checkpoints for --methods (default models/ and models/seeds/)")
+    parser.add_argument(
+        "--zoo",
+        nargs="+",
+        type=Path,
+        default=[ROOT / "models", ROOT / "models" / "seeds"],
+        help="folders of checkpoints for --methods (default models/ and models/seeds/)",
+    )
     parser.add_argument("--only", nargs="*", default=None, help="with --methods: run only these rows of RUNS")
     parser.add_argument("--tables", action="store_true", help="with --methods: only print the tables in --out")
-    parser.add_argument("--write", action="store_true", help="write the recomputed tables into docs/findings.md "
-                        "(between its <!-- findings.py: NAME --> markers) instead of printing them")
+    parser.add_argument(
+        "--write",
+        action="store_true",
+        help="write the recomputed tables into docs/findings.md "
+        "(between its <!-- findings.py: NAME --> markers) instead of printing them",
+    )
     args = parser.parse_args()
     if args.study is not None:
         analyse_study(args.study, args.out, args.encoder)
@@ -211,8 +247,17 @@ def run_methods(args: argparse.Namespace) -> None:
         if name == "integrated_gradients":
             extra = [*extra, "--param", f"steps={args.ig_steps}"]
         folder = out / name.replace(" ", "_").replace("(", "").replace(")", "")
-        command = [sys.executable, "-m", "explorer.cli", "cohort", str(MANIFEST if all_subjects else test_manifest),
-                   *[a for c in zoo for a in ("--checkpoint", str(c))], *extra, "--out", str(folder)]
+        command = [
+            sys.executable,
+            "-m",
+            "explorer.cli",
+            "cohort",
+            str(MANIFEST if all_subjects else test_manifest),
+            *[a for c in zoo for a in ("--checkpoint", str(c))],
+            *extra,
+            "--out",
+            str(folder),
+        ]
         commands.append(shlex.join(["explorer", *command[3:]]))
         print(commands[-1], flush=True)
         subprocess.run(command, check=True)
@@ -225,38 +270,55 @@ def study_tables(stem: str, rows: pd.DataFrame, summary: dict) -> list[str]:
     """The Markdown tables of one committed table: groups, per-model values, training, comparisons."""
     endpoint = summary["endpoint"]
     margin = summary["equivalence_margin"]["margin"]
-    lines = [f"### {stem} ({rows['model'].nunique()} models × {rows['subject'].nunique()} volumes, endpoint "
-             f"`{endpoint}`)", "",
-             f"| strategy | models | volumes | mean [95% t-interval over models] | mean \\|value\\| [one-sided 95% "
-             f"upper] | below ±{margin:g}? p (p_min), Holm p | shares −1 / 0 / +1 | held-out Dice [95% CI] |",
-             "|---|---:|---:|---|---|---|---|---|"]
+    lines = [
+        f"### {stem} ({rows['model'].nunique()} models × {rows['subject'].nunique()} volumes, endpoint `{endpoint}`)",
+        "",
+        f"| strategy | models | volumes | mean [95% t-interval over models] | mean \\|value\\| [one-sided 95% "
+        f"upper] | below ±{margin:g}? p (p_min), Holm p | shares −1 / 0 / +1 | held-out Dice [95% CI] |",
+        "|---|---:|---:|---|---|---|---|---|",
+    ]
     for name, group in summary["groups"].items():
         eq = summary["equivalence"][name]
         shares = " / ".join(f"{v:.2f}" for _, v in sorted(group["mean_share"].items(), key=lambda kv: int(kv[0])))
-        lines.append(f"| `{name}` | {group['n_models']} | {group['n_volumes']} | {_ci(group[endpoint])} | "
-                     f"{eq['mean_abs']:.3f} [{eq['upper']:.3f}] | {_p(eq['p'])} ({_p(eq['p_min'])}), "
-                     f"{_p(eq.get('p_holm'))} | {shares} | {_ci(group.get('dice') or {}, signed=False)} |")
-    lines += ["", f"| strategy | per-model `{endpoint}` (seed: mean over volumes) | centre share per model (min–max) |",
-              "|---|---|---|"]
+        lines.append(
+            f"| `{name}` | {group['n_models']} | {group['n_volumes']} | {_ci(group[endpoint])} | "
+            f"{eq['mean_abs']:.3f} [{eq['upper']:.3f}] | {_p(eq['p'])} ({_p(eq['p_min'])}), "
+            f"{_p(eq.get('p_holm'))} | {shares} | {_ci(group.get('dice') or {}, signed=False)} |"
+        )
+    lines += [
+        "",
+        f"| strategy | per-model `{endpoint}` (seed: mean over volumes) | centre share per model (min–max) |",
+        "|---|---|---|",
+    ]
     seeds = rows.drop_duplicates("model").set_index("model")["seed"]
     centre = rows[rows["error"].isna()].groupby("model")["share_0"].mean()
     for name, group in summary["groups"].items():
         cells = sorted((int(seeds[m]), v) for m, v in group["model_means"].items())
         shares = centre[list(group["model_means"])]
-        lines.append(f"| `{name}` | " + ", ".join(f"s{s} {v:+.3f}" for s, v in cells)
-                     + f" | {shares.min():.2f}–{shares.max():.2f} |")
+        lines.append(
+            f"| `{name}` | "
+            + ", ".join(f"s{s} {v:+.3f}" for s, v in cells)
+            + f" | {shares.min():.2f}–{shares.max():.2f} |"
+        )
     if "epochs_reached" in rows:
-        lines += ["", "| strategy | epochs reached (max) | best epoch | held-out Dice per model (min–max) |",
-                  "|---|---|---|---|"]
+        lines += [
+            "",
+            "| strategy | epochs reached (max) | best epoch | held-out Dice per model (min–max) |",
+            "|---|---|---|---|",
+        ]
         models = rows.drop_duplicates("model").sort_values("seed")
         for name, part in models.groupby("strategy", sort=False):
-            lines.append(f"| `{name}` | {', '.join(str(int(e)) for e in part['epochs_reached'])} "
-                         f"({int(part['max_epochs'].iloc[0])}) | {', '.join(str(int(b)) for b in part['best_epoch'])}"
-                         f" | {part['heldout_dice_mean'].min():.3f}–{part['heldout_dice_mean'].max():.3f} |")
+            lines.append(
+                f"| `{name}` | {', '.join(str(int(e)) for e in part['epochs_reached'])} "
+                f"({int(part['max_epochs'].iloc[0])}) | {', '.join(str(int(b)) for b in part['best_epoch'])}"
+                f" | {part['heldout_dice_mean'].min():.3f}–{part['heldout_dice_mean'].max():.3f} |"
+            )
     lines += ["", "| a | b | test (unit, n) | p (p_min) | Holm p | effect |", "|---|---|---|---|---:|---:|"]
     for c in summary["comparisons"]:
-        lines.append(f"| `{c['a']}` | `{c['b']}` | {c['test'].split(' (')[0]} ({c['unit']}, {c['n']}) | "
-                     f"{_p(c['p'])} ({_p(c['p_min'])}) | {_p(c['p_holm'])} | {_num(c.get('effect_size'))} |")
+        lines.append(
+            f"| `{c['a']}` | `{c['b']}` | {c['test'].split(' (')[0]} ({c['unit']}, {c['n']}) | "
+            f"{_p(c['p'])} ({_p(c['p_min'])}) | {_p(c['p_holm'])} | {_num(c.get('effect_size'))} |"
+        )
     family = summary["family"]
     lines += ["", f"Holm family: {family['size']} tests ({family['members']})."]
     return lines
@@ -265,32 +327,43 @@ def study_tables(stem: str, rows: pd.DataFrame, summary: dict) -> list[str]:
 def print_tables(folder: Path) -> None:
     """One cohort run's tables in Markdown: groups, per-model AI (seed spread), comparisons."""
     summary = json.loads((folder / "cohort_summary.json").read_text())
-    print(f"\n### {folder.name}\n\n| group | models | volumes | AI [95% CI] | mean shares −1 / 0 / +1 | "
-          "held-out Dice [95% CI] | magnitude-equivalence p (±margin), unit |\n|---|---:|---:|---|---|---|---|")
+    print(
+        f"\n### {folder.name}\n\n| group | models | volumes | AI [95% CI] | mean shares −1 / 0 / +1 | "
+        "held-out Dice [95% CI] | magnitude-equivalence p (±margin), unit |\n|---|---:|---:|---|---|---|---|"
+    )
     for group, g in summary["groups"].items():
         ai, dice = g["asymmetry_index"], g.get("dice") or {}
         eq = summary.get("equivalence", {}).get(group, {})
         shares = " / ".join(f"{v:.3f}" for _, v in sorted(g["mean_share"].items(), key=lambda kv: int(kv[0])))
-        print(f"| {group} | {g['n_models']} | {g['n_volumes']} | {_ci(ai)} | {shares} | {_ci(dice)} | "
-              f"{_p(eq.get('p'))}, {eq.get('unit', 'n/a').split(' ')[0]} |")
+        print(
+            f"| {group} | {g['n_models']} | {g['n_volumes']} | {_ci(ai)} | {shares} | {_ci(dice)} | "
+            f"{_p(eq.get('p'))}, {eq.get('unit', 'n/a').split(' ')[0]} |"
+        )
     rows = list(csv.DictReader((folder / "cohort.csv").open()))
     per_model: dict[str, dict[str, list[float]]] = {}
     for row in rows:
         if not row.get("error"):
-            per_model.setdefault(row["strategy"], {}).setdefault(row["model"], []).append(
-                float(row["asymmetry_index"]))
+            per_model.setdefault(row["strategy"], {}).setdefault(row["model"], []).append(float(row["asymmetry_index"]))
     print("\n| group | AI per model (mean over volumes) |\n|---|---|")
     for group, models in per_model.items():
-        print(f"| {group} | " + ", ".join(f"{m.rsplit('-', 1)[-1]} {sum(v) / len(v):+.3f}"
-                                          for m, v in sorted(models.items())) + " |")
-    print("\n| a | b | test (unit) | p | Holm p | effect | median difference a − b [95% CI] |\n"
-          "|---|---|---|---:|---:|---:|---|")
+        print(
+            f"| {group} | "
+            + ", ".join(f"{m.rsplit('-', 1)[-1]} {sum(v) / len(v):+.3f}" for m, v in sorted(models.items()))
+            + " |"
+        )
+    print(
+        "\n| a | b | test (unit) | p | Holm p | effect | median difference a − b [95% CI] |\n"
+        "|---|---|---|---:|---:|---:|---|"
+    )
     for c in summary["comparisons"]:
         lo, hi = c.get("ci95") or [None, None]
-        median = (f"{c['median_difference']:+.3f} [{_num(lo)}, {_num(hi)}]" if c.get("median_difference") is not None
-                  else "")
-        print(f"| {c['a']} | {c['b']} | {c['test'].split(' (')[0]} ({c['unit']}) | {_p(c['p'])} | "
-              f"{_p(c['p_holm'])} | {_num(c.get('effect_size'))} | {median} |")
+        median = (
+            f"{c['median_difference']:+.3f} [{_num(lo)}, {_num(hi)}]" if c.get("median_difference") is not None else ""
+        )
+        print(
+            f"| {c['a']} | {c['b']} | {c['test'].split(' (')[0]} ({c['unit']}) | {_p(c['p'])} | "
+            f"{_p(c['p_holm'])} | {_num(c.get('effect_size'))} | {median} |"
+        )
 
 
 def _num(value: float | None) -> str:

@@ -51,11 +51,13 @@ STUDY_ENCODERS = (("mobilenet_v2", 10), ("timm-tf_efficientnet_lite0", 3))
 STUDY_EPOCHS, STUDY_STRIDE, STUDY_PATIENCE, STUDY_WARMUP, STUDY_VAL_SUBJECTS = 8, 6, 2, 3, 1
 HERE = Path(__file__).resolve().parent
 RUN_RECORD = HERE / "zoo_run.json"
-LICENCE = ("The `imagenet*` checkpoints start from torchvision's ImageNet weights for mobilenet_v2 (BSD-3-Clause "
-           "code and weights), which were trained on ImageNet; ImageNet's terms of access allow non-commercial "
-           "research and educational use only, so treat these checkpoints as research artefacts under those "
-           "terms. The `random` checkpoints use no pretrained weights. The training data are the simulated "
-           "subjects of `sample_data/cohort/` (derived from the MNI ICBM152 2009a template; see its PROVENANCE.md).")
+LICENCE = (
+    "The `imagenet*` checkpoints start from torchvision's ImageNet weights for mobilenet_v2 (BSD-3-Clause "
+    "code and weights), which were trained on ImageNet; ImageNet's terms of access allow non-commercial "
+    "research and educational use only, so treat these checkpoints as research artefacts under those "
+    "terms. The `random` checkpoints use no pretrained weights. The training data are the simulated "
+    "subjects of `sample_data/cohort/` (derived from the MNI ICBM152 2009a template; see its PROVENANCE.md)."
+)
 
 
 def checkpoint_name(strategy: str, seed: int, encoder: str = "mobilenet_v2") -> str:
@@ -65,27 +67,60 @@ def checkpoint_name(strategy: str, seed: int, encoder: str = "mobilenet_v2") -> 
 
 def study_queue() -> list[tuple[str, int, str]]:
     """The study's ``(encoder, seed, strategy)`` in training order: by encoder, then seed, then strategy."""
-    return [(encoder, seed, strategy) for encoder, n in STUDY_ENCODERS for seed in range(n)
-            for strategy in STUDY_STRATEGIES]
+    return [
+        (encoder, seed, strategy) for encoder, n in STUDY_ENCODERS for seed in range(n) for strategy in STUDY_STRATEGIES
+    ]
 
 
 def study_command(encoder: str, seed: int, strategy: str, out: Path) -> list[str]:
     """The exact ``explorer train`` arguments for one study checkpoint (early stopping on a held-out subject)."""
-    return ["train", "--manifest", MANIFEST, "--split-column", "split", "--encoder", encoder, "--arch", "Unet",
-            "--epochs", str(STUDY_EPOCHS), "--slice-stride", str(STUDY_STRIDE), "--patience", str(STUDY_PATIENCE),
-            "--warmup", str(STUDY_WARMUP), "--val-subjects", str(STUDY_VAL_SUBJECTS), "--seed", str(seed),
-            "--axis", "axial", "--device", "cpu",
-            "--strategy", strategy, "--out", str(out / checkpoint_name(strategy, seed, encoder))]
+    return [
+        "train",
+        "--manifest",
+        MANIFEST,
+        "--split-column",
+        "split",
+        "--encoder",
+        encoder,
+        "--arch",
+        "Unet",
+        "--epochs",
+        str(STUDY_EPOCHS),
+        "--slice-stride",
+        str(STUDY_STRIDE),
+        "--patience",
+        str(STUDY_PATIENCE),
+        "--warmup",
+        str(STUDY_WARMUP),
+        "--val-subjects",
+        str(STUDY_VAL_SUBJECTS),
+        "--seed",
+        str(seed),
+        "--axis",
+        "axial",
+        "--device",
+        "cpu",
+        "--strategy",
+        strategy,
+        "--out",
+        str(out / checkpoint_name(strategy, seed, encoder)),
+    ]
 
 
 def same_recipe(path: Path, encoder: str, seed: int, strategy: str) -> bool:
     """True when ``path`` holds a study checkpoint of this encoder, strategy and seed with the study's recipe."""
     meta = load_checkpoint(path).meta
     recipe = meta.recipe
-    return (meta.encoder == encoder and meta.strategy == strategy and recipe.get("seed") == seed
-            and recipe.get("epochs") == STUDY_EPOCHS and recipe.get("slice_stride") == STUDY_STRIDE
-            and recipe.get("patience") == STUDY_PATIENCE and recipe.get("warmup") == STUDY_WARMUP
-            and recipe.get("val_subjects") == STUDY_VAL_SUBJECTS)
+    return (
+        meta.encoder == encoder
+        and meta.strategy == strategy
+        and recipe.get("seed") == seed
+        and recipe.get("epochs") == STUDY_EPOCHS
+        and recipe.get("slice_stride") == STUDY_STRIDE
+        and recipe.get("patience") == STUDY_PATIENCE
+        and recipe.get("warmup") == STUDY_WARMUP
+        and recipe.get("val_subjects") == STUDY_VAL_SUBJECTS
+    )
 
 
 def train_study(out: Path) -> int:
@@ -107,9 +142,14 @@ def train_study(out: Path) -> int:
         rc = cli_main(study_command(encoder, seed, strategy, out))
         if rc:
             return rc
-        runs.append({"checkpoint": path.name, "wall_seconds": round(time.perf_counter() - started, 1),
-                     "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                     **load_checkpoint(path).meta.training["epochs"]})
+        runs.append(
+            {
+                "checkpoint": path.name,
+                "wall_seconds": round(time.perf_counter() - started, 1),
+                "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                **load_checkpoint(path).meta.training["epochs"],
+            }
+        )
         record.write_text(json.dumps(runs, indent=1) + "\n")
         print(f"[{i}/{len(queue)}] {path.name}: {runs[-1]['wall_seconds']} s", flush=True)
     return 0
@@ -126,9 +166,31 @@ def command(strategy: str, seed: int, out: Path, epochs: int = EPOCHS, stride: i
         shown = out.resolve().relative_to(HERE.parent)
     except ValueError:
         shown = out
-    return ["train", "--manifest", MANIFEST, "--split-column", "split", "--encoder", "mobilenet_v2", "--arch", "Unet",
-            "--epochs", str(epochs), "--slice-stride", str(stride), "--seed", str(seed), "--axis", "axial",
-            "--device", "cpu", "--strategy", strategy, "--out", str(shown / checkpoint_name(strategy, seed))]
+    return [
+        "train",
+        "--manifest",
+        MANIFEST,
+        "--split-column",
+        "split",
+        "--encoder",
+        "mobilenet_v2",
+        "--arch",
+        "Unet",
+        "--epochs",
+        str(epochs),
+        "--slice-stride",
+        str(stride),
+        "--seed",
+        str(seed),
+        "--axis",
+        "axial",
+        "--device",
+        "cpu",
+        "--strategy",
+        strategy,
+        "--out",
+        str(shown / checkpoint_name(strategy, seed)),
+    ]
 
 
 def _shares(shares: dict) -> str:
@@ -144,7 +206,8 @@ def card(path: Path, test_subjects: list) -> str:
     weights = init["weights"]
     per_subject = ", ".join(f"{k} {v:.4f}" for k, v in meta.metrics["heldout_dice"].items())
     lines = [
-        f"## `{path.name}`", "",
+        f"## `{path.name}`",
+        "",
         f"- **strategy**: `{meta.strategy}` — {STRATEGIES[meta.strategy].definition}",
         f"- **seed**: {meta.recipe['seed']}",
         f"- **command**: `{meta.training['command']}` (run by `models/train_zoo.py`)",
@@ -160,22 +223,28 @@ def card(path: Path, test_subjects: list) -> str:
         f"- **first-conv L1 shares after training**: {_shares(meta.training['first_conv_share_final'])}",
     ]
     if "sha256" in weights:
-        lines.append(f"- **ImageNet weights**: `{weights['file']}` from {weights['source']}, SHA-256 "
-                     f"`{weights['sha256']}`; {weights['loaded_keys']} encoder tensors loaded, missing "
-                     f"{weights['missing_keys'] or 'none'}, unexpected {weights['unexpected_keys'] or 'none'}")
+        lines.append(
+            f"- **ImageNet weights**: `{weights['file']}` from {weights['source']}, SHA-256 "
+            f"`{weights['sha256']}`; {weights['loaded_keys']} encoder tensors loaded, missing "
+            f"{weights['missing_keys'] or 'none'}, unexpected {weights['unexpected_keys'] or 'none'}"
+        )
         rgb = weights["published_first_conv_share"]
         lines.append("- **published first-conv L1 shares**: " + ", ".join(f"{c} {rgb[c]:.3f}" for c in "RGB"))
         if "first_conv_max_abs_diff_to_published" in weights:
             diff = weights["first_conv_max_abs_diff_to_published"]
-            lines.append(f"- **first conv before training vs the published file**: max abs diff {diff:.6g}"
-                         + (" (identical)" if diff == 0 else " (changed by the strategy, by design)"))
+            lines.append(
+                f"- **first conv before training vs the published file**: max abs diff {diff:.6g}"
+                + (" (identical)" if diff == 0 else " (changed by the strategy, by design)")
+            )
     else:
         lines.append(f"- **ImageNet weights**: none (random initialisation, seed {meta.recipe['seed']})")
-    lines += [f"- **training**: {meta.recipe['epochs']} epoch(s), slice stride {meta.recipe['slice_stride']}, "
-              f"batch {meta.recipe['batch_size']}, Adam lr {meta.recipe['lr']}, {meta.recipe['loss']}, "
-              f"{meta.training['device']}, {meta.training['seconds']} s",
-              f"- **file**: {path.stat().st_size / 1e6:.1f} MB, "
-              f"SHA-256 `{hashlib.sha256(path.read_bytes()).hexdigest()}`", ""]
+    lines += [
+        f"- **training**: {meta.recipe['epochs']} epoch(s), slice stride {meta.recipe['slice_stride']}, "
+        f"batch {meta.recipe['batch_size']}, Adam lr {meta.recipe['lr']}, {meta.recipe['loss']}, "
+        f"{meta.training['device']}, {meta.training['seconds']} s",
+        f"- **file**: {path.stat().st_size / 1e6:.1f} MB, SHA-256 `{hashlib.sha256(path.read_bytes()).hexdigest()}`",
+        "",
+    ]
     return "\n".join(lines)
 
 
@@ -197,23 +266,40 @@ def write_cards() -> Path:
     test = load_subjects(test_rows)
     runs = json.loads(RUN_RECORD.read_text()) if RUN_RECORD.exists() else []
     runs = [runs] if isinstance(runs, dict) else runs
-    timing = "; ".join(f"`{r['command']}`: {r['models']} models in {r['wall_seconds']} s wall time ({r['host']})"
-                       for r in runs) or "not recorded"
-    head = ["# Model zoo (v2)", "",
-            "mobilenet_v2 U-Nets trained on the six training subjects of `sample_data/cohort/` (simulated T1 "
-            "volumes, grey-matter masks, axial slices) with the same recipe; only the initialisation strategy "
-            "and the seed differ. Held-out Dice is measured on the four test subjects, which no model saw in "
-            "training. Seed 0 of every strategy ships here (float16, restored to float32 on load by "
-            "`explorer.models.checkpoints.load_checkpoint`); seeds 1 and 2 are reproduced into `models/seeds/` "
-            "(ignored by git) by the command below.", "",
-            "Reproduce all 15 (then these cards):", "",
-            "    HF_HUB_OFFLINE=1 .venv/bin/python models/train_zoo.py --seeds 0 1 2", "",
-            f"Recipe: {EPOCHS} epochs over the training subjects' slices with slice stride {STRIDE} (about 160 "
-            "windows an epoch, 84 Adam steps of 8 in all) — what a 2-core CPU shared with other jobs allowed; pass "
-            "`--epochs N --slice-stride 1` for longer training. Runs recorded (models/zoo_run.json): "
-            f"{timing}.", "",
-            "## Held-out Dice (mean over the test subjects)", "", *heldout_table(), "",
-            "## Licence chain", "", LICENCE, ""]
+    timing = (
+        "; ".join(
+            f"`{r['command']}`: {r['models']} models in {r['wall_seconds']} s wall time ({r['host']})" for r in runs
+        )
+        or "not recorded"
+    )
+    head = [
+        "# Model zoo (v2)",
+        "",
+        "mobilenet_v2 U-Nets trained on the six training subjects of `sample_data/cohort/` (simulated T1 "
+        "volumes, grey-matter masks, axial slices) with the same recipe; only the initialisation strategy "
+        "and the seed differ. Held-out Dice is measured on the four test subjects, which no model saw in "
+        "training. Seed 0 of every strategy ships here (float16, restored to float32 on load by "
+        "`explorer.models.checkpoints.load_checkpoint`); seeds 1 and 2 are reproduced into `models/seeds/` "
+        "(ignored by git) by the command below.",
+        "",
+        "Reproduce all 15 (then these cards):",
+        "",
+        "    HF_HUB_OFFLINE=1 .venv/bin/python models/train_zoo.py --seeds 0 1 2",
+        "",
+        f"Recipe: {EPOCHS} epochs over the training subjects' slices with slice stride {STRIDE} (about 160 "
+        "windows an epoch, 84 Adam steps of 8 in all) — what a 2-core CPU shared with other jobs allowed; pass "
+        "`--epochs N --slice-stride 1` for longer training. Runs recorded (models/zoo_run.json): "
+        f"{timing}.",
+        "",
+        "## Held-out Dice (mean over the test subjects)",
+        "",
+        *heldout_table(),
+        "",
+        "## Licence chain",
+        "",
+        LICENCE,
+        "",
+    ]
     cards = [card(HERE / checkpoint_name(s, 0), test) for s in ZOO]
     out = HERE / "README.md"
     out.write_text("\n".join(head + cards))
@@ -224,13 +310,22 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--strategies", nargs="+", default=list(ZOO), choices=ZOO)
-    parser.add_argument("--out", type=Path, default=None, help="output folder (default models/ for seed 0, "
-                        "models/seeds/ for the others)")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="output folder (default models/ for seed 0, models/seeds/ for the others)",
+    )
     parser.add_argument("--epochs", type=int, default=EPOCHS)
     parser.add_argument("--slice-stride", type=int, default=STRIDE)
     parser.add_argument("--cards", action="store_true", help="only rewrite models/README.md")
-    parser.add_argument("--study", type=Path, default=None, metavar="DIR",
-                        help="train the early-stopping study (study_queue()) into DIR, resumably, and nothing else")
+    parser.add_argument(
+        "--study",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="train the early-stopping study (study_queue()) into DIR, resumably, and nothing else",
+    )
     args = parser.parse_args()
     if args.study is not None:
         return train_study(args.study)
@@ -245,9 +340,14 @@ def main() -> int:
                     return rc
         runs = json.loads(RUN_RECORD.read_text()) if RUN_RECORD.exists() else []
         runs = [runs] if isinstance(runs, dict) else runs
-        runs.append({"command": "HF_HUB_OFFLINE=1 .venv/bin/python models/train_zoo.py " + shlex.join(sys.argv[1:]),
-                     "models": len(args.seeds) * len(args.strategies),
-                     "wall_seconds": round(time.perf_counter() - started), "host": "shared 2-core CPU"})
+        runs.append(
+            {
+                "command": "HF_HUB_OFFLINE=1 .venv/bin/python models/train_zoo.py " + shlex.join(sys.argv[1:]),
+                "models": len(args.seeds) * len(args.strategies),
+                "wall_seconds": round(time.perf_counter() - started),
+                "host": "shared 2-core CPU",
+            }
+        )
         RUN_RECORD.write_text(json.dumps(runs, indent=1) + "\n")
         if args.out is not None:
             return 0

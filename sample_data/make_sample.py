@@ -43,8 +43,10 @@ def main() -> None:
         img.set_qform(affine, code=4)  # 4 = MNI152 space
         img.set_sform(affine, code=4)
         nib.save(img, path)
-    info = {p.name: {"shape": list(nib.load(p).shape), "sha256": hashlib.sha256(p.read_bytes()).hexdigest()}
-            for p in (VOLUME, MASK)}
+    info = {
+        p.name: {"shape": list(nib.load(p).shape), "sha256": hashlib.sha256(p.read_bytes()).hexdigest()}
+        for p in (VOLUME, MASK)
+    }
     info["crop_box_in_template"] = [[int(a), int(b)] for a, b in zip(lo, hi, strict=False)]
     print(json.dumps(info, indent=2))
 

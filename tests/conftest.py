@@ -52,6 +52,7 @@ def warm_cache(tmp_path_factory: pytest.TempPathFactory) -> WarmCache:
     does with results, not the analysis again. A test that needs a cold cache keeps the per-test one."""
     from explorer.analysis import analyze
     from explorer.app.warm import first_visit
+
     warm = WarmCache(tmp_path_factory.mktemp("warm-cache"), tmp_path_factory.mktemp("warm-key") / "cache.key")
     with pytest.MonkeyPatch.context() as mp:
         warm.use(mp)

@@ -34,14 +34,22 @@ def pdf_problems(pdf: bytes, expected: Iterable[str]) -> list[str]:
         for number, page in enumerate(doc.pages, 1):
             found = page.extract_words()
             words += found
-            problems += [f"page {number}: {w['text']!r} crosses the page edge" for w in found
-                         if w["x0"] < 0 or w["top"] < 0 or w["x1"] > page.width or w["bottom"] > page.height]
+            problems += [
+                f"page {number}: {w['text']!r} crosses the page edge"
+                for w in found
+                if w["x0"] < 0 or w["top"] < 0 or w["x1"] > page.width or w["bottom"] > page.height
+            ]
             chars = [c for c in page.chars if c["text"].strip()]
             boxes = _boxes(chars)
-            problems += [f"page {number}: {chars[i]['text']!r} at x={chars[i]['x0']:.0f} overlaps "
-                         f"{chars[j]['text']!r}" for i, j in _overlaps(boxes, boxes) if i < j]
-            problems += [f"page {number}: {chars[i]['text']!r} at x={chars[i]['x0']:.0f} overlaps an image"
-                         for i, _ in _overlaps(boxes, _boxes(page.images))]
+            problems += [
+                f"page {number}: {chars[i]['text']!r} at x={chars[i]['x0']:.0f} overlaps {chars[j]['text']!r}"
+                for i, j in _overlaps(boxes, boxes)
+                if i < j
+            ]
+            problems += [
+                f"page {number}: {chars[i]['text']!r} at x={chars[i]['x0']:.0f} overlaps an image"
+                for i, _ in _overlaps(boxes, _boxes(page.images))
+            ]
     missing = Counter(t for value in expected for t in str(value).split()) - Counter(w["text"] for w in words)
     problems += [f"{token!r} missing ({n}×)" for token, n in missing.items()]
     return problems

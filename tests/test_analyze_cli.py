@@ -31,11 +31,20 @@ def inputs(tmp_path_factory: pytest.TempPathFactory, sample_volume_path: Path, s
         nib.save(nib.load(path).slicer[crop], root / f"{name}.nii.gz")
     for seed, strategy in ((0, "random"), (1, "imagenet-uniform")):
         torch.manual_seed(seed)
-        meta = CheckpointMeta(arch="Unet", encoder="mobilenet_v2", classes=1, offsets=(-1, 0, 1),
-                              strategy=strategy, arch_kwargs={"decoder_channels": DECODER})
+        meta = CheckpointMeta(
+            arch="Unet",
+            encoder="mobilenet_v2",
+            classes=1,
+            offsets=(-1, 0, 1),
+            strategy=strategy,
+            arch_kwargs={"decoder_channels": DECODER},
+        )
         save_checkpoint(build_model(decoder_channels=DECODER), meta, root / f"{strategy}.safetensors")
-    return {"volume": root / "volume.nii.gz", "mask": root / "mask.nii.gz",
-            "checkpoints": [root / "random.safetensors", root / "imagenet-uniform.safetensors"]}
+    return {
+        "volume": root / "volume.nii.gz",
+        "mask": root / "mask.nii.gz",
+        "checkpoints": [root / "random.safetensors", root / "imagenet-uniform.safetensors"],
+    }
 
 
 def cli(inputs: dict, out: Path, *extra: str) -> list[str]:
@@ -46,8 +55,9 @@ def cli(inputs: dict, out: Path, *extra: str) -> list[str]:
 
 
 @pytest.mark.slow
-def test_cli_writes_the_contract_files_and_a_second_run_hits_the_cache(inputs: dict, tmp_path: Path,
-                                                                      capsys: pytest.CaptureFixture) -> None:
+def test_cli_writes_the_contract_files_and_a_second_run_hits_the_cache(
+    inputs: dict, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
     out = tmp_path / "out"
     assert main(cli(inputs, out, "--save-maps")) == 0
     assert "0 of 2 model results from the cache" in capsys.readouterr().out
@@ -66,8 +76,11 @@ def test_cli_writes_the_contract_files_and_a_second_run_hits_the_cache(inputs: d
     summary = json.loads((out / "summary.json").read_text())
     assert set(summary) >= {"models", "inputs", "comparisons"}
     for entry in summary["models"].values():
-        assert set(entry) >= {"strategy", "mean_share", "asymmetry_index", "dice", "first_conv_share", "zflip_dice",
-                              "test"} and "wilcoxon_p" not in entry
+        assert (
+            set(entry)
+            >= {"strategy", "mean_share", "asymmetry_index", "dice", "first_conv_share", "zflip_dice", "test"}
+            and "wilcoxon_p" not in entry
+        )
         assert 0 < entry["asymmetry_index"]["p_min"] <= entry["asymmetry_index"]["p"] <= 1
         assert entry["test"]["block_length"] == entry["bootstrap"]["block_length"]
         assert set(entry["mean_share"]) == set(entry["first_conv_share"]) == {"-1", "0", "1"}
@@ -90,8 +103,13 @@ def test_cli_writes_the_contract_files_and_a_second_run_hits_the_cache(inputs: d
     assert {"p", "p min", "AI mass-weighted", "channel asymmetry mass-weighted"} <= set(stats.columns)
 
     html = sorted(p.name for p in (out / "figures").glob("*.html"))
-    assert {"share_distribution_box.html", "share_distribution_violin.html", "share_along_axis.html",
-            "edge_sensitivity.html", "first_conv_share.html"} <= set(html)
+    assert {
+        "share_distribution_box.html",
+        "share_distribution_violin.html",
+        "share_along_axis.html",
+        "edge_sensitivity.html",
+        "first_conv_share.html",
+    } <= set(html)
 
     source = nib.load(inputs["volume"])
     for name in ("random", "imagenet-uniform"):
@@ -118,17 +136,28 @@ def test_analysis_says_which_results_the_cache_served(inputs: dict, tmp_path: Pa
     assert analyze(inputs["volume"], [a], RunSpec(zflip=False), cache=False).from_cache == []
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (["missing.nii.gz", "--checkpoint", "x.safetensors"], "missing.nii.gz: no such file"),
-    (["VOLUME", "--checkpoint", "nope.safetensors"], "nope.safetensors: no such file"),
-    (["VOLUME", "--checkpoint", "CKPT", "--method", "lrp"], "unknown attribution method 'lrp'"),
-    (["VOLUME", "--checkpoint", "CKPT", "--target", "mask"], "target 'mask' needs a ground-truth mask"),
-    (["VOLUME", "--checkpoint", "CKPT", "--axis", "oblique"], "unknown slicing axis 'oblique'"),
-])
-def test_bad_input_exits_2_with_one_line(inputs: dict, tmp_path: Path, capsys: pytest.CaptureFixture,
-                                         args: list[str], message: str) -> None:
-    argv = ["analyze", *[str(inputs["volume"]) if a == "VOLUME" else str(inputs["checkpoints"][0]) if a == "CKPT"
-                         else a for a in args], "--out", str(tmp_path / "out")]
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["missing.nii.gz", "--checkpoint", "x.safetensors"], "missing.nii.gz: no such file"),
+        (["VOLUME", "--checkpoint", "nope.safetensors"], "nope.safetensors: no such file"),
+        (["VOLUME", "--checkpoint", "CKPT", "--method", "lrp"], "unknown attribution method 'lrp'"),
+        (["VOLUME", "--checkpoint", "CKPT", "--target", "mask"], "target 'mask' needs a ground-truth mask"),
+        (["VOLUME", "--checkpoint", "CKPT", "--axis", "oblique"], "unknown slicing axis 'oblique'"),
+    ],
+)
+def test_bad_input_exits_2_with_one_line(
+    inputs: dict, tmp_path: Path, capsys: pytest.CaptureFixture, args: list[str], message: str
+) -> None:
+    argv = [
+        "analyze",
+        *[
+            str(inputs["volume"]) if a == "VOLUME" else str(inputs["checkpoints"][0]) if a == "CKPT" else a
+            for a in args
+        ],
+        "--out",
+        str(tmp_path / "out"),
+    ]
     assert main(argv) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and message in err[0]
@@ -153,8 +182,13 @@ def test_models_are_cached_separately_and_maps_follow_keep_maps(inputs: dict, tm
 
 def test_progress_reaches_one_and_shares_table_matches_masses(inputs: dict) -> None:
     seen: list[float] = []
-    result = analyze(inputs["volume"], inputs["checkpoints"][:1], RunSpec(method="occlusion", target="abs"),
-                     cache=False, progress=lambda f, m: seen.append(f))
+    result = analyze(
+        inputs["volume"],
+        inputs["checkpoints"][:1],
+        RunSpec(method="occlusion", target="abs"),
+        cache=False,
+        progress=lambda f, m: seen.append(f),
+    )
     assert seen == sorted(seen) and seen[-1] == 1.0 and 0 < seen[0] < 1
     model = next(iter(result.models.values()))
     flipped = model.summary["zflip_asymmetry_index"]["mean"]
@@ -163,8 +197,9 @@ def test_progress_reaches_one_and_shares_table_matches_masses(inputs: dict) -> N
     assert result.summary["inputs"]["params"] == {"baseline": 0.0, "replace": "mean", "blur_sigma": 2.0}
 
 
-def test_a_model_that_predicts_nothing_gets_one_clear_line(inputs: dict, tmp_path: Path,
-                                                            capsys: pytest.CaptureFixture) -> None:
+def test_a_model_that_predicts_nothing_gets_one_clear_line(
+    inputs: dict, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
     """Target 'predicted' with no predicted foreground anywhere: exit 2, a line naming the volume and the fix."""
     checkpoint = load_checkpoint(inputs["checkpoints"][0])
     model = checkpoint.build_model()
@@ -193,7 +228,8 @@ def test_save_maps_with_cam_writes_gradcam_volumes_on_the_input_grid(inputs: dic
 
 
 def test_cli_target_all_shares_do_not_depend_on_how_the_slice_is_padded(
-        sample_volume_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    sample_volume_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """`explorer analyze --target all` on the sample with the shipped imagenet checkpoint, its 77×94 axial slices
     padded to a multiple of 32 (a 96×96 canvas, the default) or of 64 (128×128): the per-slice shares agree up to
     the network's own border effects (measured 0.005). This bounds the shares' dependence on the canvas; it does not
@@ -207,18 +243,39 @@ def test_cli_target_all_shares_do_not_depend_on_how_the_slice_is_padded(
     import explorer.analysis as analysis_module
     from explorer.attribution.windows import padding_for
     from explorer.models.checkpoints import list_zoo
+
     assert padding_for(77, 94, 32) != padding_for(77, 94, 64)
     imagenet = next(p for p in list_zoo() if p.name == "unet-mobilenet_v2-imagenet-s0.safetensors")
     attribute_stack = analysis_module.attribute_stack
     tables = []
     for multiple in (32, 64):
-        monkeypatch.setattr(analysis_module, "attribute_stack",
-                            lambda m, d, s, run, *a, _m=multiple: attribute_stack(m, d, s, replace(run, multiple=_m),
-                                                                                  *a))
+        monkeypatch.setattr(
+            analysis_module,
+            "attribute_stack",
+            lambda m, d, s, run, *a, _m=multiple: attribute_stack(m, d, s, replace(run, multiple=_m), *a),
+        )
         monkeypatch.setenv("EXPLORER_CACHE_DIR", str(tmp_path / f"cache{multiple}"))  # no answer from the other run
         out = tmp_path / f"out{multiple}"
-        assert main(["analyze", str(sample_volume_path), "--checkpoint", str(imagenet), "--target", "all",
-                     "--method", "saliency", "--no-zflip", "--formats", "none", "--out", str(out)]) == 0
+        assert (
+            main(
+                [
+                    "analyze",
+                    str(sample_volume_path),
+                    "--checkpoint",
+                    str(imagenet),
+                    "--target",
+                    "all",
+                    "--method",
+                    "saliency",
+                    "--no-zflip",
+                    "--formats",
+                    "none",
+                    "--out",
+                    str(out),
+                ]
+            )
+            == 0
+        )
         summary = json.loads((out / "summary.json").read_text())
         assert summary["inputs"]["target"] == "all" and summary["inputs"]["volume"]["shape"][:2] == [77, 94]
         tables.append(pd.read_csv(out / "shares.csv").sort_values(["slice", "offset"])["share"].to_numpy())

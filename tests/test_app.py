@@ -68,8 +68,17 @@ def test_first_visit_shows_results_for_the_whole_zoo(analysed):
     zoo = [p.stem for p in list_zoo()]
     assert len(zoo) >= 2
     assert _shown(at).value == zoo
-    assert at.radio(key="view").options == ["Distributions", "Along the axis", "Slice viewer", "3D viewer",
-                                            "First conv", "Statistics", "Diagnostics", "Export", "Debias"]
+    assert at.radio(key="view").options == [
+        "Distributions",
+        "Along the axis",
+        "Slice viewer",
+        "3D viewer",
+        "First conv",
+        "Statistics",
+        "Diagnostics",
+        "Export",
+        "Debias",
+    ]
     assert not at.error
     assert set(zoo) <= _trace_names(at)  # the distribution figure has every checkpoint
 
@@ -145,12 +154,14 @@ def _nifti_upload(sample_volume_path) -> bytes:
 def test_upload_a_nifti_and_a_checkpoint(sample_volume_path):
     at = _fresh()
     at.radio(key="volume_source").set_value("Upload a scan").run()
-    at.file_uploader(key="volume_upload").set_value(("scan.nii.gz", _nifti_upload(sample_volume_path),
-                                                     "application/gzip")).run()
+    at.file_uploader(key="volume_upload").set_value(
+        ("scan.nii.gz", _nifti_upload(sample_volume_path), "application/gzip")
+    ).run()
     zoo = list_zoo()
     at.multiselect(key="zoo_choice").set_value([zoo[0].stem]).run()
     at.file_uploader(key="checkpoint_upload").set_value(
-        [("uploaded.safetensors", zoo[1].read_bytes(), "application/octet-stream")]).run()
+        [("uploaded.safetensors", zoo[1].read_bytes(), "application/octet-stream")]
+    ).run()
     assert not at.error, [e.value for e in at.error]
     at.button(key="analyse").click().run()
     settle(at)
@@ -159,11 +170,15 @@ def test_upload_a_nifti_and_a_checkpoint(sample_volume_path):
     assert any("Analysed: scan.nii.gz" in c.value for c in at.caption)
 
 
-@pytest.mark.parametrize(("payload", "message"), [
-    (b"", "file is empty"),
-    (b"this is not a scan" * 30, "not a NIfTI or TIFF file"),
-    (gzip.compress(bytes(range(256)) * 40)[:200], "gzip data is truncated"),
-], ids=["empty", "not-a-scan", "truncated-gzip"])
+@pytest.mark.parametrize(
+    ("payload", "message"),
+    [
+        (b"", "file is empty"),
+        (b"this is not a scan" * 30, "not a NIfTI or TIFF file"),
+        (gzip.compress(bytes(range(256)) * 40)[:200], "gzip data is truncated"),
+    ],
+    ids=["empty", "not-a-scan", "truncated-gzip"],
+)
 def test_a_bad_upload_shows_a_message_not_a_traceback(payload, message):
     at = _fresh()
     at.radio(key="volume_source").set_value("Upload a scan").run()
@@ -175,7 +190,8 @@ def test_a_bad_upload_shows_a_message_not_a_traceback(payload, message):
 def test_a_bad_checkpoint_upload_shows_a_message():
     at = _fresh()
     at.file_uploader(key="checkpoint_upload").set_value(
-        [("broken.safetensors", b"\x10\x00\x00\x00\x00\x00\x00\x00{not json}", "application/octet-stream")]).run()
+        [("broken.safetensors", b"\x10\x00\x00\x00\x00\x00\x00\x00{not json}", "application/octet-stream")]
+    ).run()
     assert not at.exception
     assert any("broken.safetensors" in e.value for e in at.error), [e.value for e in at.error]
 
@@ -208,8 +224,9 @@ def test_adding_a_checkpoint_and_removing_a_tag(sample_volume_path):
 def test_a_rejected_mask_blocks_analyse(sample_volume_path):
     at = _fresh()
     at.radio(key="volume_source").set_value("Upload a scan").run()
-    at.file_uploader(key="volume_upload").set_value(("scan.nii.gz", _nifti_upload(sample_volume_path),
-                                                     "application/gzip")).run()
+    at.file_uploader(key="volume_upload").set_value(
+        ("scan.nii.gz", _nifti_upload(sample_volume_path), "application/gzip")
+    ).run()
     wrong_grid = gzip.compress(nib.Nifti1Image(np.ones((5, 5, 5), np.uint8), np.eye(4)).to_bytes())
     at.file_uploader(key="mask_upload").set_value(("mask.nii.gz", wrong_grid, "application/gzip")).run()
     assert not at.exception
@@ -224,13 +241,17 @@ def test_the_same_files_uploaded_twice_keep_checkpoints_and_analyse(sample_volum
     at = _fresh()
     scan = _nifti_upload(sample_volume_path)
     at.radio(key="volume_source").set_value("Upload a scan").run()
-    at.file_uploader(key="volume_upload").set_value([("scan.nii.gz", scan, "application/gzip"),
-                                                     ("scan.nii.gz", scan, "application/gzip")]).run()
+    at.file_uploader(key="volume_upload").set_value(
+        [("scan.nii.gz", scan, "application/gzip"), ("scan.nii.gz", scan, "application/gzip")]
+    ).run()
     zoo = list_zoo()
     weights = zoo[1].read_bytes()
     at.file_uploader(key="checkpoint_upload").set_value(
-        [("mine.safetensors", weights, "application/octet-stream"),
-         ("mine.safetensors", weights, "application/octet-stream")]).run()
+        [
+            ("mine.safetensors", weights, "application/octet-stream"),
+            ("mine.safetensors", weights, "application/octet-stream"),
+        ]
+    ).run()
     assert not at.exception and not at.error, [e.value for e in at.error]
     assert not at.button(key="analyse").disabled
     assert any("counted once" in c.value for c in at.sidebar.caption)
@@ -261,12 +282,14 @@ def test_a_state_dict_form_describes_the_zoo_architecture(tmp_path):
     import torch
 
     from explorer.models.checkpoints import load_checkpoint
+
     zoo = list_zoo()
     buffer = io.BytesIO()
     torch.save(dict(load_checkpoint(zoo[0]).state_dict), buffer)
     at = _fresh()
-    at.file_uploader(key="checkpoint_upload").set_value([("plain.pt", buffer.getvalue(),
-                                                          "application/octet-stream")]).run()
+    at.file_uploader(key="checkpoint_upload").set_value(
+        [("plain.pt", buffer.getvalue(), "application/octet-stream")]
+    ).run()
     assert not at.exception and not at.error, [e.value for e in at.error]
     assert "decoder_channels" in at.text_input(key="kwargs-plain.pt").value
     assert at.selectbox(key="strategy-plain.pt").options[0]  # from the registry, not free text
@@ -294,8 +317,14 @@ def test_slice_viewer_options(analysed):
     at.radio(key="view").set_value("Slice viewer").run()
     at.checkbox(key="viewer_per_row").check().run()
     spec = json.loads(at.get("plotly_chart")[0].proto.spec)
-    tops = {t["zmax"] for t in spec["data"] if t["type"] == "heatmap" and "zmax" in t
-            and t.get("name") not in {"image", "anatomy"} and not t.get("name", "").startswith("prediction")}
+    tops = {
+        t["zmax"]
+        for t in spec["data"]
+        if t["type"] == "heatmap"
+        and "zmax" in t
+        and t.get("name") not in {"image", "anatomy"}
+        and not t.get("name", "").startswith("prediction")
+    }
     assert len(tops) > 1  # one scale per row
     letters = {a["text"] for a in spec["layout"]["annotations"]}
     assert {"<b>L</b>", "<b>R</b>", "<b>A</b>", "<b>P</b>"} <= letters

@@ -45,8 +45,9 @@ def test_cohort_view_runs_the_sample_cohort_in_the_background_and_shows_the_resu
     monkeypatch.setattr(jobs, "run_cohort", held)
     at = _cohort_page()
     assert at.selectbox(key="cohort_manifest").value == "cohort/manifest.csv"
-    at.multiselect(key="cohort_checkpoints").set_value(["unet-mobilenet_v2-imagenet-s0",
-                                                        "unet-mobilenet_v2-imagenet-uniform-s0"])
+    at.multiselect(key="cohort_checkpoints").set_value(
+        ["unet-mobilenet_v2-imagenet-s0", "unet-mobilenet_v2-imagenet-uniform-s0"]
+    )
     at.number_input(key="cohort_count").set_value(2)
     at.button(key="cohort_run").click().run()
     # the script returned while the cohort runs: a progress line and Cancel, the Run button disabled
@@ -97,8 +98,9 @@ def test_a_failing_cohort_shows_one_message(monkeypatch) -> None:
     at = _cohort_page()
     at.button(key="cohort_run").click().run()
     settle(at)
-    assert [e.value for e in at.error] == ["manifest.csv: no volume could be analysed (sub-01: corrupt); expected "
-                                           "readable volumes"]
+    assert [e.value for e in at.error] == [
+        "manifest.csv: no volume could be analysed (sub-01: corrupt); expected readable volumes"
+    ]
     assert at.session_state["cohort"] is None and not at.exception
 
 
@@ -116,8 +118,9 @@ def _zip(members: dict[str, bytes]) -> bytes:
 
 def test_zip_upload_is_extracted_safely(tmp_path: Path) -> None:
     volume = (SAMPLE_DIR / "cohort" / "sub-01_T1w.nii.gz").read_bytes()
-    manifest = extract_zip(_zip({"study/manifest.csv": b"volume\nsub-01.nii.gz\n", "study/sub-01.nii.gz": volume}),
-                           tmp_path / "a")
+    manifest = extract_zip(
+        _zip({"study/manifest.csv": b"volume\nsub-01.nii.gz\n", "study/sub-01.nii.gz": volume}), tmp_path / "a"
+    )
     assert manifest == (tmp_path / "a" / "study" / "manifest.csv").resolve()
     assert (tmp_path / "a" / "study" / "sub-01.nii.gz").read_bytes() == volume
     with pytest.raises(InputError, match="outside the archive"):

@@ -47,14 +47,17 @@ def test_children_follow_their_parent() -> None:
 
 
 def test_child_colour_is_the_parents_lighter() -> None:
-    summary = {"models": {PARENT: {"strategy": "imagenet"},
-                          CHILD: {"strategy": "imagenet", "parent": {"name": PARENT, "strategy": "imagenet",
-                                                                     "seed": 0}}}}
+    summary = {
+        "models": {
+            PARENT: {"strategy": "imagenet"},
+            CHILD: {"strategy": "imagenet", "parent": {"name": PARENT, "strategy": "imagenet", "seed": 0}},
+        }
+    }
     colours, labels = checkpoint_look([PARENT, CHILD], summary)
     assert labels == {PARENT: "imagenet, seed 0", CHILD: "imagenet, seed 0 → surgery-symmetric"}
     assert colours[CHILD] == child_colour(colours[PARENT]) != colours[PARENT]
-    parent_rgb = [int(colours[PARENT][i:i + 2], 16) for i in (1, 3, 5)]
-    child_rgb = [int(colours[CHILD][i:i + 2], 16) for i in (1, 3, 5)]
+    parent_rgb = [int(colours[PARENT][i : i + 2], 16) for i in (1, 3, 5)]
+    child_rgb = [int(colours[CHILD][i : i + 2], 16) for i in (1, 3, 5)]
     assert all(c >= p for c, p in zip(child_rgb, parent_rgb, strict=True)) and sum(child_rgb) > sum(parent_rgb)
 
 
@@ -83,8 +86,11 @@ def test_surgery_from_the_view_joins_the_list_and_is_found_again(cache_dir, monk
     at.radio(key="view").set_value("Distributions").run()
     assert not at.exception, at.exception
     spec = json.loads(at.get("plotly_chart")[0].proto.spec)
-    colours = {t.get("legendgroup"): (t.get("marker") or {}).get("color") or (t.get("line") or {}).get("color")
-               for t in spec["data"] if t.get("legendgroup") in (PARENT, CHILD)}
+    colours = {
+        t.get("legendgroup"): (t.get("marker") or {}).get("color") or (t.get("line") or {}).get("color")
+        for t in spec["data"]
+        if t.get("legendgroup") in (PARENT, CHILD)
+    }
     assert set(colours) == {PARENT, CHILD} and colours[CHILD] == child_colour(colours[PARENT])
 
     # A reloaded page is a new session: the same inputs in the Debias view find the children in the cache.

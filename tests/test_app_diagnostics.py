@@ -22,14 +22,14 @@ def _page() -> None:
     from explorer.io.volume import Mask, load_mask, load_volume
     from explorer.models.checkpoints import load_checkpoint
     from explorer.spec import RunSpec
+
     if "analysis" not in st.session_state:
         full = load_volume(SAMPLE_DIR / "mni152_t1_2mm.nii.gz")
         mask = load_mask(SAMPLE_DIR / "mni152_gm_mask_2mm.nii.gz", full)
         crop = replace(full, data=np.ascontiguousarray(full.data[:, :, 30:46]), sha256="crop-30-46")
         crop_mask = Mask(data=np.ascontiguousarray(mask.data[:, :, 30:46]), source="crop-mask", sha256="crop-mask")
         ckpt = load_checkpoint(MODELS_DIR / "unet-mobilenet_v2-imagenet-s0.safetensors")
-        st.session_state["analysis"] = analyze(crop, [ckpt], RunSpec(keep_maps=True, zflip=False),
-                                               mask=crop_mask)
+        st.session_state["analysis"] = analyze(crop, [ckpt], RunSpec(keep_maps=True, zflip=False), mask=crop_mask)
     analysis = st.session_state["analysis"]
     diagnostics.show(analysis)
     diagnostics.cam_panel(analysis, list(analysis.models), np.zeros(analysis.volume.stack("axial").shape[1:]), 8)

@@ -101,6 +101,7 @@ def test_a_failing_job_keeps_one_line_not_a_traceback():
 def small_analysis(tmp_path_factory):
     """The sample's 12 central axial slices, one checkpoint, maps kept."""
     from explorer.config import SAMPLE_DIR
+
     full = load_volume(SAMPLE_DIR / "mni152_t1_2mm.nii.gz")
     mask = load_mask(SAMPLE_DIR / "mni152_gm_mask_2mm.nii.gz", full)
     crop = replace(full, data=np.ascontiguousarray(full.data[:, :, 34:46]), sha256="crop-34-46")
@@ -139,6 +140,7 @@ def test_the_attribution_threshold_hides_values_below_it(small_analysis):
 
 def test_the_report_holds_the_slice_figure_the_pdf_summary_and_the_maps(small_analysis):
     from explorer.app.exports import report_bytes
+
     a = small_analysis
     names = list(a.models)
     with zipfile.ZipFile(io.BytesIO(report_bytes(a, names, 6))) as bundle:
@@ -155,6 +157,7 @@ def test_a_tiff_stack_is_shown_as_fiji_shows_it(tmp_path):
     import tifffile
 
     from explorer.app.viewer import as_stored
+
     pages = np.arange(4 * 6 * 5, dtype=np.float32).reshape(4, 6, 5)  # (Z, rows, columns) as in Fiji
     path = tmp_path / "stack.tif"
     tifffile.imwrite(path, pages, photometric="minisblack")
@@ -187,6 +190,7 @@ def test_the_reports_slice_figure_is_the_one_on_screen(small_analysis):
     the chosen window) and layout as the screen."""
     from explorer.app.exports import report_bytes
     from explorer.app.viewer import SAVED, remembered, settings, slice_figure, window_key
+
     a = small_analysis
     names = list(a.models)
     defaults = settings(a, {})
@@ -200,7 +204,8 @@ def test_the_reports_slice_figure_is_the_one_on_screen(small_analysis):
         data, layout = _plotly_json(bundle.read("report/figures/slice_006.html").decode())
     assert data == screen["data"]
     assert {k: v for k, v in layout.items() if k != "template"} == {
-        k: v for k, v in screen["layout"].items() if k != "template"}
+        k: v for k, v in screen["layout"].items() if k != "template"
+    }
     images = [t for t in data if t["name"] in ("image", "anatomy")]
     assert {(t["zmin"], t["zmax"]) for t in images} == {(12.5, 80.25)}
     assert sum(t["name"] == "anatomy" for t in data) == 3  # under each channel map
@@ -211,6 +216,7 @@ def _viewer_page(analysis):
     import streamlit as st
 
     from explorer.app import viewer3d
+
     if st.session_state.get("show_3d", True):
         viewer3d.show(analysis, list(analysis.models))
 
@@ -221,6 +227,7 @@ def test_the_3d_viewer_keeps_one_scan_and_its_settings_across_views(small_analys
     from streamlit.testing.v1 import AppTest
 
     from explorer.app.viewer3d import channel_label, prediction_colormap
+
     assert overlays.scan_nifti(small_analysis.volume) == overlays.scan_nifti(small_analysis.volume)
     at = AppTest.from_function(_viewer_page, args=(small_analysis,), default_timeout=60).run()
     assert not at.exception, at.exception
@@ -245,14 +252,23 @@ def test_the_summary_pdf_prints_every_value_inside_the_page_without_overlaps(sma
     from tests.pdfcheck import pdf_problems
 
     a = small_analysis
-    parameters = {**a.spec.record(), "checkpoints": list(a.models), "volume": a.volume.source,
-                  "a_long_parameter_list": [f"item{i}" for i in range(60)]}
+    parameters = {
+        **a.spec.record(),
+        "checkpoints": list(a.models),
+        "volume": a.volume.source,
+        "a_long_parameter_list": [f"item{i}" for i in range(60)],
+    }
     pdf = summary_pdf(a, {}, parameters=parameters)
     table = format_table(stats_table(a.summary))
     assert {"AI [95% CI]", "p"} <= set(table.columns)
     expected = [v for v in table.drop(columns="model").to_numpy().ravel() if isinstance(v, str)]
-    expected += [a.volume.sha256, *(e["checkpoint_sha256"] for e in a.summary["models"].values()), *a.models,
-                 "parameter a_long_parameter_list", ", ".join(parameters["a_long_parameter_list"])]
+    expected += [
+        a.volume.sha256,
+        *(e["checkpoint_sha256"] for e in a.summary["models"].values()),
+        *a.models,
+        "parameter a_long_parameter_list",
+        ", ".join(parameters["a_long_parameter_list"]),
+    ]
     assert pdf_problems(pdf, expected) == []
 
 
@@ -292,6 +308,7 @@ def _sidebar_page():
     import streamlit as st
 
     from explorer.app import sidebar, warm
+
     settings = sidebar.show()
     st.session_state["identity"] = warm.identity(settings.study, settings.spec)
     st.session_state["checkpoints"] = [c.sha256 for c in settings.checkpoints]
@@ -302,6 +319,7 @@ def test_the_server_warm_up_analyses_what_a_first_visit_asks_for():
     from streamlit.testing.v1 import AppTest
 
     from explorer.app import warm
+
     at = AppTest.from_function(_sidebar_page, default_timeout=120).run()
     assert not at.exception, at.exception
     study, checkpoints, spec = warm.first_visit()
@@ -319,6 +337,7 @@ def test_a_job_for_the_inputs_being_warmed_waits_and_reads_them_from_the_cache(s
     warm-up and finds them in the cache instead of computing them alongside it."""
     from explorer.app import warm
     from explorer.study import Study
+
     monkeypatch.setattr(warm, "_ident", None)
     monkeypatch.setattr(warm, "_done", {})
     volume = load_volume(sample_volume_path)

@@ -31,8 +31,7 @@ def toy_net(seed: int = 0, *, channel0_only: bool = False, uniform_first: bool =
         bn.running_mean.uniform_(-0.2, 0.2)
         bn.running_var.uniform_(0.5, 1.5)
         bn.weight.uniform_(0.5, 1.5)
-    return nn.Sequential(first, bn, nn.ReLU(), nn.Conv2d(6, 6, 3, padding=1), nn.ReLU(),
-                         nn.Conv2d(6, 1, 1)).eval()
+    return nn.Sequential(first, bn, nn.ReLU(), nn.Conv2d(6, 6, 3, padding=1), nn.ReLU(), nn.Conv2d(6, 1, 1)).eval()
 
 
 @pytest.fixture()
@@ -126,8 +125,9 @@ def test_bn_folding_and_channels_last_keep_smp_outputs() -> None:
     assert any(isinstance(m, nn.BatchNorm2d) for m in model.modules()), "the shared model must not be mutated"
     x = torch.randn(2, 3, 64, 96)
     with torch.no_grad():
-        torch.testing.assert_close(prepared(x.contiguous(memory_format=torch.channels_last)), model(x),
-                                   atol=1e-4, rtol=1e-4)
+        torch.testing.assert_close(
+            prepared(x.contiguous(memory_format=torch.channels_last)), model(x), atol=1e-4, rtol=1e-4
+        )
 
 
 def test_out_of_memory_halves_the_batch_then_falls_back_to_cpu() -> None:
@@ -140,8 +140,9 @@ def test_out_of_memory_halves_the_batch_then_falls_back_to_cpu() -> None:
             raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
         return list(chunk)
 
-    out = run_adaptive(list(range(10)), work, torch.device("cuda"), batch_size=8,
-                       on_fallback=lambda d: moved.append(d.type))
+    out = run_adaptive(
+        list(range(10)), work, torch.device("cuda"), batch_size=8, on_fallback=lambda d: moved.append(d.type)
+    )
     assert [i for chunk in out for i in chunk] == list(range(10))
     assert calls[:3] == [(8, "cuda"), (4, "cuda"), (2, "cuda")]
     assert moved == ["cpu"] and calls[-1][1] == "cpu"
@@ -155,21 +156,30 @@ def test_other_errors_are_not_swallowed() -> None:
         run_adaptive([0, 1], work, torch.device("cuda"))
 
 
-@pytest.mark.parametrize(("kwargs", "message"), [
-    ({"method": "lrp"}, "unknown attribution method 'lrp'.*saliency"),
-    ({"target": "logits"}, "unknown attribution target 'logits'.*predicted"),
-    ({"target": "mask"}, "needs a ground-truth mask"),
-    ({"method": "integrated_gradients", "params": {"stepz": 3}}, r"unknown parameter\(s\) \['stepz'\]"),
-    ({"method": "smoothgrad", "params": {"samples": 0}}, "samples=0"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"method": "lrp"}, "unknown attribution method 'lrp'.*saliency"),
+        ({"target": "logits"}, "unknown attribution target 'logits'.*predicted"),
+        ({"target": "mask"}, "needs a ground-truth mask"),
+        ({"method": "integrated_gradients", "params": {"stepz": 3}}, r"unknown parameter\(s\) \['stepz'\]"),
+        ({"method": "smoothgrad", "params": {"samples": 0}}, "samples=0"),
+    ],
+)
 def test_bad_arguments_raise_input_error(stack: np.ndarray, kwargs: dict, message: str) -> None:
     with pytest.raises(InputError, match=message):
         run(toy_net(0), stack, **kwargs)
 
 
 def test_registries_and_defaults_are_recorded() -> None:
-    assert set(METHODS) == {"saliency", "gradient", "input_x_gradient", "integrated_gradients", "smoothgrad",
-                            "occlusion"}
+    assert set(METHODS) == {
+        "saliency",
+        "gradient",
+        "input_x_gradient",
+        "integrated_gradients",
+        "smoothgrad",
+        "occlusion",
+    }
     assert set(TARGETS) == {"predicted", "mask", "all", "abs"}
     assert resolve_params("integrated_gradients", {"steps": "8"}) == {"baseline": 0.0, "steps": 8}
     assert resolve_params("integrated_gradients", None)["steps"] == 50
@@ -206,20 +216,30 @@ def test_bn_folding_falls_back_for_untraceable_models_without_touching_the_origi
         torch.testing.assert_close(prepared(x), model.eval()(x), atol=1e-5, rtol=1e-5)
 
 
-@pytest.mark.parametrize(("replace", "expected"), [
-    ("constant", [0.5 * 3, 0.25 * 2, 0.25 * 1]),  # ΔT_c = w_c Σ x_c (baseline 0), per pixel
-    ("centre", [0.5 * (3 - 2), 0.0, 0.25 * (1 - 2)]),  # ΔT_c = w_c Σ (x_c − x_centre)
-    ("other", [0.5 * (3 - 1), 0.0, 0.25 * (1 - 3)]),  # ΔT_c = w_c Σ (x_c − x_mirror)
-    ("mean", [0.0, 0.0, 0.0]),  # constant slices equal their own mean
-])
+@pytest.mark.parametrize(
+    ("replace", "expected"),
+    [
+        ("constant", [0.5 * 3, 0.25 * 2, 0.25 * 1]),  # ΔT_c = w_c Σ x_c (baseline 0), per pixel
+        ("centre", [0.5 * (3 - 2), 0.0, 0.25 * (1 - 2)]),  # ΔT_c = w_c Σ (x_c − x_centre)
+        ("other", [0.5 * (3 - 1), 0.0, 0.25 * (1 - 3)]),  # ΔT_c = w_c Σ (x_c − x_mirror)
+        ("mean", [0.0, 0.0, 0.0]),  # constant slices equal their own mean
+    ],
+)
 def test_occlusion_baselines_known_answers(replace: str, expected: list[float]) -> None:
     """A 1x1 linear network on constant slices 3, 2, 1: occluding channel c changes Σ logits by w_c Σ(x_c − b_c)."""
     net = nn.Conv2d(3, 1, 1, bias=False)
     with torch.no_grad():
         net.weight[:] = torch.tensor([0.5, 0.25, 0.25]).view(1, 3, 1, 1)
     stack = np.stack([np.full((32, 32), v, np.float32) for v in (3.0, 2.0, 1.0)])
-    result = attribute(prepare_model(net, CPU), stack, OFFSETS, method="occlusion", target="all",
-                             params={"replace": replace}, slices=[1])  # slice 1's window holds 3, 2, 1
+    result = attribute(
+        prepare_model(net, CPU),
+        stack,
+        OFFSETS,
+        method="occlusion",
+        target="all",
+        params={"replace": replace},
+        slices=[1],
+    )  # slice 1's window holds 3, 2, 1
     np.testing.assert_allclose(result.masses[1], np.abs(expected) * 1024, rtol=1e-5, atol=1e-3)
 
 

@@ -28,8 +28,9 @@ class RegionModel(nn.Module):
         self.scale = nn.Parameter(torch.ones(()))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        region = nn.functional.pad(self.region, (0, x.shape[3] - self.region.shape[1], 0,
-                                                 x.shape[2] - self.region.shape[0]))
+        region = nn.functional.pad(
+            self.region, (0, x.shape[3] - self.region.shape[1], 0, x.shape[2] - self.region.shape[0])
+        )
         value = (x * region).sum(dim=(1, 2, 3)) / region.sum() * self.scale + 1.0
         return value.view(-1, 1, 1, 1).expand(-1, 1, *x.shape[2:])
 
@@ -37,9 +38,9 @@ class RegionModel(nn.Module):
 def test_hand_made_fractions_per_channel_and_total() -> None:
     fg = _square((1, 4, 4), 0, 2)  # top-left 2x2 is the object
     maps = np.zeros((1, 3, 4, 4))
-    maps[0, 0] = 1.0                  # channel 0: uniform -> 12 of 16 outside
-    maps[0, 1, :2, :2] = -2.0         # channel 1: all inside (sign ignored)
-    maps[0, 2, 3, 3] = 5.0            # channel 2: all outside
+    maps[0, 0] = 1.0  # channel 0: uniform -> 12 of 16 outside
+    maps[0, 1, :2, :2] = -2.0  # channel 1: all inside (sign ignored)
+    maps[0, 2, 3, 3] = 5.0  # channel 2: all outside
     frac = background_fractions(maps, fg)
     np.testing.assert_allclose(frac[0], [0.75, 0.0, 1.0, (12 + 5) / (16 + 8 + 5)])
 

@@ -33,8 +33,16 @@ from tests.pdfcheck import pdf_problems
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = REPO_ROOT / "test-artifacts"
 # Software WebGL (SwiftShader) instead of --disable-gpu: the 3D viewer needs WebGL2 on a machine with no GPU.
-CHROMIUM_FLAGS = ["--no-sandbox", "--use-angle=swiftshader", "--enable-unsafe-swiftshader", "--disable-quic",
-                  "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM_FLAGS = [
+    "--no-sandbox",
+    "--use-angle=swiftshader",
+    "--enable-unsafe-swiftshader",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -66,9 +74,26 @@ def _serve(script: str, tmp_path: Path, cache_env: dict[str, str]):
     env = {**os.environ, **cache_env, "HF_HUB_OFFLINE": "1"}
     log = open(tmp_path / "streamlit.log", "w")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", script, "--server.port", str(port),
-         "--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false"],
-        cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        [
+            sys.executable,
+            "-m",
+            "streamlit",
+            "run",
+            script,
+            "--server.port",
+            str(port),
+            "--server.address",
+            "127.0.0.1",
+            "--server.headless",
+            "true",
+            "--browser.gatherUsageStats",
+            "false",
+        ],
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         for _ in range(120):
@@ -144,8 +169,9 @@ def test_the_3d_viewer_stays_one_canvas_through_control_changes(viewer_url):
         expect(frame.locator("canvas").first).to_be_visible(timeout=300_000)
         _choose(page, "Colour map", "viridis")
         _choose(page, "Layout", "Axial")
-        page.locator('[data-testid="stSlider"]').filter(has_text="Attribution opacity").get_by_role(
-            "slider").press("ArrowLeft")
+        page.locator('[data-testid="stSlider"]').filter(has_text="Attribution opacity").get_by_role("slider").press(
+            "ArrowLeft"
+        )
         page.wait_for_timeout(3000)
         after_changes = frame.locator("canvas").count()
         page.get_by_text("Another view", exact=True).click()
@@ -225,8 +251,9 @@ def test_upload_analyse_view_3d_and_export_in_chromium(app_url, tmp_path, sample
         # a visit to another view.
         _choose(page, "Colour map", "viridis")
         _choose(page, "Layout", "Axial")
-        page.locator('[data-testid="stSlider"]').filter(has_text="Attribution opacity").get_by_role(
-            "slider").press("ArrowLeft")
+        page.locator('[data-testid="stSlider"]').filter(has_text="Attribution opacity").get_by_role("slider").press(
+            "ArrowLeft"
+        )
         page.wait_for_timeout(3000)
         canvases = frame.locator("canvas").count()
         page.get_by_text("Distributions", exact=True).click()
@@ -246,8 +273,11 @@ def test_upload_analyse_view_3d_and_export_in_chromium(app_url, tmp_path, sample
         count = page.get_by_label("Volumes (the manifest's first N)")
         count.fill("3")
         count.press("Enter")
-        for name in ("unet-mobilenet_v2-imagenet-symmetric-s0", "unet-mobilenet_v2-imagenet-zflip-s0",
-                     "unet-mobilenet_v2-random-s0"):
+        for name in (
+            "unet-mobilenet_v2-imagenet-symmetric-s0",
+            "unet-mobilenet_v2-imagenet-zflip-s0",
+            "unet-mobilenet_v2-random-s0",
+        ):
             page.get_by_role("button", name=f"Remove {name}").click()
         page.get_by_role("button", name="Run cohort").click()
         expect(page.get_by_text("3 volume(s) × 2 checkpoint(s)")).to_be_visible(timeout=600_000)

@@ -30,8 +30,12 @@ def _crop(tmp_path: Path, volume: Path, mask: Path) -> tuple[Path, Path]:
     return out[0], out[1]
 
 
-def test_surgery_from_the_debias_view_appears_beside_its_parent(app_url, tmp_path, sample_volume_path,  # noqa: F811
-                                                                 sample_mask_path):
+def test_surgery_from_the_debias_view_appears_beside_its_parent(
+    app_url,  # noqa: F811  (the fixture imported from test_browser)
+    tmp_path,
+    sample_volume_path,
+    sample_mask_path,
+):
     from playwright.sync_api import expect, sync_playwright
 
     ARTIFACTS.mkdir(exist_ok=True)

@@ -43,12 +43,15 @@ def _corrupt_npz(folder: Path) -> None:
     (folder / "arrays.npz").write_bytes(bytes(data))
 
 
-@pytest.mark.parametrize("damage", [
-    _corrupt_npz,
-    lambda folder: (folder / "meta.json").unlink(),               # partial: no completeness record
-    lambda folder: (folder / "meta.json").write_text("{trunc"),   # truncated record
-    lambda folder: (folder / "arrays.npz").unlink(),              # data file gone
-])
+@pytest.mark.parametrize(
+    "damage",
+    [
+        _corrupt_npz,
+        lambda folder: (folder / "meta.json").unlink(),  # partial: no completeness record
+        lambda folder: (folder / "meta.json").write_text("{trunc"),  # truncated record
+        lambda folder: (folder / "arrays.npz").unlink(),  # data file gone
+    ],
+)
 def test_corrupt_or_partial_entry_is_detected_and_recomputed(tmp_path: Path, damage) -> None:
     key = make_key({"x": 2})
     ResultCache(tmp_path).put(key, arrays(), {"summary": {}})

@@ -44,8 +44,8 @@ def test_abs_cam_equals_standard_cam_where_every_logit_is_positive(stack: np.nda
 
 def test_where_nothing_is_predicted_only_the_abs_cam_shows_evidence(stack: np.ndarray) -> None:
     cams = gradcam_stack(Toy(shift=-100.0).eval(), stack, (-1, 0, 1), layer="body")
-    assert (cams[:, 0] == 0).all()          # standard target is empty: no predicted foreground
-    assert cams[:, 1].max() > 0             # |logit| explains the background decision
+    assert (cams[:, 0] == 0).all()  # standard target is empty: no predicted foreground
+    assert cams[:, 1].max() > 0  # |logit| explains the background decision
 
 
 def test_identical_maps_have_rank_correlation_one_and_background_is_measured() -> None:

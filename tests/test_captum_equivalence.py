@@ -30,8 +30,13 @@ CPU = torch.device("cpu")
 def setup(sample_volume_path):
     ckpt = load_checkpoint(next(p for p in list_zoo() if "-imagenet-s" in p.name or p.stem.endswith("-imagenet")))
     stack = Study.load(sample_volume_path).slices("axial", ckpt.meta.normalisation)
-    (batch,) = iter_windows(stack, ckpt.meta.offsets, batch_size=len(SLICES), slices=SLICES,
-                            channel_stats=channel_stats_for(ckpt.meta.normalisation, len(ckpt.meta.offsets)))
+    (batch,) = iter_windows(
+        stack,
+        ckpt.meta.offsets,
+        batch_size=len(SLICES),
+        slices=SLICES,
+        channel_stats=channel_stats_for(ckpt.meta.normalisation, len(ckpt.meta.offsets)),
+    )
     raw = ckpt.build_model("cpu").eval()
     return ckpt, stack, batch, raw, prepare_model(ckpt.build_model("cpu"), CPU)
 
@@ -42,8 +47,13 @@ def _shares(attr: torch.Tensor, padding: Padding) -> np.ndarray:
 
 def _fast(setup, method: str, params: dict | None = None):
     ckpt, _, batch, _, prepared = setup
-    return explain_batch(prepared, batch.x, RunSpec(method=method, params=params or {}),
-                         slices=tuple(int(z) for z in batch.slices), padding=batch.padding)
+    return explain_batch(
+        prepared,
+        batch.x,
+        RunSpec(method=method, params=params or {}),
+        slices=tuple(int(z) for z in batch.slices),
+        padding=batch.padding,
+    )
 
 
 def _reference_forward(raw):
@@ -56,8 +66,9 @@ def test_gradient_methods_equal_captum(setup, method, reference) -> None:
     _, _, batch, raw, _ = setup
     fast = _fast(setup, method)
     extra = {"abs": True} if method == "saliency" else {}
-    ref = reference(_reference_forward(raw)).attribute(batch.x.clone(), additional_forward_args=(fast.selection,),
-                                                       **extra)
+    ref = reference(_reference_forward(raw)).attribute(
+        batch.x.clone(), additional_forward_args=(fast.selection,), **extra
+    )
     np.testing.assert_allclose(_shares(fast.attr, batch.padding), _shares(ref, batch.padding), atol=1e-4)
 
 
@@ -69,9 +80,12 @@ def test_occlusion_equals_captum_feature_ablation(setup, replace: str) -> None:
     fast = _fast(setup, "occlusion", {"replace": replace})
     x = batch.x.clone()
     ref = FeatureAblation(_reference_forward(raw)).attribute(
-        x, baselines=occlusion_baselines(x, replace, 0.0, 2.0, valid_region(x, batch.padding)),
+        x,
+        baselines=occlusion_baselines(x, replace, 0.0, 2.0, valid_region(x, batch.padding)),
         additional_forward_args=(fast.selection,),
-        feature_mask=torch.arange(x.shape[1]).view(1, -1, 1, 1), perturbations_per_eval=x.shape[1])
+        feature_mask=torch.arange(x.shape[1]).view(1, -1, 1, 1),
+        perturbations_per_eval=x.shape[1],
+    )
     fast_mass = fast.attr.abs().sum(dim=(2, 3)).double().numpy()
     ref_delta = ref[:, :, 0, 0].abs().double().numpy()  # captum fills each channel with its ΔT
     np.testing.assert_allclose(fast_mass, ref_delta, rtol=1e-3, atol=1e-3 * ref_delta.max())
@@ -83,11 +97,19 @@ def test_integrated_gradients_equal_captum_and_record_the_delta(setup) -> None:
     _, _, batch, raw, _ = setup
     fast = _fast(setup, "integrated_gradients")
     ref, delta = IntegratedGradients(_reference_forward(raw)).attribute(
-        batch.x.clone(), baselines=0.0, n_steps=50, additional_forward_args=(fast.selection,),
-        return_convergence_delta=True)
+        batch.x.clone(),
+        baselines=0.0,
+        n_steps=50,
+        additional_forward_args=(fast.selection,),
+        return_convergence_delta=True,
+    )
     np.testing.assert_allclose(_shares(fast.attr, batch.padding), _shares(ref, batch.padding), atol=1e-4)
-    np.testing.assert_allclose(fast.info["convergence_delta"].numpy(), delta.abs().detach().numpy(),
-                               rtol=0.05, atol=1e-2 * float(delta.abs().max()) + 1e-3)
+    np.testing.assert_allclose(
+        fast.info["convergence_delta"].numpy(),
+        delta.abs().detach().numpy(),
+        rtol=0.05,
+        atol=1e-2 * float(delta.abs().max()) + 1e-3,
+    )
 
 
 @pytest.mark.slow  # 8 noisy copies per slice
@@ -104,10 +126,15 @@ def test_smoothgrad_equals_captum_noise_tunnel_with_the_same_noise(setup) -> Non
         assert float(fast.info["noise_sigma"][i]) == pytest.approx(sigma, rel=1e-6)
         torch.manual_seed(int(z))  # seed 0: 0 * 100003 + z
         tunnel = NoiseTunnel(Saliency(_reference_forward(raw)))
-        ref = tunnel.attribute(x, nt_type="smoothgrad", nt_samples=8, stdevs=sigma, abs=True,
-                               additional_forward_args=(fast.selection[i : i + 1],))
-        np.testing.assert_allclose(_shares(fast.attr[i : i + 1], batch.padding), _shares(ref, batch.padding),
-                                   atol=1e-4)
+        ref = tunnel.attribute(
+            x,
+            nt_type="smoothgrad",
+            nt_samples=8,
+            stdevs=sigma,
+            abs=True,
+            additional_forward_args=(fast.selection[i : i + 1],),
+        )
+        np.testing.assert_allclose(_shares(fast.attr[i : i + 1], batch.padding), _shares(ref, batch.padding), atol=1e-4)
 
 
 def test_no_target_includes_padded_pixels(setup) -> None:
@@ -116,8 +143,13 @@ def test_no_target_includes_padded_pixels(setup) -> None:
     h, w = stack.shape[1:]
     assert batch.padding.top + batch.padding.bottom > 0 and inside.sum() == h * w
     for target in ("predicted", "all", "abs"):
-        fast = explain_batch(prepared, batch.x, RunSpec(method="saliency", target=target),
-                             slices=tuple(batch.slices), padding=batch.padding)
+        fast = explain_batch(
+            prepared,
+            batch.x,
+            RunSpec(method="saliency", target=target),
+            slices=tuple(batch.slices),
+            padding=batch.padding,
+        )
         assert float((fast.selection * (1 - inside)).abs().sum()) == 0.0, target
         if target != "predicted":
             assert torch.equal(fast.selection, inside.expand_as(fast.selection)), target
@@ -130,7 +162,9 @@ def test_shares_do_not_depend_on_how_the_slice_is_padded(setup, target) -> None:
     ckpt, stack, _, _, prepared = setup
     part = stack[20:75:6]
     assert padding_for(*part.shape[1:], 32) != padding_for(*part.shape[1:], 64)
-    shares = [shares_from_masses(attribute(prepared, part, ckpt.meta.offsets, target=target,
-                                                 multiple=multiple).masses) for multiple in (32, 64)]
+    shares = [
+        shares_from_masses(attribute(prepared, part, ckpt.meta.offsets, target=target, multiple=multiple).masses)
+        for multiple in (32, 64)
+    ]
     assert np.isfinite(shares[0]).all()
     np.testing.assert_allclose(shares[0], shares[1], atol=0.01)

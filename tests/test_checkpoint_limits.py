@@ -19,8 +19,14 @@ from explorer.models.checkpoints import CheckpointMeta, load_checkpoint, save_ch
 from explorer.models.hub import resolve_hub_checkpoint
 
 SMALL = [16, 16, 8, 8, 8]
-META = {"arch": "Unet", "encoder": "mobilenet_v2", "classes": 1, "offsets": [-1, 0, 1], "strategy": "random",
-        "arch_kwargs": {"decoder_channels": SMALL}}
+META = {
+    "arch": "Unet",
+    "encoder": "mobilenet_v2",
+    "classes": 1,
+    "offsets": [-1, 0, 1],
+    "strategy": "random",
+    "arch_kwargs": {"decoder_channels": SMALL},
+}
 
 
 @pytest.fixture(scope="module")
@@ -29,15 +35,21 @@ def net() -> torch.nn.Module:
     return build_model(decoder_channels=SMALL).eval()
 
 
-def _smp_zip(net: torch.nn.Module, tmp: Path, config_changes: dict | None = None, config_text: str | None = None,
-             weights: bytes | None = None) -> bytes:
+def _smp_zip(
+    net: torch.nn.Module,
+    tmp: Path,
+    config_changes: dict | None = None,
+    config_text: str | None = None,
+    weights: bytes | None = None,
+) -> bytes:
     net.save_pretrained(tmp)
     config = json.loads((tmp / "config.json").read_text())
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as zf:
         zf.writestr("ckpt/config.json", config_text or json.dumps({**config, **(config_changes or {})}))
-        zf.writestr("ckpt/model.safetensors", weights if weights is not None
-                    else (tmp / "model.safetensors").read_bytes())
+        zf.writestr(
+            "ckpt/model.safetensors", weights if weights is not None else (tmp / "model.safetensors").read_bytes()
+        )
     return buffer.getvalue()
 
 
@@ -48,27 +60,33 @@ def test_zip_member_is_refused_on_its_declared_size_before_inflating(net, tmp_pa
         load_checkpoint(bomb, name="bomb.zip", limits=Limits(max_bytes=8 * 1024**2))
 
 
-@pytest.mark.parametrize(("changes", "message"), [
-    ({"in_channels": 10**8}, r"'in_channels' is 100,000,000; expected an integer in 1..33"),
-    ({"classes": 10**9}, r"'classes' is 1,000,000,000; expected an integer in 1..512"),
-    ({"classes": "3"}, r"'classes' is '3'; expected an integer"),
-    ({"decoder_channels": [20000, 16, 8, 8, 8]}, r"'arch_kwargs.decoder_channels.0' is 20,000"),
-    ({"_model_class": 7}, r"'arch' is 7; expected a name"),
-    ({"encoder_name": "tu-hf-hub:timm/resnet18.a1_in1k"}, r"unknown encoder 'tu-hf-hub:timm/resnet18.a1_in1k'"),
-    ({"encoder_name": "tu-local-dir:/etc"}, r"unknown encoder 'tu-local-dir:/etc'"),
-    ({"encoder_name": "x" * 200}, r"'encoder' is 'xxx.*expected a name of 1..128 characters"),
-])
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"in_channels": 10**8}, r"'in_channels' is 100,000,000; expected an integer in 1..33"),
+        ({"classes": 10**9}, r"'classes' is 1,000,000,000; expected an integer in 1..512"),
+        ({"classes": "3"}, r"'classes' is '3'; expected an integer"),
+        ({"decoder_channels": [20000, 16, 8, 8, 8]}, r"'arch_kwargs.decoder_channels.0' is 20,000"),
+        ({"_model_class": 7}, r"'arch' is 7; expected a name"),
+        ({"encoder_name": "tu-hf-hub:timm/resnet18.a1_in1k"}, r"unknown encoder 'tu-hf-hub:timm/resnet18.a1_in1k'"),
+        ({"encoder_name": "tu-local-dir:/etc"}, r"unknown encoder 'tu-local-dir:/etc'"),
+        ({"encoder_name": "x" * 200}, r"'encoder' is 'xxx.*expected a name of 1..128 characters"),
+    ],
+)
 def test_smp_config_is_validated_before_anything_is_built(net, tmp_path, changes, message):
     with pytest.raises(InputError, match=message):
         load_checkpoint(_smp_zip(net, tmp_path, changes), name="c.zip")
 
 
-@pytest.mark.parametrize(("text", "message"), [
-    ("[" * 100_000 + "]" * 100_000, "nested too deeply"),
-    ("[" * 50 + "]" * 50, "nested more than 8 levels"),
-    ("[1, 2, 3]", "config.json holds a list"),
-    ('{"a": "' + "y" * 100_000 + '"}', "a string of 100,000 characters"),
-])
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[" * 100_000 + "]" * 100_000, "nested too deeply"),
+        ("[" * 50 + "]" * 50, "nested more than 8 levels"),
+        ("[1, 2, 3]", "config.json holds a list"),
+        ('{"a": "' + "y" * 100_000 + '"}', "a string of 100,000 characters"),
+    ],
+)
 def test_hostile_json_gives_one_error_not_a_traceback(net, tmp_path, text, message):
     with pytest.raises(InputError, match=message):
         load_checkpoint(_smp_zip(net, tmp_path, config_text=text), name="c.zip")
@@ -114,8 +132,13 @@ def test_any_smp_architecture_round_trips_through_an_smp_zip(arch, tmp_path):
 # ------------------------------------------------------------------------------------- Hugging Face Hub
 
 
-def _hub_cache(root: Path, net: torch.nn.Module, repo: str = "alice/unet2p5d", commit: str = "c0ffee" * 6 + "beef",
-               ref: str = "main") -> Path:
+def _hub_cache(
+    root: Path,
+    net: torch.nn.Module,
+    repo: str = "alice/unet2p5d",
+    commit: str = "c0ffee" * 6 + "beef",
+    ref: str = "main",
+) -> Path:
     """The layout huggingface_hub itself writes: models--owner--repo/{refs/<ref>, snapshots/<commit>/...}."""
     folder = root / f"models--{repo.replace('/', '--')}"
     (folder / "refs").mkdir(parents=True)

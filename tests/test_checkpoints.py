@@ -30,9 +30,17 @@ def model() -> torch.nn.Module:
 
 
 def _meta(**changes) -> CheckpointMeta:
-    base = dict(arch="Unet", encoder="mobilenet_v2", classes=1, offsets=(-1, 0, 1), strategy="imagenet-uniform",
-                arch_kwargs=SMALL, training={"volume": {"name": "v.nii.gz"}}, recipe={"seed": 3},
-                metrics={"val_dice": 0.5})
+    base = dict(
+        arch="Unet",
+        encoder="mobilenet_v2",
+        classes=1,
+        offsets=(-1, 0, 1),
+        strategy="imagenet-uniform",
+        arch_kwargs=SMALL,
+        training={"volume": {"name": "v.nii.gz"}},
+        recipe={"seed": 3},
+        metrics={"val_dice": 0.5},
+    )
     return CheckpointMeta(**{**base, **changes})
 
 
@@ -57,8 +65,10 @@ def test_half_storage_restores_float32(model, tmp_path):
     for key, value in model.state_dict().items():
         expected = value.half().float() if value.is_floating_point() else value
         assert torch.equal(ckpt.state_dict[key], expected), key
-    assert path.stat().st_size < 0.6 * save_checkpoint(model, _meta(), tmp_path / "f.safetensors", half=False
-                                                       ).stat().st_size
+    assert (
+        path.stat().st_size
+        < 0.6 * save_checkpoint(model, _meta(), tmp_path / "f.safetensors", half=False).stat().st_size
+    )
 
 
 def test_save_is_atomic_and_checks_the_name(model, tmp_path):
@@ -88,8 +98,10 @@ def test_smp_folder_and_zip(model, tmp_path):
 
 def test_plain_state_dict_with_caller_metadata(model, tmp_path):
     torch.save(model.state_dict(), tmp_path / "weights.pt")
-    ckpt = load_checkpoint(tmp_path / "weights.pt", meta={"arch": "Unet", "encoder": "mobilenet_v2",
-                                                          "arch_kwargs": SMALL, "strategy": "random"})
+    ckpt = load_checkpoint(
+        tmp_path / "weights.pt",
+        meta={"arch": "Unet", "encoder": "mobilenet_v2", "arch_kwargs": SMALL, "strategy": "random"},
+    )
     assert ckpt.meta.offsets == (-1, 0, 1) and ckpt.meta.classes == 1  # read off the tensors
     assert torch.equal(first_conv(ckpt.build_model()).weight, first_conv(model).weight)
 
@@ -102,9 +114,12 @@ def test_plain_state_dict_without_metadata(model, tmp_path):
 
 def test_mismatched_state_dict_gives_a_clear_error(model, tmp_path):
     torch.save(model.state_dict(), tmp_path / "weights.pt")
-    with pytest.raises(InputError, match=r"weights.pt: state dict does not fit Unet/mobilenet_v2 .* shape "
-                                         r"mismatches: decoder.blocks.0.conv1.0.weight \(32, 1376, 3, 3\) vs "
-                                         r"\(256, 1376, 3, 3\)"):
+    with pytest.raises(
+        InputError,
+        match=r"weights.pt: state dict does not fit Unet/mobilenet_v2 .* shape "
+        r"mismatches: decoder.blocks.0.conv1.0.weight \(32, 1376, 3, 3\) vs "
+        r"\(256, 1376, 3, 3\)",
+    ):
         load_checkpoint(tmp_path / "weights.pt", meta={"arch": "Unet", "encoder": "mobilenet_v2"})
     with pytest.raises(InputError, match="missing keys"):
         load_checkpoint(tmp_path / "weights.pt", meta={"arch": "FPN", "encoder": "mobilenet_v2"})
@@ -139,11 +154,14 @@ def test_malicious_pickle_is_refused_and_never_executed(tmp_path, writer):
         assert marker.exists()
 
 
-@pytest.mark.parametrize("content, message", [
-    (b"", "file is empty"),
-    (b"\x10\x00\x00\x00\x00\x00\x00\x00{\"a\": 1", "corrupt safetensors"),  # header cut short
-    (b"not a checkpoint at all", "refused"),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (b"", "file is empty"),
+        (b'\x10\x00\x00\x00\x00\x00\x00\x00{"a": 1', "corrupt safetensors"),  # header cut short
+        (b"not a checkpoint at all", "refused"),
+    ],
+)
 def test_broken_files(tmp_path, content, message):
     path = tmp_path / "broken.safetensors"
     path.write_bytes(content)
@@ -183,8 +201,11 @@ def test_every_architecture_round_trips_with_five_channels(arch, tmp_path):
 
 
 def test_unknown_architecture_lists_the_names():
-    with pytest.raises(InputError, match="unknown architecture 'Transformer9000'; expected one of: DPT, "
-                       "DeepLabV3, DeepLabV3Plus, FPN, Linknet, MAnet, PAN, PSPNet, Segformer, UPerNet, Unet"):
+    with pytest.raises(
+        InputError,
+        match="unknown architecture 'Transformer9000'; expected one of: DPT, "
+        "DeepLabV3, DeepLabV3Plus, FPN, Linknet, MAnet, PAN, PSPNet, Segformer, UPerNet, Unet",
+    ):
         build_model(arch="Transformer9000")
 
 
@@ -209,7 +230,8 @@ def test_shipped_zoo_loads_names_its_strategy_and_seed_and_records_a_subject_spl
             assert "sha256" not in weights
     assert found["imagenet"].meta.training["init"]["weights"]["first_conv_max_abs_diff_to_published"] == 0.0
     assert found["imagenet"].meta.training["init"]["first_conv_share"] == pytest.approx(
-        {"-1": 0.3212, "0": 0.4509, "1": 0.2279}, abs=1e-4)
+        {"-1": 0.3212, "0": 0.4509, "1": 0.2279}, abs=1e-4
+    )
     for strategy in ("imagenet-uniform", "imagenet-symmetric"):  # symmetric by construction before training
         share = found[strategy].meta.training["init"]["first_conv_share"]
         assert share["-1"] == pytest.approx(share["1"], abs=1e-6), strategy
@@ -219,6 +241,7 @@ def test_shipped_float16_checkpoint_keeps_its_heldout_dice():
     from explorer.cohort.manifest import read_manifest
     from explorer.config import SAMPLE_DIR
     from explorer.training.subjects import heldout_dice, load_subjects
+
     ckpt = load_checkpoint(next(p for p in list_zoo() if p.stem.endswith("-imagenet-s0")))
     (row,) = [r for r in read_manifest(SAMPLE_DIR / "cohort" / "manifest.csv") if r.subject == "sub-03"]
     dice = heldout_dice(ckpt.build_model(), load_subjects([row]), ckpt.meta, device="cpu")["sub-03"]
@@ -228,6 +251,7 @@ def test_shipped_float16_checkpoint_keeps_its_heldout_dice():
 def test_first_conv_weight_is_read_from_the_state_dict_without_building_the_model() -> None:
     """The weight found by key (the model built on the meta device) is the one the built model's first conv holds."""
     from explorer.models.build import first_conv
+
     for path in list_zoo()[:2]:
         ckpt = load_checkpoint(path)
         assert torch.equal(ckpt.first_conv_weight(), first_conv(ckpt.build_model("cpu")).weight.detach())

@@ -20,8 +20,15 @@ def _one_line(capsys: pytest.CaptureFixture) -> str:
     return lines[0]
 
 
-@pytest.mark.parametrize(("variable", "value"), [("EXPLORER_MAX_VOXELS", "lots"), ("EXPLORER_MAX_UPLOAD_MB", "-1"),
-                                                 ("EXPLORER_MAX_RUN_MINUTES", "inf"), ("EXPLORER_MAX_SLICES", "2.5")])
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("EXPLORER_MAX_VOXELS", "lots"),
+        ("EXPLORER_MAX_UPLOAD_MB", "-1"),
+        ("EXPLORER_MAX_RUN_MINUTES", "inf"),
+        ("EXPLORER_MAX_SLICES", "2.5"),
+    ],
+)
 def test_invalid_environment_values_are_one_line(variable, value, monkeypatch, capsys, tmp_path):
     monkeypatch.setenv(variable, value)
     argv = ["analyze", VOLUME, "--checkpoint", str(list_zoo()[0]), "--out", str(tmp_path / "out")]

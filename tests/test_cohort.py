@@ -30,8 +30,21 @@ CKPTS = [str(ROOT / "models" / f"unet-mobilenet_v2-{s}-s0.safetensors") for s in
 #: volume) pin the statistics; the default's split and endpoint are tested in
 #: test_bad_rows_are_reported_and_the_rest_completes.
 SALIENCY = RunSpec(method="saliency", zflip=False)
-NUMBERS = ["subject", "model", "strategy", "seed", "n_slices", "asymmetry_index", "ai_ci_low", "ai_ci_high",
-           "block_length", "dice", "share_-1", "share_0", "share_1"]
+NUMBERS = [
+    "subject",
+    "model",
+    "strategy",
+    "seed",
+    "n_slices",
+    "asymmetry_index",
+    "ai_ci_low",
+    "ai_ci_high",
+    "block_length",
+    "dice",
+    "share_-1",
+    "share_0",
+    "share_1",
+]
 
 
 def _manifest(path: Path, rows: list[tuple[str, str, str]]) -> Path:
@@ -41,8 +54,10 @@ def _manifest(path: Path, rows: list[tuple[str, str, str]]) -> Path:
 
 
 def _subjects(n: int) -> list[tuple[str, str, str]]:
-    return [(f"sub-{i:02d}", str(COHORT / f"sub-{i:02d}_T1w.nii.gz"), str(COHORT / f"sub-{i:02d}_gm_mask.nii.gz"))
-            for i in range(1, n + 1)]
+    return [
+        (f"sub-{i:02d}", str(COHORT / f"sub-{i:02d}_T1w.nii.gz"), str(COHORT / f"sub-{i:02d}_gm_mask.nii.gz"))
+        for i in range(1, n + 1)
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -62,22 +77,42 @@ def test_local_and_ray_give_the_same_per_volume_numbers(local_run, tmp_path: Pat
     run on all cores, and the convolutions' reductions split differently (CI saw 3e-5 relative on one AI)."""
     cohort, _ = local_run
     assert cohort.from_cache == 0 and len(cohort.rows) == 6 and not cohort.errors
-    ray_cohort = run_cohort(_manifest(tmp_path / "m.csv", _subjects(3)), CKPTS, SALIENCY,
-                            executor=Executor("ray", workers=2))
+    ray_cohort = run_cohort(
+        _manifest(tmp_path / "m.csv", _subjects(3)), CKPTS, SALIENCY, executor=Executor("ray", workers=2)
+    )
     assert ray_cohort.from_cache == 0  # a fresh cache: the Ray workers computed every pair themselves
     pd.testing.assert_frame_equal(cohort.rows[NUMBERS], ray_cohort.rows[NUMBERS], rtol=1e-4, atol=1e-6)
     for name, group in cohort.summary["groups"].items():
         assert ray_cohort.summary["groups"][name]["asymmetry_index"]["mean"] == pytest.approx(
-            group["asymmetry_index"]["mean"], rel=1e-4, abs=1e-6)
+            group["asymmetry_index"]["mean"], rel=1e-4, abs=1e-6
+        )
 
 
 def test_outputs_follow_the_contract(local_run) -> None:
     cohort, written = local_run
     table = pd.read_csv(written["csv"])
     assert list(table.columns[:20]) == [
-        "subject", "volume", "model", "strategy", "seed", "n_slices", "channel_asymmetry", "ca_ci_low", "ca_ci_high",
-        "anatomy_asymmetry", "aa_ci_low", "aa_ci_high", "asymmetry_index", "ai_ci_low", "ai_ci_high", "block_length",
-        "dice", "channel_asymmetry_mass_weighted", "anatomy_asymmetry_mass_weighted", "asymmetry_index_mass_weighted"]
+        "subject",
+        "volume",
+        "model",
+        "strategy",
+        "seed",
+        "n_slices",
+        "channel_asymmetry",
+        "ca_ci_low",
+        "ca_ci_high",
+        "anatomy_asymmetry",
+        "aa_ci_low",
+        "aa_ci_high",
+        "asymmetry_index",
+        "ai_ci_low",
+        "ai_ci_high",
+        "block_length",
+        "dice",
+        "channel_asymmetry_mass_weighted",
+        "anatomy_asymmetry_mass_weighted",
+        "asymmetry_index_mass_weighted",
+    ]
     assert table["channel_asymmetry"].isna().all()  # no reversed windows: the split is not computed…
     assert {"share_-1", "share_0", "share_1", "error", "split"} <= set(table.columns)
     np.testing.assert_allclose(table[["share_-1", "share_0", "share_1"]].sum(axis=1), 1.0, atol=1e-9)
@@ -90,8 +125,9 @@ def test_outputs_follow_the_contract(local_run) -> None:
         assert g["n_models"] == 1 and g["n_volumes"] == 3
         lo, hi = g["asymmetry_index"]["ci95"]
         assert lo <= g["asymmetry_index"]["mean"] <= hi
-        assert g["asymmetry_index"]["mean"] == pytest.approx(table.loc[table["strategy"] == name,
-                                                                       "asymmetry_index"].mean())
+        assert g["asymmetry_index"]["mean"] == pytest.approx(
+            table.loc[table["strategy"] == name, "asymmetry_index"].mean()
+        )
     (comp,) = summary["comparisons"]
     assert set(comp) >= {"a", "b", "test", "p", "p_min", "p_holm", "effect_size", "ci95"}
     assert comp["effect_size"] == 1.0 and comp["p"] == pytest.approx(0.25)  # 3 of 3 volumes: imagenet AI higher
@@ -108,8 +144,11 @@ def test_outputs_follow_the_contract(local_run) -> None:
     assert table["asymmetry_index_mass_weighted"].between(-1, 1).all()
     assert all(v["sha256"] and v["mask_sha256"] for v in inputs["volumes"].values())
     assert {c["seed"] for c in inputs["checkpoints"].values()} == {0}
-    assert {p.name for p in written["figures"].glob("*.html")} == {"cohort_forest.html", "cohort_paired.html",
-                                                                    "cohort_shares.html"}
+    assert {p.name for p in written["figures"].glob("*.html")} == {
+        "cohort_forest.html",
+        "cohort_paired.html",
+        "cohort_shares.html",
+    }
 
 
 @pytest.mark.slow  # Ray start-up / a killed child process: minutes on a 2-core CPU
@@ -117,8 +156,19 @@ def test_killed_run_resumes_from_the_cache(tmp_path: Path) -> None:
     manifest = _manifest(tmp_path / "m.csv", _subjects(3))
     cache = tmp_path / "cache"
     env = {**os.environ, "EXPLORER_CACHE_DIR": str(cache), "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    command = [sys.executable, "-m", "explorer.cli", "cohort", str(manifest), "--checkpoint", CKPTS[0],
-               "--checkpoint", CKPTS[1], "--out", str(tmp_path / "out")]
+    command = [
+        sys.executable,
+        "-m",
+        "explorer.cli",
+        "cohort",
+        str(manifest),
+        "--checkpoint",
+        CKPTS[0],
+        "--checkpoint",
+        CKPTS[1],
+        "--out",
+        str(tmp_path / "out"),
+    ]
     proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT)
     deadline = time.monotonic() + 300
     while not list(cache.glob("*/*/meta.json")) and proc.poll() is None and time.monotonic() < deadline:
@@ -134,8 +184,11 @@ def test_killed_run_resumes_from_the_cache(tmp_path: Path) -> None:
 
 def test_bad_rows_are_reported_and_the_rest_completes(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     (tmp_path / "broken.nii.gz").write_bytes(b"not a volume")
-    rows = [_subjects(1)[0], ("broken", str(tmp_path / "broken.nii.gz"), ""),
-            ("wrong-mask", str(COHORT / "sub-02_T1w.nii.gz"), str(COHORT / "sub-01_gm_mask.nii.gz"))]
+    rows = [
+        _subjects(1)[0],
+        ("broken", str(tmp_path / "broken.nii.gz"), ""),
+        ("wrong-mask", str(COHORT / "sub-02_T1w.nii.gz"), str(COHORT / "sub-01_gm_mask.nii.gz")),
+    ]
     manifest = _manifest(tmp_path / "m.csv", rows)
     assert main(["cohort", str(manifest), "--checkpoint", CKPTS[0], "--out", str(tmp_path / "out")]) == 0
     out = capsys.readouterr().out
@@ -161,13 +214,16 @@ def test_fail_fast_exits_2_with_one_line(tmp_path: Path, capsys: pytest.CaptureF
     assert not (tmp_path / "out").exists()
 
 
-@pytest.mark.parametrize(("text", "found"), [
-    ("subject,image\na,x.nii.gz\n", "row 1: no 'volume' column"),
-    ("subject,volume\na,x.nii.gz\nb,\n", "row 3: empty volume cell"),
-    ("subject,volume\na,x.nii.gz\na,y.nii.gz\n", "row 3: subject 'a' repeats row 2"),
-    ("volume\nx.nii.gz,extra\n", "row 2: more cells"),
-    ("subject,volume\n", "no rows"),
-])
+@pytest.mark.parametrize(
+    ("text", "found"),
+    [
+        ("subject,image\na,x.nii.gz\n", "row 1: no 'volume' column"),
+        ("subject,volume\na,x.nii.gz\nb,\n", "row 3: empty volume cell"),
+        ("subject,volume\na,x.nii.gz\na,y.nii.gz\n", "row 3: subject 'a' repeats row 2"),
+        ("volume\nx.nii.gz,extra\n", "row 2: more cells"),
+        ("subject,volume\n", "no rows"),
+    ],
+)
 def test_manifest_errors_name_the_file_and_row(tmp_path: Path, text: str, found: str) -> None:
     path = tmp_path / "m.csv"
     path.write_text(text)
@@ -195,7 +251,9 @@ def test_folder_manifest_pairs_masks_by_name(tmp_path: Path) -> None:
     (tmp_path / "notes.txt").write_text("ignored")
     entries = read_manifest(tmp_path)
     assert [(e.subject, e.mask.name if e.mask else None) for e in entries] == [
-        ("sub-01_T1w", "sub-01_T1w_mask.nii.gz"), ("sub-02_T1w", None)]
+        ("sub-01_T1w", "sub-01_T1w_mask.nii.gz"),
+        ("sub-02_T1w", None),
+    ]
     (tmp_path / "empty").mkdir()
     with pytest.raises(InputError, match="holds no volume"):
         read_manifest(tmp_path / "empty")
@@ -204,8 +262,13 @@ def test_folder_manifest_pairs_masks_by_name(tmp_path: Path) -> None:
 def test_held_out_follows_the_recorded_subject_split() -> None:
     """Dice counts as held-out only on subjects (and volume contents) the checkpoint never trained on."""
     from explorer.cohort import _held_out
-    training = {"split": {"train": [{"subject": "sub-01", "volume_sha256": "aa"}],
-                          "test": [{"subject": "sub-03", "volume_sha256": "cc"}]}}
+
+    training = {
+        "split": {
+            "train": [{"subject": "sub-01", "volume_sha256": "aa"}],
+            "test": [{"subject": "sub-03", "volume_sha256": "cc"}],
+        }
+    }
     assert not _held_out(training, "sub-01", "aa")
     assert not _held_out(training, "renamed", "aa")  # the same volume under another subject id
     assert _held_out(training, "sub-03", "cc")
@@ -217,6 +280,7 @@ def test_held_out_follows_the_recorded_subject_split() -> None:
 
 def test_a_cohort_output_folder_is_replaced_by_a_rerun_and_a_foreign_one_refused(tmp_path) -> None:
     from explorer.reporting.outputs import check_out_dir
+
     out = tmp_path / "cohort"
     out.mkdir()
     (out / "cohort_summary.json").write_text("{}")

@@ -23,10 +23,21 @@ def make_cohort(n_subjects: int = 6, n_models: int = 3) -> tuple[pd.DataFrame, d
         for m in range(n_models):
             for v in range(n_subjects):
                 share = rng.dirichlet([30 + 60 * level, 40, 30 - 60 * level])
-                rows.append({"subject": f"sub-{v:02d}", "volume": f"/srv/data/sub-{v:02d}.nii.gz",
-                             "model": f"unet-{strategy}-s{m}", "strategy": strategy, "seed": m,
-                             "asymmetry_index": level + rng.normal(0, 0.01), "dice": np.nan, "error": None,
-                             "share_-1": share[0], "share_0": share[1], "share_1": share[2]})
+                rows.append(
+                    {
+                        "subject": f"sub-{v:02d}",
+                        "volume": f"/srv/data/sub-{v:02d}.nii.gz",
+                        "model": f"unet-{strategy}-s{m}",
+                        "strategy": strategy,
+                        "seed": m,
+                        "asymmetry_index": level + rng.normal(0, 0.01),
+                        "dice": np.nan,
+                        "error": None,
+                        "share_-1": share[0],
+                        "share_0": share[1],
+                        "share_1": share[2],
+                    }
+                )
     frame = pd.DataFrame(rows)
     return frame, summarise(frame, margin=0.05)
 
@@ -69,6 +80,7 @@ def test_paired_lines_spread_subjects_and_draw_their_mean():
 
 def test_the_cohort_table_shows_file_names_not_server_paths():
     from explorer.reporting.figures.tables import cohort_rows_table
+
     rows, _ = make_cohort(n_subjects=2, n_models=1)
     shown = cohort_rows_table(rows)
     assert list(shown["volume"][:2]) == ["sub-00.nii.gz", "sub-01.nii.gz"]

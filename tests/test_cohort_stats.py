@@ -35,8 +35,12 @@ def ar1(phi: float, n: int, seed: int) -> np.ndarray:
 def crossed_design(tau: float, seed: int, n_models: int = 5, n_volumes: int = 10, mu: float = 0.05) -> np.ndarray:
     """``mu`` + model effect N(0, tau) + volume effect N(0, 0.03) + noise N(0, 0.02), models × volumes."""
     rng = np.random.default_rng(seed)
-    return (mu + rng.normal(0, tau, (n_models, 1)) + rng.normal(0, 0.03, (1, n_volumes))
-            + rng.normal(0, 0.02, (n_models, n_volumes)))
+    return (
+        mu
+        + rng.normal(0, tau, (n_models, 1))
+        + rng.normal(0, 0.03, (1, n_volumes))
+        + rng.normal(0, 0.02, (n_models, n_volumes))
+    )
 
 
 # ------------------------------------------------------------------------------------- autocorrelation
@@ -276,7 +280,8 @@ def test_minimum_detectable_effect_formula() -> None:
     from scipy import stats
 
     assert minimum_detectable_effect(0.1, 10, sides=2) == pytest.approx(
-        (stats.t.ppf(0.975, 9) + stats.t.ppf(0.8, 9)) * 0.1 / math.sqrt(10))
+        (stats.t.ppf(0.975, 9) + stats.t.ppf(0.8, 9)) * 0.1 / math.sqrt(10)
+    )
     assert math.isnan(minimum_detectable_effect(0.1, 1))
 
 
@@ -286,19 +291,40 @@ def test_a_cohort_equivalence_with_several_models_uses_the_model_as_unit() -> No
     a claim about the strategy is not supported; one model per group keeps the volume as unit (its 10 volumes at
     |AI| ≈ 0.01 pass)."""
     from explorer.cohort.summary import summarise
+
     rng = np.random.default_rng(0)
-    rows = [{"subject": f"s{v}", "model": f"m{m}", "strategy": "spread", "asymmetry_index": ai + rng.normal(0, 1e-3),
-             "dice": np.nan, "error": None} for m, ai in enumerate((-0.03, 0.01, 0.05)) for v in range(10)]
-    rows += [{"subject": f"s{v}", "model": "one", "strategy": "single", "asymmetry_index": 0.01 + rng.normal(0, 1e-3),
-              "dice": np.nan, "error": None} for v in range(10)]
+    rows = [
+        {
+            "subject": f"s{v}",
+            "model": f"m{m}",
+            "strategy": "spread",
+            "asymmetry_index": ai + rng.normal(0, 1e-3),
+            "dice": np.nan,
+            "error": None,
+        }
+        for m, ai in enumerate((-0.03, 0.01, 0.05))
+        for v in range(10)
+    ]
+    rows += [
+        {
+            "subject": f"s{v}",
+            "model": "one",
+            "strategy": "single",
+            "asymmetry_index": 0.01 + rng.normal(0, 1e-3),
+            "dice": np.nan,
+            "error": None,
+        }
+        for v in range(10)
+    ]
     summary = summarise(pd.DataFrame(rows))
     equivalence = summary["equivalence"]
     assert equivalence["spread"]["unit"] == "model (mean over volumes)" and equivalence["spread"]["n"] == 3
     assert not equivalence["spread"]["equivalent"] and "not shown" in equivalence["spread"]["claim"]
     assert equivalence["single"]["unit"].startswith("volume") and equivalence["single"]["equivalent"]
     assert equivalence["single"]["claim"].startswith("removes the asymmetry")
-    assert summary["equivalence_margin"]["margin"] == 0.05 and "negligible" in summary["equivalence_margin"][
-        "rationale"]
+    assert (
+        summary["equivalence_margin"]["margin"] == 0.05 and "negligible" in summary["equivalence_margin"]["rationale"]
+    )
     assert summary["groups"]["spread"]["asymmetry_index"]["method"].startswith("t-interval over model means")
     assert summary["groups"]["single"]["asymmetry_index"]["unit"] == "volume"
     assert "t-interval over model means" in summary["interval_method"]
@@ -309,10 +335,22 @@ def test_one_holm_family_covers_every_comparison_and_equivalence_test() -> None:
     equivalence tests = 9 tests in one family; each p carries its design minimum (0.125 for 4 volumes, 0.1 for 3 vs
     3 models), and a permutation test that cannot reach 0.05 has no detectable difference."""
     from explorer.cohort.summary import summarise
+
     rng = np.random.default_rng(1)
-    rows = [{"subject": f"s{v}", "model": f"{name}-{m}", "strategy": name,
-             "channel_asymmetry": level + rng.normal(0, 0.01), "asymmetry_index": 0.0, "dice": np.nan, "error": None}
-            for name, level in (("a", 0.3), ("b", 0.1), ("c", 0.0)) for m in range(3) for v in range(4)]
+    rows = [
+        {
+            "subject": f"s{v}",
+            "model": f"{name}-{m}",
+            "strategy": name,
+            "channel_asymmetry": level + rng.normal(0, 0.01),
+            "asymmetry_index": 0.0,
+            "dice": np.nan,
+            "error": None,
+        }
+        for name, level in (("a", 0.3), ("b", 0.1), ("c", 0.0))
+        for m in range(3)
+        for v in range(4)
+    ]
     summary = summarise(pd.DataFrame(rows), margin=0.05)
     assert summary["endpoint"] == "channel_asymmetry" and summary["family"]["size"] == 9
     tests = [*summary["comparisons"], *summary["equivalence"].values()]
@@ -331,10 +369,22 @@ def test_the_cli_prints_removes_only_when_the_test_passes_and_every_p_with_its_m
     "lopsided" (AI ≈ 0.3) does not; every printed p has its minimum attainable p beside it."""
     from explorer.cli import _cohort_lines
     from explorer.cohort.summary import summarise
+
     rng = np.random.default_rng(2)
-    rows = [{"subject": f"s{v}", "model": f"{name}-{m}", "strategy": name,
-             "channel_asymmetry": level + rng.normal(0, 0.002), "asymmetry_index": 0.0, "dice": np.nan,
-             "error": None} for name, level in (("lopsided", 0.3), ("flat", 0.005)) for m in range(3) for v in range(4)]
+    rows = [
+        {
+            "subject": f"s{v}",
+            "model": f"{name}-{m}",
+            "strategy": name,
+            "channel_asymmetry": level + rng.normal(0, 0.002),
+            "asymmetry_index": 0.0,
+            "dice": np.nan,
+            "error": None,
+        }
+        for name, level in (("lopsided", 0.3), ("flat", 0.005))
+        for m in range(3)
+        for v in range(4)
+    ]
     lines = _cohort_lines(summarise(pd.DataFrame(rows)))
     removes = [line for line in lines if "removes the asymmetry" in line and "not shown" not in line]
     assert len(removes) == 1 and removes[0].startswith("flat: removes the asymmetry")

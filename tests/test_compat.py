@@ -29,7 +29,9 @@ def test_shim_is_idempotent():
 def test_import_explorer_does_not_load_torch_and_the_shim_waits_for_torchvision():
     """``import explorer`` installs a hook, not torch (a replayed CLI run never loads torch); importing timm, which
     imports torchvision, triggers the shim first."""
-    code = ("import sys, explorer; print('torch' in sys.modules);"
-            "import timm; from explorer import _compat; print(_compat._LIBRARY is not None or _compat._has_nms())")
+    code = (
+        "import sys, explorer; print('torch' in sys.modules);"
+        "import timm; from explorer import _compat; print(_compat._LIBRARY is not None or _compat._has_nms())"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     assert out == ["False", "True"]

@@ -56,8 +56,11 @@ def _jobs(volumes, zoo) -> list[dict]:
     a, b = volumes
     return [  # captum methods (hooks, several forwards) and a gradient method, on different volumes and models
         dict(study=a, checkpoints=[zoo["imagenet"], zoo["random"]], spec=RunSpec(method="occlusion", target="all")),
-        dict(study=b, checkpoints=[zoo["imagenet-uniform"], zoo["imagenet"]],
-             spec=RunSpec(method="integrated_gradients", target="all", params={"steps": 4})),
+        dict(
+            study=b,
+            checkpoints=[zoo["imagenet-uniform"], zoo["imagenet"]],
+            spec=RunSpec(method="integrated_gradients", target="all", params={"steps": 4}),
+        ),
         dict(study=b, checkpoints=[zoo["imagenet-zflip"]], spec=RunSpec(method="saliency", target="predicted")),
     ]
 

@@ -32,7 +32,8 @@ BAD = [name for name, item in ITEMS.items() if item.message is not None]
 VALID = [name for name, item in ITEMS.items() if item.message is None]
 #: ``explorer train`` reads no checkpoint and runs no analysis (so no memory estimate): the rest go through both.
 CLI_CASES = [(name, "analyze") for name in BAD] + [
-    (name, "train") for name in BAD if ITEMS[name].role != "checkpoint" and not ITEMS[name].at_run]
+    (name, "train") for name in BAD if ITEMS[name].role != "checkpoint" and not ITEMS[name].at_run
+]
 APP = str(REPO_ROOT / "explorer" / "app" / "main.py")
 
 
@@ -44,9 +45,11 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> Corpus:
 @pytest.fixture()
 def limits(monkeypatch: pytest.MonkeyPatch):
     """Apply the item's environment (tighter limits) for one test."""
+
     def apply(name: str) -> None:
         for key, value in ITEMS[name].env.items():
             monkeypatch.setenv(key, value)
+
     return apply
 
 
@@ -67,8 +70,10 @@ def test_api_rejects_with_one_clear_message(name: str, corpus: Corpus, limits) -
     limits(name)
     attempts = []
     if item.role == "checkpoint":
-        attempts = [lambda: load_checkpoint(path, meta=item.meta),
-                    lambda: load_checkpoint(path.read_bytes(), name=name, meta=item.meta)]
+        attempts = [
+            lambda: load_checkpoint(path, meta=item.meta),
+            lambda: load_checkpoint(path.read_bytes(), name=name, meta=item.meta),
+        ]
     elif item.role == "volume":
         attempts = [lambda: analyze(path, [corpus.checkpoint], cache=False)]
     else:
@@ -97,16 +102,36 @@ def _cli_argv(name: str, corpus: Corpus, out: Path, command: str) -> list[str]:
     role, path = ITEMS[name].role, str(corpus.path(name))
     volume, mask, ckpt = str(corpus.volume), str(corpus.mask), str(corpus.checkpoint)
     if command == "analyze":
-        argv = ["analyze", path if role == "volume" else volume, "--checkpoint", path if role == "checkpoint" else ckpt,
-                "--out", str(out)]
+        argv = [
+            "analyze",
+            path if role == "volume" else volume,
+            "--checkpoint",
+            path if role == "checkpoint" else ckpt,
+            "--out",
+            str(out),
+        ]
         return argv + (["--mask", path] if role == "mask" else [])
-    return ["train", "--volume", path if role == "volume" else volume, "--mask", path if role == "mask" else mask,
-            "--strategy", "random", "--epochs", "1", "--device", "cpu", "--out", str(out / "m.safetensors")]
+    return [
+        "train",
+        "--volume",
+        path if role == "volume" else volume,
+        "--mask",
+        path if role == "mask" else mask,
+        "--strategy",
+        "random",
+        "--epochs",
+        "1",
+        "--device",
+        "cpu",
+        "--out",
+        str(out / "m.safetensors"),
+    ]
 
 
 @pytest.mark.parametrize(("name", "command"), CLI_CASES)
-def test_cli_exits_2_with_one_line_and_leaves_nothing(name: str, command: str, corpus: Corpus, tmp_path: Path,
-                                                     capsys: pytest.CaptureFixture, limits) -> None:
+def test_cli_exits_2_with_one_line_and_leaves_nothing(
+    name: str, command: str, corpus: Corpus, tmp_path: Path, capsys: pytest.CaptureFixture, limits
+) -> None:
     work = tmp_path / "work"
     work.mkdir()
     argv = _cli_argv(name, corpus, work / "out", command)
@@ -121,14 +146,23 @@ def test_cli_exits_2_with_one_line_and_leaves_nothing(name: str, command: str, c
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["truncated.nii.gz", "over_memory_limit.nii.gz", "mask_other_affine.nii.gz",
-                                  "ckpt_runs_code.pt", "ckpt_unknown_encoder.safetensors"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "truncated.nii.gz",
+        "over_memory_limit.nii.gz",
+        "mask_other_affine.nii.gz",
+        "ckpt_runs_code.pt",
+        "ckpt_unknown_encoder.safetensors",
+    ],
+)
 def test_console_script_prints_no_traceback(name: str, corpus: Corpus, tmp_path: Path) -> None:
     """The real process: warnings, progress bars and tracebacks would all show on stderr."""
     env = {**os.environ, **ITEMS[name].env, "HF_HUB_OFFLINE": "1"}
     argv = _cli_argv(name, corpus, tmp_path / "out", "analyze")
-    done = subprocess.run([sys.executable, "-m", "explorer.cli", *argv], capture_output=True, text=True, env=env,
-                          timeout=300, check=False)
+    done = subprocess.run(
+        [sys.executable, "-m", "explorer.cli", *argv], capture_output=True, text=True, env=env, timeout=300, check=False
+    )
     assert done.returncode == 2, done.stderr
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1, done.stderr
@@ -140,8 +174,21 @@ def test_console_script_prints_no_traceback(name: str, corpus: Corpus, tmp_path:
 def test_cli_analyses_valid_extreme_files(name: str, corpus: Corpus, tmp_path: Path) -> None:
     out = tmp_path / "out"
     # target "all": the small random model of the corpus predicts no foreground, so "predicted" explains nothing
-    assert main(["analyze", str(corpus.path(name)), "--checkpoint", str(corpus.checkpoint), "--target", "all",
-                 "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "analyze",
+                str(corpus.path(name)),
+                "--checkpoint",
+                str(corpus.checkpoint),
+                "--target",
+                "all",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     assert json.loads((out / "summary.json").read_text())["inputs"]["volume"]["source"] == name
     assert [p.name for p in tmp_path.iterdir()] == ["out"], "temporary folders left beside the outputs"
 
@@ -156,11 +203,21 @@ def peaks(corpus: Corpus, tmp_path_factory: pytest.TempPathFactory) -> dict:
     work = tmp_path_factory.mktemp("peaks")
     cases = {name: {"argv": _cli_argv(name, corpus, work / name, "analyze"), "env": ITEMS[name].env} for name in BAD}
     (work / "cases.json").write_text(json.dumps({"cases": cases}))
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), os.environ.get("PYTHONPATH", "")]),
-           "HF_HUB_OFFLINE": "1", "EXPLORER_CACHE_DIR": str(work / "cache"), "OMP_NUM_THREADS": "1"}
-    done = subprocess.run([sys.executable, str(REPO_ROOT / "tests" / "corpus" / "memory_probe.py"),
-                           str(work / "cases.json")], capture_output=True, text=True, env=env, timeout=1200,
-                          check=True)
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), os.environ.get("PYTHONPATH", "")]),
+        "HF_HUB_OFFLINE": "1",
+        "EXPLORER_CACHE_DIR": str(work / "cache"),
+        "OMP_NUM_THREADS": "1",
+    }
+    done = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "tests" / "corpus" / "memory_probe.py"), str(work / "cases.json")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=1200,
+        check=True,
+    )
     return json.loads(done.stdout)
 
 
@@ -172,8 +229,9 @@ def test_peak_memory_stays_near_the_baseline(name: str, peaks: dict) -> None:
     assert added_mb < PEAK_BOUND_MB, f"{name} raised the peak by {added_mb:.0f} MB"
 
 
-def test_a_failure_while_writing_outputs_leaves_no_partial_files(corpus: Corpus, tmp_path: Path,
-                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_failure_while_writing_outputs_leaves_no_partial_files(
+    corpus: Corpus, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     result = analyze(corpus.path(VALID[0]), [corpus.checkpoint], RunSpec(target="all", zflip=False), cache=False)
 
     def broken(*args, **kwargs):
@@ -203,8 +261,9 @@ def _session(role: str, corpus: Corpus, cache) -> AppTest:
         if role in ("volume", "mask"):
             at.radio(key="volume_source").set_value("Upload a scan").run()
         if role == "mask":
-            at.file_uploader(key="volume_upload").set_value(("scan.nii.gz", corpus.volume.read_bytes(),
-                                                             "application/gzip")).run()
+            at.file_uploader(key="volume_upload").set_value(
+                ("scan.nii.gz", corpus.volume.read_bytes(), "application/gzip")
+            ).run()
         assert not at.exception and not at.error, [e.value for e in at.error]
         return at
     finally:
@@ -226,8 +285,9 @@ def _upload(at: AppTest, role: str, name: str, data: bytes) -> None:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", BAD)
-def test_app_shows_one_message_and_no_exception(name: str, corpus: Corpus, sessions: dict, app_cache,
-                                                monkeypatch: pytest.MonkeyPatch, limits) -> None:
+def test_app_shows_one_message_and_no_exception(
+    name: str, corpus: Corpus, sessions: dict, app_cache, monkeypatch: pytest.MonkeyPatch, limits
+) -> None:
     role = ITEMS[name].role
     if role not in sessions:
         sessions[role] = _session(role, corpus, app_cache)
@@ -245,8 +305,9 @@ def test_app_shows_one_message_and_no_exception(name: str, corpus: Corpus, sessi
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", VALID)
-def test_app_analyses_valid_extreme_files(name: str, corpus: Corpus, sessions: dict, app_cache,
-                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_app_analyses_valid_extreme_files(
+    name: str, corpus: Corpus, sessions: dict, app_cache, monkeypatch: pytest.MonkeyPatch
+) -> None:
     if "volume" not in sessions:
         sessions["volume"] = _session("volume", corpus, app_cache)
     at = sessions["volume"]
@@ -259,8 +320,9 @@ def test_app_analyses_valid_extreme_files(name: str, corpus: Corpus, sessions: d
 
 
 @pytest.mark.slow
-def test_app_never_writes_an_upload_under_its_name(corpus: Corpus, sessions: dict, app_cache,
-                                                   monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_app_never_writes_an_upload_under_its_name(
+    corpus: Corpus, sessions: dict, app_cache, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     """A hostile upload name (a path) is only a label: nothing is written under it, here or there."""
     if "volume" not in sessions:
         sessions["volume"] = _session("volume", corpus, app_cache)

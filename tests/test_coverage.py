@@ -24,8 +24,11 @@ SEED_SD, VOLUME_SD, RESIDUAL_SD = 0.1, 0.02, 0.01
 @pytest.mark.parametrize("n_volumes", [4, 10])
 def test_nominal_95_interval_covers_93_to_97_percent(n_models: int, n_volumes: int) -> None:
     rng = np.random.default_rng(1000 * n_models + n_volumes)
-    tables = (rng.normal(0, SEED_SD, (REPLICATES, n_models, 1)) + rng.normal(0, VOLUME_SD, (REPLICATES, 1, n_volumes))
-              + rng.normal(0, RESIDUAL_SD, (REPLICATES, n_models, n_volumes)))
+    tables = (
+        rng.normal(0, SEED_SD, (REPLICATES, n_models, 1))
+        + rng.normal(0, VOLUME_SD, (REPLICATES, 1, n_volumes))
+        + rng.normal(0, RESIDUAL_SD, (REPLICATES, n_models, n_volumes))
+    )
     covered = 0
     for table in tables:
         lo, hi = model_mean_t_interval(table)["ci"]
@@ -38,7 +41,19 @@ def test_the_cohort_summary_reports_this_interval() -> None:
     import pandas as pd
 
     table = np.random.default_rng(0).normal(0, 0.1, (3, 4))
-    rows = pd.DataFrame([{"subject": f"s{v}", "model": f"m{m}", "strategy": "g", "asymmetry_index": table[m, v],
-                          "dice": np.nan, "error": None} for m in range(3) for v in range(4)])
+    rows = pd.DataFrame(
+        [
+            {
+                "subject": f"s{v}",
+                "model": f"m{m}",
+                "strategy": "g",
+                "asymmetry_index": table[m, v],
+                "dice": np.nan,
+                "error": None,
+            }
+            for m in range(3)
+            for v in range(4)
+        ]
+    )
     group = summarise(rows)["groups"]["g"]["asymmetry_index"]
     assert group["ci95"] == pytest.approx(list(model_mean_t_interval(table)["ci"]))

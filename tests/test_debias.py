@@ -71,8 +71,10 @@ def test_uniform_surgery_gives_every_channel_the_mean_kernel(parent) -> None:
     mean = parent.state_dict[key].mean(dim=1)
     for channel in range(3):
         assert torch.allclose(after[:, channel], mean)
-    assert torch.equal(symmetrise(torch.arange(6.0).reshape(1, 3, 2), (-1, 0, 1), "symmetric"),
-                       torch.tensor([[[2.0, 3.0], [2.0, 3.0], [2.0, 3.0]]]))
+    assert torch.equal(
+        symmetrise(torch.arange(6.0).reshape(1, 3, 2), (-1, 0, 1), "symmetric"),
+        torch.tensor([[[2.0, 3.0], [2.0, 3.0], [2.0, 3.0]]]),
+    )
 
 
 @pytest.mark.parametrize("mode", ["symmetric", "uniform"])
@@ -82,8 +84,13 @@ def test_surgery_has_no_channel_asymmetry(parent, sample_volume_path, mode, meth
     mode by tests/test_split.py, which uses this same surgery)."""
     stack = Study.load(sample_volume_path).slices("axial", parent.meta.normalisation)
     model = prepare_model(surgery(parent, mode).build_model(CPU), CPU)
-    run = dict(method=method, params=params, target="predicted", slices=[30, 45],
-               channel_stats=channel_stats_for(parent.meta.normalisation, 3))
+    run = dict(
+        method=method,
+        params=params,
+        target="predicted",
+        slices=[30, 45],
+        channel_stats=channel_stats_for(parent.meta.normalisation, 3),
+    )
     plain = attribute(model, stack, parent.meta.offsets, **run)
     flipped = attribute(model, stack, parent.meta.offsets, reverse=True, **run)
     channel, _ = split_asymmetry(plain.masses, flipped.masses, parent.meta.offsets)
@@ -106,6 +113,7 @@ def test_surgery_reports_its_dice_cost_and_provenance(parent, crop, tmp_path) ->
     assert abs(report["parent"]["channel_asymmetry"][crop[0].name]["mean"]) > 1e-3  # the parent is not symmetric
     assert child["first_conv_share"]["-1"] == child["first_conv_share"]["1"]
     from explorer.debias.outputs import write_debias
+
     written = write_debias(result, tmp_path / "out", formats=("html",))
     loaded = load_checkpoint(written[child["name"]])
     provenance = loaded.meta.training["debias"]
@@ -150,7 +158,8 @@ def test_finetune_keeps_the_tie_stops_early_and_resumes_from_the_cache(parent, c
     other = DebiasSpec(variants=("finetune",), epochs=1, slice_stride=4, batch_size=4, seed=1)
     recipe = other.recipe_for(parent.meta, "finetune")[0]
     assert child_key(parent, data, other, "finetune", recipe) != child_key(
-        parent, data, spec, "finetune", spec.recipe_for(parent.meta, "finetune")[0])
+        parent, data, spec, "finetune", spec.recipe_for(parent.meta, "finetune")[0]
+    )
 
 
 def _one_channel() -> Checkpoint:
@@ -165,22 +174,25 @@ def test_bad_inputs_are_refused_with_one_message(parent, crop, tmp_path) -> None
         debias(_one_channel(), DebiasData(study=study), DebiasSpec(), cache=False)
     with pytest.raises(InputError, match="no mask for the finetune variant"):
         debias(parent, DebiasData(study=study), DebiasSpec(variants=("surgery", "finetune")), cache=False)
-    broken = Checkpoint("no-conv", parent.sha256, parent.meta,
-                        {k: v for k, v in parent.state_dict.items() if k != conv_key(parent)})
+    broken = Checkpoint(
+        "no-conv", parent.sha256, parent.meta, {k: v for k, v in parent.state_dict.items() if k != conv_key(parent)}
+    )
     with pytest.raises(InputError, match="no-conv: the first convolution .* is missing"):
         debias(broken, DebiasData(study=study), DebiasSpec(), cache=False)
     with pytest.raises(InputError, match="unknown variant 'prune'"):
         DebiasSpec(variants=("prune",))
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--mask", "WRONG_GRID"], "mask has shape"),
-    (["--variant", "finetune"], "no mask for the finetune variant"),
-    (["--checkpoint-file", "BAD_PT"], "state dict does not fit"),
-    (["--mode", "diagonal"], "unknown surgery mode 'diagonal'"),
-])
-def test_cli_bad_input_exits_2_with_one_line_and_writes_nothing(parent, crop, tmp_path, capsys, args,
-                                                                  message) -> None:
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--mask", "WRONG_GRID"], "mask has shape"),
+        (["--variant", "finetune"], "no mask for the finetune variant"),
+        (["--checkpoint-file", "BAD_PT"], "state dict does not fit"),
+        (["--mode", "diagonal"], "unknown surgery mode 'diagonal'"),
+    ],
+)
+def test_cli_bad_input_exits_2_with_one_line_and_writes_nothing(parent, crop, tmp_path, capsys, args, message) -> None:
     wrong = tmp_path / "wrong.nii.gz"
     img = nib.load(crop[1])
     nib.save(nib.Nifti1Image(np.asanyarray(img.dataobj)[:, :, :20], img.affine), wrong)
@@ -203,8 +215,25 @@ def test_cli_bad_input_exits_2_with_one_line_and_writes_nothing(parent, crop, tm
 
 def test_cli_surgery_end_to_end(crop, tmp_path, capsys) -> None:
     out = tmp_path / "debiased"
-    assert main(["debias", str(PARENT), "--volume", str(crop[0]), "--mask", str(crop[1]), "--variant", "surgery",
-                 "--mode", "uniform", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "debias",
+                str(PARENT),
+                "--volume",
+                str(crop[0]),
+                "--mask",
+                str(crop[1]),
+                "--variant",
+                "surgery",
+                "--mode",
+                "uniform",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     printed = capsys.readouterr().out
     assert "[surgery]: held-out Dice" in printed and "prediction Dice vs parent" in printed
     report = json.loads((out / "debias.json").read_text())
@@ -233,8 +262,10 @@ def test_manifest_finetune_holds_out_subjects(parent, tmp_path) -> None:
     surgery_record, finetune_record = (c.record for c in result.children)
     assert 0 < result.report["parent"]["heldout_dice"] <= 1 and 0 < surgery_record["heldout_dice"] <= 1
     assert finetune_record["split"]["unit"] == "subject" and len(finetune_record["split"]["early_stopping"]) == 1
-    assert set(finetune_record["split"]["train"]) | set(finetune_record["split"]["early_stopping"]) == {"sub-01",
-                                                                                                     "sub-02"}
+    assert set(finetune_record["split"]["train"]) | set(finetune_record["split"]["early_stopping"]) == {
+        "sub-01",
+        "sub-02",
+    }
     provenance = result.children[1].checkpoint.meta.training["debias"]
     assert [s["subject"] for s in provenance["data"]["test"]] == ["sub-03"]
 

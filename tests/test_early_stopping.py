@@ -70,12 +70,18 @@ def test_a_tiny_run_stops_at_best_plus_patience_and_keeps_the_best_epoch(small_c
 
     monkeypatch.setattr(train_module, "validation_loss", fake_validation_loss)
     train_rows, test_rows = split_rows(read_manifest(small_cohort), "split")
-    spec = TrainSpec(strategy="random", recipe=Recipe(epochs=6, batch_size=4, patience=2), arch_kwargs=SMALL,
-                     device="cpu")
+    spec = TrainSpec(
+        strategy="random", recipe=Recipe(epochs=6, batch_size=4, patience=2), arch_kwargs=SMALL, device="cpu"
+    )
     result = train_subjects(load_subjects(train_rows), load_subjects(test_rows), spec, hooks=FitHooks(progress=False))
     record = result.meta.training["epochs"]
-    assert record == {"epochs_reached": 4, "max_epochs": 6, "best_epoch": 2, "val_loss": [0.9, 0.5, 0.6, 0.7],
-                      "stopped_early": True}
+    assert record == {
+        "epochs_reached": 4,
+        "max_epochs": 6,
+        "best_epoch": 2,
+        "val_loss": [0.9, 0.5, 0.6, 0.7],
+        "stopped_early": True,
+    }
     assert len(result.losses) == 4 and len(states) == 4
     kept = result.model.state_dict()
     assert all(torch.equal(kept[k], states[1][k]) for k in kept)  # epoch 2's weights, not the last epoch's
@@ -88,8 +94,26 @@ def test_a_tiny_run_stops_at_best_plus_patience_and_keeps_the_best_epoch(small_c
 @pytest.mark.slow  # the same through the CLI: two epochs at most, patience 1
 def test_cli_trains_with_early_stopping_and_records_it(small_cohort, tmp_path, capsys):
     out = tmp_path / "es.safetensors"
-    assert main(["train", "--manifest", str(small_cohort), "--strategy", "random", "--epochs", "2",
-                 "--patience", "1", "--device", "cpu", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--manifest",
+                str(small_cohort),
+                "--strategy",
+                "random",
+                "--epochs",
+                "2",
+                "--patience",
+                "1",
+                "--device",
+                "cpu",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     printed = capsys.readouterr().out
     meta = load_checkpoint(out).meta
     record = meta.training["epochs"]
@@ -102,8 +126,28 @@ def test_cli_trains_with_early_stopping_and_records_it(small_cohort, tmp_path, c
 
 def test_early_stopping_with_one_volume_is_one_clear_error(sample_volume_path, sample_mask_path, tmp_path, capsys):
     out = tmp_path / "x.safetensors"
-    assert main(["train", "--volume", str(sample_volume_path), "--mask", str(sample_mask_path), "--strategy",
-                 "random", "--epochs", "1", "--patience", "1", "--device", "cpu", "--out", str(out)]) == 2
+    assert (
+        main(
+            [
+                "train",
+                "--volume",
+                str(sample_volume_path),
+                "--mask",
+                str(sample_mask_path),
+                "--strategy",
+                "random",
+                "--epochs",
+                "1",
+                "--patience",
+                "1",
+                "--device",
+                "cpu",
+                "--out",
+                str(out),
+            ]
+        )
+        == 2
+    )
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--patience" in err[0] and "--manifest" in err[0]
     assert not out.exists()

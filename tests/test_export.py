@@ -165,9 +165,15 @@ def test_report_zip_holds_the_writer_outputs_and_parameters():
     data = report_zip(write_outputs, parameters={"method": "saliency", "target": "predicted"})
     archive = zipfile.ZipFile(io.BytesIO(data))
     names = archive.namelist()
-    assert {"report/shares.csv", "report/summary.json", "report/parameters.json",
-            "report/figures/share_distribution_violin.html", "report/figures/plotly.min.js",
-            "report/statistics.csv", "report/comparisons.csv"} <= set(names)
+    assert {
+        "report/shares.csv",
+        "report/summary.json",
+        "report/parameters.json",
+        "report/figures/share_distribution_violin.html",
+        "report/figures/plotly.min.js",
+        "report/statistics.csv",
+        "report/comparisons.csv",
+    } <= set(names)
     record = json.loads(archive.read("report/parameters.json"))
     assert record["parameters"] == {"method": "saliency", "target": "predicted"}
     assert record["inputs"] == summary["inputs"]

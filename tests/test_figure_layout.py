@@ -28,9 +28,22 @@ pytestmark = pytest.mark.skipif(not export.static_export_status()[0], reason="ne
 
 OFFSETS = (-1, 0, 1)
 COUNTS = (1, 2, 4, 8)
-EXPECTED = {"share_distribution_box", "share_distribution_violin", "share_along_axis", "edge_sensitivity",
-            "first_conv_share", "background_attention", "logit_histograms", "cam_background", "sanity_check",
-            "slice_view", "cam", "cohort_forest", "cohort_paired", "cohort_shares"}
+EXPECTED = {
+    "share_distribution_box",
+    "share_distribution_violin",
+    "share_along_axis",
+    "edge_sensitivity",
+    "first_conv_share",
+    "background_attention",
+    "logit_histograms",
+    "cam_background",
+    "sanity_check",
+    "slice_view",
+    "cam",
+    "cohort_forest",
+    "cohort_paired",
+    "cohort_shares",
+}
 SLACK_PX = 1.0  # boxes may touch: glyph boxes include line spacing
 #: Grids of image panels drawn at their own width (one panel per channel and checkpoint); not narrowed.
 FIXED_WIDTH = {"slice_view"}
@@ -77,27 +90,59 @@ def make_inputs(n: int) -> dict:
     edges = np.linspace(-12, 12, 41)
     for k, name in enumerate(names):
         share = rng.dirichlet([30, 40, 20 + 5 * k], size=40)
-        rows += [dict(model=name, slice=z, offset=o, share=share[z, j])
-                 for z in range(40) if z != 7 for j, o in enumerate(OFFSETS)]
-        models[name] = {"strategy": strategy_of(name), "mean_share": dict(zip(OFFSETS, share.mean(0), strict=True)),
-                        "asymmetry_index": {"mean": 0.12 - 0.03 * k, "ci95": [0.1 - 0.03 * k, 0.14 - 0.03 * k],
-                                            "p": 10.0 ** -(k + 2), "p_min": 1e-4}, "dice": 0.8, "zflip_dice": 0.93,
-                        "n_slices": 39, "n_skipped": 1, "first_conv_share": {-1: 0.32, 0: 0.45, 1: 0.23}}
+        rows += [
+            dict(model=name, slice=z, offset=o, share=share[z, j])
+            for z in range(40)
+            if z != 7
+            for j, o in enumerate(OFFSETS)
+        ]
+        models[name] = {
+            "strategy": strategy_of(name),
+            "mean_share": dict(zip(OFFSETS, share.mean(0), strict=True)),
+            "asymmetry_index": {
+                "mean": 0.12 - 0.03 * k,
+                "ci95": [0.1 - 0.03 * k, 0.14 - 0.03 * k],
+                "p": 10.0 ** -(k + 2),
+                "p_min": 1e-4,
+            },
+            "dice": 0.8,
+            "zflip_dice": 0.93,
+            "n_slices": 39,
+            "n_skipped": 1,
+            "first_conv_share": {-1: 0.32, 0: 0.45, 1: 0.23},
+        }
         frame = pd.DataFrame({"model": name, "slice": range(40)})
         for o in (*OFFSETS, "total"):
             frame[f"background_{o}"] = rng.uniform(0.1, 0.6, 40)
         frame["cam_background_standard"], frame["cam_background_abs"] = rng.uniform(0, 1, (2, 40))
         slices.append(frame)
         for g, group in enumerate(("foreground", "background", "foreground_train", "foreground_heldout")):
-            hists.append(pd.DataFrame({"model": name, "group": group, "bin_left": edges[:-1], "bin_right": edges[1:],
-                                       "count": np.exp(-((edges[:-1] - 4 + 8 * (g == 1)) ** 2) / 8) * 1e4 + 1}))
-        sanity[name] = {"rank_correlation": {"head": 0.8, "decoder": 0.4, "encoder": 0.1}, "threshold": 0.5,
-                        "flagged": k == 0}
-    comparisons = [{"a": a, "b": b, "test": "wilcoxon |AI|", "statistic": 12.0, "p": 3e-5}
-                   for a, b in itertools.combinations(names, 2)][:6]
+            hists.append(
+                pd.DataFrame(
+                    {
+                        "model": name,
+                        "group": group,
+                        "bin_left": edges[:-1],
+                        "bin_right": edges[1:],
+                        "count": np.exp(-((edges[:-1] - 4 + 8 * (g == 1)) ** 2) / 8) * 1e4 + 1,
+                    }
+                )
+            )
+        sanity[name] = {
+            "rank_correlation": {"head": 0.8, "decoder": 0.4, "encoder": 0.1},
+            "threshold": 0.5,
+            "flagged": k == 0,
+        }
+    comparisons = [
+        {"a": a, "b": b, "test": "wilcoxon |AI|", "statistic": 12.0, "p": 3e-5}
+        for a, b in itertools.combinations(names, 2)
+    ][:6]
     summary = {"models": models, "comparisons": comparisons}
-    tables = {"slices": pd.concat(slices, ignore_index=True), "logit_histograms": pd.concat(hists, ignore_index=True),
-              "sanity": sanity}
+    tables = {
+        "slices": pd.concat(slices, ignore_index=True),
+        "logit_histograms": pd.concat(hists, ignore_index=True),
+        "sanity": sanity,
+    }
     image = rng.normal(size=(48, 40)).astype(np.float32)
     maps = {name: rng.uniform(0, 1, (3, 48, 40)).astype(np.float32) for name in names}
     return dict(shares=pd.DataFrame(rows), summary=summary, tables=tables, image=image, maps=maps, names=names)
@@ -109,10 +154,16 @@ def every_figure(n: int) -> dict[str, go.Figure]:
     cohort figures of a cohort of ``n + 1`` subjects."""
     d = make_inputs(n)
     figs = {**analysis_figures(d["shares"], d["summary"]), **diagnostics_figures(d["tables"], d["summary"])}
-    figs["slice_view"] = slice_view_figure(d["image"], mask=d["image"] > 1, maps=d["maps"], offsets=OFFSETS,
-                                           predictions={m: d["image"] > 0.5 for m in d["names"]},
-                                           look=SliceLook(orientation=("L", "R", "A", "P"), map_opacity=0.7,
-                                                          title="Slice 20: occlusion attribution per input channel"))
+    figs["slice_view"] = slice_view_figure(
+        d["image"],
+        mask=d["image"] > 1,
+        maps=d["maps"],
+        offsets=OFFSETS,
+        predictions={m: d["image"] > 0.5 for m in d["names"]},
+        look=SliceLook(
+            orientation=("L", "R", "A", "P"), map_opacity=0.7, title="Slice 20: occlusion attribution per input channel"
+        ),
+    )
     figs.update(cohort_figures(*make_cohort(n_subjects=n + 1)))
     figs["cam"] = cam_figure(d["image"], {m: np.stack([d["image"], d["image"]]) for m in d["names"]}, layer="decoder")
     return figs
@@ -128,8 +179,9 @@ def layout_problems(layout: dict) -> list[str]:
         if x0 < -SLACK_PX or y0 < -SLACK_PX or x1 > width + SLACK_PX or y1 > height + SLACK_PX:
             problems.append(f"clipped by the figure edge: {t['text']!r} at {[round(v) for v in t['box']]}")
         clip = t["clip"]
-        if clip and (x0 < clip[0] - SLACK_PX or y0 < clip[1] - SLACK_PX or x1 > clip[2] + SLACK_PX
-                     or y1 > clip[3] + SLACK_PX):
+        if clip and (
+            x0 < clip[0] - SLACK_PX or y0 < clip[1] - SLACK_PX or x1 > clip[2] + SLACK_PX or y1 > clip[3] + SLACK_PX
+        ):
             problems.append(f"clipped by the legend box: {t['text']!r}")
     for a, b in itertools.combinations(texts, 2):
         overlap_x = min(a["box"][2], b["box"][2]) - max(a["box"][0], b["box"][0])
@@ -180,8 +232,12 @@ def test_every_exported_figure_is_checked():
 def test_the_checker_sees_an_overlap(page):
     """A legend drawn over the title (the old distribution layout) is caught."""
     fig = go.Figure([go.Bar(x=[1], y=[1], name=f"checkpoint number {i}") for i in range(4)])
-    fig.update_layout(title=dict(text="A title under the legend", x=0.5, xanchor="center", y=0.95),
-                      legend=dict(orientation="h", x=0.5, xanchor="center", y=1.1, yanchor="bottom"),
-                      margin=dict(t=60), width=500, height=300)
+    fig.update_layout(
+        title=dict(text="A title under the legend", x=0.5, xanchor="center", y=0.95),
+        legend=dict(orientation="h", x=0.5, xanchor="center", y=1.1, yanchor="bottom"),
+        margin=dict(t=60),
+        width=500,
+        height=300,
+    )
     problems = layout_problems(measure(page, fig))
     assert any("overlap" in p and "title" in p.lower() for p in problems), problems

@@ -44,8 +44,9 @@ def make_shares(seed: int = 0, n_slices: int = 30) -> pd.DataFrame:
                 continue
             share = np.clip(mean + rng.normal(0, 0.02, 3), 0.01, None)
             share /= share.sum()
-            rows += [dict(model=model, slice=z, offset=o, share=s, mass=100 * s)
-                     for o, s in zip(OFFSETS, share, strict=True)]
+            rows += [
+                dict(model=model, slice=z, offset=o, share=s, mass=100 * s) for o, s in zip(OFFSETS, share, strict=True)
+            ]
     return pd.DataFrame(rows)
 
 
@@ -53,17 +54,38 @@ def make_summary() -> dict:
     """A summary.json after a JSON round trip: offset keys are strings."""
     summary = {
         "models": {
-            "imagenet": {"strategy": "imagenet", "mean_share": {-1: 0.32, 0: 0.45, 1: 0.23},
-                         "asymmetry_index": {"mean": 0.163, "ci95": [0.15, 0.18], "p": 2.5e-9, "p_min": 1e-4,
-                                             "mass_weighted": 0.12},
-                         "dice": 0.81, "first_conv_share": {-1: 0.32, 0: 0.45, 1: 0.23}, "zflip_dice": 0.9},
-            "imagenet-uniform": {"strategy": "imagenet-uniform", "mean_share": {-1: 0.33, 0: 0.34, 1: 0.33},
-                                 "asymmetry_index": {"mean": -0.004, "ci95": [-0.02, 0.01], "p": 0.52,
-                                                     "p_min": 1e-4, "mass_weighted": -0.002}, "dice": None,
-                                 "first_conv_share": {-1: 1 / 3, 0: 1 / 3, 1: 1 / 3}, "zflip_dice": 0.99},
+            "imagenet": {
+                "strategy": "imagenet",
+                "mean_share": {-1: 0.32, 0: 0.45, 1: 0.23},
+                "asymmetry_index": {
+                    "mean": 0.163,
+                    "ci95": [0.15, 0.18],
+                    "p": 2.5e-9,
+                    "p_min": 1e-4,
+                    "mass_weighted": 0.12,
+                },
+                "dice": 0.81,
+                "first_conv_share": {-1: 0.32, 0: 0.45, 1: 0.23},
+                "zflip_dice": 0.9,
+            },
+            "imagenet-uniform": {
+                "strategy": "imagenet-uniform",
+                "mean_share": {-1: 0.33, 0: 0.34, 1: 0.33},
+                "asymmetry_index": {
+                    "mean": -0.004,
+                    "ci95": [-0.02, 0.01],
+                    "p": 0.52,
+                    "p_min": 1e-4,
+                    "mass_weighted": -0.002,
+                },
+                "dice": None,
+                "first_conv_share": {-1: 1 / 3, 0: 1 / 3, 1: 1 / 3},
+                "zflip_dice": 0.99,
+            },
         },
-        "comparisons": [{"a": "imagenet", "b": "imagenet-uniform", "statistic": 3.0, "p": 4.2e-6,
-                         "test": "wilcoxon |AI|", "n": 28}],
+        "comparisons": [
+            {"a": "imagenet", "b": "imagenet-uniform", "statistic": 3.0, "p": 4.2e-6, "test": "wilcoxon |AI|", "n": 28}
+        ],
         "inputs": {"volume_sha256": "ab" * 32},
     }
     return json.loads(json.dumps(summary))
@@ -85,8 +107,10 @@ def test_distribution_has_one_trace_per_model_over_every_offset(shares, summary,
     assert [type(t) for t in fig.data] == [trace_type, trace_type, go.Scatter]  # the last: equal-share legend
     assert fig.data[2].name == "equal share (1/3)"
     fig.data = fig.data[:2]
-    assert [t.name for t in fig.data] == ["imagenet · AI +0.163 [+0.150, +0.180], p 2.5e−09",
-                                          "imagenet-uniform · AI −0.004 [−0.020, +0.010], p 0.52"]
+    assert [t.name for t in fig.data] == [
+        "imagenet · AI +0.163 [+0.150, +0.180], p 2.5e−09",
+        "imagenet-uniform · AI −0.004 [−0.020, +0.010], p 0.52",
+    ]
     assert [t.legendgroup for t in fig.data] == list(MODELS)
     for trace, model in zip(fig.data, MODELS, strict=False):
         rows = shares[shares["model"] == model]
@@ -130,8 +154,11 @@ def test_colour_follows_strategy_and_seed_not_order_or_subset(shares, summary):
 
 def test_display_names_are_strategy_and_seed_with_the_full_name_in_hover(shares):
     names = ["unet-mobilenet_v2-imagenet-uniform-seed-2", "unet-mobilenet_v2-imagenet-seed-2", "my-model"]
-    assert display_names(names) == {names[0]: "imagenet-uniform, seed 2", names[1]: "imagenet, seed 2",
-                                    names[2]: "my-model"}
+    assert display_names(names) == {
+        names[0]: "imagenet-uniform, seed 2",
+        names[1]: "imagenet, seed 2",
+        names[2]: "my-model",
+    }
     summary = {"models": {"a": {"strategy": "random", "recipe": {"seed": 3}}, "b": {"strategy": "random"}}}
     assert display_names(["a", "b"], summary) == {"a": "random, seed 3", "b": "random"}
     clash = ["enc1-imagenet", "enc2-imagenet"]  # same strategy, no seed: fall back to distinct names
@@ -236,8 +263,13 @@ def test_bad_summary_is_refused():
 
 def test_analysis_figures_are_keyed_by_file_safe_names(shares, summary):
     figs = analysis_figures(shares, summary)
-    assert set(figs) == {"share_distribution_violin", "share_distribution_box", "share_along_axis",
-                         "first_conv_share", "edge_sensitivity"}
+    assert set(figs) == {
+        "share_distribution_violin",
+        "share_distribution_box",
+        "share_along_axis",
+        "first_conv_share",
+        "edge_sensitivity",
+    }
     assert all(name.replace("_", "").isalnum() for name in figs)
 
 
@@ -245,15 +277,19 @@ def test_edge_sensitivity_is_the_trimmed_mean_against_the_slices_trimmed():
     """Known answer: AI 1 on the two edge slices and 0 inside; trimming one slice per end takes the mean from
     2/10 to 0. Without a channel_asymmetry column the AI comes from the shares (s−1 = 0.5, s+1 = 0.25: 1/3)."""
     channel = np.array([1.0] + [0.0] * 8 + [1.0])
-    rows = [dict(model="m", slice=z, offset=o, share=1 / 3, mass=1.0, channel_asymmetry=channel[z])
-            for z in range(10) for o in OFFSETS]
+    rows = [
+        dict(model="m", slice=z, offset=o, share=1 / 3, mass=1.0, channel_asymmetry=channel[z])
+        for z in range(10)
+        for o in OFFSETS
+    ]
     fig = edge_sensitivity_figure(pd.DataFrame(rows), max_trim=6)
     (line,) = [t for t in fig.data if t.name == "m"]
     assert list(line.x) == [0, 1, 2, 3, 4]  # 10 slices: 5 trimmed per end would leave none
     np.testing.assert_allclose(line.y, [0.2, 0, 0, 0, 0], atol=1e-12)
     assert "channel asymmetry" in fig.layout.yaxis.title.text
-    plain = pd.DataFrame([dict(model="m", slice=z, offset=o, share={-1: 0.5, 0: 0.25, 1: 0.25}[o])
-                          for z in range(4) for o in OFFSETS])
+    plain = pd.DataFrame(
+        [dict(model="m", slice=z, offset=o, share={-1: 0.5, 0: 0.25, 1: 0.25}[o]) for z in range(4) for o in OFFSETS]
+    )
     (line,) = [t for t in edge_sensitivity_figure(plain).data if t.name == "m"]
     np.testing.assert_allclose(line.y, [1 / 3, 1 / 3])
     with pytest.raises(InputError, match="max_trim"):
@@ -270,8 +306,9 @@ def real_slice(sample_volume_path) -> np.ndarray:
 
 def _maps(image: np.ndarray, scales: dict[str, tuple[float, ...]], seed: int = 1) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(seed)
-    return {m: np.stack([rng.normal(0, s, image.shape) * image for s in sc]).astype(np.float32)
-            for m, sc in scales.items()}
+    return {
+        m: np.stack([rng.normal(0, s, image.shape) * image for s in sc]).astype(np.float32) for m, sc in scales.items()
+    }
 
 
 @pytest.mark.parametrize("signed", [False, True])
@@ -279,17 +316,22 @@ def test_slice_view_heatmaps_share_one_unnormalised_range(real_slice, signed):
     maps = _maps(real_slice, {"imagenet": (1, 3, 0.5), "imagenet-uniform": (1, 1, 1)})
     peak = float(np.percentile(np.abs(np.concatenate([m.ravel() for m in maps.values()])), 99.5))
     preds = {m: real_slice > 0.5 for m in maps}
-    fig = slice_view_figure(real_slice, mask=real_slice > 0.6, predictions=preds, maps=maps, offsets=OFFSETS,
-                            look=SliceLook(signed=signed))
-    heat = [t for t in fig.data if isinstance(t, go.Heatmap) and t.name.startswith(tuple(maps))
-            and not t.name.startswith("prediction")]
+    fig = slice_view_figure(
+        real_slice, mask=real_slice > 0.6, predictions=preds, maps=maps, offsets=OFFSETS, look=SliceLook(signed=signed)
+    )
+    heat = [
+        t
+        for t in fig.data
+        if isinstance(t, go.Heatmap) and t.name.startswith(tuple(maps)) and not t.name.startswith("prediction")
+    ]
     assert [t.name for t in heat] == [f"{m} {o}" for m in maps for o in ("−1", "0", "+1")]
     assert {(t.zmin, t.zmax) for t in heat} == {((-peak, peak) if signed else (0.0, peak))}
     assert [t.showscale for t in heat].count(True) == 1
     colorscale = heat[0].colorscale
     assert all(t.colorscale == colorscale for t in heat)
-    assert (colorscale[0][1], colorscale[-1][1]) == (("rgb(5,48,97)", "rgb(103,0,31)") if signed
-                                                    else ("#440154", "#fde725"))
+    assert (colorscale[0][1], colorscale[-1][1]) == (
+        ("rgb(5,48,97)", "rgb(103,0,31)") if signed else ("#440154", "#fde725")
+    )
     if not signed:  # magnitudes: the heatmap shows |A|
         np.testing.assert_allclose(heat[1].z, np.abs(maps["imagenet"][1]))
     images = [t for t in fig.data if t.name == "image"]
@@ -304,21 +346,27 @@ def test_slice_view_window_and_image_only(real_slice):
     assert fig.layout.yaxis.autorange == "reversed" and fig.layout.yaxis.scaleanchor == "x"
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    (dict(mask=np.zeros((3, 3), bool)), r"mask: array of shape \(3, 3\)"),
-    (dict(predictions={"m": np.zeros((3, 3), bool)}), r"predictions\['m'\]: array of shape"),
-    (dict(maps={"m": np.zeros((2, 8, 9))}),
-     r"maps\['m'\]: attribution of shape \(2, 8, 9\); expected \(C, H, W\) = \(3, 8, 9\)"),
-    (dict(look=SliceLook(window=(1.0, 1.0))), r"window: \(1, 1\); expected \(low, high\) with high > low"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(mask=np.zeros((3, 3), bool)), r"mask: array of shape \(3, 3\)"),
+        (dict(predictions={"m": np.zeros((3, 3), bool)}), r"predictions\['m'\]: array of shape"),
+        (
+            dict(maps={"m": np.zeros((2, 8, 9))}),
+            r"maps\['m'\]: attribution of shape \(2, 8, 9\); expected \(C, H, W\) = \(3, 8, 9\)",
+        ),
+        (dict(look=SliceLook(window=(1.0, 1.0))), r"window: \(1, 1\); expected \(low, high\) with high > low"),
+    ],
+)
 def test_slice_view_bad_inputs_are_named(kwargs, message):
     with pytest.raises(InputError, match=message):
         slice_view_figure(np.zeros((8, 9)), offsets=OFFSETS, **kwargs)
 
 
 def test_slice_view_all_zero_maps_still_have_a_valid_range():
-    fig = slice_view_figure(np.ones((4, 5)), maps={"m": np.zeros((3, 4, 5))}, offsets=OFFSETS,
-                            look=SliceLook(window=(0, 2)))
+    fig = slice_view_figure(
+        np.ones((4, 5)), maps={"m": np.zeros((3, 4, 5))}, offsets=OFFSETS, look=SliceLook(window=(0, 2))
+    )
     assert {(t.zmin, t.zmax) for t in fig.data if t.name.startswith("m ")} == {(0.0, 1.0)}
 
 
@@ -332,12 +380,21 @@ def test_slice_view_ignores_nan_pixels_for_the_range():
 def engine_style_summary() -> dict:
     """The spelling explorer.analysis writes: comparisons as {"models": [a, b], "p"}, AI per pair."""
     summary = make_summary()
-    summary["comparisons"] = [{"models": ["imagenet", "imagenet-uniform"], "mean_abs_ai": [0.16, 0.02],
-                               "p": 1e-5, "p_min": 1e-4, "p_holm": 1e-5, "n_slices": 28,
-                               "test": "block sign-flip test of per-slice |AI_a| − |AI_b|"}]
+    summary["comparisons"] = [
+        {
+            "models": ["imagenet", "imagenet-uniform"],
+            "mean_abs_ai": [0.16, 0.02],
+            "p": 1e-5,
+            "p_min": 1e-4,
+            "p_holm": 1e-5,
+            "n_slices": 28,
+            "test": "block sign-flip test of per-slice |AI_a| − |AI_b|",
+        }
+    ]
     summary["models"]["imagenet"]["asymmetry_by_pair"] = {
         "1": {"mean": 0.163, "ci95": [0.15, 0.18], "p": 2.5e-9},
-        "2": {"mean": -0.05, "ci95": [-0.07, -0.03], "p": 0.004, "p_min": 0.002}}
+        "2": {"mean": -0.05, "ci95": [-0.07, -0.03], "p": 0.004, "p_min": 0.002},
+    }
     summary["models"]["imagenet"]["n_slices"] = 28
     return summary
 
@@ -359,18 +416,35 @@ def test_engine_style_comparisons_and_ai_pairs_are_read():
 
 def test_the_shown_tables_are_narrow_and_say_the_test_once():
     from explorer.reporting.figures.tables import display_comparisons, display_tables
+
     summary = engine_style_summary()
     parts = display_tables(stats_table(summary))
-    assert list(parts["Asymmetry"].columns) == ["checkpoint", "AI [95% CI]", "p", "p min", "AI ±2 [95% CI]", "p ±2",
-                                                "p min ±2"]
+    assert list(parts["Asymmetry"].columns) == [
+        "checkpoint",
+        "AI [95% CI]",
+        "p",
+        "p min",
+        "AI ±2 [95% CI]",
+        "p ±2",
+        "p min ±2",
+    ]
     shares = parts["Mean share of attribution per input channel (offset)"]
     assert list(shares.columns) == ["checkpoint", "\u22121", "0", "+1"] and list(shares["0"]) == ["0.450", "0.340"]
     assert all(len(p.columns) <= 8 and "model" not in p and "strategy" not in p for p in parts.values())
     summary["comparisons"] += [{**summary["comparisons"][0], "p": 0.2}]
     shown, footnote = display_comparisons(comparison_table(summary), summary)
     assert "test" not in shown and footnote == "test: block sign-flip test of per-slice |AI_a| − |AI_b|"
-    assert list(shown.columns) == ["model A", "model B", "mean_abs_ai A", "mean_abs_ai B", "statistic", "effect_size",
-                                   "n", "p", "p_holm"]
+    assert list(shown.columns) == [
+        "model A",
+        "model B",
+        "mean_abs_ai A",
+        "mean_abs_ai B",
+        "statistic",
+        "effect_size",
+        "n",
+        "p",
+        "p_holm",
+    ]
     assert list(shown["p"]) == ["1.0e\u221205", "2.0e\u221201"]
     assert list(shown["model A"]) == ["imagenet", "imagenet"]
     assert list(parts["Asymmetry"]["AI [95% CI]"])[1] == "\u22120.004 [\u22120.020, +0.010]"  # as in the figures
@@ -378,6 +452,7 @@ def test_the_shown_tables_are_narrow_and_say_the_test_once():
 
 def test_upright_puts_the_second_in_plane_axis_up_the_screen():
     from explorer.reporting.figures import upright
+
     s = np.arange(6).reshape(2, 3)  # rows: x (2 values), columns: y (3 values)
     shown = upright(s)
     assert shown.shape == (3, 2)
@@ -388,6 +463,7 @@ def test_upright_puts_the_second_in_plane_axis_up_the_screen():
 
 def test_short_labels_drop_the_shared_prefix():
     from explorer.reporting.figures import short_labels
+
     names = ["unet-mobilenet_v2-imagenet", "unet-mobilenet_v2-imagenet-uniform", "unet-mobilenet_v2-random"]
     assert short_labels(names) == {names[0]: "imagenet", names[1]: "imagenet-uniform", names[2]: "random"}
     assert short_labels(["only-one"]) == {"only-one": "only-one"}
@@ -398,36 +474,55 @@ def test_slice_view_scale_is_not_set_by_one_extreme_pixel():
     maps["m"][0, 0, 0] = 1e6
     fig = slice_view_figure(np.ones((20, 20)), maps=maps, offsets=OFFSETS, look=SliceLook(window=(0, 2)))
     assert {(t.zmin, t.zmax) for t in fig.data if t.name.startswith("m ")} == {(0.0, 1.0)}
-    fig = slice_view_figure(np.ones((20, 20)), maps=maps, offsets=OFFSETS,
-                            look=SliceLook(window=(0, 2), clip_percentile=None))
+    fig = slice_view_figure(
+        np.ones((20, 20)), maps=maps, offsets=OFFSETS, look=SliceLook(window=(0, 2), clip_percentile=None)
+    )
     assert {(t.zmin, t.zmax) for t in fig.data if t.name.startswith("m ")} == {(0.0, 1e6)}
 
 
 def test_shades_are_lighter_versions_of_the_strategy_hue():
     from explorer.reporting.figures.style import shade
+
     assert shade("#4477AA", 0) == "#4477AA"
     assert shade("#4477AA", 1) == "#7CA0C4"  # 30% white: 0x44 + 0.3 * (255 - 0x44) = 124 = 0x7C
     assert shade("#000000", 9) == "#8C8C8C"  # never paler than 55% white: 0.55 * 255 = 140
     colours = model_colours(["unet-imagenet-s0", "unet-imagenet-s1", "unet-imagenet-s2"])
-    assert list(colours.values()) == [STRATEGY_COLOURS["imagenet"], shade(STRATEGY_COLOURS["imagenet"], 1),
-                                      shade(STRATEGY_COLOURS["imagenet"], 2)]
+    assert list(colours.values()) == [
+        STRATEGY_COLOURS["imagenet"],
+        shade(STRATEGY_COLOURS["imagenet"], 1),
+        shade(STRATEGY_COLOURS["imagenet"], 2),
+    ]
     with pytest.raises(InputError, match="'#rrggbb'"):
         shade("red", 1)
 
 
 def test_subtitles_break_between_phrases():
     from explorer.reporting.figures.style import wrap
+
     text = "L1 norm of the first conv's kernels per input channel, normalised to sum to 1"
     assert wrap(text, 400, 12) == "L1 norm of the first conv's kernels per input channel,<br>normalised to sum to 1"
 
 
 def test_the_logit_shift_table_says_why_a_value_is_missing():
     from explorer.reporting.figures.tables import logit_shift_table
+
     summary = make_summary()
-    summary["models"]["imagenet"]["logits"] = {"foreground": "mask", "shift_skipped": None, "shift": {
-        "train_mean": 4.0, "heldout_mean": 2.5, "shift": -1.5, "train_fn_rate": 0.02, "heldout_fn_rate": None}}
-    summary["models"]["imagenet-uniform"]["logits"] = {"foreground": "prediction", "shift": None,
-                                                       "shift_skipped": "no ground-truth mask"}
+    summary["models"]["imagenet"]["logits"] = {
+        "foreground": "mask",
+        "shift_skipped": None,
+        "shift": {
+            "train_mean": 4.0,
+            "heldout_mean": 2.5,
+            "shift": -1.5,
+            "train_fn_rate": 0.02,
+            "heldout_fn_rate": None,
+        },
+    }
+    summary["models"]["imagenet-uniform"]["logits"] = {
+        "foreground": "prediction",
+        "shift": None,
+        "shift_skipped": "no ground-truth mask",
+    }
     table = logit_shift_table(summary)
     assert list(table.iloc[0, 2:]) == ["+4.000", "+2.500", "-1.500", "0.020", "no foreground pixels on these slices"]
     assert set(table.iloc[1, 2:]) == {"not computed: no ground-truth mask"}

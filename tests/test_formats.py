@@ -96,8 +96,11 @@ def test_dicom_several_series_are_listed_and_one_can_be_chosen(sample, tmp_path)
     first = dicom_slices(pixels[:, :, :20], affine, slope=slope, intercept=inter, series_uid="1.2.3.1")
     second = dicom_slices(pixels[:, :, :20] // 2, affine, slope=slope, intercept=inter, series_uid="1.2.3.2")
     archive = zip_bytes({f"{ds.SeriesInstanceUID}/{i}.dcm": dicom_bytes(ds) for i, ds in enumerate(first + second)})
-    with pytest.raises(InputError, match=r"^two.zip: 2 DICOM series: 1\.2\.3\.1 \(MR test, 20 images\); 1\.2\.3\.2 .*"
-                                         r"--series UID"):
+    with pytest.raises(
+        InputError,
+        match=r"^two.zip: 2 DICOM series: 1\.2\.3\.1 \(MR test, 20 images\); 1\.2\.3\.2 .*"
+        r"--series UID",
+    ):
         load_volume(archive, name="two.zip")
     assert source_choices(archive, Limits(), name="two.zip") == ("series", ["1.2.3.1", "1.2.3.2"])
     one, two = load_volume(archive, series="1.2.3.1"), load_volume(archive, series="1.2.3.2")
@@ -117,11 +120,14 @@ def _broken(pixels, affine, slope, inter, how: str) -> list[tuple[str, bytes]]:
     return [(f"s{i}.dcm", dicom_bytes(ds)) for i, ds in enumerate(slices)]
 
 
-@pytest.mark.parametrize(("how", "message"), [
-    ("gap", r"uneven slice spacing .*missing slices"),
-    ("orientation", "orientations differ between slices"),
-    ("non-image", "non-image DICOM only"),
-])
+@pytest.mark.parametrize(
+    ("how", "message"),
+    [
+        ("gap", r"uneven slice spacing .*missing slices"),
+        ("orientation", "orientations differ between slices"),
+        ("non-image", "non-image DICOM only"),
+    ],
+)
 def test_broken_dicom_series_give_one_clear_error(sample, how, message):
     _, pixels, slope, inter, affine = sample
     with pytest.raises(InputError, match=rf"^series: .*{message}"):
@@ -183,10 +189,15 @@ def test_volume_identity_covers_the_volume_index():
 def test_tiff_spacing_from_imagej_and_ome_metadata():
     pages = np.arange(4 * 6 * 5, dtype=np.uint16).reshape(4, 6, 5)
     imagej, ome = io.BytesIO(), io.BytesIO()
-    tifffile.imwrite(imagej, pages, imagej=True, resolution=(1 / 0.25, 1 / 0.5),
-                     metadata={"spacing": 3.0, "unit": "um"})
-    tifffile.imwrite(ome, pages, ome=True, metadata={"axes": "ZYX", "PhysicalSizeX": 0.25, "PhysicalSizeY": 0.5,
-                                                     "PhysicalSizeZ": 3.0})
+    tifffile.imwrite(
+        imagej, pages, imagej=True, resolution=(1 / 0.25, 1 / 0.5), metadata={"spacing": 3.0, "unit": "um"}
+    )
+    tifffile.imwrite(
+        ome,
+        pages,
+        ome=True,
+        metadata={"axes": "ZYX", "PhysicalSizeX": 0.25, "PhysicalSizeY": 0.5, "PhysicalSizeZ": 3.0},
+    )
     for raw in (imagej.getvalue(), ome.getvalue()):
         volume = load_volume(raw, name="stack.tif")
         assert volume.spacing == pytest.approx((0.5, 0.25, 3.0))
@@ -201,8 +212,10 @@ def test_header_bombs_and_bad_geometry_are_refused(tmp_path):
     bomb = gzip.compress(header.binaryblock + b"\x00" * 4 + bytes(8 * 1024**2))
     with pytest.raises(InputError, match=r"bomb.nii.gz: image has 847,000,000 voxels"):
         load_volume(bomb, name="bomb.nii.gz")
-    for affine, message in [(np.diag([1.0, np.nan, 1.0, 1.0]), "NaN or infinite"),
-                            (np.diag([1.0, 0.0, 1.0, 1.0]), "singular")]:
+    for affine, message in [
+        (np.diag([1.0, np.nan, 1.0, 1.0]), "NaN or infinite"),
+        (np.diag([1.0, 0.0, 1.0, 1.0]), "singular"),
+    ]:
         img = nib.Nifti1Image(np.arange(64, dtype=np.float32).reshape(4, 4, 4), None)
         img.header.set_sform(affine, code=2)
         img.header.set_qform(None, code=0)
@@ -217,8 +230,7 @@ def test_header_bombs_and_bad_geometry_are_refused(tmp_path):
 
 
 @pytest.mark.slow
-def test_cli_gives_the_niftis_asymmetry_index_for_a_sagittal_dicom_zip(sample, sample_volume_path, tmp_path,
-                                                                     capsys):
+def test_cli_gives_the_niftis_asymmetry_index_for_a_sagittal_dicom_zip(sample, sample_volume_path, tmp_path, capsys):
     _, pixels, slope, inter, affine = sample
     data, moved = _sagittal(pixels, affine)
     slices = dicom_slices(data, moved, slope=slope, intercept=inter)
@@ -227,8 +239,22 @@ def test_cli_gives_the_niftis_asymmetry_index_for_a_sagittal_dicom_zip(sample, s
     results = {}
     for name, path in (("nifti", sample_volume_path), ("dicom", archive)):
         capsys.readouterr()
-        assert main(["analyze", str(path), "--checkpoint", str(CHECKPOINT), "--out", str(tmp_path / name),
-                     "--device", "cpu", "--json"]) == 0
+        assert (
+            main(
+                [
+                    "analyze",
+                    str(path),
+                    "--checkpoint",
+                    str(CHECKPOINT),
+                    "--out",
+                    str(tmp_path / name),
+                    "--device",
+                    "cpu",
+                    "--json",
+                ]
+            )
+            == 0
+        )
         summary = json.loads(capsys.readouterr().out)
         results[name] = next(iter(summary["models"].values()))["asymmetry_index"]["mean"]
     assert results["nifti"] == pytest.approx(results["dicom"], abs=0.005)
@@ -247,8 +273,9 @@ def test_label_map_lies_on_the_input_grid_and_equals_the_prediction(sample_volum
     data = np.asanyarray(crop.dataobj)[::-1, ::-1]
     affine = crop.affine @ np.array([[-1, 0, 0, 47], [0, -1, 0, 55], [0, 0, 1, 0], [0, 0, 0, 1]], dtype=float)
     nib.save(nib.Nifti1Image(data, affine), tmp_path / "lpi.nii.gz")
-    result = analyze(tmp_path / "lpi.nii.gz", [CHECKPOINT], RunSpec(device="cpu", keep_maps=True, zflip=False),
-                     cache=False)
+    result = analyze(
+        tmp_path / "lpi.nii.gz", [CHECKPOINT], RunSpec(device="cpu", keep_maps=True, zflip=False), cache=False
+    )
     written = write_outputs(result, tmp_path / "out", figures=False)
     name = next(iter(result.models))
     label = nib.load(written[f"label:{name}"])
@@ -269,10 +296,13 @@ def test_app_takes_a_dicom_series_as_several_files_and_offers_its_series(sample,
     from streamlit.testing.v1 import AppTest
 
     from explorer.config import REPO_ROOT
+
     _, pixels, slope, inter, affine = sample
-    files = [(f"{ds.SeriesInstanceUID}-{i}.dcm", dicom_bytes(ds), "application/dicom") for uid in ("1.2.3.1", "1.2.3.2")
-             for i, ds in enumerate(dicom_slices(pixels[:, :, 30:40], affine, slope=slope, intercept=inter,
-                                                 series_uid=uid))]
+    files = [
+        (f"{ds.SeriesInstanceUID}-{i}.dcm", dicom_bytes(ds), "application/dicom")
+        for uid in ("1.2.3.1", "1.2.3.2")
+        for i, ds in enumerate(dicom_slices(pixels[:, :, 30:40], affine, slope=slope, intercept=inter, series_uid=uid))
+    ]
     warm_cache.use(monkeypatch)  # the first visit's results are there: its job ends at once, none is left running
     at = AppTest.from_file(str(REPO_ROOT / "explorer" / "app" / "main.py"), default_timeout=600)
     settle(at.run())

@@ -31,8 +31,14 @@ from explorer.models.checkpoints import load_checkpoint
 from explorer.spec import RunSpec
 
 SMALL = [16, 16, 8, 8, 8]
-META = {"arch": "Unet", "encoder": TIMM, "classes": 1, "offsets": [-1, 0, 1], "strategy": "random",
-        "arch_kwargs": {"decoder_channels": SMALL}}
+META = {
+    "arch": "Unet",
+    "encoder": TIMM,
+    "classes": 1,
+    "offsets": [-1, 0, 1],
+    "strategy": "random",
+    "arch_kwargs": {"decoder_channels": SMALL},
+}
 #: The largest resident memory any run may reach (issue 20's bound).
 PEAK_LIMIT_MB = 1800
 
@@ -131,10 +137,12 @@ SOURCES = ["safetensors", "zip", "folder", "hub", "typed in the app"]
 
 @pytest.mark.parametrize("source", SOURCES)
 def test_a_path_named_in_a_checkpoint_is_never_opened_and_its_existence_never_shows(
-        source: str, net, victims, opened, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    source: str, net, victims, opened, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
-    present, absent = (_refusal(source, which, net, tmp_path, checkpoint_path=str(path))
-                       for which, path in victims.items())
+    present, absent = (
+        _refusal(source, which, net, tmp_path, checkpoint_path=str(path)) for which, path in victims.items()
+    )
     assert present == absent
     where = "field 'arch_kwargs'" if source in ("safetensors", "typed in the app") else "config.json"
     assert f"{where} sets 'checkpoint_path', which is not an argument explorer passes to smp Unet" in present
@@ -142,11 +150,24 @@ def test_a_path_named_in_a_checkpoint_is_never_opened_and_its_existence_never_sh
     assert not [p for p in opened if "victim" in p], "a path named inside the checkpoint was opened"
 
 
-@pytest.mark.parametrize("key", ["checkpoint_path", "pretrained_cfg", "pretrained_cfg_overlay", "weights",
-                                 "encoder_weights", "features_only", "pretrained"])
+@pytest.mark.parametrize(
+    "key",
+    [
+        "checkpoint_path",
+        "pretrained_cfg",
+        "pretrained_cfg_overlay",
+        "weights",
+        "encoder_weights",
+        "features_only",
+        "pretrained",
+    ],
+)
 def test_only_the_architecture_s_own_arguments_reach_smp(key: str) -> None:
-    with pytest.raises(InputError, match=rf"arch_kwargs sets '{key}', which is not an argument explorer passes to "
-                                         r"smp Unet; expected only: activation, aux_params, decoder_attention_type"):
+    with pytest.raises(
+        InputError,
+        match=rf"arch_kwargs sets '{key}', which is not an argument explorer passes to "
+        r"smp Unet; expected only: activation, aux_params, decoder_attention_type",
+    ):
         build_model(encoder=TIMM, device="meta", **{key: "/etc/passwd"})
 
 
@@ -164,19 +185,55 @@ def test_the_allow_list_is_each_class_s_named_arguments() -> None:
 def test_the_cli_prints_one_line_for_a_missing_path_and_timm_s_logger_prints_nothing(victims, net, tmp_path) -> None:
     state = {k: v.half() for k, v in net.state_dict().items()}
     ckpt = tmp_path / "c.safetensors"
-    ckpt.write_bytes(st_save(state, metadata={"explorer": json.dumps(
-        {**META, "arch_kwargs": {**META["arch_kwargs"], "checkpoint_path": str(victims["absent"])}})}))
-    env = {**os.environ, "HF_HUB_OFFLINE": "1",
-           "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), os.environ.get("PYTHONPATH", "")])}
-    done = subprocess.run([sys.executable, "-m", "explorer.cli", "analyze", str(SAMPLE_DIR / "mni152_t1_2mm.nii.gz"),
-                           "--checkpoint", str(ckpt), "--out", str(tmp_path / "out")], capture_output=True, text=True,
-                          env=env, timeout=300, check=False)
+    ckpt.write_bytes(
+        st_save(
+            state,
+            metadata={
+                "explorer": json.dumps(
+                    {**META, "arch_kwargs": {**META["arch_kwargs"], "checkpoint_path": str(victims["absent"])}}
+                )
+            },
+        )
+    )
+    env = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), os.environ.get("PYTHONPATH", "")]),
+    }
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "explorer.cli",
+            "analyze",
+            str(SAMPLE_DIR / "mni152_t1_2mm.nii.gz"),
+            "--checkpoint",
+            str(ckpt),
+            "--out",
+            str(tmp_path / "out"),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        check=False,
+    )
     assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1, done.stderr
     assert "sets 'checkpoint_path'" in done.stderr and "No checkpoint found" not in done.stderr
     # what printed the second line: timm's logger, which without a handler falls to Python's last resort
-    logged = subprocess.run([sys.executable, "-c", "import logging, explorer.models.build; logging.getLogger("
-                             "'timm.models._helpers').error('No checkpoint found at x')"], capture_output=True,
-                            text=True, env=env, timeout=300, check=False)
+    logged = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import logging, explorer.models.build; logging.getLogger("
+            "'timm.models._helpers').error('No checkpoint found at x')",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        check=False,
+    )
     assert logged.returncode == 0 and logged.stderr == ""
 
 
@@ -198,16 +255,20 @@ def test_the_meta_probe_counts_what_a_real_forward_keeps() -> None:
     with torch.no_grad():
         model(torch.zeros(1, 3, PROBE, PROBE))
     weights = sum(p.numel() for p in model.parameters()) * 4
-    assert meta_probe("Unet", "mobilenet_v2", 3, 1, json.dumps({"decoder_channels": SMALL})) == \
-        (total[0] / PROBE**2, weights)
+    assert meta_probe("Unet", "mobilenet_v2", 3, 1, json.dumps({"decoder_channels": SMALL})) == (
+        total[0] / PROBE**2,
+        weights,
+    )
 
 
 @pytest.mark.parametrize(("upsampling", "side"), [(8, 2 * PROBE), (256, 64 * PROBE), (4096, 1024 * PROBE)])
 def test_an_fpn_whose_logits_outgrow_its_input_is_refused_on_the_meta_device(upsampling: int, side: int) -> None:
-    kwargs = json.dumps({"decoder_pyramid_channels": 16, "decoder_segmentation_channels": 32,
-                         "upsampling": upsampling})
-    with pytest.raises(InputError, match=rf"smp FPN maps a {PROBE} × {PROBE} input to shape \(1, 1, {side}, {side}\)"
-                                         r".*for smp FPN that is upsampling 4"):
+    kwargs = json.dumps({"decoder_pyramid_channels": 16, "decoder_segmentation_channels": 32, "upsampling": upsampling})
+    with pytest.raises(
+        InputError,
+        match=rf"smp FPN maps a {PROBE} × {PROBE} input to shape \(1, 1, {side}, {side}\)"
+        r".*for smp FPN that is upsampling 4",
+    ):
         meta_probe("FPN", "mobilenet_v2", 3, 1, kwargs)
 
 
@@ -221,10 +282,12 @@ class _Doubles(torch.nn.Module):
 @pytest.mark.parametrize("method", ["gradient", "occlusion"])
 def test_an_attribution_on_logits_of_another_size_is_one_input_error(method: str) -> None:
     x = torch.randn(2, 3, 32, 32)
-    with pytest.raises(InputError, match=r"model maps windows of 32 × 32 pixels to logits of 64 × 64; expected "
-                                         r"logits of the input's size"):
-        explain_batch(_Doubles(), x, RunSpec(method=method, target="all"),
-                      slices=(0, 1), padding=None)
+    with pytest.raises(
+        InputError,
+        match=r"model maps windows of 32 × 32 pixels to logits of 64 × 64; expected "
+        r"logits of the input's size",
+    ):
+        explain_batch(_Doubles(), x, RunSpec(method=method, target="all"), slices=(0, 1), padding=None)
 
 
 @pytest.mark.slow
@@ -237,11 +300,20 @@ def test_the_fpn_upsampling_4096_file_stays_far_below_the_memory_bound(tmp_path:
     name = "ckpt_fpn_upsampling_4096.safetensors"
     argv = ["analyze", str(corpus.volume), "--checkpoint", str(corpus.path(name)), "--out", str(tmp_path / "out")]
     (tmp_path / "cases.json").write_text(json.dumps({"cases": {name: {"argv": argv}}}))
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "EXPLORER_CACHE_DIR": str(tmp_path / "cache"),
-           "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), os.environ.get("PYTHONPATH", "")])}
-    done = subprocess.run([sys.executable, str(REPO_ROOT / "tests" / "corpus" / "memory_probe.py"),
-                           str(tmp_path / "cases.json")], capture_output=True, text=True, env=env, timeout=600,
-                          check=True)
+    env = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "EXPLORER_CACHE_DIR": str(tmp_path / "cache"),
+        "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), os.environ.get("PYTHONPATH", "")]),
+    }
+    done = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "tests" / "corpus" / "memory_probe.py"), str(tmp_path / "cases.json")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+        check=True,
+    )
     peaks = json.loads(done.stdout)
     case = peaks["cases"][name]
     assert case["code"] == 2 and case["peak_kb"] / 1024 < PEAK_LIMIT_MB, case

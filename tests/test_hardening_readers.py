@@ -36,8 +36,7 @@ PEAK_RSS_LIMIT_MB = 1800
 
 RNG = np.random.default_rng(0)
 VOXELS = RNG.random((16, 12, 8)).astype(np.float32)  # (i, j, k), stored x fastest
-HEADER = (b"ObjectType = Image\nNDims = 3\nDimSize = 16 12 8\nElementType = MET_FLOAT\n"
-          b"ElementDataFile = %s\n")
+HEADER = b"ObjectType = Image\nNDims = 3\nDimSize = 16 12 8\nElementType = MET_FLOAT\nElementDataFile = %s\n"
 
 
 def _detached(folder: Path, data_name: str = "voxels.raw") -> Path:
@@ -85,9 +84,14 @@ def test_an_uploaded_detached_header_is_refused(tmp_path: Path, case: str) -> No
 def test_the_cohort_zip_refuses_detached_headers_before_writing(tmp_path: Path) -> None:
     header = _detached(tmp_path / "src")
     manifest = b"volume\nscan.mhd\n"
-    for members in ({"study/manifest.csv": manifest, "study/scan.mhd": header.read_bytes(),
-                     "study/voxels.raw": (tmp_path / "src" / "voxels.raw").read_bytes()},
-                    {"study/manifest.csv": manifest, "study/scan.mha": MHA_PASSWD}):
+    for members in (
+        {
+            "study/manifest.csv": manifest,
+            "study/scan.mhd": header.read_bytes(),
+            "study/voxels.raw": (tmp_path / "src" / "voxels.raw").read_bytes(),
+        },
+        {"study/manifest.csv": manifest, "study/scan.mha": MHA_PASSWD},
+    ):
         target = tmp_path / f"out{len(members)}"
         target.mkdir()
         with pytest.raises(InputError, match=r"study/scan.mh[ad]: header points to a separate data file"):
@@ -110,7 +114,8 @@ def test_the_app_cohort_zip_shows_one_message(tmp_path: Path) -> None:
     assert [e.value for e in at.error] == [
         "study/scan.mha: header points to a separate data file '/etc/passwd'; expected an upload that carries its "
         "voxels (.nrrd with attached data, or .mha with ElementDataFile = LOCAL); detached headers (.nhdr, .mhd) "
-        "are read only from a path, with the CLI or the Python API"]
+        "are read only from a path, with the CLI or the Python API"
+    ]
 
 
 def test_a_deflated_dicom_series_reads_as_the_plain_one(tmp_path: Path) -> None:
@@ -147,11 +152,21 @@ def test_a_compressed_metaimage_is_measured_before_itk_reads_it() -> None:
 
 def _probe(cases: dict[str, list[str]], tmp_path: Path) -> dict:
     (tmp_path / "cases.json").write_text(json.dumps({"cases": {n: {"argv": a} for n, a in cases.items()}}))
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), os.environ.get("PYTHONPATH", "")]),
-           "HF_HUB_OFFLINE": "1", "EXPLORER_CACHE_DIR": str(tmp_path / "cache"), "OMP_NUM_THREADS": "1"}
-    done = subprocess.run([sys.executable, str(REPO_ROOT / "tests" / "corpus" / "memory_probe.py"),
-                           str(tmp_path / "cases.json")], capture_output=True, text=True, env=env, timeout=900,
-                          check=True)
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), os.environ.get("PYTHONPATH", "")]),
+        "HF_HUB_OFFLINE": "1",
+        "EXPLORER_CACHE_DIR": str(tmp_path / "cache"),
+        "OMP_NUM_THREADS": "1",
+    }
+    done = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "tests" / "corpus" / "memory_probe.py"), str(tmp_path / "cases.json")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=900,
+        check=True,
+    )
     return json.loads(done.stdout)
 
 
@@ -181,8 +196,14 @@ def test_bombs_at_the_limits_stay_under_the_peak_memory_target(tmp_path: Path) -
     cases = {}
     for name, data in files.items():
         (tmp_path / name).write_bytes(data)
-        cases[name] = ["analyze", str(tmp_path / name), "--checkpoint", "missing.safetensors",
-                       "--out", str(tmp_path / "out")]
+        cases[name] = [
+            "analyze",
+            str(tmp_path / name),
+            "--checkpoint",
+            "missing.safetensors",
+            "--out",
+            str(tmp_path / "out"),
+        ]
     peaks = _probe(cases, tmp_path)
     for name, case in peaks["cases"].items():
         assert case["code"] == 2, name
@@ -191,17 +212,33 @@ def test_bombs_at_the_limits_stay_under_the_peak_memory_target(tmp_path: Path) -
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["dicom_deep_sequence.zip", "mha_truncated.mha", "mha_no_dimsize.mha",
-                                  "mha_blank_line_passwd.mha"])
+@pytest.mark.parametrize(
+    "name", ["dicom_deep_sequence.zip", "mha_truncated.mha", "mha_no_dimsize.mha", "mha_blank_line_passwd.mha"]
+)
 def test_console_script_prints_one_line(name: str, tmp_path: Path) -> None:
     """The real process: a RecursionError's traceback or MetaIO's lines on std::cerr would show here."""
     from corpus.make_corpus import _Context, _crop
 
     crop, affine = _crop()
     (tmp_path / name).write_bytes(ROUND3_READER_CASES[name][1](_Context(tmp_path, crop, affine, {}, {})))
-    done = subprocess.run([sys.executable, "-m", "explorer.cli", "analyze", str(tmp_path / name), "--checkpoint",
-                           "missing.safetensors", "--out", str(tmp_path / "out")], capture_output=True, text=True,
-                          env={**os.environ, "HF_HUB_OFFLINE": "1"}, timeout=300, check=False)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "explorer.cli",
+            "analyze",
+            str(tmp_path / name),
+            "--checkpoint",
+            "missing.safetensors",
+            "--out",
+            str(tmp_path / "out"),
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+        timeout=300,
+        check=False,
+    )
     assert done.returncode == 2, done.stderr
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and name in lines[0] and "Traceback" not in lines[0], done.stderr

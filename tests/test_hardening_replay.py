@@ -55,8 +55,17 @@ def shared(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 def _args(root: Path, out: Path, checkpoint: Path | None = None) -> list[str]:
-    return ["analyze", str(root / "scan.nii.gz"), "--checkpoint", str(checkpoint or root / "model.safetensors"),
-            "--no-zflip", "--formats", "none", "--out", str(out)]
+    return [
+        "analyze",
+        str(root / "scan.nii.gz"),
+        "--checkpoint",
+        str(checkpoint or root / "model.safetensors"),
+        "--no-zflip",
+        "--formats",
+        "none",
+        "--out",
+        str(out),
+    ]
 
 
 def _use(shared: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> Path:
@@ -143,8 +152,10 @@ def test_a_changed_checkpoint_given_as_opt_equals_path_is_not_served(shared, mon
     shutil.copy(list_zoo()[-1], model)  # another network under the same name
     code, second, _ = _run([*args, f"--out={tmp_path / 'c'}"], capsys)
     assert code == 0 and "identical earlier run" not in second
-    ai = [json.loads((tmp_path / d / "summary.json").read_text())["models"]["model"]["asymmetry_index"]["mean"]
-          for d in ("a", "c")]
+    ai = [
+        json.loads((tmp_path / d / "summary.json").read_text())["models"]["model"]["asymmetry_index"]["mean"]
+        for d in ("a", "c")
+    ]
     assert ai[0] != pytest.approx(ai[1], abs=1e-3)
 
 
@@ -152,9 +163,11 @@ def test_the_key_is_the_parsed_command_with_the_content_of_every_file_it_names(t
     for name in ("v.nii.gz", "c.safetensors", "m.nii.gz"):
         (tmp_path / name).write_bytes(name.encode())
     v, c, m = (str(tmp_path / n) for n in ("v.nii.gz", "c.safetensors", "m.nii.gz"))
-    spelled = [analyze_namespace([v, "--checkpoint", c, "--mask", m, "--out", "x"]),
-               analyze_namespace([v, f"--checkpoint={c}", f"--mask={m}", "--out=y"]),
-               analyze_namespace([v, "--mask", m, "--checkpoint", c])]
+    spelled = [
+        analyze_namespace([v, "--checkpoint", c, "--mask", m, "--out", "x"]),
+        analyze_namespace([v, f"--checkpoint={c}", f"--mask={m}", "--out=y"]),
+        analyze_namespace([v, "--mask", m, "--checkpoint", c]),
+    ]
     keys = {replay.run_key(ns) for ns in spelled}
     assert len(keys) == 1  # --out is not part of the key; the spelling of the options is not either
     (tmp_path / "m.nii.gz").write_bytes(b"another mask")
@@ -171,9 +184,13 @@ def test_an_abbreviated_option_is_refused_not_read_as_another(shared, monkeypatc
     code, printed, err = _run([*args, "--ou", str(tmp_path / "mine")], capsys)
     assert code == 2 and printed == "" and len(err.splitlines()) == 1 and "unrecognized arguments: --ou" in err
     assert sorted(p.name for p in tmp_path.iterdir()) == []
-    for command, message in ((["cohort", "x.csv", "--checkpoint", "c", "--ou", "d"], "unrecognized arguments: --ou"),
-                             (["train", "--volume", "v", "--strategy", "random", "--ou", "c.safetensors"],
-                              "the following arguments are required: --out")):  # not taken for --out
+    for command, message in (
+        (["cohort", "x.csv", "--checkpoint", "c", "--ou", "d"], "unrecognized arguments: --ou"),
+        (
+            ["train", "--volume", "v", "--strategy", "random", "--ou", "c.safetensors"],
+            "the following arguments are required: --out",
+        ),
+    ):  # not taken for --out
         code, _, err = _run(command, capsys)
         assert code == 2 and message in err and len(err.splitlines()) == 1
 
@@ -329,8 +346,9 @@ def test_a_consistently_forged_run_record_is_not_replayed(monkeypatch, capsys, t
     code, printed, _ = _run(_args(tmp_path, tmp_path / "b"), capsys)
     assert code == 0 and "AI 0.999" not in printed and "identical earlier run" not in printed
     assert printed.splitlines()[0] == genuine.splitlines()[0]
-    assert json.loads((tmp_path / "b" / "summary.json").read_text())["models"]["model"]["asymmetry_index"][
-        "mean"] != 0.999
+    assert (
+        json.loads((tmp_path / "b" / "summary.json").read_text())["models"]["model"]["asymmetry_index"]["mean"] != 0.999
+    )
 
 
 def test_a_forged_render_is_not_served(tmp_path):
@@ -388,8 +406,9 @@ def test_model_and_subject_names_reach_no_csv_as_formulas(monkeypatch, capsys, t
     assert pd.api.types.is_float_dtype(pd.read_csv(tmp_path / "a" / "statistics.csv")["AI mean"])
     rows = [{"subject": s, "volume": str(tmp_path / "scan.nii.gz")} for s in HOSTILE[:4]]
     pd.DataFrame(rows).to_csv(tmp_path / "manifest.csv", index=False)
-    code, _, err = _run(["cohort", str(tmp_path / "manifest.csv"), "--checkpoint", str(model),
-                         "--out", str(tmp_path / "c")], capsys)
+    code, _, err = _run(
+        ["cohort", str(tmp_path / "manifest.csv"), "--checkpoint", str(model), "--out", str(tmp_path / "c")], capsys
+    )
     assert code == 0 and "cohort: " in err and "pairs" in err
     cohort = pd.read_csv(tmp_path / "c" / "cohort.csv", keep_default_na=False)
     assert sorted(cohort["subject"]) == sorted("'" + s for s in HOSTILE[:4])

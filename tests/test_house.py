@@ -18,7 +18,7 @@ def _modules() -> list:
 
 
 def test_the_module_map_names_every_module_and_package() -> None:
-    table = ARCHITECTURE[ARCHITECTURE.index("## Module map"):ARCHITECTURE.index("## The replay path")]
+    table = ARCHITECTURE[ARCHITECTURE.index("## Module map") : ARCHITECTURE.index("## The replay path")]
     missing = []
     for path in _modules():
         rel = path.relative_to(PACKAGE)

@@ -22,8 +22,8 @@ def toy() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     logits = np.full((4, 2, 2), -2.0, dtype=np.float32)
     logits[:2, :, 0] = 3.0
     logits[2:, :, 0] = 1.0
-    logits[3, 0, 0] = -1.0   # one false negative
-    logits[0, 0, 1] = 0.5    # one false positive
+    logits[3, 0, 0] = -1.0  # one false negative
+    logits[0, 0, 1] = 0.5  # one false positive
     return logits, logits > 0, mask
 
 
@@ -31,8 +31,15 @@ def test_histogram_counts_per_group(toy) -> None:
     logits, pred, mask = toy
     edges, counts = logit_histograms(logits, pred, mask, (np.array([0, 1]), np.array([2, 3])), bins=10)
     got = dict(zip(GROUPS, counts.sum(axis=1), strict=False))
-    assert got == {"foreground": 8, "background": 8, "tp": 7, "fn": 1, "fp": 1, "foreground_train": 4,
-                   "foreground_heldout": 4}
+    assert got == {
+        "foreground": 8,
+        "background": 8,
+        "tp": 7,
+        "fn": 1,
+        "fp": 1,
+        "foreground_train": 4,
+        "foreground_heldout": 4,
+    }
     assert edges[0] == -2.0 and edges[-1] == 3.0
 
 
@@ -68,11 +75,22 @@ def test_without_a_mask_the_shift_is_skipped_not_computed_on_the_prediction(toy)
 def _single_volume_meta(volume, labels) -> CheckpointMeta:
     """Metadata as ``explorer train --volume`` records it (the shipped zoo is trained on whole subjects)."""
     split = split_slices(labels, (-1, 0, 1), 0.2)
-    return CheckpointMeta(arch="Unet", encoder="mobilenet_v2", classes=1, offsets=(-1, 0, 1), strategy="imagenet",
-                          recipe={"val_fraction": 0.2},
-                          training={"volume": {"sha256": volume.sha256},
-                                    "split": {"train_slices": len(split.train), "gap": split.gap,
-                                              "val_slices": [int(split.val[0]), int(split.val[-1])]}})
+    return CheckpointMeta(
+        arch="Unet",
+        encoder="mobilenet_v2",
+        classes=1,
+        offsets=(-1, 0, 1),
+        strategy="imagenet",
+        recipe={"val_fraction": 0.2},
+        training={
+            "volume": {"sha256": volume.sha256},
+            "split": {
+                "train_slices": len(split.train),
+                "gap": split.gap,
+                "val_slices": [int(split.val[0]), int(split.val[-1])],
+            },
+        },
+    )
 
 
 def test_split_from_metadata_matches_the_training_rule(sample_volume_path, sample_mask_path) -> None:

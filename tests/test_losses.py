@@ -77,12 +77,15 @@ def test_registry_builds_dice_plus_term(batch) -> None:
     assert set(LOSSES) == {"bce-dice", "asymmetric-focal", "asymmetric-margin"}
 
 
-@pytest.mark.parametrize("name, params, message", [
-    ("focal", None, "asymmetric-focal"),
-    ("asymmetric-focal", {"margin": 1}, "unknown parameter"),
-    ("asymmetric-margin", {"margin": "wide"}, "a number"),
-    ("asymmetric-margin", {"margin": -1}, "≥ 0"),
-])
+@pytest.mark.parametrize(
+    "name, params, message",
+    [
+        ("focal", None, "asymmetric-focal"),
+        ("asymmetric-focal", {"margin": 1}, "unknown parameter"),
+        ("asymmetric-margin", {"margin": "wide"}, "a number"),
+        ("asymmetric-margin", {"margin": -1}, "≥ 0"),
+    ],
+)
 def test_bad_loss_input(name, params, message) -> None:
     with pytest.raises(InputError, match=message):
         build_loss(name, params)
@@ -96,15 +99,34 @@ def test_cli_train_records_the_asymmetric_loss(tmp_path, capsys) -> None:
     from explorer.cli import main
     from explorer.config import SAMPLE_DIR
     from explorer.models.checkpoints import load_checkpoint
+
     paths = []
     for name in ("mni152_t1_2mm.nii.gz", "mni152_gm_mask_2mm.nii.gz"):
         small = nib.load(SAMPLE_DIR / name).slicer[6:70, 15:79, 24:48]
         nib.save(nib.Nifti1Image(np.asanyarray(small.dataobj), small.affine), tmp_path / name)
         paths.append(tmp_path / name)
     out = tmp_path / "margin.safetensors"
-    code = main(["train", "--volume", str(paths[0]), "--mask", str(paths[1]), "--strategy", "random",
-                 "--epochs", "1", "--loss", "asymmetric-margin", "--loss-param", "margin=2", "--device", "cpu",
-                 "--out", str(out)])
+    code = main(
+        [
+            "train",
+            "--volume",
+            str(paths[0]),
+            "--mask",
+            str(paths[1]),
+            "--strategy",
+            "random",
+            "--epochs",
+            "1",
+            "--loss",
+            "asymmetric-margin",
+            "--loss-param",
+            "margin=2",
+            "--device",
+            "cpu",
+            "--out",
+            str(out),
+        ]
+    )
     assert code == 0, capsys.readouterr().err
     meta = load_checkpoint(out).meta
     assert meta.recipe["loss"] == "asymmetric-margin" and meta.recipe["loss_params"] == {"margin": 2.0}
@@ -114,8 +136,23 @@ def test_cli_train_records_the_asymmetric_loss(tmp_path, capsys) -> None:
 def test_cli_train_rejects_a_malformed_loss_param(tmp_path, capsys) -> None:
     from explorer.cli import main
     from explorer.config import SAMPLE_DIR
-    code = main(["train", "--volume", str(SAMPLE_DIR / "mni152_t1_2mm.nii.gz"), "--mask",
-                 str(SAMPLE_DIR / "mni152_gm_mask_2mm.nii.gz"), "--strategy", "random", "--loss",
-                 "asymmetric-focal", "--loss-param", "gamma", "--out", str(tmp_path / "m.safetensors")])
+
+    code = main(
+        [
+            "train",
+            "--volume",
+            str(SAMPLE_DIR / "mni152_t1_2mm.nii.gz"),
+            "--mask",
+            str(SAMPLE_DIR / "mni152_gm_mask_2mm.nii.gz"),
+            "--strategy",
+            "random",
+            "--loss",
+            "asymmetric-focal",
+            "--loss-param",
+            "gamma",
+            "--out",
+            str(tmp_path / "m.safetensors"),
+        ]
+    )
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and "--loss-param" in err[0] and "KEY=VALUE" in err[0]

@@ -27,9 +27,18 @@ MASK = SAMPLE_DIR / "mni152_gm_mask_2mm.nii.gz"
 def gapped(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One epoch of training with offsets -2,0,2, as ``explorer train --offsets -2,0,2`` runs it."""
     out = tmp_path_factory.mktemp("train") / "gapped.safetensors"
-    train_checkpoint(VOLUME, MASK, out, TrainSpec(strategy="random", offsets=["-2", "0", "2"], device="cpu",
-                                                  arch_kwargs={"decoder_channels": [16, 16, 8, 8, 8]},
-                                                  recipe=Recipe(epochs=1, seed=0)))
+    train_checkpoint(
+        VOLUME,
+        MASK,
+        out,
+        TrainSpec(
+            strategy="random",
+            offsets=["-2", "0", "2"],
+            device="cpu",
+            arch_kwargs={"decoder_channels": [16, 16, 8, 8, 8]},
+            recipe=Recipe(epochs=1, seed=0),
+        ),
+    )
     return out
 
 

@@ -75,12 +75,17 @@ def test_stale_temporaries_of_dead_runs_are_removed(twins, tmp_path):
     assert not dead.exists() and alive.exists()
 
 
-@pytest.mark.parametrize(("setup", "message"), [
-    (lambda t: (t / "f").write_text("x") and t / "f" / "out", "is a file; expected an output path under a folder"),
-    (lambda t: (t / "f").write_text("x") and t / "f", "exists and is not a directory"),
-    (lambda t: (t / "d").mkdir() or (t / "d" / "x.txt").write_text("x") and t / "d",
-     "holds files that are not explorer outputs"),
-])
+@pytest.mark.parametrize(
+    ("setup", "message"),
+    [
+        (lambda t: (t / "f").write_text("x") and t / "f" / "out", "is a file; expected an output path under a folder"),
+        (lambda t: (t / "f").write_text("x") and t / "f", "exists and is not a directory"),
+        (
+            lambda t: (t / "d").mkdir() or (t / "d" / "x.txt").write_text("x") and t / "d",
+            "holds files that are not explorer outputs",
+        ),
+    ],
+)
 def test_bad_out_is_refused_before_any_work(tmp_path, monkeypatch, capsys, setup, message):
     out = setup(tmp_path)
     with pytest.raises(InputError, match=message):

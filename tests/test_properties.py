@@ -71,8 +71,11 @@ def test_reversing_the_offsets_reverses_the_channels(stack: np.ndarray, offsets:
 
 
 @FAST
-@given(x=arrays(np.float32, st.tuples(st.integers(1, 3), st.integers(1, 70), st.integers(1, 70)), elements=finite),
-       multiple=st.sampled_from([1, 8, 32]), value=finite)
+@given(
+    x=arrays(np.float32, st.tuples(st.integers(1, 3), st.integers(1, 70), st.integers(1, 70)), elements=finite),
+    multiple=st.sampled_from([1, 8, 32]),
+    value=finite,
+)
 def test_padding_is_minimal_symmetric_and_undone_by_crop(x: np.ndarray, multiple: int, value: float) -> None:
     padded, pad = pad_to_multiple(x, multiple, value)
     h, w = x.shape[-2:]

@@ -9,12 +9,22 @@ from explorer.cli import main
 from explorer.models.checkpoints import list_zoo
 
 
-def test_a_repeated_command_is_replayed_and_a_changed_input_recomputed(tmp_path: Path, sample_volume_path,
-                                                                        capsys) -> None:
+def test_a_repeated_command_is_replayed_and_a_changed_input_recomputed(
+    tmp_path: Path, sample_volume_path, capsys
+) -> None:
     volume = tmp_path / "scan.nii.gz"
     shutil.copy(sample_volume_path, volume)
-    args = ["analyze", str(volume), "--checkpoint", str(list_zoo()[0]), "--no-zflip", "--formats", "none",
-            "--out", str(tmp_path / "out")]
+    args = [
+        "analyze",
+        str(volume),
+        "--checkpoint",
+        str(list_zoo()[0]),
+        "--no-zflip",
+        "--formats",
+        "none",
+        "--out",
+        str(tmp_path / "out"),
+    ]
     assert main(args) == 0
     first = capsys.readouterr().out
     shares = (tmp_path / "out" / "shares.csv").read_bytes()

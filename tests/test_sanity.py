@@ -32,8 +32,20 @@ def setup(sample_volume_path):
 def test_cascade_goes_block_by_block_from_the_head_to_the_first_conv(setup) -> None:
     ckpt, _ = setup
     stages = cascade_stages(ckpt.build_model("cpu"))
-    assert list(stages) == ["head", "decoder.4", "decoder.3", "decoder.2", "decoder.1", "decoder.0",
-                            "encoder.14-18", "encoder.7-13", "encoder.4-6", "encoder.2-3", "encoder.1", "first_conv"]
+    assert list(stages) == [
+        "head",
+        "decoder.4",
+        "decoder.3",
+        "decoder.2",
+        "decoder.1",
+        "decoder.0",
+        "encoder.14-18",
+        "encoder.7-13",
+        "encoder.4-6",
+        "encoder.2-3",
+        "encoder.1",
+        "first_conv",
+    ]
     assert stages["head"] == ("segmentation_head",)
     assert stages["decoder.3"][-2:] == ("decoder.blocks.4", "decoder.blocks.3")  # cumulative
     assert stages["first_conv"][-1] == "encoder.features.0" and len(stages["first_conv"]) == 1 + 5 + 19
@@ -53,8 +65,12 @@ def test_randomisation_copies_and_resets_only_the_named_parts(setup) -> None:
 
 def test_a_method_independent_of_the_model_is_flagged(setup) -> None:
     ckpt, stack = setup
-    summary, corr = sanity_check(ckpt.build_model("cpu"), SliceStack(stack, ckpt.meta.offsets),
-                                 lambda model, x, selection, slices, padding: x.abs(), slices=[30, 40])
+    summary, corr = sanity_check(
+        ckpt.build_model("cpu"),
+        SliceStack(stack, ckpt.meta.offsets),
+        lambda model, x, selection, slices, padding: x.abs(),
+        slices=[30, 40],
+    )
     np.testing.assert_allclose(corr, 1.0)
     assert summary["flagged"] is True
     assert list(summary["rank_correlation_signed"].values()) == pytest.approx([1.0] * 12)
@@ -69,8 +85,9 @@ def test_stage_shares_and_asymmetry_follow_the_first_conv(setup) -> None:
         w = dict(model.named_modules())["encoder.features.0.0"].weight  # (32, C, 3, 3)
         return x.abs() * w.abs().sum(dim=(0, 2, 3)).view(1, -1, 1, 1)
 
-    summary, _ = sanity_check(ckpt.build_model("cpu"), SliceStack(stack, ckpt.meta.offsets), first_conv_only,
-                              slices=[30, 40])
+    summary, _ = sanity_check(
+        ckpt.build_model("cpu"), SliceStack(stack, ckpt.meta.offsets), first_conv_only, slices=[30, 40]
+    )
     ai = summary["asymmetry_index"]
     assert ai["encoder.1"] == pytest.approx(ai["original"]) and ai["head"] == pytest.approx(ai["original"])
     assert ai["first_conv"] != pytest.approx(ai["original"], abs=1e-3)
@@ -79,8 +96,12 @@ def test_stage_shares_and_asymmetry_follow_the_first_conv(setup) -> None:
 
 def test_saliency_changes_when_the_weights_are_randomised(setup) -> None:
     ckpt, stack = setup
-    summary, corr = sanity_check(ckpt.build_model("cpu"), SliceStack(stack, ckpt.meta.offsets),
-                                 registry_attribute(RunSpec(method="saliency")), slices=[30, 40])
+    summary, corr = sanity_check(
+        ckpt.build_model("cpu"),
+        SliceStack(stack, ckpt.meta.offsets),
+        registry_attribute(RunSpec(method="saliency")),
+        slices=[30, 40],
+    )
     assert corr.shape == (2, 12) and np.isfinite(corr).all()
     assert (corr[:, -1] < 0.9).all() and corr[:, 0].mean() > corr[:, -1].mean()
     assert summary["flagged"] == (summary["rank_correlation"]["first_conv"] >= summary["threshold"])
@@ -97,8 +118,24 @@ def test_pick_slices_spreads_over_nonempty_targets() -> None:
 @pytest.mark.slow
 def test_analyze_writes_all_four_diagnostics(tmp_path, sample_volume_path, sample_mask_path, capsys) -> None:
     out = tmp_path / "out"
-    code = main(["analyze", str(sample_volume_path), "--mask", str(sample_mask_path), "--checkpoint", str(CKPT),
-                 "--cam", "--sanity", "--sanity-slices", "2", "--dilation", "1", "--out", str(out)])
+    code = main(
+        [
+            "analyze",
+            str(sample_volume_path),
+            "--mask",
+            str(sample_mask_path),
+            "--checkpoint",
+            str(CKPT),
+            "--cam",
+            "--sanity",
+            "--sanity-slices",
+            "2",
+            "--dilation",
+            "1",
+            "--out",
+            str(out),
+        ]
+    )
     assert code == 0
     printed = capsys.readouterr().out
     assert "background" in printed and "fg logit shift" in printed and "Grad-CAM" in printed and "sanity" in printed

@@ -30,9 +30,11 @@ CPU = torch.device("cpu")
 IMAGENET = REPO_ROOT / "models" / "unet-mobilenet_v2-imagenet-s0.safetensors"
 SLICES = [20, 33, 45, 58]
 #: Every method with cheap settings, occlusion under each of its baselines.
-CASES = [(m, {}) for m in METHODS if m not in ("occlusion", "integrated_gradients", "smoothgrad")] + [
-    ("integrated_gradients", {"steps": 4}), ("smoothgrad", {"samples": 2})] + [
-    ("occlusion", {"replace": r}) for r in OCCLUSION_BASELINES]
+CASES = (
+    [(m, {}) for m in METHODS if m not in ("occlusion", "integrated_gradients", "smoothgrad")]
+    + [("integrated_gradients", {"steps": 4}), ("smoothgrad", {"samples": 2})]
+    + [("occlusion", {"replace": r}) for r in OCCLUSION_BASELINES]
+)
 
 
 def symmetrised(ckpt: Checkpoint) -> Checkpoint:
@@ -43,8 +45,13 @@ def symmetrised(ckpt: Checkpoint) -> Checkpoint:
 def _split(ckpt: Checkpoint, stack: np.ndarray, method: str, params: dict) -> tuple[np.ndarray, np.ndarray]:
     model = prepare_model(ckpt.build_model(CPU), CPU)
     offsets = ckpt.meta.offsets
-    run = dict(method=method, params=params, target="predicted", slices=SLICES,
-               channel_stats=channel_stats_for(ckpt.meta.normalisation, len(offsets)))
+    run = dict(
+        method=method,
+        params=params,
+        target="predicted",
+        slices=SLICES,
+        channel_stats=channel_stats_for(ckpt.meta.normalisation, len(offsets)),
+    )
     plain = attribute(model, stack, offsets, **run)
     flipped = attribute(model, stack, offsets, reverse=True, **run)
     channel, anatomy = split_asymmetry(plain.masses, flipped.masses, offsets)

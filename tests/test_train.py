@@ -85,24 +85,46 @@ def test_two_epochs_on_a_crop_lower_the_loss_and_record_everything(crop):
     recipe = Recipe(epochs=2, batch_size=4, seed=5)
     small = {"decoder_channels": [32, 16, 16, 8, 8]}
     quiet = FitHooks(progress=False)
-    result = train(volume, mask, TrainSpec(strategy="imagenet-zflip", recipe=recipe, arch_kwargs=small, device="cpu"),
-                   hooks=quiet)
+    result = train(
+        volume, mask, TrainSpec(strategy="imagenet-zflip", recipe=recipe, arch_kwargs=small, device="cpu"), hooks=quiet
+    )
     assert len(result.losses) == 2 and result.losses[1] < result.losses[0]
     meta = result.meta
     assert meta.strategy == "imagenet-zflip" and meta.recipe["seed"] == 5 and meta.offsets == (-1, 0, 1)
     assert meta.training["init"]["weights"]["sha256"].startswith("b0353104")
     assert meta.training["init"]["first_conv_share"]["0"] == pytest.approx(0.4509, abs=1e-4)
     assert 0.0 <= meta.metrics["val_dice"] <= 1.0
-    again = train(volume, mask, TrainSpec(strategy="imagenet-zflip", recipe=Recipe(epochs=1, batch_size=4, seed=5),
-                                          arch_kwargs=small, device="cpu"), hooks=quiet)
+    again = train(
+        volume,
+        mask,
+        TrainSpec(
+            strategy="imagenet-zflip", recipe=Recipe(epochs=1, batch_size=4, seed=5), arch_kwargs=small, device="cpu"
+        ),
+        hooks=quiet,
+    )
     assert again.losses == result.losses[:1]  # the seed fixes the shuffles, augmentations and initialisation
 
 
 @pytest.mark.slow  # one short training run through the CLI
 def test_cli_train_writes_a_loadable_checkpoint(crop, tmp_path, capsys):
     out = tmp_path / "model.safetensors"
-    rc = main(["train", "--volume", str(crop[0]), "--mask", str(crop[1]), "--strategy", "imagenet-uniform",
-               "--epochs", "1", "--device", "cpu", "--out", str(out)])
+    rc = main(
+        [
+            "train",
+            "--volume",
+            str(crop[0]),
+            "--mask",
+            str(crop[1]),
+            "--strategy",
+            "imagenet-uniform",
+            "--epochs",
+            "1",
+            "--device",
+            "cpu",
+            "--out",
+            str(out),
+        ]
+    )
     assert rc == 0 and "held-out Dice" in capsys.readouterr().out
     ckpt = load_checkpoint(out)
     assert ckpt.meta.strategy == "imagenet-uniform"
@@ -116,10 +138,31 @@ def test_cli_train_writes_a_loadable_checkpoint(crop, tmp_path, capsys):
 def test_cli_train_honours_axis_normalisation_and_weights(crop, tmp_path, capsys):
     """Regression: --axis, --normalisation and --weights once ended up inside a comment and were ignored."""
     from explorer.models.weights import resolve_weights
+
     out, weights = tmp_path / "coronal.safetensors", resolve_weights("mobilenet_v2").path
-    rc = main(["train", "--volume", str(crop[0]), "--mask", str(crop[1]), "--strategy", "imagenet", "--epochs", "1",
-               "--device", "cpu", "--axis", "coronal", "--normalisation", "minmax", "--weights", str(weights),
-               "--out", str(out)])
+    rc = main(
+        [
+            "train",
+            "--volume",
+            str(crop[0]),
+            "--mask",
+            str(crop[1]),
+            "--strategy",
+            "imagenet",
+            "--epochs",
+            "1",
+            "--device",
+            "cpu",
+            "--axis",
+            "coronal",
+            "--normalisation",
+            "minmax",
+            "--weights",
+            str(weights),
+            "--out",
+            str(out),
+        ]
+    )
     assert rc == 0
     meta = load_checkpoint(out).meta
     assert (meta.axis, meta.normalisation) == ("coronal", "minmax")
@@ -129,8 +172,12 @@ def test_cli_train_honours_axis_normalisation_and_weights(crop, tmp_path, capsys
     assert "--axis coronal" in command and "--normalisation minmax" in command and str(weights) in command
     capsys.readouterr()
     analysed = tmp_path / "analysed"
-    assert main(["analyze", str(crop[0]), "--checkpoint", str(out), "--target", "all", "--no-zflip",
-                 "--out", str(analysed)]) == 0
+    assert (
+        main(
+            ["analyze", str(crop[0]), "--checkpoint", str(out), "--target", "all", "--no-zflip", "--out", str(analysed)]
+        )
+        == 0
+    )
     summary = json.loads((analysed / "summary.json").read_text())
     assert summary["inputs"]["axis"] == "coronal"  # the checkpoint's axis is the default
     assert summary["inputs"]["checkpoints"]["coronal"]["normalisation"] == "minmax"
@@ -138,11 +185,14 @@ def test_cli_train_honours_axis_normalisation_and_weights(crop, tmp_path, capsys
     assert shares["slice"].max() == nib.load(crop[0]).shape[1] - 1  # coronal: slices along the second axis
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--strategy", "uniform"], "unknown strategy 'uniform'; expected one of: imagenet"),
-    (["--strategy", "random", "--offsets=-1,0"], "offsets (-1, 0) are not an odd"),
-    (["--strategy", "random", "--out", "model.pt"], "does not end in .safetensors"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--strategy", "uniform"], "unknown strategy 'uniform'; expected one of: imagenet"),
+        (["--strategy", "random", "--offsets=-1,0"], "offsets (-1, 0) are not an odd"),
+        (["--strategy", "random", "--out", "model.pt"], "does not end in .safetensors"),
+    ],
+)
 def test_cli_train_bad_input_exits_2_with_one_line(crop, tmp_path, capsys, args, message):
     base = ["train", "--volume", str(crop[0]), "--mask", str(crop[1]), "--out", str(tmp_path / "m.safetensors")]
     assert main(base + args) == 2

@@ -26,11 +26,14 @@ def test_the_cohort_manifest_reads_with_paths_relative_to_it():
     assert [r.subject for r in test] == ["sub-03", "sub-06", "sub-08", "sub-10"] and len(train) == 6
 
 
-@pytest.mark.parametrize("text, message", [
-    ("subject,mask\na,b\n", "no 'volume' column"),
-    ("subject,volume\n", "no rows"),
-    ("subject,volume\na,x.nii.gz\na,y.nii.gz\n", "subject 'a' repeats row 2"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("subject,mask\na,b\n", "no 'volume' column"),
+        ("subject,volume\n", "no rows"),
+        ("subject,volume\na,x.nii.gz\na,y.nii.gz\n", "subject 'a' repeats row 2"),
+    ],
+)
 def test_bad_manifests_raise_one_input_error(tmp_path, text, message):
     path = tmp_path / "m.csv"
     path.write_text(text)
@@ -58,8 +61,12 @@ def test_training_on_subjects_records_the_split_and_per_subject_heldout_dice(sma
     train_rows, test_rows = split_rows(read_manifest(small_cohort), "split")
     train, test = load_subjects(train_rows), load_subjects(test_rows)
     assert train[0].study.volume.shape != train[1].study.volume.shape  # padded to one canvas for training
-    spec = TrainSpec(strategy="imagenet-uniform", recipe=Recipe(epochs=1, batch_size=4),
-                     arch_kwargs={"decoder_channels": [32, 16, 16, 8, 8]}, device="cpu")
+    spec = TrainSpec(
+        strategy="imagenet-uniform",
+        recipe=Recipe(epochs=1, batch_size=4),
+        arch_kwargs={"decoder_channels": [32, 16, 16, 8, 8]},
+        device="cpu",
+    )
     result = train_subjects(train, test, spec, hooks=FitHooks(progress=False))
     meta = result.meta
     split = meta.training["split"]
@@ -76,8 +83,26 @@ def test_training_on_subjects_records_the_split_and_per_subject_heldout_dice(sma
 @pytest.mark.slow  # the same through the CLI, with --slice-stride
 def test_cli_trains_from_a_manifest(small_cohort, tmp_path, capsys):
     out = tmp_path / "m.safetensors"
-    assert main(["train", "--manifest", str(small_cohort), "--strategy", "random", "--epochs", "1",
-                 "--slice-stride", "2", "--device", "cpu", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--manifest",
+                str(small_cohort),
+                "--strategy",
+                "random",
+                "--epochs",
+                "1",
+                "--slice-stride",
+                "2",
+                "--device",
+                "cpu",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     assert "held-out subjects' Dice sub-03" in capsys.readouterr().out
     meta = load_checkpoint(out).meta
     assert meta.recipe["slice_stride"] == 2 and meta.training["split"]["train_slices"] == 20

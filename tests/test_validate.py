@@ -66,14 +66,17 @@ def test_planted_volumes_are_seeded_and_differ_by_seed() -> None:
     assert np.array_equal(la[:, :, 5], planted_label(np.moveaxis(a, -1, 0).astype(np.float64), 1, PARAMS)[5])
 
 
-@pytest.mark.parametrize(("changes", "problem"), [
-    ({"strategies": ("imagenet", "nope")}, "unknown strategy 'nope'"),
-    ({"methods": ("occlusion:replace=sideways",)}, "unknown occlusion baseline 'sideways'"),
-    ({"methods": ("occlusion:replace",)}, "NAME or NAME:KEY=VALUE"),
-    ({"directions": (2,)}, "not among the offsets"),
-    ({"regimes": ("smooth",)}, "unknown regime 'smooth'"),
-    ({"seeds": 0}, "at least 1"),
-])
+@pytest.mark.parametrize(
+    ("changes", "problem"),
+    [
+        ({"strategies": ("imagenet", "nope")}, "unknown strategy 'nope'"),
+        ({"methods": ("occlusion:replace=sideways",)}, "unknown occlusion baseline 'sideways'"),
+        ({"methods": ("occlusion:replace",)}, "NAME or NAME:KEY=VALUE"),
+        ({"directions": (2,)}, "not among the offsets"),
+        ({"regimes": ("smooth",)}, "unknown regime 'smooth'"),
+        ({"seeds": 0}, "at least 1"),
+    ],
+)
 def test_bad_spec_is_one_input_error(changes: dict, problem: str) -> None:
     with pytest.raises(InputError, match=problem.replace("(", r"\(")):
         ValidationSpec.quick(**changes)
@@ -128,8 +131,11 @@ def test_functional_dice_drops_only_for_the_planted_channel(quick: dict) -> None
     assert len(rows) == 4
     for row in rows.to_dict("records"):
         planted = row[f"dice_ablate_{row['direction']:+d}"]
-        others = [row[c] for c in ("dice_ablate_-1", "dice_ablate_0", "dice_ablate_+1")
-                  if c != f"dice_ablate_{row['direction']:+d}"]
+        others = [
+            row[c]
+            for c in ("dice_ablate_-1", "dice_ablate_0", "dice_ablate_+1")
+            if c != f"dice_ablate_{row['direction']:+d}"
+        ]
         assert row["dice_intact"] > 0.7, row
         assert min(others) > 0.9 * row["dice_intact"], row
         assert planted < 0.6 * min(others), row
@@ -157,11 +163,14 @@ def test_quick_outputs_record_the_run(quick: dict) -> None:
     assert (quick["out"] / "figures" / "validation.html").is_file()
 
 
-@pytest.mark.parametrize(("argv", "problem"), [
-    (["--strategies", "nope"], "unknown strategy 'nope'"),
-    (["--methods", "occlusion:replace=sideways"], "unknown occlusion baseline 'sideways'"),
-    (["--directions", "3"], "not among the offsets"),
-])
+@pytest.mark.parametrize(
+    ("argv", "problem"),
+    [
+        (["--strategies", "nope"], "unknown strategy 'nope'"),
+        (["--methods", "occlusion:replace=sideways"], "unknown occlusion baseline 'sideways'"),
+        (["--directions", "3"], "not among the offsets"),
+    ],
+)
 def test_bad_cli_input_is_one_line_exit_2(tmp_path: Path, argv: list[str], problem: str) -> None:
     code, stdout, stderr = _cli(["validate", "--quick", "--out", str(tmp_path / "out"), *argv])
     assert code == 2 and problem in stderr and len(stderr.strip().splitlines()) == 1 and not stdout
@@ -176,10 +185,24 @@ def test_foreign_out_folder_is_refused_before_any_work(tmp_path: Path) -> None:
 
 
 def test_figure_shows_each_direction_per_panel() -> None:
-    table = pd.DataFrame([
-        {"regime": r, "strategy": s, "direction": d, "method": m, "channel_asymmetry": -0.5 * d if m == "a" else 0.1,
-         "ci95_lo": -0.5 * d - 0.1, "ci95_hi": -0.5 * d + 0.1, "seeds": 3}
-        for r in ("independent", "correlated") for s in ("imagenet", "random") for d in (-1, 0, 1) for m in ("a", "b")])
+    table = pd.DataFrame(
+        [
+            {
+                "regime": r,
+                "strategy": s,
+                "direction": d,
+                "method": m,
+                "channel_asymmetry": -0.5 * d if m == "a" else 0.1,
+                "ci95_lo": -0.5 * d - 0.1,
+                "ci95_hi": -0.5 * d + 0.1,
+                "seeds": 3,
+            }
+            for r in ("independent", "correlated")
+            for s in ("imagenet", "random")
+            for d in (-1, 0, 1)
+            for m in ("a", "b")
+        ]
+    )
     fig = validation_figure(table)
     assert len(fig.data) == 2 * 2 * 3  # regimes × strategies × directions
     first = fig.data[0]  # independent, imagenet, d = -1
@@ -194,8 +217,11 @@ def test_expected_sign_is_defined_for_the_innermost_pair_only() -> None:
     assert [expected_sign(d, (-1, 0, 1)) for d in (-1, 0, 1)] == [1, 0, -1]
     assert [expected_sign(d, (-2, -1, 0, 1, 2)) for d in (-2, -1, 0, 1, 2)] == [0, 1, 0, -1, 0]
     assert [expected_sign(d, (-2, 0, 2)) for d in (-2, 0, 2)] == [1, 0, -1]
-    assert network_score(1, (-1, 0, 1), -0.4, [-0.5, -0.3]) == {"expected_sign": -1, "sign_correct": True,
-                                                                 "passed": True}
+    assert network_score(1, (-1, 0, 1), -0.4, [-0.5, -0.3]) == {
+        "expected_sign": -1,
+        "sign_correct": True,
+        "passed": True,
+    }
     assert network_score(1, (-1, 0, 1), -0.4, [-0.5, 0.1])["passed"] is False  # CI reaches 0
     assert network_score(-1, (-1, 0, 1), -0.4, [-0.5, -0.3])["sign_correct"] is False
     assert network_score(0, (-1, 0, 1), 0.2, [0.1, 0.3])["passed"] is None  # centre task: a value, no score

@@ -54,8 +54,9 @@ def test_bytes_and_path_give_the_same_volume(sample_volume_path):
     assert np.array_equal(a.data, b.data) and a.sha256 == b.sha256 and b.source == "upload.nii.gz"
 
 
-@pytest.mark.parametrize(("name", "index"), [("anatomical.nii", None), ("standard.nii.gz", None),
-                                             ("example_nifti2.nii.gz", 1)])
+@pytest.mark.parametrize(
+    ("name", "index"), [("anatomical.nii", None), ("standard.nii.gz", None), ("example_nifti2.nii.gz", 1)]
+)
 def test_nibabel_bundled_images_load(name, index):
     path = NIBABEL_DATA / name
     vol = load_volume(path, volume_index=index)

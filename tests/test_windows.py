@@ -25,7 +25,7 @@ def make_windows(stack: np.ndarray, offsets, slices=None) -> np.ndarray:
 
 def _stack(n=6, h=5, w=7) -> np.ndarray:
     """Slice z is filled with z*1000 plus a pixel ramp, so the source of every channel is identifiable."""
-    return (np.arange(n, dtype=np.float32)[:, None, None] * 1000 + np.arange(h * w, dtype=np.float32).reshape(h, w))
+    return np.arange(n, dtype=np.float32)[:, None, None] * 1000 + np.arange(h * w, dtype=np.float32).reshape(h, w)
 
 
 @pytest.mark.parametrize("offsets", [(-1, 0, 1), (-2, -1, 0, 1, 2), (-3, 0, 3), (0,)])

@@ -97,8 +97,9 @@ def extract_zip(raw: bytes, directory: Path, limits: Limits | None = None) -> Pa
             while chunk := source.read(1 << 20):
                 written += len(chunk)
                 if written > limits.max_bytes:
-                    raise InputError("upload", "uncompressed size over the upload limit",
-                                     f"at most {limits.max_bytes:,} bytes")
+                    raise InputError(
+                        "upload", "uncompressed size over the upload limit", f"at most {limits.max_bytes:,} bytes"
+                    )
                 sink.write(chunk)
     manifests = sorted(root.rglob("*.csv"), key=lambda p: (len(p.parts), str(p)))
     return manifests[0] if manifests else root
@@ -120,8 +121,9 @@ def _choose_manifest() -> tuple[Path, Path] | None:
     if not manifests:
         st.warning(f"No manifest (a CSV with a volume column) under {root}; set EXPLORER_DATA_ROOT.")
         return None
-    choice = st.selectbox("Manifest under " + str(root), [str(p.relative_to(root)) for p in manifests],
-                          key="cohort_manifest")
+    choice = st.selectbox(
+        "Manifest under " + str(root), [str(p.relative_to(root)) for p in manifests], key="cohort_manifest"
+    )
     return root / choice, root
 
 
@@ -138,22 +140,42 @@ def show() -> None:
         return
     zoo = {p.stem.removesuffix(".safetensors"): p for p in list_zoo() + list_seeds()}
     shipped = {p.stem for p in list_zoo()}
-    names = st.multiselect("Checkpoints", list(zoo), default=[n for n in zoo if n in shipped], key="cohort_checkpoints",
-                           help="The shipped seed 0 of each strategy, then seeds 1 and 2 when models/train_zoo.py "
-                           "has trained them into models/seeds/.")
-    count = st.number_input("Volumes (the manifest's first N)", min_value=1, max_value=len(entries),
-                            value=len(entries), key="cohort_count")
-    margin = st.number_input("Equivalence margin", min_value=0.001, value=DEFAULT_MARGIN, step=0.005,
-                             format="%.3f", key="cohort_margin")
+    names = st.multiselect(
+        "Checkpoints",
+        list(zoo),
+        default=[n for n in zoo if n in shipped],
+        key="cohort_checkpoints",
+        help="The shipped seed 0 of each strategy, then seeds 1 and 2 when models/train_zoo.py "
+        "has trained them into models/seeds/.",
+    )
+    count = st.number_input(
+        "Volumes (the manifest's first N)", min_value=1, max_value=len(entries), value=len(entries), key="cohort_count"
+    )
+    margin = st.number_input(
+        "Equivalence margin", min_value=0.001, value=DEFAULT_MARGIN, step=0.005, format="%.3f", key="cohort_margin"
+    )
     state = st.session_state
     _collect()
     running = "cohort_job" in state
-    if st.button("Run cohort", type="primary", key="cohort_run", disabled=not names or running,
-                 help="Runs in the background: the page stays usable, and the run can be cancelled.") and not running:
+    if (
+        st.button(
+            "Run cohort",
+            type="primary",
+            key="cohort_run",
+            disabled=not names or running,
+            help="Runs in the background: the page stays usable, and the run can be cancelled.",
+        )
+        and not running
+    ):
         state.pop("cohort_note", None)
         chosen = entries[: int(count)]
-        state["cohort_job"] = jobs.start_cohort((str(manifest), tuple(names), len(chosen), float(margin)), chosen,
-                                                [zoo[n] for n in names], RunSpec(), margin=float(margin))
+        state["cohort_job"] = jobs.start_cohort(
+            (str(manifest), tuple(names), len(chosen), float(margin)),
+            chosen,
+            [zoo[n] for n in names],
+            RunSpec(),
+            margin=float(margin),
+        )
         st.rerun()  # the page again, now with the button disabled and the job's progress
     if running:
         _progress_panel()
@@ -195,42 +217,69 @@ def _progress_panel() -> None:
 
 def _results(cohort) -> None:
     summary, rows = cohort.summary, cohort.rows
-    st.caption(f"{len(cohort.entries)} volume(s) × {len(cohort.models)} checkpoint(s); {cohort.from_cache} "
-               f"pair(s) from the cache.")
+    st.caption(
+        f"{len(cohort.entries)} volume(s) × {len(cohort.models)} checkpoint(s); {cohort.from_cache} "
+        f"pair(s) from the cache."
+    )
     if cohort.errors:
         st.warning(f"{len(cohort.errors)} pair(s) failed: " + "; ".join(cohort.errors[:3]))
-    for fig, name in ((forest_figure(rows, summary), "cohort_forest"),
-                      (paired_lines_figure(rows, summary["endpoint"]), "cohort_paired"),
-                      (share_distribution_figure(rows), "cohort_shares")):
+    for fig, name in (
+        (forest_figure(rows, summary), "cohort_forest"),
+        (paired_lines_figure(rows, summary["endpoint"]), "cohort_paired"),
+        (share_distribution_figure(rows), "cohort_shares"),
+    ):
         st.plotly_chart(fig, key=f"fig-{name}")
         figure_downloads(fig, name)
     equivalent = f"mean |value| < {summary['equivalence_margin']['margin']:g} (magnitude equivalence)"
-    groups = pd.DataFrame([{"group": n, "models": g["n_models"], "volumes": g["n_volumes"],
-                            summary["endpoint"]: g[g["endpoint"]]["mean"],
-                            "CI low": g[g["endpoint"]]["ci95"][0], "CI high": g[g["endpoint"]]["ci95"][1],
-                            "held-out Dice": (g["dice"] or {}).get("mean"),
-                            equivalent: summary["equivalence"][n]["equivalent"]}
-                           for n, g in summary["groups"].items()])
+    groups = pd.DataFrame(
+        [
+            {
+                "group": n,
+                "models": g["n_models"],
+                "volumes": g["n_volumes"],
+                summary["endpoint"]: g[g["endpoint"]]["mean"],
+                "CI low": g[g["endpoint"]]["ci95"][0],
+                "CI high": g[g["endpoint"]]["ci95"][1],
+                "held-out Dice": (g["dice"] or {}).get("mean"),
+                equivalent: summary["equivalence"][n]["equivalent"],
+            }
+            for n, g in summary["groups"].items()
+        ]
+    )
     st.subheader("Groups")
     st.dataframe(groups, hide_index=True)
     table_download(groups, "cohort_groups")
     if summary["comparisons"]:
         st.subheader("Between groups (Holm-corrected over all tests)")
         comparisons = pd.DataFrame(summary["comparisons"])
-        st.dataframe(comparisons[["a", "b", "unit", "n", "statistic", "effect_size", "p", "p_holm"]],
-                     hide_index=True)
-        st.caption(" · ".join(f"**{unit}**: {test}; effect size: {kind}" for unit, test, kind in
-                              comparisons[["unit", "test", "effect_size_kind"]].drop_duplicates().itertuples(
-                                  index=False)))
+        st.dataframe(comparisons[["a", "b", "unit", "n", "statistic", "effect_size", "p", "p_holm"]], hide_index=True)
+        st.caption(
+            " · ".join(
+                f"**{unit}**: {test}; effect size: {kind}"
+                for unit, test, kind in comparisons[["unit", "test", "effect_size_kind"]]
+                .drop_duplicates()
+                .itertuples(index=False)
+            )
+        )
         table_download(comparisons, "cohort_comparisons")
     st.subheader("Per volume × checkpoint")
     shown = cohort_rows_table(rows)
     st.dataframe(shown, hide_index=True)
     table_download(shown, "cohort")
-    st.download_button("Download cohort report (.zip)", type="primary", key="dl-cohort-report", on_click="ignore",
-                       data=lambda: report_zip(lambda d: write_cohort(cohort, d),
-                                               parameters=summary["inputs"]),
-                       file_name="explorer-cohort.zip", mime="application/zip")
-    st.download_button("cohort_summary.json", data=json.dumps(summary, indent=2, default=str),
-                       file_name="cohort_summary.json", mime="application/json", key="dl-cohort-summary",
-                       on_click="ignore")
+    st.download_button(
+        "Download cohort report (.zip)",
+        type="primary",
+        key="dl-cohort-report",
+        on_click="ignore",
+        data=lambda: report_zip(lambda d: write_cohort(cohort, d), parameters=summary["inputs"]),
+        file_name="explorer-cohort.zip",
+        mime="application/zip",
+    )
+    st.download_button(
+        "cohort_summary.json",
+        data=json.dumps(summary, indent=2, default=str),
+        file_name="cohort_summary.json",
+        mime="application/json",
+        key="dl-cohort-summary",
+        on_click="ignore",
+    )

@@ -59,8 +59,9 @@ def collect() -> None:
         return
     del state["debias_job"]
     if job.result is None:
-        state["debias_note"] = (("warning", "Debiasing was cancelled.") if job.cancelled
-                                else ("error", job.error or "Debiasing failed."))
+        state["debias_note"] = (
+            ("warning", "Debiasing was cancelled.") if job.cancelled else ("error", job.error or "Debiasing failed.")
+        )
         return
     state["debias_result"] = job.result
     children = state.setdefault("debias_children", {})
@@ -72,9 +73,13 @@ def collect() -> None:
     state["zoo_choice"] = with_children(chosen, child_parents())
     state["run_now"] = True
     cached = sum(1 for c in job.result.children if c.record.get("from_cache"))
-    state["debias_note"] = ("success", f"Made {len(job.result.children)} child(ren) of {job.result.parent.name} in "
-                            f"{job.elapsed():.0f} s" + (f" ({cached} from the cache)" if cached else "") +
-                            "; they now sit beside their parent in the checkpoint list and every view.")
+    state["debias_note"] = (
+        "success",
+        f"Made {len(job.result.children)} child(ren) of {job.result.parent.name} in "
+        f"{job.elapsed():.0f} s"
+        + (f" ({cached} from the cache)" if cached else "")
+        + "; they now sit beside their parent in the checkpoint list and every view.",
+    )
 
 
 def child_parents() -> dict[str, str]:
@@ -90,18 +95,31 @@ def child_checkpoints() -> dict[str, Checkpoint]:
 
 def show(analysis: Analysis) -> None:
     """The Debias view for the analysed scan and checkpoints."""
-    st.markdown("Make a debiased **child** of a checkpoint: the first convolution's kernels of mirrored "
-                "neighbours tied (surgery), then optionally fine-tuned or retrained. Children join the checkpoint "
-                "list beside their parent, so every view compares them.")
+    st.markdown(
+        "Make a debiased **child** of a checkpoint: the first convolution's kernels of mirrored "
+        "neighbours tied (surgery), then optionally fine-tuned or retrained. Children join the checkpoint "
+        "list beside their parent, so every view compares them."
+    )
     state = st.session_state
     parent_name = st.selectbox("Checkpoint to debias", list(analysis.checkpoints), key="debias_parent")
-    variants = st.multiselect("Variants", list(VARIANTS), default=["surgery"], key="debias_variants",
-                              help="; ".join(f"**{k}**: {v}" for k, v in VARIANTS.items()))
+    variants = st.multiselect(
+        "Variants",
+        list(VARIANTS),
+        default=["surgery"],
+        key="debias_variants",
+        help="; ".join(f"**{k}**: {v}" for k, v in VARIANTS.items()),
+    )
     c1, c2, c3 = st.columns(3)
-    mode = c1.radio("Surgery", list(MODES), horizontal=True, key="debias_mode",
-                    help="; ".join(f"**{k}**: {v}" for k, v in MODES.items()))
-    epochs = int(c2.number_input("Epochs (finetune, retrain)", min_value=1, max_value=100, value=2,
-                                 key="debias_epochs"))
+    mode = c1.radio(
+        "Surgery",
+        list(MODES),
+        horizontal=True,
+        key="debias_mode",
+        help="; ".join(f"**{k}**: {v}" for k, v in MODES.items()),
+    )
+    epochs = int(
+        c2.number_input("Epochs (finetune, retrain)", min_value=1, max_value=100, value=2, key="debias_epochs")
+    )
     freeze = c3.checkbox("Freeze the encoder", key="debias_freeze", help="Fine-tune the decoder and head only.")
     data = _data(analysis)
     if data is None or not variants:
@@ -109,8 +127,9 @@ def show(analysis: Analysis) -> None:
         _result()
         return
     with guard("Checking the inputs") as ok:
-        spec = DebiasSpec(variants=tuple(variants), mode=mode, epochs=epochs, freeze_encoder=freeze,
-                          device=analysis.spec.device)
+        spec = DebiasSpec(
+            variants=tuple(variants), mode=mode, epochs=epochs, freeze_encoder=freeze, device=analysis.spec.device
+        )
         parent = analysis.checkpoints[parent_name]
         check_inputs(parent, data, spec)
     if not ok:
@@ -122,8 +141,12 @@ def show(analysis: Analysis) -> None:
     running = "debias_job" in state
     clicked = st.button("Debias", type="primary", key="debias_run", disabled=running)
     last = state.get("debias_result")
-    found = (not running and (last is None or last.parent.sha256 != parent.sha256) and "debias_note" not in state
-             and children_cached(parent, data, spec))
+    found = (
+        not running
+        and (last is None or last.parent.sha256 != parent.sha256)
+        and "debias_note" not in state
+        and children_cached(parent, data, spec)
+    )
     if (clicked or found) and not running:
         state.pop("debias_note", None)
         state["debias_job"] = jobs.start_debias(key, parent, data, spec, _analysis_spec(analysis))
@@ -143,8 +166,9 @@ def _data(analysis: Analysis) -> DebiasData | None:
     source = st.radio("Training data", [CURRENT, COHORT], horizontal=True, key="debias_data")
     if source == CURRENT:
         return DebiasData(study=analysis.study)
-    upload = st.file_uploader("Zip of volumes and masks with a manifest.csv (a split column: train/test)",
-                              type=["zip"], key="debias_zip")
+    upload = st.file_uploader(
+        "Zip of volumes and masks with a manifest.csv (a split column: train/test)", type=["zip"], key="debias_zip"
+    )
     if upload is None:
         return None
     directory = Path(st.session_state.setdefault("debias_upload_dir", tempfile.mkdtemp(prefix="debias-")))
@@ -180,9 +204,19 @@ def _result() -> None:
     figure_downloads(fig, "debias")
     cols = st.columns(len(result.children) + 1)
     for col, child in zip(cols, result.children, strict=False):
-        col.download_button(f"⬇ {child.file_name}", data=child.blob, file_name=child.file_name,
-                            mime="application/octet-stream", key=f"dl-child-{child.checkpoint.name}",
-                            on_click="ignore")
-    cols[-1].download_button("⬇ debias.json", data=json.dumps(result.report, indent=2, default=str),
-                             file_name="debias.json", mime="application/json", key="dl-debias-json",
-                             on_click="ignore")
+        col.download_button(
+            f"⬇ {child.file_name}",
+            data=child.blob,
+            file_name=child.file_name,
+            mime="application/octet-stream",
+            key=f"dl-child-{child.checkpoint.name}",
+            on_click="ignore",
+        )
+    cols[-1].download_button(
+        "⬇ debias.json",
+        data=json.dumps(result.report, indent=2, default=str),
+        file_name="debias.json",
+        mime="application/json",
+        key="dl-debias-json",
+        on_click="ignore",
+    )

@@ -39,20 +39,27 @@ def _controls(analysis) -> None:
     model = first.build_model("cpu") if first is not None else None
     layers = cam_layers(model) if model is not None else []
     c1, c2, c3, c4 = st.columns([2, 3, 2, 2])
-    dilation = c1.number_input("Foreground dilation (pixels)", 0, 50, int(current.get("dilation", 0)),
-                               key="diag_dilation")
-    layer = c2.selectbox("Grad-CAM layer", layers, index=layers.index(default_cam_layer(model)) if layers else None,
-                         key="diag_layer")
+    dilation = c1.number_input(
+        "Foreground dilation (pixels)", 0, 50, int(current.get("dilation", 0)), key="diag_dilation"
+    )
+    layer = c2.selectbox(
+        "Grad-CAM layer", layers, index=layers.index(default_cam_layer(model)) if layers else None, key="diag_layer"
+    )
     n = c3.number_input("Sanity-check slices", 1, 64, int(current.get("sanity_slices", 12)), key="diag_slices")
     c4.write("")
     if c4.button("Run Grad-CAM and sanity check", key="diag_run", type="primary"):
-        _rerun(DiagnosticOptions(dilation=int(dilation), cam=True, cam_layer=layer, sanity=True,
-                                 sanity_slices=int(n)))
+        _rerun(DiagnosticOptions(dilation=int(dilation), cam=True, cam_layer=layer, sanity=True, sanity_slices=int(n)))
     elif int(dilation) != int(current.get("dilation", 0)):
         if st.button("Apply the dilation", key="diag_apply"):
-            _rerun(DiagnosticOptions(dilation=int(dilation), cam=bool(current.get("cam")),
-                                     cam_layer=current.get("cam_layer"), sanity=bool(current.get("sanity")),
-                                     sanity_slices=int(current.get("sanity_slices", 12))))
+            _rerun(
+                DiagnosticOptions(
+                    dilation=int(dilation),
+                    cam=bool(current.get("cam")),
+                    cam_layer=current.get("cam_layer"),
+                    sanity=bool(current.get("sanity")),
+                    sanity_slices=int(current.get("sanity_slices", 12)),
+                )
+            )
 
 
 def show(analysis) -> None:
@@ -85,9 +92,11 @@ def show(analysis) -> None:
     if (fig := built.get("sanity_check")) is not None:
         for name, entry in tables["sanity"].items():
             if entry["flagged"]:
-                st.warning(f"**{name}**: {entry['method']} maps barely change when the weights are randomised "
-                           f"(rank correlation {entry['rank_correlation'][list(entry['rank_correlation'])[-1]]:.2f} "
-                           f"≥ {entry['threshold']}): they reflect the input more than the model.")
+                st.warning(
+                    f"**{name}**: {entry['method']} maps barely change when the weights are randomised "
+                    f"(rank correlation {entry['rank_correlation'][list(entry['rank_correlation'])[-1]]:.2f} "
+                    f"≥ {entry['threshold']}): they reflect the input more than the model."
+                )
         st.plotly_chart(fig, key="fig-sanity")
         figure_downloads(fig, "sanity_check")
     else:
@@ -99,8 +108,11 @@ def show(analysis) -> None:
 def cam_panel(analysis, names: list[str], image: np.ndarray, z: int) -> None:
     """Grad-CAM of slice ``z`` (``image`` in stack orientation) for the shown checkpoints, shown upright beside
     the gradient maps (when it was computed)."""
-    cams = {m: upright(np.asarray(analysis.models[m].diagnostics.cam_maps[z], dtype=np.float32))
-            for m in names if analysis.models[m].diagnostics.cam_maps is not None}
+    cams = {
+        m: upright(np.asarray(analysis.models[m].diagnostics.cam_maps[z], dtype=np.float32))
+        for m in names
+        if analysis.models[m].diagnostics.cam_maps is not None
+    }
     if not cams:
         st.caption("Grad-CAM: press **Run Grad-CAM and sanity check** in the Diagnostics tab to add it here.")
         return

@@ -92,8 +92,9 @@ class Job:
     def status(self) -> str:
         """One line for the page: "checkpoint k of n", what it is doing, elapsed and estimated time."""
         eta = self.remaining()
-        return (f"{self.unit} {self.step} of {self.steps} — {self.message} · "
-                f"{self.elapsed():.0f} s elapsed" + (f", about {eta:.0f} s left" if eta is not None else ""))
+        return f"{self.unit} {self.step} of {self.steps} — {self.message} · {self.elapsed():.0f} s elapsed" + (
+            f", about {eta:.0f} s left" if eta is not None else ""
+        )
 
     def _progress(self, fraction: float, message: str) -> None:
         if self._cancel.is_set():
@@ -144,8 +145,9 @@ def start(key: tuple, study: Any, checkpoints: list, spec: Any) -> Job:
     return _launch(job, whole, first if len(checkpoints) > 1 else None)
 
 
-def start_cohort(key: tuple, entries: Sequence[Entry], checkpoints: Sequence[str | Path], spec: RunSpec, *,
-                 margin: float) -> Job:
+def start_cohort(
+    key: tuple, entries: Sequence[Entry], checkpoints: Sequence[str | Path], spec: RunSpec, *, margin: float
+) -> Job:
     """Start ``run_cohort(entries, checkpoints, spec, margin=margin)`` in a daemon thread and return its
     :class:`Job`, which counts volumes; its ``result`` is the :class:`~explorer.cohort.Cohort`.
 
@@ -158,15 +160,21 @@ def start_cohort(key: tuple, entries: Sequence[Entry], checkpoints: Sequence[str
     job = Job(key=key, steps=len(entries), unit="Volume")
 
     def whole(progress: Callable) -> Cohort:
-        return run_cohort(entries, checkpoints, spec, margin=margin, progress=lambda done, total, subject: progress(
-            done / total, f"{done} of {total} pairs done" + (f" (last: {subject})" if done else "")))
+        return run_cohort(
+            entries,
+            checkpoints,
+            spec,
+            margin=margin,
+            progress=lambda done, total, subject: progress(
+                done / total, f"{done} of {total} pairs done" + (f" (last: {subject})" if done else "")
+            ),
+        )
 
     return _launch(job, whole, None)
 
 
 def _launch(job: Job, run: Callable[..., Any], first: Callable[..., Any] | None) -> Job:
-    job._thread = threading.Thread(target=job._run, args=(run, first), name=f"explorer-{job.unit.lower()}",
-                                   daemon=True)
+    job._thread = threading.Thread(target=job._run, args=(run, first), name=f"explorer-{job.unit.lower()}", daemon=True)
     job._thread.start()
     return job
 

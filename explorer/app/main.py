@@ -34,17 +34,25 @@ def _shown(analysis) -> list[str]:
     always lists exactly the checkpoints of the analysis the charts show, in the analysis' order."""
     key = f"shown_models-{st.session_state.get('analysis_id', 0)}"
     labels = sidebar.chip_labels(analysis.models, analysis.summary)
-    chosen = st.multiselect("Show checkpoints", list(analysis.models), default=list(analysis.models), key=key,
-                            format_func=labels.get, help="Hiding or showing checkpoints never recomputes. Full "
-                            "names:\n\n" + "\n".join(f"- {label}: `{name}`" for name, label in labels.items()))
+    chosen = st.multiselect(
+        "Show checkpoints",
+        list(analysis.models),
+        default=list(analysis.models),
+        key=key,
+        format_func=labels.get,
+        help="Hiding or showing checkpoints never recomputes. Full "
+        "names:\n\n" + "\n".join(f"- {label}: `{name}`" for name, label in labels.items()),
+    )
     return [m for m in analysis.models if m in chosen]
 
 
 def main() -> None:
     st.title("Do 2D+ networks look at one neighbour more than the other?")
-    st.caption("Which input slice (z−1, z, z+1) does each 2D+ segmentation checkpoint depend on, per slice of "
-               "the scan? Occlusion by default (validated on planted dependencies), the paper's gradient saliency "
-               "one click away — arXiv 2505.14105.")
+    st.caption(
+        "Which input slice (z−1, z, z+1) does each 2D+ segmentation checkpoint depend on, per slice of "
+        "the scan? Occlusion by default (validated on planted dependencies), the paper's gradient saliency "
+        "one click away — arXiv 2505.14105."
+    )
     if st.sidebar.radio("Mode", ["One volume", "Cohort"], horizontal=True, key="mode") == "Cohort":
         cohort.show()
         return
@@ -64,8 +72,10 @@ def main() -> None:
         st.warning("Select at least one checkpoint to show.")
         return
     shown = select_models(analysis, names)
-    st.caption(f"Analysed: {analysis.volume.source} · {analysis.spec.method} / target {analysis.spec.target} · "
-               f"{analysis.axis} slices · {len(analysis.models)} checkpoint(s)")
+    st.caption(
+        f"Analysed: {analysis.volume.source} · {analysis.spec.method} / target {analysis.spec.target} · "
+        f"{analysis.axis} slices · {len(analysis.models)} checkpoint(s)"
+    )
     # One view at a time (not st.tabs, which builds every tab's figures on each rerun): a slider move or a
     # toggle then rebuilds only what is on screen.
     view = st.radio("View", list(VIEWS), horizontal=True, key="view", label_visibility="collapsed")

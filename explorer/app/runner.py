@@ -25,8 +25,10 @@ def all_cached(settings: Settings) -> bool:
     try:
         spec = settings.spec.for_checkpoints(list(settings.checkpoints))
         store = default_cache()
-        return all(store.entry_dir(result_key(settings.study, c, spec.axis, **spec.result_key())).is_dir()
-                   for c in settings.checkpoints)
+        return all(
+            store.entry_dir(result_key(settings.study, c, spec.axis, **spec.result_key())).is_dir()
+            for c in settings.checkpoints
+        )
     except (InputError, RuntimeError):
         return False
 
@@ -46,12 +48,18 @@ def collect() -> None:
         state["analysis_id"] = old + 1
         names = list(job.result.models)
         if set(names) <= job.cached:
-            state["run_note"] = ("success", f"Found in the cache: these inputs (same file contents, checkpoints and "
-                                            f"parameters) were analysed before, so all {len(names)} checkpoint(s) "
-                                            f"were loaded in {job.elapsed():.1f} s, not recomputed.")
+            state["run_note"] = (
+                "success",
+                f"Found in the cache: these inputs (same file contents, checkpoints and "
+                f"parameters) were analysed before, so all {len(names)} checkpoint(s) "
+                f"were loaded in {job.elapsed():.1f} s, not recomputed.",
+            )
         else:
-            state["run_note"] = ("success", f"Analysed {len(names)} checkpoint(s) in {job.elapsed():.0f} s"
-                                 + (f" ({len(job.cached)} from the cache)." if job.cached else "."))
+            state["run_note"] = (
+                "success",
+                f"Analysed {len(names)} checkpoint(s) in {job.elapsed():.0f} s"
+                + (f" ({len(job.cached)} from the cache)." if job.cached else "."),
+            )
     elif job.cancelled:
         state["run_note"] = ("warning", "The analysis was cancelled: the results shown are the previous ones.")
     else:
@@ -67,8 +75,13 @@ def controls(settings: Settings | Blocked) -> None:
     running = "job" in state
     if state.get("run_note", ("",))[0] == "error" and (not ready or state.get("failed_key") != settings.key):
         state.pop("run_note")  # a failed run's message belongs to its inputs, not to the ones chosen since
-    clicked = st.sidebar.button("Analyse", type="primary", key="analyse", disabled=not ready or running,
-                                help="Runs in the background: you can look at the views meanwhile.")
+    clicked = st.sidebar.button(
+        "Analyse",
+        type="primary",
+        key="analyse",
+        disabled=not ready or running,
+        help="Runs in the background: you can look at the views meanwhile.",
+    )
     state["inputs_blocked"] = not ready
     if not ready:
         st.sidebar.warning(str(settings))
@@ -100,8 +113,11 @@ def progress() -> None:
         _progress_panel()
     elif (note := st.session_state.get("run_note")) is not None:
         if note[0] == "success" and st.session_state.get("inputs_blocked") and "analysis" in st.session_state:
-            note = ("info", "Showing the previous results: the inputs now in the sidebar cannot be analysed (see "
-                            "the message there).")
+            note = (
+                "info",
+                "Showing the previous results: the inputs now in the sidebar cannot be analysed (see "
+                "the message there).",
+            )
         getattr(st, note[0])(note[1])
 
 

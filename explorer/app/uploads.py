@@ -71,13 +71,20 @@ def checkpoints(sb, chosen: list[Checkpoint], template: Checkpoint | None) -> li
         chosen: the checkpoints already chosen (the zoo's).
         template: a checkpoint whose metadata pre-fills the form of plain state dicts (the zoo's own).
     """
-    uploads = sb.file_uploader("Add checkpoints (.safetensors, smp folder .zip, or state dict .pt)",
-                               type=CHECKPOINT_TYPES, accept_multiple_files=True, key="checkpoint_upload")
+    uploads = sb.file_uploader(
+        "Add checkpoints (.safetensors, smp folder .zip, or state dict .pt)",
+        type=CHECKPOINT_TYPES,
+        accept_multiple_files=True,
+        key="checkpoint_upload",
+    )
     found = list(chosen)
     for upload in uploads or []:
         meta = _state_dict_meta(sb, upload.name, template) if upload.name.endswith((".pt", ".pth")) else None
-        checkpoint = parse(upload, lambda raw, name, meta=meta: _load(raw, name, meta),
-                           f"checkpoint-{json.dumps(meta, sort_keys=True)}")
+        checkpoint = parse(
+            upload,
+            lambda raw, name, meta=meta: _load(raw, name, meta),
+            f"checkpoint-{json.dumps(meta, sort_keys=True)}",
+        )
         if checkpoint is None:
             continue
         twin = next((c for c in found if c.sha256 == checkpoint.sha256), None)
@@ -89,8 +96,10 @@ def checkpoints(sb, chosen: list[Checkpoint], template: Checkpoint | None) -> li
             n = 2
             while f"{checkpoint.name} ({n})" in names:
                 n += 1
-            sb.caption(f"Another checkpoint is already called {checkpoint.name}: this one is shown as "
-                       f"**{checkpoint.name} ({n})**.")
+            sb.caption(
+                f"Another checkpoint is already called {checkpoint.name}: this one is shown as "
+                f"**{checkpoint.name} ({n})**."
+            )
             checkpoint = replace(checkpoint, name=f"{checkpoint.name} ({n})")
         found.append(checkpoint)
     return found
@@ -113,23 +122,44 @@ def _state_dict_meta(sb, name: str, template: Checkpoint | None) -> dict:
         arch = st.selectbox("Architecture", archs, index(archs, base and base.arch), key=f"arch-{name}")
         encoder = st.text_input("Encoder", base.encoder if base else "mobilenet_v2", key=f"encoder-{name}")
         classes = st.number_input("Classes", 1, 64, base.classes if base else 1, key=f"classes-{name}")
-        kwargs_text = st.text_input("Architecture arguments (JSON)",
-                                    json.dumps(base.arch_kwargs if base else {}), key=f"kwargs-{name}",
-                                    help='e.g. {"decoder_channels": [128, 64, 32, 16, 8]} for the zoo\'s U-Net')
-        strategy = st.selectbox("Initialisation strategy", strategies, index(strategies, base and base.strategy),
-                                key=f"strategy-{name}", help="How the first convolution was initialised "
-                                "(docs/definitions.md); it sets the checkpoint's colour in every figure.")
-        offsets = st.text_input("Offsets (input channel i = slice z + offset i)",
-                                ",".join(str(o) for o in (base.offsets if base else (-1, 0, 1))), key=f"offsets-{name}")
-        normalisation = st.selectbox("Normalisation", norms, index(norms, base and base.normalisation),
-                                     key=f"norm-{name}")
+        kwargs_text = st.text_input(
+            "Architecture arguments (JSON)",
+            json.dumps(base.arch_kwargs if base else {}),
+            key=f"kwargs-{name}",
+            help='e.g. {"decoder_channels": [128, 64, 32, 16, 8]} for the zoo\'s U-Net',
+        )
+        strategy = st.selectbox(
+            "Initialisation strategy",
+            strategies,
+            index(strategies, base and base.strategy),
+            key=f"strategy-{name}",
+            help="How the first convolution was initialised "
+            "(docs/definitions.md); it sets the checkpoint's colour in every figure.",
+        )
+        offsets = st.text_input(
+            "Offsets (input channel i = slice z + offset i)",
+            ",".join(str(o) for o in (base.offsets if base else (-1, 0, 1))),
+            key=f"offsets-{name}",
+        )
+        normalisation = st.selectbox(
+            "Normalisation", norms, index(norms, base and base.normalisation), key=f"norm-{name}"
+        )
         axis = st.selectbox("Trained on", list(AXES), index(list(AXES), base and base.axis), key=f"axis-{name}")
     try:
         arch_kwargs = json.loads(kwargs_text or "{}")
     except json.JSONDecodeError:
-        sb.error(f"Architecture arguments for {name}: not valid JSON; expected e.g. "
-                 '{"decoder_channels": [128, 64, 32, 16, 8]}')
+        sb.error(
+            f"Architecture arguments for {name}: not valid JSON; expected e.g. "
+            '{"decoder_channels": [128, 64, 32, 16, 8]}'
+        )
         arch_kwargs = {}
-    return {"arch": arch, "encoder": encoder, "classes": int(classes), "arch_kwargs": arch_kwargs,
-            "strategy": strategy, "normalisation": normalisation, "axis": axis,
-            "offsets": [int(o) for o in offsets.split(",") if o.strip().lstrip("-").isdigit()]}
+    return {
+        "arch": arch,
+        "encoder": encoder,
+        "classes": int(classes),
+        "arch_kwargs": arch_kwargs,
+        "strategy": strategy,
+        "normalisation": normalisation,
+        "axis": axis,
+        "offsets": [int(o) for o in offsets.split(",") if o.strip().lstrip("-").isdigit()],
+    }

@@ -47,10 +47,13 @@ def settings(analysis, state: Mapping) -> dict:
     """The slice viewer's display settings in ``state`` (``st.session_state``), defaults where unset: the
     keyword arguments of :func:`slice_figure`, so the report draws the slice exactly as the screen does."""
     opacity = float(state.get("viewer_opacity", DEFAULT_OPACITY))
-    return {"window": tuple(float(v) for v in state.get(window_key(analysis), default_window(analysis))),
-            "show_mask": bool(state.get("viewer_mask", analysis.mask is not None)),
-            "show_pred": bool(state.get("viewer_pred", True)), "per_row": bool(state.get("viewer_per_row", False)),
-            "opacity": None if opacity >= 1.0 else opacity}
+    return {
+        "window": tuple(float(v) for v in state.get(window_key(analysis), default_window(analysis))),
+        "show_mask": bool(state.get("viewer_mask", analysis.mask is not None)),
+        "show_pred": bool(state.get("viewer_pred", True)),
+        "per_row": bool(state.get("viewer_per_row", False)),
+        "opacity": None if opacity >= 1.0 else opacity,
+    }
 
 
 def remembered(analysis, state: Mapping) -> tuple[int | None, dict]:
@@ -62,8 +65,17 @@ def remembered(analysis, state: Mapping) -> tuple[int | None, dict]:
     return int(saved["slice"]), dict(saved["view"])
 
 
-def slice_figure(analysis, names: list[str], z: int, *, window=None, show_mask: bool = True,
-                 show_pred: bool = True, per_row: bool = False, opacity: float | None = DEFAULT_OPACITY):
+def slice_figure(
+    analysis,
+    names: list[str],
+    z: int,
+    *,
+    window=None,
+    show_mask: bool = True,
+    show_pred: bool = True,
+    per_row: bool = False,
+    opacity: float | None = DEFAULT_OPACITY,
+):
     """The slice viewer's figure of slice ``z`` for the checkpoints ``names`` (the maps must have been kept); the
     screen and the report both draw it, with :func:`settings` (window default: :func:`default_window`)."""
     stack = analysis.volume.stack(analysis.axis)
@@ -78,10 +90,17 @@ def slice_figure(analysis, names: list[str], z: int, *, window=None, show_mask: 
         mask=None if mask is None else turn(mask),
         predictions={m: turn(analysis.models[m].prediction[z]) for m in shown} if show_pred else None,
         maps={m: turn(np.asarray(analysis.models[m].maps[z], dtype=np.float32)) for m in shown},
-        offsets=first.offsets, summary=analysis.summary,
-        look=SliceLook(signed=METHODS[analysis.spec.method].signed, window=window or default_window(analysis),
-                       title=f"Slice {z}: {analysis.spec.method} attribution per input channel",
-                       per_row_scale=per_row, map_opacity=opacity, orientation=labels))
+        offsets=first.offsets,
+        summary=analysis.summary,
+        look=SliceLook(
+            signed=METHODS[analysis.spec.method].signed,
+            window=window or default_window(analysis),
+            title=f"Slice {z}: {analysis.spec.method} attribution per input channel",
+            per_row_scale=per_row,
+            map_opacity=opacity,
+            orientation=labels,
+        ),
+    )
 
 
 @st.fragment
@@ -98,15 +117,32 @@ def show(analysis, names: list[str]) -> None:
         st.session_state["viewer_slice"] = n // 2
     z = c1.slider(f"Slice ({analysis.axis})", 0, n - 1, key="viewer_slice")
     span = float(stack.max() - stack.min()) or 1.0
-    c2.slider("Window (grey levels)", float(stack.min()), float(stack.max()), default_window(analysis),
-              step=span / 200, key=window_key(analysis))
-    c2.slider("Attribution opacity over the anatomy", 0.0, 1.0, DEFAULT_OPACITY, 0.05, key="viewer_opacity",
-              help="1: the attribution alone; lower: the anatomy shows through.")
+    c2.slider(
+        "Window (grey levels)",
+        float(stack.min()),
+        float(stack.max()),
+        default_window(analysis),
+        step=span / 200,
+        key=window_key(analysis),
+    )
+    c2.slider(
+        "Attribution opacity over the anatomy",
+        0.0,
+        1.0,
+        DEFAULT_OPACITY,
+        0.05,
+        key="viewer_opacity",
+        help="1: the attribution alone; lower: the anatomy shows through.",
+    )
     c3.checkbox("Mask outline", value=analysis.mask is not None, key="viewer_mask", disabled=analysis.mask is None)
     c3.checkbox("Prediction tint", value=True, key="viewer_pred")
-    c4.checkbox("One colour scale per checkpoint", value=False, key="viewer_per_row",
-                help="Off: one scale for all, so rows compare (large gradients of a random network then darken "
-                     "the others). On: each row uses its own range.")
+    c4.checkbox(
+        "One colour scale per checkpoint",
+        value=False,
+        key="viewer_per_row",
+        help="Off: one scale for all, so rows compare (large gradients of a random network then darken "
+        "the others). On: each row uses its own range.",
+    )
     view = settings(analysis, st.session_state)
     st.session_state[SAVED] = {"volume": analysis.volume.sha256, "slice": int(z), "view": view}
     fig = slice_figure(analysis, names, z, **view)  # the report draws it with the same settings

@@ -22,10 +22,20 @@ if TYPE_CHECKING:  # the analysis stack is imported by preload(), in the backgro
     from explorer.study import Study
 
 #: Imported at server start: what the app's first script run would otherwise import (torch, smp, plotly, ...).
-PRELOAD = ("explorer.analysis", "explorer.attribution.engine", "explorer.attribution.fastpath",
-           "explorer.reporting.figures", "explorer.reporting.figures.tables", "explorer.reporting.export",
-           "explorer.cohort", "explorer.app.jobs", "explorer.reporting.overlays", "plotly.graph_objects",
-           "scipy.stats", "segmentation_models_pytorch")
+PRELOAD = (
+    "explorer.analysis",
+    "explorer.attribution.engine",
+    "explorer.attribution.fastpath",
+    "explorer.reporting.figures",
+    "explorer.reporting.figures.tables",
+    "explorer.reporting.export",
+    "explorer.cohort",
+    "explorer.app.jobs",
+    "explorer.reporting.overlays",
+    "plotly.graph_objects",
+    "scipy.stats",
+    "segmentation_models_pytorch",
+)
 #: Checkpoint sha256 → set when the warm-up has that checkpoint's result in the cache (or gave up on it).
 _done: dict[str, threading.Event] = {}
 _ident: tuple | None = None
@@ -69,6 +79,7 @@ def first_visit() -> tuple[Study, list[Checkpoint], RunSpec]:
     from explorer.models.checkpoints import list_zoo, load_checkpoint
     from explorer.spec import RunSpec
     from explorer.study import Study
+
     study = Study.load(SAMPLE_DIR / "mni152_t1_2mm.nii.gz", SAMPLE_DIR / "mni152_gm_mask_2mm.nii.gz")
     spec = RunSpec(method=DEFAULT_METHOD, target=next(iter(TARGETS)), axis=None, device="auto", keep_maps=True)
     return study, [load_checkpoint(p) for p in list_zoo()], spec
@@ -84,6 +95,7 @@ def start(inputs: Callable[[], tuple[Study, list[Checkpoint], RunSpec]] = first_
     time; returns the thread."""
     global _ident
     from explorer.analysis import analyze
+
     try:
         study, checkpoints, spec = inputs()
         _ident = identity(study, spec)
@@ -108,11 +120,13 @@ def start(inputs: Callable[[], tuple[Study, list[Checkpoint], RunSpec]] = first_
     return worker
 
 
-def wait(study: Study | object, checkpoints: Sequence[Checkpoint], spec: RunSpec,
-         progress: Callable | None = None) -> None:
+def wait(
+    study: Study | object, checkpoints: Sequence[Checkpoint], spec: RunSpec, progress: Callable | None = None
+) -> None:
     """Block until the warm-up has cached ``checkpoints`` for these inputs (return at once for other inputs, or
     when no warm-up ran); ``progress(0.0, message)`` is told once if it has to wait."""
     from explorer.study import Study
+
     if _announced:
         _registered.wait()
     if _ident is None or not isinstance(study, Study) or _ident != identity(study, spec):

@@ -31,6 +31,9 @@ from .windows import SliceStack, WindowBatch, iter_windows, mask_batch
 
 if TYPE_CHECKING:
     from ..spec import RunSpec
+
+__all__ = ["MAPS_IN_MEMORY_BYTES", "Progress", "StackAttribution", "Pass", "attribute_stack"]
+
 #: Maps larger than this are written to a disk-backed ``np.memmap`` instead of memory.
 MAPS_IN_MEMORY_BYTES = 256 * 1024**2
 
@@ -82,8 +85,9 @@ class Pass:
     multiple: int = 32
 
 
-def attribute_stack(model: nn.Module, data: SliceStack, spec: RunSpec, run: Pass = Pass(),
-                    progress: Progress | None = None) -> StackAttribution:
+def attribute_stack(
+    model: nn.Module, data: SliceStack, spec: RunSpec, run: Pass = Pass(), progress: Progress | None = None
+) -> StackAttribution:
     """Attribute the target of every slice of ``data`` to the window's input channels.
 
     Args:
@@ -123,8 +127,15 @@ def attribute_stack(model: nn.Module, data: SliceStack, spec: RunSpec, run: Pass
         x, batch = _windows(source, data, chunk, dev, run, fill)
         truth = mask_batch(data.mask, chunk, dev, run.multiple)
         with autocast(dev, precision):
-            explained = explain_batch(state["model"], x, spec, slices=tuple(int(z) for z in chunk),
-                                      padding=batch.padding, truth=truth, reversed_windows=run.reverse)
+            explained = explain_batch(
+                state["model"],
+                x,
+                spec,
+                slices=tuple(int(z) for z in chunk),
+                padding=batch.padding,
+                truth=truth,
+                reversed_windows=run.reverse,
+            )
         attr, out, keep = explained.attr, explained.logits, explained.keep
         pred = out > 0
         attr = batch.padding.crop(attr.flip(1) if run.reverse else attr).float()
@@ -149,11 +160,19 @@ def attribute_stack(model: nn.Module, data: SliceStack, spec: RunSpec, run: Pass
     return StackAttribution(masses=masses, prediction=prediction, maps=maps, logits=logits, info=info)
 
 
-def _windows(source: np.ndarray | torch.Tensor, data: SliceStack, chunk: Sequence[int], dev: torch.device,
-             run: Pass, fill: float) -> tuple[torch.Tensor, WindowBatch]:
+def _windows(
+    source: np.ndarray | torch.Tensor, data: SliceStack, chunk: Sequence[int], dev: torch.device, run: Pass, fill: float
+) -> tuple[torch.Tensor, WindowBatch]:
     """One batch of windows on ``dev`` in channels-last order, channels reversed for the reversed pass."""
-    (batch,) = iter_windows(source, data.offsets, batch_size=len(chunk), slices=chunk,
-                            channel_stats=data.channel_stats, multiple=run.multiple, fill=fill)
+    (batch,) = iter_windows(
+        source,
+        data.offsets,
+        batch_size=len(chunk),
+        slices=chunk,
+        channel_stats=data.channel_stats,
+        multiple=run.multiple,
+        fill=fill,
+    )
     x = batch.x.to(dev).contiguous(memory_format=torch.channels_last)  # already there when the stack is
     return (x.flip(1) if run.reverse else x), batch
 

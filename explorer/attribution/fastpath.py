@@ -21,6 +21,16 @@ import torch.fx
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
+__all__ = [
+    "PREPARED_CACHE_SIZE",
+    "START_BATCH",
+    "prepare_model",
+    "prepared_checkpoint",
+    "fold_batchnorm",
+    "run_adaptive",
+]
+
+
 T = TypeVar("T")
 
 _TRACE_LOCK = threading.Lock()
@@ -33,8 +43,9 @@ PREPARED_CACHE_SIZE = 8
 START_BATCH: dict[str, int] = {"cpu": 8, "mps": 16, "cuda": 64}
 
 
-def prepare_model(model: nn.Module, device: torch.device, *, fold_bn: bool = True,
-                  channels_last: bool = True) -> nn.Module:
+def prepare_model(
+    model: nn.Module, device: torch.device, *, fold_bn: bool = True, channels_last: bool = True
+) -> nn.Module:
     """A copy of ``model`` ready for fast attribution on ``device``.
 
     Args:
@@ -164,9 +175,14 @@ def _is_oom(exc: BaseException) -> bool:
     return isinstance(exc, torch.OutOfMemoryError) or "out of memory" in str(exc).lower()
 
 
-def run_adaptive(items: Sequence[int], work: Callable[[Sequence[int], torch.device], T], device: torch.device,
-                 *, batch_size: int | None = None, on_fallback: Callable[[torch.device], None] | None = None,
-                 ) -> list[T]:
+def run_adaptive(
+    items: Sequence[int],
+    work: Callable[[Sequence[int], torch.device], T],
+    device: torch.device,
+    *,
+    batch_size: int | None = None,
+    on_fallback: Callable[[torch.device], None] | None = None,
+) -> list[T]:
     """Call ``work(chunk, device)`` on consecutive chunks of ``items``, adapting the chunk size to memory.
 
     On an out-of-memory error the chunk size halves and the chunk is retried; at size 1 on a GPU the run

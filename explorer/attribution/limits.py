@@ -30,6 +30,21 @@ from .fastpath import START_BATCH
 from .methods import get_method
 from .windows import padding_for
 
+__all__ = [
+    "BACKWARD_FACTOR",
+    "SECONDS_PER_FLOAT",
+    "SECONDS_PER_BATCH",
+    "MAX_GPU_BATCH",
+    "MemoryEstimate",
+    "activation_floats_per_pixel",
+    "slice_bytes",
+    "device_batch_size",
+    "estimate_run_memory",
+    "estimate_run_seconds",
+    "check_run_memory",
+]
+
+
 #: Kept activations plus their gradients in the backward pass.
 BACKWARD_FACTOR = 2
 #: CPU seconds per activation float per pixel of forward+backward, and per batch (measured, then doubled).
@@ -89,8 +104,16 @@ def device_batch_size(checkpoint, method: str, slice_shape: tuple[int, int], dev
     return max(1, min(MAX_GPU_BATCH, free // 2 // slice_bytes(checkpoint, method, slice_shape)))
 
 
-def estimate_run_memory(volume: Volume, checkpoints: Sequence, *, axis: str, method: str, keep_maps: bool,
-                        zflip: bool = True, batch_size: int | None = None) -> MemoryEstimate:
+def estimate_run_memory(
+    volume: Volume,
+    checkpoints: Sequence,
+    *,
+    axis: str,
+    method: str,
+    keep_maps: bool,
+    zflip: bool = True,
+    batch_size: int | None = None,
+) -> MemoryEstimate:
     """Estimate the peak memory of :func:`explorer.analysis.analyze` before it runs.
 
     Args:
@@ -122,8 +145,7 @@ def estimate_run_memory(volume: Volume, checkpoints: Sequence, *, axis: str, met
     return MemoryEstimate(inputs=voxels * 4 * 2, results=results + transient, batch=peak, weights=weights)
 
 
-def estimate_run_seconds(volume: Volume, checkpoints: Sequence, *, axis: str, method: str,
-                         zflip: bool = True) -> float:
+def estimate_run_seconds(volume: Volume, checkpoints: Sequence, *, axis: str, method: str, zflip: bool = True) -> float:
     """Upper estimate of an analysis' CPU time in seconds (method defaults, every slice of every model).
 
     Args:
@@ -142,8 +164,16 @@ def estimate_run_seconds(volume: Volume, checkpoints: Sequence, *, axis: str, me
     return total
 
 
-def check_run_memory(volume: Volume, checkpoints: Sequence, *, axis: str, method: str, keep_maps: bool,
-                     zflip: bool = True, limits: Limits | None = None) -> MemoryEstimate:
+def check_run_memory(
+    volume: Volume,
+    checkpoints: Sequence,
+    *,
+    axis: str,
+    method: str,
+    keep_maps: bool,
+    zflip: bool = True,
+    limits: Limits | None = None,
+) -> MemoryEstimate:
     """Refuse a run whose slices make no sense for 2D+, or whose estimated memory or run time exceeds its
     limit, saying what to change.
 
@@ -169,11 +199,15 @@ def check_run_memory(volume: Volume, checkpoints: Sequence, *, axis: str, method
             f"results {estimate.results / mb:,.0f}, largest batch {estimate.batch / mb:,.0f}), over the limit of "
             f"{limits.max_run_memory_bytes / mb:,.0f} MB",
             "fewer checkpoints, no attribution maps, a cropped or downsampled volume, a lighter method, "
-            "or raise EXPLORER_MAX_RUN_MEMORY_MB")
+            "or raise EXPLORER_MAX_RUN_MEMORY_MB",
+        )
     seconds = estimate_run_seconds(volume, checkpoints, axis=axis, method=method, zflip=zflip)
     if seconds > limits.max_run_seconds:
-        raise InputError(volume.source, f"estimated run time is {seconds / 60:,.0f} minutes on a CPU "
-                         f"({len(checkpoints)} checkpoint(s), method {method!r}), over the limit of "
-                         f"{limits.max_run_seconds / 60:,.0f} minutes",
-                         "fewer slices or checkpoints, a lighter method, a GPU, or raise EXPLORER_MAX_RUN_MINUTES")
+        raise InputError(
+            volume.source,
+            f"estimated run time is {seconds / 60:,.0f} minutes on a CPU "
+            f"({len(checkpoints)} checkpoint(s), method {method!r}), over the limit of "
+            f"{limits.max_run_seconds / 60:,.0f} minutes",
+            "fewer slices or checkpoints, a lighter method, a GPU, or raise EXPLORER_MAX_RUN_MINUTES",
+        )
     return estimate

@@ -34,6 +34,32 @@ from .windows import Padding
 
 if TYPE_CHECKING:
     from ..spec import RunSpec
+
+__all__ = [
+    "Target",
+    "TARGETS",
+    "Batch",
+    "valid_region",
+    "foreground_logit",
+    "target_forward",
+    "Baseline",
+    "OCCLUSION_BASELINES",
+    "occlusion_baselines",
+    "ablated_copies",
+    "occlusion_deltas",
+    "Method",
+    "METHODS",
+    "DEFAULT_METHOD",
+    "target_selection",
+    "Explanation",
+    "explain_batch",
+    "get_method",
+    "get_target",
+    "require_truth",
+    "resolve_params",
+]
+
+
 @dataclass(frozen=True)
 class Target:
     """What is explained: a scalar per slice built from the logits.
@@ -61,13 +87,28 @@ def _mask_selection(pred: torch.Tensor, mask: torch.Tensor | None) -> torch.Tens
 TARGETS: dict[str, Target] = {
     t.name: t
     for t in (
-        Target("predicted", "sum of logits over the predicted foreground (slice skipped if none)", False, False,
-               lambda pred, mask: pred.float()),
-        Target("mask", "sum of logits over the ground-truth mask (slice skipped if the mask is empty)", True,
-               False, _mask_selection),
+        Target(
+            "predicted",
+            "sum of logits over the predicted foreground (slice skipped if none)",
+            False,
+            False,
+            lambda pred, mask: pred.float(),
+        ),
+        Target(
+            "mask",
+            "sum of logits over the ground-truth mask (slice skipped if the mask is empty)",
+            True,
+            False,
+            _mask_selection,
+        ),
         Target("all", "sum of all logits", False, False, lambda pred, mask: torch.ones_like(pred, dtype=torch.float)),
-        Target("abs", "sum of |logit| over all pixels (binary-CAM style, evidence for either side)", False, True,
-               lambda pred, mask: torch.ones_like(pred, dtype=torch.float)),
+        Target(
+            "abs",
+            "sum of |logit| over all pixels (binary-CAM style, evidence for either side)",
+            False,
+            True,
+            lambda pred, mask: torch.ones_like(pred, dtype=torch.float),
+        ),
     )
 }
 
@@ -117,11 +158,18 @@ def foreground_logit(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     if not isinstance(logits, torch.Tensor):
         raise InputError("checkpoint", f"model output is a {type(logits).__name__}", "one logits tensor")
     if logits.ndim != 4 or logits.shape[1] != 1:
-        raise InputError("checkpoint", f"model output has shape {tuple(logits.shape)}",
-                         "a binary segmentation model with one output logit (classes=1)")
+        raise InputError(
+            "checkpoint",
+            f"model output has shape {tuple(logits.shape)}",
+            "a binary segmentation model with one output logit (classes=1)",
+        )
     if logits.shape[-2:] != x.shape[-2:]:
-        raise InputError("checkpoint", f"model maps windows of {x.shape[-2]} × {x.shape[-1]} pixels to logits of "
-                         f"{logits.shape[-2]} × {logits.shape[-1]}", "logits of the input's size")
+        raise InputError(
+            "checkpoint",
+            f"model maps windows of {x.shape[-2]} × {x.shape[-1]} pixels to logits of "
+            f"{logits.shape[-2]} × {logits.shape[-1]}",
+            "logits of the input's size",
+        )
     return logits[:, 0]
 
 
@@ -139,9 +187,14 @@ def _integrated_gradients(b: Batch) -> tuple[torch.Tensor, dict[str, torch.Tenso
     from captum.attr import IntegratedGradients  # here: captum costs ~0.8 s to import and saliency needs none of it
 
     ig = IntegratedGradients(target_forward(b.model, b.absolute))
-    attr, delta = ig.attribute(b.x, baselines=float(b.params["baseline"]), n_steps=int(b.params["steps"]),
-                               additional_forward_args=(b.selection,), internal_batch_size=len(b.x) * 4,
-                               return_convergence_delta=True)
+    attr, delta = ig.attribute(
+        b.x,
+        baselines=float(b.params["baseline"]),
+        n_steps=int(b.params["steps"]),
+        additional_forward_args=(b.selection,),
+        internal_batch_size=len(b.x) * 4,
+        return_convergence_delta=True,
+    )
     return attr, {"convergence_delta": delta.detach().abs()}
 
 
@@ -149,8 +202,9 @@ def _smoothgrad(b: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     forward = target_forward(b.model, b.absolute)
     shape = (int(b.params["samples"]), *b.x.shape[1:])
     seed = int(b.params["seed"]) * 100_003
-    noise = torch.stack([torch.randn(shape, generator=torch.Generator().manual_seed(seed + z)) for z in b.slices],
-                        dim=1).to(b.x.device)  # (samples, B, C, H, W)
+    noise = torch.stack(
+        [torch.randn(shape, generator=torch.Generator().manual_seed(seed + z)) for z in b.slices], dim=1
+    ).to(b.x.device)  # (samples, B, C, H, W)
     noise = noise.flip(2) if b.reversed else noise
     sigma = float(b.params["sigma"]) * b.span  # Smilkov et al. 2017: σ as a fraction of the input's range
     total = torch.zeros_like(b.x)
@@ -198,16 +252,19 @@ class Baseline:
 OCCLUSION_BASELINES: dict[str, Baseline] = {
     "constant": Baseline("the constant `baseline` (a flat image, far from any real slice)", _constant),
     "centre": Baseline("the centre slice (the neighbour carries no information beyond slice z)", _centre),
-    "other": Baseline("the mirrored neighbour (-k <-> +k; the centre is unchanged, so its share is 0)",
-                      lambda x, inside, p: x.flip(1)),
-    "blur": Baseline("a Gaussian-blurred copy of itself (sigma `blur_sigma` pixels: only coarse content left)",
-                     _blurred),
+    "other": Baseline(
+        "the mirrored neighbour (-k <-> +k; the centre is unchanged, so its share is 0)", lambda x, inside, p: x.flip(1)
+    ),
+    "blur": Baseline(
+        "a Gaussian-blurred copy of itself (sigma `blur_sigma` pixels: only coarse content left)", _blurred
+    ),
     "mean": Baseline("its own mean intensity (per slice)", _own_mean),
 }
 
 
-def occlusion_baselines(x: torch.Tensor, replace: str, constant: float, blur_sigma: float,
-                        valid: torch.Tensor | None = None) -> torch.Tensor:
+def occlusion_baselines(
+    x: torch.Tensor, replace: str, constant: float, blur_sigma: float, valid: torch.Tensor | None = None
+) -> torch.Tensor:
     """What each channel of the windows ``x`` ``(B, C, H, W)`` is replaced by when it is occluded.
 
     ``valid`` ``(H, W)`` (1 on the slice's own pixels, 0 on padding; None = no padding): the mean and the blur
@@ -245,8 +302,9 @@ def ablated_copies(x: torch.Tensor, baselines: torch.Tensor) -> tuple[torch.Tens
     return copies.flatten(0, 1), channels
 
 
-def occlusion_deltas(forward: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, reference: torch.Tensor,
-                     baselines: torch.Tensor) -> torch.Tensor:
+def occlusion_deltas(
+    forward: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, reference: torch.Tensor, baselines: torch.Tensor
+) -> torch.Tensor:
     """``ΔT[b, c] = T(x_b) − T(x_b with channel c replaced)`` ``(B, C)`` from one batched no-grad forward of
     the ablated copies; ``reference`` is ``T(x)`` ``(B,)`` from the forward that also gave the prediction.
 
@@ -288,10 +346,12 @@ class Method:
     defaults: dict[str, Any]
     from_gradient: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = field(default=None, repr=False)
     attribute: Callable[[Batch], torch.Tensor | tuple[torch.Tensor, dict[str, torch.Tensor]]] | None = field(
-        default=None, repr=False)
+        default=None, repr=False
+    )
     signed: bool = False
-    baselines: Callable[[torch.Tensor, dict[str, Any], torch.Tensor], torch.Tensor] | None = field(default=None,
-                                                                                                 repr=False)
+    baselines: Callable[[torch.Tensor, dict[str, Any], torch.Tensor], torch.Tensor] | None = field(
+        default=None, repr=False
+    )
     cost: int | None = 1
     copies: int | None = 1
 
@@ -309,19 +369,36 @@ METHODS: dict[str, Method] = {
     for m in (
         Method("saliency", "|∂target/∂input| (Simonyan et al. 2014)", {}, from_gradient=lambda x, g: g.abs()),
         Method("gradient", "signed ∂target/∂input", {}, from_gradient=lambda x, g: g, signed=True),
-        Method("input_x_gradient", "input × ∂target/∂input", {}, from_gradient=lambda x, g: x.detach() * g,
-               signed=True),
-        Method("integrated_gradients", "path integral of gradients from a constant baseline (captum; the "
-               "convergence delta is recorded)", {"baseline": 0.0, "steps": 50}, attribute=_integrated_gradients,
-               signed=True, cost=16, copies=4),  # captum's internal batch is 4 copies (see explain_batch)
-        Method("smoothgrad", "mean |gradient| over noisy copies of the input (noise σ = sigma × the window's "
-               "intensity range, seeded per slice)", {"samples": 8, "sigma": 0.15, "seed": 0}, attribute=_smoothgrad,
-               cost=8),
-        Method("occlusion", "channel ablation: |Δtarget| when one channel is replaced; replace="
-               + "|".join(OCCLUSION_BASELINES), {"baseline": 0.0, "replace": "mean", "blur_sigma": 2.0},
-               baselines=lambda x, p, valid: occlusion_baselines(x, str(p["replace"]), float(p["baseline"]),
-                                                                             float(p["blur_sigma"]), valid),
-               cost=None, copies=None),
+        Method(
+            "input_x_gradient", "input × ∂target/∂input", {}, from_gradient=lambda x, g: x.detach() * g, signed=True
+        ),
+        Method(
+            "integrated_gradients",
+            "path integral of gradients from a constant baseline (captum; the convergence delta is recorded)",
+            {"baseline": 0.0, "steps": 50},
+            attribute=_integrated_gradients,
+            signed=True,
+            cost=16,
+            copies=4,
+        ),  # captum's internal batch is 4 copies (see explain_batch)
+        Method(
+            "smoothgrad",
+            "mean |gradient| over noisy copies of the input (noise σ = sigma × the window's "
+            "intensity range, seeded per slice)",
+            {"samples": 8, "sigma": 0.15, "seed": 0},
+            attribute=_smoothgrad,
+            cost=8,
+        ),
+        Method(
+            "occlusion",
+            "channel ablation: |Δtarget| when one channel is replaced; replace=" + "|".join(OCCLUSION_BASELINES),
+            {"baseline": 0.0, "replace": "mean", "blur_sigma": 2.0},
+            baselines=lambda x, p, valid: occlusion_baselines(
+                x, str(p["replace"]), float(p["baseline"]), float(p["blur_sigma"]), valid
+            ),
+            cost=None,
+            copies=None,
+        ),
     )
 }
 
@@ -332,8 +409,9 @@ DEFAULT_METHOD = "occlusion"
 
 
 @torch.no_grad()
-def target_selection(model: nn.Module, x: torch.Tensor, target: str, truth: torch.Tensor | None = None,
-                     padding: Padding | None = None) -> torch.Tensor:
+def target_selection(
+    model: nn.Module, x: torch.Tensor, target: str, truth: torch.Tensor | None = None, padding: Padding | None = None
+) -> torch.Tensor:
     """The pixels ``(B, H, W)`` float that make up ``target`` for the windows ``x``, from a no-grad forward,
     restricted to the unpadded slice (``padding`` of the windows; None = no padding).
 
@@ -363,9 +441,17 @@ class Explanation:
     info: dict[str, torch.Tensor] = field(default_factory=dict)
 
 
-def explain_batch(model: nn.Module, x: torch.Tensor, spec: RunSpec, *, slices: tuple[int, ...],
-                  padding: Padding | None, truth: torch.Tensor | None = None, selection: torch.Tensor | None = None,
-                  reversed_windows: bool = False) -> Explanation:
+def explain_batch(
+    model: nn.Module,
+    x: torch.Tensor,
+    spec: RunSpec,
+    *,
+    slices: tuple[int, ...],
+    padding: Padding | None,
+    truth: torch.Tensor | None = None,
+    selection: torch.Tensor | None = None,
+    reversed_windows: bool = False,
+) -> Explanation:
     """Attribute each window's target to its input channels: the one dispatch every caller uses.
 
     Gradient methods take one forward and one backward for the whole batch, and that forward also gives the
@@ -410,16 +496,28 @@ def explain_batch(model: nn.Module, x: torch.Tensor, spec: RunSpec, *, slices: t
             reference = ((logits.abs() if tgt.absolute else logits) * chosen).flatten(1).sum(1)[rows]
             repeated = chosen[rows].repeat(x.shape[1], 1, 1)  # enough rows for every ablated copy
             kept = x[rows].detach()
-            delta = occlusion_deltas(lambda c: forward(c, repeated[: len(c)]), kept, reference,
-                                     method.baselines(kept, params, valid))
+            delta = occlusion_deltas(
+                lambda c: forward(c, repeated[: len(c)]), kept, reference, method.baselines(kept, params, valid)
+            )
         attr[rows] = (delta.to(x.dtype) / valid.sum())[:, :, None, None] * valid
     elif bool(keep.any()):
         rows = keep.nonzero()[:, 0]
         kept = tuple(int(slices[i]) for i in rows.tolist())
         inside = x[rows].detach().flatten(2)[..., valid.flatten() > 0]  # (b, C, unpadded pixels)
         span = (inside.amax(dim=(1, 2)) - inside.amin(dim=(1, 2))).clamp_min(1e-12)
-        out = method.attribute(Batch(model, x[rows].detach(), chosen[rows], tgt.absolute, kept, int(valid.sum()),
-                                   params, span, reversed_windows))
+        out = method.attribute(
+            Batch(
+                model,
+                x[rows].detach(),
+                chosen[rows],
+                tgt.absolute,
+                kept,
+                int(valid.sum()),
+                params,
+                span,
+                reversed_windows,
+            )
+        )
         found, extra = out if isinstance(out, tuple) else (out, {})
         attr[rows] = found.detach()
         for name, values in extra.items():

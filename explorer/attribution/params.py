@@ -8,6 +8,9 @@ from typing import Any
 
 from ..errors import InputError
 
+__all__ = ["parse_bool", "merge_params"]
+
+
 _TYPE_NAMES = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}
 _TRUE, _FALSE = {"true", "1", "yes", "on"}, {"false", "0", "no", "off"}
 
@@ -43,8 +46,9 @@ def _convert(kind: type, value: Any) -> Any:
     return converted
 
 
-def merge_params(defaults: Mapping[str, Any], given: Mapping[str, Any] | None, *, owner: str,
-                 source: str) -> dict[str, Any]:
+def merge_params(
+    defaults: Mapping[str, Any], given: Mapping[str, Any] | None, *, owner: str, source: str
+) -> dict[str, Any]:
     """``defaults`` updated by ``given``, each value converted to the type of its default.
 
     Args:
@@ -59,8 +63,11 @@ def merge_params(defaults: Mapping[str, Any], given: Mapping[str, Any] | None, *
     given = dict(given or {})
     unknown = sorted(set(given) - set(defaults))
     if unknown:
-        raise InputError(source, f"unknown parameter(s) {unknown} for {owner}",
-                         f"some of {sorted(defaults)}" if defaults else "no parameters")
+        raise InputError(
+            source,
+            f"unknown parameter(s) {unknown} for {owner}",
+            f"some of {sorted(defaults)}" if defaults else "no parameters",
+        )
     resolved = dict(defaults)
     for key, value in given.items():
         kind = type(defaults[key])

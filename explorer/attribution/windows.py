@@ -16,6 +16,21 @@ import torch
 
 from ..errors import InputError
 
+__all__ = [
+    "Offsets",
+    "MAX_OFFSET",
+    "validate_offsets",
+    "window_indices",
+    "Padding",
+    "padding_for",
+    "pad_to_multiple",
+    "mask_batch",
+    "WindowBatch",
+    "iter_windows",
+    "SliceStack",
+]
+
+
 Offsets = tuple[int, ...]
 
 
@@ -56,8 +71,11 @@ def validate_offsets(offsets: Sequence[int], *, source: str | None = None) -> Of
         and values == tuple(-v for v in reversed(values))
     )
     if not ok:
-        raise InputError(source, f"offsets {str(values)[:80]} are not an odd, sorted set symmetric about 0",
-                         "e.g. (-1, 0, 1), (-2, -1, 0, 1, 2) or (-2, 0, 2)")
+        raise InputError(
+            source,
+            f"offsets {str(values)[:80]} are not an odd, sorted set symmetric about 0",
+            "e.g. (-1, 0, 1), (-2, -1, 0, 1, 2) or (-2, 0, 2)",
+        )
     if max(values) > MAX_OFFSET:
         raise InputError(source, f"offsets reach {max(values)}", f"offsets within ±{MAX_OFFSET}")
     return values
@@ -97,8 +115,9 @@ def pad_to_multiple(x: np.ndarray, multiple: int = 32, value: float = 0.0) -> tu
     return np.pad(x, widths, mode="constant", constant_values=value), pad
 
 
-def mask_batch(mask: np.ndarray | None, slices: Sequence[int], device: torch.device | str = "cpu",
-               multiple: int = 32) -> torch.Tensor | None:
+def mask_batch(
+    mask: np.ndarray | None, slices: Sequence[int], device: torch.device | str = "cpu", multiple: int = 32
+) -> torch.Tensor | None:
     """The mask slices ``(B, H', W')`` bool, padded like :func:`iter_windows` pads their windows (None stays)."""
     if mask is None:
         return None
@@ -146,9 +165,14 @@ def iter_windows(
     if fill is None:
         fill = float(source.min())  # background: after a volume-level transform the minimum is "outside"
     pad = padding_for(source.shape[1], source.shape[2], multiple)
-    stats = None if channel_stats is None else [
-        torch.as_tensor(np.asarray(a, dtype=np.float64), device=source.device)[None, :, None, None]
-        for a in channel_stats]
+    stats = (
+        None
+        if channel_stats is None
+        else [
+            torch.as_tensor(np.asarray(a, dtype=np.float64), device=source.device)[None, :, None, None]
+            for a in channel_stats
+        ]
+    )
     for start in range(0, len(order), batch_size):
         chunk = order[start : start + batch_size]
         index = torch.from_numpy(window_indices(n, offsets, chunk)).to(source.device)
@@ -183,11 +207,20 @@ class SliceStack:
         if self.stack.ndim != 3:
             raise InputError("stack", f"slice stack of shape {self.stack.shape}", "(slices, height, width)")
         if self.mask is not None and self.mask.shape != self.stack.shape:
-            raise InputError("mask", f"mask stack of shape {self.mask.shape}, volume stack {self.stack.shape}",
-                             "equal shapes")
+            raise InputError(
+                "mask", f"mask stack of shape {self.mask.shape}, volume stack {self.stack.shape}", "equal shapes"
+            )
 
-    def windows(self, *, batch_size: int = 8, slices: Sequence[int] | None = None, multiple: int = 32,
-                fill: float | None = None) -> Iterator[WindowBatch]:
+    def windows(
+        self, *, batch_size: int = 8, slices: Sequence[int] | None = None, multiple: int = 32, fill: float | None = None
+    ) -> Iterator[WindowBatch]:
         """:func:`iter_windows` over this stack with its offsets and channel statistics."""
-        return iter_windows(self.stack, self.offsets, batch_size=batch_size, slices=slices, multiple=multiple,
-                            channel_stats=self.channel_stats, fill=fill)
+        return iter_windows(
+            self.stack,
+            self.offsets,
+            batch_size=batch_size,
+            slices=slices,
+            multiple=multiple,
+            channel_stats=self.channel_stats,
+            fill=fill,
+        )

@@ -22,6 +22,24 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+__all__ = [
+    "LOCK_NAME",
+    "RECORD",
+    "RUN_MANIFEST",
+    "STALE_SECONDS",
+    "CacheInfo",
+    "locked",
+    "unusable_reason",
+    "touch",
+    "touch_file",
+    "clean_stale",
+    "evict",
+    "keep_budget",
+    "cache_info",
+    "clear_cache",
+]
+
+
 LOCK_NAME = "cache.lock"
 RECORD = "meta.json"
 #: The run records' and the renders' subfolders of the cache (see the module docstring).
@@ -176,6 +194,7 @@ def keep_budget() -> None:
         InputError: ``EXPLORER_CACHE_MAX_MB`` holds no positive number.
     """
     from ..config import cache_dir, cache_max_bytes
+
     evict(cache_dir(), cache_max_bytes())
 
 
@@ -185,8 +204,14 @@ def cache_info(root: Path, budget_bytes: int) -> CacheInfo:
     if not root.is_dir():
         return CacheInfo(root, 0, 0, budget_bytes)
     entries = _entries(root)
-    return CacheInfo(root, len(entries), sum(size for _, size, _ in entries), budget_bytes,
-                     runs=len(_runs(root)), renders=len(_renders(root)))
+    return CacheInfo(
+        root,
+        len(entries),
+        sum(size for _, size, _ in entries),
+        budget_bytes,
+        runs=len(_runs(root)),
+        renders=len(_renders(root)),
+    )
 
 
 def clear_cache(root: Path) -> int:

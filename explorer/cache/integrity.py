@@ -19,6 +19,9 @@ import secrets
 import tempfile
 from pathlib import Path
 
+__all__ = ["KEY_BYTES", "key_path", "sign", "verify"]
+
+
 KEY_BYTES = 32
 
 

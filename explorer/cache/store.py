@@ -39,6 +39,20 @@ from ..io.files import file_sha256
 from . import integrity
 from .disk import evict, touch, unusable_reason
 
+__all__ = [
+    "LOG",
+    "DEFAULT_MEMORY_BYTES",
+    "SEPARATE_ARRAY_BYTES",
+    "CHECKSUM",
+    "ENGINE_VERSION",
+    "make_key",
+    "result_key",
+    "CacheEntry",
+    "CacheStats",
+    "ResultCache",
+]
+
+
 LOG = logging.getLogger(__name__)
 
 DEFAULT_MEMORY_BYTES = 512 * 1024**2
@@ -71,9 +85,17 @@ def result_key(study: Any, checkpoint: Any, axis: str, **parts: Any) -> str:
         axis: the slicing axis.
         parts: JSON-able fields specific to the result.
     """
-    return make_key({**study.key(), "checkpoint": checkpoint.sha256, "axis": axis,
-                     "normalisation": checkpoint.meta.normalisation, "offsets": list(checkpoint.meta.offsets),
-                     "engine": ENGINE_VERSION, **parts})
+    return make_key(
+        {
+            **study.key(),
+            "checkpoint": checkpoint.sha256,
+            "axis": axis,
+            "normalisation": checkpoint.meta.normalisation,
+            "offsets": list(checkpoint.meta.offsets),
+            "engine": ENGINE_VERSION,
+            **parts,
+        }
+    )
 
 
 def _unusable_key() -> str | None:
@@ -168,9 +190,12 @@ class ResultCache:
         with self._lock:
             if name not in self._children:
                 on_disk = self.disk and self.directory is not None
-                self._children[name] = ResultCache(directory=self.directory / name if on_disk else None,
-                                                   disk=on_disk, max_memory_bytes=self.max_memory_bytes // 4,
-                                                   max_disk_bytes=self.max_disk_bytes)
+                self._children[name] = ResultCache(
+                    directory=self.directory / name if on_disk else None,
+                    disk=on_disk,
+                    max_memory_bytes=self.max_memory_bytes // 4,
+                    max_disk_bytes=self.max_disk_bytes,
+                )
             return self._children[name]
 
     def clear_memory(self) -> None:
@@ -257,4 +282,3 @@ class ResultCache:
             self.stats.corrupt += 1
             shutil.rmtree(folder, ignore_errors=True)
             return None
-

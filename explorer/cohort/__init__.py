@@ -23,8 +23,17 @@ from .summary import DEFAULT_MARGIN, MARGIN_RATIONALE, summarise
 
 EXECUTORS = ("local", "ray")
 
-__all__ = ["DEFAULT_MARGIN", "EXECUTORS", "MARGIN_RATIONALE", "Cohort", "Entry", "Executor", "Model", "read_manifest",
-           "run_cohort"]
+__all__ = [
+    "DEFAULT_MARGIN",
+    "EXECUTORS",
+    "MARGIN_RATIONALE",
+    "Cohort",
+    "Entry",
+    "Executor",
+    "Model",
+    "read_manifest",
+    "run_cohort",
+]
 
 
 @dataclass(frozen=True, eq=False)
@@ -65,9 +74,17 @@ class Executor:
             raise InputError("--workers", str(self.workers), "a positive number")
 
 
-def run_cohort(manifest: str | Path | Sequence[Entry], checkpoints: Sequence[str | Path], spec: RunSpec | None = None,
-               *, executor: Executor = Executor(), margin: float = DEFAULT_MARGIN, fail_fast: bool = False,
-               root: str | Path | None = None, progress: Callable[[int, int, str], None] | None = None) -> Cohort:
+def run_cohort(
+    manifest: str | Path | Sequence[Entry],
+    checkpoints: Sequence[str | Path],
+    spec: RunSpec | None = None,
+    *,
+    executor: Executor = Executor(),
+    margin: float = DEFAULT_MARGIN,
+    fail_fast: bool = False,
+    root: str | Path | None = None,
+    progress: Callable[[int, int, str], None] | None = None,
+) -> Cohort:
     """Analyse every volume of the manifest with every checkpoint and summarise by strategy.
 
     Args:
@@ -88,6 +105,7 @@ def run_cohort(manifest: str | Path | Sequence[Entry], checkpoints: Sequence[str
             no pair succeeded.
     """
     from ..models.checkpoints import load_checkpoint
+
     if not margin > 0:
         raise InputError("--margin", f"{margin!r}", "a positive number, e.g. 0.05")
     entries = list(manifest) if not isinstance(manifest, (str, Path)) else read_manifest(manifest, root=root)
@@ -95,14 +113,30 @@ def run_cohort(manifest: str | Path | Sequence[Entry], checkpoints: Sequence[str
         raise InputError("--checkpoint", "no checkpoint given", "at least one checkpoint")
     loaded = [load_checkpoint(c) for c in checkpoints]
     names = unique_names([c.name for c in loaded])
-    models = [Model(name=n, path=str(p), strategy=c.meta.strategy, seed=c.meta.recipe.get("seed"), sha256=c.sha256,
-                    training=c.meta.training) for n, p, c in zip(names, checkpoints, loaded, strict=True)]
+    models = [
+        Model(
+            name=n,
+            path=str(p),
+            strategy=c.meta.strategy,
+            seed=c.meta.recipe.get("seed"),
+            sha256=c.sha256,
+            training=c.meta.training,
+        )
+        for n, p, c in zip(names, checkpoints, loaded, strict=True)
+    ]
     spec = (spec or RunSpec()).for_checkpoints(loaded)
     report = progress or (lambda done, total, message: None)
     report(0, len(entries) * len(models), "starting")  # the total before the first pair ends
     if executor.kind == "ray":
-        rows = run_ray(entries, models, spec, address=executor.address, workers=executor.workers, fail_fast=fail_fast,
-                       progress=report)
+        rows = run_ray(
+            entries,
+            models,
+            spec,
+            address=executor.address,
+            workers=executor.workers,
+            fail_fast=fail_fast,
+            progress=report,
+        )
     else:
         import torch
 
@@ -116,12 +150,22 @@ def run_cohort(manifest: str | Path | Sequence[Entry], checkpoints: Sequence[str
     table = _table(rows, entries, models)
     errors = [f"{r.subject} × {r.model}: {r.error}" for r in table.itertuples() if isinstance(r.error, str)]
     if table["error"].notna().all():
-        raise InputError(manifest if isinstance(manifest, (str, Path)) else None,
-                         f"no volume could be analysed ({errors[0]})", "readable volumes on the checkpoints' grid")
+        raise InputError(
+            manifest if isinstance(manifest, (str, Path)) else None,
+            f"no volume could be analysed ({errors[0]})",
+            "readable volumes on the checkpoints' grid",
+        )
     summary = summarise(table, margin=margin)
     summary["inputs"] = _inputs(table, entries, models, spec, executor=executor, margin=margin)
-    return Cohort(rows=table, summary=summary, entries=entries, models=models, spec=spec,
-                  from_cache=int(table["from_cache"].sum()), errors=errors)
+    return Cohort(
+        rows=table,
+        summary=summary,
+        entries=entries,
+        models=models,
+        spec=spec,
+        from_cache=int(table["from_cache"].sum()),
+        errors=errors,
+    )
 
 
 def _table(rows: list[dict], entries: Sequence[Entry], models: Sequence[Model]) -> pd.DataFrame:
@@ -132,13 +176,34 @@ def _table(rows: list[dict], entries: Sequence[Entry], models: Sequence[Model]) 
     table = pd.DataFrame(sorted(rows, key=lambda r: order[(r["subject"], r["model"])]))
     table.insert(2, "strategy", [by_name[n].strategy for n in table["model"]])
     table.insert(3, "seed", pd.array([by_name[n].seed for n in table["model"]], dtype="Int64"))
-    table["held_out"] = [_held_out(by_name[m].training, s, v) for m, s, v in
-                         zip(table["model"], table["subject"], table.get("volume_sha256", [None] * len(table)),
-                             strict=True)]
-    fixed = ["subject", "volume", "model", "strategy", "seed", "n_slices", "channel_asymmetry", "ca_ci_low",
-             "ca_ci_high", "anatomy_asymmetry", "aa_ci_low", "aa_ci_high", "asymmetry_index", "ai_ci_low",
-             "ai_ci_high", "block_length", "dice", "channel_asymmetry_mass_weighted", "anatomy_asymmetry_mass_weighted",
-             "asymmetry_index_mass_weighted"]
+    table["held_out"] = [
+        _held_out(by_name[m].training, s, v)
+        for m, s, v in zip(
+            table["model"], table["subject"], table.get("volume_sha256", [None] * len(table)), strict=True
+        )
+    ]
+    fixed = [
+        "subject",
+        "volume",
+        "model",
+        "strategy",
+        "seed",
+        "n_slices",
+        "channel_asymmetry",
+        "ca_ci_low",
+        "ca_ci_high",
+        "anatomy_asymmetry",
+        "aa_ci_low",
+        "aa_ci_high",
+        "asymmetry_index",
+        "ai_ci_low",
+        "ai_ci_high",
+        "block_length",
+        "dice",
+        "channel_asymmetry_mass_weighted",
+        "anatomy_asymmetry_mass_weighted",
+        "asymmetry_index_mass_weighted",
+    ]
     for column in [*fixed, "error"]:
         if column not in table:
             table[column] = None
@@ -158,23 +223,50 @@ def _held_out(training: dict, subject: str, volume_sha256: str | None) -> bool:
     return subject not in seen and (volume_sha256 is None or volume_sha256 not in hashes)
 
 
-def _inputs(table: pd.DataFrame, entries: Sequence[Entry], models: Sequence[Model], spec: RunSpec, *,
-            executor: Executor, margin: float) -> dict:
+def _inputs(
+    table: pd.DataFrame,
+    entries: Sequence[Entry],
+    models: Sequence[Model],
+    spec: RunSpec,
+    *,
+    executor: Executor,
+    margin: float,
+) -> dict:
     from .. import __version__
     from ..cache.store import ENGINE_VERSION
     from ..io.files import file_sha256
     from .summary import ALPHA, INTERVAL_METHOD, N_BOOT, SEED
+
     def sha(path: Path | None) -> str | None:
         return file_sha256(path) if path is not None and path.is_file() else None
 
     return {
-        "volumes": {e.subject: {"volume": str(e.volume), "sha256": sha(e.volume), "mask": str(e.mask) if e.mask
-                                else None, "mask_sha256": sha(e.mask), **e.extra} for e in entries},
-        "checkpoints": {m.name: {"path": m.path, "sha256": m.sha256, "strategy": m.strategy, "seed": m.seed}
-                        for m in models},
-        **spec.record(), "margin": margin, "alpha": ALPHA, "executor": executor.kind, "workers": executor.workers,
-        "bootstrap": {"seed": SEED, "resamples": N_BOOT, "per_volume": "circular block bootstrap over slices",
-                      "group": "none: " + INTERVAL_METHOD},
-        "engine_version": ENGINE_VERSION, "explorer_version": __version__,
-        "n_pairs": len(table), "n_errors": int(table["error"].notna().sum()),
+        "volumes": {
+            e.subject: {
+                "volume": str(e.volume),
+                "sha256": sha(e.volume),
+                "mask": str(e.mask) if e.mask else None,
+                "mask_sha256": sha(e.mask),
+                **e.extra,
+            }
+            for e in entries
+        },
+        "checkpoints": {
+            m.name: {"path": m.path, "sha256": m.sha256, "strategy": m.strategy, "seed": m.seed} for m in models
+        },
+        **spec.record(),
+        "margin": margin,
+        "alpha": ALPHA,
+        "executor": executor.kind,
+        "workers": executor.workers,
+        "bootstrap": {
+            "seed": SEED,
+            "resamples": N_BOOT,
+            "per_volume": "circular block bootstrap over slices",
+            "group": "none: " + INTERVAL_METHOD,
+        },
+        "engine_version": ENGINE_VERSION,
+        "explorer_version": __version__,
+        "n_pairs": len(table),
+        "n_errors": int(table["error"].notna().sum()),
     }

@@ -15,6 +15,9 @@ from pathlib import Path
 from ..errors import InputError
 from ..io.readers import SUFFIXES
 
+__all__ = ["MAX_MANIFEST_BYTES", "Entry", "stem", "read_manifest"]
+
+
 MAX_MANIFEST_BYTES = 4 * 1024**2
 _KNOWN = ("subject", "volume", "mask")
 
@@ -71,8 +74,9 @@ def read_manifest(source: str | Path, *, root: str | Path | None = None) -> list
     seen: dict[str, int] = {}
     for e in entries:
         if e.subject in seen:
-            raise InputError(path, f"row {e.row}: subject {e.subject!r} repeats row {seen[e.subject]}",
-                             "one row per subject")
+            raise InputError(
+                path, f"row {e.row}: subject {e.subject!r} repeats row {seen[e.subject]}", "one row per subject"
+            )
         seen[e.subject] = e.row
         if root is not None:
             for p in (e.volume, e.mask):
@@ -91,8 +95,11 @@ def _from_csv(path: Path) -> list[Entry]:
     reader = csv.DictReader(text.splitlines())
     columns = [c.strip() for c in reader.fieldnames or []]
     if "volume" not in columns:
-        raise InputError(path, f"row 1: no 'volume' column (columns: {', '.join(columns) or 'none'})",
-                         "a CSV header with volume and optional mask, subject columns")
+        raise InputError(
+            path,
+            f"row 1: no 'volume' column (columns: {', '.join(columns) or 'none'})",
+            "a CSV header with volume and optional mask, subject columns",
+        )
     entries = []
     for line, raw in enumerate(reader, start=2):
         if None in raw:
@@ -104,18 +111,31 @@ def _from_csv(path: Path) -> list[Entry]:
             raise InputError(path, f"row {line}: empty volume cell", "a volume path relative to the manifest")
         volume = path.parent / row["volume"]
         mask = path.parent / row["mask"] if row.get("mask") else None
-        entries.append(Entry(subject=row.get("subject") or stem(volume), volume=volume, mask=mask,
-                             extra={k: v for k, v in row.items() if k not in _KNOWN}, row=line))
+        entries.append(
+            Entry(
+                subject=row.get("subject") or stem(volume),
+                volume=volume,
+                mask=mask,
+                extra={k: v for k, v in row.items() if k not in _KNOWN},
+                row=line,
+            )
+        )
     if not entries:
         raise InputError(path, "no rows", "at least one volume")
     return entries
 
 
 def _from_folder(folder: Path) -> list[Entry]:
-    files = {stem(p): p for p in sorted(folder.iterdir())
-             if p.is_file() and any(p.name.lower().endswith(s.lower()) for s in SUFFIXES)}
-    entries = [Entry(subject=name, volume=p, mask=files.get(f"{name}_mask"))
-               for name, p in files.items() if not name.endswith("_mask")]
+    files = {
+        stem(p): p
+        for p in sorted(folder.iterdir())
+        if p.is_file() and any(p.name.lower().endswith(s.lower()) for s in SUFFIXES)
+    }
+    entries = [
+        Entry(subject=name, volume=p, mask=files.get(f"{name}_mask"))
+        for name, p in files.items()
+        if not name.endswith("_mask")
+    ]
     if not entries:
         raise InputError(folder, "holds no volume file", "files ending in " + ", ".join(SUFFIXES))
     return entries

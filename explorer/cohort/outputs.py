@@ -19,13 +19,22 @@ from ..reporting.figures.cohort import cohort_figures
 from ..reporting.outputs import _json_safe, _safe, check_out_dir, clean_stale_outputs, swap_into, write_outputs
 from . import Cohort
 
+__all__ = ["PUBLIC_COLUMNS_DROPPED", "COHORT_NAMES", "write_cohort"]
+
+
 PUBLIC_COLUMNS_DROPPED = ("from_cache", "volume_sha256", "held_out")
 #: What a cohort writes into its folder (other files already there are kept when it is replaced).
 COHORT_NAMES = frozenset({"cohort.csv", "cohort_summary.json", "figures", "volumes"})
 
 
-def write_cohort(cohort: Cohort, out_dir: str | Path, *, per_volume: bool = False, figures: bool = True,
-                 figure_preset: str = "screen") -> dict[str, Path]:
+def write_cohort(
+    cohort: Cohort,
+    out_dir: str | Path,
+    *,
+    per_volume: bool = False,
+    figures: bool = True,
+    figure_preset: str = "screen",
+) -> dict[str, Path]:
     """Write the cohort's files into ``out_dir`` (created if missing; our files in it are replaced).
 
     Args:
@@ -66,6 +75,7 @@ def _write_volumes(cohort: Cohort, directory: Path, preset: str) -> Path:
     from ..analysis import analyze, default_cache
     from ..models.checkpoints import load_checkpoint
     from ..study import Study
+
     directory.mkdir()
     bad = set(cohort.rows.loc[cohort.rows["error"].notna(), "subject"])
     ckpts = [load_checkpoint(m.path, name=m.name) for m in cohort.models]

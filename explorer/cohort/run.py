@@ -21,6 +21,9 @@ from ..errors import InputError
 from ..spec import RunSpec
 from .manifest import Entry
 
+__all__ = ["Progress", "MAX_RETRIES", "Model", "pair_rows", "run_local", "run_ray"]
+
+
 Progress = Callable[[int, int, str], None]
 MAX_RETRIES = 2  # Ray re-runs a task whose worker died this often (a cached pair is not recomputed)
 
@@ -54,6 +57,7 @@ def pair_rows(entry: Entry, models: Sequence[Model], spec: RunSpec) -> list[dict
     from ..analysis import analyze, default_cache
     from ..models.checkpoints import load_checkpoint
     from ..study import Study
+
     base = {"subject": entry.subject, "volume": str(entry.volume), **entry.extra}
     try:
         study = Study.load(entry.volume, entry.mask)
@@ -68,15 +72,28 @@ def pair_rows(entry: Entry, models: Sequence[Model], spec: RunSpec) -> list[dict
         except InputError as exc:
             rows.append({**base, "model": m.name, "error": str(exc), "from_cache": False})
             continue
-        rows.append({**base, "model": m.name, **_numbers(analysis.summary["models"][m.name]), "error": None,
-                     "from_cache": analysis.models[m.name].from_cache})
+        rows.append(
+            {
+                **base,
+                "model": m.name,
+                **_numbers(analysis.summary["models"][m.name]),
+                "error": None,
+                "from_cache": analysis.models[m.name].from_cache,
+            }
+        )
     return rows
 
 
 def _numbers(entry: dict) -> dict[str, Any]:
     ai = entry["asymmetry_index"]
-    out = {"n_slices": entry["n_slices"], "asymmetry_index": ai["mean"], "ai_ci_low": ai["ci95"][0],
-           "ai_ci_high": ai["ci95"][1], "block_length": entry["bootstrap"]["block_length"], "dice": entry["dice"]}
+    out = {
+        "n_slices": entry["n_slices"],
+        "asymmetry_index": ai["mean"],
+        "ai_ci_low": ai["ci95"][0],
+        "ai_ci_high": ai["ci95"][1],
+        "block_length": entry["bootstrap"]["block_length"],
+        "dice": entry["dice"],
+    }
     for name, short in (("channel_asymmetry", "ca"), ("anatomy_asymmetry", "aa")):
         split = entry.get(name) or {"mean": None, "ci95": [None, None]}
         out.update({name: split["mean"], f"{short}_ci_low": split["ci95"][0], f"{short}_ci_high": split["ci95"][1]})
@@ -86,8 +103,9 @@ def _numbers(entry: dict) -> dict[str, Any]:
     return out
 
 
-def run_local(entries: Sequence[Entry], models: Sequence[Model], spec: RunSpec, *, fail_fast: bool,
-              progress: Progress) -> list[dict]:
+def run_local(
+    entries: Sequence[Entry], models: Sequence[Model], spec: RunSpec, *, fail_fast: bool, progress: Progress
+) -> list[dict]:
     """All pairs in this process, volume by volume; ``progress(done_pairs, total_pairs, message)``.
 
     Raises:
@@ -102,8 +120,16 @@ def run_local(entries: Sequence[Entry], models: Sequence[Model], spec: RunSpec, 
     return rows
 
 
-def run_ray(entries: Sequence[Entry], models: Sequence[Model], spec: RunSpec, *, address: str | None,
-            workers: int | None, fail_fast: bool, progress: Progress) -> list[dict]:
+def run_ray(
+    entries: Sequence[Entry],
+    models: Sequence[Model],
+    spec: RunSpec,
+    *,
+    address: str | None,
+    workers: int | None,
+    fail_fast: bool,
+    progress: Progress,
+) -> list[dict]:
     """All pairs as Ray tasks (one per volume); the driver collects them with ``ray.wait`` as they finish.
 
     Args:
@@ -118,11 +144,14 @@ def run_ray(entries: Sequence[Entry], models: Sequence[Model], spec: RunSpec, *,
     from ..cache.integrity import key_path
     from ..config import cache_dir
     from ..models.checkpoints import load_checkpoint
+
     address = address or os.environ.get("RAY_ADDRESS") or None
     package_root = str(Path(__file__).resolve().parents[2])
-    env = {"EXPLORER_CACHE_DIR": str(cache_dir()),
-           "EXPLORER_CACHE_KEY_FILE": str(key_path()),  # entries the workers sign are the driver's to verify
-           "PYTHONPATH": os.pathsep.join(p for p in (package_root, os.environ.get("PYTHONPATH")) if p)}
+    env = {
+        "EXPLORER_CACHE_DIR": str(cache_dir()),
+        "EXPLORER_CACHE_KEY_FILE": str(key_path()),  # entries the workers sign are the driver's to verify
+        "PYTHONPATH": os.pathsep.join(p for p in (package_root, os.environ.get("PYTHONPATH")) if p),
+    }
     started = not ray.is_initialized()
     if started:
         common = dict(runtime_env={"env_vars": env}, log_to_driver=False, include_dashboard=False)
@@ -134,8 +163,12 @@ def run_ray(entries: Sequence[Entry], models: Sequence[Model], spec: RunSpec, *,
         task = ray.remote(_task)
         gpus = 1 if _cuda() else 0
         ckpts = [load_checkpoint(m.path, name=m.name) for m in models]
-        pending = {task.options(num_cpus=1, num_gpus=gpus, memory=_task_memory(e, ckpts, spec),
-                                max_retries=MAX_RETRIES).remote(e, list(models), spec): e for e in entries}
+        pending = {
+            task.options(
+                num_cpus=1, num_gpus=gpus, memory=_task_memory(e, ckpts, spec), max_retries=MAX_RETRIES
+            ).remote(e, list(models), spec): e
+            for e in entries
+        }
         rows, total = [], len(entries) * len(models)
         while pending:
             (done,), _ = ray.wait(list(pending), num_returns=1)
@@ -185,6 +218,7 @@ def _task_memory(entry: Entry, ckpts: Sequence[Any], spec: RunSpec) -> int:
 
     from ..attribution.limits import estimate_run_memory
     from ..io.volume import load_volume
+
     try:
         shape = tuple(nib.load(entry.volume).shape[:3])
     except (OSError, nib.filebasedimages.ImageFileError):  # not NIfTI/MGH (or unreadable): the general way
@@ -193,5 +227,6 @@ def _task_memory(entry: Entry, ckpts: Sequence[Any], spec: RunSpec) -> int:
         except InputError:
             return 1
     stand_in = SimpleNamespace(shape=shape, data=np.broadcast_to(np.float32(0), shape))
-    return estimate_run_memory(stand_in, ckpts, axis=spec.axis, method=spec.method, keep_maps=spec.keep_maps,
-                               zflip=spec.zflip).total
+    return estimate_run_memory(
+        stand_in, ckpts, axis=spec.axis, method=spec.method, keep_maps=spec.keep_maps, zflip=spec.zflip
+    ).total

@@ -17,17 +17,37 @@ from scipy import stats as sps
 
 from ..stats import cohort as cs
 
+__all__ = [
+    "N_BOOT",
+    "SEED",
+    "ALPHA",
+    "POWER",
+    "DEFAULT_MARGIN",
+    "MARGIN_RATIONALE",
+    "INTERVAL_METHOD",
+    "group_tables",
+    "summarise",
+    "primary_endpoint",
+    "comparisons",
+    "holm_family",
+]
+
+
 N_BOOT = 2000
 SEED = 0
 ALPHA = 0.05
 POWER = 0.8
 DEFAULT_MARGIN = 0.05
-MARGIN_RATIONALE = ("fixed in advance, not from the data: |AI| below 0.05 is negligible, the rule of thumb every "
-                    "reader of this tool is given (explorer/app/explain.py: below 0.05 negligible, 0.05–0.2 modest, "
-                    "above 0.2 large); a fraction of a measured effect would make the margin depend on the data "
-                    "it judges")
-INTERVAL_METHOD = ("t-interval over model means: each model's mean over the volumes is one unit, df = models − 1; "
-                   "a group of one model falls back to the t-interval over its volumes (df = volumes − 1), labelled")
+MARGIN_RATIONALE = (
+    "fixed in advance, not from the data: |AI| below 0.05 is negligible, the rule of thumb every "
+    "reader of this tool is given (explorer/app/explain.py: below 0.05 negligible, 0.05–0.2 modest, "
+    "above 0.2 large); a fraction of a measured effect would make the margin depend on the data "
+    "it judges"
+)
+INTERVAL_METHOD = (
+    "t-interval over model means: each model's mean over the volumes is one unit, df = models − 1; "
+    "a group of one model falls back to the t-interval over its volumes (df = volumes − 1), labelled"
+)
 
 
 def group_tables(rows: pd.DataFrame, column: str) -> dict[str, pd.DataFrame]:
@@ -66,25 +86,38 @@ def summarise(rows: pd.DataFrame, *, margin: float = DEFAULT_MARGIN, margin_rati
     shares = {c: group_tables(rows, c) for c in share_columns}
     groups = {}
     for name, table in ai.items():
-        entry = {"strategy": name, "n_models": int(table.notna().any(axis=1).sum()),
-                 "n_volumes": int(table.notna().any(axis=0).sum()), "models": list(table.index),
-                 "endpoint": endpoint, endpoint: _interval(table),
-                 "model_means": {str(m): _float(v) for m, v in table.mean(axis=1).items()},
-                 "mean_share": {c.removeprefix("share_"): float(shares[c][name].mean(axis=1).mean())
-                                for c in share_columns},
-                 "dice": None}
+        entry = {
+            "strategy": name,
+            "n_models": int(table.notna().any(axis=1).sum()),
+            "n_volumes": int(table.notna().any(axis=0).sum()),
+            "models": list(table.index),
+            "endpoint": endpoint,
+            endpoint: _interval(table),
+            "model_means": {str(m): _float(v) for m, v in table.mean(axis=1).items()},
+            "mean_share": {c.removeprefix("share_"): float(shares[c][name].mean(axis=1).mean()) for c in share_columns},
+            "dice": None,
+        }
         if name in weighted:
             entry[weighted_column] = _interval(weighted[name])
         if name in dice and np.isfinite(dice[name].to_numpy()).any():
-            entry["dice"] = {**_interval(dice[name]), "n_volumes": int(dice[name].notna().any(axis=0).sum()),
-                             "held_out": True}
+            entry["dice"] = {
+                **_interval(dice[name]),
+                "n_volumes": int(dice[name].notna().any(axis=0).sum()),
+                "held_out": True,
+            }
         groups[name] = entry
     comps = comparisons(ai)
     equivalence = {name: _equivalence(t, margin) for name, t in ai.items()}
     rationale = margin_rationale or (MARGIN_RATIONALE if margin == DEFAULT_MARGIN else "set by the user (--margin)")
-    return {"endpoint": endpoint, "interval_method": INTERVAL_METHOD, "groups": groups, "comparisons": comps,
-            "equivalence": equivalence, "equivalence_margin": {"margin": float(margin), "rationale": rationale},
-            "family": holm_family(comps, equivalence)}
+    return {
+        "endpoint": endpoint,
+        "interval_method": INTERVAL_METHOD,
+        "groups": groups,
+        "comparisons": comps,
+        "equivalence": equivalence,
+        "equivalence_margin": {"margin": float(margin), "rationale": rationale},
+        "family": holm_family(comps, equivalence),
+    }
 
 
 def primary_endpoint(rows: pd.DataFrame) -> str:
@@ -101,20 +134,43 @@ def comparisons(tables: dict[str, pd.DataFrame]) -> list[dict]:
     :func:`holm_family`."""
     out = []
     for (a, ta), (b, tb) in itertools.combinations(tables.items(), 2):
-        w = cs.paired_wilcoxon(cs.volume_means(ta.to_numpy()), cs.volume_means(tb.to_numpy()), n_boot=N_BOOT,
-                               seed=SEED)
-        out.append({"a": a, "b": b, "test": w["test"], "unit": "volume", "n": w["n"], "statistic": w["statistic"],
-                    "p": w["p"], "p_min": w["p_min"], "effect_size": w["rank_biserial"],
-                    "effect_size_kind": "rank-biserial r", "median_difference": w["median_difference"],
-                    "ci95": list(w["ci"]), "ci95_of": "median difference a − b"})
+        w = cs.paired_wilcoxon(cs.volume_means(ta.to_numpy()), cs.volume_means(tb.to_numpy()), n_boot=N_BOOT, seed=SEED)
+        out.append(
+            {
+                "a": a,
+                "b": b,
+                "test": w["test"],
+                "unit": "volume",
+                "n": w["n"],
+                "statistic": w["statistic"],
+                "p": w["p"],
+                "p_min": w["p_min"],
+                "effect_size": w["rank_biserial"],
+                "effect_size_kind": "rank-biserial r",
+                "median_difference": w["median_difference"],
+                "ci95": list(w["ci"]),
+                "ci95_of": "median difference a − b",
+            }
+        )
         if len(ta) >= 3 and len(tb) >= 3:
             perm = cs.permutation_test_models(ta.to_numpy(), tb.to_numpy(), seed=SEED)
-            out.append({"a": a, "b": b, "test": perm["test"], "unit": "model", "n": perm["n_a"] + perm["n_b"],
-                        "statistic": perm["statistic"], "p": perm["p"], "p_min": perm["p_min"],
-                        "effect_size": perm["statistic"], "effect_size_kind": "difference in mean AI (a − b)",
-                        "ci95": [None, None], "exact": perm["exact"],
-                        "mde": _difference_mde(ta.mean(axis=1).to_numpy(), tb.mean(axis=1).to_numpy(),
-                                               perm["p_min"])})
+            out.append(
+                {
+                    "a": a,
+                    "b": b,
+                    "test": perm["test"],
+                    "unit": "model",
+                    "n": perm["n_a"] + perm["n_b"],
+                    "statistic": perm["statistic"],
+                    "p": perm["p"],
+                    "p_min": perm["p_min"],
+                    "effect_size": perm["statistic"],
+                    "effect_size_kind": "difference in mean AI (a − b)",
+                    "ci95": [None, None],
+                    "exact": perm["exact"],
+                    "mde": _difference_mde(ta.mean(axis=1).to_numpy(), tb.mean(axis=1).to_numpy(), perm["p_min"]),
+                }
+            )
     return out
 
 
@@ -128,18 +184,23 @@ def holm_family(comps: list[dict], equivalence: dict[str, dict]) -> dict:
         t["p_holm"] = float(p)
     for name, e in equivalence.items():
         e["equivalent"] = bool(e["p_holm"] < ALPHA)
-        e["claim"] = (f"removes the asymmetry: mean |AI| over models < {e['margin']:g} (Holm p {e['p_holm']:.3g})"
-                      if e["equivalent"] else f"{name}: not shown to lie within ±{e['margin']:g}")
-    return {"correction": "Holm (family-wise error rate)", "alpha": ALPHA,
-            "size": int(np.isfinite(adjusted).sum()),
-            "members": "every strategy pair's comparisons (volume and model units) and every strategy's equivalence "
-                       "test of this run, on the endpoint reported"}
+        e["claim"] = (
+            f"removes the asymmetry: mean |AI| over models < {e['margin']:g} (Holm p {e['p_holm']:.3g})"
+            if e["equivalent"]
+            else f"{name}: not shown to lie within ±{e['margin']:g}"
+        )
+    return {
+        "correction": "Holm (family-wise error rate)",
+        "alpha": ALPHA,
+        "size": int(np.isfinite(adjusted).sum()),
+        "members": "every strategy pair's comparisons (volume and model units) and every strategy's equivalence "
+        "test of this run, on the endpoint reported",
+    }
 
 
 def _interval(table: pd.DataFrame) -> dict:
     res = cs.model_mean_t_interval(table.to_numpy())
-    return {"mean": res["mean"], "ci95": list(res["ci"]), "method": res["method"], "unit": res["unit"],
-            "df": res["df"]}
+    return {"mean": res["mean"], "ci95": list(res["ci"]), "method": res["method"], "unit": res["unit"], "df": res["df"]}
 
 
 def _float(value: float) -> float | None:

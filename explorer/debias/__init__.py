@@ -13,5 +13,15 @@ from .run import Child, DebiasResult, check_inputs, debias
 from .spec import VARIANTS, DebiasSpec
 from .surgery import MODES, surgery, symmetrise
 
-__all__ = ["MODES", "VARIANTS", "Child", "DebiasData", "DebiasResult", "DebiasSpec", "check_inputs", "debias",
-           "surgery", "symmetrise"]
+__all__ = [
+    "MODES",
+    "VARIANTS",
+    "Child",
+    "DebiasData",
+    "DebiasResult",
+    "DebiasSpec",
+    "check_inputs",
+    "debias",
+    "surgery",
+    "symmetrise",
+]

@@ -31,6 +31,9 @@ from ..study import Study
 from ..training.subjects import Subject, _training_windows, heldout_dice, load_subjects, split_rows
 from ..training.train import Recipe, _windows, predict, split_slices
 
+__all__ = ["Validate", "DebiasData"]
+
+
 Validate = Callable[[torch.nn.Module], float]
 
 
@@ -44,8 +47,9 @@ class DebiasData:
     manifest: dict[str, Any] | None = None
 
     @classmethod
-    def from_manifest(cls, path: str | Path, split_column: str = "split", *,
-                      root: str | Path | None = None) -> DebiasData:
+    def from_manifest(
+        cls, path: str | Path, split_column: str = "split", *, root: str | Path | None = None
+    ) -> DebiasData:
         """Read a cohort manifest and load its ``train`` and ``test`` subjects (masks required); with ``root``,
         every path must lie inside it (an extracted upload).
 
@@ -71,15 +75,22 @@ class DebiasData:
         """Content hashes of everything used (cache keys)."""
         if self.study is not None:
             return self.study.key()
-        return {"manifest": self.manifest, "train": [s.study.key() for s in self.train],
-                "test": [s.study.key() for s in self.test]}
+        return {
+            "manifest": self.manifest,
+            "train": [s.study.key() for s in self.train],
+            "test": [s.study.key() for s in self.test],
+        }
 
     def record(self) -> dict[str, Any]:
         """JSON-ready description with hashes (checkpoint provenance, ``debias.json``)."""
         if self.study is not None:
             return {"unit": "slices", **self.study.record()}
-        return {"unit": "subject", "manifest": self.manifest, "train": [s.record() for s in self.train],
-                "test": [s.record() for s in self.test]}
+        return {
+            "unit": "subject",
+            "manifest": self.manifest,
+            "train": [s.record() for s in self.train],
+            "test": [s.record() for s in self.test],
+        }
 
     def studies(self) -> dict[str, Study]:
         """The scans the channel asymmetry is measured on: the volume, or each held-out subject."""
@@ -107,12 +118,14 @@ class DebiasData:
                 out.append(predict(model, stack, meta.offsets, np.arange(len(stack)), _stats(meta), device).ravel())
             return np.concatenate(out)
         stack, labels = self._stacks(meta)
-        chosen = (split_slices(labels, meta.offsets, _val_fraction(meta)).val if labels is not None
-                  else np.arange(len(stack)))
+        chosen = (
+            split_slices(labels, meta.offsets, _val_fraction(meta)).val if labels is not None else np.arange(len(stack))
+        )
         return predict(model, stack, meta.offsets, chosen, _stats(meta), device).ravel()
 
-    def training(self, meta: CheckpointMeta, recipe: Recipe,
-                 device: torch.device) -> tuple[torch.Tensor, torch.Tensor, Validate | None, dict[str, Any]]:
+    def training(
+        self, meta: CheckpointMeta, recipe: Recipe, device: torch.device
+    ) -> tuple[torch.Tensor, torch.Tensor, Validate | None, dict[str, Any]]:
         """Training windows and labels, the early-stopping score (higher is better; None: no validation split)
         and the record of the split.
 
@@ -129,10 +142,15 @@ class DebiasData:
                 pick = int(np.random.default_rng(recipe.seed).integers(len(train)))
                 val = [train.pop(pick)]
             x, y = _training_windows(train, meta.offsets, meta.axis, meta.normalisation, stats, recipe.slice_stride)
-            score = (lambda model: float(np.mean(list(heldout_dice(model, val, meta, device).values())))) \
-                if val else None
-            return x, y, score, {"unit": "subject", "train": [s.id for s in train],
-                                 "early_stopping": [s.id for s in val]}
+            score = (
+                (lambda model: float(np.mean(list(heldout_dice(model, val, meta, device).values())))) if val else None
+            )
+            return (
+                x,
+                y,
+                score,
+                {"unit": "subject", "train": [s.id for s in train], "early_stopping": [s.id for s in val]},
+            )
         stack, labels = self._stacks(meta)
         split = split_slices(labels, meta.offsets, _val_fraction(meta))
         used, stop = _inner_block(split.train, labels, split.gap, _val_fraction(meta))
@@ -143,9 +161,18 @@ class DebiasData:
         def score(model: torch.nn.Module) -> float:
             return dice(predict(model, stack, meta.offsets, stop, stats, device), labels[stop])
 
-        return x, y, score, {"unit": "slices", "train_slices": len(used), "gap": split.gap,
-                             "heldout_slices": [int(split.val[0]), int(split.val[-1])],
-                             "early_stopping_slices": [int(stop[0]), int(stop[-1])]}
+        return (
+            x,
+            y,
+            score,
+            {
+                "unit": "slices",
+                "train_slices": len(used),
+                "gap": split.gap,
+                "heldout_slices": [int(split.val[0]), int(split.val[-1])],
+                "early_stopping_slices": [int(stop[0]), int(stop[-1])],
+            },
+        )
 
     def _stacks(self, meta: CheckpointMeta) -> tuple[np.ndarray, np.ndarray | None]:
         study = self.study
@@ -166,8 +193,11 @@ def _inner_block(train: np.ndarray, labels: np.ndarray, gap: int, fraction: floa
     stop = filled[-n:]
     kept = train[np.abs(train[:, None] - stop[None, :]).min(axis=1) > gap]
     if len(kept) < 2:
-        raise InputError("volume", f"{len(train)} training slices leave {len(kept)} beside a {n}-slice "
-                         "early-stopping block", "a volume with more slices")
+        raise InputError(
+            "volume",
+            f"{len(train)} training slices leave {len(kept)} beside a {n}-slice early-stopping block",
+            "a volume with more slices",
+        )
     return kept, stop
 
 

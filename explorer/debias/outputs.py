@@ -20,6 +20,9 @@ from ..reporting.figures.debias import debias_figure
 from ..reporting.outputs import _json_safe
 from .run import DebiasResult
 
+__all__ = ["MARKER", "check_debias_out", "write_debias"]
+
+
 MARKER = "debias.json"
 
 
@@ -32,8 +35,12 @@ def check_debias_out(out_dir: str | Path) -> Path:
     return check_out_dir(out_dir, marker=MARKER)
 
 
-def write_debias(result: DebiasResult, out_dir: str | Path, *, formats: tuple[str, ...] = ("html", "png"),
-                 ) -> dict[str, Path]:
+def write_debias(
+    result: DebiasResult,
+    out_dir: str | Path,
+    *,
+    formats: tuple[str, ...] = ("html", "png"),
+) -> dict[str, Path]:
     """Write the children, the report and its figure into ``out_dir``.
 
     Args:
@@ -52,10 +59,10 @@ def write_debias(result: DebiasResult, out_dir: str | Path, *, formats: tuple[st
     clean_stale_outputs(out)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.{os.getpid()}.", suffix=".tmp", dir=out.parent))
     try:
-        written = {child.checkpoint.name: write_atomic(tmp / child.file_name, child.blob)
-                   for child in result.children}
-        written["report"] = write_atomic(tmp / MARKER, json.dumps(_json_safe(result.report), indent=2,
-                                                                  allow_nan=False).encode())
+        written = {child.checkpoint.name: write_atomic(tmp / child.file_name, child.blob) for child in result.children}
+        written["report"] = write_atomic(
+            tmp / MARKER, json.dumps(_json_safe(result.report), indent=2, allow_nan=False).encode()
+        )
         write_figures({"debias": debias_figure(result.report)}, tmp / "figures", formats=formats)
         written["figures"] = tmp / "figures"
         swap_into(tmp, out, ours=frozenset({MARKER, "figures", *(c.file_name for c in result.children)}))

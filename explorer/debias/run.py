@@ -36,6 +36,20 @@ from .data import DebiasData
 from .spec import DebiasSpec
 from .surgery import check_mode, conv_key, surgery, tie_gradients
 
+__all__ = [
+    "Progress",
+    "DEBIAS_VERSION",
+    "RECOVERY_MARGIN",
+    "Child",
+    "DebiasResult",
+    "check_inputs",
+    "child_key",
+    "children_cached",
+    "child_name",
+    "debias",
+]
+
+
 Progress = Callable[[float, str], None]
 #: Bump when anything changes the children a run makes; part of every child's cache key.
 DEBIAS_VERSION = "1"
@@ -76,25 +90,37 @@ def check_inputs(parent: Checkpoint, data: DebiasData, spec: DebiasSpec) -> None
     check_mode(spec.mode, parent.meta.offsets, source=parent.name)
     if spec.trains and not data.has_mask:
         variants = ", ".join(v for v in spec.variants if v != "surgery")
-        raise InputError(data.source, f"no mask for the {variants} variant(s)",
-                         "a mask on the volume's grid (or a manifest with masks), or the surgery variant only")
+        raise InputError(
+            data.source,
+            f"no mask for the {variants} variant(s)",
+            "a mask on the volume's grid (or a manifest with masks), or the surgery variant only",
+        )
     try:
         parent.build_model("cpu")
     except InputError:
         raise  # already names the file and what was expected
     except Exception as exc:  # noqa: BLE001 - smp raises many types; one message naming the file
-        raise InputError(parent.name, f"the registry cannot rebuild this checkpoint ({type(exc).__name__}: "
-                         f"{' '.join(str(exc).split())[:160]})", "a checkpoint of an smp architecture") from exc
+        raise InputError(
+            parent.name,
+            f"the registry cannot rebuild this checkpoint ({type(exc).__name__}: {' '.join(str(exc).split())[:160]})",
+            "a checkpoint of an smp architecture",
+        ) from exc
 
 
 def child_key(parent: Checkpoint, data: DebiasData, spec: DebiasSpec, variant: str, recipe: Recipe | None) -> str:
     """The cache key of one child: parent SHA-256, data hashes, variant, mode, recipe, seed and version."""
-    return make_key({"parent": parent.sha256, "data": data.key(), **spec.variant_record(variant),
-                     "recipe": recipe.to_dict() if recipe is not None else None, "debias": DEBIAS_VERSION})
+    return make_key(
+        {
+            "parent": parent.sha256,
+            "data": data.key(),
+            **spec.variant_record(variant),
+            "recipe": recipe.to_dict() if recipe is not None else None,
+            "debias": DEBIAS_VERSION,
+        }
+    )
 
 
-def children_cached(parent: Checkpoint, data: DebiasData, spec: DebiasSpec,
-                    store: ResultCache | None = None) -> bool:
+def children_cached(parent: Checkpoint, data: DebiasData, spec: DebiasSpec, store: ResultCache | None = None) -> bool:
     """Whether every child of ``spec`` is in the cache on disk (a reloaded page or a re-run finds them there).
 
     Raises:
@@ -103,8 +129,10 @@ def children_cached(parent: Checkpoint, data: DebiasData, spec: DebiasSpec,
     store = store or default_cache().subcache("debias")
     if not store.disk:
         return False
-    keys = [child_key(parent, data, spec, v, spec.recipe_for(parent.meta, v)[0] if v != "surgery" else None)
-            for v in spec.variants]
+    keys = [
+        child_key(parent, data, spec, v, spec.recipe_for(parent.meta, v)[0] if v != "surgery" else None)
+        for v in spec.variants
+    ]
     return all(store.entry_dir(key).is_dir() for key in keys)
 
 
@@ -113,9 +141,17 @@ def child_name(parent: Checkpoint, spec: DebiasSpec, variant: str) -> str:
     return f"{parent.name}-{variant}-{spec.retrain_strategy if variant == 'retrain' else spec.mode}"
 
 
-def debias(parent: Checkpoint, data: DebiasData, spec: DebiasSpec, *, progress: Progress | None = None,
-           cache: ResultCache | bool | None = None, analyse: bool = True, command: str | None = None,
-           analysis: RunSpec | None = None) -> DebiasResult:
+def debias(
+    parent: Checkpoint,
+    data: DebiasData,
+    spec: DebiasSpec,
+    *,
+    progress: Progress | None = None,
+    cache: ResultCache | bool | None = None,
+    analyse: bool = True,
+    command: str | None = None,
+    analysis: RunSpec | None = None,
+) -> DebiasResult:
     """Make ``spec``'s children of ``parent`` on ``data`` and compare them with it.
 
     Args:
@@ -148,28 +184,51 @@ def debias(parent: Checkpoint, data: DebiasData, spec: DebiasSpec, *, progress: 
     parent_pred = data.predictions(parent_model, parent.meta, dev)
     children = []
     for i, variant in enumerate(spec.variants):
+
         def sub(fraction: float, message: str, i: int = i) -> None:
             report((i + 1 + fraction) / steps, message)
 
         children.append(_child(parent, data, spec, variant, store, sub, command, (parent_dice, parent_pred)))
-    parent_record = {"name": parent.name, "sha256": parent.sha256, "variant": "parent", "strategy":
-                     parent.meta.strategy, "heldout_dice": parent_dice,
-                     "first_conv_share": _shares(parent), "seconds": parent.meta.training.get("seconds"),
-                     "seconds_what": "training, as recorded in the parent"}
+    parent_record = {
+        "name": parent.name,
+        "sha256": parent.sha256,
+        "variant": "parent",
+        "strategy": parent.meta.strategy,
+        "heldout_dice": parent_dice,
+        "first_conv_share": _shares(parent),
+        "seconds": parent.meta.training.get("seconds"),
+        "seconds_what": "training, as recorded in the parent",
+    }
     records = [parent_record, *[c.record for c in children]]
     if analyse:
         _analyse(parent, children, records, data, analysis, lambda f, m: report((steps - 1 + f) / steps, m))
     report(1.0, "done")
-    result = {"parent": parent_record, "children": [c.record for c in children],
-              "inputs": {"parent": {"name": parent.name, "sha256": parent.sha256,
-                                    "seed": parent.meta.recipe.get("seed")}, "data": data.record(),
-                         "spec": spec.record(), "analysis": analysis.record(),
-                         "recovery_margin": RECOVERY_MARGIN, "version": __version__, "command": command}}
+    result = {
+        "parent": parent_record,
+        "children": [c.record for c in children],
+        "inputs": {
+            "parent": {"name": parent.name, "sha256": parent.sha256, "seed": parent.meta.recipe.get("seed")},
+            "data": data.record(),
+            "spec": spec.record(),
+            "analysis": analysis.record(),
+            "recovery_margin": RECOVERY_MARGIN,
+            "version": __version__,
+            "command": command,
+        },
+    }
     return DebiasResult(parent=parent, children=tuple(children), report=result)
 
 
-def _child(parent: Checkpoint, data: DebiasData, spec: DebiasSpec, variant: str, store: ResultCache | None,
-           report: Progress, command: str | None, baseline: tuple[float | None, np.ndarray]) -> Child:
+def _child(
+    parent: Checkpoint,
+    data: DebiasData,
+    spec: DebiasSpec,
+    variant: str,
+    store: ResultCache | None,
+    report: Progress,
+    command: str | None,
+    baseline: tuple[float | None, np.ndarray],
+) -> Child:
     """One child, from the cache when it was made before, else made (on ``spec.device``), evaluated and cached;
     ``baseline`` is the parent's held-out Dice and prediction, which the child is compared with."""
     parent_dice, parent_pred = baseline
@@ -189,37 +248,70 @@ def _child(parent: Checkpoint, data: DebiasData, spec: DebiasSpec, variant: str,
     seconds = time.perf_counter() - started
     child_dice = data.heldout_dice(model, meta, dev)
     pred = data.predictions(model, meta, dev)
-    record = {"name": name, "file": f"{name}.safetensors", "variant": variant, "mode": spec.mode,
-              "strategy": meta.strategy, "heldout_dice": child_dice,
-              "dice_change": None if child_dice is None or parent_dice is None else child_dice - parent_dice,
-              "prediction_dice_vs_parent": dice(pred, parent_pred),
-              "changed_fraction": float(np.mean(pred != parent_pred)),
-              "first_conv_share": {str(k): v for k, v in first_conv_shares(first_conv(model), meta.offsets).items()},
-              "seconds": round(seconds, 2), "seconds_what": "making the child (surgery or training)",
-              "recipe": recipe.to_dict() if recipe is not None else None, "recipe_source": source, **training}
+    record = {
+        "name": name,
+        "file": f"{name}.safetensors",
+        "variant": variant,
+        "mode": spec.mode,
+        "strategy": meta.strategy,
+        "heldout_dice": child_dice,
+        "dice_change": None if child_dice is None or parent_dice is None else child_dice - parent_dice,
+        "prediction_dice_vs_parent": dice(pred, parent_pred),
+        "changed_fraction": float(np.mean(pred != parent_pred)),
+        "first_conv_share": {str(k): v for k, v in first_conv_shares(first_conv(model), meta.offsets).items()},
+        "seconds": round(seconds, 2),
+        "seconds_what": "making the child (surgery or training)",
+        "recipe": recipe.to_dict() if recipe is not None else None,
+        "recipe_source": source,
+        **training,
+    }
     if variant == "finetune" and child_dice is not None and parent_dice is not None:
         gap = parent_dice - child_dice
         record["recovered"] = bool(gap <= RECOVERY_MARGIN)
-        record["recovery"] = (f"held-out Dice within {RECOVERY_MARGIN} of the parent ({child_dice:.4f} vs "
-                              f"{parent_dice:.4f})" if gap <= RECOVERY_MARGIN else
-                              f"held-out Dice {gap:.4f} below the parent's ({child_dice:.4f} vs {parent_dice:.4f}), "
-                              f"{gap - RECOVERY_MARGIN:.4f} short of the {RECOVERY_MARGIN} margin")
-    provenance = {"parent": {"name": parent.name, "sha256": parent.sha256, "strategy": parent.meta.strategy,
-                             "seed": parent.meta.recipe.get("seed")},
-                  **spec.variant_record(variant), "data": data.record(), "recipe": record["recipe"],
-                  "recipe_source": source, "seconds": record["seconds"], "device": describe_device(dev),
-                  "command": command, "debias_version": DEBIAS_VERSION}
-    meta = dataclasses.replace(meta, training={**meta.training, "debias": provenance},
-                               metrics={**meta.metrics, "val_dice": child_dice, "parent_val_dice": parent_dice})
+        record["recovery"] = (
+            f"held-out Dice within {RECOVERY_MARGIN} of the parent ({child_dice:.4f} vs {parent_dice:.4f})"
+            if gap <= RECOVERY_MARGIN
+            else f"held-out Dice {gap:.4f} below the parent's ({child_dice:.4f} vs {parent_dice:.4f}), "
+            f"{gap - RECOVERY_MARGIN:.4f} short of the {RECOVERY_MARGIN} margin"
+        )
+    provenance = {
+        "parent": {
+            "name": parent.name,
+            "sha256": parent.sha256,
+            "strategy": parent.meta.strategy,
+            "seed": parent.meta.recipe.get("seed"),
+        },
+        **spec.variant_record(variant),
+        "data": data.record(),
+        "recipe": record["recipe"],
+        "recipe_source": source,
+        "seconds": record["seconds"],
+        "device": describe_device(dev),
+        "command": command,
+        "debias_version": DEBIAS_VERSION,
+    }
+    meta = dataclasses.replace(
+        meta,
+        training={**meta.training, "debias": provenance},
+        metrics={**meta.metrics, "val_dice": child_dice, "parent_val_dice": parent_dice},
+    )
     blob = checkpoint_bytes(model, meta)
     if store is not None:
         store.put(key, {"checkpoint": np.frombuffer(blob, dtype=np.uint8)}, {"record": record})
     return Child(load_checkpoint(blob, name=name), blob, {**record, "from_cache": False})
 
 
-def _make(parent: Checkpoint, data: DebiasData, spec: DebiasSpec, variant: str, recipe: Recipe | None,
-          dev: torch.device, report: Progress) -> tuple[torch.nn.Module, CheckpointMeta, dict[str, Any]]:
+def _make(
+    parent: Checkpoint,
+    data: DebiasData,
+    spec: DebiasSpec,
+    variant: str,
+    recipe: Recipe | None,
+    dev: torch.device,
+    report: Progress,
+) -> tuple[torch.nn.Module, CheckpointMeta, dict[str, Any]]:
     """The child's model, its metadata (before provenance) and what its training did."""
+
     def on_batch(done: int, total: int) -> None:
         report(done / max(total, 1), f"{variant}: batch {done} of {total}")
 
@@ -230,18 +322,35 @@ def _make(parent: Checkpoint, data: DebiasData, spec: DebiasSpec, variant: str, 
         raise RuntimeError(f"no recipe for the {variant} variant")
     if variant == "retrain":
         m = parent.meta
-        trained = TrainSpec(strategy=spec.retrain_strategy, arch=m.arch, encoder=m.encoder, offsets=m.offsets,
-                            axis=m.axis, normalisation=m.normalisation, arch_kwargs=m.arch_kwargs, recipe=recipe,
-                            device=spec.device)
+        trained = TrainSpec(
+            strategy=spec.retrain_strategy,
+            arch=m.arch,
+            encoder=m.encoder,
+            offsets=m.offsets,
+            axis=m.axis,
+            normalisation=m.normalisation,
+            arch_kwargs=m.arch_kwargs,
+            recipe=recipe,
+            device=spec.device,
+        )
         hooks = FitHooks(progress=False, on_batch=on_batch)
-        result = (train(data.study.volume, data.study.mask, trained, hooks=hooks) if data.study is not None
-                  else train_subjects(data.train, data.test, trained, manifest=data.manifest, hooks=hooks))
+        result = (
+            train(data.study.volume, data.study.mask, trained, hooks=hooks)
+            if data.study is not None
+            else train_subjects(data.train, data.test, trained, manifest=data.manifest, hooks=hooks)
+        )
         return result.model.to(dev), result.meta, {"epochs_run": len(result.losses), "train_loss": result.losses}
     return _finetune(parent, data, spec, recipe, dev, on_batch)
 
 
-def _finetune(parent: Checkpoint, data: DebiasData, spec: DebiasSpec, recipe: Recipe, dev: torch.device,
-              on_batch: Callable[[int, int], None]) -> tuple[torch.nn.Module, CheckpointMeta, dict[str, Any]]:
+def _finetune(
+    parent: Checkpoint,
+    data: DebiasData,
+    spec: DebiasSpec,
+    recipe: Recipe,
+    dev: torch.device,
+    on_batch: Callable[[int, int], None],
+) -> tuple[torch.nn.Module, CheckpointMeta, dict[str, Any]]:
     """The surgery, fine-tuned with its first conv kept tied; the weights of the best early-stopping epoch."""
     seed_everything(recipe.seed)
     model = surgery(parent, spec.mode).build_model(dev)
@@ -258,16 +367,34 @@ def _finetune(parent: Checkpoint, data: DebiasData, spec: DebiasSpec, recipe: Re
 
     handle = tie_gradients(first_conv(model), parent.meta.offsets, spec.mode)
     try:
-        losses = fit(model, x, y, recipe, zflip=False, device=dev,
-                     hooks=FitHooks(progress=False, frozen=model.encoder if spec.freeze_encoder else None,
-                                    on_batch=on_batch, on_epoch=on_epoch)).losses
+        losses = fit(
+            model,
+            x,
+            y,
+            recipe,
+            zflip=False,
+            device=dev,
+            hooks=FitHooks(
+                progress=False,
+                frozen=model.encoder if spec.freeze_encoder else None,
+                on_batch=on_batch,
+                on_epoch=on_epoch,
+            ),
+        ).losses
     finally:
         handle.remove()
     model.load_state_dict(best["state"])
-    training = {"epochs_run": len(losses), "best_epoch": best["epoch"], "train_loss": losses,
-                "early_stopping_dice": scores, "split": split,
-                "early_stopping": f"best early-stopping Dice of epochs 0..{len(losses)} (0 = the surgery), "
-                                  f"patience {spec.patience}" if score else "none (one training subject)"}
+    training = {
+        "epochs_run": len(losses),
+        "best_epoch": best["epoch"],
+        "train_loss": losses,
+        "early_stopping_dice": scores,
+        "split": split,
+        "early_stopping": f"best early-stopping Dice of epochs 0..{len(losses)} (0 = the surgery), "
+        f"patience {spec.patience}"
+        if score
+        else "none (one training subject)",
+    }
     meta = dataclasses.replace(parent.meta, recipe=recipe.to_dict())
     return model, meta, training
 
@@ -276,20 +403,27 @@ def _shares(ckpt: Checkpoint) -> dict[str, float]:
     return {str(k): v for k, v in first_conv_shares(ckpt.first_conv_weight(), ckpt.meta.offsets).items()}
 
 
-def _analyse(parent: Checkpoint, children: list[Child], records: list[dict], data: DebiasData, spec: RunSpec,
-             report: Progress) -> None:
+def _analyse(
+    parent: Checkpoint, children: list[Child], records: list[dict], data: DebiasData, spec: RunSpec, report: Progress
+) -> None:
     """Add each model's ``channel_asymmetry`` (mean, CI) per analysed scan to its record."""
     studies = data.studies()
     ckpts = [parent, *[c.checkpoint for c in children]]
     for record in records:
         record["channel_asymmetry"] = {}
     for j, (label, study) in enumerate(studies.items()):
-        analysis = analyze(study, ckpts, spec,
-                           progress=lambda f, m, j=j, label=label: report((j + f) / len(studies),
-                                                                          f"analyse {label}: {m}"))
+        analysis = analyze(
+            study,
+            ckpts,
+            spec,
+            progress=lambda f, m, j=j, label=label: report((j + f) / len(studies), f"analyse {label}: {m}"),
+        )
         for record, name in zip(records, analysis.models, strict=True):
             entry = analysis.summary["models"][name]
             split = entry.get("channel_asymmetry") or {}
-            record["channel_asymmetry"][label] = {"mean": split.get("mean"), "ci95": split.get("ci95"),
-                                                  "p": split.get("p")}
+            record["channel_asymmetry"][label] = {
+                "mean": split.get("mean"),
+                "ci95": split.get("ci95"),
+                "p": split.get("p"),
+            }
             record.setdefault("asymmetry_index", {})[label] = entry["asymmetry_index"]["mean"]

@@ -18,6 +18,9 @@ from ..models.strategies import STRATEGIES
 from ..training.train import Recipe, check_recipe
 from .surgery import MODES
 
+__all__ = ["VARIANTS", "FINETUNE_EPOCHS", "RETRAIN_STRATEGY", "DebiasSpec"]
+
+
 #: The variants, each with its one-line definition (CLI help, app, report).
 VARIANTS: dict[str, str] = {
     "surgery": "first-conv surgery only, no training: a what-if of the parent made exactly symmetric",
@@ -100,13 +103,19 @@ class DebiasSpec:
         """
         known = {f.name for f in fields(Recipe)}
         recorded = {k: v for k, v in parent.recipe.items() if k in known}
-        source = ("the parent's recorded recipe" if recorded else
-                  "the form's values (the parent records no recipe): " + ", ".join(
-                      f"{k} {v}" for k, v in asdict(Recipe()).items() if k in ("lr", "batch_size", "loss")))
+        source = (
+            "the parent's recorded recipe"
+            if recorded
+            else "the form's values (the parent records no recipe): "
+            + ", ".join(f"{k} {v}" for k, v in asdict(Recipe()).items() if k in ("lr", "batch_size", "loss"))
+        )
         recipe = replace(Recipe(), **{**recorded, "seed": self.seed})
         epochs = self.epochs or (FINETUNE_EPOCHS if variant == "finetune" else recipe.epochs)
-        overrides = {k: v for k, v in dict(lr=self.lr, batch_size=self.batch_size,
-                                           slice_stride=self.slice_stride).items() if v is not None}
+        overrides = {
+            k: v
+            for k, v in dict(lr=self.lr, batch_size=self.batch_size, slice_stride=self.slice_stride).items()
+            if v is not None
+        }
         recipe = replace(recipe, epochs=epochs, **overrides)
         check_recipe(recipe)
         return recipe, source

@@ -23,6 +23,9 @@ from ..errors import InputError, unknown_name
 from ..models.build import first_conv_key
 from ..models.checkpoints import Checkpoint
 
+__all__ = ["MODES", "check_mode", "symmetrise", "conv_key", "surgery", "tie_gradients"]
+
+
 #: Surgery modes, each with its one-line definition (CLI help, app, report).
 MODES: dict[str, str] = {
     "symmetric": "kernels of offsets -k and +k both set to their mean; the centre keeps its own",
@@ -39,8 +42,11 @@ def check_mode(mode: str, offsets: Sequence[int], *, source: str = "checkpoint")
     if mode not in MODES:
         raise unknown_name("surgery mode", mode, MODES)
     if mode == "symmetric" and not any(o > 0 and -o in offsets for o in offsets):
-        raise InputError(source, f"offsets {tuple(offsets)} have no mirrored pair (-k, +k) for the symmetric mode",
-                         "a window with neighbours on both sides (e.g. -1,0,1), or --mode uniform")
+        raise InputError(
+            source,
+            f"offsets {tuple(offsets)} have no mirrored pair (-k, +k) for the symmetric mode",
+            "a window with neighbours on both sides (e.g. -1,0,1), or --mode uniform",
+        )
 
 
 def symmetrise(weight: torch.Tensor, offsets: Sequence[int], mode: str) -> torch.Tensor:
@@ -79,12 +85,15 @@ def conv_key(ckpt: Checkpoint) -> str:
     try:
         key = first_conv_key(m.arch, m.encoder, len(m.offsets), m.classes, json.dumps(m.arch_kwargs, sort_keys=True))
     except InputError as exc:
-        raise InputError(ckpt.name, f"no first convolution found ({exc.problem})",
-                         "an smp encoder whose first layer is a Conv2d") from exc
-    if key not in ckpt.state_dict or ckpt.state_dict[key].ndim != 4 \
-            or ckpt.state_dict[key].shape[1] != len(m.offsets):
-        raise InputError(ckpt.name, f"the first convolution {key!r} is missing or does not take "
-                         f"{len(m.offsets)} channels", "a first Conv2d with one input channel per offset")
+        raise InputError(
+            ckpt.name, f"no first convolution found ({exc.problem})", "an smp encoder whose first layer is a Conv2d"
+        ) from exc
+    if key not in ckpt.state_dict or ckpt.state_dict[key].ndim != 4 or ckpt.state_dict[key].shape[1] != len(m.offsets):
+        raise InputError(
+            ckpt.name,
+            f"the first convolution {key!r} is missing or does not take {len(m.offsets)} channels",
+            "a first Conv2d with one input channel per offset",
+        )
     return key
 
 
@@ -105,8 +114,9 @@ def surgery(ckpt: Checkpoint, mode: str, *, name: str | None = None) -> Checkpoi
     check_mode(mode, ckpt.meta.offsets, source=ckpt.name)
     key = conv_key(ckpt)
     weight = symmetrise(ckpt.state_dict[key], ckpt.meta.offsets, mode)
-    return dataclasses.replace(ckpt, name=name or f"{ckpt.name}-surgery-{mode}", sha256="0" * 64,
-                               state_dict={**ckpt.state_dict, key: weight})
+    return dataclasses.replace(
+        ckpt, name=name or f"{ckpt.name}-surgery-{mode}", sha256="0" * 64, state_dict={**ckpt.state_dict, key: weight}
+    )
 
 
 def tie_gradients(conv: torch.nn.Conv2d, offsets: Sequence[int], mode: str) -> torch.utils.hooks.RemovableHandle:

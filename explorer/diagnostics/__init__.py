@@ -10,5 +10,13 @@ from __future__ import annotations
 from .options import DIAGNOSTICS, Diagnostic, DiagnosticOptions
 from .run import DiagnosticsResult, check_options, diagnostics_tables, run_default, run_opt_in
 
-__all__ = ["DIAGNOSTICS", "Diagnostic", "DiagnosticOptions", "DiagnosticsResult", "check_options", "diagnostics_tables",
-           "run_default", "run_opt_in"]
+__all__ = [
+    "DIAGNOSTICS",
+    "Diagnostic",
+    "DiagnosticOptions",
+    "DiagnosticsResult",
+    "check_options",
+    "diagnostics_tables",
+    "run_default",
+    "run_opt_in",
+]

@@ -14,6 +14,8 @@ from scipy import ndimage
 
 from ..errors import InputError
 
+__all__ = ["dilate", "background_fractions", "background_summary"]
+
 
 def dilate(foreground: np.ndarray, pixels: int) -> np.ndarray:
     """Dilate every slice of ``foreground`` ``(S, H, W)`` in-plane by ``pixels`` (4-connected steps).
@@ -30,8 +32,7 @@ def dilate(foreground: np.ndarray, pixels: int) -> np.ndarray:
     return ndimage.binary_dilation(foreground.astype(bool), structure=structure, iterations=pixels)
 
 
-def background_fractions(maps: np.ndarray, foreground: np.ndarray, *, dilation: int = 0,
-                         batch: int = 16) -> np.ndarray:
+def background_fractions(maps: np.ndarray, foreground: np.ndarray, *, dilation: int = 0, batch: int = 16) -> np.ndarray:
     """Fraction of attribution mass outside the foreground, per slice and channel, and in total.
 
     Args:
@@ -47,21 +48,23 @@ def background_fractions(maps: np.ndarray, foreground: np.ndarray, *, dilation: 
         InputError: mismatched shapes or a negative dilation.
     """
     if maps.ndim != 4 or foreground.shape != (maps.shape[0], *maps.shape[2:]):
-        raise InputError("maps", f"maps {maps.shape} and foreground {foreground.shape}",
-                         "maps (S, C, H, W) and foreground (S, H, W)")
+        raise InputError(
+            "maps", f"maps {maps.shape} and foreground {foreground.shape}", "maps (S, C, H, W) and foreground (S, H, W)"
+        )
     inside = dilate(foreground, dilation)
     out = np.full((maps.shape[0], maps.shape[1] + 1), np.nan)
     for start in range(0, maps.shape[0], batch):
-        a = np.abs(np.asarray(maps[start:start + batch], dtype=np.float64))
-        fg = inside[start:start + batch, None]
+        a = np.abs(np.asarray(maps[start : start + batch], dtype=np.float64))
+        fg = inside[start : start + batch, None]
         total = a.sum(axis=(2, 3))
         outside = np.where(fg, 0.0, a).sum(axis=(2, 3))
         with np.errstate(invalid="ignore", divide="ignore"):
-            frac = np.concatenate([outside / total, outside.sum(1, keepdims=True) / total.sum(1, keepdims=True)],
-                                  axis=1)
+            frac = np.concatenate(
+                [outside / total, outside.sum(1, keepdims=True) / total.sum(1, keepdims=True)], axis=1
+            )
         frac[~np.isfinite(frac)] = np.nan
         frac[~fg[:, 0].any(axis=(1, 2))] = np.nan
-        out[start:start + batch] = frac
+        out[start : start + batch] = frac
     return out
 
 

@@ -29,6 +29,9 @@ from ..attribution.windows import iter_windows
 from ..errors import InputError
 from .background import background_fractions
 
+__all__ = ["CAM_TARGETS", "cam_layers", "default_cam_layer", "gradcam_stack", "cam_summary"]
+
+
 CAM_TARGETS = ("standard", "abs")
 
 
@@ -66,10 +69,17 @@ def _layer(model: nn.Module, name: str) -> nn.Module:
     return modules[name]
 
 
-def gradcam_stack(model: nn.Module, stack: np.ndarray, offsets: Sequence[int], *, layer: str,
-                  slices: Sequence[int] | None = None, device: torch.device | None = None,
-                  channel_stats: tuple[np.ndarray, np.ndarray] | None = None,
-                  batch_size: int = 8) -> np.ndarray:
+def gradcam_stack(
+    model: nn.Module,
+    stack: np.ndarray,
+    offsets: Sequence[int],
+    *,
+    layer: str,
+    slices: Sequence[int] | None = None,
+    device: torch.device | None = None,
+    channel_stats: tuple[np.ndarray, np.ndarray] | None = None,
+    batch_size: int = 8,
+) -> np.ndarray:
     """Grad-CAM of ``slices`` of ``stack`` for both targets.
 
     Args:
@@ -132,7 +142,10 @@ def cam_summary(cams: np.ndarray, foreground: np.ndarray, *, layer: str, dilatio
         finite = column[np.isfinite(column)]
         return float(finite.mean()) if finite.size else None
 
-    summary = {"layer": layer, "dilation": int(dilation),
-               "background_fraction": {"standard": mean(per_slice[:, 0]), "abs": mean(per_slice[:, 1])},
-               "target_rank_correlation": mean(per_slice[:, 2])}
+    summary = {
+        "layer": layer,
+        "dilation": int(dilation),
+        "background_fraction": {"standard": mean(per_slice[:, 0]), "abs": mean(per_slice[:, 1])},
+        "target_rank_correlation": mean(per_slice[:, 2]),
+    }
     return summary, per_slice

@@ -19,6 +19,9 @@ from __future__ import annotations
 
 import numpy as np
 
+__all__ = ["BINS", "GROUPS", "split_from_meta", "logit_histograms", "logit_summary"]
+
+
 BINS = 60
 GROUPS = ("foreground", "background", "tp", "fn", "fp", "foreground_train", "foreground_heldout")
 
@@ -41,8 +44,10 @@ def split_from_meta(meta: object, volume_sha256: str, axis: str, n_slices: int) 
     training = getattr(meta, "training", None) or {}
     split = training.get("split") if isinstance(training, dict) else None
     if isinstance(split, dict) and split.get("unit") == "subject":
-        return ("the checkpoint was trained on whole subjects (a subject-level split): a volume's slices are "
-                "all training or all held-out, so there is no within-volume shift")
+        return (
+            "the checkpoint was trained on whole subjects (a subject-level split): a volume's slices are "
+            "all training or all held-out, so there is no within-volume shift"
+        )
     if not isinstance(split, dict) or "val_slices" not in split or "gap" not in split:
         return "the checkpoint's metadata records no training/held-out split"
     if (training.get("volume") or {}).get("sha256") != volume_sha256:
@@ -55,8 +60,14 @@ def split_from_meta(meta: object, volume_sha256: str, axis: str, n_slices: int) 
     return z[(z < first - gap) | (z > last + gap)], z[(z >= first) & (z <= last)]
 
 
-def logit_histograms(logits: np.ndarray, prediction: np.ndarray, mask: np.ndarray | None,
-                     split: tuple[np.ndarray, np.ndarray] | None, *, bins: int = BINS) -> tuple[np.ndarray, np.ndarray]:
+def logit_histograms(
+    logits: np.ndarray,
+    prediction: np.ndarray,
+    mask: np.ndarray | None,
+    split: tuple[np.ndarray, np.ndarray] | None,
+    *,
+    bins: int = BINS,
+) -> tuple[np.ndarray, np.ndarray]:
     """Histogram counts of the logits of each pixel group in :data:`GROUPS`.
 
     Args:
@@ -82,8 +93,9 @@ def logit_histograms(logits: np.ndarray, prediction: np.ndarray, mask: np.ndarra
     return edges, counts
 
 
-def _groups(fg: np.ndarray, prediction: np.ndarray, mask: np.ndarray | None,
-            split: tuple[np.ndarray, np.ndarray] | None) -> dict[str, np.ndarray | None]:
+def _groups(
+    fg: np.ndarray, prediction: np.ndarray, mask: np.ndarray | None, split: tuple[np.ndarray, np.ndarray] | None
+) -> dict[str, np.ndarray | None]:
     sets: dict[str, np.ndarray | None] = {"foreground": fg, "background": ~fg}
     if mask is not None:
         sets.update(tp=prediction & mask, fn=~prediction & mask, fp=prediction & ~mask)
@@ -95,8 +107,9 @@ def _groups(fg: np.ndarray, prediction: np.ndarray, mask: np.ndarray | None,
     return sets
 
 
-def logit_summary(logits: np.ndarray, prediction: np.ndarray, mask: np.ndarray | None,
-                  split: tuple[np.ndarray, np.ndarray] | str) -> dict:
+def logit_summary(
+    logits: np.ndarray, prediction: np.ndarray, mask: np.ndarray | None, split: tuple[np.ndarray, np.ndarray] | str
+) -> dict:
     """Mean logits per group, and the train → held-out shift of the foreground and of the background logits.
 
     Args:
@@ -113,10 +126,17 @@ def logit_summary(logits: np.ndarray, prediction: np.ndarray, mask: np.ndarray |
     sets = _groups(fg, prediction, mask, None)
     means = {name: (float(logits[s].mean()) if s is not None and s.any() else None) for name, s in sets.items()}
     if mask is None:
-        split = ("no ground-truth mask: with the prediction as truth the foreground would lose exactly the false "
-                 "negatives the shift is about")
-    out = {"foreground": "mask" if mask is not None else "prediction", "mean": means, "shift": None,
-           "background_shift": None, "shift_skipped": split if isinstance(split, str) else None}
+        split = (
+            "no ground-truth mask: with the prediction as truth the foreground would lose exactly the false "
+            "negatives the shift is about"
+        )
+    out = {
+        "foreground": "mask" if mask is not None else "prediction",
+        "mean": means,
+        "shift": None,
+        "background_shift": None,
+        "shift_skipped": split if isinstance(split, str) else None,
+    }
     if isinstance(split, str):
         return out
     out["shift"] = _shift(logits, fg, split, fn_rate=True)

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 
 from ..errors import InputError
 
+__all__ = ["Diagnostic", "DIAGNOSTICS", "DiagnosticOptions"]
+
 
 @dataclass(frozen=True)
 class Diagnostic:
@@ -24,14 +26,31 @@ class Diagnostic:
 DIAGNOSTICS: dict[str, Diagnostic] = {
     d.name: d
     for d in (
-        Diagnostic("background", "fraction of attribution mass outside the foreground (mask, else prediction), "
-                   "per channel and in total", "Bassi et al., arXiv 2401.08409 (ISNet)", False),
-        Diagnostic("logits", "histograms of foreground/background (TP/FN/FP) logits and the train → held-out "
-                   "shift of the foreground logits", "Li, Kamnitsas, Glocker, arXiv 2102.10365", False),
-        Diagnostic("cam", "Grad-CAM on one layer with the standard and the |logit| target",
-                   "Zhang, Bieri, Günther, arXiv 2403.14435", True),
-        Diagnostic("sanity", "rank correlation of the maps after randomising the decoder, then the encoder",
-                   "Adebayo et al., NeurIPS 2018, arXiv 1810.03292", True),
+        Diagnostic(
+            "background",
+            "fraction of attribution mass outside the foreground (mask, else prediction), per channel and in total",
+            "Bassi et al., arXiv 2401.08409 (ISNet)",
+            False,
+        ),
+        Diagnostic(
+            "logits",
+            "histograms of foreground/background (TP/FN/FP) logits and the train → held-out "
+            "shift of the foreground logits",
+            "Li, Kamnitsas, Glocker, arXiv 2102.10365",
+            False,
+        ),
+        Diagnostic(
+            "cam",
+            "Grad-CAM on one layer with the standard and the |logit| target",
+            "Zhang, Bieri, Günther, arXiv 2403.14435",
+            True,
+        ),
+        Diagnostic(
+            "sanity",
+            "rank correlation of the maps after randomising the decoder, then the encoder",
+            "Adebayo et al., NeurIPS 2018, arXiv 1810.03292",
+            True,
+        ),
     )
 }
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+__all__ = ["diagnostics_line"]
+
 
 def _num(value: object, spec: str = ".3f") -> str:
     return "n/a" if value is None else format(float(value), spec)
@@ -23,14 +25,18 @@ def diagnostics_line(entry: Mapping) -> str:
     if bg:
         fractions = bg["mean_fraction"]
         per = "/".join(_num(v) for k, v in fractions.items() if k != "total")
-        parts.append(f"background {_num(fractions['total'])} (per offset {per}; outside the {bg['foreground']}, "
-                     f"dilation {bg['dilation']})")
+        parts.append(
+            f"background {_num(fractions['total'])} (per offset {per}; outside the {bg['foreground']}, "
+            f"dilation {bg['dilation']})"
+        )
     logits = entry.get("logits")
     if logits:
         shift = logits.get("shift")
         if shift and shift.get("shift") is not None:
-            text = (f"fg logit shift {_num(shift['shift'], '+.3f')} (train {_num(shift['train_mean'])} → "
-                    f"held-out {_num(shift['heldout_mean'])}")
+            text = (
+                f"fg logit shift {_num(shift['shift'], '+.3f')} (train {_num(shift['train_mean'])} → "
+                f"held-out {_num(shift['heldout_mean'])}"
+            )
             if shift.get("train_fn_rate") is not None:
                 text += f"; FN rate {_num(shift['train_fn_rate'])} → {_num(shift['heldout_fn_rate'])}"
             background = logits.get("background_shift") or {}
@@ -42,8 +48,10 @@ def diagnostics_line(entry: Mapping) -> str:
     cam = entry.get("cam")
     if cam:
         bgf = cam["background_fraction"]
-        parts.append(f"Grad-CAM {cam['layer']}: background standard {_num(bgf['standard'])} / |logit| "
-                     f"{_num(bgf['abs'])}, rank corr {_num(cam['target_rank_correlation'])}")
+        parts.append(
+            f"Grad-CAM {cam['layer']}: background standard {_num(bgf['standard'])} / |logit| "
+            f"{_num(bgf['abs'])}, rank corr {_num(cam['target_rank_correlation'])}"
+        )
     sanity = entry.get("sanity")
     if sanity:
         stages = list(sanity["rank_correlation"])

@@ -32,6 +32,9 @@ if TYPE_CHECKING:
     from ..attribution.engine import StackAttribution
     from ..models.checkpoints import Checkpoint, CheckpointMeta
     from ..spec import RunSpec
+
+__all__ = ["Cached", "DiagnosticsResult", "run_default", "check_options", "run_opt_in", "diagnostics_tables"]
+
 #: ``cached(compute, **key) -> (arrays, summary)``: see :func:`run_opt_in`.
 Cached = Callable[..., tuple[dict[str, np.ndarray], dict]]
 
@@ -58,8 +61,11 @@ class DiagnosticsResult:
 
     def to_arrays(self) -> dict[str, np.ndarray]:
         """The arrays under their cache names (``diag_<field>``); absent diagnostics are left out."""
-        return {f"diag_{f.name}": getattr(self, f.name) for f in dataclasses.fields(self)
-                if getattr(self, f.name) is not None}
+        return {
+            f"diag_{f.name}": getattr(self, f.name)
+            for f in dataclasses.fields(self)
+            if getattr(self, f.name) is not None
+        }
 
     @classmethod
     def from_arrays(cls, arrays: dict[str, np.ndarray]) -> DiagnosticsResult:
@@ -67,9 +73,16 @@ class DiagnosticsResult:
         return cls(**{f.name: arrays.get(f"diag_{f.name}") for f in dataclasses.fields(cls)})
 
 
-def run_default(attributed: StackAttribution, mask: np.ndarray | None, *, offsets: tuple[int, ...],
-                meta: CheckpointMeta, volume_sha256: str, axis: str,
-                options: DiagnosticOptions) -> tuple[DiagnosticsResult, dict]:
+def run_default(
+    attributed: StackAttribution,
+    mask: np.ndarray | None,
+    *,
+    offsets: tuple[int, ...],
+    meta: CheckpointMeta,
+    volume_sha256: str,
+    axis: str,
+    options: DiagnosticOptions,
+) -> tuple[DiagnosticsResult, dict]:
     """Background attention and logit histograms of one model, from its attribution pass.
 
     Args:
@@ -88,9 +101,14 @@ def run_default(attributed: StackAttribution, mask: np.ndarray | None, *, offset
     fractions = background_fractions(attributed.maps, foreground, dilation=options.dilation)
     split = split_from_meta(meta, volume_sha256, axis, logits.shape[0])
     edges, counts = logit_histograms(logits, prediction, mask, None if isinstance(split, str) else split)
-    summary = {"background": background_summary(fractions, offsets, source="mask" if mask is not None else
-                                                "prediction", dilation=options.dilation),
-               "logits": logit_summary(logits, prediction, mask, split), "cam": None, "sanity": None}
+    summary = {
+        "background": background_summary(
+            fractions, offsets, source="mask" if mask is not None else "prediction", dilation=options.dilation
+        ),
+        "logits": logit_summary(logits, prediction, mask, split),
+        "cam": None,
+        "sanity": None,
+    }
     return DiagnosticsResult(background=fractions, logit_edges=edges, logit_hist=counts), summary
 
 
@@ -104,12 +122,16 @@ def check_options(options: DiagnosticOptions, checkpoints: list[Any]) -> None:
         for ckpt in checkpoints:
             model = ckpt.build_model("cpu")
             if options.cam_layer not in dict(model.named_modules()):
-                raise InputError("--cam-layer", f"no layer named {options.cam_layer!r} in {ckpt.name}",
-                                 "one of: " + ", ".join(cam_layers(model)))
+                raise InputError(
+                    "--cam-layer",
+                    f"no layer named {options.cam_layer!r} in {ckpt.name}",
+                    "one of: " + ", ".join(cam_layers(model)),
+                )
 
 
-def run_opt_in(ckpt: Checkpoint, data: SliceStack, prediction: np.ndarray, spec: RunSpec, device: torch.device,
-               cached: Cached) -> tuple[dict[str, np.ndarray], dict]:
+def run_opt_in(
+    ckpt: Checkpoint, data: SliceStack, prediction: np.ndarray, spec: RunSpec, device: torch.device, cached: Cached
+) -> tuple[dict[str, np.ndarray], dict]:
     """The opt-in diagnostics ``spec`` asks for (Grad-CAM, the sanity check) of one model.
 
     Args:
@@ -136,8 +158,9 @@ def run_opt_in(ckpt: Checkpoint, data: SliceStack, prediction: np.ndarray, spec:
         layer = options.cam_layer or default_cam_layer(model)
 
         def cam() -> tuple[dict, dict]:
-            maps = gradcam_stack(model, data.stack, data.offsets, layer=layer, device=device,
-                                 channel_stats=data.channel_stats)
+            maps = gradcam_stack(
+                model, data.stack, data.offsets, layer=layer, device=device, channel_stats=data.channel_stats
+            )
             foreground = data.mask if data.mask is not None else prediction
             s, per_slice = cam_summary(maps, foreground, layer=layer, dilation=options.dilation)
             return {"diag_cam": per_slice, "diag_cam_maps": maps.astype(np.float16)}, s
@@ -145,13 +168,26 @@ def run_opt_in(ckpt: Checkpoint, data: SliceStack, prediction: np.ndarray, spec:
         found, summary["cam"] = cached(cam, diagnostic="cam", layer=layer, dilation=options.dilation)
         arrays.update(found)
     if options.sanity:
+
         def sanity() -> tuple[dict, dict]:
-            s, corr = sanity_check(ckpt.build_model("cpu"), data, registry_attribute(spec), target=spec.target,
-                                   slices=options.sanity_slices, device=device)
+            s, corr = sanity_check(
+                ckpt.build_model("cpu"),
+                data,
+                registry_attribute(spec),
+                target=spec.target,
+                slices=options.sanity_slices,
+                device=device,
+            )
             return {"diag_sanity": corr}, {"method": spec.method, "target": spec.target, **s}
 
-        found, summary["sanity"] = cached(sanity, diagnostic="sanity", method=spec.method, target=spec.target,
-                                          params=dict(spec.params), slices=options.sanity_slices)
+        found, summary["sanity"] = cached(
+            sanity,
+            diagnostic="sanity",
+            method=spec.method,
+            target=spec.target,
+            params=dict(spec.params),
+            slices=options.sanity_slices,
+        )
         arrays.update(found)
     return arrays, summary
 
@@ -193,9 +229,20 @@ def diagnostics_tables(models: dict[str, Any]) -> dict[str, Any]:
         edges, counts = np.asarray(diag.logit_edges), np.asarray(diag.logit_hist)
         for g, group in enumerate(GROUPS):
             if counts[g].sum() > 0:
-                hists.append(pd.DataFrame({"model": name, "group": group, "bin_left": edges[:-1],
-                                           "bin_right": edges[1:], "count": counts[g]}))
+                hists.append(
+                    pd.DataFrame(
+                        {
+                            "model": name,
+                            "group": group,
+                            "bin_left": edges[:-1],
+                            "bin_right": edges[1:],
+                            "count": counts[g],
+                        }
+                    )
+                )
     columns = ["model", "group", "bin_left", "bin_right", "count"]
-    return {"slices": pd.concat(slices, ignore_index=True) if slices else pd.DataFrame(columns=["model", "slice"]),
-            "logit_histograms": pd.concat(hists, ignore_index=True) if hists else pd.DataFrame(columns=columns),
-            "sanity": sanity}
+    return {
+        "slices": pd.concat(slices, ignore_index=True) if slices else pd.DataFrame(columns=["model", "slice"]),
+        "logit_histograms": pd.concat(hists, ignore_index=True) if hists else pd.DataFrame(columns=columns),
+        "sanity": sanity,
+    }

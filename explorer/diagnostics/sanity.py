@@ -31,6 +31,17 @@ from ..stats.scan import asymmetry_index, shares_from_masses
 
 if TYPE_CHECKING:
     from ..spec import RunSpec
+
+__all__ = [
+    "THRESHOLD",
+    "Attribute",
+    "cascade_stages",
+    "registry_attribute",
+    "randomised",
+    "pick_slices",
+    "sanity_check",
+]
+
 #: Mean rank correlation at or above which a method is flagged as insensitive to the model.
 THRESHOLD = 0.5
 
@@ -49,15 +60,21 @@ def cascade_stages(model: nn.Module) -> dict[str, tuple[str, ...]]:
     steps: list[tuple[str, list[str]]] = []
     if "segmentation_head" in modules and "decoder.blocks" in modules:
         steps.append(("head", ["segmentation_head"]))
-        blocks = sorted((int(n.rsplit(".", 1)[1]) for n in modules if n.startswith("decoder.blocks.")
-                         and n.count(".") == 2), reverse=True)
+        blocks = sorted(
+            (int(n.rsplit(".", 1)[1]) for n in modules if n.startswith("decoder.blocks.") and n.count(".") == 2),
+            reverse=True,
+        )
         steps += [(f"decoder.{i}", [f"decoder.blocks.{i}"]) for i in blocks]
         bounds = getattr(modules.get("encoder"), "_out_indexes", None)
         if bounds is not None and "encoder.features.0" in modules:
             edges = [0, *sorted(int(b) for b in bounds)]
             for lo, hi in reversed(list(zip(edges[:-1], edges[1:], strict=True))):
-                steps.append((f"encoder.{lo + 1}-{hi}" if hi > lo + 1 else f"encoder.{hi}",
-                              [f"encoder.features.{i}" for i in range(lo + 1, hi + 1)]))
+                steps.append(
+                    (
+                        f"encoder.{lo + 1}-{hi}" if hi > lo + 1 else f"encoder.{hi}",
+                        [f"encoder.features.{i}" for i in range(lo + 1, hi + 1)],
+                    )
+                )
             steps.append(("first_conv", ["encoder.features.0"]))
         else:
             steps.append(("encoder", ["encoder"]))
@@ -74,8 +91,9 @@ def registry_attribute(spec: RunSpec) -> Attribute:
     """An :data:`Attribute` for the method, parameters and target of ``spec``, through
     :func:`explorer.attribution.methods.explain_batch` with the selection held fixed."""
 
-    def attribute(model: nn.Module, x: torch.Tensor, selection: torch.Tensor, slices: tuple[int, ...],
-                  padding: Padding) -> torch.Tensor:
+    def attribute(
+        model: nn.Module, x: torch.Tensor, selection: torch.Tensor, slices: tuple[int, ...], padding: Padding
+    ) -> torch.Tensor:
         return explain_batch(model, x, spec, slices=slices, padding=padding, selection=selection).attr
 
     return attribute
@@ -105,9 +123,17 @@ def pick_slices(selection_sizes: np.ndarray, n: int) -> list[int]:
     return candidates[np.linspace(0, candidates.size - 1, n).round().astype(int)].tolist()
 
 
-def sanity_check(model: nn.Module, data: SliceStack, attribute: Attribute, *, target: str = "predicted",
-                 slices: Sequence[int] | int = 12, stages: dict[str, tuple[str, ...]] | None = None,
-                 device: torch.device | None = None, seed: int = 0) -> tuple[dict, np.ndarray]:
+def sanity_check(
+    model: nn.Module,
+    data: SliceStack,
+    attribute: Attribute,
+    *,
+    target: str = "predicted",
+    slices: Sequence[int] | int = 12,
+    stages: dict[str, tuple[str, ...]] | None = None,
+    device: torch.device | None = None,
+    seed: int = 0,
+) -> tuple[dict, np.ndarray]:
     """Rank correlation, channel shares and asymmetry index of the maps along cascading randomisation.
 
     Args:
@@ -143,29 +169,38 @@ def sanity_check(model: nn.Module, data: SliceStack, attribute: Attribute, *, ta
     row = 0
     for batch in data.windows(batch_size=4, slices=list(slices)):
         x = batch.x.to(device)
-        selection = target_selection(models["original"], x, target, mask_batch(data.mask, batch.slices, device),
-                                     batch.padding)
+        selection = target_selection(
+            models["original"], x, target, mask_batch(data.mask, batch.slices, device), batch.padding
+        )
         chunk = tuple(int(z) for z in batch.slices)
-        maps = {name: batch.padding.crop(attribute(m, x, selection, chunk, batch.padding)).detach().cpu()
-                .float().numpy() for name, m in models.items()}
+        maps = {
+            name: batch.padding.crop(attribute(m, x, selection, chunk, batch.padding)).detach().cpu().float().numpy()
+            for name, m in models.items()
+        }
         for name, a in maps.items():
             masses[name][row : row + len(chunk)] = np.abs(a).sum(axis=(2, 3))
         for j, name in enumerate(stages):
             for i in range(len(chunk)):
-                for k, (a, b) in enumerate(((np.abs(maps["original"][i]), np.abs(maps[name][i])),
-                                            (maps["original"][i], maps[name][i]))):
+                for k, (a, b) in enumerate(
+                    ((np.abs(maps["original"][i]), np.abs(maps[name][i])), (maps["original"][i], maps[name][i]))
+                ):
                     if a.std() > 0 and b.std() > 0:
                         corr[k, row + i, j] = spearmanr(a.ravel(), b.ravel())[0]
         row += len(chunk)
     means = [{name: _mean(corr[k, :, j]) for j, name in enumerate(stages)} for k in range(2)]
     shares = {name: shares_from_masses(m) for name, m in masses.items()}
     last = means[0][list(stages)[-1]] if stages else None
-    summary = {"stages": {name: list(parts) for name, parts in stages.items()}, "slices": [int(z) for z in slices],
-               "rank_correlation": means[0], "rank_correlation_signed": means[1],
-               "shares": {name: {str(o): _mean(sh[:, i]) for i, o in enumerate(offsets)}
-                          for name, sh in shares.items()},
-               "asymmetry_index": {name: _mean(asymmetry_index(sh, offsets)) for name, sh in shares.items()},
-               "threshold": threshold, "seed": seed, "flagged": bool(last is not None and last >= threshold)}
+    summary = {
+        "stages": {name: list(parts) for name, parts in stages.items()},
+        "slices": [int(z) for z in slices],
+        "rank_correlation": means[0],
+        "rank_correlation_signed": means[1],
+        "shares": {name: {str(o): _mean(sh[:, i]) for i, o in enumerate(offsets)} for name, sh in shares.items()},
+        "asymmetry_index": {name: _mean(asymmetry_index(sh, offsets)) for name, sh in shares.items()},
+        "threshold": threshold,
+        "seed": seed,
+        "flagged": bool(last is not None and last >= threshold),
+    }
     return summary, corr[0]
 
 

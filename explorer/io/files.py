@@ -16,6 +16,18 @@ from typing import Any
 
 from ..errors import InputError
 
+__all__ = [
+    "sha256_bytes",
+    "file_sha256",
+    "content_sha256",
+    "detached_data_files",
+    "size_error",
+    "read_bounded",
+    "checked_file",
+    "write_atomic",
+    "unwrap_state_dict",
+]
+
 
 def sha256_bytes(data: bytes) -> str:
     """Hex SHA-256 of ``data``."""
@@ -96,8 +108,11 @@ def _data_file_values(header: Path) -> list[str]:
 
 def size_error(label: str, size: int, max_bytes: int, what: str = "file") -> InputError:
     """The one message for a file or upload over the size limit."""
-    return InputError(label, f"{what} is {size / 1024**2:.1f} MB, over the {max_bytes / 1024**2:.0f} MB limit",
-                      "a smaller file, or raise EXPLORER_MAX_UPLOAD_MB")
+    return InputError(
+        label,
+        f"{what} is {size / 1024**2:.1f} MB, over the {max_bytes / 1024**2:.0f} MB limit",
+        "a smaller file, or raise EXPLORER_MAX_UPLOAD_MB",
+    )
 
 
 def read_bounded(source: str | Path | bytes, *, name: str | None, max_bytes: int, expected: str) -> tuple[bytes, str]:

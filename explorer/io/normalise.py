@@ -15,6 +15,18 @@ import numpy as np
 
 from ..errors import InputError, unknown_name
 
+__all__ = [
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "Normalisation",
+    "NORMALISATIONS",
+    "DEFAULT_NORMALISATION",
+    "get_normalisation",
+    "normalise",
+    "channel_stats_for",
+]
+
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -59,15 +71,21 @@ def _ct_window(level: float, width: float) -> Callable[[np.ndarray], np.ndarray]
 NORMALISATIONS: dict[str, Normalisation] = {
     n.name: n
     for n in (
-        Normalisation("zscore", "clip to the 0.5-99.5th percentile, then z-score over the volume (default)",
-                      _percentile_zscore),
+        Normalisation(
+            "zscore", "clip to the 0.5-99.5th percentile, then z-score over the volume (default)", _percentile_zscore
+        ),
         Normalisation("minmax", "scale the volume's minimum..maximum to 0..1", _minmax),
         Normalisation("ct-brain", "CT window level 40 HU, width 80 HU, to 0..1", _ct_window(40, 80)),
         Normalisation("ct-soft-tissue", "CT window level 40 HU, width 400 HU, to 0..1", _ct_window(40, 400)),
         Normalisation("ct-lung", "CT window level -600 HU, width 1500 HU, to 0..1", _ct_window(-600, 1500)),
         Normalisation("ct-bone", "CT window level 400 HU, width 1800 HU, to 0..1", _ct_window(400, 1800)),
-        Normalisation("imagenet", "min-max to 0..1, then per-channel ImageNet mean/std (3-slice windows only; "
-                      "itself a source of channel bias)", _minmax, (IMAGENET_MEAN, IMAGENET_STD)),
+        Normalisation(
+            "imagenet",
+            "min-max to 0..1, then per-channel ImageNet mean/std (3-slice windows only; "
+            "itself a source of channel bias)",
+            _minmax,
+            (IMAGENET_MEAN, IMAGENET_STD),
+        ),
     )
 }
 DEFAULT_NORMALISATION = "zscore"
@@ -95,6 +113,9 @@ def channel_stats_for(name: str, channels: int) -> tuple[np.ndarray, np.ndarray]
     if stats is None:
         return None
     if channels != len(stats[0]):
-        raise InputError(None, f"normalisation {name!r} defines {len(stats[0])} channels, the window has {channels}",
-                         "a volume-level preset such as 'zscore' for this window")
+        raise InputError(
+            None,
+            f"normalisation {name!r} defines {len(stats[0])} channels, the window has {channels}",
+            "a volume-level preset such as 'zscore' for this window",
+        )
     return np.asarray(stats[0], np.float32), np.asarray(stats[1], np.float32)

@@ -22,6 +22,9 @@ from .files import sha256_bytes
 from .readers import ReadParams, read_source
 from .readers.source import Files
 
+__all__ = ["AXES", "Volume", "Mask", "axis_index", "load_volume", "load_mask"]
+
+
 #: Slicing axis names and their index in canonical (RAS+) voxel order.
 AXES: dict[str, int] = {"sagittal": 0, "coronal": 1, "axial": 2}
 
@@ -136,8 +139,12 @@ def load_volume(
             has a non-finite or singular affine; format-specific problems (see :mod:`explorer.io.readers`).
     """
     limits = limits or Limits.from_env()
-    params = ReadParams(volume_index=volume_index, series=series, dataset=dataset,
-                        spacing=None if spacing is None else tuple(float(v) for v in spacing))
+    params = ReadParams(
+        volume_index=volume_index,
+        series=series,
+        dataset=dataset,
+        spacing=None if spacing is None else tuple(float(v) for v in spacing),
+    )
     raw, src = read_source(source, params, limits, name)
     label, kind, info = src.label, raw.kind, raw.info
     affine = _checked_affine(raw.affine, label)
@@ -160,8 +167,9 @@ def load_volume(
     )
 
 
-def load_mask(source: str | Path | bytes | Files, volume: Volume, *, name: str | None = None,
-              limits: Limits | None = None) -> Mask:
+def load_mask(
+    source: str | Path | bytes | Files, volume: Volume, *, name: str | None = None, limits: Limits | None = None
+) -> Mask:
     """Load a mask that lies on ``volume``'s grid (any volume format); voxels > 0 are foreground.
 
     Formats without geometry (TIFF, HDF5) lie on the volume's grid when their shape fits.
@@ -177,15 +185,20 @@ def load_mask(source: str | Path | bytes | Files, volume: Volume, *, name: str |
     del raw  # the foreground is taken in file order (one byte a voxel) and reoriented as a view
     source_shape = tuple(volume.header.get("shape", volume.shape))
     if tuple(values.shape) != source_shape:
-        raise InputError(label, f"mask has shape {tuple(values.shape)} but the volume has {source_shape}",
-                         "a mask on the volume's voxel grid")
+        raise InputError(
+            label,
+            f"mask has shape {tuple(values.shape)} but the volume has {source_shape}",
+            "a mask on the volume's voxel grid",
+        )
     if not np.allclose(affine, volume.source_affine, atol=1e-3):
-        raise InputError(label, "mask affine differs from the volume's affine",
-                         "a mask on the volume's voxel grid (same affine)")
+        raise InputError(
+            label, "mask affine differs from the volume's affine", "a mask on the volume's voxel grid (same affine)"
+        )
     foreground = values > 0  # NaN compares False: background
     ornt = nib.orientations.io_orientation(affine)
-    return Mask(data=np.ascontiguousarray(nib.orientations.apply_orientation(foreground, ornt)), source=label,
-                sha256=src.sha256)
+    return Mask(
+        data=np.ascontiguousarray(nib.orientations.apply_orientation(foreground, ornt)), source=label, sha256=src.sha256
+    )
 
 
 # --------------------------------------------------------------------------------------------- helpers
@@ -195,12 +208,18 @@ def _checked_affine(affine: np.ndarray, label: str) -> np.ndarray:
     """A finite, invertible voxel→world matrix, or an :class:`InputError` naming what is wrong."""
     affine = np.asarray(affine, dtype=np.float64)
     if affine.shape != (4, 4) or not np.all(np.isfinite(affine)):
-        raise InputError(label, "the voxel-to-world affine holds NaN or infinite values",
-                         "a finite affine (check the header's sform/qform, origin and spacing)")
+        raise InputError(
+            label,
+            "the voxel-to-world affine holds NaN or infinite values",
+            "a finite affine (check the header's sform/qform, origin and spacing)",
+        )
     det = float(np.linalg.det(affine[:3, :3]))
     if not abs(det) > 1e-12:
-        raise InputError(label, f"the voxel-to-world affine is singular (determinant {det:g})",
-                         "an invertible affine (non-zero voxel sizes, independent axis directions)")
+        raise InputError(
+            label,
+            f"the voxel-to-world affine is singular (determinant {det:g})",
+            "an invertible affine (non-zero voxel sizes, independent axis directions)",
+        )
     return affine
 
 
@@ -212,11 +231,17 @@ def _as_3d(array: np.ndarray, label: str, volume_index: int | None) -> np.ndarra
         array = array[..., 0]
     if array.ndim == 4:
         if volume_index is None:
-            raise InputError(label, f"4D image with {array.shape[3]} volumes (shape {array.shape})",
-                             "a 3D volume, or choose one with volume_index / --volume-index")
+            raise InputError(
+                label,
+                f"4D image with {array.shape[3]} volumes (shape {array.shape})",
+                "a 3D volume, or choose one with volume_index / --volume-index",
+            )
         if not 0 <= volume_index < array.shape[3]:
-            raise InputError(label, f"volume index {volume_index} out of range for {array.shape[3]} volumes",
-                             f"an index from 0 to {array.shape[3] - 1}")
+            raise InputError(
+                label,
+                f"volume index {volume_index} out of range for {array.shape[3]} volumes",
+                f"an index from 0 to {array.shape[3] - 1}",
+            )
         array = array[..., volume_index]
     if array.ndim != 3:
         raise InputError(label, f"{array.ndim}D image (shape {array.shape})", "a 3D volume")
@@ -244,8 +269,11 @@ def _finite_float32(array: np.ndarray, label: str) -> tuple[np.ndarray, int]:
         lo, hi = float(array.min()), float(array.max())
     peak = max(abs(lo), abs(hi))
     if peak > float(np.finfo(np.float32).max):
-        raise InputError(label, f"intensities reach {peak:.3g}, beyond float32's range (3.4e38)",
-                         "values within float32's range (check the data type and scl_slope)")
+        raise InputError(
+            label,
+            f"intensities reach {peak:.3g}, beyond float32's range (3.4e38)",
+            "values within float32's range (check the data type and scl_slope)",
+        )
     data = np.ascontiguousarray(array, dtype=np.float32)
     if bad:
         data[np.isnan(data) | (data == -np.inf)] = lo

@@ -23,6 +23,25 @@ import torch
 
 from ..errors import InputError, unknown_name
 
+__all__ = [
+    "ARCHS",
+    "DEFAULT_ARCH_KWARGS",
+    "RESERVED_ARGS",
+    "PROBE",
+    "encoder_names",
+    "resolve_arch",
+    "check_encoder",
+    "arch_arguments",
+    "check_arch_kwargs",
+    "build_model",
+    "first_conv",
+    "meta_model",
+    "meta_probe",
+    "first_conv_key",
+    "first_conv_shares",
+]
+
+
 #: Architectures a checkpoint may use: every class ``smp.create_model`` builds, by class name (``Unet``, ...).
 ARCHS: dict[str, type[torch.nn.Module]] = {cls.__name__: cls for cls in smp.MODEL_ARCHITECTURES_MAPPING.values()}
 
@@ -36,9 +55,14 @@ _TIMM_PREFIX = "tu-"
 RESERVED_ARGS = frozenset({"encoder_name", "encoder_weights", "in_channels", "classes"})
 #: Deprecated names smp still takes through ``**kwargs`` and removes before they reach an encoder; older
 #: ``save_pretrained`` configs (smp 0.3, 0.4) hold them.
-_DEPRECATED_ARGS = {"Unet": {"decoder_use_batchnorm"}, "UnetPlusPlus": {"decoder_use_batchnorm"},
-                    "MAnet": {"decoder_use_batchnorm"}, "Linknet": {"decoder_use_batchnorm"},
-                    "PSPNet": {"psp_use_batchnorm"}, "PAN": {"upscale_mode"}}
+_DEPRECATED_ARGS = {
+    "Unet": {"decoder_use_batchnorm"},
+    "UnetPlusPlus": {"decoder_use_batchnorm"},
+    "MAnet": {"decoder_use_batchnorm"},
+    "Linknet": {"decoder_use_batchnorm"},
+    "PSPNet": {"psp_use_batchnorm"},
+    "PAN": {"upscale_mode"},
+}
 #: Side of the square input an architecture is probed with on the meta device (:func:`meta_probe`): the
 #: smallest every convolutional architecture takes (PAN pools its input five times, then once more).
 PROBE = 128
@@ -114,12 +138,22 @@ def check_arch_kwargs(arch: str, kwargs: Mapping[str, Any], *, source: str, wher
     allowed = arch_arguments(arch)
     for key in kwargs:
         if key not in allowed:
-            raise InputError(source, f"{where} sets {str(key)[:128]!r}, which is not an argument explorer passes to "
-                             f"smp {arch}", "only: " + ", ".join(sorted(allowed)))
+            raise InputError(
+                source,
+                f"{where} sets {str(key)[:128]!r}, which is not an argument explorer passes to smp {arch}",
+                "only: " + ", ".join(sorted(allowed)),
+            )
 
 
-def build_model(*, arch: str = "Unet", encoder: str = "mobilenet_v2", in_channels: int = 3, classes: int = 1,
-                device: torch.device | str | None = None, **arch_kwargs: Any) -> torch.nn.Module:
+def build_model(
+    *,
+    arch: str = "Unet",
+    encoder: str = "mobilenet_v2",
+    in_channels: int = 3,
+    classes: int = 1,
+    device: torch.device | str | None = None,
+    **arch_kwargs: Any,
+) -> torch.nn.Module:
     """Build an smp segmentation model with randomly initialised weights.
 
     Args:
@@ -145,11 +179,15 @@ def build_model(*, arch: str = "Unet", encoder: str = "mobilenet_v2", in_channel
     kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in arch_kwargs.items()}
     try:
         with torch.device(device or "cpu"):
-            return ARCHS[arch](encoder_name=encoder, encoder_weights=None, in_channels=in_channels, classes=classes,
-                               **kwargs)
+            return ARCHS[arch](
+                encoder_name=encoder, encoder_weights=None, in_channels=in_channels, classes=classes, **kwargs
+            )
     except Exception as exc:  # smp raises TypeError, ValueError, KeyError, AssertionError, RuntimeError, ...
-        raise InputError("model", f"smp {arch} with encoder {encoder!r} and {kwargs} failed: "
-                         f"{' '.join(str(exc).split())[:200]}", "arguments the smp architecture accepts") from exc
+        raise InputError(
+            "model",
+            f"smp {arch} with encoder {encoder!r} and {kwargs} failed: {' '.join(str(exc).split())[:200]}",
+            "arguments the smp architecture accepts",
+        ) from exc
 
 
 def first_conv(model: torch.nn.Module) -> torch.nn.Conv2d:
@@ -172,8 +210,9 @@ def meta_model(arch: str, encoder: str, in_channels: int, classes: int, kwargs_j
 
     Treat it as read-only. Raises as :func:`build_model`.
     """
-    return build_model(arch=arch, encoder=encoder, in_channels=in_channels, classes=classes, device="meta",
-                       **json.loads(kwargs_json))
+    return build_model(
+        arch=arch, encoder=encoder, in_channels=in_channels, classes=classes, device="meta", **json.loads(kwargs_json)
+    )
 
 
 @lru_cache(maxsize=32)
@@ -194,8 +233,9 @@ def meta_probe(arch: str, encoder: str, in_channels: int, classes: int, kwargs_j
             ``upsampling`` is not 4, or ``aux_params`` adding a classification head).
     """
     kwargs = json.loads(kwargs_json)
-    model = build_model(arch=arch, encoder=encoder, in_channels=in_channels, classes=classes, device="meta",
-                        **kwargs).eval()
+    model = build_model(
+        arch=arch, encoder=encoder, in_channels=in_channels, classes=classes, device="meta", **kwargs
+    ).eval()
     total = [0]
 
     def count(module: torch.nn.Module, inputs: object, output: object) -> None:
@@ -207,17 +247,23 @@ def meta_probe(arch: str, encoder: str, in_channels: int, classes: int, kwargs_j
         with torch.no_grad():
             out = model(torch.empty(1, in_channels, PROBE, PROBE, device="meta"))
     except Exception as exc:  # smp and timm raise RuntimeError, ValueError, AssertionError, ...
-        raise InputError("model", f"smp {arch} with encoder {encoder!r} fails on a {PROBE} × {PROBE} input: "
-                         f"{' '.join(str(exc).split())[:160]}", "an architecture that segments any slice padded "
-                         "to a multiple of 32") from exc
+        raise InputError(
+            "model",
+            f"smp {arch} with encoder {encoder!r} fails on a {PROBE} × {PROBE} input: "
+            f"{' '.join(str(exc).split())[:160]}",
+            "an architecture that segments any slice padded to a multiple of 32",
+        ) from exc
     finally:
         for handle in handles:
             handle.remove()
     expected = (1, classes, PROBE, PROBE)
     if not isinstance(out, torch.Tensor) or tuple(out.shape) != expected:
         found = f"shape {tuple(out.shape)}" if isinstance(out, torch.Tensor) else f"a {type(out).__name__}"
-        raise InputError("model", f"smp {arch} maps a {PROBE} × {PROBE} input to {found}",
-                         f"one logits tensor of the input's size {expected}{_upsampling_hint(arch, kwargs, out)}")
+        raise InputError(
+            "model",
+            f"smp {arch} maps a {PROBE} × {PROBE} input to {found}",
+            f"one logits tensor of the input's size {expected}{_upsampling_hint(arch, kwargs, out)}",
+        )
     return total[0] / PROBE**2, sum(p.numel() for p in model.parameters()) * 4
 
 
@@ -225,8 +271,13 @@ def _upsampling_hint(arch: str, kwargs: dict[str, Any], out: object) -> str:
     """For an architecture with an ``upsampling`` argument, the value that would give logits of the input's size."""
     param = inspect.signature(ARCHS[arch].__init__).parameters.get("upsampling")
     value = kwargs.get("upsampling", param.default if param else None)
-    if not isinstance(value, (int, float)) or isinstance(value, bool) or not isinstance(out, torch.Tensor) \
-            or out.ndim != 4 or not out.shape[-1]:
+    if (
+        not isinstance(value, (int, float))
+        or isinstance(value, bool)
+        or not isinstance(out, torch.Tensor)
+        or out.ndim != 4
+        or not out.shape[-1]
+    ):
         return ""
     right = value * PROBE / out.shape[-1]
     return f"; for smp {arch} that is upsampling {int(right)}" if right >= 1 and float(right).is_integer() else ""
@@ -258,7 +309,10 @@ def first_conv_shares(model_or_conv: torch.nn.Module | torch.Tensor, offsets: Se
         weight = first_conv(model_or_conv).weight
     mass = weight.detach().abs().double().sum(dim=(0, 2, 3))
     if mass.numel() != len(offsets):
-        raise InputError("offsets", f"{len(offsets)} offsets for a first convolution with {mass.numel()} input "
-                         "channels", "one offset per input channel")
+        raise InputError(
+            "offsets",
+            f"{len(offsets)} offsets for a first convolution with {mass.numel()} input channels",
+            "one offset per input channel",
+        )
     shares = mass / mass.sum()
     return {int(o): float(s) for o, s in zip(offsets, shares, strict=False)}

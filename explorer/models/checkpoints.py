@@ -40,6 +40,19 @@ from .hub import is_hub_id, resolve_hub_checkpoint
 from .metaschema import integer, parse_json, validate_fields
 from .strategies import STRATEGIES
 
+__all__ = [
+    "META_KEY",
+    "UNKNOWN_STRATEGY",
+    "CheckpointMeta",
+    "Checkpoint",
+    "save_checkpoint",
+    "checkpoint_bytes",
+    "load_checkpoint",
+    "list_zoo",
+    "list_seeds",
+]
+
+
 META_KEY = "explorer"
 #: Strategy recorded when a file does not say (plain state dicts without user metadata).
 UNKNOWN_STRATEGY = "unknown"
@@ -81,22 +94,25 @@ class CheckpointMeta:
         data = validate_fields(data, source=source)  # types and bounds, before anything is built from it
         missing = [k for k in ("arch", "encoder", "classes", "offsets", "strategy") if k not in data]
         if missing:
-            raise InputError(source, f"metadata lacks {', '.join(missing)}",
-                             "arch, encoder, classes, offsets and strategy (supply them with meta=...)")
+            raise InputError(
+                source,
+                f"metadata lacks {', '.join(missing)}",
+                "arch, encoder, classes, offsets and strategy (supply them with meta=...)",
+            )
         known = {f.name for f in fields(cls)}
         values = {k: v for k, v in data.items() if k in known}
         values["offsets"] = validate_offsets(values["offsets"], source=source)
         try:
             values["arch"] = resolve_arch(values["arch"])
             check_encoder(values["encoder"])
-            check_arch_kwargs(values["arch"], values.get("arch_kwargs", {}), source=source,
-                              where="field 'arch_kwargs'")
+            check_arch_kwargs(values["arch"], values.get("arch_kwargs", {}), source=source, where="field 'arch_kwargs'")
         except InputError as exc:  # name the file: "unknown encoder" alone does not say which upload is wrong
             raise InputError(source, "metadata: " + exc.problem, exc.expected) from exc
         for key, allowed in _ALLOWED.items():
             if key in values and values[key] not in allowed:
-                raise InputError(source, f"metadata names an unknown {key} {values[key]!r}",
-                                 "one of: " + ", ".join(sorted(allowed)))
+                raise InputError(
+                    source, f"metadata names an unknown {key} {values[key]!r}", "one of: " + ", ".join(sorted(allowed))
+                )
         return cls(**values)
 
 
@@ -112,8 +128,9 @@ class Checkpoint:
     def first_conv_weight(self) -> torch.Tensor:
         """The first convolution's weight ``(out, C, kh, kw)``, read from the state dict (no model is built)."""
         m = self.meta
-        return self.state_dict[first_conv_key(m.arch, m.encoder, len(m.offsets), m.classes,
-                                              json.dumps(m.arch_kwargs, sort_keys=True))]
+        return self.state_dict[
+            first_conv_key(m.arch, m.encoder, len(m.offsets), m.classes, json.dumps(m.arch_kwargs, sort_keys=True))
+        ]
 
     def build_model(self, device: torch.device | str = "cpu") -> torch.nn.Module:
         """A fresh module with these weights, in ``eval()`` mode, on ``device``.
@@ -121,28 +138,44 @@ class Checkpoint:
         Raises:
             InputError: the weights do not fit the architecture the metadata describes.
         """
-        model = build_model(arch=self.meta.arch, encoder=self.meta.encoder, in_channels=len(self.meta.offsets),
-                            classes=self.meta.classes, **self.meta.arch_kwargs)
-        _check_shapes({k: tuple(v.shape) for k, v in self.state_dict.items()},
-                      {k: tuple(v.shape) for k, v in model.state_dict().items()}, self.name, self.meta)
+        model = build_model(
+            arch=self.meta.arch,
+            encoder=self.meta.encoder,
+            in_channels=len(self.meta.offsets),
+            classes=self.meta.classes,
+            **self.meta.arch_kwargs,
+        )
+        _check_shapes(
+            {k: tuple(v.shape) for k, v in self.state_dict.items()},
+            {k: tuple(v.shape) for k, v in model.state_dict().items()},
+            self.name,
+            self.meta,
+        )
         model.load_state_dict(self.state_dict, strict=True)
         return model.to(device).eval()
 
 
-def _check_shapes(found: dict[str, tuple[int, ...]], own: dict[str, tuple[int, ...]], name: str,
-                 meta: CheckpointMeta) -> None:
+def _check_shapes(
+    found: dict[str, tuple[int, ...]], own: dict[str, tuple[int, ...]], name: str, meta: CheckpointMeta
+) -> None:
     """Refuse a state dict whose keys or shapes differ from the architecture's (before any tensor is read)."""
     missing = [k for k in own if k not in found]
     unexpected = [k for k in found if k not in own]
     shapes = [f"{k} {found[k]} vs {own[k]}" for k in own if k in found and found[k] != own[k]]
     if missing or unexpected or shapes:
-        parts = [f"{len(missing)} missing keys (e.g. {', '.join(missing[:2])})" if missing else "",
-                 f"{len(unexpected)} unexpected keys (e.g. {', '.join(k[:60] for k in unexpected[:2])})"
-                 if unexpected else "",
-                 f"shape mismatches: {'; '.join(shapes[:2])}" if shapes else ""]
-        raise InputError(name, "state dict does not fit " + f"{meta.arch}/{meta.encoder} with {len(meta.offsets)} "
-                         f"input channels and {meta.classes} classes: " + "; ".join(p for p in parts if p),
-                         "weights of that architecture, or the right arch/encoder/offsets/arch_kwargs in meta")
+        parts = [
+            f"{len(missing)} missing keys (e.g. {', '.join(missing[:2])})" if missing else "",
+            f"{len(unexpected)} unexpected keys (e.g. {', '.join(k[:60] for k in unexpected[:2])})"
+            if unexpected
+            else "",
+            f"shape mismatches: {'; '.join(shapes[:2])}" if shapes else "",
+        ]
+        raise InputError(
+            name,
+            "state dict does not fit " + f"{meta.arch}/{meta.encoder} with {len(meta.offsets)} "
+            f"input channels and {meta.classes} classes: " + "; ".join(p for p in parts if p),
+            "weights of that architecture, or the right arch/encoder/offsets/arch_kwargs in meta",
+        )
 
 
 def save_checkpoint(model: torch.nn.Module, meta: CheckpointMeta, path: str | Path, *, half: bool = True) -> Path:
@@ -177,13 +210,20 @@ def save_checkpoint(model: torch.nn.Module, meta: CheckpointMeta, path: str | Pa
 def checkpoint_bytes(model: torch.nn.Module, meta: CheckpointMeta, *, half: bool = True) -> bytes:
     """The ``.safetensors`` bytes :func:`save_checkpoint` writes: ``model``'s weights (float16 when ``half``) and
     ``meta`` as JSON under the metadata key ``explorer``."""
-    state = {k: (v.detach().half() if half and v.is_floating_point() else v.detach()).cpu().contiguous()
-             for k, v in model.state_dict().items()}
+    state = {
+        k: (v.detach().half() if half and v.is_floating_point() else v.detach()).cpu().contiguous()
+        for k, v in model.state_dict().items()
+    }
     return st_save(state, metadata={META_KEY: json.dumps(meta.to_dict(), sort_keys=True)})
 
 
-def load_checkpoint(source: str | Path | bytes, *, name: str | None = None,
-                    meta: dict[str, Any] | None = None, limits: Limits | None = None) -> Checkpoint:
+def load_checkpoint(
+    source: str | Path | bytes,
+    *,
+    name: str | None = None,
+    meta: dict[str, Any] | None = None,
+    limits: Limits | None = None,
+) -> Checkpoint:
     """Load a checkpoint from a path (file or smp folder) or from an upload's bytes.
 
     Args:
@@ -223,12 +263,20 @@ def load_checkpoint(source: str | Path | bytes, *, name: str | None = None,
     if _looks_like_safetensors(raw):
         header = safetensors_header(raw, shown)  # shapes and byte ranges checked before any tensor is read
         stored = _stored_meta(header, shown)
-        return _finish(label, lambda state: sha256_bytes(raw), declared_shapes(header),
-                       lambda: _read_safetensors(raw, shown), stored, meta, shown)
+        return _finish(
+            label,
+            lambda state: sha256_bytes(raw),
+            declared_shapes(header),
+            lambda: _read_safetensors(raw, shown),
+            stored,
+            meta,
+            shown,
+        )
     state = _read_torch(raw, shown)
     digest = sha256_bytes(raw + json.dumps(meta or {}, sort_keys=True).encode())
-    return _finish(label, lambda _: digest, {k: tuple(v.shape) for k, v in state.items()}, lambda: state, {}, meta,
-                   shown)
+    return _finish(
+        label, lambda _: digest, {k: tuple(v.shape) for k, v in state.items()}, lambda: state, {}, meta, shown
+    )
 
 
 def list_zoo(directory: str | Path = MODELS_DIR) -> list[Path]:
@@ -277,31 +325,38 @@ def _read_safetensors(raw: bytes, label: str) -> dict[str, torch.Tensor]:
     try:
         return st_load(raw)
     except (SafetensorError, ValueError) as exc:
-        raise InputError(label, f"corrupt safetensors file ({_one_line(str(exc))})",
-                         "a complete .safetensors checkpoint") from exc
+        raise InputError(
+            label, f"corrupt safetensors file ({_one_line(str(exc))})", "a complete .safetensors checkpoint"
+        ) from exc
 
 
 def _read_torch(raw: bytes, label: str) -> dict[str, torch.Tensor]:
     try:
         state = torch.load(io.BytesIO(raw), map_location="cpu", weights_only=True)
     except Exception as exc:  # UnpicklingError for unsafe pickles; several types for garbage
-        raise InputError(label, f"refused: not a plain tensor state dict ({type(exc).__name__}: {_one_line(str(exc))})",
-                         "a .safetensors checkpoint, or a state dict readable with torch.load(weights_only=True)"
-                         ) from exc
+        raise InputError(
+            label,
+            f"refused: not a plain tensor state dict ({type(exc).__name__}: {_one_line(str(exc))})",
+            "a .safetensors checkpoint, or a state dict readable with torch.load(weights_only=True)",
+        ) from exc
     state = unwrap_state_dict(state)
     if not isinstance(state, dict) or not state or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise InputError(label, f"holds a {type(state).__name__} that is not a dict of tensors", "a state dict")
     return {str(k): v for k, v in state.items()}
 
 
-def _from_smp(read: Callable[[str], bytes | None], label: str, supplied: dict[str, Any] | None,
-              shown: str) -> Checkpoint:
+def _from_smp(
+    read: Callable[[str], bytes | None], label: str, supplied: dict[str, Any] | None, shown: str
+) -> Checkpoint:
     """An smp ``save_pretrained`` folder (or zip, or hub snapshot) read through ``read(file name)``."""
     config_raw = read("config.json")
     weights_raw = read("model.safetensors") if config_raw is not None else None
     if config_raw is None or weights_raw is None:
-        raise InputError(shown, "smp folder lacks config.json or model.safetensors",
-                         "a folder written by smp's save_pretrained (or a .zip of one)")
+        raise InputError(
+            shown,
+            "smp folder lacks config.json or model.safetensors",
+            "a folder written by smp's save_pretrained (or a .zip of one)",
+        )
     config = parse_json(config_raw, source=shown, what="config.json")
     if not isinstance(config, dict):
         raise InputError(shown, f"config.json holds a {type(config).__name__}", "smp's config.json (an object)")
@@ -314,14 +369,25 @@ def _from_smp(read: Callable[[str], bytes | None], label: str, supplied: dict[st
         arch = None
     if arch is not None:
         check_arch_kwargs(arch, arch_kwargs, source=shown, where="config.json")
-    found = {"arch": config.get("_model_class"), "encoder": config.get("encoder_name"),
-             "classes": config.get("classes", 1), "arch_kwargs": arch_kwargs}
+    found = {
+        "arch": config.get("_model_class"),
+        "encoder": config.get("encoder_name"),
+        "classes": config.get("classes", 1),
+        "arch_kwargs": arch_kwargs,
+    }
     if "in_channels" in config:
         channels = integer(config["in_channels"], source=shown, field="in_channels", low=1, high=2 * MAX_OFFSET + 1)
         found["offsets"] = list(range(-(channels // 2), channels // 2 + 1))
     stored = {**{k: v for k, v in found.items() if v is not None}, **_stored_meta(header, shown)}
-    return _finish(label, lambda state: _canonical_sha(state, stored), declared_shapes(header),
-                   lambda: _read_safetensors(weights_raw, shown), stored, supplied, shown)
+    return _finish(
+        label,
+        lambda state: _canonical_sha(state, stored),
+        declared_shapes(header),
+        lambda: _read_safetensors(weights_raw, shown),
+        stored,
+        supplied,
+        shown,
+    )
 
 
 def _canonical_sha(state: dict[str, torch.Tensor], meta: dict[str, Any]) -> str:
@@ -333,9 +399,15 @@ def _canonical_sha(state: dict[str, torch.Tensor], meta: dict[str, Any]) -> str:
     return digest.hexdigest()
 
 
-def _finish(label: str, digest: Callable[[dict[str, torch.Tensor]], str], shapes: dict[str, tuple[int, ...]],
-            read_state: Callable[[], dict[str, torch.Tensor]], stored: dict[str, Any],
-            supplied: dict[str, Any] | None, shown: str) -> Checkpoint:
+def _finish(
+    label: str,
+    digest: Callable[[dict[str, torch.Tensor]], str],
+    shapes: dict[str, tuple[int, ...]],
+    read_state: Callable[[], dict[str, torch.Tensor]],
+    stored: dict[str, Any],
+    supplied: dict[str, Any] | None,
+    shown: str,
+) -> Checkpoint:
     """Validate the metadata, compare the declared shapes with the architecture's, and only then read tensors."""
     merged = {**_inferred(shapes), **stored, **(supplied or {})}
     merged.setdefault("strategy", UNKNOWN_STRATEGY)

@@ -18,14 +18,41 @@ from typing import Any
 from ..errors import InputError
 from ..io.files import size_error
 
+__all__ = [
+    "MAX_HEADER",
+    "MAX_CONFIG",
+    "DTYPE_BYTES",
+    "safetensors_header",
+    "declared_shapes",
+    "read_zip_member",
+    "folder_reader",
+    "zip_reader",
+]
+
+
 #: Largest safetensors JSON header accepted (a U-Net's header is tens of kB).
 MAX_HEADER = 16 * 1024**2
 #: Largest ``config.json`` of an smp folder.
 MAX_CONFIG = 1024**2
 _CHUNK = 1024**2
 #: Bytes per element of every safetensors dtype.
-DTYPE_BYTES = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2, "I8": 1, "U64": 8, "U32": 4,
-               "U16": 2, "U8": 1, "BOOL": 1, "F8_E4M3": 1, "F8_E5M2": 1}
+DTYPE_BYTES = {
+    "F64": 8,
+    "F32": 4,
+    "F16": 2,
+    "BF16": 2,
+    "I64": 8,
+    "I32": 4,
+    "I16": 2,
+    "I8": 1,
+    "U64": 8,
+    "U32": 4,
+    "U16": 2,
+    "U8": 1,
+    "BOOL": 1,
+    "F8_E4M3": 1,
+    "F8_E5M2": 1,
+}
 
 
 def _corrupt(label: str, problem: str) -> InputError:
@@ -79,8 +106,11 @@ def _check_entry(name: str, entry: Any, body: int, label: str) -> None:
         raise _corrupt(label, f"tensor {name[:60]!r} has shape {str(shape)[:40]} and offsets {str(offsets)[:40]}")
     begin, end = offsets
     if end < begin or end > body or end - begin != math.prod(shape) * DTYPE_BYTES[dtype]:
-        raise _corrupt(label, f"tensor {name[:60]!r} declares {math.prod(shape):,} {dtype} values in bytes "
-                       f"{begin:,}..{end:,} of {body:,}")
+        raise _corrupt(
+            label,
+            f"tensor {name[:60]!r} declares {math.prod(shape):,} {dtype} values in bytes "
+            f"{begin:,}..{end:,} of {body:,}",
+        )
 
 
 def _naturals(values: Any) -> bool:
@@ -116,6 +146,7 @@ def read_zip_member(zf: zipfile.ZipFile, member: str, *, max_bytes: int, label: 
 
 def folder_reader(root: Path, max_bytes: int, label: str) -> Callable[[str], bytes | None]:
     """``read(name)`` for an smp folder: a file's bytes (None if absent), refused over ``max_bytes``."""
+
     def read(name: str) -> bytes | None:
         path = root / name
         if not path.is_file():
@@ -124,6 +155,7 @@ def folder_reader(root: Path, max_bytes: int, label: str) -> Callable[[str], byt
         if path.stat().st_size > limit:
             raise size_error(f"{label}/{name}", path.stat().st_size, limit)
         return path.read_bytes()
+
     return read
 
 
@@ -134,6 +166,8 @@ def zip_reader(zf: zipfile.ZipFile, max_bytes: int, label: str) -> Callable[[str
     def read(name: str) -> bytes | None:
         if name not in names:
             return None
-        return read_zip_member(zf, names[name], max_bytes=MAX_CONFIG if name == "config.json" else max_bytes,
-                               label=label)
+        return read_zip_member(
+            zf, names[name], max_bytes=MAX_CONFIG if name == "config.json" else max_bytes, label=label
+        )
+
     return read

@@ -22,6 +22,9 @@ from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError, Offl
 
 from ..errors import InputError
 
+__all__ = ["PREFIX", "FILES", "HubId", "is_hub_id", "parse_hub_id", "hub_cache_dir", "resolve_hub_checkpoint"]
+
+
 PREFIX = "hf:"
 #: The files an smp checkpoint folder consists of.
 FILES = ("config.json", "model.safetensors")
@@ -95,16 +98,21 @@ def resolve_hub_checkpoint(text: str, *, cache_dir: str | Path | None = None) ->
     except (LocalEntryNotFoundError, OfflineModeIsEnabled, FileNotFoundError):
         pass
     if _offline():
-        raise InputError(text, f"not in the local Hugging Face cache {cache} and HF_HUB_OFFLINE is set",
-                         f"its files {' and '.join(FILES)} there: on a machine online run `hf download {hub.repo} "
-                         f"{' '.join(FILES)} --revision {hub.revision} --cache-dir {cache}` and copy {cache}")
+        raise InputError(
+            text,
+            f"not in the local Hugging Face cache {cache} and HF_HUB_OFFLINE is set",
+            f"its files {' and '.join(FILES)} there: on a machine online run `hf download {hub.repo} "
+            f"{' '.join(FILES)} --revision {hub.revision} --cache-dir {cache}` and copy {cache}",
+        )
     try:
         folder = Path(huggingface_hub.snapshot_download(**args))
     except (HfHubHTTPError, LocalEntryNotFoundError, OfflineModeIsEnabled, OSError, ValueError) as exc:
         reason = " ".join(str(exc).split())[:160]
-        raise InputError(text, f"could not download from the Hugging Face Hub ({type(exc).__name__}: {reason})",
-                         f"a reachable public repository with {' and '.join(FILES)}, or those files in the "
-                         f"local cache {cache}") from exc
+        raise InputError(
+            text,
+            f"could not download from the Hugging Face Hub ({type(exc).__name__}: {reason})",
+            f"a reachable public repository with {' and '.join(FILES)}, or those files in the local cache {cache}",
+        ) from exc
     missing = [f for f in FILES if not (folder / f).is_file()]
     if missing:
         raise InputError(text, f"the repository lacks {', '.join(missing)}", "an smp save_pretrained folder")

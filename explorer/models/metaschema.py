@@ -15,6 +15,21 @@ from typing import Any
 
 from ..errors import InputError
 
+__all__ = [
+    "MAX_CLASSES",
+    "MAX_WIDTH",
+    "MAX_DEPTH",
+    "MAX_NAME",
+    "MAX_TEXT",
+    "MAX_ITEMS",
+    "MAX_KWARG_ITEMS",
+    "parse_json",
+    "check_bounds",
+    "integer",
+    "validate_fields",
+]
+
+
 #: Bounds on what metadata may declare.
 MAX_CLASSES = 512
 MAX_WIDTH = 4096  # any integer in arch_kwargs (decoder widths, pyramid channels, ...)
@@ -106,8 +121,9 @@ def validate_fields(data: Any, *, source: str) -> dict[str, Any]:
     out = dict(data)
     for key in _NAME_FIELDS:
         if key in out and not (isinstance(out[key], str) and 0 < len(out[key]) <= MAX_NAME):
-            raise InputError(source, f"metadata field {key!r} is {_short(out[key])}", f"a name of 1..{MAX_NAME} "
-                             "characters")
+            raise InputError(
+                source, f"metadata field {key!r} is {_short(out[key])}", f"a name of 1..{MAX_NAME} characters"
+            )
     if "classes" in out:
         out["classes"] = integer(out["classes"], source=source, field="classes", low=1, high=MAX_CLASSES)
     if "offsets" in out and not isinstance(out["offsets"], (list, tuple)):
@@ -131,12 +147,16 @@ def _check_kwarg(value: Any, *, source: str, field: str) -> None:
             raise InputError(source, f"metadata field {field!r} is {value!r}", f"a finite number within ±{MAX_WIDTH}")
     elif isinstance(value, str):
         if len(value) > MAX_NAME:
-            raise InputError(source, f"metadata field {field!r} is a {len(value):,}-character string",
-                             f"at most {MAX_NAME} characters")
+            raise InputError(
+                source,
+                f"metadata field {field!r} is a {len(value):,}-character string",
+                f"at most {MAX_NAME} characters",
+            )
     elif isinstance(value, (list, dict)):
         if len(value) > MAX_KWARG_ITEMS:
-            raise InputError(source, f"metadata field {field!r} has {len(value):,} entries",
-                             f"at most {MAX_KWARG_ITEMS}")
+            raise InputError(
+                source, f"metadata field {field!r} has {len(value):,} entries", f"at most {MAX_KWARG_ITEMS}"
+            )
         items = value.items() if isinstance(value, dict) else enumerate(value)
         for key, item in items:
             _check_kwarg(item, source=source, field=f"{field}.{key}")

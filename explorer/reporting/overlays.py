@@ -16,6 +16,8 @@ import numpy as np
 from explorer.analysis import Analysis
 from explorer.io.volume import Volume
 
+__all__ = ["scan_nifti", "mask_nifti", "prediction_nifti", "attribution_volume", "attribution_nifti"]
+
 
 def _nifti(data: np.ndarray, affine: np.ndarray, *, cal: tuple[float, float] | None = None) -> bytes:
     image = nib.Nifti1Image(np.ascontiguousarray(data), affine)

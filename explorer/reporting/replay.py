@@ -30,6 +30,9 @@ from ..cache.disk import keep_budget, touch_file
 from ..io.files import content_sha256, file_sha256
 from ..outdir import OUR_NAMES, check_out_dir, clean_stale_outputs, swap_into
 
+__all__ = ["RECORD_VERSION", "MANIFEST", "SIGNATURE", "PATH_ARGUMENTS", "run_key", "try_replay", "record_run"]
+
+
 RECORD_VERSION = "2"
 MANIFEST = "manifest.json"
 #: The file holding the manifest's HMAC (:func:`explorer.cache.integrity.sign`).
@@ -42,10 +45,16 @@ PATH_ARGUMENTS = frozenset({"volume", "checkpoint", "mask"})
 
 def run_key(args: argparse.Namespace) -> str:
     """The key of a parsed ``analyze`` command: its arguments except ``--out``, with every path's content hash."""
-    keyed = {name: _with_hashes(value) if name in PATH_ARGUMENTS else value
-             for name, value in sorted(vars(args).items()) if name not in _NOT_KEYED}
-    env = sorted((k, v) for k, v in os.environ.items()
-                 if k.startswith("EXPLORER_") and k not in ("EXPLORER_CACHE_DIR", "EXPLORER_CACHE_KEY_FILE"))
+    keyed = {
+        name: _with_hashes(value) if name in PATH_ARGUMENTS else value
+        for name, value in sorted(vars(args).items())
+        if name not in _NOT_KEYED
+    }
+    env = sorted(
+        (k, v)
+        for k, v in os.environ.items()
+        if k.startswith("EXPLORER_") and k not in ("EXPLORER_CACHE_DIR", "EXPLORER_CACHE_KEY_FILE")
+    )
     text = json.dumps([keyed, env, __version__, RECORD_VERSION, _code_hash()], sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()
 
@@ -90,8 +99,10 @@ def try_replay(args: argparse.Namespace) -> bool:
     touch_file(record / MANIFEST)  # last used, for the cache's least-recently-used eviction
     print("".join(f"{line}\n" for line in manifest["lines"]), end="")
     if manifest["outputs"] is not None:  # the summary line of a normal (not --json) run
-        print(f"wrote {manifest['outputs']} outputs to {args.out} ({manifest['models']} of {manifest['models']} "
-              "model results from the cache: the record of an identical earlier run)")
+        print(
+            f"wrote {manifest['outputs']} outputs to {args.out} ({manifest['models']} of {manifest['models']} "
+            "model results from the cache: the record of an identical earlier run)"
+        )
     return True
 
 
@@ -113,8 +124,15 @@ def record_run(args: argparse.Namespace, lines: Sequence[str], *, outputs: int |
         for item in Path(args.out).iterdir():
             if item.name in OUR_NAMES:  # the run's own outputs, not the user's files beside them
                 (shutil.copytree if item.is_dir() else shutil.copy2)(item, tmp / "out" / item.name)
-        raw = json.dumps({"key": key, "out_sha256": _folder_hash(tmp / "out"), "outputs": outputs,
-                          "models": models, "lines": list(lines)}).encode()
+        raw = json.dumps(
+            {
+                "key": key,
+                "out_sha256": _folder_hash(tmp / "out"),
+                "outputs": outputs,
+                "models": models,
+                "lines": list(lines),
+            }
+        ).encode()
         (tmp / MANIFEST).write_bytes(raw)
         (tmp / SIGNATURE).write_text(integrity.sign(raw))
         shutil.rmtree(root / key, ignore_errors=True)
@@ -125,7 +143,6 @@ def record_run(args: argparse.Namespace, lines: Sequence[str], *, outputs: int |
             shutil.rmtree(tmp, ignore_errors=True)
 
 
-
 def _code_hash() -> str:
     """SHA-256 over the package's Python sources (a few hundred kB: milliseconds)."""
     return _folder_hash_of(sorted(Path(__file__).resolve().parent.rglob("*.py")), Path(__file__).resolve().parent)
@@ -133,6 +150,7 @@ def _code_hash() -> str:
 
 def _records() -> Path:
     from ..config import cache_dir
+
     return cache_dir() / "runs"
 
 

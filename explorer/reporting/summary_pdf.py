@@ -31,6 +31,19 @@ from reportlab.platypus import Image, KeepInFrame, Paragraph, SimpleDocTemplate,
 from explorer.reporting.export import figure_bytes, static_export_status
 from explorer.reporting.figures.tables import format_table, stats_table
 
+__all__ = [
+    "MARGIN",
+    "WIDTH",
+    "MODELS_PER_TABLE",
+    "NAME_WIDTH",
+    "FIGURE_HEIGHT",
+    "GRID",
+    "summary_rows",
+    "statistics_rows",
+    "summary_pdf",
+]
+
+
 MARGIN = 1.2 * cm
 WIDTH = A4[0] - 2 * MARGIN
 #: Checkpoints per statistics table (columns beside the quantity's name); more go in a further table.
@@ -46,13 +59,15 @@ def _styles() -> dict[str, ParagraphStyle]:
     pdfmetrics.registerFont(TTFont("DejaVuSans", str(fonts / "DejaVuSans.ttf")))
     pdfmetrics.registerFont(TTFont("DejaVuSans-Bold", str(fonts / "DejaVuSans-Bold.ttf")))
     base = ParagraphStyle("body", fontName="DejaVuSans", fontSize=7.5, leading=9.5, splitLongWords=0)
-    return {"body": base,
-            "title": ParagraphStyle("title", base, fontName="DejaVuSans-Bold", fontSize=13, leading=16,
-                                    spaceAfter=6),
-            "heading": ParagraphStyle("heading", base, fontName="DejaVuSans-Bold", fontSize=9, leading=11,
-                                      spaceBefore=6, spaceAfter=3),
-            "cell": ParagraphStyle("cell", base, fontSize=6.8, leading=8.2),
-            "head": ParagraphStyle("head", base, fontName="DejaVuSans-Bold", fontSize=6.8, leading=8.2)}
+    return {
+        "body": base,
+        "title": ParagraphStyle("title", base, fontName="DejaVuSans-Bold", fontSize=13, leading=16, spaceAfter=6),
+        "heading": ParagraphStyle(
+            "heading", base, fontName="DejaVuSans-Bold", fontSize=9, leading=11, spaceBefore=6, spaceAfter=3
+        ),
+        "cell": ParagraphStyle("cell", base, fontSize=6.8, leading=8.2),
+        "head": ParagraphStyle("head", base, fontName="DejaVuSans-Bold", fontSize=6.8, leading=8.2),
+    }
 
 
 def _p(text: object, style: str = "cell") -> Paragraph:
@@ -67,13 +82,27 @@ def _value(text: str, style: str = "cell") -> Paragraph:
 def _table(rows: list[list[object]], widths: list[float], *, header: bool) -> Table:
     """A grid of wrapping cells (the first row bold when ``header``); names (a header, the first column, a
     table without a header) may break inside a word, numbers only at spaces."""
-    cells = [[_value(str(v), "head" if header and i == 0 else "cell") if not header or i == 0 or j == 0 else _p(v)
-              for j, v in enumerate(row)] for i, row in enumerate(rows)]
+    cells = [
+        [
+            _value(str(v), "head" if header and i == 0 else "cell") if not header or i == 0 or j == 0 else _p(v)
+            for j, v in enumerate(row)
+        ]
+        for i, row in enumerate(rows)
+    ]
     table = Table(cells, colWidths=widths, hAlign="LEFT")
-    table.setStyle(TableStyle([("GRID", (0, 0), (-1, -1), 0.4, GRID), ("VALIGN", (0, 0), (-1, -1), "TOP"),
-                               ("TOPPADDING", (0, 0), (-1, -1), 1.5), ("BOTTOMPADDING", (0, 0), (-1, -1), 1.5),
-                               ("LEFTPADDING", (0, 0), (-1, -1), 3), ("RIGHTPADDING", (0, 0), (-1, -1), 3)]
-                              + ([("BACKGROUND", (0, 0), (-1, 0), colors.HexColor("#EEEEEE"))] if header else [])))
+    table.setStyle(
+        TableStyle(
+            [
+                ("GRID", (0, 0), (-1, -1), 0.4, GRID),
+                ("VALIGN", (0, 0), (-1, -1), "TOP"),
+                ("TOPPADDING", (0, 0), (-1, -1), 1.5),
+                ("BOTTOMPADDING", (0, 0), (-1, -1), 1.5),
+                ("LEFTPADDING", (0, 0), (-1, -1), 3),
+                ("RIGHTPADDING", (0, 0), (-1, -1), 3),
+            ]
+            + ([("BACKGROUND", (0, 0), (-1, 0), colors.HexColor("#EEEEEE"))] if header else [])
+        )
+    )
     return table
 
 
@@ -81,12 +110,19 @@ def summary_rows(analysis, parameters: Mapping[str, object]) -> list[tuple[str, 
     """``(field, value)`` of the inputs section: volume, mask, run, each checkpoint's hash, every parameter
     (one row each)."""
     inputs = analysis.summary.get("inputs", {})
-    rows = [("Volume", f"{analysis.volume.source} · sha256 {analysis.volume.sha256}"),
-            ("Mask", analysis.mask.source if analysis.mask is not None else "none"),
-            ("Run", f"method {analysis.spec.method} · target {analysis.spec.target} · axis {analysis.axis} · "
-                    f"z-flip {analysis.spec.zflip} · device {inputs.get('device', '?')}")]
-    rows += [(name, f"strategy {entry.get('strategy')} · sha256 {entry.get('checkpoint_sha256', '?')}")
-             for name, entry in analysis.summary["models"].items()]
+    rows = [
+        ("Volume", f"{analysis.volume.source} · sha256 {analysis.volume.sha256}"),
+        ("Mask", analysis.mask.source if analysis.mask is not None else "none"),
+        (
+            "Run",
+            f"method {analysis.spec.method} · target {analysis.spec.target} · axis {analysis.axis} · "
+            f"z-flip {analysis.spec.zflip} · device {inputs.get('device', '?')}",
+        ),
+    ]
+    rows += [
+        (name, f"strategy {entry.get('strategy')} · sha256 {entry.get('checkpoint_sha256', '?')}")
+        for name, entry in analysis.summary["models"].items()
+    ]
     rows += [(f"parameter {k}", _text(v)) for k, v in parameters.items() if k not in {"checkpoints", "volume"}]
     return rows
 
@@ -109,9 +145,11 @@ def statistics_rows(summary: Mapping) -> list[list[list[str]]]:
     labels = list(table.index)
     out = []
     for start in range(0, len(labels), MODELS_PER_TABLE):
-        chunk = labels[start:start + MODELS_PER_TABLE]
-        out.append([["checkpoint", *chunk]]
-                   + [[column, *(str(table.at[label, column]) for label in chunk)] for column in table.columns])
+        chunk = labels[start : start + MODELS_PER_TABLE]
+        out.append(
+            [["checkpoint", *chunk]]
+            + [[column, *(str(table.at[label, column]) for label in chunk)] for column in table.columns]
+        )
     return out
 
 
@@ -126,14 +164,18 @@ def summary_pdf(analysis, figures: Mapping[str, go.Figure], *, parameters: Mappi
     Returns:
         The PDF's bytes.
     """
-    story: list = [_p("explorer — 2D+ attribution asymmetry: summary", "title"), _p("Inputs", "heading"),
-                   _table([list(r) for r in summary_rows(analysis, parameters)], [NAME_WIDTH, WIDTH - NAME_WIDTH],
-                          header=False),
-                   _p("Statistics per checkpoint", "heading")]
+    story: list = [
+        _p("explorer — 2D+ attribution asymmetry: summary", "title"),
+        _p("Inputs", "heading"),
+        _table([list(r) for r in summary_rows(analysis, parameters)], [NAME_WIDTH, WIDTH - NAME_WIDTH], header=False),
+        _p("Statistics per checkpoint", "heading"),
+    ]
     for rows in statistics_rows(analysis.summary):
         first = 3.4 * cm
-        story += [_table(rows, [first] + [(WIDTH - first) / (len(rows[0]) - 1)] * (len(rows[0]) - 1),
-                         header=True), Spacer(1, 4)]
+        story += [
+            _table(rows, [first] + [(WIDTH - first) / (len(rows[0]) - 1)] * (len(rows[0]) - 1), header=True),
+            Spacer(1, 4),
+        ]
     chosen = list(figures.items())[:2]
     if chosen:
         story.append(_p("Figures", "heading"))
@@ -147,7 +189,15 @@ def summary_pdf(analysis, figures: Mapping[str, go.Figure], *, parameters: Mappi
         image.drawWidth, image.drawHeight = image.imageWidth * scale, image.imageHeight * scale
         story += [image, Spacer(1, 4)]
     buffer = io.BytesIO()
-    doc = SimpleDocTemplate(buffer, pagesize=A4, leftMargin=MARGIN, rightMargin=MARGIN, topMargin=MARGIN,
-                            bottomMargin=MARGIN, title="explorer summary", author="explorer")
+    doc = SimpleDocTemplate(
+        buffer,
+        pagesize=A4,
+        leftMargin=MARGIN,
+        rightMargin=MARGIN,
+        topMargin=MARGIN,
+        bottomMargin=MARGIN,
+        title="explorer summary",
+        author="explorer",
+    )
     doc.build([KeepInFrame(doc.width, doc.height, story, mode="shrink")])
     return buffer.getvalue()

@@ -23,6 +23,21 @@ import math
 import numpy as np
 from scipy import stats as sps
 
+__all__ = [
+    "lag1_autocorrelation",
+    "default_block_length",
+    "moving_block_bootstrap_ci",
+    "volume_means",
+    "model_mean_t_interval",
+    "paired_wilcoxon",
+    "permutation_test_models",
+    "holm",
+    "sign_flip_p_min",
+    "block_sign_flip_test",
+    "minimum_detectable_effect",
+    "magnitude_equivalence",
+]
+
 
 def _nanmean(a: np.ndarray, axis: int) -> np.ndarray:
     """NaN-ignoring mean that returns NaN for an all-NaN slice without numpy's RuntimeWarning."""
@@ -81,8 +96,9 @@ def default_block_length(values: np.ndarray) -> int:
     return int(np.clip(round((1.5 * ratio**2) ** (1 / 3) * n ** (1 / 3)), 1, n))
 
 
-def moving_block_bootstrap_ci(values: np.ndarray, block_length: int | None = None, n_boot: int = 2000,
-                              seed: int = 0, level: float = 0.95) -> tuple[float, tuple[float, float], int]:
+def moving_block_bootstrap_ci(
+    values: np.ndarray, block_length: int | None = None, n_boot: int = 2000, seed: int = 0, level: float = 0.95
+) -> tuple[float, tuple[float, float], int]:
     """Mean of one volume's per-slice values and its circular block-bootstrap percentile CI.
 
     Blocks of ``block_length`` consecutive slices start at uniform positions and wrap around the end
@@ -167,16 +183,21 @@ def model_mean_t_interval(table: np.ndarray, level: float = 0.95) -> dict:
         method = "one model: t-interval over its volumes (df = volumes − 1); says nothing about seed spread"
         unit = "volume"
     n = int(units.size)
-    out = {"mean": float(units.mean()) if n else math.nan, "ci": (math.nan, math.nan), "method": method,
-           "unit": unit, "n": n, "df": n - 1 if n >= 2 else None}
+    out = {
+        "mean": float(units.mean()) if n else math.nan,
+        "ci": (math.nan, math.nan),
+        "method": method,
+        "unit": unit,
+        "n": n,
+        "df": n - 1 if n >= 2 else None,
+    }
     if n >= 2:
         half = sps.t.ppf((1 + level) / 2, n - 1) * units.std(ddof=1) / math.sqrt(n)
         out["ci"] = (float(out["mean"] - half), float(out["mean"] + half))
     return out
 
 
-def paired_wilcoxon(a: np.ndarray, b: np.ndarray, n_boot: int = 2000, seed: int = 0,
-                    level: float = 0.95) -> dict:
+def paired_wilcoxon(a: np.ndarray, b: np.ndarray, n_boot: int = 2000, seed: int = 0, level: float = 0.95) -> dict:
     """Paired Wilcoxon signed-rank test across volumes, with effect sizes.
 
     ``scipy.stats.wilcoxon`` on ``d = a − b`` (zero differences dropped, Wilcoxon's method; exact null
@@ -201,9 +222,16 @@ def paired_wilcoxon(a: np.ndarray, b: np.ndarray, n_boot: int = 2000, seed: int 
     if a.shape != b.shape:
         raise ValueError(f"paired samples differ in length: {a.size} and {b.size}")
     d = (a - b)[np.isfinite(a) & np.isfinite(b)]
-    out = {"test": "paired Wilcoxon signed-rank across volumes", "n": int(d.size), "statistic": math.nan,
-           "p": math.nan, "p_min": math.nan, "rank_biserial": math.nan, "median_difference": math.nan,
-           "ci": (math.nan, math.nan)}
+    out = {
+        "test": "paired Wilcoxon signed-rank across volumes",
+        "n": int(d.size),
+        "statistic": math.nan,
+        "p": math.nan,
+        "p_min": math.nan,
+        "rank_biserial": math.nan,
+        "median_difference": math.nan,
+        "ci": (math.nan, math.nan),
+    }
     if d.size == 0:
         return out
     median = float(np.median(d))
@@ -211,8 +239,14 @@ def paired_wilcoxon(a: np.ndarray, b: np.ndarray, n_boot: int = 2000, seed: int 
     if np.ptp(d) == 0:
         out["ci"] = (median, median)
     else:
-        res = sps.bootstrap((d,), np.median, n_resamples=n_boot, confidence_level=level, method="percentile",
-                            rng=np.random.default_rng(seed))
+        res = sps.bootstrap(
+            (d,),
+            np.median,
+            n_resamples=n_boot,
+            confidence_level=level,
+            method="percentile",
+            rng=np.random.default_rng(seed),
+        )
         out["ci"] = (float(res.confidence_interval.low), float(res.confidence_interval.high))
     nonzero = d[d != 0]
     out["p_min"] = sign_flip_p_min(nonzero.size)
@@ -233,8 +267,9 @@ def _model_means(group: np.ndarray) -> np.ndarray:
     return _finite(_nanmean(g, axis=1) if g.ndim == 2 else g)
 
 
-def permutation_test_models(group_a: np.ndarray, group_b: np.ndarray, n_resamples: int = 9999,
-                            seed: int = 0, max_exact: int = 20000) -> dict:
+def permutation_test_models(
+    group_a: np.ndarray, group_b: np.ndarray, n_resamples: int = 9999, seed: int = 0, max_exact: int = 20000
+) -> dict:
     """Two-sided permutation test of the difference in mean between two groups of trained models.
 
     Each model contributes one number, its mean over the (same) volumes, so the model (seed) is the unit.
@@ -262,13 +297,25 @@ def permutation_test_models(group_a: np.ndarray, group_b: np.ndarray, n_resample
         raise ValueError(f"each group needs at least one model, got {x.size} and {y.size}")
     total = math.comb(x.size + y.size, x.size)
     exact = total <= max_exact
-    res = sps.permutation_test((x, y), lambda u, v, axis: np.mean(u, axis=axis) - np.mean(v, axis=axis),
-                               permutation_type="independent", vectorized=True,
-                               n_resamples=np.inf if exact else n_resamples, alternative="two-sided",
-                               rng=np.random.default_rng(seed))
-    return {"test": "permutation test over models (difference in mean)", "statistic": float(res.statistic),
-            "p": float(res.pvalue), "p_min": min(1.0, 2 / (total if exact else n_resamples + 1)), "exact": exact,
-            "n_relabelings": total if exact else int(n_resamples), "n_a": int(x.size), "n_b": int(y.size)}
+    res = sps.permutation_test(
+        (x, y),
+        lambda u, v, axis: np.mean(u, axis=axis) - np.mean(v, axis=axis),
+        permutation_type="independent",
+        vectorized=True,
+        n_resamples=np.inf if exact else n_resamples,
+        alternative="two-sided",
+        rng=np.random.default_rng(seed),
+    )
+    return {
+        "test": "permutation test over models (difference in mean)",
+        "statistic": float(res.statistic),
+        "p": float(res.pvalue),
+        "p_min": min(1.0, 2 / (total if exact else n_resamples + 1)),
+        "exact": exact,
+        "n_relabelings": total if exact else int(n_resamples),
+        "n_a": int(x.size),
+        "n_b": int(y.size),
+    }
 
 
 def holm(pvalues: np.ndarray) -> np.ndarray:
@@ -297,8 +344,13 @@ def sign_flip_p_min(n_units: int) -> float:
     return math.nan if n_units < 1 else min(1.0, 2.0 / 2.0**n_units)
 
 
-def block_sign_flip_test(values: np.ndarray, block_length: int | None = None, n_resamples: int = 9999,
-                         seed: int = 0, max_exact_blocks: int = 16) -> dict:
+def block_sign_flip_test(
+    values: np.ndarray,
+    block_length: int | None = None,
+    n_resamples: int = 9999,
+    seed: int = 0,
+    max_exact_blocks: int = 16,
+) -> dict:
     """Two-sided block sign-flip test that the mean of one volume's per-slice values is 0.
 
     The finite values (in slice order, skipped slices dropped as in :func:`moving_block_bootstrap_ci`) are cut
@@ -333,9 +385,16 @@ def block_sign_flip_test(values: np.ndarray, block_length: int | None = None, n_
     if n and b < 1:
         raise ValueError(f"block_length must be >= 1, got {block_length}")
     b = min(b, n)
-    out = {"test": "block sign-flip test of the mean (blocks of the block bootstrap's length)",
-           "statistic": float(x.mean()) if n else math.nan, "p": math.nan, "p_min": math.nan, "block_length": b,
-           "n_blocks": 0, "exact": True, "n": int(n)}
+    out = {
+        "test": "block sign-flip test of the mean (blocks of the block bootstrap's length)",
+        "statistic": float(x.mean()) if n else math.nan,
+        "p": math.nan,
+        "p_min": math.nan,
+        "block_length": b,
+        "n_blocks": 0,
+        "exact": True,
+        "n": int(n),
+    }
     if n == 0:
         return out
     sums = np.add.reduceat(x, np.arange(0, n, b))
@@ -352,8 +411,7 @@ def block_sign_flip_test(values: np.ndarray, block_length: int | None = None, n_
     return out
 
 
-def minimum_detectable_effect(sd: float, n: int, *, alpha: float = 0.05, power: float = 0.8,
-                              sides: int = 1) -> float:
+def minimum_detectable_effect(sd: float, n: int, *, alpha: float = 0.05, power: float = 0.8, sides: int = 1) -> float:
     """Smallest shift a one-sample t-test over ``n`` units of SD ``sd`` detects with ``power``:
     ``(t_{1−α/sides, n−1} + t_{power, n−1}) · sd / √n`` (the usual approximation that ignores the noncentral
     t's skew). NaN with fewer than 2 units or a non-finite SD."""
@@ -386,14 +444,25 @@ def magnitude_equivalence(values: np.ndarray, margin: float, alpha: float = 0.05
         ValueError: ``margin`` ≤ 0, ``alpha`` outside (0, 0.5) or ``power`` outside (0, 1).
     """
     if margin <= 0 or not 0 < alpha < 0.5 or not 0 < power < 1:
-        raise ValueError(f"need margin > 0, 0 < alpha < 0.5 and 0 < power < 1, got margin={margin}, "
-                         f"alpha={alpha}, power={power}")
+        raise ValueError(
+            f"need margin > 0, 0 < alpha < 0.5 and 0 < power < 1, got margin={margin}, alpha={alpha}, power={power}"
+        )
     x = np.abs(_finite(values))
     n = int(x.size)
-    out = {"test": "one-sided t-test that the mean |value| lies below the margin (TOST on magnitudes)", "n": n,
-           "mean_abs": float(x.mean()) if n else math.nan, "upper": math.nan, "p": math.nan, "p_min": 0.0,
-           "equivalent": False, "margin": float(margin), "alpha": float(alpha), "mde": math.nan,
-           "detectable_below": math.nan, "power": float(power)}
+    out = {
+        "test": "one-sided t-test that the mean |value| lies below the margin (TOST on magnitudes)",
+        "n": n,
+        "mean_abs": float(x.mean()) if n else math.nan,
+        "upper": math.nan,
+        "p": math.nan,
+        "p_min": 0.0,
+        "equivalent": False,
+        "margin": float(margin),
+        "alpha": float(alpha),
+        "mde": math.nan,
+        "detectable_below": math.nan,
+        "power": float(power),
+    }
     if n < 2:
         return out
     sd = float(x.std(ddof=1))

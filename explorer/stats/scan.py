@@ -19,6 +19,32 @@ from scipy import stats as sps
 
 from .cohort import block_sign_flip_test, default_block_length, holm, moving_block_bootstrap_ci
 
+__all__ = [
+    "BOOTSTRAP_SEED",
+    "BOOTSTRAP_RESAMPLES",
+    "TEST_RESAMPLES",
+    "P_TEST",
+    "shares_from_masses",
+    "pair_columns",
+    "innermost_pair",
+    "asymmetry_index",
+    "split_asymmetry",
+    "mass_weighted_asymmetry",
+    "mass_weighted_split",
+    "asymmetry_test",
+    "edge_trim_means",
+    "split_summary",
+    "mean_ci",
+    "ai_ci",
+    "dice",
+    "dice_per_slice",
+    "model_summary",
+    "compare_abs_ai",
+    "compare_models",
+    "with_holm",
+]
+
+
 BOOTSTRAP_SEED = 0
 BOOTSTRAP_RESAMPLES = 2000
 TEST_RESAMPLES = 9999
@@ -55,8 +81,11 @@ def asymmetry_index(shares: np.ndarray, offsets: Sequence[int], k: int | None = 
         return (a - b) / (a + b)
 
 
-def split_asymmetry(masses: np.ndarray, reversed_masses: np.ndarray, offsets: Sequence[int],
-                    ) -> tuple[np.ndarray, np.ndarray]:
+def split_asymmetry(
+    masses: np.ndarray,
+    reversed_masses: np.ndarray,
+    offsets: Sequence[int],
+) -> tuple[np.ndarray, np.ndarray]:
     """Per-slice channel and anatomy asymmetry of the innermost pair (docs/definitions.md, "The split").
 
     With R the channel reversal and AI in *channel* coordinates, ``channel = (AI(x) + AI(Rx)) / 2`` (the
@@ -93,8 +122,11 @@ def mass_weighted_asymmetry(masses: np.ndarray, offsets: Sequence[int], k: int |
     return float((rows[:, lo].sum() - rows[:, hi].sum()) / denom) if denom > 0 else None
 
 
-def mass_weighted_split(masses: np.ndarray, reversed_masses: np.ndarray, offsets: Sequence[int],
-                        ) -> tuple[float | None, float | None]:
+def mass_weighted_split(
+    masses: np.ndarray,
+    reversed_masses: np.ndarray,
+    offsets: Sequence[int],
+) -> tuple[float | None, float | None]:
     """Mass-weighted channel and anatomy asymmetry: :func:`split_asymmetry`'s half-sum and half-difference of
     :func:`mass_weighted_asymmetry` of the windows as they are and (in channel coordinates) of the reversed
     windows, over the slices both passes attributed."""
@@ -111,8 +143,10 @@ def asymmetry_test(values: np.ndarray, block_length: int, *, seed: int = BOOTSTR
     """``{"p", "p_min"}`` of :func:`explorer.stats.cohort.block_sign_flip_test` (mean 0) with the block bootstrap's
     block length; None where no slice is finite."""
     res = block_sign_flip_test(values, block_length=block_length or None, n_resamples=TEST_RESAMPLES, seed=seed)
-    return {"p": res["p"] if np.isfinite(res["p"]) else None,
-            "p_min": res["p_min"] if np.isfinite(res["p_min"]) else None}
+    return {
+        "p": res["p"] if np.isfinite(res["p"]) else None,
+        "p_min": res["p_min"] if np.isfinite(res["p_min"]) else None,
+    }
 
 
 def edge_trim_means(values: np.ndarray, max_trim: int) -> np.ndarray:
@@ -120,30 +154,48 @@ def edge_trim_means(values: np.ndarray, max_trim: int) -> np.ndarray:
     max_trim``: how much the edge slices move the mean. ``(max_trim + 1,)``, NaN once nothing is left."""
     x = np.asarray(values, dtype=np.float64)
     x = x[np.isfinite(x)]
-    return np.array([x[t:x.size - t].mean() if x.size > 2 * t else np.nan for t in range(max_trim + 1)])
+    return np.array([x[t : x.size - t].mean() if x.size > 2 * t else np.nan for t in range(max_trim + 1)])
 
 
-def split_summary(masses: np.ndarray, reversed_masses: np.ndarray | None, offsets: Sequence[int], *,
-                  seed: int = BOOTSTRAP_SEED) -> dict:
+def split_summary(
+    masses: np.ndarray, reversed_masses: np.ndarray | None, offsets: Sequence[int], *, seed: int = BOOTSTRAP_SEED
+) -> dict:
     """``{"channel_asymmetry": {...}, "anatomy_asymmetry": {...}}``, each ``{"mean", "ci95",
     "block_length", "n_slices", "p", "p_min", "mass_weighted"}`` with the block-bootstrap CI of :func:`ai_ci`, the
     block sign-flip p of :func:`asymmetry_test` and :func:`mass_weighted_split`; both None (and ``"split":
     "skipped"``) when the reversed windows were not attributed."""
     if reversed_masses is None:
-        return {"channel_asymmetry": None, "anatomy_asymmetry": None,
-                "split": "skipped: the reversed windows were not attributed (--no-reverse)"}
+        return {
+            "channel_asymmetry": None,
+            "anatomy_asymmetry": None,
+            "split": "skipped: the reversed windows were not attributed (--no-reverse)",
+        }
     out: dict = {"split": "computed"}
     weighted = mass_weighted_split(masses, reversed_masses, offsets)
-    for name, values, w in zip(("channel_asymmetry", "anatomy_asymmetry"),
-                               split_asymmetry(masses, reversed_masses, offsets), weighted, strict=True):
+    for name, values, w in zip(
+        ("channel_asymmetry", "anatomy_asymmetry"),
+        split_asymmetry(masses, reversed_masses, offsets),
+        weighted,
+        strict=True,
+    ):
         mean, ci, block = ai_ci(values, seed=seed)
-        out[name] = {"mean": mean, "ci95": ci, "block_length": block, "n_slices": int(np.isfinite(values).sum()),
-                     **asymmetry_test(values, block, seed=seed), "mass_weighted": w}
+        out[name] = {
+            "mean": mean,
+            "ci95": ci,
+            "block_length": block,
+            "n_slices": int(np.isfinite(values).sum()),
+            **asymmetry_test(values, block, seed=seed),
+            "mass_weighted": w,
+        }
     return out
 
 
-def mean_ci(values: np.ndarray, *, seed: int = BOOTSTRAP_SEED, n_resamples: int = BOOTSTRAP_RESAMPLES,
-            ) -> tuple[float | None, list[float | None]]:
+def mean_ci(
+    values: np.ndarray,
+    *,
+    seed: int = BOOTSTRAP_SEED,
+    n_resamples: int = BOOTSTRAP_RESAMPLES,
+) -> tuple[float | None, list[float | None]]:
     """Mean of the finite ``values`` and its 95% percentile-bootstrap CI (None where undefined)."""
     v = np.asarray(values, dtype=np.float64)
     v = v[np.isfinite(v)]
@@ -152,13 +204,24 @@ def mean_ci(values: np.ndarray, *, seed: int = BOOTSTRAP_SEED, n_resamples: int 
     mean = float(v.mean())
     if v.size < 2 or np.ptp(v) == 0:
         return mean, [mean, mean]
-    res = sps.bootstrap((v,), np.mean, confidence_level=0.95, n_resamples=n_resamples, method="percentile",
-                        random_state=np.random.default_rng(seed), vectorized=True)
+    res = sps.bootstrap(
+        (v,),
+        np.mean,
+        confidence_level=0.95,
+        n_resamples=n_resamples,
+        method="percentile",
+        random_state=np.random.default_rng(seed),
+        vectorized=True,
+    )
     return mean, [float(res.confidence_interval.low), float(res.confidence_interval.high)]
 
 
-def ai_ci(values: np.ndarray, *, seed: int = BOOTSTRAP_SEED, n_resamples: int = BOOTSTRAP_RESAMPLES,
-          ) -> tuple[float | None, list[float | None], int]:
+def ai_ci(
+    values: np.ndarray,
+    *,
+    seed: int = BOOTSTRAP_SEED,
+    n_resamples: int = BOOTSTRAP_RESAMPLES,
+) -> tuple[float | None, list[float | None], int]:
     """Mean of one volume's per-slice AI and its 95% circular block-bootstrap CI over the slices.
 
     Args:
@@ -203,8 +266,12 @@ def model_summary(masses: np.ndarray, offsets: Sequence[int], *, seed: int = BOO
     """
     shares = shares_from_masses(masses)
     valid = np.isfinite(shares).all(axis=1)
-    out: dict = {"mean_share": {}, "mean_share_ci95": {}, "n_slices": int(valid.sum()),
-                 "n_skipped": int((~valid).sum())}
+    out: dict = {
+        "mean_share": {},
+        "mean_share_ci95": {},
+        "n_slices": int(valid.sum()),
+        "n_skipped": int((~valid).sum()),
+    }
     for i, off in enumerate(offsets):
         mean, ci = mean_ci(shares[valid, i], seed=seed)
         out["mean_share"][str(off)] = mean
@@ -213,17 +280,30 @@ def model_summary(masses: np.ndarray, offsets: Sequence[int], *, seed: int = BOO
     for k in sorted(o for o in offsets if o > 0):
         values = np.where(valid, asymmetry_index(shares, offsets, k), np.nan)
         mean, ci, block = ai_ci(values, seed=seed)
-        pairs[str(k)] = {"mean": mean, "ci95": ci, "block_length": block, **asymmetry_test(values, block, seed=seed),
-                         "mass_weighted": mass_weighted_asymmetry(np.where(valid[:, None], masses, np.nan), offsets,
-                                                                  k)}
+        pairs[str(k)] = {
+            "mean": mean,
+            "ci95": ci,
+            "block_length": block,
+            **asymmetry_test(values, block, seed=seed),
+            "mass_weighted": mass_weighted_asymmetry(np.where(valid[:, None], masses, np.nan), offsets, k),
+        }
     inner = pairs[str(innermost_pair(offsets))]
     out["asymmetry_index"] = {key: inner[key] for key in ("mean", "ci95", "p", "p_min", "mass_weighted")}
     out["asymmetry_by_pair"] = pairs
-    out["bootstrap"] = {"seed": seed, "resamples": BOOTSTRAP_RESAMPLES, "confidence": 0.95,
-                        "method": "circular block bootstrap over slices (asymmetry index); percentile bootstrap "
-                                  "(mean shares)", "block_length": inner["block_length"]}
-    out["test"] = {"method": P_TEST, "block_length": inner["block_length"], "resamples": TEST_RESAMPLES,
-                   "seed": seed, "exact_up_to_blocks": 16}
+    out["bootstrap"] = {
+        "seed": seed,
+        "resamples": BOOTSTRAP_RESAMPLES,
+        "confidence": 0.95,
+        "method": "circular block bootstrap over slices (asymmetry index); percentile bootstrap (mean shares)",
+        "block_length": inner["block_length"],
+    }
+    out["test"] = {
+        "method": P_TEST,
+        "block_length": inner["block_length"],
+        "resamples": TEST_RESAMPLES,
+        "seed": seed,
+        "exact_up_to_blocks": 16,
+    }
     return out
 
 
@@ -250,10 +330,13 @@ def compare_abs_ai(ai_a: np.ndarray, ai_b: np.ndarray, *, seed: int = BOOTSTRAP_
     sd = float(d[ok].std(ddof=1)) if ok.sum() >= 2 else 0.0
     return {
         "mean_abs_ai": [float(a[ok].mean()), float(b[ok].mean())] if ok.any() else [None, None],
-        "statistic": float(d[ok].mean()) if ok.any() else None, "statistic_kind": "mean of |AI_a| − |AI_b|",
+        "statistic": float(d[ok].mean()) if ok.any() else None,
+        "statistic_kind": "mean of |AI_a| − |AI_b|",
         "effect_size": float(d[ok].mean()) / sd if sd > 0 else None,
-        "effect_size_kind": "Cohen's d_z (mean / SD of the per-slice differences)", "n": int(ok.sum()),
-        **asymmetry_test(d, block, seed=seed), "block_length": block,
+        "effect_size_kind": "Cohen's d_z (mean / SD of the per-slice differences)",
+        "n": int(ok.sum()),
+        **asymmetry_test(d, block, seed=seed),
+        "block_length": block,
         "test": "block sign-flip test of per-slice |AI_a| − |AI_b| (innermost pair), Holm-adjusted across model pairs",
     }
 
@@ -262,8 +345,13 @@ def compare_models(ais: dict[str, np.ndarray], *, seed: int = BOOTSTRAP_SEED) ->
     """:func:`compare_abs_ai` for every pair of models (in the given order), with ``p_holm``: Holm's adjustment
     across the model pairs (one family per analysis)."""
     names = list(ais)
-    return with_holm([{"models": [na, nb], **compare_abs_ai(ais[na], ais[nb], seed=seed)}
-                      for i, na in enumerate(names) for nb in names[i + 1:]])
+    return with_holm(
+        [
+            {"models": [na, nb], **compare_abs_ai(ais[na], ais[nb], seed=seed)}
+            for i, na in enumerate(names)
+            for nb in names[i + 1 :]
+        ]
+    )
 
 
 def with_holm(comparisons: list[dict]) -> list[dict]:

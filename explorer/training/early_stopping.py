@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 
 import torch
 
+__all__ = ["EarlyStopping", "validation_loss"]
+
 
 @dataclass
 class EarlyStopping:
@@ -51,14 +53,19 @@ class EarlyStopping:
 
 
 @torch.no_grad()
-def validation_loss(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor,
-                    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], device: torch.device,
-                    batch_size: int = 16) -> float:
+def validation_loss(
+    model: torch.nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    device: torch.device,
+    batch_size: int = 16,
+) -> float:
     """Mean ``loss_fn`` of ``model`` (set to eval, then back to train) over windows ``x`` and labels ``y``."""
     model.eval()
     total = 0.0
     for start in range(0, len(x), batch_size):
-        xb, yb = x[start:start + batch_size].to(device), y[start:start + batch_size].to(device)
+        xb, yb = x[start : start + batch_size].to(device), y[start : start + batch_size].to(device)
         total += float(loss_fn(model(xb), yb)) * len(xb)
     model.train()
     return total / len(x)

@@ -29,6 +29,9 @@ import torch.nn.functional as F
 from ..attribution.params import merge_params
 from ..errors import InputError, unknown_name
 
+__all__ = ["LossFn", "focal", "large_margin", "dice_loss", "Loss", "LOSSES", "build_loss"]
+
+
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
@@ -40,8 +43,9 @@ def focal(logits: torch.Tensor, target: torch.Tensor, gamma: float = 2.0, *, asy
     return loss.mean()
 
 
-def large_margin(logits: torch.Tensor, target: torch.Tensor, margin: float = 1.0, *,
-                 asymmetric: bool = True) -> torch.Tensor:
+def large_margin(
+    logits: torch.Tensor, target: torch.Tensor, margin: float = 1.0, *, asymmetric: bool = True
+) -> torch.Tensor:
     """Mean (asymmetric) large-margin cross-entropy over pixels (see the module docstring)."""
     bg_margin = 0.0 if asymmetric else margin
     loss = -target * F.logsigmoid(logits - margin) - (1 - target) * F.logsigmoid(-logits - bg_margin)
@@ -68,14 +72,24 @@ class Loss:
 LOSSES: dict[str, Loss] = {
     loss.name: loss
     for loss in (
-        Loss("bce-dice", "Dice + binary cross-entropy (the zoo's recipe)", {},
-             lambda p: lambda z, y: dice_loss(z, y) + F.binary_cross_entropy_with_logits(z, y)),
-        Loss("asymmetric-focal", "Dice + asymmetric focal loss: focal down-weighting of the background only "
-             "(Li, Kamnitsas, Glocker 2021)", {"gamma": 2.0},
-             lambda p: lambda z, y: dice_loss(z, y) + focal(z, y, p["gamma"])),
-        Loss("asymmetric-margin", "Dice + asymmetric large-margin loss: margin on the foreground logit only "
-             "(Li, Kamnitsas, Glocker 2021)", {"margin": 1.0},
-             lambda p: lambda z, y: dice_loss(z, y) + large_margin(z, y, p["margin"])),
+        Loss(
+            "bce-dice",
+            "Dice + binary cross-entropy (the zoo's recipe)",
+            {},
+            lambda p: lambda z, y: dice_loss(z, y) + F.binary_cross_entropy_with_logits(z, y),
+        ),
+        Loss(
+            "asymmetric-focal",
+            "Dice + asymmetric focal loss: focal down-weighting of the background only (Li, Kamnitsas, Glocker 2021)",
+            {"gamma": 2.0},
+            lambda p: lambda z, y: dice_loss(z, y) + focal(z, y, p["gamma"]),
+        ),
+        Loss(
+            "asymmetric-margin",
+            "Dice + asymmetric large-margin loss: margin on the foreground logit only (Li, Kamnitsas, Glocker 2021)",
+            {"margin": 1.0},
+            lambda p: lambda z, y: dice_loss(z, y) + large_margin(z, y, p["margin"]),
+        ),
     )
 }
 

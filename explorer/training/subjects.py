@@ -33,6 +33,16 @@ from ..stats.scan import dice
 from ..study import Study
 from .train import FitHooks, Recipe, TrainResult, TrainSpec, fit, predict
 
+__all__ = [
+    "Subject",
+    "split_rows",
+    "load_subjects",
+    "validation_split",
+    "heldout_dice",
+    "train_subjects",
+    "train_manifest_checkpoint",
+]
+
 
 @dataclass(frozen=True, eq=False)
 class Subject:
@@ -43,8 +53,11 @@ class Subject:
 
     def record(self) -> dict[str, str | None]:
         """Id and content hashes (the checkpoint's record of the split)."""
-        return {"subject": self.id, **{f"{k}_sha256": v for k, v in self.study.key().items()},
-                "volume": self.study.volume.source}
+        return {
+            "subject": self.id,
+            **{f"{k}_sha256": v for k, v in self.study.key().items()},
+            "volume": self.study.volume.source,
+        }
 
 
 def split_rows(rows: Sequence[Entry], column: str, *, source: str = "manifest") -> tuple[list[Entry], list[Entry]]:
@@ -60,8 +73,11 @@ def split_rows(rows: Sequence[Entry], column: str, *, source: str = "manifest") 
         raise InputError(source, f"subjects {missing} have no mask", "a mask for every subject used in training")
     parts = {value: [row for row in rows if row.extra[column] == value] for value in ("train", "test")}
     if not parts["train"] or not parts["test"]:
-        raise InputError(source, f"{len(parts['train'])} train and {len(parts['test'])} test subjects",
-                         f"at least one subject with {column}=train and one with {column}=test")
+        raise InputError(
+            source,
+            f"{len(parts['train'])} train and {len(parts['test'])} test subjects",
+            f"at least one subject with {column}=train and one with {column}=test",
+        )
     return parts["train"], parts["test"]
 
 
@@ -74,8 +90,14 @@ def load_subjects(rows: Sequence[Entry]) -> list[Subject]:
     return [Subject(row.subject, Study.load(row.volume, row.mask)) for row in rows]
 
 
-def _training_windows(subjects: Sequence[Subject], offsets: Sequence[int], axis: str, normalisation: str,
-                      stats: tuple[np.ndarray, np.ndarray] | None, stride: int) -> tuple[torch.Tensor, torch.Tensor]:
+def _training_windows(
+    subjects: Sequence[Subject],
+    offsets: Sequence[int],
+    axis: str,
+    normalisation: str,
+    stats: tuple[np.ndarray, np.ndarray] | None,
+    stride: int,
+) -> tuple[torch.Tensor, torch.Tensor]:
     stacks = [(s.study.slices(axis, normalisation), s.study.mask_slices(axis)) for s in subjects]
     height = max(stack.shape[1] for stack, _ in stacks)
     width = max(stack.shape[2] for stack, _ in stacks)
@@ -102,14 +124,18 @@ def validation_split(train: Sequence[Subject], recipe: Recipe) -> tuple[list[Sub
     if recipe.patience is None:
         return list(train), []
     if len(train) <= recipe.val_subjects:
-        raise InputError("split", f"{len(train)} training subject(s) for {recipe.val_subjects} validation subject(s)",
-                         "more training subjects than validation subjects (early stopping holds some out)")
+        raise InputError(
+            "split",
+            f"{len(train)} training subject(s) for {recipe.val_subjects} validation subject(s)",
+            "more training subjects than validation subjects (early stopping holds some out)",
+        )
     held = set(np.random.default_rng(recipe.seed).choice(len(train), recipe.val_subjects, replace=False).tolist())
     return [s for i, s in enumerate(train) if i not in held], [s for i, s in enumerate(train) if i in held]
 
 
-def heldout_dice(model: torch.nn.Module, subjects: Sequence[Subject], meta: CheckpointMeta,
-                 device: str | torch.device = "auto") -> dict[str, float]:
+def heldout_dice(
+    model: torch.nn.Module, subjects: Sequence[Subject], meta: CheckpointMeta, device: str | torch.device = "auto"
+) -> dict[str, float]:
     """Whole-volume Dice of ``model`` on each subject (all slices along the checkpoint's axis).
 
     Returns:
@@ -126,9 +152,15 @@ def heldout_dice(model: torch.nn.Module, subjects: Sequence[Subject], meta: Chec
     return out
 
 
-def train_subjects(train: Sequence[Subject], test: Sequence[Subject], spec: TrainSpec, *,
-                   manifest: dict[str, Any] | None = None, hooks: FitHooks | None = None,
-                   command: str | None = None) -> TrainResult:
+def train_subjects(
+    train: Sequence[Subject],
+    test: Sequence[Subject],
+    spec: TrainSpec,
+    *,
+    manifest: dict[str, Any] | None = None,
+    hooks: FitHooks | None = None,
+    command: str | None = None,
+) -> TrainResult:
     """Initialise a model as ``spec`` says, train it on every slice of ``train``, evaluate it on ``test``.
 
     Args:
@@ -156,25 +188,51 @@ def train_subjects(train: Sequence[Subject], test: Sequence[Subject], spec: Trai
     stats = channel_stats_for(spec.normalisation, len(offsets))
     x_all, y_all = _training_windows(fitted, offsets, axis, spec.normalisation, stats, recipe.slice_stride)
     val = _training_windows(held, offsets, axis, spec.normalisation, stats, recipe.slice_stride) if held else None
-    log = fit(model, x_all, y_all, recipe, zflip=get_strategy(spec.strategy).augment_zflip, device=dev, val=val,
-              hooks=replace(hooks or FitHooks(), desc=f"train {spec.strategy}"))
-    meta = spec.meta(training={
-        "manifest": manifest, "axis_index": axis_index(axis),
-        "split": {"unit": "subject", "train": [s.record() for s in fitted], "test": [s.record() for s in test],
-                  "train_slices": len(x_all), **({"val": [s.record() for s in held]} if held else {})},
-        "epochs": log.record(recipe.epochs),
-        "init": init.to_dict(),
-        "first_conv_share_final": {str(k): v for k, v in first_conv_shares(model, offsets).items()},
-        "device": describe_device(dev), "seconds": round(log.seconds, 1), "command": command,
-    })
+    log = fit(
+        model,
+        x_all,
+        y_all,
+        recipe,
+        zflip=get_strategy(spec.strategy).augment_zflip,
+        device=dev,
+        val=val,
+        hooks=replace(hooks or FitHooks(), desc=f"train {spec.strategy}"),
+    )
+    meta = spec.meta(
+        training={
+            "manifest": manifest,
+            "axis_index": axis_index(axis),
+            "split": {
+                "unit": "subject",
+                "train": [s.record() for s in fitted],
+                "test": [s.record() for s in test],
+                "train_slices": len(x_all),
+                **({"val": [s.record() for s in held]} if held else {}),
+            },
+            "epochs": log.record(recipe.epochs),
+            "init": init.to_dict(),
+            "first_conv_share_final": {str(k): v for k, v in first_conv_shares(model, offsets).items()},
+            "device": describe_device(dev),
+            "seconds": round(log.seconds, 1),
+            "command": command,
+        }
+    )
     per_subject = heldout_dice(model, test, meta, dev)
-    meta.metrics.update(heldout_dice=per_subject, val_dice=float(np.mean(list(per_subject.values()))),
-                        train_loss=log.losses)
+    meta.metrics.update(
+        heldout_dice=per_subject, val_dice=float(np.mean(list(per_subject.values()))), train_loss=log.losses
+    )
     return TrainResult(model=model.cpu().eval(), meta=meta, losses=log.losses)
 
 
-def train_manifest_checkpoint(manifest: str | Path, out: str | Path, spec: TrainSpec, *, split_column: str = "split",
-                              hooks: FitHooks | None = None, command: str | None = None) -> TrainResult:
+def train_manifest_checkpoint(
+    manifest: str | Path,
+    out: str | Path,
+    spec: TrainSpec,
+    *,
+    split_column: str = "split",
+    hooks: FitHooks | None = None,
+    command: str | None = None,
+) -> TrainResult:
     """Read ``manifest``, train on its ``train`` subjects, evaluate on its ``test`` subjects, save to ``out``.
 
     Raises:
@@ -185,7 +243,8 @@ def train_manifest_checkpoint(manifest: str | Path, out: str | Path, spec: Train
         raise InputError(out, "output name does not end in .safetensors", "e.g. --out model.safetensors")
     train_rows, test_rows = split_rows(read_manifest(manifest), split_column, source=str(manifest))
     record = {"name": Path(manifest).name, "sha256": file_sha256(manifest), "split_column": split_column}
-    result = train_subjects(load_subjects(train_rows), load_subjects(test_rows), spec, manifest=record, hooks=hooks,
-                            command=command)
+    result = train_subjects(
+        load_subjects(train_rows), load_subjects(test_rows), spec, manifest=record, hooks=hooks, command=command
+    )
     save_checkpoint(result.model, result.meta, out)
     return result

@@ -35,6 +35,22 @@ from ..study import Study
 from .early_stopping import EarlyStopping, validation_loss
 from .losses import build_loss
 
+__all__ = [
+    "Recipe",
+    "Split",
+    "TrainResult",
+    "TrainSpec",
+    "check_recipe",
+    "split_slices",
+    "seed_everything",
+    "FitHooks",
+    "FitLog",
+    "fit",
+    "predict",
+    "train",
+    "train_checkpoint",
+]
+
 
 @dataclass(frozen=True)
 class Recipe:
@@ -124,17 +140,27 @@ class TrainSpec:
     def initialised(self) -> tuple[torch.nn.Module, Any]:
         """The model built with the recipe's seed and initialised by the strategy, and the strategy's record."""
         seed_everything(self.recipe.seed)
-        model = build_model(arch=self.arch, encoder=self.encoder, in_channels=len(self.offsets), classes=1,
-                            **self.arch_kwargs)
+        model = build_model(
+            arch=self.arch, encoder=self.encoder, in_channels=len(self.offsets), classes=1, **self.arch_kwargs
+        )
         init = get_strategy(self.strategy).apply(model, self.offsets, encoder=self.encoder, weights=self.weights)
         return model, init
 
     def meta(self, training: dict[str, Any], metrics: dict[str, Any] | None = None) -> CheckpointMeta:
         """The checkpoint metadata of a model trained by this spec."""
-        return CheckpointMeta(arch=self.arch, encoder=self.encoder, classes=1, offsets=self.offsets,
-                              strategy=self.strategy, normalisation=self.normalisation, axis=self.axis,
-                              arch_kwargs=self.arch_kwargs, recipe=self.recipe.to_dict(), training=training,
-                              metrics=metrics or {})
+        return CheckpointMeta(
+            arch=self.arch,
+            encoder=self.encoder,
+            classes=1,
+            offsets=self.offsets,
+            strategy=self.strategy,
+            normalisation=self.normalisation,
+            axis=self.axis,
+            arch_kwargs=self.arch_kwargs,
+            recipe=self.recipe.to_dict(),
+            training=training,
+            metrics=metrics or {},
+        )
 
 
 def check_recipe(recipe: Recipe) -> None:
@@ -147,13 +173,20 @@ def check_recipe(recipe: Recipe) -> None:
     """
     build_loss(recipe.loss, recipe.loss_params)
     if recipe.epochs < 1 or recipe.batch_size < 2 or recipe.slice_stride < 1:
-        raise InputError("recipe", f"epochs={recipe.epochs}, batch_size={recipe.batch_size}, "
-                         f"slice_stride={recipe.slice_stride}", "at least 1 epoch, a batch of at least 2, stride >= 1")
-    if recipe.patience is not None and (recipe.patience < 1 or recipe.val_subjects < 1
-                                        or not 0 <= recipe.warmup < recipe.epochs):
-        raise InputError("recipe", f"patience={recipe.patience}, val_subjects={recipe.val_subjects}, "
-                         f"warmup={recipe.warmup}, epochs={recipe.epochs}", "a patience of at least 1 epoch, at "
-                         "least 1 validation subject and a warm-up of 0 to epochs − 1")
+        raise InputError(
+            "recipe",
+            f"epochs={recipe.epochs}, batch_size={recipe.batch_size}, slice_stride={recipe.slice_stride}",
+            "at least 1 epoch, a batch of at least 2, stride >= 1",
+        )
+    if recipe.patience is not None and (
+        recipe.patience < 1 or recipe.val_subjects < 1 or not 0 <= recipe.warmup < recipe.epochs
+    ):
+        raise InputError(
+            "recipe",
+            f"patience={recipe.patience}, val_subjects={recipe.val_subjects}, "
+            f"warmup={recipe.warmup}, epochs={recipe.epochs}",
+            "a patience of at least 1 epoch, at least 1 validation subject and a warm-up of 0 to epochs − 1",
+        )
 
 
 def split_slices(mask_stack: np.ndarray, offsets: Sequence[int], val_fraction: float = 0.2) -> Split:
@@ -175,8 +208,12 @@ def split_slices(mask_stack: np.ndarray, offsets: Sequence[int], val_fraction: f
     z = np.arange(mask_stack.shape[0])
     train = z[(z < start - gap) | (z >= start + n_val + gap)]
     if train.size < 2:
-        raise InputError("volume", f"{mask_stack.shape[0]} slices leave {train.size} for training after a "
-                         f"{n_val}-slice validation block and {gap}-slice gaps", "a volume with more slices")
+        raise InputError(
+            "volume",
+            f"{mask_stack.shape[0]} slices leave {train.size} for training after a "
+            f"{n_val}-slice validation block and {gap}-slice gaps",
+            "a volume with more slices",
+        )
     return Split(train=train, val=val, gap=gap)
 
 
@@ -187,13 +224,15 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def _windows(stack: np.ndarray, offsets: Sequence[int], slices: np.ndarray,
-             stats: tuple[np.ndarray, np.ndarray] | None) -> torch.Tensor:
+def _windows(
+    stack: np.ndarray, offsets: Sequence[int], slices: np.ndarray, stats: tuple[np.ndarray, np.ndarray] | None
+) -> torch.Tensor:
     return torch.cat([b.x for b in iter_windows(stack, offsets, batch_size=64, slices=slices, channel_stats=stats)])
 
 
-def _augment(x: torch.Tensor, y: torch.Tensor, gen: torch.Generator, *, flips: bool,
-             zflip: bool) -> tuple[torch.Tensor, torch.Tensor]:
+def _augment(
+    x: torch.Tensor, y: torch.Tensor, gen: torch.Generator, *, flips: bool, zflip: bool
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Random in-plane flips (image and label) and, for zflip, window reversal (image only), per sample."""
     x, y = x.clone(), y.clone()
     coins = torch.rand(x.shape[0], 3, generator=gen) < 0.5
@@ -238,14 +277,23 @@ class FitLog:
         """Epochs reached and, with early stopping, the best epoch and validation losses (for the metadata)."""
         out: dict[str, Any] = {"epochs_reached": len(self.losses), "max_epochs": max_epochs}
         if self.best_epoch is not None:
-            out.update(best_epoch=self.best_epoch, val_loss=self.val_losses,
-                       stopped_early=len(self.losses) < max_epochs)
+            out.update(
+                best_epoch=self.best_epoch, val_loss=self.val_losses, stopped_early=len(self.losses) < max_epochs
+            )
         return out
 
 
-def fit(model: torch.nn.Module, x_all: torch.Tensor, y_all: torch.Tensor, recipe: Recipe, *, zflip: bool,
-        device: torch.device, val: tuple[torch.Tensor, torch.Tensor] | None = None,
-        hooks: FitHooks = FitHooks()) -> FitLog:
+def fit(
+    model: torch.nn.Module,
+    x_all: torch.Tensor,
+    y_all: torch.Tensor,
+    recipe: Recipe,
+    *,
+    zflip: bool,
+    device: torch.device,
+    val: tuple[torch.Tensor, torch.Tensor] | None = None,
+    hooks: FitHooks = FitHooks(),
+) -> FitLog:
     """Train ``model`` in place with Adam on windows ``x_all`` ``(N, C, H, W)`` and labels ``y_all`` ``(N, 1, H, W)``.
 
     The global RNGs must be seeded (:func:`seed_everything`); the shuffles and augmentations draw from a
@@ -277,11 +325,11 @@ def fit(model: torch.nn.Module, x_all: torch.Tensor, y_all: torch.Tensor, recipe
     losses: list[float] = []
     done = 0
     val_losses: list[float] = []
-    stopper = (EarlyStopping(recipe.patience, recipe.warmup) if recipe.patience is not None and val is not None
-               else None)
+    stopper = EarlyStopping(recipe.patience, recipe.warmup) if recipe.patience is not None and val is not None else None
     started = time.perf_counter()
-    with tqdm(total=recipe.epochs * n_batches, desc=hooks.desc, unit="batch", disable=not hooks.progress,
-              leave=False) as bar:
+    with tqdm(
+        total=recipe.epochs * n_batches, desc=hooks.desc, unit="batch", disable=not hooks.progress, leave=False
+    ) as bar:
         for epoch in range(recipe.epochs):
             order = torch.randperm(len(x_all), generator=gen)
             batches = list(order.split(recipe.batch_size))
@@ -320,17 +368,26 @@ def fit(model: torch.nn.Module, x_all: torch.Tensor, y_all: torch.Tensor, recipe
 
 
 @torch.no_grad()
-def predict(model: torch.nn.Module, stack: np.ndarray, offsets: Sequence[int], slices: np.ndarray,
-            stats: tuple[np.ndarray, np.ndarray] | None, device: torch.device) -> np.ndarray:
+def predict(
+    model: torch.nn.Module,
+    stack: np.ndarray,
+    offsets: Sequence[int],
+    slices: np.ndarray,
+    stats: tuple[np.ndarray, np.ndarray] | None,
+    device: torch.device,
+) -> np.ndarray:
     """Predicted foreground ``(len(slices), H, W)`` bool (logit > 0) of ``model`` (set to eval) for ``slices``."""
     model.eval()
-    out = [b.padding.crop(model(b.x.to(device))[:, 0]).cpu().numpy() > 0
-           for b in iter_windows(stack, offsets, batch_size=8, slices=slices, channel_stats=stats)]
+    out = [
+        b.padding.crop(model(b.x.to(device))[:, 0]).cpu().numpy() > 0
+        for b in iter_windows(stack, offsets, batch_size=8, slices=slices, channel_stats=stats)
+    ]
     return np.concatenate(out)
 
 
-def train(volume: Volume, mask: Mask, spec: TrainSpec, *, hooks: FitHooks | None = None,
-          command: str | None = None) -> TrainResult:
+def train(
+    volume: Volume, mask: Mask, spec: TrainSpec, *, hooks: FitHooks | None = None, command: str | None = None
+) -> TrainResult:
     """Initialise a model as ``spec`` says and train it on ``volume``/``mask`` slices along ``spec.axis``.
 
     Args:
@@ -349,8 +406,11 @@ def train(volume: Volume, mask: Mask, spec: TrainSpec, *, hooks: FitHooks | None
     recipe, offsets, axis = spec.recipe, spec.offsets, spec.axis
     check_slices(volume.shape, axis_index(axis), volume.source)  # 32,767 one-voxel slices are no 2D+ volume
     if recipe.patience is not None:
-        raise InputError("--patience", "early stopping with one training volume",
-                         "--manifest: early stopping holds out whole training subjects for validation")
+        raise InputError(
+            "--patience",
+            "early stopping with one training volume",
+            "--manifest: early stopping holds out whole training subjects for validation",
+        )
     dev = select_device(spec.device)
     study = Study(volume, mask)
     stack, labels = study.slices(axis, spec.normalisation), study.mask_slices(axis)
@@ -361,8 +421,15 @@ def train(volume: Volume, mask: Mask, spec: TrainSpec, *, hooks: FitHooks | None
     used = split.train[:: recipe.slice_stride]
     x_all = _windows(stack, offsets, used, stats)
     y_all = torch.from_numpy(pad_to_multiple(labels[used].astype(np.float32), 32)[0][:, None])
-    log = fit(model, x_all, y_all, recipe, zflip=get_strategy(spec.strategy).augment_zflip, device=dev,
-              hooks=replace(hooks or FitHooks(), desc=f"train {spec.strategy}"))
+    log = fit(
+        model,
+        x_all,
+        y_all,
+        recipe,
+        zflip=get_strategy(spec.strategy).augment_zflip,
+        device=dev,
+        hooks=replace(hooks or FitHooks(), desc=f"train {spec.strategy}"),
+    )
     pred = predict(model, stack, offsets, split.val, stats, dev)
     model = model.cpu().eval()
     meta = spec.meta(
@@ -370,19 +437,31 @@ def train(volume: Volume, mask: Mask, spec: TrainSpec, *, hooks: FitHooks | None
             "volume": {"name": volume.source, "sha256": volume.sha256, "shape": list(volume.shape)},
             "mask": {"name": mask.source, "sha256": mask.sha256},
             "axis_index": axis_index(axis),
-            "split": {"train_slices": len(used), "val_slices": [int(split.val[0]), int(split.val[-1])],
-                      "gap": split.gap},
+            "split": {
+                "train_slices": len(used),
+                "val_slices": [int(split.val[0]), int(split.val[-1])],
+                "gap": split.gap,
+            },
             "init": init.to_dict(),
             "first_conv_share_final": {str(k): v for k, v in first_conv_shares(model, offsets).items()},
-            "device": describe_device(dev), "seconds": round(log.seconds, 1), "command": command,
+            "device": describe_device(dev),
+            "seconds": round(log.seconds, 1),
+            "command": command,
         },
         metrics={"val_dice": dice(pred, labels[split.val]), "train_loss": log.losses},
     )
     return TrainResult(model=model, meta=meta, losses=log.losses)
 
 
-def train_checkpoint(volume_path: str | Path | Volume, mask_path: str | Path, out: str | Path, spec: TrainSpec, *,
-                     hooks: FitHooks | None = None, command: str | None = None) -> TrainResult:
+def train_checkpoint(
+    volume_path: str | Path | Volume,
+    mask_path: str | Path,
+    out: str | Path,
+    spec: TrainSpec,
+    *,
+    hooks: FitHooks | None = None,
+    command: str | None = None,
+) -> TrainResult:
     """Load the volume (unless given loaded) and mask, :func:`train`, save the checkpoint to ``out`` (float16, atomic).
 
     Raises:

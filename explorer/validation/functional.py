@@ -27,6 +27,8 @@ from ..models.checkpoints import Checkpoint
 from ..stats.scan import dice
 from ..study import Study
 
+__all__ = ["FunctionalDice", "functional_dice"]
+
 
 @dataclass(frozen=True)
 class FunctionalDice:
@@ -38,13 +40,17 @@ class FunctionalDice:
 
     def columns(self) -> dict[str, float]:
         """Flat ``{"dice_intact", "dice_ablate_-1", ..., "dice_zflip"}`` (the CSV columns)."""
-        return {"dice_intact": self.dice, **{f"dice_ablate_{o:+d}" if o else "dice_ablate_0": v
-                                             for o, v in self.ablated.items()}, "dice_zflip": self.zflip}
+        return {
+            "dice_intact": self.dice,
+            **{f"dice_ablate_{o:+d}" if o else "dice_ablate_0": v for o, v in self.ablated.items()},
+            "dice_zflip": self.zflip,
+        }
 
 
 @torch.no_grad()
-def functional_dice(checkpoint: Checkpoint, study: Study, *, device: str = "auto",
-                    batch_size: int = 8) -> FunctionalDice:
+def functional_dice(
+    checkpoint: Checkpoint, study: Study, *, device: str = "auto", batch_size: int = 8
+) -> FunctionalDice:
     """Dice of ``checkpoint`` on ``study`` (its mask is the truth) intact, per ablated channel and z-flipped.
 
     Args:
@@ -63,8 +69,9 @@ def functional_dice(checkpoint: Checkpoint, study: Study, *, device: str = "auto
     model = prepared_checkpoint(checkpoint, dev)
     stack, truth = study.slices(meta.axis, meta.normalisation), study.mask_slices(meta.axis)
     variants: list[list[np.ndarray]] = [[] for _ in range(len(offsets) + 2)]
-    for batch in iter_windows(stack, offsets, batch_size=batch_size,
-                              channel_stats=channel_stats_for(meta.normalisation, len(offsets))):
+    for batch in iter_windows(
+        stack, offsets, batch_size=batch_size, channel_stats=channel_stats_for(meta.normalisation, len(offsets))
+    ):
         x = batch.x.to(dev)
         level = batch.padding.crop(x).mean(dim=(2, 3), keepdim=True)  # (B, C, 1, 1) over the unpadded slice
         ablated = []
@@ -76,6 +83,8 @@ def functional_dice(checkpoint: Checkpoint, study: Study, *, device: str = "auto
         for i, part in enumerate(logits.split(len(x))):
             variants[i].append(batch.padding.crop(part).cpu().numpy() > 0)
     preds = [np.concatenate(v) for v in variants]
-    return FunctionalDice(dice=dice(preds[0], truth),
-                          ablated={o: dice(p, truth) for o, p in zip(offsets, preds[1:-1], strict=True)},
-                          zflip=dice(preds[-1], truth))
+    return FunctionalDice(
+        dice=dice(preds[0], truth),
+        ablated={o: dice(p, truth) for o, p in zip(offsets, preds[1:-1], strict=True)},
+        zflip=dice(preds[-1], truth),
+    )

@@ -21,6 +21,9 @@ from ..reporting.figures.validation import validation_figure
 from ..reporting.outputs import _json_safe, check_out_dir, clean_stale_outputs, swap_into
 from .run import Validation
 
+__all__ = ["MARKER", "VALIDATION_NAMES", "check_validation_out", "write_validation"]
+
+
 MARKER = "validation.json"
 #: What a validation run writes into its folder (other files already there are kept when it is replaced).
 VALIDATION_NAMES = frozenset({"validation.csv", MARKER, "figures"})
@@ -35,8 +38,9 @@ def check_validation_out(out_dir: str | Path) -> Path:
     return check_out_dir(out_dir, marker=MARKER)
 
 
-def write_validation(validation: Validation, out_dir: str | Path, *,
-                     figure_formats: Sequence[str] = ("png",)) -> dict[str, Path]:
+def write_validation(
+    validation: Validation, out_dir: str | Path, *, figure_formats: Sequence[str] = ("png",)
+) -> dict[str, Path]:
     """Write the validation's files into ``out_dir``, replacing an earlier validation output there.
 
     Args:
@@ -59,8 +63,9 @@ def write_validation(validation: Validation, out_dir: str | Path, *,
         written["csv"].write_bytes(table_csv(validation.rows))
         document = {"table": validation.table.to_dict(orient="records"), **validation.record}
         written["json"].write_text(json.dumps(_json_safe(document), indent=2, allow_nan=False))
-        write_figures({"validation": validation_figure(validation.table)}, written["figures"],
-                      formats=("html", *figure_formats))
+        write_figures(
+            {"validation": validation_figure(validation.table)}, written["figures"], formats=("html", *figure_formats)
+        )
         swap_into(tmp, out, ours=VALIDATION_NAMES)
         return {key: out / path.relative_to(tmp) for key, path in written.items()}
     finally:

@@ -27,6 +27,19 @@ from scipy import ndimage
 from ..errors import InputError, unknown_name
 from ..io.files import write_atomic
 
+__all__ = [
+    "GENERATOR_VERSION",
+    "REGIMES",
+    "SPACING",
+    "PlantedParams",
+    "check_regime",
+    "textures",
+    "planted_label",
+    "make_planted",
+    "write_planted",
+]
+
+
 #: Bumped whenever the generator's output for given parameters changes (part of every cache key).
 GENERATOR_VERSION = 1
 #: Slice-to-slice structure of the textures: name -> AR(1) coefficient along z is used or not.
@@ -107,8 +120,9 @@ def make_planted(params: PlantedParams, regime: str, direction: int, seed: int) 
     Raises:
         InputError: an unknown regime.
     """
-    rng = np.random.default_rng([GENERATOR_VERSION, REGIMES.index(check_regime(regime)), int(direction) + 64,
-                                 int(seed)])
+    rng = np.random.default_rng(
+        [GENERATOR_VERSION, REGIMES.index(check_regime(regime)), int(direction) + 64, int(seed)]
+    )
     stack = textures(params, regime, rng)
     label = planted_label(stack, direction, params)
     return np.moveaxis(stack, 0, -1).astype(np.float32), np.moveaxis(label, 0, -1)
@@ -119,8 +133,10 @@ def write_planted(volume: np.ndarray, label: np.ndarray, folder: Path) -> tuple[
     so the content hashes that key explorer's result cache, depend only on the arrays."""
     folder.mkdir(parents=True, exist_ok=True)
     affine = np.diag([*SPACING, 1.0])
-    return (write_atomic(folder / "volume.nii", nib.Nifti1Image(volume, affine).to_bytes()),
-            write_atomic(folder / "label.nii", nib.Nifti1Image(label.astype(np.uint8), affine).to_bytes()))
+    return (
+        write_atomic(folder / "volume.nii", nib.Nifti1Image(volume, affine).to_bytes()),
+        write_atomic(folder / "label.nii", nib.Nifti1Image(label.astype(np.uint8), affine).to_bytes()),
+    )
 
 
 def _standardise(stack: np.ndarray) -> np.ndarray:

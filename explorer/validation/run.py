@@ -36,6 +36,9 @@ from .planted import make_planted, write_planted
 from .score import aggregate, network_score
 from .spec import REFERENCE_METHOD, ValidationSpec, parse_method
 
+__all__ = ["Progress", "Validation", "checkpoint_key", "run_validation"]
+
+
 #: ``progress(done, total, message)`` in units of work (one training, one analysis, one functional check).
 Progress = Callable[[int, int, str], None]
 
@@ -67,15 +70,22 @@ def checkpoint_key(spec: ValidationSpec, case: _Case, strategy: str) -> str:
     """SHA-256 of every parameter a trained network depends on: architecture, offsets, strategy, the full
     recipe with its seed, the planted direction, regime and data-generator parameters (with its version)."""
     recipe = Recipe(epochs=spec.epochs, seed=case.seed).to_dict()
-    record = {"arch": spec.arch, "encoder": spec.encoder, "offsets": list(spec.offsets),
-              "arch_kwargs": DEFAULT_ARCH_KWARGS.get(spec.arch, {}), "strategy": strategy, "recipe": recipe,
-              "regime": case.regime, "direction": case.direction, "planted": spec.planted.to_dict(),
-              "train_data_seed": 2 * case.seed}
+    record = {
+        "arch": spec.arch,
+        "encoder": spec.encoder,
+        "offsets": list(spec.offsets),
+        "arch_kwargs": DEFAULT_ARCH_KWARGS.get(spec.arch, {}),
+        "strategy": strategy,
+        "recipe": recipe,
+        "regime": case.regime,
+        "direction": case.direction,
+        "planted": spec.planted.to_dict(),
+        "train_data_seed": 2 * case.seed,
+    }
     return hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()
 
 
-def run_validation(spec: ValidationSpec, *, progress: Progress | None = None,
-                   command: str | None = None) -> Validation:
+def run_validation(spec: ValidationSpec, *, progress: Progress | None = None, command: str | None = None) -> Validation:
     """Train (or reuse) every network of ``spec``, analyse each with every method and score the results.
 
     Args:
@@ -98,8 +108,9 @@ def run_validation(spec: ValidationSpec, *, progress: Progress | None = None,
     done, trained, rows, inputs = 0, 0, [], {}
     for case in cases:
         data = _write_data(spec, case, root)
-        inputs[case.label] = {role: {"volume_sha256": s.volume.sha256, "label_sha256": s.mask.sha256}
-                              for role, s in data.items()}
+        inputs[case.label] = {
+            role: {"volume_sha256": s.volume.sha256, "label_sha256": s.mask.sha256} for role, s in data.items()
+        }
         ckpts, dices = {}, {}
         for strategy in spec.strategies:
             report(done, total, f"train {strategy}, {case.label}")
@@ -111,19 +122,35 @@ def run_validation(spec: ValidationSpec, *, progress: Progress | None = None,
             done += 1
         for label, name, params in methods:
             report(done, total, f"{label}, {case.label}")
-            analysis = analyze(data["heldout"], list(ckpts.values()),
-                               RunSpec(method=name, target="predicted", params=params, device=spec.device))
-            rows += [_row(case, strategy, label, analysis.summary["models"][strategy], ckpts[strategy],
-                          dices[strategy]) for strategy in spec.strategies]
+            analysis = analyze(
+                data["heldout"],
+                list(ckpts.values()),
+                RunSpec(method=name, target="predicted", params=params, device=spec.device),
+            )
+            rows += [
+                _row(case, strategy, label, analysis.summary["models"][strategy], ckpts[strategy], dices[strategy])
+                for strategy in spec.strategies
+            ]
             done += 1
     report(done, total, "done")
     frame = pd.DataFrame(rows)
     n_networks = len(cases) * len(spec.strategies)
-    record = {"parameters": spec.to_dict(), "seeds": list(range(spec.seeds)), "reference_method": REFERENCE_METHOD,
-              "target": "predicted", "inputs": inputs, "versions": versions(), "explorer_version": __version__,
-              "command": command, "networks": n_networks, "trained": trained, "from_cache": n_networks - trained}
-    return Validation(rows=frame, table=aggregate(frame), record=record, trained=trained,
-                      from_cache=n_networks - trained)
+    record = {
+        "parameters": spec.to_dict(),
+        "seeds": list(range(spec.seeds)),
+        "reference_method": REFERENCE_METHOD,
+        "target": "predicted",
+        "inputs": inputs,
+        "versions": versions(),
+        "explorer_version": __version__,
+        "command": command,
+        "networks": n_networks,
+        "trained": trained,
+        "from_cache": n_networks - trained,
+    }
+    return Validation(
+        rows=frame, table=aggregate(frame), record=record, trained=trained, from_cache=n_networks - trained
+    )
 
 
 def _write_data(spec: ValidationSpec, case: _Case, root: Path) -> dict[str, Study]:
@@ -136,8 +163,9 @@ def _write_data(spec: ValidationSpec, case: _Case, root: Path) -> dict[str, Stud
         try:
             paths = write_planted(volume, label, folder)
         except OSError as exc:
-            raise InputError(folder, f"cannot write the planted volumes ({exc.strerror})",
-                             "a writable EXPLORER_CACHE_DIR") from exc
+            raise InputError(
+                folder, f"cannot write the planted volumes ({exc.strerror})", "a writable EXPLORER_CACHE_DIR"
+            ) from exc
         studies[role] = Study.load(*paths)
     return studies
 
@@ -158,22 +186,47 @@ def _network(spec: ValidationSpec, case: _Case, strategy: str, data: Study, root
             return load_checkpoint(path, name=strategy), False
         except InputError:  # a damaged cache entry (e.g. a write cut short elsewhere) is trained again
             pass
-    trained = TrainSpec(strategy=strategy, arch=spec.arch, encoder=spec.encoder, offsets=spec.offsets,
-                        recipe=Recipe(epochs=spec.epochs, seed=case.seed), device=spec.device)
-    result = train(data.volume, data.mask, trained, hooks=FitHooks(progress=False),
-                   command=f"explorer validate ({case.label})")
+    trained = TrainSpec(
+        strategy=strategy,
+        arch=spec.arch,
+        encoder=spec.encoder,
+        offsets=spec.offsets,
+        recipe=Recipe(epochs=spec.epochs, seed=case.seed),
+        device=spec.device,
+    )
+    result = train(
+        data.volume, data.mask, trained, hooks=FitHooks(progress=False), command=f"explorer validate ({case.label})"
+    )
     save_checkpoint(result.model, result.meta, path)
     return load_checkpoint(path, name=strategy), True
 
 
-def _row(case: _Case, strategy: str, method: str, entry: dict, ckpt: Checkpoint, dices: FunctionalDice,
-         ) -> dict:
+def _row(
+    case: _Case,
+    strategy: str,
+    method: str,
+    entry: dict,
+    ckpt: Checkpoint,
+    dices: FunctionalDice,
+) -> dict:
     """One CSV row: the network, its channel/anatomy asymmetry under ``method``, its score and Dices."""
     channel, anatomy = entry["channel_asymmetry"], entry["anatomy_asymmetry"]
-    return {"regime": case.regime, "strategy": strategy, "direction": case.direction, "seed": case.seed,
-            "method": method, "checkpoint_sha256": ckpt.sha256, "train_val_dice": ckpt.meta.metrics["val_dice"],
-            "heldout_dice": entry["dice"], "channel_asymmetry": channel["mean"],
-            "channel_ci95_lo": channel["ci95"][0], "channel_ci95_hi": channel["ci95"][1],
-            "anatomy_asymmetry": anatomy["mean"], "anatomy_ci95_lo": anatomy["ci95"][0],
-            "anatomy_ci95_hi": anatomy["ci95"][1], "zflip_dice": entry["zflip_dice"],
-            **network_score(case.direction, ckpt.meta.offsets, channel["mean"], channel["ci95"]), **dices.columns()}
+    return {
+        "regime": case.regime,
+        "strategy": strategy,
+        "direction": case.direction,
+        "seed": case.seed,
+        "method": method,
+        "checkpoint_sha256": ckpt.sha256,
+        "train_val_dice": ckpt.meta.metrics["val_dice"],
+        "heldout_dice": entry["dice"],
+        "channel_asymmetry": channel["mean"],
+        "channel_ci95_lo": channel["ci95"][0],
+        "channel_ci95_hi": channel["ci95"][1],
+        "anatomy_asymmetry": anatomy["mean"],
+        "anatomy_ci95_lo": anatomy["ci95"][0],
+        "anatomy_ci95_hi": anatomy["ci95"][1],
+        "zflip_dice": entry["zflip_dice"],
+        **network_score(case.direction, ckpt.meta.offsets, channel["mean"], channel["ci95"]),
+        **dices.columns(),
+    }

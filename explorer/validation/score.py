@@ -19,6 +19,9 @@ from scipy import stats as sps
 
 from ..stats.scan import innermost_pair
 
+__all__ = ["GROUP", "expected_sign", "network_score", "t_interval", "aggregate"]
+
+
 #: Columns that identify one cell of the aggregated table.
 GROUP = ["regime", "strategy", "direction", "method"]
 
@@ -29,8 +32,9 @@ def expected_sign(direction: int, offsets: Sequence[int]) -> int:
     return int(-np.sign(direction)) if abs(direction) == innermost_pair(offsets) else 0
 
 
-def network_score(direction: int, offsets: Sequence[int], mean: float | None,
-                  ci95: list[float | None]) -> dict[str, object]:
+def network_score(
+    direction: int, offsets: Sequence[int], mean: float | None, ci95: list[float | None]
+) -> dict[str, object]:
     """``{"expected_sign", "sign_correct", "passed"}`` of one network's ``channel_asymmetry`` (None without an
     expected sign or with an undefined mean)."""
     expected = expected_sign(direction, offsets)
@@ -64,14 +68,19 @@ def aggregate(rows: pd.DataFrame) -> pd.DataFrame:
     for key, group in rows.groupby(GROUP, sort=False):
         mean, lo, hi = t_interval(group["channel_asymmetry"].to_numpy(dtype=float))
         scored = group["sign_correct"].dropna()
-        out.append({
-            **dict(zip(GROUP, key, strict=True)), "seeds": len(group),
-            "channel_asymmetry": mean, "ci95_lo": lo, "ci95_hi": hi,
-            "magnitude": float(group["channel_asymmetry"].abs().mean()),
-            "sign_accuracy": float(scored.astype(float).mean()) if len(scored) else math.nan,
-            "pass_rate": float(group["passed"].dropna().astype(float).mean()) if len(scored) else math.nan,
-            "anatomy_asymmetry": float(group["anatomy_asymmetry"].mean()),
-            "heldout_dice": float(group["heldout_dice"].mean()),
-            **{c: float(group[c].mean()) for c in dice_columns},
-        })
+        out.append(
+            {
+                **dict(zip(GROUP, key, strict=True)),
+                "seeds": len(group),
+                "channel_asymmetry": mean,
+                "ci95_lo": lo,
+                "ci95_hi": hi,
+                "magnitude": float(group["channel_asymmetry"].abs().mean()),
+                "sign_accuracy": float(scored.astype(float).mean()) if len(scored) else math.nan,
+                "pass_rate": float(group["passed"].dropna().astype(float).mean()) if len(scored) else math.nan,
+                "anatomy_asymmetry": float(group["anatomy_asymmetry"].mean()),
+                "heldout_dice": float(group["heldout_dice"].mean()),
+                **{c: float(group[c].mean()) for c in dice_columns},
+            }
+        )
     return pd.DataFrame(out)

@@ -16,10 +16,20 @@ from ..models.strategies import get_strategy
 from ..spec import RunSpec
 from .planted import REGIMES, PlantedParams, check_regime
 
+__all__ = ["REFERENCE_METHOD", "DEFAULT_METHODS", "DEFAULT_STRATEGIES", "parse_method", "ValidationSpec"]
+
+
 #: The method whose sign :func:`explorer.validation.run_validation`'s quick run is checked on (tests, docs).
 REFERENCE_METHOD = "occlusion:replace=mean"
-DEFAULT_METHODS = ("saliency", "input_x_gradient", "integrated_gradients:steps=16", REFERENCE_METHOD,
-                   "occlusion:replace=other", "occlusion:replace=constant", "occlusion:replace=centre")
+DEFAULT_METHODS = (
+    "saliency",
+    "input_x_gradient",
+    "integrated_gradients:steps=16",
+    REFERENCE_METHOD,
+    "occlusion:replace=other",
+    "occlusion:replace=constant",
+    "occlusion:replace=centre",
+)
 #: The zoo's strategies that differ in their first convolution (models/train_zoo.py).
 DEFAULT_STRATEGIES = ("imagenet", "imagenet-uniform", "random")
 
@@ -92,8 +102,11 @@ class ValidationSpec:
         check_encoder(self.encoder)
         outside = [d for d in self.directions if d not in self.offsets]
         if outside:
-            raise InputError("--directions", f"{outside} not among the offsets {list(self.offsets)}",
-                             "planted offsets that the window holds")
+            raise InputError(
+                "--directions",
+                f"{outside} not among the offsets {list(self.offsets)}",
+                "planted offsets that the window holds",
+            )
         if self.seeds < 1 or self.epochs < 1:
             raise InputError("--seeds/--epochs", f"{self.seeds} seed(s), {self.epochs} epoch(s)", "at least 1 of each")
 
@@ -102,9 +115,15 @@ class ValidationSpec:
         """The smallest run whose networks still depend on the planted slice (tests, ``--quick``): 32×32×24
         volumes, independent textures, imagenet and imagenet-uniform, directions -1 and +1, one seed,
         40 short epochs, saliency and occlusion with mean replacement."""
-        base = cls(regimes=("independent",), strategies=("imagenet", "imagenet-uniform"), seeds=1,
-                   directions=(-1, 1), methods=("saliency", REFERENCE_METHOD), epochs=40,
-                   planted=PlantedParams(shape=(32, 32, 24)))
+        base = cls(
+            regimes=("independent",),
+            strategies=("imagenet", "imagenet-uniform"),
+            seeds=1,
+            directions=(-1, 1),
+            methods=("saliency", REFERENCE_METHOD),
+            epochs=40,
+            planted=PlantedParams(shape=(32, 32, 24)),
+        )
         return replace(base, **changes)
 
     def to_dict(self) -> dict[str, Any]:

@@ -85,17 +85,33 @@ def _nifti(c, **fields) -> bytes:
 
 
 FORMAT_CASES: dict[str, tuple[str, Callable, str | None, dict[str, str]]] = {
-    "dicom_path_traversal.zip": ("volume", lambda c: _dicom_zip(c, "traversal"),
-                                 r"zip member '\.\./\.\./outside\.dcm' points outside the archive", {}),
-    "dicom_inconsistent_sizes.zip": ("volume", lambda c: _dicom_zip(c, "sizes"),
-                                     r"sizes \(rows, columns\) differ between slices", {}),
+    "dicom_path_traversal.zip": (
+        "volume",
+        lambda c: _dicom_zip(c, "traversal"),
+        r"zip member '\.\./\.\./outside\.dcm' points outside the archive",
+        {},
+    ),
+    "dicom_inconsistent_sizes.zip": (
+        "volume",
+        lambda c: _dicom_zip(c, "sizes"),
+        r"sizes \(rows, columns\) differ between slices",
+        {},
+    ),
     "hdf5_huge_shape.h5": ("volume", lambda c: _hdf5(_huge), r"64,000,000,000 voxels .* over the limit", {}),
     "hdf5_external_link.h5": ("volume", lambda c: _hdf5(_linked), r"external link 'raw' -> /etc/passwd", {}),
     "gzip_bomb.nii.gz": ("volume", lambda c: _gzip_bomb(), r"847,000,000 voxels .* over the limit", {}),
     "zlib_bomb.tif": ("volume", lambda c: _tiff_bomb(), r"150,994,944 voxels .* over the limit", {}),
     "two_page_shapes.tif": ("volume", lambda c: _two_shapes(), r"TIFF holds pages of 2 shapes", {}),
-    "nan_affine.nii.gz": ("volume", lambda c: _nifti(c, sform_code=2, qform_code=0, srow_y=[0, np.nan, 0, 0]),
-                          "affine holds NaN", {}),
-    "beyond_float32.nii.gz": ("volume", lambda c: _nifti(c, scl_slope=1e38, scl_inter=3e38), "beyond float32's range",
-                              {}),
+    "nan_affine.nii.gz": (
+        "volume",
+        lambda c: _nifti(c, sform_code=2, qform_code=0, srow_y=[0, np.nan, 0, 0]),
+        "affine holds NaN",
+        {},
+    ),
+    "beyond_float32.nii.gz": (
+        "volume",
+        lambda c: _nifti(c, scl_slope=1e38, scl_inter=3e38),
+        "beyond float32's range",
+        {},
+    ),
 }

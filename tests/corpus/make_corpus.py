@@ -47,8 +47,13 @@ DECODER = [16, 16, 8, 8, 8]
 #: The file a malicious pickle would create if it were ever unpickled with code execution.
 MARKER = "PWNED"
 #: Metadata a user would type for the plain state dicts (``.pt``) of the corpus.
-PT_META = {"arch": "Unet", "encoder": "mobilenet_v2", "strategy": "imagenet", "offsets": [-1, 0, 1],
-           "arch_kwargs": {"decoder_channels": DECODER}}
+PT_META = {
+    "arch": "Unet",
+    "encoder": "mobilenet_v2",
+    "strategy": "imagenet",
+    "offsets": [-1, 0, 1],
+    "arch_kwargs": {"decoder_channels": DECODER},
+}
 
 
 @dataclass(frozen=True)
@@ -137,8 +142,10 @@ class _Context:
         """The small model's ``.safetensors`` with ``changes`` to its metadata (or the metadata ``text``)."""
         from safetensors.torch import save
 
-        return save(self.state if state is None else state,
-                    metadata={"explorer": json.dumps({**self.meta, **changes}) if text is None else text})
+        return save(
+            self.state if state is None else state,
+            metadata={"explorer": json.dumps({**self.meta, **changes}) if text is None else text},
+        )
 
 
 def _int64_extremes(c: _Context) -> bytes:
@@ -154,8 +161,9 @@ def _wrong_shapes(c: _Context) -> bytes:
 
 
 def _runs_code(c: _Context) -> bytes:
-    return pickle.dumps({"encoder.features.0.0.weight": torch.zeros(1), "evil": _RunsCode(c.directory / MARKER)},
-                        protocol=2)
+    return pickle.dumps(
+        {"encoder.features.0.0.weight": torch.zeros(1), "evil": _RunsCode(c.directory / MARKER)}, protocol=2
+    )
 
 
 def _mask_other_affine(c: _Context) -> bytes:
@@ -181,56 +189,104 @@ _TABLE: dict[str, tuple[str, Callable[[_Context], bytes], str | None, dict[str, 
     "image_5d.nii.gz": ("volume", lambda c: _nifti(np.ones((4, 4, 4, 2, 2), np.float32)), "5D image", {}),
     "zero_axis.nii.gz": ("volume", lambda c: _nifti(np.ones((4, 0, 4), np.float32)), "zero-length axis", {}),
     "all_nan.nii.gz": ("volume", lambda c: _nifti(np.full((8, 8, 8), np.nan, np.float32)), "every voxel is NaN", {}),
-    "constant.nii.gz": ("volume", lambda c: _nifti(np.full((8, 8, 8), 7, np.float32)), "every voxel has the value 7",
-                        {}),
+    "constant.nii.gz": (
+        "volume",
+        lambda c: _nifti(np.full((8, 8, 8), 7, np.float32)),
+        "every voxel has the value 7",
+        {},
+    ),
     "complex.nii.gz": ("volume", lambda c: _nifti(np.ones((8, 8, 8), np.complex64)), "complex-valued", {}),
-    "over_size_limit.nii.gz": ("volume", lambda c: _nifti(np.random.default_rng(0).normal(size=_NOISE)
-                                                          .astype(np.float32)),
-                               r"over the 0 MB limit.*EXPLORER_MAX_UPLOAD_MB", {"EXPLORER_MAX_UPLOAD_MB": "0.1"}),
-    "over_voxel_limit.nii.gz": ("volume", lambda c: _nifti(c.crop, c.affine),
-                                r"21,504 voxels .* over the limit of 1,000.*EXPLORER_MAX_VOXELS",
-                                {"EXPLORER_MAX_VOXELS": "1000"}),
-    "over_memory_limit.nii.gz": ("volume", lambda c: _nifti(c.crop, c.affine),
-                                 r"estimated memory .* over the limit of 1 MB.*EXPLORER_MAX_RUN_MEMORY_MB",
-                                 {"EXPLORER_MAX_RUN_MEMORY_MB": "1"}),
+    "over_size_limit.nii.gz": (
+        "volume",
+        lambda c: _nifti(np.random.default_rng(0).normal(size=_NOISE).astype(np.float32)),
+        r"over the 0 MB limit.*EXPLORER_MAX_UPLOAD_MB",
+        {"EXPLORER_MAX_UPLOAD_MB": "0.1"},
+    ),
+    "over_voxel_limit.nii.gz": (
+        "volume",
+        lambda c: _nifti(c.crop, c.affine),
+        r"21,504 voxels .* over the limit of 1,000.*EXPLORER_MAX_VOXELS",
+        {"EXPLORER_MAX_VOXELS": "1000"},
+    ),
+    "over_memory_limit.nii.gz": (
+        "volume",
+        lambda c: _nifti(c.crop, c.affine),
+        r"estimated memory .* over the limit of 1 MB.*EXPLORER_MAX_RUN_MEMORY_MB",
+        {"EXPLORER_MAX_RUN_MEMORY_MB": "1"},
+    ),
     "int64_extremes.nii.gz": ("volume", _int64_extremes, None, {}),
-    "mask_other_shape.nii.gz": ("mask",
-                                lambda c: _nifti(np.ones((10, 10, 10), np.uint8), nib.load(SAMPLE_VOLUME).affine),
-                                r"mask has shape \(10, 10, 10\) but the volume has \(77, 94, 80\)", {}),
+    "mask_other_shape.nii.gz": (
+        "mask",
+        lambda c: _nifti(np.ones((10, 10, 10), np.uint8), nib.load(SAMPLE_VOLUME).affine),
+        r"mask has shape \(10, 10, 10\) but the volume has \(77, 94, 80\)",
+        {},
+    ),
     "mask_other_affine.nii.gz": ("mask", _mask_other_affine, "mask affine differs", {}),
     "mask_empty.nii.gz": ("mask", lambda c: b"", "file is empty", {}),
     "ckpt_empty.safetensors": ("checkpoint", lambda c: b"", "file is empty", {}),
     "ckpt_corrupt_header.safetensors": ("checkpoint", lambda c: _CORRUPT_HEADER, "corrupt safetensors file", {}),
     "ckpt_bad_offsets.safetensors": ("checkpoint", lambda c: _BAD_OFFSETS, "corrupt safetensors file", {}),
-    "ckpt_wrong_magic.safetensors": ("checkpoint", lambda c: b"\x89PNG\r\n\x1a\n" + bytes(200),
-                                     "refused: not a plain tensor", {}),
+    "ckpt_wrong_magic.safetensors": (
+        "checkpoint",
+        lambda c: b"\x89PNG\r\n\x1a\n" + bytes(200),
+        "refused: not a plain tensor",
+        {},
+    ),
     "ckpt_runs_code.pt": ("checkpoint", _runs_code, "refused: not a plain tensor state dict", {}),
-    "ckpt_wrong_shapes.safetensors": ("checkpoint", _wrong_shapes,
-                                      r"state dict does not fit .*shape mismatches: encoder.features.0.0.weight", {}),
-    "ckpt_unknown_encoder.safetensors": ("checkpoint", lambda c: c.checkpoint(encoder="resnet9000"),
-                                         "unknown encoder 'resnet9000'", {}),
-    "ckpt_unknown_strategy.safetensors": ("checkpoint", lambda c: c.checkpoint(strategy="imagenet-magic"),
-                                          "unknown strategy 'imagenet-magic'", {}),
-    "ckpt_unknown_arch.safetensors": ("checkpoint", lambda c: c.checkpoint(arch="Transformer9000"),
-                                      "unknown architecture 'Transformer9000'", {}),
-    "ckpt_bad_metadata_json.safetensors": ("checkpoint", lambda c: c.checkpoint(text="{not json"),
-                                           "metadata 'explorer' is not valid JSON", {}),
-    "ckpt_over_size_limit.safetensors": ("checkpoint", lambda c: c.checkpoint(),
-                                         r"over the 1 MB limit.*EXPLORER_MAX_UPLOAD_MB",
-                                         {"EXPLORER_MAX_UPLOAD_MB": "1.2"}),  # the sample inflates to 1.1 MB
+    "ckpt_wrong_shapes.safetensors": (
+        "checkpoint",
+        _wrong_shapes,
+        r"state dict does not fit .*shape mismatches: encoder.features.0.0.weight",
+        {},
+    ),
+    "ckpt_unknown_encoder.safetensors": (
+        "checkpoint",
+        lambda c: c.checkpoint(encoder="resnet9000"),
+        "unknown encoder 'resnet9000'",
+        {},
+    ),
+    "ckpt_unknown_strategy.safetensors": (
+        "checkpoint",
+        lambda c: c.checkpoint(strategy="imagenet-magic"),
+        "unknown strategy 'imagenet-magic'",
+        {},
+    ),
+    "ckpt_unknown_arch.safetensors": (
+        "checkpoint",
+        lambda c: c.checkpoint(arch="Transformer9000"),
+        "unknown architecture 'Transformer9000'",
+        {},
+    ),
+    "ckpt_bad_metadata_json.safetensors": (
+        "checkpoint",
+        lambda c: c.checkpoint(text="{not json"),
+        "metadata 'explorer' is not valid JSON",
+        {},
+    ),
+    "ckpt_over_size_limit.safetensors": (
+        "checkpoint",
+        lambda c: c.checkpoint(),
+        r"over the 1 MB limit.*EXPLORER_MAX_UPLOAD_MB",
+        {"EXPLORER_MAX_UPLOAD_MB": "1.2"},
+    ),  # the sample inflates to 1.1 MB
     **FORMAT_CASES,
     **ROUND3_READER_CASES,
     **ROUND3_MODEL_CASES,
 }
 
 
-
 # ------------------------------------------------------------------------------------------------------------
 # Hardening, second round (issue 16): checkpoint bombs, metadata that would size allocations or reach a hub or
 # a folder, and volumes no 2D+ run makes sense on. A separate block so that reader cases merge cleanly above.
 
-_SMP_CONFIG = {"_model_class": "Unet", "encoder_name": "mobilenet_v2", "encoder_weights": None, "in_channels": 3,
-               "classes": 1, "decoder_channels": DECODER}
+_SMP_CONFIG = {
+    "_model_class": "Unet",
+    "encoder_name": "mobilenet_v2",
+    "encoder_weights": None,
+    "in_channels": 3,
+    "classes": 1,
+    "decoder_channels": DECODER,
+}
 #: Inflated size of the zip bomb's member: over the default 512 MB upload limit, 600 kB compressed.
 _BOMB_MB = 600
 
@@ -264,43 +320,101 @@ def _noise(shape: tuple[int, ...]) -> bytes:
 
 _HUGE_DECLARED = _safetensors({"w": {"dtype": "F32", "shape": [65536, 65536], "data_offsets": [0, 2**34]}}, bytes(16))
 
-_TABLE.update({
-    "ckpt_zip_bomb.zip": ("checkpoint", _zip_bomb,
-                          rf"model.safetensors: zip member \(uncompressed\) is {_BOMB_MB}.0 MB, over the 512 MB", {}),
-    "ckpt_in_channels_1e8.zip": ("checkpoint", lambda c: _smp_zip(c, in_channels=10**8),
-                                 r"'in_channels' is 100,000,000; expected an integer in 1..33", {}),
-    "ckpt_classes_1e9.safetensors": ("checkpoint", lambda c: c.checkpoint(classes=10**9),
-                                     r"'classes' is 1,000,000,000; expected an integer in 1..512", {}),
-    "ckpt_classes_string.safetensors": ("checkpoint", lambda c: c.checkpoint(classes="3"),
-                                        r"'classes' is '3'; expected an integer", {}),
-    "ckpt_decoder_20000.safetensors": ("checkpoint", lambda c: c.checkpoint(
-        arch_kwargs={"decoder_channels": [20000, 16, 8, 8, 8]}), r"'arch_kwargs.decoder_channels.0' is 20,000", {}),
-    "ckpt_deep_json.safetensors": ("checkpoint", lambda c: c.checkpoint(text="[" * 100_000 + "]" * 100_000),
-                                   "metadata 'explorer' is nested too deeply", {}),
-    "ckpt_meta_list.safetensors": ("checkpoint", lambda c: c.checkpoint(text="[1, 2]"), "metadata is a list", {}),
-    "ckpt_tu_hf_hub.safetensors": ("checkpoint", lambda c: c.checkpoint(encoder="tu-hf-hub:timm/resnet18.a1_in1k"),
-                                   "unknown encoder 'tu-hf-hub:timm/resnet18.a1_in1k'", {}),
-    "ckpt_tu_local_dir.safetensors": ("checkpoint", lambda c: c.checkpoint(encoder="tu-local-dir:/etc"),
-                                      "unknown encoder 'tu-local-dir:/etc'", {}),
-    "ckpt_fractional_offsets.safetensors": ("checkpoint", lambda c: c.checkpoint(offsets=[-1.5, 0, 1.5]),
-                                            r"offsets \[-1.5, 0, 1.5\] are not integers", {}),
-    "ckpt_declares_16gb_tensor.safetensors": ("checkpoint", lambda c: _HUGE_DECLARED,
-                                              r"corrupt safetensors file \(tensor 'w' declares 4,294,967,296 F32", {}),
-    "slices_one_voxel.nii.gz": ("volume", lambda c: _noise((1, 1, 32767)),
-                                r"32,767 slices along the slicing axis, over the limit of 4,096", {}),
-    "slices_4x4.nii.gz": ("volume", lambda c: _noise((4, 4, 64)), r"slices of 4 × 4 pixels", {}),
-    "over_time_limit.nii.gz": ("volume", lambda c: _nifti(c.crop, c.affine),
-                               r"estimated run time is .* over the limit of 0 minutes.*EXPLORER_MAX_RUN_MINUTES",
-                               {"EXPLORER_MAX_RUN_MINUTES": "0.0001"}),
-})
+_TABLE.update(
+    {
+        "ckpt_zip_bomb.zip": (
+            "checkpoint",
+            _zip_bomb,
+            rf"model.safetensors: zip member \(uncompressed\) is {_BOMB_MB}.0 MB, over the 512 MB",
+            {},
+        ),
+        "ckpt_in_channels_1e8.zip": (
+            "checkpoint",
+            lambda c: _smp_zip(c, in_channels=10**8),
+            r"'in_channels' is 100,000,000; expected an integer in 1..33",
+            {},
+        ),
+        "ckpt_classes_1e9.safetensors": (
+            "checkpoint",
+            lambda c: c.checkpoint(classes=10**9),
+            r"'classes' is 1,000,000,000; expected an integer in 1..512",
+            {},
+        ),
+        "ckpt_classes_string.safetensors": (
+            "checkpoint",
+            lambda c: c.checkpoint(classes="3"),
+            r"'classes' is '3'; expected an integer",
+            {},
+        ),
+        "ckpt_decoder_20000.safetensors": (
+            "checkpoint",
+            lambda c: c.checkpoint(arch_kwargs={"decoder_channels": [20000, 16, 8, 8, 8]}),
+            r"'arch_kwargs.decoder_channels.0' is 20,000",
+            {},
+        ),
+        "ckpt_deep_json.safetensors": (
+            "checkpoint",
+            lambda c: c.checkpoint(text="[" * 100_000 + "]" * 100_000),
+            "metadata 'explorer' is nested too deeply",
+            {},
+        ),
+        "ckpt_meta_list.safetensors": ("checkpoint", lambda c: c.checkpoint(text="[1, 2]"), "metadata is a list", {}),
+        "ckpt_tu_hf_hub.safetensors": (
+            "checkpoint",
+            lambda c: c.checkpoint(encoder="tu-hf-hub:timm/resnet18.a1_in1k"),
+            "unknown encoder 'tu-hf-hub:timm/resnet18.a1_in1k'",
+            {},
+        ),
+        "ckpt_tu_local_dir.safetensors": (
+            "checkpoint",
+            lambda c: c.checkpoint(encoder="tu-local-dir:/etc"),
+            "unknown encoder 'tu-local-dir:/etc'",
+            {},
+        ),
+        "ckpt_fractional_offsets.safetensors": (
+            "checkpoint",
+            lambda c: c.checkpoint(offsets=[-1.5, 0, 1.5]),
+            r"offsets \[-1.5, 0, 1.5\] are not integers",
+            {},
+        ),
+        "ckpt_declares_16gb_tensor.safetensors": (
+            "checkpoint",
+            lambda c: _HUGE_DECLARED,
+            r"corrupt safetensors file \(tensor 'w' declares 4,294,967,296 F32",
+            {},
+        ),
+        "slices_one_voxel.nii.gz": (
+            "volume",
+            lambda c: _noise((1, 1, 32767)),
+            r"32,767 slices along the slicing axis, over the limit of 4,096",
+            {},
+        ),
+        "slices_4x4.nii.gz": ("volume", lambda c: _noise((4, 4, 64)), r"slices of 4 × 4 pixels", {}),
+        "over_time_limit.nii.gz": (
+            "volume",
+            lambda c: _nifti(c.crop, c.affine),
+            r"estimated run time is .* over the limit of 0 minutes.*EXPLORER_MAX_RUN_MINUTES",
+            {"EXPLORER_MAX_RUN_MINUTES": "0.0001"},
+        ),
+    }
+)
 #: Refused when a run starts (see :attr:`Item.at_run`).
 _AT_RUN = {"slices_one_voxel.nii.gz", "slices_4x4.nii.gz", "over_time_limit.nii.gz"}
 
+
 def items() -> dict[str, Item]:
     """Every corpus item by file name (no file is written: for test parametrisation)."""
-    return {name: Item(name, role, message, env, PT_META if name.endswith(".pt") else None,
-                       at_run=name in _AT_RUN or "EXPLORER_MAX_RUN_MEMORY_MB" in env)
-            for name, (role, _, message, env) in _TABLE.items()}
+    return {
+        name: Item(
+            name,
+            role,
+            message,
+            env,
+            PT_META if name.endswith(".pt") else None,
+            at_run=name in _AT_RUN or "EXPLORER_MAX_RUN_MEMORY_MB" in env,
+        )
+        for name, (role, _, message, env) in _TABLE.items()
+    }
 
 
 def make_corpus(directory: str | Path) -> Corpus:
@@ -317,8 +431,14 @@ def make_corpus(directory: str | Path) -> Corpus:
     crop, affine = _crop()
     torch.manual_seed(0)
     good = build_model(decoder_channels=DECODER)
-    meta = CheckpointMeta(arch="Unet", encoder="mobilenet_v2", classes=1, offsets=(-1, 0, 1), strategy="random",
-                          arch_kwargs={"decoder_channels": DECODER})
+    meta = CheckpointMeta(
+        arch="Unet",
+        encoder="mobilenet_v2",
+        classes=1,
+        offsets=(-1, 0, 1),
+        strategy="random",
+        arch_kwargs={"decoder_channels": DECODER},
+    )
     checkpoint = save_checkpoint(good, meta, root / "good.safetensors")
     state = {k: v.detach().half().contiguous() for k, v in good.state_dict().items()}
     context = _Context(root, crop, affine, state, meta.to_dict())

@@ -42,10 +42,17 @@ def _timm_meta(c, **kwargs) -> bytes:
 
 def _smp_zip(c, **config) -> bytes:
     """An smp ``save_pretrained`` folder as a zip: a timm encoder and ``config`` added to its ``config.json``."""
-    base = {"_model_class": "Unet", "encoder_name": TIMM, "encoder_weights": None, "in_channels": 3, "classes": 1,
-            **c.meta["arch_kwargs"]}
-    return zip_bytes({"ckpt/config.json": json.dumps({**base, **config}).encode(), "ckpt/model.safetensors":
-                      save(c.state)})
+    base = {
+        "_model_class": "Unet",
+        "encoder_name": TIMM,
+        "encoder_weights": None,
+        "in_channels": 3,
+        "classes": 1,
+        **c.meta["arch_kwargs"],
+    }
+    return zip_bytes(
+        {"ckpt/config.json": json.dumps({**base, **config}).encode(), "ckpt/model.safetensors": save(c.state)}
+    )
 
 
 @cache
@@ -58,8 +65,7 @@ def _state(arch: str, kwargs_json: str) -> dict[str, torch.Tensor]:
 
 def _with_kwargs(c, arch: str, weights: dict, **extra) -> bytes:
     """A checkpoint of ``arch`` whose weights are built with ``weights``, its metadata adding ``extra``."""
-    return c.checkpoint(_state(arch, json.dumps(weights, sort_keys=True)), arch=arch,
-                        arch_kwargs={**weights, **extra})
+    return c.checkpoint(_state(arch, json.dumps(weights, sort_keys=True)), arch=arch, arch_kwargs={**weights, **extra})
 
 
 def _fpn(c, upsampling: int) -> bytes:
@@ -71,31 +77,68 @@ def _refused(key: str, where: str = "field 'arch_kwargs'") -> str:
 
 
 def _logits(side: int) -> str:
-    return rf"smp FPN maps a 128 × 128 input to shape \(1, 1, {side}, {side}\); expected one logits tensor of the " \
-           r"input's size \(1, 1, 128, 128\); for smp FPN that is upsampling 4"
+    return (
+        rf"smp FPN maps a 128 × 128 input to shape \(1, 1, {side}, {side}\); expected one logits tensor of the "
+        r"input's size \(1, 1, 128, 128\); for smp FPN that is upsampling 4"
+    )
 
 
 ROUND3_MODEL_CASES: dict[str, tuple[str, Callable, str | None, dict[str, str]]] = {
-    "ckpt_timm_checkpoint_path.safetensors": ("checkpoint", lambda c: _timm_meta(c, checkpoint_path=PRESENT),
-                                              _refused("checkpoint_path"), {}),
-    "ckpt_timm_checkpoint_path_absent.safetensors": ("checkpoint", lambda c: _timm_meta(c, checkpoint_path=ABSENT),
-                                                     _refused("checkpoint_path"), {}),
-    "ckpt_timm_pretrained_cfg.safetensors": ("checkpoint", lambda c: _timm_meta(
-        c, pretrained_cfg={"file": PRESENT, "url": "https://example.org/w.pth"}), _refused("pretrained_cfg"), {}),
-    "ckpt_timm_pretrained_cfg_overlay.safetensors": ("checkpoint", lambda c: _timm_meta(
-        c, pretrained_cfg_overlay={"file": PRESENT}), _refused("pretrained_cfg_overlay"), {}),
-    "ckpt_weights_path.safetensors": ("checkpoint", lambda c: c.checkpoint(
-        arch_kwargs={**c.meta["arch_kwargs"], "weights": PRESENT}), _refused("weights"), {}),
-    "ckpt_timm_checkpoint_path.zip": ("checkpoint", lambda c: _smp_zip(c, checkpoint_path=PRESENT),
-                                      _refused("checkpoint_path", "config.json"), {}),
-    "ckpt_timm_checkpoint_path_absent.zip": ("checkpoint", lambda c: _smp_zip(c, checkpoint_path=ABSENT),
-                                             _refused("checkpoint_path", "config.json"), {}),
-    "ckpt_timm_pretrained_cfg_overlay.zip": ("checkpoint", lambda c: _smp_zip(
-        c, pretrained_cfg_overlay={"file": PRESENT}), _refused("pretrained_cfg_overlay", "config.json"), {}),
+    "ckpt_timm_checkpoint_path.safetensors": (
+        "checkpoint",
+        lambda c: _timm_meta(c, checkpoint_path=PRESENT),
+        _refused("checkpoint_path"),
+        {},
+    ),
+    "ckpt_timm_checkpoint_path_absent.safetensors": (
+        "checkpoint",
+        lambda c: _timm_meta(c, checkpoint_path=ABSENT),
+        _refused("checkpoint_path"),
+        {},
+    ),
+    "ckpt_timm_pretrained_cfg.safetensors": (
+        "checkpoint",
+        lambda c: _timm_meta(c, pretrained_cfg={"file": PRESENT, "url": "https://example.org/w.pth"}),
+        _refused("pretrained_cfg"),
+        {},
+    ),
+    "ckpt_timm_pretrained_cfg_overlay.safetensors": (
+        "checkpoint",
+        lambda c: _timm_meta(c, pretrained_cfg_overlay={"file": PRESENT}),
+        _refused("pretrained_cfg_overlay"),
+        {},
+    ),
+    "ckpt_weights_path.safetensors": (
+        "checkpoint",
+        lambda c: c.checkpoint(arch_kwargs={**c.meta["arch_kwargs"], "weights": PRESENT}),
+        _refused("weights"),
+        {},
+    ),
+    "ckpt_timm_checkpoint_path.zip": (
+        "checkpoint",
+        lambda c: _smp_zip(c, checkpoint_path=PRESENT),
+        _refused("checkpoint_path", "config.json"),
+        {},
+    ),
+    "ckpt_timm_checkpoint_path_absent.zip": (
+        "checkpoint",
+        lambda c: _smp_zip(c, checkpoint_path=ABSENT),
+        _refused("checkpoint_path", "config.json"),
+        {},
+    ),
+    "ckpt_timm_pretrained_cfg_overlay.zip": (
+        "checkpoint",
+        lambda c: _smp_zip(c, pretrained_cfg_overlay={"file": PRESENT}),
+        _refused("pretrained_cfg_overlay", "config.json"),
+        {},
+    ),
     "ckpt_fpn_upsampling_8.safetensors": ("checkpoint", lambda c: _fpn(c, 8), _logits(256), {}),
     "ckpt_fpn_upsampling_256.safetensors": ("checkpoint", lambda c: _fpn(c, 256), _logits(8192), {}),
     "ckpt_fpn_upsampling_4096.safetensors": ("checkpoint", lambda c: _fpn(c, 4096), _logits(131072), {}),
-    "ckpt_aux_params_head.safetensors": ("checkpoint", lambda c: _with_kwargs(
-        c, "Unet", {**c.meta["arch_kwargs"], "aux_params": {"classes": 2}}),
-        r"smp Unet maps a 128 × 128 input to a tuple; expected one logits tensor", {}),
+    "ckpt_aux_params_head.safetensors": (
+        "checkpoint",
+        lambda c: _with_kwargs(c, "Unet", {**c.meta["arch_kwargs"], "aux_params": {"classes": 2}}),
+        r"smp Unet maps a 128 × 128 input to a tuple; expected one logits tensor",
+        {},
+    ),
 }

@@ -29,16 +29,20 @@ except ModuleNotFoundError:  # run as a script (python tests/corpus/make_corpus.
     from writers import dicom_bytes, dicom_slices, zip_bytes
 
 #: A MetaImage header whose blank line once ended the check before ``ElementDataFile`` (189 bytes in issue 20).
-MHA_PASSWD = (b"ObjectType = Image\nNDims = 3\nDimSize = 4 4 4\nElementType = MET_UCHAR\n\n"
-              b"ElementDataFile = /etc/passwd\n")
+MHA_PASSWD = (
+    b"ObjectType = Image\nNDims = 3\nDimSize = 4 4 4\nElementType = MET_UCHAR\n\nElementDataFile = /etc/passwd\n"
+)
 #: Inflated size of the deflated DICOM bomb: over the default 512 MB upload limit.
 _DEFLATE_MB = 600
 
 
 def _nrrd_far(c) -> bytes:
     """An NRRD header whose ``data file`` line lies 70 kB in, behind a comment (the old check read 64 kB)."""
-    return (b"NRRD0004\ntype: unsigned char\ndimension: 3\nsizes: 4 4 4\nencoding: raw\n# " + b"x" * 70_000
-            + b"\ndata file: /etc/passwd\n\n")
+    return (
+        b"NRRD0004\ntype: unsigned char\ndimension: 3\nsizes: 4 4 4\nencoding: raw\n# "
+        + b"x" * 70_000
+        + b"\ndata file: /etc/passwd\n\n"
+    )
 
 
 def _nrrd_endless(c) -> bytes:
@@ -124,14 +128,21 @@ def _hdf5(build: Callable[[h5py.File], object]) -> bytes:
 def _huge_chunk(handle: h5py.File) -> None:
     """16 × 64 × 64 voxels declared in one 2 GiB gzip chunk (a resizable dataset may have chunks larger than
     itself); nothing is written, since HDF5 would allocate the whole chunk to write one voxel."""
-    handle.create_dataset("raw", shape=(16, 64, 64), maxshape=(None, None, None), chunks=(128, 2048, 2048),
-                          dtype=np.float32, compression="gzip")
+    handle.create_dataset(
+        "raw",
+        shape=(16, 64, 64),
+        maxshape=(None, None, None),
+        chunks=(128, 2048, 2048),
+        dtype=np.float32,
+        compression="gzip",
+    )
 
 
 def _spacing_attr(value) -> Callable[[h5py.File], None]:
     def build(handle: h5py.File) -> None:
         dataset = handle.create_dataset("raw", data=np.random.default_rng(0).random((8, 16, 16), np.float32))
         dataset.attrs["element_size_um"] = value
+
     return build
 
 
@@ -171,8 +182,10 @@ def _mgh_short(c) -> bytes:
 def _mha_truncated(c) -> bytes:
     """The crop as an uncompressed MetaImage cut 100 bytes short (once: "No such file or directory")."""
     dims = " ".join(str(n) for n in c.crop.shape)
-    header = (f"ObjectType = Image\nNDims = 3\nBinaryData = True\nBinaryDataByteOrderMSB = False\nDimSize = {dims}\n"
-              "ElementType = MET_FLOAT\nElementDataFile = LOCAL\n").encode()
+    header = (
+        f"ObjectType = Image\nNDims = 3\nBinaryData = True\nBinaryDataByteOrderMSB = False\nDimSize = {dims}\n"
+        "ElementType = MET_FLOAT\nElementDataFile = LOCAL\n"
+    ).encode()
     return header + np.asarray(c.crop, "<f4").tobytes(order="F")[:-100]
 
 
@@ -181,44 +194,89 @@ _DATA_FILE = r"(separate data file|data file) '/etc/passwd'"
 ROUND3_READER_CASES: dict[str, tuple[str, Callable, str | None, dict[str, str]]] = {
     # 2, 3: headers that name local files
     "mha_blank_line_passwd.mha": ("volume", lambda c: MHA_PASSWD, _DATA_FILE, {}),
-    "mha_lowercase_data_file.mha": ("volume", lambda c: MHA_PASSWD.replace(b"\n\n", b"\nelementdatafile = LOCAL\n"),
-                                    "mentions ElementDataFile in an unexpected form", {}),
+    "mha_lowercase_data_file.mha": (
+        "volume",
+        lambda c: MHA_PASSWD.replace(b"\n\n", b"\nelementdatafile = LOCAL\n"),
+        "mentions ElementDataFile in an unexpected form",
+        {},
+    ),
     "nrrd_data_file_past_64k.nrrd": ("volume", _nrrd_far, _DATA_FILE, {}),
     "nrrd_header_over_1mb.nrrd": ("volume", _nrrd_endless, "header runs past 1 MB without the blank line", {}),
     # 8, 9, 10: bombs
-    "dicom_deflate_bomb.dcm": ("volume", _deflate_bomb,
-                               r"dicom_deflate_bomb.dcm: deflated DICOM data inflate to more than 536,870,912 bytes",
-                               {}),
-    "hdf5_huge_chunk.h5": ("volume", lambda c: _hdf5(_huge_chunk),
-                           r"stored in chunks of 2,147,483,648 bytes .* for 262,144 bytes", {}),
-    "nifti_512_float64.nii.gz": ("volume", _nifti_float64_512,
-                                 r"voxels take 1,073,741,824 bytes once inflated .* over the 512 MB upload limit", {}),
+    "dicom_deflate_bomb.dcm": (
+        "volume",
+        _deflate_bomb,
+        r"dicom_deflate_bomb.dcm: deflated DICOM data inflate to more than 536,870,912 bytes",
+        {},
+    ),
+    "hdf5_huge_chunk.h5": (
+        "volume",
+        lambda c: _hdf5(_huge_chunk),
+        r"stored in chunks of 2,147,483,648 bytes .* for 262,144 bytes",
+        {},
+    ),
+    "nifti_512_float64.nii.gz": (
+        "volume",
+        _nifti_float64_512,
+        r"voxels take 1,073,741,824 bytes once inflated .* over the 512 MB upload limit",
+        {},
+    ),
     # 12: DICOM tracebacks
     "dicom_missing_rows.zip": ("volume", lambda c: _series(c, _no_rows), "a slice lacks Rows", {}),
-    "dicom_iop_five_values.zip": ("volume", lambda c: _series(c, _iop_five),
-                                  "ImageOrientationPatient has 5 values", {}),
+    "dicom_iop_five_values.zip": (
+        "volume",
+        lambda c: _series(c, _iop_five),
+        "ImageOrientationPatient has 5 values",
+        {},
+    ),
     "dicom_ipp_two_values.zip": ("volume", lambda c: _series(c, _ipp_two), "ImagePositionPatient has 2 values", {}),
-    "dicom_frames_not_integer.zip": ("volume", lambda c: _series(c, _frames_text),
-                                     "NumberOfFrames 'many' is not a non-negative integer", {}),
-    "dicom_mixed_samples.zip": ("volume", lambda c: _series(c, _mixed_samples), r"SamplesPerPixel 1, 3 \(colour",
-                                {}),
+    "dicom_frames_not_integer.zip": (
+        "volume",
+        lambda c: _series(c, _frames_text),
+        "NumberOfFrames 'many' is not a non-negative integer",
+        {},
+    ),
+    "dicom_mixed_samples.zip": ("volume", lambda c: _series(c, _mixed_samples), r"SamplesPerPixel 1, 3 \(colour", {}),
     "dicom_deep_sequence.zip": ("volume", _deep_sequence, "series/IM0: sequences nested too deeply", {}),
     # 13: tracebacks elsewhere
-    "hdf5_text_spacing.h5": ("volume", lambda c: _hdf5(_spacing_attr("1,1,1")),
-                             "spacing attribute 'element_size_um' is not numbers", {}),
-    "hdf5_compound_spacing.h5": ("volume", lambda c: _hdf5(_spacing_attr(_COMPOUND)),
-                                 "spacing attribute 'element_size_um' is not numbers", {}),
+    "hdf5_text_spacing.h5": (
+        "volume",
+        lambda c: _hdf5(_spacing_attr("1,1,1")),
+        "spacing attribute 'element_size_um' is not numbers",
+        {},
+    ),
+    "hdf5_compound_spacing.h5": (
+        "volume",
+        lambda c: _hdf5(_spacing_attr(_COMPOUND)),
+        "spacing attribute 'element_size_um' is not numbers",
+        {},
+    ),
     "mgz_negative_dims.mgz": ("volume", _mgz_negative, r"negative dimension \(shape \(-512, 512, 4\)\)", {}),
     # 14: unclear messages
-    "dicom_mixed_orientation.zip": ("volume", lambda c: _series(c, _mixed_orientation),
-                                    "orientations differ between slices", {}),
-    "dicom_nan_orientation.zip": ("volume", lambda c: _series(c, _nan_orientation),
-                                  r"ImageOrientationPatient \[nan, .*\] is not finite", {}),
+    "dicom_mixed_orientation.zip": (
+        "volume",
+        lambda c: _series(c, _mixed_orientation),
+        "orientations differ between slices",
+        {},
+    ),
+    "dicom_nan_orientation.zip": (
+        "volume",
+        lambda c: _series(c, _nan_orientation),
+        r"ImageOrientationPatient \[nan, .*\] is not finite",
+        {},
+    ),
     "mha_truncated.mha": ("volume", _mha_truncated, r"file is truncated: header promises \d+ bytes", {}),
-    "mha_no_dimsize.mha": ("volume", lambda c: b"ObjectType = Image\nNDims = 3\nElementType = MET_FLOAT\n"
-                                              b"ElementDataFile = LOCAL\n" + bytes(256),
-                           r"unreadable header \(DimSize required and not defined", {}),
+    "mha_no_dimsize.mha": (
+        "volume",
+        lambda c: b"ObjectType = Image\nNDims = 3\nElementType = MET_FLOAT\nElementDataFile = LOCAL\n" + bytes(256),
+        r"unreadable header \(DimSize required and not defined",
+        {},
+    ),
     "mgz_truncated.mgz": ("volume", _mgz_truncated, r"gzip data is truncated .*expected a complete \.mgz file", {}),
-    "mgh_short_int32.mgh": ("volume", _mgh_short,
-                            r"truncated: header promises 4194304 bytes of voxels for shape \(512, 512, 4\),", {}),
+    "mgh_short_int32.mgh": (
+        "volume",
+        _mgh_short,
+        r"truncated: header promises 4194304 bytes of voxels for shape \(512, 512, 4\),",
+        {},
+    ),
 }

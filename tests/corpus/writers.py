@@ -22,8 +22,15 @@ from pydicom.uid import ExplicitVRLittleEndian, MRImageStorage, generate_uid
 FLIP = np.diag([-1.0, -1.0, 1.0, 1.0])  # RAS <-> LPS
 
 
-def dicom_slices(pixels: np.ndarray, affine: np.ndarray, *, slope: float = 1.0, intercept: float = 0.0,
-                 series_uid: str | None = None, description: str = "test") -> list[pydicom.Dataset]:
+def dicom_slices(
+    pixels: np.ndarray,
+    affine: np.ndarray,
+    *,
+    slope: float = 1.0,
+    intercept: float = 0.0,
+    series_uid: str | None = None,
+    description: str = "test",
+) -> list[pydicom.Dataset]:
     """One dataset per slice ``k`` of ``pixels`` (int16 ``(I, J, K)``: column, row, slice)."""
     lps = FLIP @ np.asarray(affine, dtype=np.float64)
     sizes = np.linalg.norm(lps[:3, :3], axis=0)
@@ -92,8 +99,9 @@ def write_mgz(data: np.ndarray, affine: np.ndarray, path: Path) -> Path:
     return path
 
 
-def write_hdf5(canonical: np.ndarray, spacing: tuple[float, float, float], path: Path,
-               name: str = "volumes/raw") -> Path:
+def write_hdf5(
+    canonical: np.ndarray, spacing: tuple[float, float, float], path: Path, name: str = "volumes/raw"
+) -> Path:
     """``canonical`` ``(X, Y, Z)`` stored z-first ``(Z, X, Y)`` with ``element_size_um`` (z, x, y)."""
     with h5py.File(path, "w") as handle:
         dataset = handle.create_dataset(name, data=np.moveaxis(canonical, 2, 0), compression="gzip")

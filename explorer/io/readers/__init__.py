@@ -26,8 +26,20 @@ READERS: tuple[Reader, ...] = (NIFTI, TIFF, HDF5, NRRD, DICOM, MGH, METAIMAGE)
 #: File-name endings of every format (for upload widgets and help texts).
 SUFFIXES: tuple[str, ...] = tuple(s for r in READERS for s in r.suffixes)
 
-__all__ = ["HEADER_LIMIT", "READERS", "SUFFIXES", "Raw", "ReadParams", "Reader", "Source", "open_source",
-           "read_source", "reader_for", "refuse_detached", "source_choices"]
+__all__ = [
+    "HEADER_LIMIT",
+    "READERS",
+    "SUFFIXES",
+    "Raw",
+    "ReadParams",
+    "Reader",
+    "Source",
+    "open_source",
+    "read_source",
+    "reader_for",
+    "refuse_detached",
+    "source_choices",
+]
 
 
 def reader_for(src: Source) -> Reader:
@@ -40,8 +52,11 @@ def reader_for(src: Source) -> Reader:
         if reader.recognises(src):
             return reader
     formats = ", ".join(r.description.split(" (")[0] for r in READERS[2:])
-    raise InputError(src.label, f"not a NIfTI or TIFF file (no NIfTI magic at byte 344, no TIFF magic), nor {formats}",
-                     "one of: " + "; ".join(r.description for r in READERS))
+    raise InputError(
+        src.label,
+        f"not a NIfTI or TIFF file (no NIfTI magic at byte 344, no TIFF magic), nor {formats}",
+        "one of: " + "; ".join(r.description for r in READERS),
+    )
 
 
 def _open(source: str | Path | bytes | Files, name: str | None, limits: Limits) -> Source:
@@ -53,8 +68,9 @@ def _open(source: str | Path | bytes | Files, name: str | None, limits: Limits) 
     return src
 
 
-def read_source(source: str | Path | bytes | Files, params: ReadParams, limits: Limits,
-                name: str | None = None) -> tuple[Raw, Source]:
+def read_source(
+    source: str | Path | bytes | Files, params: ReadParams, limits: Limits, name: str | None = None
+) -> tuple[Raw, Source]:
     """Open ``source`` within the size limit and read it with the reader that recognises it.
 
     Args:
@@ -73,8 +89,9 @@ def read_source(source: str | Path | bytes | Files, params: ReadParams, limits: 
     return reader_for(src).read(src, params, limits), src
 
 
-def source_choices(source: str | Path | bytes | Files, limits: Limits,
-                   name: str | None = None) -> tuple[str | None, list[str]]:
+def source_choices(
+    source: str | Path | bytes | Files, limits: Limits, name: str | None = None
+) -> tuple[str | None, list[str]]:
     """What can be chosen inside ``source``: ``("series", UIDs)`` of a DICOM source, ``("dataset", paths)`` of an
     HDF5 file, ``(None, [])`` for other formats.
 

@@ -17,6 +17,18 @@ from ...config import Limits
 from ...errors import InputError
 from .source import Source
 
+__all__ = [
+    "LPS_TO_RAS",
+    "ReadParams",
+    "Raw",
+    "Reader",
+    "LOAD_BYTES_PER_VOXEL",
+    "check_voxels",
+    "inflated_size",
+    "grid_affine",
+]
+
+
 #: LPS (DICOM, ITK) → RAS (NIfTI): negate the first two world axes.
 LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
 
@@ -102,20 +114,29 @@ def check_voxels(shape: tuple[int, ...], label: str, limits: Limits, itemsize: i
         raise InputError(label, f"header declares a negative dimension (shape {dims})", "a non-negative shape")
     count = int(np.prod(dims, dtype=np.float64))
     if count > limits.max_voxels:
-        raise InputError(label, f"image has {count:,} voxels (shape {dims}), over the limit "
-                         f"of {limits.max_voxels:,}", "a smaller image, or raise EXPLORER_MAX_VOXELS")
+        raise InputError(
+            label,
+            f"image has {count:,} voxels (shape {dims}), over the limit of {limits.max_voxels:,}",
+            "a smaller image, or raise EXPLORER_MAX_VOXELS",
+        )
     if itemsize is None:
         return
     stored, mb = count * int(itemsize), 1024**2
     if stored > limits.max_bytes:
-        raise InputError(label, f"voxels take {stored:,} bytes once inflated (shape {dims}, {int(itemsize)} bytes "
-                         f"each), over the {limits.max_bytes / mb:,.0f} MB upload limit",
-                         "a smaller image, or raise EXPLORER_MAX_UPLOAD_MB")
+        raise InputError(
+            label,
+            f"voxels take {stored:,} bytes once inflated (shape {dims}, {int(itemsize)} bytes "
+            f"each), over the {limits.max_bytes / mb:,.0f} MB upload limit",
+            "a smaller image, or raise EXPLORER_MAX_UPLOAD_MB",
+        )
     needed = count * (2 * int(itemsize) + LOAD_BYTES_PER_VOXEL)
     if needed > limits.max_run_memory_bytes:
-        raise InputError(label, f"reading it needs about {needed / mb:,.0f} MB (shape {dims}), over the memory "
-                         f"limit of {limits.max_run_memory_bytes / mb:,.0f} MB",
-                         "a smaller image, or raise EXPLORER_MAX_RUN_MEMORY_MB")
+        raise InputError(
+            label,
+            f"reading it needs about {needed / mb:,.0f} MB (shape {dims}), over the memory "
+            f"limit of {limits.max_run_memory_bytes / mb:,.0f} MB",
+            "a smaller image, or raise EXPLORER_MAX_RUN_MEMORY_MB",
+        )
 
 
 def inflated_size(data: bytes, budget: int, wbits: int) -> int:
@@ -142,6 +163,9 @@ def grid_affine(spacing: tuple[float, float, float] | None, label: str) -> np.nd
     """Diagonal affine of a format without world geometry (TIFF, HDF5); spacing must be positive and finite."""
     values = np.asarray(spacing if spacing is not None else (1.0, 1.0, 1.0), dtype=np.float64)
     if values.shape != (3,) or not np.all(np.isfinite(values)) or np.any(values <= 0):
-        raise InputError(label, f"voxel spacing {tuple(values.tolist())} is not three positive numbers",
-                         "a spacing such as --spacing 1,1,1")
+        raise InputError(
+            label,
+            f"voxel spacing {tuple(values.tolist())} is not three positive numbers",
+            "a spacing such as --spacing 1,1,1",
+        )
     return np.diag([*values, 1.0])

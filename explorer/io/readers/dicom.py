@@ -33,6 +33,9 @@ from ..files import size_error
 from .base import LPS_TO_RAS, Raw, Reader, ReadParams, check_voxels, inflated_size
 from .source import Source, folder_files
 
+__all__ = ["dicom_choices", "read_dicom", "DICOM"]
+
+
 _EXPECTED = "a DICOM image series (one file per slice)"
 _DIRECTORY_SOP = "1.2.840.10008.1.3.10"  # DICOMDIR: an index, not an image
 
@@ -47,8 +50,11 @@ def _zip_members(src: Source, limits: Limits) -> list[tuple[str, bytes]]:
         for info in infos:
             path = PurePosixPath(info.filename.replace("\\", "/"))
             if path.is_absolute() or ".." in path.parts or ":" in info.filename:
-                raise InputError(src.label, f"zip member {info.filename!r} points outside the archive",
-                                 "a .zip whose members are plain relative names")
+                raise InputError(
+                    src.label,
+                    f"zip member {info.filename!r} points outside the archive",
+                    "a .zip whose members are plain relative names",
+                )
         declared = sum(i.file_size for i in infos)
         if declared > limits.max_bytes:
             raise size_error(src.label, declared, limits.max_bytes, "unpacked zip")
@@ -85,7 +91,7 @@ def _inflated_size(raw: bytes, budget: int) -> int:
     if meta.get("TransferSyntaxUID") != DeflatedExplicitVRLittleEndian:
         return 0
     try:
-        return inflated_size(raw[stream.tell():], budget, -zlib.MAX_WBITS)
+        return inflated_size(raw[stream.tell() :], budget, -zlib.MAX_WBITS)
     except zlib.error:
         return 0  # corrupt: dcmread fails on it and the file is skipped
 
@@ -106,8 +112,11 @@ def _read(name: str, raw: bytes, label: str) -> pydicom.Dataset | None:
     except (InvalidDicomError, EOFError, OSError, ValueError, KeyError, TypeError, zlib.error):
         return None  # not DICOM (a README, a thumbnail): skipped
     except RecursionError as exc:  # pydicom parses nested sequences recursively
-        raise InputError(label, f"{_where(name, label)}sequences nested too deeply to read",
-                         "a DICOM file with sequences nested a few levels deep") from exc
+        raise InputError(
+            label,
+            f"{_where(name, label)}sequences nested too deeply to read",
+            "a DICOM file with sequences nested a few levels deep",
+        ) from exc
 
 
 def _datasets(src: Source, limits: Limits) -> dict[str, list[pydicom.Dataset]]:
@@ -119,9 +128,11 @@ def _datasets(src: Source, limits: Limits) -> dict[str, list[pydicom.Dataset]]:
     for name, raw in _files(src, limits):
         inflated = _inflated_size(raw, budget)
         if inflated > budget:
-            raise InputError(src.label, f"{_where(name, src.label)}deflated DICOM data inflate to more than "
-                             f"{limits.max_bytes:,} bytes",
-                             "a series within the upload limit (EXPLORER_MAX_UPLOAD_MB) once inflated")
+            raise InputError(
+                src.label,
+                f"{_where(name, src.label)}deflated DICOM data inflate to more than {limits.max_bytes:,} bytes",
+                "a series within the upload limit (EXPLORER_MAX_UPLOAD_MB) once inflated",
+            )
         budget -= inflated
         ds = _read(name, raw, src.label)
         if ds is None:
@@ -155,8 +166,11 @@ def _one(src: Source, values: list, what: str, atol: float) -> np.ndarray:
     for value in values[1:]:
         value = np.asarray(value, dtype=np.float64)
         if value.shape != first.shape or not np.allclose(value, first, atol=atol):
-            raise InputError(src.label, f"{what} differ between slices ({first.tolist()} vs {value.tolist()})",
-                             "one series with a single " + what.rstrip("s"))
+            raise InputError(
+                src.label,
+                f"{what} differ between slices ({first.tolist()} vs {value.tolist()})",
+                "one series with a single " + what.rstrip("s"),
+            )
     return first
 
 
@@ -188,8 +202,9 @@ def _integer(src: Source, ds: pydicom.Dataset, keyword: str, default: int | None
     if number is None:
         raise InputError(src.label, f"a slice lacks {keyword}", f"{keyword} in every slice")
     if not math.isfinite(number) or not float(number).is_integer() or number < 0:
-        raise InputError(src.label, f"{keyword} {str(value)[:40]!r} is not a non-negative integer",
-                         f"an integer {keyword}")
+        raise InputError(
+            src.label, f"{keyword} {str(value)[:40]!r} is not a non-negative integer", f"an integer {keyword}"
+        )
     return int(number)
 
 
@@ -198,8 +213,7 @@ def _geometry(src: Source, slices: list[pydicom.Dataset]) -> tuple[list[pydicom.
     iop = _one(src, [_vector(src, ds, "ImageOrientationPatient", 6) for ds in slices], "orientations", 1e-4)
     spacing = _one(src, [_vector(src, ds, "PixelSpacing", 2) for ds in slices], "pixel spacings", 1e-4)
     positions = np.array([_vector(src, ds, "ImagePositionPatient", 3) for ds in slices])
-    _one(src, [(_integer(src, ds, "Rows"), _integer(src, ds, "Columns")) for ds in slices], "sizes (rows, columns)",
-         0)
+    _one(src, [(_integer(src, ds, "Rows"), _integer(src, ds, "Columns")) for ds in slices], "sizes (rows, columns)", 0)
     row, col = iop[:3], iop[3:]
     normal = np.cross(row, col)
     if np.linalg.norm(normal) < 1e-3:
@@ -212,8 +226,11 @@ def _geometry(src: Source, slices: list[pydicom.Dataset]) -> tuple[list[pydicom.
     if steps.min() < 1e-3 * max(1.0, abs(steps.max())):
         raise InputError(src.label, "two slices share one position", "one image per slice position")
     if steps.max() - steps.min() > 0.01 * np.median(steps) + 1e-3:
-        raise InputError(src.label, f"uneven slice spacing ({steps.min():.4g} to {steps.max():.4g} mm: missing "
-                         "slices?)", "a complete series with even spacing")
+        raise InputError(
+            src.label,
+            f"uneven slice spacing ({steps.min():.4g} to {steps.max():.4g} mm: missing slices?)",
+            "a complete series with even spacing",
+        )
     affine = np.eye(4)
     affine[:3, 0] = row * spacing[1]  # i runs along a row: column spacing
     affine[:3, 1] = col * spacing[0]  # j runs down a column: row spacing
@@ -229,8 +246,11 @@ def _check_frames(src: Source, slices: list[pydicom.Dataset], limits: Limits) ->
         raise InputError(src.label, "multi-frame DICOM images", "one single-frame image per slice")
     samples = sorted({_integer(src, ds, "SamplesPerPixel", 1) for ds in slices})
     if samples != [1]:
-        raise InputError(src.label, f"SamplesPerPixel {', '.join(map(str, samples))} (colour images)",
-                         "greyscale slices (one sample per pixel)")
+        raise InputError(
+            src.label,
+            f"SamplesPerPixel {', '.join(map(str, samples))} (colour images)",
+            "greyscale slices (one sample per pixel)",
+        )
     bits = max(_integer(src, ds, "BitsAllocated", 16) for ds in slices)
     check_voxels((columns, rows, len(slices)), src.label, limits, itemsize=max(1, -(-bits // 8)))
 
@@ -239,15 +259,19 @@ def read_dicom(src: Source, params: ReadParams, limits: Limits) -> Raw:
     series = _datasets(src, limits)
     if params.series is not None:
         if params.series not in series:
-            raise InputError(src.label, f"no series {params.series!r} (series: {', '.join(sorted(series))})",
-                             "one of those UIDs, chosen with series= / --series UID")
+            raise InputError(
+                src.label,
+                f"no series {params.series!r} (series: {', '.join(sorted(series))})",
+                "one of those UIDs, chosen with series= / --series UID",
+            )
         uid = params.series
     elif len(series) == 1:
         uid = next(iter(series))
     else:
         listing = "; ".join(_describe(u, s) for u, s in sorted(series.items()))
-        raise InputError(src.label, f"{len(series)} DICOM series: {listing}",
-                         "one series, or choose one with series= / --series UID")
+        raise InputError(
+            src.label, f"{len(series)} DICOM series: {listing}", "one series, or choose one with series= / --series UID"
+        )
     slices, affine = _geometry(src, series[uid])
     _check_frames(src, slices, limits)
     stack = np.empty((int(slices[0].Columns), int(slices[0].Rows), len(slices)), dtype=np.float64)
@@ -257,8 +281,11 @@ def read_dicom(src: Source, params: ReadParams, limits: Limits) -> Raw:
         except Exception as exc:  # pydicom raises several types for missing codecs and broken pixel data
             raise InputError(src.label, f"unreadable pixel data ({exc})", _EXPECTED) from exc
         if plane.shape != stack.shape[:2]:
-            raise InputError(src.label, f"pixel data of shape {plane.shape[::-1]} in a slice of "
-                             f"{stack.shape[1]} × {stack.shape[0]}", "pixel data matching Rows and Columns")
+            raise InputError(
+                src.label,
+                f"pixel data of shape {plane.shape[::-1]} in a slice of {stack.shape[1]} × {stack.shape[0]}",
+                "pixel data matching Rows and Columns",
+            )
         stack[:, :, k] = plane
     return Raw(stack, LPS_TO_RAS @ affine, "dicom", {"series": uid})
 
@@ -269,5 +296,12 @@ def _is_dicom(src: Source) -> bool:
     return src.head[:4] == b"PK\x03\x04" or src.head[128:132] == b"DICM"
 
 
-DICOM = Reader("dicom", "DICOM series (a folder, a .zip of one, or several files; --series UID)", (".dcm", ".zip"),
-               _is_dicom, read_dicom, dicom_choices, "series")
+DICOM = Reader(
+    "dicom",
+    "DICOM series (a folder, a .zip of one, or several files; --series UID)",
+    (".dcm", ".zip"),
+    _is_dicom,
+    read_dicom,
+    dicom_choices,
+    "series",
+)

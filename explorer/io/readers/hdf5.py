@@ -19,6 +19,9 @@ from ...errors import InputError
 from .base import Raw, Reader, ReadParams, check_voxels, grid_affine
 from .source import Source
 
+__all__ = ["MAX_CHUNK_BYTES", "hdf5_choices", "read_hdf5", "HDF5"]
+
+
 _MAGIC = b"\x89HDF\r\n\x1a\n"
 _EXPECTED = "an HDF5 file holding a 3D dataset (Z, Y, X)"
 #: Chunks up to this size are accepted whatever the dataset's size (h5py's automatic chunks stay under 1 MB).
@@ -40,15 +43,21 @@ def _datasets(src: Source, handle: h5py.File) -> dict[str, h5py.Dataset]:
     for name in names:
         link = handle.get(name, getlink=True)
         if isinstance(link, h5py.ExternalLink):
-            raise InputError(src.label, f"external link {name!r} -> {link.filename}:{link.path}",
-                             "an HDF5 file whose data lie in the file itself")
+            raise InputError(
+                src.label,
+                f"external link {name!r} -> {link.filename}:{link.path}",
+                "an HDF5 file whose data lie in the file itself",
+            )
         if isinstance(link, h5py.SoftLink):
             continue  # the target is listed under its own name
         obj = handle[name]
         if isinstance(obj, h5py.Dataset):
             if obj.external or obj.is_virtual:
-                raise InputError(src.label, f"dataset {name!r} stores its data in other files",
-                                 "an HDF5 file whose data lie in the file itself")
+                raise InputError(
+                    src.label,
+                    f"dataset {name!r} stores its data in other files",
+                    "an HDF5 file whose data lie in the file itself",
+                )
             found[name] = obj
     return found
 
@@ -69,12 +78,18 @@ def _pick(src: Source, handle: h5py.File, wanted: str | None) -> tuple[str, h5py
     if wanted is not None:
         name = wanted.strip("/")
         if name not in volumes:
-            raise InputError(src.label, f"no 3D dataset {wanted!r} (3D datasets: {listing})",
-                             "one of those, chosen with dataset= / --dataset PATH")
+            raise InputError(
+                src.label,
+                f"no 3D dataset {wanted!r} (3D datasets: {listing})",
+                "one of those, chosen with dataset= / --dataset PATH",
+            )
         return name, volumes[name]
     if len(volumes) != 1:
-        raise InputError(src.label, f"{len(volumes)} 3D datasets ({listing})",
-                         "exactly one, or choose one with dataset= / --dataset PATH")
+        raise InputError(
+            src.label,
+            f"{len(volumes)} 3D datasets ({listing})",
+            "exactly one, or choose one with dataset= / --dataset PATH",
+        )
     return next(iter(volumes.items()))
 
 
@@ -84,8 +99,11 @@ def _attr_spacing(src: Source, dataset: h5py.Dataset) -> tuple[float, float, flo
             try:
                 values = np.asarray(dataset.attrs[key], dtype=np.float64).ravel()
             except (TypeError, ValueError, OSError) as exc:  # strings, compounds, unreadable types
-                raise InputError(src.label, f"spacing attribute {key!r} is not numbers",
-                                 "three numbers (z, y, x), or a spacing such as --spacing 1,1,1") from exc
+                raise InputError(
+                    src.label,
+                    f"spacing attribute {key!r} is not numbers",
+                    "three numbers (z, y, x), or a spacing such as --spacing 1,1,1",
+                ) from exc
             if values.size == 3:
                 z, y, x = values
                 return float(y), float(x), float(z)
@@ -100,9 +118,12 @@ def _check_chunks(src: Source, name: str, dataset: h5py.Dataset) -> None:
     chunk = int(np.prod([int(n) for n in dataset.chunks], dtype=np.float64)) * dataset.dtype.itemsize
     stored = int(np.prod([int(n) for n in dataset.shape], dtype=np.float64)) * dataset.dtype.itemsize
     if chunk > max(stored, MAX_CHUNK_BYTES):
-        raise InputError(src.label, f"dataset {name!r} is stored in chunks of {chunk:,} bytes "
-                         f"(chunk shape {tuple(int(n) for n in dataset.chunks)}) for {stored:,} bytes of data",
-                         f"chunks no larger than the dataset or {MAX_CHUNK_BYTES // 1024**2} MB (h5repack -l)")
+        raise InputError(
+            src.label,
+            f"dataset {name!r} is stored in chunks of {chunk:,} bytes "
+            f"(chunk shape {tuple(int(n) for n in dataset.chunks)}) for {stored:,} bytes of data",
+            f"chunks no larger than the dataset or {MAX_CHUNK_BYTES // 1024**2} MB (h5repack -l)",
+        )
 
 
 def read_hdf5(src: Source, params: ReadParams, limits: Limits) -> Raw:
@@ -117,9 +138,20 @@ def read_hdf5(src: Source, params: ReadParams, limits: Limits) -> Raw:
             array = dataset[()]
         except Exception as exc:  # h5py raises OSError and others for broken data
             raise InputError(src.label, f"unreadable dataset {name!r} ({exc})", _EXPECTED) from exc
-    return Raw(np.moveaxis(array, 0, 2), grid_affine(spacing, src.label), "hdf5",
-               {"dataset": name, "spacing": list(spacing) if spacing else None})
+    return Raw(
+        np.moveaxis(array, 0, 2),
+        grid_affine(spacing, src.label),
+        "hdf5",
+        {"dataset": name, "spacing": list(spacing) if spacing else None},
+    )
 
 
-HDF5 = Reader("hdf5", "HDF5 (.h5, .hdf5; dataset (Z, Y, X), chosen with --dataset)", (".h5", ".hdf5"),
-              lambda src: src.head[:8] == _MAGIC, read_hdf5, hdf5_choices, "dataset")
+HDF5 = Reader(
+    "hdf5",
+    "HDF5 (.h5, .hdf5; dataset (Z, Y, X), chosen with --dataset)",
+    (".h5", ".hdf5"),
+    lambda src: src.head[:8] == _MAGIC,
+    read_hdf5,
+    hdf5_choices,
+    "dataset",
+)

@@ -30,11 +30,16 @@ from ...errors import InputError
 from .base import LPS_TO_RAS, Raw, Reader, ReadParams, check_voxels, inflated_size
 from .source import Source
 
+__all__ = ["HEADER_LIMIT", "T", "refuse_detached", "read_itk", "NRRD", "METAIMAGE"]
+
+
 #: Longest text header read; a header that does not end within it is refused.
 HEADER_LIMIT = 1024**2
 _EXPECTED = "an NRRD (.nrrd, .nhdr) or MetaImage (.mha, .mhd) 3D image"
-_ATTACHED = ("an upload that carries its voxels (.nrrd with attached data, or .mha with ElementDataFile = LOCAL); "
-             "detached headers (.nhdr, .mhd) are read only from a path, with the CLI or the Python API")
+_ATTACHED = (
+    "an upload that carries its voxels (.nrrd with attached data, or .mha with ElementDataFile = LOCAL); "
+    "detached headers (.nhdr, .mhd) are read only from a path, with the CLI or the Python API"
+)
 _LOCAL = ("LOCAL", "Local", "local")  # the spellings MetaIO takes for "the data follow the header"
 _PLAIN_NAME = re.compile(r"[^\s/\\:%\x00]+")
 _FIELD = re.compile(rb"([^=:]*)([=:])(.*)", re.DOTALL)  # MetaImage "key = value"
@@ -50,8 +55,9 @@ def _prefix(src: Source) -> bytes:
 
 
 def _too_long(label: str, what: str) -> InputError:
-    return InputError(label, f"header runs past {HEADER_LIMIT // 1024**2} MB without {what}",
-                      "a text header of a few kilobytes")
+    return InputError(
+        label, f"header runs past {HEADER_LIMIT // 1024**2} MB without {what}", "a text header of a few kilobytes"
+    )
 
 
 def _nrrd_data_file(label: str, text: bytes) -> tuple[str | None, int]:
@@ -87,8 +93,11 @@ def _metaimage_data_file(label: str, text: bytes) -> tuple[str | None, int]:
             return (None if name in _LOCAL else name), position
         if b"elementdatafile" in line.lower():
             shown = line[:60].decode("latin-1")
-            raise InputError(label, f"header mentions ElementDataFile in an unexpected form ({shown!r})",
-                             "one line 'ElementDataFile = ...' ending the header")
+            raise InputError(
+                label,
+                f"header mentions ElementDataFile in an unexpected form ({shown!r})",
+                "one line 'ElementDataFile = ...' ending the header",
+            )
         if position > HEADER_LIMIT:
             break
     if len(text) > HEADER_LIMIT:
@@ -105,14 +114,18 @@ def _data_file(src: Source, text: bytes) -> tuple[str | None, int]:
 def _check_beside(src: Source, value: str) -> None:
     """A detached data file named in a header on disk: a plain file name in the header's own folder."""
     if not _PLAIN_NAME.fullmatch(value) or value in (".", "..") or value.upper().startswith("LIST"):
-        raise InputError(src.label, f"header points to data file {value!r} outside its folder",
-                         "a plain data file name beside the header")
+        raise InputError(
+            src.label,
+            f"header points to data file {value!r} outside its folder",
+            "a plain data file name beside the header",
+        )
     folder = src.path.parent  # type: ignore[union-attr]
     target = folder / value
     if not target.is_file() or target.resolve().parent != folder.resolve():
         where = "is missing" if not target.exists() and not target.is_symlink() else "leads outside the folder"
-        raise InputError(src.label, f"data file {value!r} {where}",
-                         "a regular data file in the header's folder (no link leaving it)")
+        raise InputError(
+            src.label, f"data file {value!r} {where}", "a regular data file in the header's folder (no link leaving it)"
+        )
 
 
 def refuse_detached(name: str, data: bytes) -> None:
@@ -145,9 +158,12 @@ def _check_length(src: Source, reader, itemsize: int, header_end: int, text: byt
     if re.search(rb"compresseddata\s*=\s*true", fields):
         declared = re.search(rb"^\s*compresseddatasize\s*=\s*(\d+)\s*$", fields, re.MULTILINE)
         if declared is None:
-            raise InputError(src.label, "compressed voxels without CompressedDataSize",
-                             "a compressed MetaImage with CompressedDataSize (as ITK writes it)")
-        stream = src.data[header_end:header_end + int(declared.group(1))]
+            raise InputError(
+                src.label,
+                "compressed voxels without CompressedDataSize",
+                "a compressed MetaImage with CompressedDataSize (as ITK writes it)",
+            )
+        stream = src.data[header_end : header_end + int(declared.group(1))]
         try:
             available = inflated_size(stream, expected, zlib.MAX_WBITS)
         except zlib.error as exc:
@@ -157,8 +173,11 @@ def _check_length(src: Source, reader, itemsize: int, header_end: int, text: byt
     else:
         available = (len(src.raw) if src.raw is not None else src.path.stat().st_size) - header_end  # type: ignore[union-attr]
     if available < expected:
-        raise InputError(src.label, f"file is truncated: header promises {expected} bytes of voxels, the file "
-                         f"holds {max(available, 0)}", "a complete file")
+        raise InputError(
+            src.label,
+            f"file is truncated: header promises {expected} bytes of voxels, the file holds {max(available, 0)}",
+            "a complete file",
+        )
 
 
 @contextmanager
@@ -207,8 +226,11 @@ def _read_image(src: Source, path: Path, header: tuple[str | None, int, bytes], 
     itemsize = sitk.Image([1] * reader.GetDimension(), reader.GetPixelID()).GetSizeOfPixelComponent()
     check_voxels((*size, reader.GetNumberOfComponents()), label, limits, itemsize=itemsize)
     if reader.GetDimension() != 3 or reader.GetNumberOfComponents() != 1:
-        raise InputError(label, f"{reader.GetDimension()}D image of size {size} with "
-                         f"{reader.GetNumberOfComponents()} components per voxel", "a 3D scalar image")
+        raise InputError(
+            label,
+            f"{reader.GetDimension()}D image of size {size} with {reader.GetNumberOfComponents()} components per voxel",
+            "a 3D scalar image",
+        )
     value, header_end, text = header
     if value is None:
         _check_length(src, reader, itemsize, header_end, text)
@@ -243,6 +265,5 @@ def _is_metaimage(src: Source) -> bool:
     return src.suffix in (".mha", ".mhd") or b"ObjectType" in src.head[:256]
 
 
-NRRD = Reader("nrrd", "NRRD (.nrrd, .nhdr)", (".nrrd", ".nhdr"), lambda src: src.head.startswith(b"NRRD000"),
-              read_itk)
+NRRD = Reader("nrrd", "NRRD (.nrrd, .nhdr)", (".nrrd", ".nhdr"), lambda src: src.head.startswith(b"NRRD000"), read_itk)
 METAIMAGE = Reader("metaimage", "MetaImage (.mha, .mhd)", (".mha", ".mhd"), _is_metaimage, read_itk)

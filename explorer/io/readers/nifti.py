@@ -18,6 +18,9 @@ from ...errors import InputError
 from .base import Raw, Reader, ReadParams, check_voxels
 from .source import GZIP_MAGIC, Source
 
+__all__ = ["read_nifti", "read_mgh", "NIFTI", "MGH"]
+
+
 _NIFTI1_MAGICS = (b"n+1\x00", b"ni1\x00")
 _NIFTI2_MAGICS = (b"n+2\x00", b"ni2\x00")
 _HEADER_BYTES = 540  # NIfTI-2 header; NIfTI-1 needs 348, MGH 284
@@ -46,8 +49,12 @@ def _check_complete(payload: bytes, offset: int, shape: tuple[int, ...], dtype: 
     expected = int(np.prod(dims, dtype=np.float64)) * dtype.itemsize
     available = max(0, len(payload) - offset)
     if expected > available:
-        raise InputError(label, f"file is truncated: header promises {expected} bytes of voxels for shape "
-                         f"{dims}, the file holds {available}", "a complete file")
+        raise InputError(
+            label,
+            f"file is truncated: header promises {expected} bytes of voxels for shape "
+            f"{dims}, the file holds {available}",
+            "a complete file",
+        )
 
 
 def _scaled(proxy) -> np.ndarray:

@@ -20,10 +20,14 @@ from pathlib import Path
 from ...errors import InputError
 from ..files import checked_file, content_sha256, file_sha256, read_bounded, sha256_bytes, size_error
 
+__all__ = ["GZIP_MAGIC", "HEAD_BYTES", "EXPECTED", "Files", "Source", "folder_files", "open_source"]
+
+
 GZIP_MAGIC = b"\x1f\x8b"
 HEAD_BYTES = 1024
-EXPECTED = ("a NIfTI (.nii, .nii.gz), TIFF, DICOM series (folder, .zip or files), NRRD, MetaImage (.mha), "
-            "MGH/MGZ or HDF5 file")
+EXPECTED = (
+    "a NIfTI (.nii, .nii.gz), TIFF, DICOM series (folder, .zip or files), NRRD, MetaImage (.mha), MGH/MGZ or HDF5 file"
+)
 
 #: Several uploaded files: ``(file name, bytes)`` pairs.
 Files = Sequence[tuple[str, bytes]]
@@ -101,8 +105,9 @@ class Source:
             with gzip.GzipFile(fileobj=io.BytesIO(self.data)) as stream:
                 return stream.read(budget)
         except (EOFError, OSError, zlib.error) as exc:
-            raise InputError(self.label, f"gzip data is truncated or corrupt ({exc})",
-                             f"a complete {self.suffix or 'gzip'} file") from exc
+            raise InputError(
+                self.label, f"gzip data is truncated or corrupt ({exc})", f"a complete {self.suffix or 'gzip'} file"
+            ) from exc
 
 
 def folder_files(folder: Path) -> list[Path]:

@@ -17,6 +17,9 @@ from ...errors import InputError
 from .base import Raw, Reader, ReadParams, check_voxels, grid_affine
 from .source import Source
 
+__all__ = ["tiff_pages", "read_tiff", "TIFF"]
+
+
 _MAGICS = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
 _EXPECTED = "a multi-page greyscale TIFF stack"
 
@@ -62,8 +65,11 @@ def tiff_pages(src: Source, limits: Limits | None) -> tuple[np.ndarray, tuple[fl
             shapes = sorted({(tuple(page.shape), str(page.dtype)) for page in tif.pages})  # IFDs only, no pixels
             if len(shapes) > 1:
                 listing = ", ".join(f"{shape} {dtype}" for shape, dtype in shapes[:4])
-                raise InputError(src.label, f"TIFF holds pages of {len(shapes)} shapes ({listing})",
-                                 "a stack whose pages all have one shape and type")
+                raise InputError(
+                    src.label,
+                    f"TIFF holds pages of {len(shapes)} shapes ({listing})",
+                    "a stack whose pages all have one shape and type",
+                )
             one_series = len(tif.series) == 1  # else pages written one by one: stack them all
             declared = tif.series[0].shape if one_series else (len(tif.pages), *shapes[0][0])
             if limits is not None:
@@ -77,17 +83,29 @@ def tiff_pages(src: Source, limits: Limits | None) -> tuple[np.ndarray, tuple[fl
     if pages.ndim == 2:
         raise InputError(src.label, f"single-page TIFF (shape {pages.shape}) is a 2D image", "a multi-page TIFF stack")
     if pages.ndim != 3:
-        raise InputError(src.label, f"TIFF of shape {pages.shape} (colour or multi-channel?)",
-                         "a multi-page greyscale TIFF stack (pages, rows, columns)")
+        raise InputError(
+            src.label,
+            f"TIFF of shape {pages.shape} (colour or multi-channel?)",
+            "a multi-page greyscale TIFF stack (pages, rows, columns)",
+        )
     return pages, spacing
 
 
 def read_tiff(src: Source, params: ReadParams, limits: Limits) -> Raw:
     pages, found = tiff_pages(src, limits)
     spacing = params.spacing or found
-    return Raw(np.moveaxis(pages, 0, -1), grid_affine(spacing, src.label), "tiff",
-               {"spacing": list(spacing) if spacing else None})
+    return Raw(
+        np.moveaxis(pages, 0, -1),
+        grid_affine(spacing, src.label),
+        "tiff",
+        {"spacing": list(spacing) if spacing else None},
+    )
 
 
-TIFF = Reader("tiff", "multi-page TIFF stack (.tif, .tiff; spacing from ImageJ/OME metadata or --spacing)",
-              (".tif", ".tiff"), lambda src: src.head[:4] in _MAGICS, read_tiff)
+TIFF = Reader(
+    "tiff",
+    "multi-page TIFF stack (.tif, .tiff; spacing from ImageJ/OME metadata or --spacing)",
+    (".tif", ".tiff"),
+    lambda src: src.head[:4] in _MAGICS,
+    read_tiff,
+)

@@ -17,14 +17,39 @@ from plotly.subplots import make_subplots
 from ...errors import InputError
 from .style import checkpoint_look, offset_label, reference_line, style
 
+__all__ = [
+    "GROUP_LABELS",
+    "fraction_figure",
+    "background_figure",
+    "cam_background_figure",
+    "logit_histogram_figure",
+    "sanity_figure",
+    "cam_figure",
+    "diagnostics_figures",
+]
+
+
 #: Logit-histogram groups drawn, with their labels.
-GROUP_LABELS = {"foreground": "foreground", "background": "background", "tp": "true positive",
-                "fn": "false negative", "fp": "false positive", "foreground_train": "foreground, training slices",
-                "foreground_heldout": "foreground, held-out slices"}
+GROUP_LABELS = {
+    "foreground": "foreground",
+    "background": "background",
+    "tp": "true positive",
+    "fn": "false negative",
+    "fp": "false positive",
+    "foreground_train": "foreground, training slices",
+    "foreground_heldout": "foreground, held-out slices",
+}
 
 
-def fraction_figure(long: pd.DataFrame, labels: Sequence[str], *, title: str, subtitle: str,
-                    x_title: str, summary: Mapping | None = None) -> go.Figure:
+def fraction_figure(
+    long: pd.DataFrame,
+    labels: Sequence[str],
+    *,
+    title: str,
+    subtitle: str,
+    x_title: str,
+    summary: Mapping | None = None,
+) -> go.Figure:
     """Violins of per-slice fractions in ``[0, 1]``, models side by side.
 
     Args:
@@ -42,10 +67,22 @@ def fraction_figure(long: pd.DataFrame, labels: Sequence[str], *, title: str, su
     fig = go.Figure()
     for model in models:
         rows = long[long["model"] == model]
-        fig.add_trace(go.Violin(x=rows["label"], y=rows["fraction"], name=names[model], legendgroup=model,
-                                hovertemplate=f"{model}<br>%{{x}}: %{{y:.3f}}<extra></extra>",
-                                line=dict(color=colors[model]), fillcolor=colors[model], opacity=0.75,
-                                box_visible=True, meanline_visible=True, points=False, spanmode="hard"))
+        fig.add_trace(
+            go.Violin(
+                x=rows["label"],
+                y=rows["fraction"],
+                name=names[model],
+                legendgroup=model,
+                hovertemplate=f"{model}<br>%{{x}}: %{{y:.3f}}<extra></extra>",
+                line=dict(color=colors[model]),
+                fillcolor=colors[model],
+                opacity=0.75,
+                box_visible=True,
+                meanline_visible=True,
+                points=False,
+                spanmode="hard",
+            )
+        )
     fig.update_layout(violinmode="group")
     fig.update_xaxes(title_text=x_title, categoryorder="array", categoryarray=list(labels))
     fig.update_yaxes(title_text="fraction outside the object", range=[0, 1.02])
@@ -73,24 +110,36 @@ def background_figure(slices: pd.DataFrame, *, summary: Mapping | None = None) -
     """
     if "background_total" not in slices.columns:
         raise InputError("slices", f"columns {list(slices.columns)}", "a 'background_total' column")
-    offsets = sorted(int(c[len("background_"):]) for c in slices.columns
-                     if c.startswith("background_") and c != "background_total")
+    offsets = sorted(
+        int(c[len("background_") :]) for c in slices.columns if c.startswith("background_") and c != "background_total"
+    )
     columns = {**{f"background_{o}": offset_label(o) for o in offsets}, "background_total": "all"}
-    return fraction_figure(_long(slices, columns), list(columns.values()), title="Background attention per slice",
-                           subtitle="Σ|A| outside the (dilated) foreground / Σ|A| (Bassi et al., arXiv 2401.08409)",
-                           x_title="input channel (slice offset)", summary=summary)
+    return fraction_figure(
+        _long(slices, columns),
+        list(columns.values()),
+        title="Background attention per slice",
+        subtitle="Σ|A| outside the (dilated) foreground / Σ|A| (Bassi et al., arXiv 2401.08409)",
+        x_title="input channel (slice offset)",
+        summary=summary,
+    )
 
 
 def cam_background_figure(slices: pd.DataFrame, *, summary: Mapping | None = None) -> go.Figure:
     """Per-slice fraction of Grad-CAM mass outside the foreground, standard vs ``|logit|`` target."""
     columns = {"cam_background_standard": "standard target", "cam_background_abs": "|logit| target"}
-    return fraction_figure(_long(slices, columns), list(columns.values()), title="Grad-CAM mass outside the object",
-                           subtitle="Zhang, Bieri, Günther (arXiv 2403.14435): |logit| shows evidence for either side",
-                           x_title="Grad-CAM target", summary=summary)
+    return fraction_figure(
+        _long(slices, columns),
+        list(columns.values()),
+        title="Grad-CAM mass outside the object",
+        subtitle="Zhang, Bieri, Günther (arXiv 2403.14435): |logit| shows evidence for either side",
+        x_title="Grad-CAM target",
+        summary=summary,
+    )
 
 
-def logit_histogram_figure(histograms: pd.DataFrame, *, groups: Sequence[str] | None = None,
-                           summary: Mapping | None = None) -> go.Figure:
+def logit_histogram_figure(
+    histograms: pd.DataFrame, *, groups: Sequence[str] | None = None, summary: Mapping | None = None
+) -> go.Figure:
     """Logit histograms per checkpoint (one panel each, titled with its short label), one line per pixel group,
     densities on a log scale.
 
@@ -105,8 +154,13 @@ def logit_histogram_figure(histograms: pd.DataFrame, *, groups: Sequence[str] | 
     """
     models = list(dict.fromkeys(histograms["model"])) or ["(none)"]
     _, labels = checkpoint_look(models, summary)
-    fig = make_subplots(rows=len(models), cols=1, subplot_titles=[labels[m] for m in models], shared_xaxes=False,
-                        vertical_spacing=min(0.12, 0.5 / max(len(models), 1)))
+    fig = make_subplots(
+        rows=len(models),
+        cols=1,
+        subplot_titles=[labels[m] for m in models],
+        shared_xaxes=False,
+        vertical_spacing=min(0.12, 0.5 / max(len(models), 1)),
+    )
     palette = ["#0072B2", "#999999", "#009E73", "#D55E00", "#CC79A7", "#E69F00", "#56B4E9"]
     wanted = list(groups or GROUP_LABELS)
     shown: set[str] = set()
@@ -118,18 +172,34 @@ def logit_histogram_figure(histograms: pd.DataFrame, *, groups: Sequence[str] | 
                 continue
             centres = (part["bin_left"] + part["bin_right"]) / 2
             density = part["count"] / part["count"].sum()
-            fig.add_trace(go.Scatter(x=centres, y=density, mode="lines", line=dict(shape="hvh", color=palette[i]),
-                                     name=GROUP_LABELS[group], legendgroup=group, showlegend=group not in shown,
-                                     hovertemplate=f"{model}: {GROUP_LABELS[group]}<br>logit %{{x:.2f}}: "
-                                                   "%{y:.3g}<extra></extra>"), row=r, col=1)
+            fig.add_trace(
+                go.Scatter(
+                    x=centres,
+                    y=density,
+                    mode="lines",
+                    line=dict(shape="hvh", color=palette[i]),
+                    name=GROUP_LABELS[group],
+                    legendgroup=group,
+                    showlegend=group not in shown,
+                    hovertemplate=f"{model}: {GROUP_LABELS[group]}<br>logit %{{x:.2f}}: %{{y:.3g}}<extra></extra>",
+                ),
+                row=r,
+                col=1,
+            )
             shown.add(group)
         fig.add_vline(x=0, line=dict(color="#444444", dash="dot", width=1), row=r, col=1)
-        fig.update_yaxes(type="log", title_text="fraction of pixels", exponentformat="power", dtick=1,
-                         row=r, col=1)  # 10⁻⁴, not plotly's SI "100μ" for a fraction
+        fig.update_yaxes(
+            type="log", title_text="fraction of pixels", exponentformat="power", dtick=1, row=r, col=1
+        )  # 10⁻⁴, not plotly's SI "100μ" for a fraction
     fig.update_xaxes(title_text="foreground logit", row=len(models), col=1)
-    return style(fig, "Logit distributions", height=260 * len(models) + 200, title_pad=24,
-                 subtitle="held-out foreground logits drifting toward 0 relative to training ones = logit shift "
-                          "(Li, Kamnitsas, Glocker, arXiv 2102.10365)")
+    return style(
+        fig,
+        "Logit distributions",
+        height=260 * len(models) + 200,
+        title_pad=24,
+        subtitle="held-out foreground logits drifting toward 0 relative to training ones = logit shift "
+        "(Li, Kamnitsas, Glocker, arXiv 2102.10365)",
+    )
 
 
 def sanity_figure(sanity: Mapping[str, Mapping], *, summary: Mapping | None = None) -> go.Figure:
@@ -151,22 +221,38 @@ def sanity_figure(sanity: Mapping[str, Mapping], *, summary: Mapping | None = No
         entry = sanity[model]
         stages = list(entry["rank_correlation"])
         values = [entry["rank_correlation"][s] for s in stages]
-        fig.add_trace(go.Bar(x=stages, y=values,
-                             name=labels[model] + (" (flagged)" if entry.get("flagged") else ""), legendgroup=model,
-                             marker=dict(color=colors[model]),
-                             hovertemplate=f"{model}<br>%{{x}}: %{{y:.3f}}<extra></extra>"))
+        fig.add_trace(
+            go.Bar(
+                x=stages,
+                y=values,
+                name=labels[model] + (" (flagged)" if entry.get("flagged") else ""),
+                legendgroup=model,
+                marker=dict(color=colors[model]),
+                hovertemplate=f"{model}<br>%{{x}}: %{{y:.3f}}<extra></extra>",
+            )
+        )
         threshold = entry.get("threshold", threshold)
     if threshold is not None:
         reference_line(fig, threshold, f"flag at ≥ {threshold}")
     fig.update_layout(barmode="group")
     fig.update_xaxes(title_text="randomised stage (cumulative)")
     fig.update_yaxes(title_text="Spearman ρ with original maps", range=[-0.2, 1.02])
-    return style(fig, "Sanity check: cascading parameter randomisation", height=480,
-                 subtitle="Adebayo et al. 2018: a faithful method's maps change when the weights are destroyed")
+    return style(
+        fig,
+        "Sanity check: cascading parameter randomisation",
+        height=480,
+        subtitle="Adebayo et al. 2018: a faithful method's maps change when the weights are destroyed",
+    )
 
 
-def cam_figure(image: np.ndarray, cams: Mapping[str, np.ndarray], *, layer: str, title: str | None = None,
-               summary: Mapping | None = None) -> go.Figure:
+def cam_figure(
+    image: np.ndarray,
+    cams: Mapping[str, np.ndarray],
+    *,
+    layer: str,
+    title: str | None = None,
+    summary: Mapping | None = None,
+) -> go.Figure:
     """Grad-CAM panels of one slice: one row per model, columns image, standard CAM, |logit| CAM.
 
     Args:
@@ -184,9 +270,14 @@ def cam_figure(image: np.ndarray, cams: Mapping[str, np.ndarray], *, layer: str,
     """
     models = list(cams)
     _, labels = checkpoint_look(models, summary)
-    fig = make_subplots(rows=max(len(models), 1), cols=3, horizontal_spacing=0.03, vertical_spacing=0.06,
-                        column_titles=["slice", "CAM", "|logit| CAM"],
-                        row_titles=[labels[m] for m in models] or None)
+    fig = make_subplots(
+        rows=max(len(models), 1),
+        cols=3,
+        horizontal_spacing=0.03,
+        vertical_spacing=0.06,
+        column_titles=["slice", "CAM", "|logit| CAM"],
+        row_titles=[labels[m] for m in models] or None,
+    )
     for r, model in enumerate(models, start=1):
         cam = np.asarray(cams[model], dtype=np.float32)
         if cam.shape != (2, *image.shape):
@@ -194,13 +285,27 @@ def cam_figure(image: np.ndarray, cams: Mapping[str, np.ndarray], *, layer: str,
         fig.add_trace(go.Heatmap(z=image, colorscale="gray", showscale=False, name="image"), row=r, col=1)
         top = float(np.nanmax(cam)) or 1.0
         for c, label in enumerate(("standard", "|logit|")):
-            fig.add_trace(go.Heatmap(z=cam[c], colorscale="Inferno", zmin=0, zmax=top, showscale=c == 1 and r == 1,
-                                     name=f"{model} {label}"), row=r, col=c + 2)
+            fig.add_trace(
+                go.Heatmap(
+                    z=cam[c],
+                    colorscale="Inferno",
+                    zmin=0,
+                    zmax=top,
+                    showscale=c == 1 and r == 1,
+                    name=f"{model} {label}",
+                ),
+                row=r,
+                col=c + 2,
+            )
     fig.update_xaxes(visible=False)
     fig.update_yaxes(visible=False, autorange="reversed", scaleanchor="x")
-    return style(fig, title or f"Grad-CAM on {layer}", height=260 * max(len(models), 1) + 140, title_pad=24,
-                 subtitle="CAM: Grad-CAM of the foreground logits; |logit| CAM: of |logit| (evidence for either "
-                          "side)")
+    return style(
+        fig,
+        title or f"Grad-CAM on {layer}",
+        height=260 * max(len(models), 1) + 140,
+        title_pad=24,
+        subtitle="CAM: Grad-CAM of the foreground logits; |logit| CAM: of |logit| (evidence for either side)",
+    )
 
 
 def diagnostics_figures(tables: Mapping, summary: Mapping) -> dict[str, go.Figure]:

@@ -24,6 +24,21 @@ from plotly.subplots import make_subplots
 from ...errors import InputError
 from .style import checkpoint_look, number, offset_label, style
 
+__all__ = [
+    "MASK_COLOR",
+    "PANEL_PX",
+    "TITLE_PX",
+    "GAP_PX",
+    "TITLE_PAD",
+    "LEFT_PX",
+    "SIGNED_SCALE",
+    "MAGNITUDE_SCALE",
+    "upright",
+    "SliceLook",
+    "slice_view_figure",
+]
+
+
 MASK_COLOR = "#FFD400"
 PANEL_PX = 230  # width of one panel in layout pixels
 TITLE_PX = 22  # room for a panel title between rows
@@ -125,25 +140,48 @@ def slice_view_figure(
     titles += [""] * (image_rows * n_cols - len(titles))
     for _ in maps:  # the checkpoint is named once per row, beside it (a title per panel would not fit)
         titles += [f"offset {offset_label(int(o))}" for o in offsets]
-    subtitle = (f"top: predictions in each checkpoint's colour; window [{number(lo, '.4g')}, {number(hi, '.4g')}]"
-                + (("; attribution on one scale per row" if per_row_scale else
-                    "; attribution on one shared, unnormalised scale") if maps else "")
-                + (f", saturating above the {clip_percentile:g}th percentile of |A|" if maps and clip_percentile
-                   else "")
-                + ("; anatomy under the maps" if maps and map_opacity is not None else ""))
+    subtitle = (
+        f"top: predictions in each checkpoint's colour; window [{number(lo, '.4g')}, {number(hi, '.4g')}]"
+        + (
+            (
+                "; attribution on one scale per row"
+                if per_row_scale
+                else "; attribution on one shared, unnormalised scale"
+            )
+            if maps
+            else ""
+        )
+        + (f", saturating above the {clip_percentile:g}th percentile of |A|" if maps and clip_percentile else "")
+        + ("; anatomy under the maps" if maps and map_opacity is not None else "")
+    )
     margin = dict(l=LEFT_PX if maps else 20, r=100, b=20)
     width = margin["l"] + margin["r"] + n_cols * PANEL_PX + (n_cols - 1) * GAP_PX
     top = _top_margin(title or "Slice viewer", subtitle, width)
     panel_h = PANEL_PX * min(max(shape[0] / shape[1], 0.4), 2.5)  # as tall as the slice's aspect needs: no gaps
     plot_h = n_rows * panel_h + (n_rows - 1) * TITLE_PX
     height = round(top + margin["b"] + plot_h)
-    fig = make_subplots(rows=n_rows, cols=n_cols, subplot_titles=titles,
-                        horizontal_spacing=GAP_PX / (width - margin["l"] - margin["r"]),
-                        vertical_spacing=TITLE_PX / plot_h if n_rows > 1 else 0.0)
+    fig = make_subplots(
+        rows=n_rows,
+        cols=n_cols,
+        subplot_titles=titles,
+        horizontal_spacing=GAP_PX / (width - margin["l"] - margin["r"]),
+        vertical_spacing=TITLE_PX / plot_h if n_rows > 1 else 0.0,
+    )
     for i, (model, pred) in enumerate(image_panels):
         row, col = 1 + i // n_cols, 1 + i % n_cols
-        fig.add_trace(go.Heatmap(z=image, zmin=lo, zmax=hi, colorscale="gray", showscale=False, name="image",
-                                 hovertemplate="row %{y}, col %{x}: %{z:.4g}<extra>image</extra>"), row, col)
+        fig.add_trace(
+            go.Heatmap(
+                z=image,
+                zmin=lo,
+                zmax=hi,
+                colorscale="gray",
+                showscale=False,
+                name="image",
+                hovertemplate="row %{y}, col %{x}: %{z:.4g}<extra>image</extra>",
+            ),
+            row,
+            col,
+        )
         if pred is not None:
             fig.add_trace(_fill(pred, colors[model], f"prediction {model}", prediction_opacity), row, col)
         if mask is not None:
@@ -151,13 +189,27 @@ def slice_view_figure(
     if map_opacity is not None:  # the anatomy under each map, the map blended over it
         for row in range(image_rows + 1, n_rows + 1):
             for col in range(1, len(offsets) + 1):
-                fig.add_trace(go.Heatmap(z=image, zmin=lo, zmax=hi, colorscale="gray", showscale=False,
-                                         name="anatomy", hoverinfo="skip"), row, col)
-    _add_maps(fig, maps, offsets, signed, image_rows, clip_percentile, per_row_scale,
-              1.0 if map_opacity is None else map_opacity)
+                fig.add_trace(
+                    go.Heatmap(
+                        z=image, zmin=lo, zmax=hi, colorscale="gray", showscale=False, name="anatomy", hoverinfo="skip"
+                    ),
+                    row,
+                    col,
+                )
+    _add_maps(
+        fig,
+        maps,
+        offsets,
+        signed,
+        image_rows,
+        clip_percentile,
+        per_row_scale,
+        1.0 if map_opacity is None else map_opacity,
+    )
     for row, model in enumerate(maps, start=image_rows + 1):
-        fig.update_yaxes(title=dict(text=label[model], standoff=4, font=dict(size=12, color=colors[model])),
-                         row=row, col=1)
+        fig.update_yaxes(
+            title=dict(text=label[model], standoff=4, font=dict(size=12, color=colors[model])), row=row, col=1
+        )
     if orientation is not None:
         _orientation_labels(fig, orientation)
     fig.update_xaxes(showticklabels=False, ticks="", showline=False, constrain="domain")
@@ -178,8 +230,16 @@ def _top_margin(title: str, subtitle: str, width: int) -> int:
     return int(probe.layout.margin.t)
 
 
-def _add_maps(fig: go.Figure, maps: Mapping[str, np.ndarray], offsets: Sequence[int], signed: bool,
-              image_rows: int, clip_percentile: float | None, per_row: bool = False, opacity: float = 1.0) -> None:
+def _add_maps(
+    fig: go.Figure,
+    maps: Mapping[str, np.ndarray],
+    offsets: Sequence[int],
+    signed: bool,
+    image_rows: int,
+    clip_percentile: float | None,
+    per_row: bool = False,
+    opacity: float = 1.0,
+) -> None:
     """Add every model's channel heatmaps in the rows after ``image_rows``: one shared colour range with its
     colour bar beside the map rows, or one range and a short bar per model row."""
     if not maps:
@@ -192,18 +252,33 @@ def _add_maps(fig: go.Figure, maps: Mapping[str, np.ndarray], offsets: Sequence[
         zmin, zmax = (-peak, peak) if signed else (0.0, peak)
         if per_row:  # a short colour bar beside its own row
             lo, hi = _row_domain(fig, row)
-            bar = dict(len=hi - lo, y=(lo + hi) / 2, yanchor="middle", thickness=10, tickformat=".2g", x=1.0,
-                       xpad=6)
+            bar = dict(len=hi - lo, y=(lo + hi) / 2, yanchor="middle", thickness=10, tickformat=".2g", x=1.0, xpad=6)
         else:
-            bar = dict(title=dict(text="attribution" if signed else "|attribution|", side="right"),
-                       len=first[1] - last[0], y=(first[1] + last[0]) / 2, yanchor="middle", thickness=14, x=1.0,
-                       xpad=6)
+            bar = dict(
+                title=dict(text="attribution" if signed else "|attribution|", side="right"),
+                len=first[1] - last[0],
+                y=(first[1] + last[0]) / 2,
+                yanchor="middle",
+                thickness=14,
+                x=1.0,
+                xpad=6,
+            )
         for col, (off, channel) in enumerate(zip(offsets, channels, strict=False), start=1):
-            fig.add_trace(go.Heatmap(
-                z=channel if signed else np.abs(channel), zmin=zmin, zmax=zmax, colorscale=scale,
-                name=f"{model} {offset_label(int(off))}",
-                showscale=col == 1 and (per_row or row == image_rows + 1), colorbar=bar, opacity=opacity,
-                hovertemplate="row %{y}, col %{x}: %{z:.3g}<extra>%{fullData.name}</extra>"), row, col)
+            fig.add_trace(
+                go.Heatmap(
+                    z=channel if signed else np.abs(channel),
+                    zmin=zmin,
+                    zmax=zmax,
+                    colorscale=scale,
+                    name=f"{model} {offset_label(int(off))}",
+                    showscale=col == 1 and (per_row or row == image_rows + 1),
+                    colorbar=bar,
+                    opacity=opacity,
+                    hovertemplate="row %{y}, col %{x}: %{z:.3g}<extra>%{fullData.name}</extra>",
+                ),
+                row,
+                col,
+            )
 
 
 def _row_domain(fig: go.Figure, row: int) -> tuple[float, float]:
@@ -223,25 +298,52 @@ def _peak(maps: Sequence[np.ndarray], clip_percentile: float | None) -> float:
 def _orientation_labels(fig: go.Figure, labels: tuple[str, str, str, str]) -> None:
     """Letters at the left, right, top and bottom edges inside the first (image) panel, white on a dark box
     (not the mask's yellow, and legible over an outline that reaches the edge)."""
-    spots = [(0.02, 0.5, "left", "middle"), (0.98, 0.5, "right", "middle"), (0.5, 0.98, "center", "top"),
-             (0.5, 0.02, "center", "bottom")]
+    spots = [
+        (0.02, 0.5, "left", "middle"),
+        (0.98, 0.5, "right", "middle"),
+        (0.5, 0.98, "center", "top"),
+        (0.5, 0.02, "center", "bottom"),
+    ]
     for text, (x, y, xa, ya) in zip(labels, spots, strict=True):
-        fig.add_annotation(text=f"<b>{text}</b>", x=x, y=y, xref="x domain", yref="y domain", xanchor=xa,
-                           yanchor=ya, showarrow=False, font=dict(color="white", size=12),
-                           bgcolor="rgba(0, 0, 0, 0.55)", borderpad=1)
+        fig.add_annotation(
+            text=f"<b>{text}</b>",
+            x=x,
+            y=y,
+            xref="x domain",
+            yref="y domain",
+            xanchor=xa,
+            yanchor=ya,
+            showarrow=False,
+            font=dict(color="white", size=12),
+            bgcolor="rgba(0, 0, 0, 0.55)",
+            borderpad=1,
+        )
 
 
 def _fill(region: np.ndarray, color: str, name: str, opacity: float) -> go.Heatmap:
     """A translucent fill of a boolean region (NaN outside, so the image shows through)."""
-    return go.Heatmap(z=np.where(region, np.float32(1), np.float32(np.nan)), zmin=0, zmax=1,
-                      colorscale=[[0, color], [1, color]],
-                      opacity=opacity, showscale=False, name=name, hoverinfo="skip")
+    return go.Heatmap(
+        z=np.where(region, np.float32(1), np.float32(np.nan)),
+        zmin=0,
+        zmax=1,
+        colorscale=[[0, color], [1, color]],
+        opacity=opacity,
+        showscale=False,
+        name=name,
+        hoverinfo="skip",
+    )
 
 
 def _outline(region: np.ndarray, color: str, name: str) -> go.Contour:
     """The outline of a boolean region as one contour line at 0.5."""
-    return go.Contour(z=region.astype(np.float32), contours=dict(start=0.5, end=0.5, size=1, coloring="none"),
-                      line=dict(color=color, width=2), showscale=False, name=name, hoverinfo="skip")
+    return go.Contour(
+        z=region.astype(np.float32),
+        contours=dict(start=0.5, end=0.5, size=1, coloring="none"),
+        line=dict(color=color, width=2),
+        showscale=False,
+        name=name,
+        hoverinfo="skip",
+    )
 
 
 def _as_2d(array: np.ndarray, name: str, shape: tuple[int, ...] | None = None) -> np.ndarray:
@@ -254,8 +356,11 @@ def _as_2d(array: np.ndarray, name: str, shape: tuple[int, ...] | None = None) -
 def _as_maps(array: np.ndarray, name: str, shape: tuple[int, ...], n_channels: int) -> np.ndarray:
     array = np.asarray(array, dtype=np.float32)
     if array.shape != (n_channels, *shape):
-        raise InputError(name, f"attribution of shape {array.shape}",
-                         f"(C, H, W) = {(n_channels, *shape)}: one channel per offset, on the image's grid")
+        raise InputError(
+            name,
+            f"attribution of shape {array.shape}",
+            f"(C, H, W) = {(n_channels, *shape)}: one channel per offset, on the image's grid",
+        )
     return array
 
 

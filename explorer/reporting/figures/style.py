@@ -21,13 +21,58 @@ import plotly.io as pio
 from ...errors import InputError
 from ...models.strategies import STRATEGIES
 
+__all__ = [
+    "PALETTE",
+    "STRATEGY_COLOURS",
+    "OTHER_COLOURS",
+    "SEED_SHADES",
+    "MAX_LIGHTEN",
+    "FONT",
+    "NARROW_PX",
+    "CHAR_EM",
+    "LINE_EM",
+    "SHARE_COLUMNS",
+    "TEMPLATE",
+    "MINUS",
+    "strategy_of",
+    "seed_of",
+    "shade",
+    "strategy_colour",
+    "model_colours",
+    "display_names",
+    "short_labels",
+    "child_colour",
+    "checkpoint_look",
+    "offset_label",
+    "number",
+    "p_text",
+    "translucent",
+    "offset_values",
+    "check_shares",
+    "summary_models",
+    "model_order",
+    "ai_pairs",
+    "comparison_fields",
+    "wrap",
+    "fit_titles",
+    "style",
+    "reference_line",
+    "equal_share_line",
+    "ordered",
+]
+
+
 #: Paul Tol's "bright" qualitative scheme (distinguishable with the common colour-vision deficiencies, and
 #: dark enough to stand out on white and against the grey reference lines), bar its pale grey.
 PALETTE: tuple[str, ...] = ("#4477AA", "#EE6677", "#228833", "#CCBB44", "#66CCEE", "#AA3377")
 #: One fixed hue per registered strategy; strategies not in the registry take a palette colour by name hash.
-STRATEGY_COLOURS: dict[str, str] = {"imagenet": "#EE6677", "imagenet-uniform": "#4477AA",
-                                    "imagenet-symmetric": "#228833", "imagenet-zflip": "#AA3377",
-                                    "random": "#555555"}
+STRATEGY_COLOURS: dict[str, str] = {
+    "imagenet": "#EE6677",
+    "imagenet-uniform": "#4477AA",
+    "imagenet-symmetric": "#228833",
+    "imagenet-zflip": "#AA3377",
+    "random": "#555555",
+}
 #: Colours of strategies outside the registry (by a hash of the name): the scheme's yellow and cyan.
 OTHER_COLOURS: tuple[str, ...] = ("#CCBB44", "#66CCEE")
 #: How many distinct shades a strategy's seeds cycle through (seed ``s`` gets shade ``s % SEED_SHADES``).
@@ -50,8 +95,14 @@ def _register_template() -> None:
     if TEMPLATE in pio.templates:
         return
     template = go.layout.Template(pio.templates["simple_white"])
-    template.layout.update(font=FONT, colorway=list(PALETTE), paper_bgcolor="white", plot_bgcolor="white",
-                           separators=".,", hoverlabel=dict(font_size=FONT["size"] - 1))
+    template.layout.update(
+        font=FONT,
+        colorway=list(PALETTE),
+        paper_bgcolor="white",
+        plot_bgcolor="white",
+        separators=".,",
+        hoverlabel=dict(font_size=FONT["size"] - 1),
+    )
     pio.templates[TEMPLATE] = template
 
 
@@ -88,8 +139,10 @@ def shade(colour: str, k: int) -> str:
     """
     if not re.fullmatch(r"#[0-9A-Fa-f]{6}", colour) or k < 0:
         raise InputError("colour", f"{colour!r} with shade {k}", "a '#rrggbb' colour and a shade k >= 0")
-    amount = min(1 - 0.7 ** k, MAX_LIGHTEN)
-    return "#" + "".join(f"{round(c + (255 - c) * amount):02X}" for c in (int(colour[i:i + 2], 16) for i in (1, 3, 5)))
+    amount = min(1 - 0.7**k, MAX_LIGHTEN)
+    return "#" + "".join(
+        f"{round(c + (255 - c) * amount):02X}" for c in (int(colour[i : i + 2], 16) for i in (1, 3, 5))
+    )
 
 
 def strategy_colour(strategy: str) -> str:
@@ -97,8 +150,11 @@ def strategy_colour(strategy: str) -> str:
     return STRATEGY_COLOURS.get(strategy) or OTHER_COLOURS[zlib.crc32(strategy.encode()) % len(OTHER_COLOURS)]
 
 
-def model_colours(names: Iterable[str], strategies: Mapping[str, str | None] | None = None,
-                  seeds: Mapping[str, int | None] | None = None) -> dict[str, str]:
+def model_colours(
+    names: Iterable[str],
+    strategies: Mapping[str, str | None] | None = None,
+    seeds: Mapping[str, int | None] | None = None,
+) -> dict[str, str]:
     """Colour of each checkpoint: its strategy's hue, a lighter shade of it for seeds 1 and 2 (mod 3).
 
     Args:
@@ -140,7 +196,7 @@ def display_names(names: Iterable[str], summary: Mapping | None = None) -> dict[
             p = str(parent["name"])
             base = parent.get("strategy") or strategy_of(p)
             seed = parent.get("seed") if isinstance(parent.get("seed"), int) else seed_of(p)
-            labels[name] = f"{base or p}{'' if seed is None else f', seed {seed}'} → {name[len(p):].strip('-_')}"
+            labels[name] = f"{base or p}{'' if seed is None else f', seed {seed}'} → {name[len(p) :].strip('-_')}"
     counts = pd.Series([v for v in labels.values() if v]).value_counts()
     fallback = short_labels([n for n in names if not labels[n] or counts[labels[n]] > 1])
     return {n: fallback.get(n) or labels[n] or n for n in names}
@@ -205,7 +261,7 @@ def p_text(p: float | None) -> str:
 
 def translucent(colour: str, alpha: float) -> str:
     """``#rrggbb`` as ``rgba(r, g, b, alpha)`` (a fill that lets the points over it show)."""
-    r, g, b = (int(colour[i:i + 2], 16) for i in (1, 3, 5))
+    r, g, b = (int(colour[i : i + 2], 16) for i in (1, 3, 5))
     return f"rgba({r}, {g}, {b}, {alpha:g})"
 
 
@@ -220,8 +276,9 @@ def offset_values(mapping: Mapping[object, object] | None, source: str) -> dict[
         try:
             out[int(key)] = float(value)  # type: ignore[arg-type]
         except (TypeError, ValueError) as exc:
-            raise InputError(source, f"offset key {key!r} with value {value!r}",
-                             "integer offsets (e.g. -1, 0, 1) mapped to numbers") from exc
+            raise InputError(
+                source, f"offset key {key!r} with value {value!r}", "integer offsets (e.g. -1, 0, 1) mapped to numbers"
+            ) from exc
     return dict(sorted(out.items()))
 
 
@@ -234,8 +291,11 @@ def check_shares(shares: pd.DataFrame) -> pd.DataFrame:
     missing = [c for c in SHARE_COLUMNS if c not in shares.columns]
     if missing:
         found = ", ".join(map(str, shares.columns))
-        raise InputError("shares", f"missing column(s) {', '.join(missing)} (found {found})",
-                         f"a table with columns {', '.join(SHARE_COLUMNS)}")
+        raise InputError(
+            "shares",
+            f"missing column(s) {', '.join(missing)} (found {found})",
+            f"a table with columns {', '.join(SHARE_COLUMNS)}",
+        )
     if shares.empty:
         raise InputError("shares", "the table has no rows", "one row per model × slice × offset")
     return shares.assign(offset=shares["offset"].astype(int))
@@ -272,8 +332,13 @@ def comparison_fields(comp: Mapping) -> dict[str, object]:
     Accepts both spellings: ``{"a", "b", "p"}`` (cohort) or ``{"models": [a, b], "p"}`` (one scan).
     """
     names = [*(comp.get("models") or [comp.get("a"), comp.get("b")]), None, None]
-    fixed = {"a": names[0], "b": names[1], "test": comp.get("test"), "statistic": comp.get("statistic"),
-             "p": comp.get("p")}
+    fixed = {
+        "a": names[0],
+        "b": names[1],
+        "test": comp.get("test"),
+        "statistic": comp.get("statistic"),
+        "p": comp.get("p"),
+    }
     skip = {"a", "b", "models", "test", "statistic", "p"}
     return {**fixed, **{k: v for k, v in comp.items() if k not in skip}}
 
@@ -313,10 +378,21 @@ def fit_titles(fig: go.Figure, width_px: float) -> go.Figure:
     text_px = LINE_EM * (title_px * lines[0] + sub_px * lines[1]) + 8 * bool(subtitle)
     top = 14 + text_px + size + meta.get("title_pad", 0)  # pad, text, half a tick label, subplot titles
     fig.update_layout(
-        title=dict(text=f"<b>{title}</b>", font=dict(size=title_px), x=0, xanchor="left", xref="container",
-                   y=1, yanchor="top", yref="container", pad=dict(l=12, t=14), automargin=False,
-                   subtitle=dict(text=subtitle, font=dict(size=sub_px, color="#444444"))),
-        margin=dict(t=round(top)))
+        title=dict(
+            text=f"<b>{title}</b>",
+            font=dict(size=title_px),
+            x=0,
+            xanchor="left",
+            xref="container",
+            y=1,
+            yanchor="top",
+            yref="container",
+            pad=dict(l=12, t=14),
+            automargin=False,
+            subtitle=dict(text=subtitle, font=dict(size=sub_px, color="#444444")),
+        ),
+        margin=dict(t=round(top)),
+    )
     return fig
 
 
@@ -334,11 +410,23 @@ def style(fig: go.Figure, title: str, *, height: int, subtitle: str | None = Non
         ``fig``.
     """
     fig.update_layout(
-        template=TEMPLATE, font=FONT, height=height,
+        template=TEMPLATE,
+        font=FONT,
+        height=height,
         meta={"title": title, "subtitle": subtitle or "", "title_pad": title_pad},
-        legend=dict(orientation="h", x=0, xanchor="left", xref="container", y=0, yanchor="bottom", yref="container",
-                    title_text="", font=dict(size=FONT["size"] - 1), entrywidthmode="pixels",
-                    tracegroupgap=0),  # every checkpoint is its own legend group: no gap after each
+        legend=dict(
+            orientation="h",
+            x=0,
+            xanchor="left",
+            xref="container",
+            y=0,
+            yanchor="bottom",
+            yref="container",
+            title_text="",
+            font=dict(size=FONT["size"] - 1),
+            entrywidthmode="pixels",
+            tracegroupgap=0,
+        ),  # every checkpoint is its own legend group: no gap after each
         margin=dict(l=70, r=30, b=20, autoexpand=True),
     )
     return fit_titles(fig, min(fig.layout.width or NARROW_PX, NARROW_PX))

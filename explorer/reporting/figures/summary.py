@@ -34,6 +34,21 @@ from .style import (
     translucent,
 )
 
+__all__ = [
+    "SHARE_AXIS",
+    "OFFSET_AXIS",
+    "DISTRIBUTION_KINDS",
+    "MAX_TRIM",
+    "distribution_figure",
+    "ai_legend_text",
+    "share_along_axis_figure",
+    "first_conv_figure",
+    "per_slice_asymmetry",
+    "edge_sensitivity_figure",
+    "analysis_figures",
+]
+
+
 SHARE_AXIS = "share of attribution"
 OFFSET_AXIS = "offset (slices)"
 DISTRIBUTION_KINDS = ("box", "violin")
@@ -71,25 +86,50 @@ def distribution_figure(shares: pd.DataFrame, summary: Mapping | None = None, *,
         rows = shares[shares["model"] == model]
         if rows.empty:
             continue
-        common = dict(x=[offset_label(o) for o in rows["offset"]], y=rows["share"],
-                      name=labels[model] + ai_legend_text(entries.get(model)), legendgroup=model,
-                      line=dict(color=colors[model], width=1.5), fillcolor=translucent(colors[model], 0.25),
-                      marker=dict(color=colors[model], size=3, opacity=0.6),
-                      hovertemplate=f"{model}<br>offset %{{x}}: share %{{y:.3f}}<extra></extra>")
+        common = dict(
+            x=[offset_label(o) for o in rows["offset"]],
+            y=rows["share"],
+            name=labels[model] + ai_legend_text(entries.get(model)),
+            legendgroup=model,
+            line=dict(color=colors[model], width=1.5),
+            fillcolor=translucent(colors[model], 0.25),
+            marker=dict(color=colors[model], size=3, opacity=0.6),
+            hovertemplate=f"{model}<br>offset %{{x}}: share %{{y:.3f}}<extra></extra>",
+        )
         if kind == "violin":
-            fig.add_trace(go.Violin(**common, box_visible=False, meanline_visible=True, points="all", jitter=0.6,
-                                    pointpos=0, spanmode="hard", scalemode="width"))
+            fig.add_trace(
+                go.Violin(
+                    **common,
+                    box_visible=False,
+                    meanline_visible=True,
+                    points="all",
+                    jitter=0.6,
+                    pointpos=0,
+                    spanmode="hard",
+                    scalemode="width",
+                )
+            )
         else:
             n = max(int(rows["slice"].nunique()), 2)
-            fig.add_trace(go.Box(**common, boxmean="sd", sdmultiple=float(sps.t.ppf(0.975, n - 1) / np.sqrt(n)),
-                                 boxpoints="all", jitter=0.6, pointpos=0))
+            fig.add_trace(
+                go.Box(
+                    **common,
+                    boxmean="sd",
+                    sdmultiple=float(sps.t.ppf(0.975, n - 1) / np.sqrt(n)),
+                    boxpoints="all",
+                    jitter=0.6,
+                    pointpos=0,
+                )
+            )
     fig.update_layout(violinmode="group", boxmode="group", violingap=0.2, boxgap=0.2)
-    fig.update_xaxes(title_text=OFFSET_AXIS, categoryorder="array",
-                     categoryarray=[offset_label(o) for o in offsets])
+    fig.update_xaxes(title_text=OFFSET_AXIS, categoryorder="array", categoryarray=[offset_label(o) for o in offsets])
     fig.update_yaxes(title_text=SHARE_AXIS)
     equal_share_line(fig, len(offsets))
-    subtitle = ("points: slices; box: quartiles; diamond: mean and its 95% CI" if kind == "box" else
-                "points: slices; line: the mean") + "; legend: AI [95% CI] and p of each checkpoint"
+    subtitle = (
+        "points: slices; box: quartiles; diamond: mean and its 95% CI"
+        if kind == "box"
+        else "points: slices; line: the mean"
+    ) + "; legend: AI [95% CI] and p of each checkpoint"
     return style(fig, "Attribution share per input slice", height=520, subtitle=subtitle)
 
 
@@ -104,8 +144,9 @@ def ai_legend_text(entry: Mapping | None) -> str:
     return f" · AI {number(ai['mean'])}{ci}, p {p_text(ai.get('p'))}"
 
 
-def share_along_axis_figure(shares: pd.DataFrame, *, offset: int | None = None,
-                            summary: Mapping | None = None) -> go.Figure:
+def share_along_axis_figure(
+    shares: pd.DataFrame, *, offset: int | None = None, summary: Mapping | None = None
+) -> go.Figure:
     """Attribution share against slice index, one line per model; one panel per offset unless one is chosen.
 
     Skipped slices (absent from ``shares``) show as gaps in the lines.
@@ -131,19 +172,35 @@ def share_along_axis_figure(shares: pd.DataFrame, *, offset: int | None = None,
             rows = shares[(shares["model"] == model) & (shares["offset"] == off)].sort_values("slice")
             if rows.empty:
                 continue
-            full = rows.set_index("slice")["share"].reindex(range(int(rows["slice"].min()),
-                                                                   int(rows["slice"].max()) + 1))
-            fig.add_trace(go.Scatter(x=full.index, y=full.to_numpy(), mode="lines", name=labels[model],
-                                     legendgroup=model, showlegend=row == 1, connectgaps=False,
-                                     line=dict(color=colors[model], width=2),
-                                     hovertemplate=f"{model}<br>slice %{{x}}: share %{{y:.3f}}<extra></extra>"),
-                          row=row, col=1)
-        fig.update_yaxes(title_text=SHARE_AXIS if len(panels) == 1 else f"share, offset {offset_label(off)}",
-                         row=row, col=1)
+            full = rows.set_index("slice")["share"].reindex(
+                range(int(rows["slice"].min()), int(rows["slice"].max()) + 1)
+            )
+            fig.add_trace(
+                go.Scatter(
+                    x=full.index,
+                    y=full.to_numpy(),
+                    mode="lines",
+                    name=labels[model],
+                    legendgroup=model,
+                    showlegend=row == 1,
+                    connectgaps=False,
+                    line=dict(color=colors[model], width=2),
+                    hovertemplate=f"{model}<br>slice %{{x}}: share %{{y:.3f}}<extra></extra>",
+                ),
+                row=row,
+                col=1,
+            )
+        fig.update_yaxes(
+            title_text=SHARE_AXIS if len(panels) == 1 else f"share, offset {offset_label(off)}", row=row, col=1
+        )
     equal_share_line(fig, len(offsets), rows=range(1, len(panels) + 1))
     fig.update_xaxes(title_text="slice index along the slicing axis", row=len(panels), col=1)
-    return style(fig, "Attribution share along the slicing axis", height=180 + 200 * len(panels),
-                 subtitle="per-slice share of |attribution| in each window channel")
+    return style(
+        fig,
+        "Attribution share along the slicing axis",
+        height=180 + 200 * len(panels),
+        subtitle="per-slice share of |attribution| in each window channel",
+    )
 
 
 def first_conv_figure(summary: Mapping) -> go.Figure:
@@ -162,20 +219,32 @@ def first_conv_figure(summary: Mapping) -> go.Figure:
     for name, entry in models.items():
         values = offset_values(entry.get("first_conv_share"), f"summary: models.{name}.first_conv_share")
         if not values:
-            raise InputError("summary", f"model {name!r} has no first_conv_share",
-                             "{offset: L1 share} for every model")
+            raise InputError("summary", f"model {name!r} has no first_conv_share", "{offset: L1 share} for every model")
         n_channels = max(n_channels, len(values))
-        fig.add_trace(go.Bar(x=[offset_label(o) for o in values], y=list(values.values()), name=labels[name],
-                             legendgroup=name, marker_color=colors[name], text=[f"{v:.2f}" for v in values.values()],
-                             textposition="outside", cliponaxis=False,
-                             hovertemplate=f"{name}<br>offset %{{x}}: %{{y:.3f}}<extra></extra>"))
+        fig.add_trace(
+            go.Bar(
+                x=[offset_label(o) for o in values],
+                y=list(values.values()),
+                name=labels[name],
+                legendgroup=name,
+                marker_color=colors[name],
+                text=[f"{v:.2f}" for v in values.values()],
+                textposition="outside",
+                cliponaxis=False,
+                hovertemplate=f"{name}<br>offset %{{x}}: %{{y:.3f}}<extra></extra>",
+            )
+        )
     # bar labels only where they fit at a readable size (uniformtext hides the rest; hover has every value)
     fig.update_layout(barmode="group", bargap=0.25, uniformtext=dict(minsize=10, mode="hide"))
     fig.update_xaxes(title_text="input channel: offset (slices)")
     fig.update_yaxes(title_text="share of first-conv L1 weight", rangemode="tozero")
     equal_share_line(fig, n_channels)
-    return style(fig, "First-convolution weight per input channel", height=500,
-                 subtitle="L1 norm of the first conv's kernels per input channel, normalised to sum to 1")
+    return style(
+        fig,
+        "First-convolution weight per input channel",
+        height=500,
+        subtitle="L1 norm of the first conv's kernels per input channel, normalised to sum to 1",
+    )
 
 
 def per_slice_asymmetry(shares: pd.DataFrame, model: str) -> tuple[pd.Series, str]:
@@ -189,8 +258,9 @@ def per_slice_asymmetry(shares: pd.DataFrame, model: str) -> tuple[pd.Series, st
     return (wide[-k] - wide[k]) / (wide[-k] + wide[k]), "asymmetry index"
 
 
-def edge_sensitivity_figure(shares: pd.DataFrame, summary: Mapping | None = None, *,
-                            max_trim: int = MAX_TRIM) -> go.Figure:
+def edge_sensitivity_figure(
+    shares: pd.DataFrame, summary: Mapping | None = None, *, max_trim: int = MAX_TRIM
+) -> go.Figure:
     """Mean asymmetry over the slices left after trimming ``t`` slices at each end, against ``t`` (0 … max_trim),
     one line per model: a flat line says the edge slices do not drive the per-volume mean of ratios; a line that
     crosses 0 says they do (their small masses make their ratios noisy, see the mass-weighted AI).
@@ -217,16 +287,27 @@ def edge_sensitivity_figure(shares: pd.DataFrame, summary: Mapping | None = None
         names.add(name)
         means = edge_trim_means(series.to_numpy(), max_trim)
         trims = np.flatnonzero(np.isfinite(means))
-        fig.add_trace(go.Scatter(x=trims.tolist(), y=means[trims].tolist(), mode="lines+markers",
-                                 name=labels[model], legendgroup=model, line=dict(color=colors[model], width=2),
-                                 hovertemplate=f"{model}<br>%{{x}} slices trimmed per end: {name} %{{y:.4f}}"
-                                               "<extra></extra>"))
+        fig.add_trace(
+            go.Scatter(
+                x=trims.tolist(),
+                y=means[trims].tolist(),
+                mode="lines+markers",
+                name=labels[model],
+                legendgroup=model,
+                line=dict(color=colors[model], width=2),
+                hovertemplate=f"{model}<br>%{{x}} slices trimmed per end: {name} %{{y:.4f}}<extra></extra>",
+            )
+        )
     label = " / ".join(sorted(names)) or "asymmetry"
     reference_line(fig, 0.0, "no asymmetry")
     fig.update_xaxes(title_text="edge slices trimmed at each end", dtick=2)
     fig.update_yaxes(title_text=f"mean {label}")
-    return style(fig, "Edge sensitivity of the asymmetry", height=450,
-                 subtitle="mean over the slices left after dropping t at both ends")
+    return style(
+        fig,
+        "Edge sensitivity of the asymmetry",
+        height=450,
+        subtitle="mean over the slices left after dropping t at both ends",
+    )
 
 
 def analysis_figures(shares: pd.DataFrame, summary: Mapping) -> dict[str, go.Figure]:

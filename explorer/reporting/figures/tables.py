@@ -17,6 +17,26 @@ import pandas as pd
 
 from .style import ai_pairs, comparison_fields, display_names, offset_values, summary_models
 
+__all__ = [
+    "COLUMN_HELP",
+    "stats_table",
+    "comparison_table",
+    "format_number",
+    "format_table",
+    "DISPLAY_GROUPS",
+    "GROUP_PREFIXES",
+    "COMPARISON_NOTES",
+    "COMPARISON_SHOWN",
+    "display_tables",
+    "display_comparisons",
+    "table_caption",
+    "PATH_COLUMNS",
+    "cohort_rows_table",
+    "SHIFT_COLUMNS",
+    "logit_shift_table",
+]
+
+
 #: What each column means, matched against column names (first match wins); used by :func:`table_caption`.
 COLUMN_HELP: tuple[tuple[str, str], ...] = (
     (r"^model$", "full checkpoint name"),
@@ -25,13 +45,22 @@ COLUMN_HELP: tuple[tuple[str, str], ...] = (
     (r"^strategy$", "first-convolution initialisation strategy"),
     (r"^Dice$", "Dice of the prediction with the mask over the volume"),
     (r"^mean share", "mean over slices of the channel's share of |attribution| (equal share = 1/channels)"),
-    (r"mass-weighted$", "mass-weighted asymmetry sum(m(-k) - m(+k)) / sum(m(-k) + m(+k)) over the slices (each slice "
-                        "weighted by its attribution mass), beside the mean of per-slice ratios"),
-    (r"^AI ", "asymmetry index (s(-k) - s(+k)) / (s(-k) + s(+k)), mean over slices with its 95% bootstrap CI; "
-              "> 0 favours the previous slice"),
+    (
+        r"mass-weighted$",
+        "mass-weighted asymmetry sum(m(-k) - m(+k)) / sum(m(-k) + m(+k)) over the slices (each slice "
+        "weighted by its attribution mass), beside the mean of per-slice ratios",
+    ),
+    (
+        r"^AI ",
+        "asymmetry index (s(-k) - s(+k)) / (s(-k) + s(+k)), mean over slices with its 95% bootstrap CI; "
+        "> 0 favours the previous slice",
+    ),
     (r"^p min", "the smallest p the block sign-flip test can give on this scan (2 / 2^blocks when exact)"),
-    (r"^p( |$)", "block sign-flip test that the mean AI is 0: blocks of neighbouring slices, of the bootstrap's "
-                 "block length, change sign together (neighbouring slices are not independent)"),
+    (
+        r"^p( |$)",
+        "block sign-flip test that the mean AI is 0: blocks of neighbouring slices, of the bootstrap's "
+        "block length, change sign together (neighbouring slices are not independent)",
+    ),
     (r"^z-flip Dice$", "Dice between predictions on the window and on the reversed window (1 = no direction)"),
     (r"^slices$", "slices analysed"),
     (r"^skipped slices$", "slices skipped (no predicted foreground for the target)"),
@@ -71,27 +100,56 @@ def stats_table(summary: Mapping) -> pd.DataFrame:
     for name, entry in summary_models(summary).items():
         ai = entry.get("asymmetry_index") or {}
         ci = list(ai.get("ci95") or [None, None]) + [None, None]
-        row: dict[str, object] = {"model": name, "label": labels[name], "strategy": entry.get("strategy"),
-                                  "Dice": entry.get("dice")}
+        row: dict[str, object] = {
+            "model": name,
+            "label": labels[name],
+            "strategy": entry.get("strategy"),
+            "Dice": entry.get("dice"),
+        }
         for off, value in offset_values(entry.get("mean_share"), f"summary: models.{name}.mean_share").items():
             row[_offset_column("mean share", off)] = value
         for key, label in (("channel_asymmetry", "channel asymmetry"), ("anatomy_asymmetry", "anatomy asymmetry")):
             split = entry.get(key) or {}
             split_ci = list(split.get("ci95") or [None, None]) + [None, None]
-            row.update({f"{label} mean": split.get("mean"), f"{label} CI95 low": split_ci[0],
-                        f"{label} CI95 high": split_ci[1]})
-        row.update({"channel asymmetry mass-weighted": (entry.get("channel_asymmetry") or {}).get("mass_weighted"),
-                    "AI mean": ai.get("mean"), "AI CI95 low": ci[0], "AI CI95 high": ci[1],
-                    "AI mass-weighted": ai.get("mass_weighted"), "p": ai.get("p"), "p min": ai.get("p_min")})
+            row.update(
+                {
+                    f"{label} mean": split.get("mean"),
+                    f"{label} CI95 low": split_ci[0],
+                    f"{label} CI95 high": split_ci[1],
+                }
+            )
+        row.update(
+            {
+                "channel asymmetry mass-weighted": (entry.get("channel_asymmetry") or {}).get("mass_weighted"),
+                "AI mean": ai.get("mean"),
+                "AI CI95 low": ci[0],
+                "AI CI95 high": ci[1],
+                "AI mass-weighted": ai.get("mass_weighted"),
+                "p": ai.get("p"),
+                "p min": ai.get("p_min"),
+            }
+        )
         for k, pair in list(ai_pairs(entry).items())[1:]:  # wider windows: the outer pairs too
             pair_ci = list(pair.get("ci95") or [None, None]) + [None, None]
-            row.update({f"AI ±{k} mean": pair.get("mean"), f"AI ±{k} CI95 low": pair_ci[0],
-                        f"AI ±{k} CI95 high": pair_ci[1], f"p ±{k}": pair.get("p"),
-                        f"p min ±{k}": pair.get("p_min")})
-        row.update({"z-flip Dice": entry.get("zflip_dice"), "slices": entry.get("n_slices"),
-                    "skipped slices": entry.get("n_skipped")})
-        for off, value in offset_values(entry.get("first_conv_share"),
-                                        f"summary: models.{name}.first_conv_share").items():
+            row.update(
+                {
+                    f"AI ±{k} mean": pair.get("mean"),
+                    f"AI ±{k} CI95 low": pair_ci[0],
+                    f"AI ±{k} CI95 high": pair_ci[1],
+                    f"p ±{k}": pair.get("p"),
+                    f"p min ±{k}": pair.get("p_min"),
+                }
+            )
+        row.update(
+            {
+                "z-flip Dice": entry.get("zflip_dice"),
+                "slices": entry.get("n_slices"),
+                "skipped slices": entry.get("n_skipped"),
+            }
+        )
+        for off, value in offset_values(
+            entry.get("first_conv_share"), f"summary: models.{name}.first_conv_share"
+        ).items():
             row[_offset_column("first-conv share", off)] = value
         rows.append(row)
     table = pd.DataFrame(rows)
@@ -162,8 +220,10 @@ def format_table(table: pd.DataFrame) -> pd.DataFrame:
             base = column[: -len(" mean")]
             low, high = table.get(f"{base} CI95 low"), table.get(f"{base} CI95 high")
             if low is not None and high is not None:
-                ci = [f" [{format_number(a, column)}, {format_number(b, column)}]" if pd.notna(a) and pd.notna(b)
-                      else "" for a, b in zip(low, high, strict=True)]
+                ci = [
+                    f" [{format_number(a, column)}, {format_number(b, column)}]" if pd.notna(a) and pd.notna(b) else ""
+                    for a, b in zip(low, high, strict=True)
+                ]
                 cells, column = cells + ci, f"{base} [95% CI]"
         out[column] = cells
     return out
@@ -182,8 +242,17 @@ GROUP_PREFIXES = ("mean share ", "first-conv share ")
 #: Columns of a comparison that are the same on every row: said once, under the table.
 COMPARISON_NOTES = ("test", "statistic_kind", "effect_size_kind")
 #: The comparison columns shown, in order (the CSV has them all, with ``p_min`` and ``block_length``).
-COMPARISON_SHOWN = ("model A", "model B", "mean_abs_ai A", "mean_abs_ai B", "statistic", "effect_size", "n", "p",
-                    "p_holm")
+COMPARISON_SHOWN = (
+    "model A",
+    "model B",
+    "mean_abs_ai A",
+    "mean_abs_ai B",
+    "statistic",
+    "effect_size",
+    "n",
+    "p",
+    "p_holm",
+)
 
 
 def display_tables(table: pd.DataFrame) -> dict[str, pd.DataFrame]:
@@ -200,8 +269,9 @@ def display_tables(table: pd.DataFrame) -> dict[str, pd.DataFrame]:
         rest = [c for c in rest if c not in columns]
         if columns:
             part = shown[["checkpoint", *columns]]
-            out[title] = part.rename(columns=lambda c: next((c.removeprefix(p) for p in GROUP_PREFIXES
-                                                             if c.startswith(p)), c))
+            out[title] = part.rename(
+                columns=lambda c: next((c.removeprefix(p) for p in GROUP_PREFIXES if c.startswith(p)), c)
+            )
     return out
 
 
@@ -224,8 +294,11 @@ def display_comparisons(table: pd.DataFrame, summary: Mapping) -> tuple[pd.DataF
         ``(table, footnote)``; the footnote is ``""`` for an empty table.
     """
     labels = display_names(summary_models(summary), summary)
-    notes = [f"{c.replace('_', ' ')}: {'; '.join(map(str, pd.unique(table[c].dropna())))}"
-             for c in COMPARISON_NOTES if c in table and table[c].notna().any()]
+    notes = [
+        f"{c.replace('_', ' ')}: {'; '.join(map(str, pd.unique(table[c].dropna())))}"
+        for c in COMPARISON_NOTES
+        if c in table and table[c].notna().any()
+    ]
     shown = _true_minus(format_table(table[[c for c in COMPARISON_SHOWN if c in table]]), keep=("model A", "model B"))
     for column in ("model A", "model B"):
         if column in shown:
@@ -280,9 +353,13 @@ def logit_shift_table(summary: Mapping) -> pd.DataFrame:
     for name, entry in summary_models(summary).items():
         logits = entry.get("logits") or {}
         shift = logits.get("shift") or {}
-        why = (f"not computed: {logits['shift_skipped']}" if logits.get("shift_skipped") else
-               "not computed: no logit diagnostics in this summary" if not logits else
-               "no foreground pixels on these slices")
+        why = (
+            f"not computed: {logits['shift_skipped']}"
+            if logits.get("shift_skipped")
+            else "not computed: no logit diagnostics in this summary"
+            if not logits
+            else "no foreground pixels on these slices"
+        )
         row = {"checkpoint": labels[name], "foreground": logits.get("foreground") or "n/a"}
         for column, key, spec in SHIFT_COLUMNS:
             value = shift.get(key)
