@@ -38,7 +38,7 @@ def _job(run) -> jobs.Job:
     return job
 
 
-def test_a_job_reports_checkpoint_k_of_n_and_which_came_from_the_cache():
+def test_a_job_reports_checkpoint_k_of_n_and_its_time_left():
     gate = threading.Event()
 
     def run(progress):
@@ -52,7 +52,7 @@ def test_a_job_reports_checkpoint_k_of_n_and_which_came_from_the_cache():
     while job.fraction < 0.6 and time.monotonic() < deadline:
         time.sleep(0.01)
     assert job.step == 3 and "Checkpoint 3 of 4 — c: batch 3 of 5" in job.status()
-    assert "s left" in job.status() and job.cached == {"a"}
+    assert "s left" in job.status()
     gate.set()
     assert _wait(job).result == "result" and job.error is None and not job.cancelled
 
@@ -291,17 +291,14 @@ def test_the_pdf_check_finds_a_missing_value_and_a_word_off_the_page():
     assert any("'0.123' missing" in p for p in problems)
 
 
-def test_the_step_is_the_checkpoint_named_and_the_previews_own_result_is_not_from_the_cache():
-    """While the first checkpoint finishes (fraction at 1/n) the status still says "Checkpoint 1"; the full
-    run reading back the preview's own result does not count it as found in the cache."""
+def test_the_step_is_the_checkpoint_named():
+    """While the first checkpoint finishes (fraction at 1/n) the status still says "Checkpoint 1"."""
     job = jobs.Job(key=("k",), steps=3, names=("a", "b", "c"))
     job._progress(0.1, "a: batch 1 of 2")
     job._progress(1 / 3, "a: done")
     assert job.step == 1 and "Checkpoint 1 of 3 — a: done" in job.status()
-    job._progress(1 / 3, "a: " + jobs.FROM_CACHE)
-    job._progress(2 / 3, "b: " + jobs.FROM_CACHE)
     job._progress(0.7, "c: batch 1 of 2")
-    assert job.step == 3 and job.cached == {"b"}
+    assert job.step == 3
 
 
 def _sidebar_page():

@@ -30,7 +30,6 @@ from explorer.spec import RunSpec
 
 from . import warm
 
-FROM_CACHE = "from cache"  # the message analyze reports for a checkpoint whose results were cached
 #: Running debias jobs by key, shared by every session: a page reloaded during a run finds it again.
 _DEBIAS: dict[tuple, Job] = {}
 _DEBIAS_LOCK = threading.Lock()
@@ -59,8 +58,7 @@ class Job:
     preview: Analysis | None = None
     error: str | None = None
     cancelled: bool = False
-    cached: set[str] = field(default_factory=set)
-    _computed: set[str] = field(default_factory=set)
+    cached: set[str] = field(default_factory=set)  # the checkpoints the cache served (not the preview's own)
     _cancel: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
 
@@ -101,17 +99,15 @@ class Job:
             raise Cancelled
         # max: the full run re-reports, from the cache, the first checkpoint the preview already analysed
         self.fraction, self.message = max(self.fraction, min(max(fraction, 0.0), 1.0)), message
-        name = message.split(": ", 1)[0]
-        if not message.endswith(": " + FROM_CACHE):
-            self._computed.add(name)
-        elif name not in self._computed:  # not the preview's own result, read back by the full run
-            self.cached.add(name)
 
     def _run(self, run: Callable[..., Analysis | Cohort], first: Callable[..., Analysis] | None) -> None:
         try:
             if first is not None:
                 self.preview = first(progress=lambda f, m: self._progress(f / self.steps, m))
             self.result = run(progress=self._progress)
+            if isinstance(self.result, Analysis):  # analyze's own signal; the preview's result read back is not one
+                previewed = {n for n, r in self.preview.models.items() if not r.from_cache} if self.preview else set()
+                self.cached = set(self.result.from_cache) - previewed
         except Cancelled:
             self.cancelled = True
         except InputError as exc:
