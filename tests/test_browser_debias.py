@@ -14,6 +14,7 @@ from test_browser import ARTIFACTS, CHROMIUM, CHROMIUM_FLAGS, app_url  # noqa: F
 
 from explorer.config import REPO_ROOT
 from explorer.models.checkpoints import list_zoo
+from explorer.reporting.figures.style import display_names
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 PARENT = "unet-mobilenet_v2-imagenet-s0"
@@ -46,13 +47,14 @@ def test_surgery_from_the_debias_view_appears_beside_its_parent(
         page = browser.new_page(viewport={"width": 1500, "height": 1100})
         page.goto(app_url)
         sidebar = page.locator('[data-testid="stSidebar"]')
-        # The first visit analyses the sample with the whole zoo; a small scan and one checkpoint are enough here:
-        # keep the ImageNet one, upload a crop and its mask, and cancel (the first visit then starts again with
-        # what is chosen).
-        expect(page.get_by_role("button", name="Cancel")).to_be_visible(timeout=240_000)
+        # The first visit shows the sample with the whole zoo (from the session's warm cache); a small scan and one
+        # checkpoint are enough here: keep the ImageNet one (its chip says strategy and seed), upload a crop and its
+        # mask, and analyse them.
+        expect(sidebar.get_by_role("button", name="Analyse")).to_be_enabled(timeout=600_000)
+        labels = display_names([p.stem for p in list_zoo()])
         for path in list_zoo():
             if path.stem != PARENT:
-                sidebar.get_by_role("button", name=f"Remove {path.stem}").click()
+                sidebar.get_by_role("button", name=f"Remove {labels[path.stem]}").click()
         sidebar.get_by_text("Upload a scan").click()
         scan_uploader = sidebar.locator('[data-testid="stFileUploader"]').filter(has_text="Scan (")
         expect(scan_uploader).to_be_visible(timeout=60_000)
@@ -62,7 +64,7 @@ def test_surgery_from_the_debias_view_appears_beside_its_parent(
         mask_uploader = sidebar.locator('[data-testid="stFileUploader"]').filter(has_text="Mask (optional")
         mask_uploader.locator('input[type="file"]').set_input_files(str(mask))
         expect(sidebar.get_by_text("my_mask.nii.gz")).to_be_visible(timeout=120_000)
-        page.get_by_role("button", name="Cancel").click()
+        sidebar.get_by_role("button", name="Analyse").click()
         expect(page.get_by_text(re.compile(r"· 1 checkpoint\(s\)"))).to_be_visible(timeout=600_000)
         expect(sidebar.get_by_role("button", name="Analyse")).to_be_enabled(timeout=600_000)
 
@@ -83,7 +85,7 @@ def test_surgery_from_the_debias_view_appears_beside_its_parent(
         picker = page.locator('[data-testid="stMultiSelect"]').filter(has_text="Show checkpoints")
         tags = picker.locator("[data-tag]")
         expect(tags).to_have_count(n + 1, timeout=60_000)
-        expect(tags.nth(0)).to_contain_text(PARENT)
+        expect(tags.nth(0)).to_contain_text(labels[PARENT])
         expect(tags.nth(1)).to_contain_text("surgery-symmetric")  # right after its parent
         chart = page.locator('[data-testid="stPlotlyChart"]').first
         expect(chart).to_contain_text("imagenet, seed 0 → surgery-symmetric", timeout=60_000)
