@@ -156,9 +156,7 @@ def analyze(
     dev = select_device(spec.device)
     spec = replace(spec, precision=resolve_precision(spec.precision, dev))  # recorded and keyed as it ran
     require_truth(spec.target, study.mask is not None)
-    check_run_memory(
-        study.volume, ckpts, axis=spec.axis, method=spec.method, keep_maps=spec.keep_maps, zflip=spec.zflip
-    )
+    check_run_memory(study.volume, ckpts, spec)
     store = default_cache() if cache is None else (cache or None)
     names = unique_names([c.name for c in ckpts])
     check_options(spec.diagnostics, ckpts)

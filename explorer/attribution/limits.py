@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -29,6 +30,9 @@ from ..models.build import meta_probe
 from .fastpath import START_BATCH
 from .methods import get_method
 from .windows import padding_for
+
+if TYPE_CHECKING:
+    from ..spec import RunSpec
 
 __all__ = [
     "BACKWARD_FACTOR",
@@ -105,30 +109,22 @@ def device_batch_size(checkpoint, method: str, slice_shape: tuple[int, int], dev
 
 
 def estimate_run_memory(
-    volume: Volume,
-    checkpoints: Sequence,
-    *,
-    axis: str,
-    method: str,
-    keep_maps: bool,
-    zflip: bool = True,
-    batch_size: int | None = None,
+    volume: Volume, checkpoints: Sequence, spec: RunSpec, *, batch_size: int | None = None
 ) -> MemoryEstimate:
     """Estimate the peak memory of :func:`explorer.analysis.analyze` before it runs.
 
     Args:
         volume: the loaded volume.
         checkpoints: the loaded checkpoints.
-        axis: the slicing axis.
-        method: the attribution method.
-        keep_maps: whether attribution maps are kept (float16, ``S × C × H × W`` per model); without, the maps
-            of the model being analysed still exist while it runs (background attention reads them).
-        zflip: whether the z-flipped pass runs (a second prediction per model).
+        spec: the run (axis filled in): its method, whether maps are kept (float16, ``S × C × H × W`` per model;
+            without, the maps of the model being analysed still exist while it runs, since background attention
+            reads them) and whether the reversed pass runs (a second prediction per model).
         batch_size: slices per batch (default: the CPU's first batch size).
 
     Returns:
         A :class:`MemoryEstimate`.
     """
+    axis, method, keep_maps, zflip = spec.axis, spec.method, spec.keep_maps, spec.zflip
     dims = list(volume.shape)
     slices = dims.pop(axis_index(axis))
     voxels = int(volume.data.size)
@@ -145,12 +141,13 @@ def estimate_run_memory(
     return MemoryEstimate(inputs=voxels * 4 * 2, results=results + transient, batch=peak, weights=weights)
 
 
-def estimate_run_seconds(volume: Volume, checkpoints: Sequence, *, axis: str, method: str, zflip: bool = True) -> float:
+def estimate_run_seconds(volume: Volume, checkpoints: Sequence, spec: RunSpec) -> float:
     """Upper estimate of an analysis' CPU time in seconds (method defaults, every slice of every model).
 
     Args:
-        volume, checkpoints, axis, method, zflip: as :func:`estimate_run_memory`.
+        volume, checkpoints, spec: as :func:`estimate_run_memory`.
     """
+    axis, method, zflip = spec.axis, spec.method, spec.zflip
     dims = list(volume.shape)
     slices = dims.pop(axis_index(axis))
     pad = padding_for(*dims)
@@ -165,20 +162,13 @@ def estimate_run_seconds(volume: Volume, checkpoints: Sequence, *, axis: str, me
 
 
 def check_run_memory(
-    volume: Volume,
-    checkpoints: Sequence,
-    *,
-    axis: str,
-    method: str,
-    keep_maps: bool,
-    zflip: bool = True,
-    limits: Limits | None = None,
+    volume: Volume, checkpoints: Sequence, spec: RunSpec, *, limits: Limits | None = None
 ) -> MemoryEstimate:
     """Refuse a run whose slices make no sense for 2D+, or whose estimated memory or run time exceeds its
     limit, saying what to change.
 
     Args:
-        volume, checkpoints, axis, method, keep_maps, zflip: as :func:`estimate_run_memory`.
+        volume, checkpoints, spec: as :func:`estimate_run_memory`.
         limits: the limit (default :meth:`Limits.from_env`, i.e. ``EXPLORER_MAX_RUN_MEMORY_MB``).
 
     Returns:
@@ -189,8 +179,8 @@ def check_run_memory(
             ``limits.max_run_memory_bytes`` or ``limits.max_run_seconds`` (names the volume).
     """
     limits = limits or Limits.from_env()
-    check_slices(volume.shape, axis_index(axis), volume.source, limits)
-    estimate = estimate_run_memory(volume, checkpoints, axis=axis, method=method, keep_maps=keep_maps, zflip=zflip)
+    check_slices(volume.shape, axis_index(spec.axis), volume.source, limits)
+    estimate = estimate_run_memory(volume, checkpoints, spec)
     if estimate.total > limits.max_run_memory_bytes:
         mb = 1024**2
         raise InputError(
@@ -201,12 +191,12 @@ def check_run_memory(
             "fewer checkpoints, no attribution maps, a cropped or downsampled volume, a lighter method, "
             "or raise EXPLORER_MAX_RUN_MEMORY_MB",
         )
-    seconds = estimate_run_seconds(volume, checkpoints, axis=axis, method=method, zflip=zflip)
+    seconds = estimate_run_seconds(volume, checkpoints, spec)
     if seconds > limits.max_run_seconds:
         raise InputError(
             volume.source,
             f"estimated run time is {seconds / 60:,.0f} minutes on a CPU "
-            f"({len(checkpoints)} checkpoint(s), method {method!r}), over the limit of "
+            f"({len(checkpoints)} checkpoint(s), method {spec.method!r}), over the limit of "
             f"{limits.max_run_seconds / 60:,.0f} minutes",
             "fewer slices or checkpoints, a lighter method, a GPU, or raise EXPLORER_MAX_RUN_MINUTES",
         )

@@ -218,7 +218,7 @@ def _held_out(training: dict, subject: str, volume_sha256: str | None) -> bool:
     --manifest`` records, or the single training volume of ``explorer train --volume``."""
     split = training.get("split") if isinstance(training.get("split"), dict) else {}
     train = [t for t in [*(split.get("train") or []), *(split.get("val") or [])] if isinstance(t, dict)]
-    seen = {t.get("subject") for t in train} | set(training.get("subjects") or training.get("train_subjects") or [])
+    seen = {t.get("subject") for t in train}
     hashes = {t.get("volume_sha256") for t in train} | {(training.get("volume") or {}).get("sha256")}
     return subject not in seen and (volume_sha256 is None or volume_sha256 not in hashes)
 

@@ -227,6 +227,4 @@ def _task_memory(entry: Entry, ckpts: Sequence[Any], spec: RunSpec) -> int:
         except InputError:
             return 1
     stand_in = SimpleNamespace(shape=shape, data=np.broadcast_to(np.float32(0), shape))
-    return estimate_run_memory(
-        stand_in, ckpts, axis=spec.axis, method=spec.method, keep_maps=spec.keep_maps, zflip=spec.zflip
-    ).total
+    return estimate_run_memory(stand_in, ckpts, spec).total
