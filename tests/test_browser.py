@@ -4,7 +4,7 @@ Upload a NIfTI and a checkpoint of one's own through the file inputs, run the an
 it runs, hide and show a checkpoint (no two checkpoint chips alike), open the 3D viewer with its overlays (its canvas
 must draw, and stay one canvas after three control changes), download the report (its summary PDF checked on
 word boxes), then run the sample cohort on 3 volumes in the Cohort view. Screenshots are kept in
-``test-artifacts/``; the README's ``docs/screenshot.png`` is taken here.
+``test-artifacts/``; the README's ``docs/screenshot.png`` and ``docs/distributions.png`` are taken here.
 """
 
 from __future__ import annotations
@@ -232,6 +232,15 @@ def test_upload_analyse_view_3d_and_export_in_chromium(app_url, tmp_path, sample
         page.get_by_role("option", name="my_model").click()
         expect(tags).to_have_count(n, timeout=30_000)
         page.keyboard.press("Escape")
+
+        # The README's second screenshot: the Distributions view of the six checkpoints, one hue per strategy.
+        page.get_by_text("Distributions", exact=True).click()
+        expect(page.locator('[data-testid="stPlotlyChart"]').first).to_be_visible(timeout=60_000)
+        page.wait_for_timeout(1500)  # the figure's first paint (the chart redraws once: no handle is kept)
+        page.mouse.move(800, 600)
+        page.mouse.wheel(0, 650)  # the figure, not the page's header, in the screenshot
+        page.wait_for_timeout(1000)
+        (REPO_ROOT / "docs" / "distributions.png").write_bytes(page.screenshot(full_page=False))
 
         # The 3D viewer with the attribution overlay: its WebGL canvas has drawn pixels.
         page.get_by_text("3D viewer", exact=True).click()
