@@ -73,38 +73,17 @@ def study_queue() -> list[tuple[str, int, str]]:
 
 
 def study_command(encoder: str, seed: int, strategy: str, out: Path) -> list[str]:
-    """The exact ``explorer train`` arguments for one study checkpoint (early stopping on a held-out subject)."""
-    return [
-        "train",
-        "--manifest",
-        MANIFEST,
-        "--split-column",
-        "split",
-        "--encoder",
-        encoder,
-        "--arch",
-        "Unet",
-        "--epochs",
-        str(STUDY_EPOCHS),
-        "--slice-stride",
-        str(STUDY_STRIDE),
+    """The exact ``explorer train`` arguments for one study checkpoint: the zoo's :func:`command` with the study's
+    epochs, stride and encoder, and early stopping on a held-out training subject."""
+    early_stopping = [
         "--patience",
         str(STUDY_PATIENCE),
         "--warmup",
         str(STUDY_WARMUP),
         "--val-subjects",
         str(STUDY_VAL_SUBJECTS),
-        "--seed",
-        str(seed),
-        "--axis",
-        "axial",
-        "--device",
-        "cpu",
-        "--strategy",
-        strategy,
-        "--out",
-        str(out / checkpoint_name(strategy, seed, encoder)),
     ]
+    return command(strategy, seed, out, STUDY_EPOCHS, STUDY_STRIDE, encoder) + early_stopping
 
 
 def same_recipe(path: Path, encoder: str, seed: int, strategy: str) -> bool:
@@ -160,7 +139,9 @@ def default_dir(seed: int) -> Path:
     return HERE if seed == 0 else HERE / "seeds"
 
 
-def command(strategy: str, seed: int, out: Path, epochs: int = EPOCHS, stride: int = STRIDE) -> list[str]:
+def command(
+    strategy: str, seed: int, out: Path, epochs: int = EPOCHS, stride: int = STRIDE, encoder: str = "mobilenet_v2"
+) -> list[str]:
     """The exact ``explorer train`` arguments for one zoo checkpoint."""
     try:
         shown = out.resolve().relative_to(HERE.parent)
@@ -173,7 +154,7 @@ def command(strategy: str, seed: int, out: Path, epochs: int = EPOCHS, stride: i
         "--split-column",
         "split",
         "--encoder",
-        "mobilenet_v2",
+        encoder,
         "--arch",
         "Unet",
         "--epochs",
@@ -189,7 +170,7 @@ def command(strategy: str, seed: int, out: Path, epochs: int = EPOCHS, stride: i
         "--strategy",
         strategy,
         "--out",
-        str(shown / checkpoint_name(strategy, seed)),
+        str(shown / checkpoint_name(strategy, seed, encoder)),
     ]
 
 
