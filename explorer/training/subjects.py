@@ -12,7 +12,7 @@ their own size.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,17 +21,14 @@ import torch
 
 from ..attribution.windows import iter_windows, pad_to_multiple
 from ..cohort.manifest import Entry, read_manifest
-from ..device import describe_device, select_device
+from ..device import select_device
 from ..errors import InputError
 from ..io.files import file_sha256
 from ..io.normalise import channel_stats_for
-from ..io.volume import axis_index
-from ..models.build import first_conv_shares
 from ..models.checkpoints import CheckpointMeta, save_checkpoint
-from ..models.strategies import get_strategy
 from ..stats.scan import dice
 from ..study import Study
-from .train import FitHooks, Recipe, TrainResult, TrainSpec, fit, predict
+from .train import FitHooks, Recipe, TrainResult, TrainSpec, predict
 
 __all__ = [
     "Subject",
@@ -188,35 +185,16 @@ def train_subjects(
     stats = channel_stats_for(spec.normalisation, len(offsets))
     x_all, y_all = _training_windows(fitted, offsets, axis, spec.normalisation, stats, recipe.slice_stride)
     val = _training_windows(held, offsets, axis, spec.normalisation, stats, recipe.slice_stride) if held else None
-    log = fit(
-        model,
-        x_all,
-        y_all,
-        recipe,
-        zflip=get_strategy(spec.strategy).augment_zflip,
-        device=dev,
-        val=val,
-        hooks=replace(hooks or FitHooks(), desc=f"train {spec.strategy}"),
-    )
-    meta = spec.meta(
-        training={
-            "manifest": manifest,
-            "axis_index": axis_index(axis),
-            "split": {
-                "unit": "subject",
-                "train": [s.record() for s in fitted],
-                "test": [s.record() for s in test],
-                "train_slices": len(x_all),
-                **({"val": [s.record() for s in held]} if held else {}),
-            },
-            "epochs": log.record(recipe.epochs),
-            "init": init.to_dict(),
-            "first_conv_share_final": {str(k): v for k, v in first_conv_shares(model, offsets).items()},
-            "device": describe_device(dev),
-            "seconds": round(log.seconds, 1),
-            "command": command,
-        }
-    )
+    log = spec.fit(model, (x_all, y_all), dev, val=val, hooks=hooks)
+    split = {
+        "unit": "subject",
+        "train": [s.record() for s in fitted],
+        "test": [s.record() for s in test],
+        "train_slices": len(x_all),
+        **({"val": [s.record() for s in held]} if held else {}),
+    }
+    data = {"manifest": manifest, "split": split, "epochs": log.record(recipe.epochs)}
+    meta = spec.meta(model, init, log, dev, command, data)
     per_subject = heldout_dice(model, test, meta, dev)
     meta.metrics.update(
         heldout_dice=per_subject, val_dice=float(np.mean(list(per_subject.values()))), train_loss=log.losses

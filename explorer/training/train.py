@@ -146,8 +146,44 @@ class TrainSpec:
         init = get_strategy(self.strategy).apply(model, self.offsets, encoder=self.encoder, weights=self.weights)
         return model, init
 
-    def meta(self, training: dict[str, Any], metrics: dict[str, Any] | None = None) -> CheckpointMeta:
-        """The checkpoint metadata of a model trained by this spec."""
+    def fit(
+        self,
+        model: torch.nn.Module,
+        windows: tuple[torch.Tensor, torch.Tensor],
+        device: torch.device,
+        *,
+        val: tuple[torch.Tensor, torch.Tensor] | None = None,
+        hooks: FitHooks | None = None,
+    ) -> FitLog:
+        """:func:`fit` on ``windows`` (inputs, labels) with this spec's recipe and its strategy's augmentation, the
+        progress bar labelled with the strategy."""
+        x_all, y_all = windows
+        zflip = get_strategy(self.strategy).augment_zflip
+        labelled = replace(hooks or FitHooks(), desc=f"train {self.strategy}")
+        return fit(model, x_all, y_all, self.recipe, zflip=zflip, device=device, val=val, hooks=labelled)
+
+    def meta(
+        self,
+        model: torch.nn.Module,
+        init: Any,
+        log: FitLog,
+        device: torch.device,
+        command: str | None,
+        data: dict[str, Any],
+        metrics: dict[str, Any] | None = None,
+    ) -> CheckpointMeta:
+        """The checkpoint metadata of ``model`` trained by this spec: ``training`` holds ``data`` (what it was
+        trained on and how it was split), then what every trained checkpoint records (axis, initialisation,
+        final first-conv shares, device, seconds, command)."""
+        training = {
+            **data,
+            "axis_index": axis_index(self.axis),
+            "init": init.to_dict(),
+            "first_conv_share_final": {str(k): v for k, v in first_conv_shares(model, self.offsets).items()},
+            "device": describe_device(device),
+            "seconds": round(log.seconds, 1),
+            "command": command,
+        }
         return CheckpointMeta(
             arch=self.arch,
             encoder=self.encoder,
@@ -421,35 +457,16 @@ def train(
     used = split.train[:: recipe.slice_stride]
     x_all = _windows(stack, offsets, used, stats)
     y_all = torch.from_numpy(pad_to_multiple(labels[used].astype(np.float32), 32)[0][:, None])
-    log = fit(
-        model,
-        x_all,
-        y_all,
-        recipe,
-        zflip=get_strategy(spec.strategy).augment_zflip,
-        device=dev,
-        hooks=replace(hooks or FitHooks(), desc=f"train {spec.strategy}"),
-    )
+    log = spec.fit(model, (x_all, y_all), dev, hooks=hooks)
     pred = predict(model, stack, offsets, split.val, stats, dev)
     model = model.cpu().eval()
-    meta = spec.meta(
-        training={
-            "volume": {"name": volume.source, "sha256": volume.sha256, "shape": list(volume.shape)},
-            "mask": {"name": mask.source, "sha256": mask.sha256},
-            "axis_index": axis_index(axis),
-            "split": {
-                "train_slices": len(used),
-                "val_slices": [int(split.val[0]), int(split.val[-1])],
-                "gap": split.gap,
-            },
-            "init": init.to_dict(),
-            "first_conv_share_final": {str(k): v for k, v in first_conv_shares(model, offsets).items()},
-            "device": describe_device(dev),
-            "seconds": round(log.seconds, 1),
-            "command": command,
-        },
-        metrics={"val_dice": dice(pred, labels[split.val]), "train_loss": log.losses},
-    )
+    data = {
+        "volume": {"name": volume.source, "sha256": volume.sha256, "shape": list(volume.shape)},
+        "mask": {"name": mask.source, "sha256": mask.sha256},
+        "split": {"train_slices": len(used), "val_slices": [int(split.val[0]), int(split.val[-1])], "gap": split.gap},
+    }
+    metrics = {"val_dice": dice(pred, labels[split.val]), "train_loss": log.losses}
+    meta = spec.meta(model, init, log, dev, command, data, metrics)
     return TrainResult(model=model, meta=meta, losses=log.losses)
 
 
