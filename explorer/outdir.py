@@ -15,6 +15,8 @@ import contextlib
 import glob
 import os
 import shutil
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 from .errors import InputError
@@ -98,6 +100,20 @@ def _alive(pid: int) -> bool:
     except PermissionError:  # someone else's live process
         return True
     return True
+
+
+@contextlib.contextmanager
+def staging(out: Path) -> Iterator[Path]:
+    """A new temporary folder beside ``out`` to write an output folder into before :func:`swap_into`: the parent
+    is created and earlier writers' stale temporaries are cleaned first; the folder is removed afterwards,
+    whatever happened (after a swap it is empty)."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    clean_stale_outputs(out)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.{os.getpid()}.", suffix=".tmp", dir=out.parent))
+    try:
+        yield tmp
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def swap_into(tmp: Path, out: Path, ours: frozenset[str] = OUR_NAMES) -> None:

@@ -59,7 +59,7 @@ def test_a_failed_swap_leaves_the_old_outputs_whole(twins, tmp_path, monkeypatch
             raise OSError("simulated crash")
         return real(src, dst)
 
-    monkeypatch.setattr("explorer.reporting.outputs.os.rename", failing)
+    monkeypatch.setattr("explorer.outdir.os.rename", failing)  # swap_into renames
     with pytest.raises(OSError, match="simulated crash"):
         write_outputs(twins, out, figures=False)
     assert sorted(p.relative_to(out) for p in out.rglob("*")) == before

@@ -8,15 +8,13 @@ destination and moved into place only when complete.
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
 from ..io.files import write_atomic
+from ..outdir import staging
 from ..reporting.export import table_csv, write_figures
 from ..reporting.figures.cohort import cohort_figures
-from ..reporting.outputs import _json_safe, _safe, check_out_dir, clean_stale_outputs, swap_into, write_outputs
+from ..reporting.outputs import _json_safe, _safe, check_out_dir, swap_into, write_outputs
 from . import Cohort
 
 __all__ = ["PUBLIC_COLUMNS_DROPPED", "COHORT_NAMES", "write_cohort"]
@@ -52,10 +50,7 @@ def write_cohort(
         InputError: a destination refused by :func:`explorer.reporting.outputs.check_out_dir`.
     """
     out = check_out_dir(out_dir, marker="cohort_summary.json")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    clean_stale_outputs(out)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.{os.getpid()}.", suffix=".tmp", dir=out.parent))
-    try:
+    with staging(out) as tmp:
         written = {"csv": tmp / "cohort.csv", "summary": tmp / "cohort_summary.json"}
         public = cohort.rows.drop(columns=list(PUBLIC_COLUMNS_DROPPED), errors="ignore")
         write_atomic(written["csv"], table_csv(public, float_format=None))
@@ -67,8 +62,6 @@ def write_cohort(
             written["volumes"] = _write_volumes(cohort, tmp / "volumes", figure_preset)
         swap_into(tmp, out, ours=COHORT_NAMES)
         return {key: out / path.relative_to(tmp) for key, path in written.items()}
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _write_volumes(cohort: Cohort, directory: Path, preset: str) -> Path:

@@ -8,13 +8,10 @@ leaves nothing behind and a user's folder is never deleted.
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
 from ..io.files import write_atomic
-from ..outdir import check_out_dir, clean_stale_outputs, swap_into
+from ..outdir import check_out_dir, staging, swap_into
 from ..reporting.export import write_figures
 from ..reporting.figures.debias import debias_figure
 from ..reporting.outputs import _json_safe
@@ -55,10 +52,7 @@ def write_debias(
         InputError: a destination refused by :func:`check_debias_out`.
     """
     out = check_debias_out(out_dir)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    clean_stale_outputs(out)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.{os.getpid()}.", suffix=".tmp", dir=out.parent))
-    try:
+    with staging(out) as tmp:
         written = {child.checkpoint.name: write_atomic(tmp / child.file_name, child.blob) for child in result.children}
         written["report"] = write_atomic(
             tmp / MARKER, json.dumps(_json_safe(result.report), indent=2, allow_nan=False).encode()
@@ -67,5 +61,3 @@ def write_debias(
         written["figures"] = tmp / "figures"
         swap_into(tmp, out, ours=frozenset({MARKER, "figures", *(c.file_name for c in result.children)}))
         return {key: out / path.relative_to(tmp) for key, path in written.items()}
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)

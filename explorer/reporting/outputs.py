@@ -22,10 +22,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import re
-import shutil
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -36,7 +33,7 @@ import numpy as np
 from ..analysis import Analysis
 from ..diagnostics import diagnostics_tables
 from ..io.files import write_atomic
-from ..outdir import check_out_dir, clean_stale_outputs, swap_into
+from ..outdir import check_out_dir, staging, swap_into
 from .export import FORMATS, table_csv, write_figures, write_tables
 from .figures import analysis_figures
 from .figures.diagnostics import diagnostics_figures
@@ -72,10 +69,7 @@ def write_outputs(
         InputError: a destination refused by :func:`check_out_dir`.
     """
     out = check_out_dir(out_dir)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    clean_stale_outputs(out)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.{os.getpid()}.", suffix=".tmp", dir=out.parent))
-    try:
+    with staging(out) as tmp:
         written = {"shares": tmp / "shares.csv", "summary": tmp / "summary.json"}
         write_atomic(written["shares"], table_csv(analysis.shares, float_format=None))
         written["summary"].write_text(json.dumps(_json_safe(analysis.summary), indent=2, allow_nan=False))
@@ -105,8 +99,6 @@ def write_outputs(
                     )
         swap_into(tmp, out)
         return {key: out / path.relative_to(tmp) for key, path in written.items()}
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def map_stems(names: list[str]) -> dict[str, str]:

@@ -28,7 +28,7 @@ from .. import __version__
 from ..cache import integrity
 from ..cache.disk import keep_budget, touch_file
 from ..io.files import content_sha256, file_sha256
-from ..outdir import OUR_NAMES, check_out_dir, clean_stale_outputs, swap_into
+from ..outdir import OUR_NAMES, check_out_dir, staging, swap_into
 
 __all__ = ["RECORD_VERSION", "MANIFEST", "SIGNATURE", "PATH_ARGUMENTS", "run_key", "try_replay", "record_run"]
 
@@ -81,21 +81,15 @@ def try_replay(args: argparse.Namespace) -> bool:
     except (OSError, ValueError, KeyError, TypeError):
         return False
     out = check_out_dir(args.out)
-    tmp = None
     try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        clean_stale_outputs(out)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.{os.getpid()}.", suffix=".tmp", dir=out.parent))
-        for item in (record / "out").iterdir():
-            (shutil.copytree if item.is_dir() else shutil.copy2)(item, tmp / item.name)
-        if _folder_hash(tmp) != manifest["out_sha256"]:  # the copy itself is checked: what is served is signed
-            return False
-        swap_into(tmp, out)
+        with staging(out) as tmp:
+            for item in (record / "out").iterdir():
+                (shutil.copytree if item.is_dir() else shutil.copy2)(item, tmp / item.name)
+            if _folder_hash(tmp) != manifest["out_sha256"]:  # the copy itself is checked: what is served is signed
+                return False
+            swap_into(tmp, out)
     except OSError:  # the run itself then meets (and reports) the same problem
         return False
-    finally:
-        if tmp is not None:
-            shutil.rmtree(tmp, ignore_errors=True)
     touch_file(record / MANIFEST)  # last used, for the cache's least-recently-used eviction
     print("".join(f"{line}\n" for line in manifest["lines"]), end="")
     if manifest["outputs"] is not None:  # the summary line of a normal (not --json) run

@@ -10,15 +10,13 @@ is refused before any work (:func:`check_validation_out`).
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
+from ..outdir import staging
 from ..reporting.export import table_csv, write_figures
 from ..reporting.figures.validation import validation_figure
-from ..reporting.outputs import _json_safe, check_out_dir, clean_stale_outputs, swap_into
+from ..reporting.outputs import _json_safe, check_out_dir, swap_into
 from .run import Validation
 
 __all__ = ["MARKER", "VALIDATION_NAMES", "check_validation_out", "write_validation"]
@@ -55,10 +53,7 @@ def write_validation(
         InputError: a destination refused by :func:`check_validation_out`.
     """
     out = check_validation_out(out_dir)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    clean_stale_outputs(out)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.{os.getpid()}.", suffix=".tmp", dir=out.parent))
-    try:
+    with staging(out) as tmp:
         written = {"csv": tmp / "validation.csv", "json": tmp / MARKER, "figures": tmp / "figures"}
         written["csv"].write_bytes(table_csv(validation.rows))
         document = {"table": validation.table.to_dict(orient="records"), **validation.record}
@@ -68,5 +63,3 @@ def write_validation(
         )
         swap_into(tmp, out, ours=VALIDATION_NAMES)
         return {key: out / path.relative_to(tmp) for key, path in written.items()}
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
