@@ -52,6 +52,7 @@ __all__ = [
     "ModelResult",
     "Analysis",
     "analyze",
+    "is_cached",
     "shares_table",
     "default_cache",
     "unique_names",
@@ -152,9 +153,7 @@ def analyze(
     ckpts = [c if isinstance(c, Checkpoint) else load_checkpoint(c) for c in checkpoints]
     if not ckpts:
         raise InputError("--checkpoint", "no checkpoint given", "at least one checkpoint")
-    spec = (spec or RunSpec()).for_checkpoints(ckpts)
-    dev = select_device(spec.device)
-    spec = replace(spec, precision=resolve_precision(spec.precision, dev))  # recorded and keyed as it ran
+    spec, dev = _resolved(spec, ckpts)
     require_truth(spec.target, study.mask is not None)
     check_run_memory(study.volume, ckpts, spec)
     store = default_cache() if cache is None else (cache or None)
@@ -239,13 +238,47 @@ def default_cache() -> ResultCache:
 # --------------------------------------------------------------------------------------------- helpers
 
 
+def _resolved(spec: RunSpec | None, ckpts: Sequence[Checkpoint]) -> tuple[RunSpec, Any]:
+    """The spec as :func:`analyze` runs, records and keys it (the axis and precision filled in), and the device."""
+    spec = (spec or RunSpec()).for_checkpoints(ckpts)
+    dev = select_device(spec.device)
+    return replace(spec, precision=resolve_precision(spec.precision, dev)), dev
+
+
+def _result_keys(study: Study, ckpt: Checkpoint, spec: RunSpec) -> list[str]:
+    """The cache keys that can serve one checkpoint's result, in the order tried: a result with maps also serves
+    a run that keeps none."""
+    return [
+        result_key(study, ckpt, spec.axis, **replace(spec, keep_maps=maps).result_key())
+        for maps in ([True] if spec.keep_maps else [False, True])
+    ]
+
+
+def is_cached(
+    study: Study, checkpoints: Sequence[Checkpoint], spec: RunSpec | None = None, *, cache: ResultCache | None = None
+) -> bool:
+    """Whether :func:`analyze` would read every checkpoint's result from the cache rather than compute it (the
+    opt-in diagnostics, cached on their own, aside); a quick look, nothing is read.
+
+    Args:
+        study, checkpoints, spec: as for :func:`analyze`.
+        cache: the cache to look in (default: the shared one).
+
+    Raises:
+        InputError: checkpoints that disagree on the axis, or a device that is not available.
+    """
+    spec, _ = _resolved(spec, checkpoints)
+    store = cache or default_cache()
+    return all(any(store.holds(key) for key in _result_keys(study, c, spec)) for c in checkpoints)
+
+
 def _model_result(
     name: str, ckpt: Checkpoint, study: Study, spec: RunSpec, dev: Any, store: ResultCache | None, progress: Progress
 ) -> ModelResult:
     offsets = tuple(ckpt.meta.offsets)
     if store is not None:
-        for maps in [True] if spec.keep_maps else [False, True]:  # a result with maps serves one without
-            entry = store.get(result_key(study, ckpt, spec.axis, **replace(spec, keep_maps=maps).result_key()))
+        for key in _result_keys(study, ckpt, spec):
+            entry = store.get(key)
             if entry is not None:
                 progress(1.0, "from cache")
                 return replace(

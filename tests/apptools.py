@@ -1,7 +1,9 @@
-"""Helpers for AppTest sessions of the app, whose analysis runs in a background job."""
+"""Helpers for the app's tests: AppTest sessions (whose analysis runs in a background job) and the figures a page
+or a report draws."""
 
 from __future__ import annotations
 
+import json
 import time
 
 from streamlit.testing.v1 import AppTest
@@ -20,3 +22,16 @@ def settle(at: AppTest, timeout: float = TIMEOUT) -> AppTest:
     assert not any(key in at.session_state for key in JOB_KEYS), "the analysis did not finish"
     assert not at.exception, at.exception
     return at
+
+
+def plotly_json(html: str) -> tuple[list, dict]:
+    """The data and layout a plotly HTML page draws (the two arguments after the div id of ``Plotly.newPlot``)."""
+    decoder, pos = json.JSONDecoder(), html.index("Plotly.newPlot(")
+    pos = html.index(",", pos) + 1
+    parsed = []
+    for _ in range(2):
+        while html[pos] in " \n,":
+            pos += 1
+        value, pos = decoder.raw_decode(html, pos)
+        parsed.append(value)
+    return parsed[0], parsed[1]

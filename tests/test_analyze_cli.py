@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import nibabel as nib
@@ -11,13 +12,14 @@ import pandas as pd
 import pytest
 import torch
 
-from explorer.analysis import analyze
+from explorer.analysis import analyze, is_cached
 from explorer.cache.store import ResultCache
 from explorer.cli import main
 from explorer.models.build import build_model
 from explorer.models.checkpoints import CheckpointMeta, load_checkpoint, save_checkpoint
 from explorer.reporting.outputs import write_outputs
 from explorer.spec import RunSpec
+from explorer.study import Study
 
 DECODER = [32, 16, 16, 8, 8]
 
@@ -281,3 +283,21 @@ def test_cli_target_all_shares_do_not_depend_on_how_the_slice_is_padded(
         tables.append(pd.read_csv(out / "shares.csv").sort_values(["slice", "offset"])["share"].to_numpy())
     assert len(tables[0]) == len(tables[1]) > 200
     np.testing.assert_allclose(tables[0], tables[1], atol=0.01)
+
+
+def test_is_cached_says_what_analyze_would_read_back(inputs: dict, tmp_path: Path) -> None:
+    """The app's quick look at the cache (nothing read) agrees with analyze for the spec as the sidebar builds it
+    (axis unset, precision ``auto``): no before, yes after for exactly the analysed checkpoints, also in a new
+    process and for a run that keeps no maps; no for other parameters."""
+    study = Study.load(inputs["volume"], inputs["mask"])
+    ckpts = [load_checkpoint(p) for p in inputs["checkpoints"]]
+    spec = RunSpec(method="saliency", zflip=False, keep_maps=True)
+    cache = ResultCache(tmp_path / "cache")
+    assert not is_cached(study, ckpts[:1], spec, cache=cache)
+    analyze(study, ckpts[:1], spec, cache=cache)
+    fresh = ResultCache(tmp_path / "cache")  # a new process: only the disk
+    assert is_cached(study, ckpts[:1], spec, cache=fresh)
+    assert is_cached(study, ckpts[:1], replace(spec, keep_maps=False), cache=fresh)  # maps serve a run without
+    assert not is_cached(study, ckpts, spec, cache=fresh)
+    assert not is_cached(study, ckpts[:1], replace(spec, target="all"), cache=fresh)
+    assert analyze(study, ckpts[:1], spec, cache=fresh).from_cache == [ckpts[0].name]

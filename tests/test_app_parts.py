@@ -21,6 +21,7 @@ from explorer.io.volume import Mask, load_mask, load_volume
 from explorer.models.checkpoints import list_zoo, load_checkpoint
 from explorer.reporting import overlays
 from explorer.spec import RunSpec
+from tests.apptools import plotly_json
 
 
 def _wait(job: jobs.Job) -> jobs.Job:
@@ -172,19 +173,6 @@ def test_a_tiff_stack_is_shown_as_fiji_shows_it(tmp_path):
     np.testing.assert_array_equal(volume.stack("axial")[2], pages[2])  # shown as stored: page 2 as Fiji shows it
 
 
-def _plotly_json(html: str) -> tuple[list, dict]:
-    """The data and layout a plotly HTML page draws (the two arguments after the div id of ``Plotly.newPlot``)."""
-    decoder, pos = json.JSONDecoder(), html.index("Plotly.newPlot(")
-    pos = html.index(",", pos) + 1
-    parsed = []
-    for _ in range(2):
-        while html[pos] in " \n,":
-            pos += 1
-        value, pos = decoder.raw_decode(html, pos)
-        parsed.append(value)
-    return parsed[0], parsed[1]
-
-
 def test_the_reports_slice_figure_is_the_one_on_screen(small_analysis):
     """The report draws slice z with the viewer's function and settings: the same traces (anatomy under the maps,
     the chosen window) and layout as the screen."""
@@ -201,7 +189,7 @@ def test_the_reports_slice_figure_is_the_one_on_screen(small_analysis):
     assert remembered(a, {SAVED: {"volume": "another scan", "slice": 6, "view": view}}) == (None, defaults)
     screen = json.loads(slice_figure(a, names, 6, **view).to_json())
     with zipfile.ZipFile(io.BytesIO(report_bytes(a, names, 6, view=view))) as bundle:
-        data, layout = _plotly_json(bundle.read("report/figures/slice_006.html").decode())
+        data, layout = plotly_json(bundle.read("report/figures/slice_006.html").decode())
     assert data == screen["data"]
     assert {k: v for k, v in layout.items() if k != "template"} == {
         k: v for k, v in screen["layout"].items() if k != "template"

@@ -1,10 +1,11 @@
 """The whole product in a real browser: ``streamlit run`` on a free local port, driven by Debian's Chromium.
 
 Upload a NIfTI and a checkpoint of one's own through the file inputs, run the analysis and click a view while
-it runs, hide and show a checkpoint (no two checkpoint chips alike), open the 3D viewer with its overlays (its canvas
-must draw, and stay one canvas after three control changes), download the report (its summary PDF checked on
-word boxes), then run the sample cohort on 3 volumes in the Cohort view. Screenshots are kept in
-``test-artifacts/``; the README's ``docs/screenshot.png`` and ``docs/distributions.png`` are taken here.
+it runs, hide and show a checkpoint (no two checkpoint chips alike), open the 3D viewer with its overlays (its
+canvas must draw, and stay one canvas after three control changes), move the slice viewer's window, download the
+report (its summary PDF checked on word boxes, its slice figure equal to the one on screen), then run the sample
+cohort on 3 volumes in the Cohort view. Screenshots are kept in ``test-artifacts/``; the README's
+``docs/screenshot.png`` and ``docs/distributions.png`` are taken here.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import pytest
 from explorer.config import REPO_ROOT
 from explorer.models.checkpoints import list_zoo
 from explorer.reporting.figures.tables import format_table, stats_table
+from tests.apptools import plotly_json
 from tests.pdfcheck import pdf_problems
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -45,6 +47,21 @@ CHROMIUM_FLAGS = [
 ]
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
+#: What the page's first plotly chart draws: each trace's name, type, colour range and opacity, and the titles.
+SCREEN_FIGURE_JS = """() => {
+  const gd = document.querySelector('[data-testid="stPlotlyChart"] .js-plotly-plot');
+  return {traces: gd.data.map(t => [t.name ?? null, t.type ?? null, t.zmin ?? null, t.zmax ?? null, t.opacity ?? null]),
+          titles: (gd.layout.annotations || []).map(a => a.text)};
+}"""
+
+
+def _figure_facts(data: list, layout: dict) -> dict:
+    """:data:`SCREEN_FIGURE_JS`'s facts of a figure read from its plotly JSON."""
+    keys = ("name", "type", "zmin", "zmax", "opacity")
+    return {
+        "traces": [[t.get(k) for k in keys] for t in data],
+        "titles": [a.get("text") for a in layout.get("annotations", [])],
+    }
 
 
 def _free_port() -> int:
@@ -270,6 +287,14 @@ def test_upload_analyse_view_3d_and_export_in_chromium(app_url, tmp_path, sample
         page.get_by_text("3D viewer", exact=True).click()
         expect(page.get_by_role("combobox", name="Colour map")).to_have_value("viridis", timeout=60_000)
 
+        # The slice viewer with a window of the user's: the report's slice figure must be this very figure.
+        page.get_by_text("Slice viewer", exact=True).click()
+        window = page.locator('[data-testid="stSlider"]').filter(has_text="Window (grey levels)")
+        expect(window).to_be_visible(timeout=60_000)
+        window.get_by_role("slider").first.press("ArrowRight")
+        page.wait_for_timeout(3000)
+        on_screen = page.evaluate(SCREEN_FIGURE_JS)
+
         page.get_by_text("Export", exact=True).click()
         with page.expect_download(timeout=300_000) as info:
             page.get_by_role("button", name="Download report (.zip)").click()
@@ -308,6 +333,13 @@ def test_upload_analyse_view_3d_and_export_in_chromium(app_url, tmp_path, sample
         assert summary["inputs"]["volume"]["source"] == "my_scan.nii.gz"
         assert "my_model" in summary["models"]
         pdf = bundle.read("report/summary.pdf")
+        [slice_page] = [n for n in names if n.startswith("report/figures/slice_") and n.endswith(".html")]
+        in_report = _figure_facts(*plotly_json(bundle.read(slice_page).decode()))
+    # the report's slice figure is the screen's: the same traces (the anatomy under the maps), window and titles
+    assert in_report == on_screen
+    assert sum(name == "anatomy" for name, *_ in on_screen["traces"]) >= 3
+    windows = {(lo, hi) for name, _, lo, hi, _ in on_screen["traces"] if name == "anatomy"}
+    assert len(windows) == 1 and windows != {(None, None)}, windows
     # every value of the statistics table and every checkpoint's hash printed, nothing clipped or overlapping
     table = format_table(stats_table(summary)).drop(columns=["model", "label"])
     expected = [v for v in table.to_numpy().ravel() if isinstance(v, str)]

@@ -84,6 +84,11 @@ class Job:
             return None
         return self.elapsed() * (1.0 - self.fraction) / self.fraction
 
+    def join(self, timeout: float) -> None:
+        """Wait up to ``timeout`` seconds for the worker to finish."""
+        if self._thread is not None:
+            self._thread.join(timeout)
+
     def cancel(self) -> None:
         self._cancel.set()
 

@@ -9,26 +9,22 @@ from __future__ import annotations
 
 import streamlit as st
 
-from explorer.analysis import default_cache
-from explorer.cache.store import result_key
+from explorer.analysis import is_cached
 from explorer.errors import InputError
 
 from . import jobs
 from .sidebar import Blocked, Settings
 
 POLL_SECONDS = 1.0
+#: How long a script run waits for a job whose every result is cached before it polls like any other.
+CACHED_WAIT_SECONDS = 5.0
 
 
 def all_cached(settings: Settings) -> bool:
-    """Whether every checkpoint's result for these settings is already in the backend's cache on disk
-    (a page reload or a new session finds the analysis of the same inputs there)."""
+    """Whether every checkpoint's result for these settings is already in the backend's cache (a page reload or
+    a new session finds the analysis of the same inputs there)."""
     try:
-        spec = settings.spec.for_checkpoints(list(settings.checkpoints))
-        store = default_cache()
-        return all(
-            store.entry_dir(result_key(settings.study, c, spec.axis, **spec.result_key())).is_dir()
-            for c in settings.checkpoints
-        )
+        return is_cached(settings.study, settings.checkpoints, settings.spec)
     except (InputError, RuntimeError):
         return False
 
@@ -94,8 +90,14 @@ def controls(settings: Settings | Blocked) -> None:
     run_now = state.pop("run_now", False)  # set by a view's one-click switch of the measure
     if clicked or first_visit or found_again or (run_now and changed):
         state.pop("run_note", None)
-        state["job"] = jobs.start(settings.key, settings.study, list(settings.checkpoints), settings.spec)
         state.pop("preview_shown", None)
+        job = jobs.start(settings.key, settings.study, list(settings.checkpoints), settings.spec)
+        if found_again or (first_visit and all_cached(settings)):
+            # Every result is on disk: reading them back takes a fraction of a second, so wait for the job here
+            # and show the charts in this very run rather than one poll and one more script run later.
+            job.join(CACHED_WAIT_SECONDS)
+        state["job"] = job
+        collect()
     elif changed and "analysis" in state:
         st.info("The inputs changed: press **Analyse** to update the results (the views show the previous ones).")
 

@@ -8,9 +8,11 @@ import streamlit as st
 
 from explorer.attribution.methods import DEFAULT_METHOD
 from explorer.reporting import figures
-from explorer.reporting.export import figure_bytes, static_export_status, table_csv
+from explorer.reporting.export import figure_bytes, static_export_known, table_csv
 from explorer.reporting.figures.tables import display_comparisons, display_tables, table_caption
 
+#: How often a figure's download row looks again while the export browser is being probed.
+PROBE_POLL_SECONDS = 2.0
 MIME = {"png": "image/png", "svg": "image/svg+xml", "pdf": "application/pdf", "html": "text/html"}
 
 
@@ -18,9 +20,24 @@ def figure_downloads(fig: go.Figure, name: str, *, preset: str = "screen") -> No
     """Download buttons for one figure: PNG, SVG, PDF (when kaleido can export here) and HTML, at ``preset``
     (a key of :data:`explorer.reporting.export.PRESETS`).
 
-    The bytes are made only when a button is clicked (a callable), so rendering the page stays fast.
+    The bytes are made only when a button is clicked (a callable), so rendering the page stays fast. While the
+    export browser is still being probed (a few seconds after the first result) the row shows HTML only and
+    redraws itself until the probe answers, so the first chart never waits for a browser start.
     """
-    available, message = static_export_status()
+    if static_export_known() is None:
+        _pending_downloads(fig, name, preset)
+    else:
+        _downloads(fig, name, preset)
+
+
+@st.fragment(run_every=PROBE_POLL_SECONDS)
+def _pending_downloads(fig: go.Figure, name: str, preset: str) -> None:
+    _downloads(fig, name, preset)
+
+
+def _downloads(fig: go.Figure, name: str, preset: str) -> None:
+    status = static_export_known()
+    available, message = status or (False, "checking whether this machine can export PNG/SVG/PDF…")
     formats = ["png", "svg", "pdf", "html"] if available else ["html"]
     cols = st.columns(len(formats) + (0 if available else 1))
     for col, fmt in zip(cols, formats, strict=False):
@@ -33,7 +50,7 @@ def figure_downloads(fig: go.Figure, name: str, *, preset: str = "screen") -> No
             on_click="ignore",
         )
     if not available:
-        cols[-1].caption(f"PNG/SVG/PDF export unavailable: {message}")
+        cols[-1].caption(f"PNG/SVG/PDF export unavailable: {message}" if status else f"PNG/SVG/PDF: {message}")
 
 
 def table_download(table: pd.DataFrame, name: str) -> None:

@@ -58,6 +58,8 @@ def begin(*, analyse: bool = True) -> threading.Thread:
             preload()
             if analyse:
                 start()
+            else:
+                probe_export()
         finally:
             _registered.set()
 
@@ -70,6 +72,14 @@ def preload() -> None:
     """Import the analysis stack (a few seconds), so that the first page view does not pay for it."""
     for name in PRELOAD:
         importlib.import_module(name)
+
+
+def probe_export() -> None:
+    """Start kaleido's export browser (the first static export's probe, seconds), so that the first visitor's
+    export buttons do not wait for it."""
+    from explorer.reporting.export import static_export_status
+
+    static_export_status()
 
 
 def first_visit() -> tuple[Study, list[Checkpoint], RunSpec]:
@@ -114,6 +124,7 @@ def start(inputs: Callable[[], tuple[Study, list[Checkpoint], RunSpec]] = first_
         finally:
             for event in _done.values():
                 event.set()
+        probe_export()  # after the analysis: the browser's start would compete with it for the cores
 
     worker = threading.Thread(target=run, name="explorer-warm-up", daemon=True)
     worker.start()

@@ -172,6 +172,13 @@ class ResultCache:
         self._remember(key, entry)
         return entry
 
+    def holds(self, key: str) -> bool:
+        """Whether ``key`` is in memory or on disk (without reading or verifying it)."""
+        with self._lock:
+            if key in self._memory:
+                return True
+        return self.disk and self.directory is not None and self.entry_dir(key).is_dir()
+
     def put(self, key: str, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> CacheEntry:
         """Store an entry (memory, and disk atomically); returns it."""
         entry = CacheEntry(arrays=dict(arrays), meta=dict(meta))

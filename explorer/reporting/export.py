@@ -50,6 +50,7 @@ __all__ = [
     "PRESETS",
     "StaticExportUnavailable",
     "static_export_status",
+    "static_export_known",
     "apply_preset",
     "figure_bytes",
     "write_figures",
@@ -134,6 +135,12 @@ def static_export_status(*, refresh: bool = False) -> tuple[bool, str]:
         if _status is None or refresh:
             _status = _probe()
         return _status
+
+
+def static_export_known() -> tuple[bool, str] | None:
+    """What :func:`static_export_status` found, without waiting: None while nothing has been probed yet or the
+    probe (a browser start, seconds) is running, so a page can draw without blocking on it."""
+    return _status
 
 
 def _probe() -> tuple[bool, str]:
