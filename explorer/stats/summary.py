@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Estimate", "ModelSummary"]
+__all__ = ["Estimate", "NO_ESTIMATE", "ModelSummary"]
 
 
 @dataclass(frozen=True)
@@ -64,6 +64,10 @@ class Estimate:
             p_min=block.get("p_min"),
             mass_weighted=block.get("mass_weighted"),
         )
+
+
+NO_ESTIMATE = Estimate(None, None, None)
+"""Every field None: how a row or a line that needs every column reads a split that was not computed."""
 
 
 @dataclass(frozen=True)
