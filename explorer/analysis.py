@@ -45,6 +45,7 @@ from .stats.scan import (
     split_summary,
     with_holm,
 )
+from .stats.summary import ModelSummary
 from .study import Study
 
 __all__ = [
@@ -67,7 +68,8 @@ Progress = Callable[[float, str], None]
 class ModelResult:
     """One checkpoint's results on the volume (see the module docstring for shapes).
 
-    ``summary`` is the model's ``summary.json`` block; ``diagnostics`` holds the diagnostics' arrays;
+    ``summary`` is the model's ``summary.json`` block (:attr:`stats` reads its numbers as attributes);
+    ``diagnostics`` holds the diagnostics' arrays;
     ``reversed_masses`` ``(S, C)`` are the reversed windows' masses mapped back to offsets (None with
     ``--no-reverse``); ``from_cache`` says the attribution was served by the result cache, not computed (the
     one cache-hit signal: the CLI, the cohort and the app read it here).
@@ -85,6 +87,11 @@ class ModelResult:
     logits: np.ndarray | None = None
     reversed_masses: np.ndarray | None = None
     from_cache: bool = False
+
+    @property
+    def stats(self) -> ModelSummary:
+        """The typed view of :attr:`summary` (:class:`explorer.stats.summary.ModelSummary`)."""
+        return ModelSummary.from_entry(self.name, self.summary)
 
 
 @dataclass(frozen=True, eq=False)
@@ -115,6 +122,11 @@ class Analysis:
     def from_cache(self) -> list[str]:
         """The checkpoints whose results the cache served."""
         return [name for name, r in self.models.items() if r.from_cache]
+
+    @property
+    def model_stats(self) -> dict[str, ModelSummary]:
+        """Each model's typed summary (:attr:`ModelResult.stats`), in the analysis' order."""
+        return {name: r.stats for name, r in self.models.items()}
 
 
 def analyze(

@@ -19,6 +19,7 @@ from typing import NoReturn
 from . import __version__
 from .errors import InputError, unknown_name
 from .reporting import replay
+from .stats.summary import NO_ESTIMATE, Estimate, ModelSummary
 
 __all__ = ["EXIT_BAD_INPUT", "build_parser", "analyze_namespace", "main"]
 
@@ -822,13 +823,12 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
         lines = [written["summary"].read_text().rstrip("\n")]
     else:
         lines = []
-        for name, entry in analysis.summary["models"].items():
-            ai = entry["asymmetry_index"]
+        for name, stats in analysis.model_stats.items():
+            ai = stats.asymmetry_index
             lines += [
-                f"{name}: {_split_text(entry)}AI {_fmt(ai['mean'])} [{_fmt(ai['ci95'][0])}, "
-                f"{_fmt(ai['ci95'][1])}] (mass-weighted {_fmt(ai['mass_weighted'])}), block sign-flip p "
-                f"{_fmt(ai['p'])} (min attainable {_fmt(ai['p_min'])}), Dice {_fmt(entry['dice'])}",
-                "  " + diagnostics_line(entry),
+                f"{name}: {_split_text(stats)}AI {_interval(ai)} (mass-weighted {_fmt(ai.mass_weighted)}), "
+                f"block sign-flip p {_fmt(ai.p)} (min attainable {_fmt(ai.p_min)}), Dice {_fmt(stats.dice)}",
+                "  " + diagnostics_line(stats.raw),
             ]
     print("\n".join(lines))
     if not args.json:
@@ -893,7 +893,7 @@ def _cohort_lines(summary: dict) -> list[str]:
     for name, g in summary["groups"].items():
         ai = g[g["endpoint"]]
         lines.append(
-            f"{name}: {label} {_fmt(ai['mean'])} [{_fmt(ai['ci95'][0])}, {_fmt(ai['ci95'][1])}] "
+            f"{name}: {label} {_interval(Estimate.from_block(ai))} "
             f"({g['n_models']} model(s), {g['n_volumes']} volume(s); {ai['method']})"
         )
     for c in summary["comparisons"]:
@@ -989,18 +989,21 @@ def _key_values(items: Sequence[str], flag: str) -> dict[str, str]:
     return out
 
 
-def _split_text(entry: dict) -> str:
+def _split_text(stats: ModelSummary) -> str:
     """``channel asymmetry M [lo, hi] p P (min attainable P0), anatomy …; `` of a model's summary ('' when
     skipped)."""
-    parts = []
-    for key, label in (("channel_asymmetry", "channel asymmetry"), ("anatomy_asymmetry", "anatomy")):
-        value = entry.get(key)
-        if value is not None:
-            parts.append(
-                f"{label} {_fmt(value['mean'])} [{_fmt(value['ci95'][0])}, {_fmt(value['ci95'][1])}] "
-                f"p {_fmt(value.get('p'))} (min attainable {_fmt(value.get('p_min'))})"
-            )
+    parts = [
+        f"{label} {_interval(value)} p {_fmt(value.p)} (min attainable {_fmt(value.p_min)})"
+        for value, label in ((stats.channel_asymmetry, "channel asymmetry"), (stats.anatomy_asymmetry, "anatomy"))
+        if value is not None
+    ]
     return "; ".join(parts) + "; " if parts else ""
+
+
+def _interval(estimate: Estimate | None) -> str:
+    """``M [lo, hi]``, each as :func:`_fmt` prints it."""
+    estimate = estimate or NO_ESTIMATE
+    return f"{_fmt(estimate.mean)} [{_fmt(estimate.ci_low)}, {_fmt(estimate.ci_high)}]"
 
 
 def _fmt(value: float | None) -> str:

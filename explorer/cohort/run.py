@@ -19,6 +19,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..spec import RunSpec
+from ..stats.summary import NO_ESTIMATE, ModelSummary
 from .manifest import Entry
 
 __all__ = ["Progress", "MAX_RETRIES", "Model", "pair_rows", "run_local", "run_ray"]
@@ -76,7 +77,7 @@ def pair_rows(entry: Entry, models: Sequence[Model], spec: RunSpec) -> list[dict
             {
                 **base,
                 "model": m.name,
-                **_numbers(analysis.summary["models"][m.name]),
+                **_numbers(analysis.models[m.name].stats),
                 "error": None,
                 "from_cache": analysis.models[m.name].from_cache,
             }
@@ -84,22 +85,29 @@ def pair_rows(entry: Entry, models: Sequence[Model], spec: RunSpec) -> list[dict
     return rows
 
 
-def _numbers(entry: dict) -> dict[str, Any]:
-    ai = entry["asymmetry_index"]
+def _numbers(stats: ModelSummary) -> dict[str, Any]:
+    """A pair's CSV columns from the model's typed summary (the split's columns None when it was skipped)."""
+    ai = stats.asymmetry_index
+    ca, aa = stats.channel_asymmetry or NO_ESTIMATE, stats.anatomy_asymmetry or NO_ESTIMATE
     out = {
-        "n_slices": entry["n_slices"],
-        "asymmetry_index": ai["mean"],
-        "ai_ci_low": ai["ci95"][0],
-        "ai_ci_high": ai["ci95"][1],
-        "block_length": entry["bootstrap"]["block_length"],
-        "dice": entry["dice"],
+        "n_slices": stats.n_slices,
+        "asymmetry_index": ai.mean,
+        "ai_ci_low": ai.ci_low,
+        "ai_ci_high": ai.ci_high,
+        "block_length": stats.block_length,
+        "dice": stats.dice,
+        "channel_asymmetry": ca.mean,
+        "ca_ci_low": ca.ci_low,
+        "ca_ci_high": ca.ci_high,
+        "anatomy_asymmetry": aa.mean,
+        "aa_ci_low": aa.ci_low,
+        "aa_ci_high": aa.ci_high,
+        # Σ(m₋ − m₊) / Σ(m₋ + m₊)
+        "channel_asymmetry_mass_weighted": ca.mass_weighted,
+        "anatomy_asymmetry_mass_weighted": aa.mass_weighted,
+        "asymmetry_index_mass_weighted": ai.mass_weighted,
     }
-    for name, short in (("channel_asymmetry", "ca"), ("anatomy_asymmetry", "aa")):
-        split = entry.get(name) or {"mean": None, "ci95": [None, None]}
-        out.update({name: split["mean"], f"{short}_ci_low": split["ci95"][0], f"{short}_ci_high": split["ci95"][1]})
-    for name in ("channel_asymmetry", "anatomy_asymmetry", "asymmetry_index"):  # Σ(m₋ − m₊) / Σ(m₋ + m₊)
-        out[f"{name}_mass_weighted"] = (entry.get(name) or {}).get("mass_weighted")
-    out.update({f"share_{k}": v for k, v in entry["mean_share"].items()})
+    out.update({f"share_{k}": v for k, v in stats.mean_share.items()})
     return out
 
 

@@ -418,12 +418,11 @@ def _analyse(
             spec,
             progress=lambda f, m, j=j, label=label: report((j + f) / len(studies), f"analyse {label}: {m}"),
         )
-        for record, name in zip(records, analysis.models, strict=True):
-            entry = analysis.summary["models"][name]
-            split = entry.get("channel_asymmetry") or {}
-            record["channel_asymmetry"][label] = {
-                "mean": split.get("mean"),
-                "ci95": split.get("ci95"),
-                "p": split.get("p"),
-            }
-            record.setdefault("asymmetry_index", {})[label] = entry["asymmetry_index"]["mean"]
+        for record, stats in zip(records, analysis.model_stats.values(), strict=True):
+            split = stats.channel_asymmetry
+            record["channel_asymmetry"][label] = (
+                {"mean": split.mean, "ci95": list(split.ci95), "p": split.p}
+                if split is not None
+                else dict.fromkeys(("mean", "ci95", "p"))
+            )
+            record.setdefault("asymmetry_index", {})[label] = stats.asymmetry_index.mean

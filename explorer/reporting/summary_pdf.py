@@ -120,8 +120,8 @@ def summary_rows(analysis, parameters: Mapping[str, object]) -> list[tuple[str, 
         ),
     ]
     rows += [
-        (name, f"strategy {entry.get('strategy')} · sha256 {entry.get('checkpoint_sha256', '?')}")
-        for name, entry in analysis.summary["models"].items()
+        (name, f"strategy {stats.strategy} · sha256 {stats.checkpoint_sha256 or '?'}")
+        for name, stats in analysis.model_stats.items()
     ]
     rows += [(f"parameter {k}", _text(v)) for k, v in parameters.items() if k not in {"checkpoints", "volume"}]
     return rows

@@ -29,6 +29,7 @@ from ..models.build import DEFAULT_ARCH_KWARGS
 from ..models.checkpoints import Checkpoint, load_checkpoint, save_checkpoint
 from ..reporting.export import versions
 from ..spec import RunSpec
+from ..stats.summary import NO_ESTIMATE, ModelSummary
 from ..study import Study
 from ..training.train import FitHooks, Recipe, TrainSpec, train
 from .functional import FunctionalDice, functional_dice
@@ -128,7 +129,7 @@ def run_validation(spec: ValidationSpec, *, progress: Progress | None = None, co
                 RunSpec(method=name, target="predicted", params=params, device=spec.device),
             )
             rows += [
-                _row(case, strategy, label, analysis.summary["models"][strategy], ckpts[strategy], dices[strategy])
+                _row(case, strategy, label, analysis.models[strategy].stats, ckpts[strategy], dices[strategy])
                 for strategy in spec.strategies
             ]
             done += 1
@@ -205,12 +206,12 @@ def _row(
     case: _Case,
     strategy: str,
     method: str,
-    entry: dict,
+    stats: ModelSummary,
     ckpt: Checkpoint,
     dices: FunctionalDice,
 ) -> dict:
     """One CSV row: the network, its channel/anatomy asymmetry under ``method``, its score and Dices."""
-    channel, anatomy = entry["channel_asymmetry"], entry["anatomy_asymmetry"]
+    channel, anatomy = stats.channel_asymmetry or NO_ESTIMATE, stats.anatomy_asymmetry or NO_ESTIMATE
     return {
         "regime": case.regime,
         "strategy": strategy,
@@ -219,14 +220,14 @@ def _row(
         "method": method,
         "checkpoint_sha256": ckpt.sha256,
         "train_val_dice": ckpt.meta.metrics["val_dice"],
-        "heldout_dice": entry["dice"],
-        "channel_asymmetry": channel["mean"],
-        "channel_ci95_lo": channel["ci95"][0],
-        "channel_ci95_hi": channel["ci95"][1],
-        "anatomy_asymmetry": anatomy["mean"],
-        "anatomy_ci95_lo": anatomy["ci95"][0],
-        "anatomy_ci95_hi": anatomy["ci95"][1],
-        "zflip_dice": entry["zflip_dice"],
-        **network_score(case.direction, ckpt.meta.offsets, channel["mean"], channel["ci95"]),
+        "heldout_dice": stats.dice,
+        "channel_asymmetry": channel.mean,
+        "channel_ci95_lo": channel.ci_low,
+        "channel_ci95_hi": channel.ci_high,
+        "anatomy_asymmetry": anatomy.mean,
+        "anatomy_ci95_lo": anatomy.ci_low,
+        "anatomy_ci95_hi": anatomy.ci_high,
+        "zflip_dice": stats.zflip_dice,
+        **network_score(case.direction, ckpt.meta.offsets, channel.mean, channel.ci95),
         **dices.columns(),
     }

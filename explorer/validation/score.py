@@ -33,7 +33,7 @@ def expected_sign(direction: int, offsets: Sequence[int]) -> int:
 
 
 def network_score(
-    direction: int, offsets: Sequence[int], mean: float | None, ci95: list[float | None]
+    direction: int, offsets: Sequence[int], mean: float | None, ci95: Sequence[float | None]
 ) -> dict[str, object]:
     """``{"expected_sign", "sign_correct", "passed"}`` of one network's ``channel_asymmetry`` (None without an
     expected sign or with an undefined mean)."""
