@@ -84,10 +84,11 @@ class Job:
             return None
         return self.elapsed() * (1.0 - self.fraction) / self.fraction
 
-    def join(self, timeout: float) -> None:
-        """Wait up to ``timeout`` seconds for the worker to finish."""
-        if self._thread is not None:
-            self._thread.join(timeout)
+    def join(self, timeout: float, *, preview: bool = False) -> None:
+        """Wait up to ``timeout`` seconds for the worker to finish (``preview``: or to publish its preview)."""
+        deadline = time.monotonic() + timeout
+        while self.running and not (preview and self.preview is not None) and time.monotonic() < deadline:
+            time.sleep(0.02)
 
     def cancel(self) -> None:
         self._cancel.set()

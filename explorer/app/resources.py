@@ -8,6 +8,7 @@ per run). Analysis results are cached by the backend's content-hash cache (memor
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 
 import streamlit as st
@@ -15,10 +16,12 @@ import streamlit as st
 from explorer.config import SAMPLE_DIR
 from explorer.io.volume import Mask, Volume, load_mask, load_volume
 from explorer.models.checkpoints import Checkpoint, list_seeds, list_zoo, load_checkpoint
-from explorer.reporting.export import static_export_status
+from explorer.reporting.export import static_export_known, static_export_status
 
 SAMPLE_VOLUME = SAMPLE_DIR / "mni152_t1_2mm.nii.gz"
 SAMPLE_MASK = SAMPLE_DIR / "mni152_gm_mask_2mm.nii.gz"
+#: Seconds between the first result shown and the export browser's probe.
+PROBE_DELAY_S = 8.0
 
 
 def _freeze(*arrays) -> None:
@@ -52,8 +55,15 @@ def zoo() -> dict[str, Checkpoint]:
 
 @st.cache_resource(show_spinner=False)
 def warm_static_export() -> threading.Thread:
-    """Probe kaleido's browser in the background once per process (the first probe takes seconds), so the
-    export buttons drawn after the first analysis do not wait for it."""
-    worker = threading.Thread(target=static_export_status, name="explorer-export-probe", daemon=True)
+    """Probe kaleido's browser in the background once per process, :data:`PROBE_DELAY_S` after the first result
+    is shown: the browser's start takes both cores for seconds and would slow the first chart's drawing. Until
+    it answers, the figures' download rows offer HTML and redraw themselves."""
+
+    def probe() -> None:
+        if static_export_known() is None:  # `explorer app` probes at server start, alongside its imports
+            time.sleep(PROBE_DELAY_S)
+            static_export_status()
+
+    worker = threading.Thread(target=probe, name="explorer-export-probe", daemon=True)
     worker.start()
     return worker

@@ -23,8 +23,12 @@ CACHED_WAIT_SECONDS = 5.0
 def all_cached(settings: Settings) -> bool:
     """Whether every checkpoint's result for these settings is already in the backend's cache (a page reload or
     a new session finds the analysis of the same inputs there)."""
+    return _cached(settings, settings.checkpoints)
+
+
+def _cached(settings: Settings, checkpoints) -> bool:
     try:
-        return is_cached(settings.study, settings.checkpoints, settings.spec)
+        return is_cached(settings.study, checkpoints, settings.spec)
     except (InputError, RuntimeError):
         return False
 
@@ -96,6 +100,9 @@ def controls(settings: Settings | Blocked) -> None:
             # Every result is on disk: reading them back takes a fraction of a second, so wait for the job here
             # and show the charts in this very run rather than one poll and one more script run later.
             job.join(CACHED_WAIT_SECONDS)
+        elif first_visit and _cached(settings, settings.checkpoints[:1]):
+            job.join(CACHED_WAIT_SECONDS, preview=True)  # the same for the first checkpoint, shown while the rest run
+            state["preview_shown"] = job.preview is not None
         state["job"] = job
         collect()
     elif changed and "analysis" in state:

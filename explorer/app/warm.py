@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
 import threading
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
@@ -36,6 +37,8 @@ PRELOAD = (
     "scipy.stats",
     "segmentation_models_pytorch",
 )
+#: The warm-up thread's nice value: the server and a visitor's page come first.
+WARM_NICENESS = 10
 #: Checkpoint sha256 → set when the warm-up has that checkpoint's result in the cache (or gave up on it).
 _done: dict[str, threading.Event] = {}
 _ident: tuple | None = None
@@ -44,8 +47,9 @@ _registered = threading.Event()  # set once start() knows what it warms
 
 
 def begin(*, analyse: bool = True) -> threading.Thread:
-    """Server start: in a daemon thread, :func:`preload`, then (``analyse``) :func:`start`. A job that starts
-    before the warm-up knows its inputs waits to learn them, rather than computing the same results alongside it.
+    """Server start: in a daemon thread, :func:`preload`, then (``analyse``) :func:`start`; in another,
+    :func:`probe_export`. A job that starts before the warm-up knows its inputs waits to learn them, rather than
+    computing the same results alongside it.
 
     Returns:
         The thread.
@@ -58,28 +62,28 @@ def begin(*, analyse: bool = True) -> threading.Thread:
             preload()
             if analyse:
                 start()
-            else:
-                probe_export()
         finally:
             _registered.set()
 
     worker = threading.Thread(target=prepare, name="explorer-preload", daemon=True)
     worker.start()
+    # The export browser's probe (two Chromium starts, seconds) alongside the imports, which leave a core idle:
+    # started later it would compete with the analysis or with a visitor's page.
+    threading.Thread(target=probe_export, name="explorer-export-probe", daemon=True).start()
     return worker
+
+
+def probe_export() -> None:
+    """Probe kaleido's export browser once (:func:`explorer.reporting.export.static_export_status`)."""
+    from explorer.reporting.export import static_export_status
+
+    static_export_status()
 
 
 def preload() -> None:
     """Import the analysis stack (a few seconds), so that the first page view does not pay for it."""
     for name in PRELOAD:
         importlib.import_module(name)
-
-
-def probe_export() -> None:
-    """Start kaleido's export browser (the first static export's probe, seconds), so that the first visitor's
-    export buttons do not wait for it."""
-    from explorer.reporting.export import static_export_status
-
-    static_export_status()
 
 
 def first_visit() -> tuple[Study, list[Checkpoint], RunSpec]:
@@ -93,6 +97,15 @@ def first_visit() -> tuple[Study, list[Checkpoint], RunSpec]:
     study = Study.load(SAMPLE_DIR / "mni152_t1_2mm.nii.gz", SAMPLE_DIR / "mni152_gm_mask_2mm.nii.gz")
     spec = RunSpec(method=DEFAULT_METHOD, target=next(iter(TARGETS)), axis=None, device="auto", keep_maps=True)
     return study, [load_checkpoint(p) for p in list_zoo()], spec
+
+
+def _yield_to_visitors() -> None:
+    """Lower this thread's scheduling priority (Linux: a thread's own nice value), so that the server and a
+    visitor's page, on the same cores, come before the warm-up's analysis; a no-op where that is not possible."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), WARM_NICENESS)
+    except (AttributeError, OSError):  # not Linux, or not permitted
+        pass
 
 
 def identity(study: Study, spec: RunSpec) -> tuple:
@@ -115,6 +128,7 @@ def start(inputs: Callable[[], tuple[Study, list[Checkpoint], RunSpec]] = first_
         _registered.set()
 
     def run() -> None:
+        _yield_to_visitors()
         try:
             for checkpoint in checkpoints:
                 try:
@@ -124,7 +138,6 @@ def start(inputs: Callable[[], tuple[Study, list[Checkpoint], RunSpec]] = first_
         finally:
             for event in _done.values():
                 event.set()
-        probe_export()  # after the analysis: the browser's start would compete with it for the cores
 
     worker = threading.Thread(target=run, name="explorer-warm-up", daemon=True)
     worker.start()
