@@ -10,6 +10,9 @@ PIP    := $(PY) -m pip
 STAMP  := $(VENV)/.installed
 PORT   ?= 8501
 PYTEST_ARGS ?=
+# pytest-xdist workers (one per core); the browser tests share one worker (their xdist_group), one server at a time.
+WORKERS ?= auto
+XDIST  := -n $(WORKERS) --dist loadgroup
 
 .PHONY: app test test-fast lint install chromium sample clean
 
@@ -19,11 +22,11 @@ app: install
 	HF_HUB_OFFLINE=1 $(VENV)/bin/explorer app --address 127.0.0.1 --port $(PORT)
 
 test: install lint
-	HF_HUB_OFFLINE=1 $(PY) -m pytest --durations=15 $(PYTEST_ARGS)
+	HF_HUB_OFFLINE=1 $(PY) -m pytest $(XDIST) --durations=15 $(PYTEST_ARGS)
 
 # The edit-test loop: everything but the tests marked slow (the app sessions, Ray, training, the browser).
 test-fast: install lint
-	HF_HUB_OFFLINE=1 $(PY) -m pytest -m "not slow and not browser" $(PYTEST_ARGS)
+	HF_HUB_OFFLINE=1 $(PY) -m pytest $(XDIST) -m "not slow and not browser" $(PYTEST_ARGS)
 
 lint: install
 	$(VENV)/bin/ruff check .

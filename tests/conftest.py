@@ -5,6 +5,9 @@ from __future__ import annotations
 import os
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+if workers := os.environ.get("PYTEST_XDIST_WORKER_COUNT"):  # `make test` runs one pytest-xdist worker per core:
+    # each worker's torch (and the CLIs it starts) then uses its share of the cores, not all of them each
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // int(workers))))
 
 from dataclasses import dataclass  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -49,15 +52,26 @@ def warm_cache(tmp_path_factory: pytest.TempPathFactory) -> WarmCache:
     """The sample × zoo analysed once per test run with exactly the inputs of the app's first visit
     (:func:`explorer.app.warm.first_visit`, what ``explorer app`` warms at server start). The app tests, the
     corpus's app sessions, the formats' app test and the browser test start from it: they test what the app
-    does with results, not the analysis again. A test that needs a cold cache keeps the per-test one."""
+    does with results, not the analysis again. A test that needs a cold cache keeps the per-test one.
+
+    Under pytest-xdist the workers share one: the first to ask computes it under a file lock, the others wait
+    and reuse it (each worker's temporary folder sits in the run's common one)."""
+    from filelock import FileLock
+
     from explorer.analysis import analyze
     from explorer.app.warm import first_visit
 
-    warm = WarmCache(tmp_path_factory.mktemp("warm-cache"), tmp_path_factory.mktemp("warm-key") / "cache.key")
-    with pytest.MonkeyPatch.context() as mp:
-        warm.use(mp)
-        study, checkpoints, spec = first_visit()
-        analyze(study, checkpoints, spec)
+    base = tmp_path_factory.getbasetemp()
+    shared = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "warm-cache"
+    warm = WarmCache(shared / "cache", shared / "key" / "cache.key")
+    with FileLock(f"{shared}.lock"):
+        if not (shared / "done").exists():
+            warm.key.parent.mkdir(parents=True, exist_ok=True)
+            with pytest.MonkeyPatch.context() as mp:
+                warm.use(mp)
+                study, checkpoints, spec = first_visit()
+                analyze(study, checkpoints, spec)
+            (shared / "done").touch()
     return warm
 
 

@@ -46,7 +46,7 @@ CHROMIUM_FLAGS = [
     "--disable-sync",
 ]
 
-pytestmark = [pytest.mark.browser, pytest.mark.slow]
+pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.xdist_group("browser")]  # one server at a time
 #: What the page's first plotly chart draws: each trace's name, type, colour range and opacity, and the titles.
 SCREEN_FIGURE_JS = """() => {
   const gd = document.querySelector('[data-testid="stPlotlyChart"] .js-plotly-plot');
