@@ -3,10 +3,12 @@ A script, not a test: it prints one table.
 
 Starts a server on a free port with an empty cache (``EXPLORER_CACHE_DIR`` in a new temporary folder), either
 ``explorer app`` (imports at start, sample × zoo warmed in the background) or plain ``streamlit run``, waits
-``--wait`` seconds after its health check answers, then opens the page in Debian's Chromium (1500 × 1000) and
-times from ``page.goto`` to the first plotly chart drawn; then again in a new page (results in the cache).
+until ``--wait`` seconds after the server's start (its health check answered), then opens the page in Debian's
+Chromium (1500 × 1000) and times from ``page.goto`` to the first plotly chart drawn; then again in a new page
+(results in the cache).
 
-Usage: ``.venv/bin/python bench/bench_first_chart.py [--server app|streamlit] [--wait 20]``
+Usage: ``.venv/bin/python bench/bench_first_chart.py [--server app|streamlit|floor] [--wait 20]`` (``floor``: a
+page with one small chart and nothing else, what any first chart costs on this machine).
 """
 
 from __future__ import annotations
@@ -44,9 +46,28 @@ def _first_chart_s(browser, url: str) -> float:
     return seconds
 
 
+FLOOR_PAGE = """import plotly.graph_objects as go
+import streamlit as st
+
+st.title("Do 2D+ networks look at one neighbour more than the other?")
+st.plotly_chart(go.Figure(go.Box(y=[1, 2, 3, 4])))
+"""
+
+
+def _floor_page() -> str:
+    path = Path(tempfile.mkdtemp(prefix="explorer-bench-floor-")) / "floor.py"
+    path.write_text(FLOOR_PAGE)
+    return str(path)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--server", choices=["app", "streamlit"], default="app")
+    parser.add_argument(
+        "--server",
+        choices=["app", "streamlit", "floor"],
+        default="app",
+        help="floor: a Streamlit page with a title and one small plotly chart, the least a first chart costs here",
+    )
     parser.add_argument("--wait", type=float, default=20.0, help="seconds between the server's start and the visit")
     args = parser.parse_args()
     load = os.getloadavg()
@@ -60,7 +81,7 @@ def main() -> None:
             "-m",
             "streamlit",
             "run",
-            "explorer/app/main.py",
+            _floor_page() if args.server == "floor" else "explorer/app/main.py",
             "--server.port",
             str(port),
             "--server.address",

@@ -46,7 +46,7 @@ CHROMIUM_FLAGS = [
     "--disable-sync",
 ]
 
-pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.xdist_group("browser")]  # one server at a time
+pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.xdist_group("browser")]  # one server
 #: What the page's first plotly chart draws: each trace's name, type, colour range and opacity, and the titles.
 SCREEN_FIGURE_JS = """() => {
   const gd = document.querySelector('[data-testid="stPlotlyChart"] .js-plotly-plot');
@@ -230,6 +230,8 @@ def test_upload_analyse_view_3d_and_export_in_chromium(app_url, tmp_path, sample
         ckpt_uploader = sidebar.locator('[data-testid="stFileUploader"]').filter(has_text="Add checkpoints")
         ckpt_uploader.locator('input[type="file"]').set_input_files(str(own))
         expect(sidebar.get_by_text("my_model.safetensors")).to_be_visible(timeout=60_000)
+        # the server has the upload (the file name above is the browser's): else a click could analyse without it
+        expect(sidebar.get_by_text(re.compile(r"my_model added: "))).to_be_visible(timeout=60_000)
         sidebar.get_by_role("button", name="Analyse").click()
         # During the run the previous (sample) results stay: a click on a view must not abandon the run.
         n = len(list_zoo()) + 1  # the shipped zoo and my_model

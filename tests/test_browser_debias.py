@@ -16,7 +16,7 @@ from explorer.config import REPO_ROOT
 from explorer.models.checkpoints import list_zoo
 from explorer.reporting.figures.style import display_names
 
-pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.xdist_group("browser")]  # one server at a time
+pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.xdist_group("browser")]  # one server
 PARENT = "unet-mobilenet_v2-imagenet-s0"
 CHILD = PARENT + "-surgery-symmetric"
 

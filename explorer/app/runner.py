@@ -68,45 +68,53 @@ def collect() -> None:
 
 
 def controls(settings: Settings | Blocked) -> None:
-    """The Analyse button; starts a job on a click, on the first visit, or when the inputs' results are cached."""
+    """The Analyse button; starts a job on a click, on the first visit, or when the inputs' results are cached.
+
+    A job started without a click starts before the button is drawn, so that the button is disabled in the very
+    run that shows the job's first results."""
     state = st.session_state
     collect()
     ready = isinstance(settings, Settings)
-    running = "job" in state
     if state.get("run_note", ("",))[0] == "error" and (not ready or state.get("failed_key") != settings.key):
         state.pop("run_note")  # a failed run's message belongs to its inputs, not to the ones chosen since
+    state["inputs_blocked"] = not ready
+    changed = ready and state.get("analysis_key") != settings.key
+    if ready and "job" not in state:
+        first_visit = "analysis" not in state and "failed_key" not in state
+        found_again = changed and state.get("failed_key") != settings.key and all_cached(settings)
+        run_now = state.pop("run_now", False)  # set by a view's one-click switch of the measure
+        if first_visit or found_again or (run_now and changed):
+            _start(settings, first_visit=first_visit, cached=found_again or (first_visit and all_cached(settings)))
     clicked = st.sidebar.button(
         "Analyse",
         type="primary",
         key="analyse",
-        disabled=not ready or running,
+        disabled=not ready or "job" in state,
         help="Runs in the background: you can look at the views meanwhile.",
     )
-    state["inputs_blocked"] = not ready
     if not ready:
         st.sidebar.warning(str(settings))
-        return
-    if running:
-        return
-    changed = state.get("analysis_key") != settings.key
-    first_visit = "analysis" not in state and "failed_key" not in state
-    found_again = changed and state.get("failed_key") != settings.key and all_cached(settings)
-    run_now = state.pop("run_now", False)  # set by a view's one-click switch of the measure
-    if clicked or first_visit or found_again or (run_now and changed):
-        state.pop("run_note", None)
-        state.pop("preview_shown", None)
-        job = jobs.start(settings.key, settings.study, list(settings.checkpoints), settings.spec)
-        if found_again or (first_visit and all_cached(settings)):
-            # Every result is on disk: reading them back takes a fraction of a second, so wait for the job here
-            # and show the charts in this very run rather than one poll and one more script run later.
-            job.join(CACHED_WAIT_SECONDS)
-        elif first_visit and _cached(settings, settings.checkpoints[:1]):
-            job.join(CACHED_WAIT_SECONDS, preview=True)  # the same for the first checkpoint, shown while the rest run
-            state["preview_shown"] = job.preview is not None
-        state["job"] = job
-        collect()
-    elif changed and "analysis" in state:
+    elif clicked and "job" not in state:
+        _start(settings, first_visit=False, cached=False)
+    elif changed and "job" not in state and "analysis" in state:
         st.info("The inputs changed: press **Analyse** to update the results (the views show the previous ones).")
+
+
+def _start(settings: Settings, *, first_visit: bool, cached: bool) -> None:
+    """Start the job for ``settings``; wait for it here when every result is cached (reading them back takes a
+    fraction of a second: the charts then show in this very run rather than one poll and one more script run
+    later), or, on a first visit, for its first checkpoint when that one is cached."""
+    state = st.session_state
+    state.pop("run_note", None)
+    state.pop("preview_shown", None)
+    job = jobs.start(settings.key, settings.study, list(settings.checkpoints), settings.spec)
+    if cached:
+        job.join(CACHED_WAIT_SECONDS)
+    elif first_visit and _cached(settings, settings.checkpoints[:1]):
+        job.join(CACHED_WAIT_SECONDS, preview=True)
+        state["preview_shown"] = job.preview is not None
+    state["job"] = job
+    collect()
 
 
 def preview():

@@ -101,6 +101,11 @@ def checkpoints(sb, chosen: list[Checkpoint], template: Checkpoint | None) -> li
                 f"**{checkpoint.name} ({n})**."
             )
             checkpoint = replace(checkpoint, name=f"{checkpoint.name} ({n})")
+        m = checkpoint.meta
+        sb.caption(
+            f"**{checkpoint.name}** added: {m.arch} / {m.encoder}, strategy {m.strategy or 'not recorded'}, "
+            f"offsets {', '.join(f'{o:+d}' if o else '0' for o in m.offsets)}."
+        )
         found.append(checkpoint)
     return found
 
