@@ -10,9 +10,10 @@ PIP    := $(PY) -m pip
 STAMP  := $(VENV)/.installed
 PORT   ?= 8501
 PYTEST_ARGS ?=
-# pytest-xdist workers (one per core); the browser tests share one worker (their xdist_group), one server at a time.
+# pytest-xdist workers (one per core), each test file in one worker: its module fixtures are made once, and the
+# browser tests (one file) run one server at a time.
 WORKERS ?= auto
-XDIST  := -n $(WORKERS) --dist loadgroup
+XDIST  := -n $(WORKERS) --dist loadfile
 
 .PHONY: app test test-fast lint install chromium sample clean
 

@@ -23,15 +23,6 @@ SAMPLE_VOLUME = SAMPLE_DIR / "mni152_t1_2mm.nii.gz"
 SAMPLE_MASK = SAMPLE_DIR / "mni152_gm_mask_2mm.nii.gz"
 
 
-@pytest.hookimpl(tryfirst=True)
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Under pytest-xdist (``make test``: ``--dist loadgroup``) each file's tests run in one worker, so that its
-    module fixtures are made once, not once per worker; the browser tests share their own group."""
-    for item in items:
-        if item.get_closest_marker("xdist_group") is None:
-            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::", 1)[0]))
-
-
 @pytest.fixture(autouse=True)
 def _isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
     """Every test gets its own cache directory and integrity key: no test sees another's cached results, and
