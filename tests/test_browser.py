@@ -295,6 +295,7 @@ def test_upload_analyse_view_3d_and_export_in_chromium(app_url, tmp_path, sample
         page.get_by_text("Slice viewer", exact=True).click()
         window = page.locator('[data-testid="stSlider"]').filter(has_text="Window (grey levels)")
         expect(window).to_be_visible(timeout=60_000)
+        expect(page.locator('[data-testid="stPlotlyChart"] .js-plotly-plot').first).to_be_attached(timeout=60_000)
         before = page.evaluate(SCREEN_FIGURE_JS)
         window.get_by_role("slider").first.press("ArrowRight")
         page.wait_for_function(  # the server has redrawn the figure with the new window
