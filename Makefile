@@ -11,9 +11,9 @@ STAMP  := $(VENV)/.installed
 PORT   ?= 8501
 PYTEST_ARGS ?=
 # pytest-xdist workers (one per core), each test file in one worker: its module fixtures are made once, and the
-# browser tests (one file) run one server at a time; files in collection order, which puts the browser tests first.
+# browser tests (one file) run one server at a time.
 WORKERS ?= auto
-XDIST  := -n $(WORKERS) --dist loadfile --no-loadscope-reorder
+XDIST  := -n $(WORKERS) --dist loadfile
 
 .PHONY: app test test-fast lint install chromium sample clean
 
