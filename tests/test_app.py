@@ -164,7 +164,7 @@ def test_upload_a_nifti_and_a_checkpoint(sample_volume_path):
     ).run()
     assert not at.error, [e.value for e in at.error]
     added = [c.value for c in at.sidebar.caption if "added" in c.value]
-    assert added == ["**uploaded** added: Unet / mobilenet_v2, strategy imagenet-symmetric, offsets -1, 0, +1."]
+    assert added == ["**uploaded** added: Unet / mobilenet_v2, strategy imagenet-symmetric, offsets −1, 0, +1."]
     at.button(key="analyse").click().run()
     settle(at)
     assert not at.exception and not at.error, [e.value for e in at.error]

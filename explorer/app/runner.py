@@ -20,13 +20,9 @@ POLL_SECONDS = 1.0
 CACHED_WAIT_SECONDS = 5.0
 
 
-def all_cached(settings: Settings) -> bool:
-    """Whether every checkpoint's result for these settings is already in the backend's cache (a page reload or
-    a new session finds the analysis of the same inputs there)."""
-    return _cached(settings, settings.checkpoints)
-
-
 def _cached(settings: Settings, checkpoints) -> bool:
+    """Whether these checkpoints' results for these settings are already in the backend's cache (a page reload or
+    a new session finds the analysis of the same inputs there)."""
     try:
         return is_cached(settings.study, checkpoints, settings.spec)
     except (InputError, RuntimeError):
@@ -81,10 +77,10 @@ def controls(settings: Settings | Blocked) -> None:
     changed = ready and state.get("analysis_key") != settings.key
     if ready and "job" not in state:
         first_visit = "analysis" not in state and "failed_key" not in state
-        found_again = changed and state.get("failed_key") != settings.key and all_cached(settings)
+        found_again = changed and state.get("failed_key") != settings.key and _cached(settings, settings.checkpoints)
         run_now = state.pop("run_now", False)  # set by a view's one-click switch of the measure
         if first_visit or found_again or (run_now and changed):
-            _start(settings, first_visit=first_visit, cached=found_again or (first_visit and all_cached(settings)))
+            _start(settings, first_visit=first_visit, cached=found_again)  # a first visit counts as changed
     clicked = st.sidebar.button(
         "Analyse",
         type="primary",

@@ -18,6 +18,7 @@ from explorer.io.volume import AXES
 from explorer.models.build import ARCHS
 from explorer.models.checkpoints import Checkpoint, load_checkpoint
 from explorer.models.strategies import STRATEGIES
+from explorer.reporting.figures.style import offset_label
 
 from .guard import guard
 
@@ -104,7 +105,7 @@ def checkpoints(sb, chosen: list[Checkpoint], template: Checkpoint | None) -> li
         m = checkpoint.meta
         sb.caption(
             f"**{checkpoint.name}** added: {m.arch} / {m.encoder}, strategy {m.strategy or 'not recorded'}, "
-            f"offsets {', '.join(f'{o:+d}' if o else '0' for o in m.offsets)}."
+            f"offsets {', '.join(map(offset_label, m.offsets))}."
         )
         found.append(checkpoint)
     return found
