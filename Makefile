@@ -11,9 +11,10 @@ STAMP  := $(VENV)/.installed
 PORT   ?= 8501
 PYTEST_ARGS ?=
 # pytest-xdist workers (one per core), each test file in one worker: its module fixtures are made once, and the
-# browser tests (one file) run one server at a time.
+# browser tests (one file) run one server at a time. Files are handed out longest first (tests/conftest.py orders
+# them; --no-loadscope-reorder keeps that order instead of xdist's most-tests-first).
 WORKERS ?= auto
-XDIST  := -n $(WORKERS) --dist loadfile
+XDIST  := -n $(WORKERS) --dist loadfile --no-loadscope-reorder
 
 .PHONY: app test test-fast lint install chromium sample clean
 

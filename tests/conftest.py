@@ -23,6 +23,23 @@ SAMPLE_VOLUME = SAMPLE_DIR / "mni152_t1_2mm.nii.gz"
 SAMPLE_MASK = SAMPLE_DIR / "mni152_gm_mask_2mm.nii.gz"
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Longest files first: the browser file, then every file holding a test marked ``slow``, then the rest, each
+    group in collection order. ``make test`` runs ``--dist loadfile --no-loadscope-reorder``, so pytest-xdist hands
+    out files in this order; its default orders files by their number of tests, which started the longest file
+    (three browser tests) last and left the other worker idle meanwhile."""
+
+    def rank(item: pytest.Item) -> int:
+        marks = {mark.name for mark in item.iter_markers()}
+        return 0 if "browser" in marks else 1 if "slow" in marks else 2
+
+    first: dict[str, int] = {}
+    for item in items:
+        module = item.nodeid.split("::", 1)[0]
+        first[module] = min(first.get(module, 2), rank(item))
+    items.sort(key=lambda item: first[item.nodeid.split("::", 1)[0]])  # stable: a file's tests stay together
+
+
 @pytest.fixture(autouse=True)
 def _isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
     """Every test gets its own cache directory and integrity key: no test sees another's cached results, and
