@@ -77,13 +77,24 @@ def test_uniform_surgery_gives_every_channel_the_mean_kernel(parent) -> None:
     )
 
 
+@pytest.fixture(scope="module")
+def sample_stack(parent, sample_volume_path) -> np.ndarray:
+    """The sample's axial slices, normalised as the parent expects (read once for the module)."""
+    return Study.load(sample_volume_path).slices("axial", parent.meta.normalisation)
+
+
+@pytest.fixture(scope="module")
+def operated(parent) -> dict[str, torch.nn.Module]:
+    """The prepared model after each surgery mode, made once: attribution never changes the model it is given."""
+    return {mode: prepare_model(surgery(parent, mode).build_model(CPU), CPU) for mode in ("symmetric", "uniform")}
+
+
 @pytest.mark.parametrize("mode", ["symmetric", "uniform"])
 @pytest.mark.parametrize("method, params", [("occlusion", {"replace": "mean"}), ("saliency", {})])
-def test_surgery_has_no_channel_asymmetry(parent, sample_volume_path, mode, method, params) -> None:
+def test_surgery_has_no_channel_asymmetry(parent, sample_stack, operated, mode, method, params) -> None:
     """``f∘R = f`` after either surgery: the channel asymmetry is 0 (every method is covered for the symmetric
     mode by tests/test_split.py, which uses this same surgery)."""
-    stack = Study.load(sample_volume_path).slices("axial", parent.meta.normalisation)
-    model = prepare_model(surgery(parent, mode).build_model(CPU), CPU)
+    stack, model = sample_stack, operated[mode]
     run = dict(
         method=method,
         params=params,

@@ -9,11 +9,14 @@ Both are exact identities up to float32 summation order, so the tolerance is 1e-
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import nibabel as nib
 import numpy as np
 import pytest
 import torch
 from enginetools import attribute
+from torch import nn
 
 from explorer.analysis import analyze
 from explorer.attribution.fastpath import prepare_model
@@ -42,8 +45,29 @@ def symmetrised(ckpt: Checkpoint) -> Checkpoint:
     return surgery(ckpt, "symmetric", name=ckpt.name + "-symmetrised")
 
 
-def _split(ckpt: Checkpoint, stack: np.ndarray, method: str, params: dict) -> tuple[np.ndarray, np.ndarray]:
-    model = prepare_model(ckpt.build_model(CPU), CPU)
+@dataclass(frozen=True)
+class Prepared:
+    """A checkpoint and its prepared (BN-folded) model, made once per module: attribution never changes the
+    model it is given (tests/test_concurrency.py), so the cases can share it."""
+
+    checkpoint: Checkpoint
+    model: nn.Module
+
+
+@pytest.fixture(scope="module")
+def imagenet() -> Prepared:
+    ckpt = load_checkpoint(IMAGENET)
+    return Prepared(ckpt, prepare_model(ckpt.build_model(CPU), CPU))
+
+
+@pytest.fixture(scope="module")
+def symmetric(imagenet: Prepared) -> Prepared:
+    ckpt = symmetrised(imagenet.checkpoint)
+    return Prepared(ckpt, prepare_model(ckpt.build_model(CPU), CPU))
+
+
+def _split(prepared: Prepared, stack: np.ndarray, method: str, params: dict) -> tuple[np.ndarray, np.ndarray]:
+    ckpt, model = prepared.checkpoint, prepared.model
     offsets = ckpt.meta.offsets
     run = dict(
         method=method,
@@ -59,31 +83,31 @@ def _split(ckpt: Checkpoint, stack: np.ndarray, method: str, params: dict) -> tu
 
 
 @pytest.fixture(scope="module")
-def sample_stack(sample_volume_path) -> np.ndarray:
-    return Study.load(sample_volume_path).slices("axial", load_checkpoint(IMAGENET).meta.normalisation)
+def sample_stack(sample_volume_path, imagenet: Prepared) -> np.ndarray:
+    return Study.load(sample_volume_path).slices("axial", imagenet.checkpoint.meta.normalisation)
 
 
 @pytest.mark.parametrize("method, params", CASES, ids=[f"{m}-{p.get('replace', '')}" for m, p in CASES])
-def test_symmetric_network_has_no_channel_asymmetry_under_every_method(sample_stack, method, params) -> None:
-    channel, anatomy = _split(symmetrised(load_checkpoint(IMAGENET)), sample_stack, method, params)
+def test_symmetric_network_has_no_channel_asymmetry_under_every_method(sample_stack, symmetric, method, params) -> None:
+    channel, anatomy = _split(symmetric, sample_stack, method, params)
     assert np.isfinite(channel).all()
     assert np.abs(channel).max() < 1e-3, channel
     if method == "occlusion" and params["replace"] == "mean":
         assert np.abs(anatomy).max() > 1e-2, "the scan's own asymmetry is still measured"
 
 
-def test_the_unsymmetrised_network_does_show_channel_asymmetry(sample_stack) -> None:
+def test_the_unsymmetrised_network_does_show_channel_asymmetry(sample_stack, imagenet) -> None:
     """The check above can fail: the same slices through the ImageNet network itself are not symmetric."""
-    channel, _ = _split(load_checkpoint(IMAGENET), sample_stack, "occlusion", {"replace": "mean"})
+    channel, _ = _split(imagenet, sample_stack, "occlusion", {"replace": "mean"})
     assert np.abs(channel).max() > 1e-2
 
 
-def test_z_symmetric_scan_has_no_anatomy_asymmetry(sample_stack) -> None:
+def test_z_symmetric_scan_has_no_anatomy_asymmetry(sample_stack, imagenet) -> None:
     """Slices alternating A, B, A, B…: every interior window has ``x_{z−1} = x_{z+1}``; the ImageNet network
     still prefers a channel, and that preference is all channel asymmetry."""
     alternating = np.stack([sample_stack[45 + (z % 2)] for z in range(len(sample_stack))])
     for method, params in [("occlusion", {"replace": "mean"}), ("saliency", {})]:
-        channel, anatomy = _split(load_checkpoint(IMAGENET), alternating, method, params)
+        channel, anatomy = _split(imagenet, alternating, method, params)
         assert np.abs(anatomy).max() < 1e-3, (method, anatomy)
         assert np.abs(channel).max() > 1e-2, (method, channel)
 
