@@ -773,15 +773,21 @@ def _debias_command(args: argparse.Namespace) -> str:
 
 
 def _cmd_analyze(args: argparse.Namespace) -> int:
+    from .outdir import check_out_dir
+    from .study import Study
+
+    check_out_dir(args.out)  # before any work: a bad --out must not cost a whole analysis
+    # A bad volume or mask is reported before torch/smp load (seconds) where nothing checked below could refuse
+    # the command first; otherwise it is read after those checks, so the same error is reported either way.
+    early = _plain_analysis(args)
+    study = Study.load(_load(args, args.volume), args.mask) if early else None
     from .analysis import analyze  # imported here: torch/smp load only for this subcommand
     from .diagnostics import DiagnosticOptions
     from .diagnostics.report import diagnostics_line
     from .progress import Progress
-    from .reporting.outputs import check_out_dir, write_outputs
+    from .reporting.outputs import write_outputs
     from .spec import RunSpec
-    from .study import Study
 
-    check_out_dir(args.out)  # before any work: a bad --out must not cost a whole analysis
     options = DiagnosticOptions(
         dilation=args.dilation,
         cam=args.cam or args.cam_layer is not None,
@@ -801,7 +807,8 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
         precision=args.precision,
         zflip_stride=args.zflip_stride,
     )
-    study = Study.load(_load(args, args.volume), args.mask)
+    if study is None:
+        study = Study.load(_load(args, args.volume), args.mask)
     with Progress("analyze", total=1000) as bar:
 
         def progress(fraction: float, message: str) -> None:
@@ -829,6 +836,14 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
         )
     replay.record_run(args, lines, outputs=None if args.json else len(written), models=len(analysis.models))
     return 0
+
+
+def _plain_analysis(args: argparse.Namespace) -> bool:
+    """Whether ``analyze``'s options cannot be refused after parsing: no ``--param`` (a method's defaults are
+    valid, tests/test_cli_lines.py) and the integers :class:`~explorer.diagnostics.DiagnosticOptions` and
+    :class:`~explorer.spec.RunSpec` range-check in range (every name was checked by the parser). Then the
+    volume can be read first without changing which error a bad command reports."""
+    return not args.param and args.dilation >= 0 and args.sanity_slices >= 1 and args.zflip_stride >= 1
 
 
 def _cmd_cohort(args: argparse.Namespace) -> int:
