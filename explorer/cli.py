@@ -17,6 +17,26 @@ from pathlib import Path
 from typing import NoReturn
 
 from . import __version__
+from .choices import (  # the registries' names only: building the parser imports no torch, smp or timm
+    ARCHS,
+    AXES,
+    DEBIAS_MODES,
+    DEBIAS_VARIANTS,
+    DEFAULT_MARGIN,
+    DEFAULT_METHOD,
+    DEVICE_CHOICES,
+    EXECUTORS,
+    LOSSES,
+    METHODS,
+    NORMALISATIONS,
+    PRECISIONS,
+    PRESETS,
+    REGIMES,
+    STRATEGIES,
+    TARGETS,
+    VALIDATION_METHODS,
+    VALIDATION_STRATEGIES,
+)
 from .errors import InputError, unknown_name
 from .reporting import replay
 from .stats.summary import NO_ESTIMATE, Estimate, ModelSummary
@@ -70,14 +90,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_train(sub: argparse._SubParsersAction) -> None:
-    # Registries are imported here, not at the top: a re-run answered by explorer.reporting.replay needs none of them.
-    from .device import DEVICE_CHOICES
-    from .io.normalise import NORMALISATIONS
-    from .io.volume import AXES
-    from .models.build import ARCHS
-    from .models.strategies import STRATEGIES
-    from .training.losses import LOSSES
-
     p = sub.add_parser("train", help="train a 2D+ checkpoint with one initialisation strategy")
     data = p.add_mutually_exclusive_group(required=True)
     data.add_argument("--volume", help="training volume (.nii, .nii.gz, .tif); held-out block of its slices")
@@ -159,11 +171,6 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
 
 
 def _add_debias(sub: argparse._SubParsersAction) -> None:
-    from .debias import MODES, VARIANTS
-    from .device import DEVICE_CHOICES
-    from .models.build import ARCHS
-    from .models.strategies import STRATEGIES
-
     p = sub.add_parser(
         "debias",
         help="debias a checkpoint: first-conv surgery, fine-tuning or retraining, "
@@ -183,14 +190,14 @@ def _add_debias(sub: argparse._SubParsersAction) -> None:
         "--variant",
         action="append",
         required=True,
-        type=_one_of(VARIANTS, "variant"),
-        help="repeat for several: " + "; ".join(f"{k}: {v}" for k, v in VARIANTS.items()),
+        type=_one_of(DEBIAS_VARIANTS, "variant"),
+        help="repeat for several: " + "; ".join(f"{k}: {v}" for k, v in DEBIAS_VARIANTS.items()),
     )
     p.add_argument(
         "--mode",
         default="symmetric",
-        type=_one_of(MODES, "surgery mode"),
-        help="first-conv surgery (default symmetric): " + "; ".join(f"{k}: {v}" for k, v in MODES.items()),
+        type=_one_of(DEBIAS_MODES, "surgery mode"),
+        help="first-conv surgery (default symmetric): " + "; ".join(f"{k}: {v}" for k, v in DEBIAS_MODES.items()),
     )
     p.add_argument(
         "--epochs",
@@ -234,11 +241,6 @@ def _add_debias(sub: argparse._SubParsersAction) -> None:
 
 
 def _add_analyze(sub: argparse._SubParsersAction) -> None:
-    from .attribution.methods import METHODS, TARGETS
-    from .device import DEVICE_CHOICES, PRECISIONS
-    from .io.volume import AXES
-    from .reporting.export import PRESETS
-
     p = sub.add_parser("analyze", help="per-slice channel attribution and asymmetry statistics")
     _analyze_arguments(
         p, dict(method=METHODS, target=TARGETS, axis=AXES, precision=PRECISIONS, device=DEVICE_CHOICES, preset=PRESETS)
@@ -257,7 +259,7 @@ class _LightParser(_Parser):
 
 def analyze_namespace(argv: Sequence[str]) -> argparse.Namespace | None:
     """The ``analyze`` arguments parsed by the same definitions as :func:`build_parser`'s, but with the
-    registries' names unchecked (importing them costs seconds), or None when they do not parse. Used to look up
+    registries' names unchecked, or None when they do not parse. Used to look up
     a run record (:mod:`explorer.reporting.replay`): a record exists only for a command that once ran, i.e. checked."""
     p = _LightParser(prog="explorer analyze")
     _analyze_arguments(p, None)
@@ -268,15 +270,13 @@ def analyze_namespace(argv: Sequence[str]) -> argparse.Namespace | None:
 
 
 def _method_help(registries: dict[str, Collection]) -> str:
-    """``--method``'s help (empty for the light parse, which must not import the methods)."""
+    """``--method``'s help (empty for the light parse, which checks no names)."""
     if "method" not in registries:
         return ""
-    from .attribution.methods import DEFAULT_METHOD
-
     return (
         f"attribution method (default {DEFAULT_METHOD}, validated on planted dependencies; saliency is the "
         "paper's measure and reads the first conv's per-channel weighting): "
-        + "; ".join(f"{m.name}: {m.description}" for m in registries["method"].values())
+        + "; ".join(f"{name}: {description}" for name, description in registries["method"].items())
     )
 
 
@@ -290,7 +290,7 @@ def _analyze_arguments(p: argparse.ArgumentParser, registries: dict[str, Collect
     def listed(name: str, described: bool = False) -> str:
         if name not in reg:
             return ""
-        return "; ".join(f"{v.name}: {v.description}" for v in reg[name].values()) if described else _names(reg[name])
+        return "; ".join(f"{k}: {v}" for k, v in reg[name].items()) if described else _names(reg[name])
 
     p.add_argument("volume", help="volume to analyse (.nii, .nii.gz, .tif)")
     p.add_argument("--checkpoint", action="append", required=True, help="checkpoint file; repeat for several")
@@ -381,11 +381,6 @@ def _formats(value: str) -> tuple[str, ...]:
 
 
 def _add_cohort(sub: argparse._SubParsersAction) -> None:
-    from .attribution.methods import DEFAULT_METHOD, METHODS, TARGETS
-    from .cohort import DEFAULT_MARGIN, EXECUTORS  # light: pandas and the manifest reader only
-    from .device import DEVICE_CHOICES
-    from .io.volume import AXES
-
     p = sub.add_parser("cohort", help="many volumes × checkpoints: group statistics by strategy (docs/cohort.md)")
     p.add_argument("manifest", help="CSV with volume [, mask, subject] columns, or a folder of volumes")
     p.add_argument("--checkpoint", action="append", required=True, help="checkpoint file; repeat for several")
@@ -458,12 +453,6 @@ def _add_cohort(sub: argparse._SubParsersAction) -> None:
 
 
 def _add_validate(sub: argparse._SubParsersAction) -> None:
-    from .device import DEVICE_CHOICES
-    from .models.build import ARCHS
-    from .models.strategies import STRATEGIES
-    from .validation.planted import REGIMES
-    from .validation.spec import DEFAULT_METHODS, DEFAULT_STRATEGIES
-
     p = sub.add_parser(
         "validate",
         help="known-answer benchmark: train on planted slice dependencies, score every "
@@ -479,7 +468,10 @@ def _add_validate(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--regimes", nargs="+", type=_one_of(REGIMES, "regime"), help="default: " + _names(REGIMES))
     p.add_argument(
-        "--strategies", nargs="+", type=_one_of(STRATEGIES, "strategy"), help="default: " + _names(DEFAULT_STRATEGIES)
+        "--strategies",
+        nargs="+",
+        type=_one_of(STRATEGIES, "strategy"),
+        help="default: " + _names(VALIDATION_STRATEGIES),
     )
     p.add_argument("--seeds", type=int, help="seeds per strategy x direction x regime (default 3)")
     p.add_argument("--directions", nargs="+", type=int, help="planted offsets d (default: every offset of the window)")
@@ -487,7 +479,7 @@ def _add_validate(sub: argparse._SubParsersAction) -> None:
         "--methods",
         nargs="+",
         metavar="NAME[:KEY=VALUE,...]",
-        help="methods scored (default: " + " ".join(DEFAULT_METHODS) + ")",
+        help="methods scored (default: " + " ".join(VALIDATION_METHODS) + ")",
     )
     p.add_argument("--epochs", type=int, help="training epochs (default 12; 40 with --quick)")
     p.add_argument("--arch", type=_one_of(ARCHS, "architecture"), help="smp architecture (default Unet)")
@@ -781,16 +773,21 @@ def _debias_command(args: argparse.Namespace) -> str:
 
 
 def _cmd_analyze(args: argparse.Namespace) -> int:
-    from .analysis import analyze  # imported here: torch/smp load only for this subcommand
-    from .attribution.methods import DEFAULT_METHOD
-    from .diagnostics import DiagnosticOptions
-    from .diagnostics.report import diagnostics_line
-    from .progress import Progress
-    from .reporting.outputs import check_out_dir, write_outputs
-    from .spec import RunSpec
+    from .outdir import check_out_dir
     from .study import Study
 
     check_out_dir(args.out)  # before any work: a bad --out must not cost a whole analysis
+    # A bad volume or mask is reported before torch/smp load (seconds) where nothing checked below could refuse
+    # the command first; otherwise it is read after those checks, so the same error is reported either way.
+    early = _plain_analysis(args)
+    study = Study.load(_load(args, args.volume), args.mask) if early else None
+    from .analysis import analyze  # imported here: torch/smp load only for this subcommand
+    from .diagnostics import DiagnosticOptions
+    from .diagnostics.report import diagnostics_line
+    from .progress import Progress
+    from .reporting.outputs import write_outputs
+    from .spec import RunSpec
+
     options = DiagnosticOptions(
         dilation=args.dilation,
         cam=args.cam or args.cam_layer is not None,
@@ -810,7 +807,8 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
         precision=args.precision,
         zflip_stride=args.zflip_stride,
     )
-    study = Study.load(_load(args, args.volume), args.mask)
+    if study is None:
+        study = Study.load(_load(args, args.volume), args.mask)
     with Progress("analyze", total=1000) as bar:
 
         def progress(fraction: float, message: str) -> None:
@@ -838,6 +836,14 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
         )
     replay.record_run(args, lines, outputs=None if args.json else len(written), models=len(analysis.models))
     return 0
+
+
+def _plain_analysis(args: argparse.Namespace) -> bool:
+    """Whether ``analyze``'s options cannot be refused after parsing: no ``--param`` (a method's defaults are
+    valid, tests/test_cli_lines.py) and the integers :class:`~explorer.diagnostics.DiagnosticOptions` and
+    :class:`~explorer.spec.RunSpec` range-check in range (every name was checked by the parser). Then the
+    volume can be read first without changing which error a bad command reports."""
+    return not args.param and args.dilation >= 0 and args.sanity_slices >= 1 and args.zflip_stride >= 1
 
 
 def _cmd_cohort(args: argparse.Namespace) -> int:
