@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import shutil
 import threading
 import zipfile
 from pathlib import Path
@@ -32,8 +33,26 @@ def _progress_texts(at: AppTest) -> list[str]:
     return [element.proto.text for element in at.get("progress")]
 
 
+@pytest.fixture()
+def cropped_data_root(small_cohort: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A data root laid out as ``sample_data/`` (``cohort/manifest.csv``) holding the sample manifest's first two
+    rows, sub-01 and sub-02 cropped to 20 axial slices (conftest's ``small_cohort``): the page, the job and the
+    results are what the test is about, and a crop's pair costs about a quarter of a full volume's."""
+    folder = tmp_path / "cohort"
+    folder.mkdir()
+    rows = (SAMPLE_DIR / "cohort" / "manifest.csv").read_text().splitlines()[:3]  # header, sub-01, sub-02
+    for row in rows[1:]:
+        for name in row.split(",")[1:3]:
+            shutil.copy(small_cohort.parent / name, folder / name)
+    (folder / "manifest.csv").write_text("\n".join(rows) + "\n")
+    monkeypatch.setenv("EXPLORER_DATA_ROOT", str(tmp_path))
+    return tmp_path
+
+
 @pytest.mark.slow
-def test_cohort_view_runs_the_sample_cohort_in_the_background_and_shows_the_results(monkeypatch) -> None:
+def test_cohort_view_runs_the_sample_cohort_in_the_background_and_shows_the_results(
+    cropped_data_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     gate, real = threading.Event(), jobs.run_cohort
 
     def held(entries, checkpoints, spec, *, margin, progress):
@@ -56,6 +75,7 @@ def test_cohort_view_runs_the_sample_cohort_in_the_background_and_shows_the_resu
     assert _progress_texts(at) == [job.status()] and job.status().startswith("Volume 1 of 2 — 0 of 4 pairs done")
     assert at.button(key="cohort_run").disabled and at.button(key="cohort_cancel")
     gate.set()
+    job.join(600)  # wait for the job itself, then rerun the page once (settle reruns it every 0.5 s while it runs)
     settle(at)
     assert not at.exception and not at.error, (at.exception, [e.value for e in at.error])
     assert not at.get("progress") and not at.button(key="cohort_run").disabled
