@@ -2,15 +2,22 @@
 
 Upload a NIfTI and a checkpoint of one's own through the file inputs, run the analysis and click a view while
 it runs, hide and show a checkpoint (no two checkpoint chips alike), open the 3D viewer with its overlays (its
-canvas must draw, and stay one canvas after three control changes), move the slice viewer's window, download the
-report (its summary PDF checked on word boxes, its slice figure equal to the one on screen), then run the sample
-cohort on 3 volumes in the Cohort view; run a first-conv surgery from the Debias view and find the child beside its
+canvas must draw, and stay one canvas, with its settings kept, through three control changes and a visit to another
+view), move the slice viewer's window, download the report (its summary PDF checked on word boxes, its slice figure
+equal to the one on screen), then run the sample cohort (its central 8 axial slices, under the server's data
+root) on 3 volumes in the Cohort view; run a first-conv surgery from the Debias view and find the child beside its
 parent. Screenshots are kept in ``test-artifacts/``; the README's ``docs/screenshot.png``,
 ``docs/distributions.png`` and ``docs/debias.png`` are taken here.
+
+One server and one Chromium serve the module's tests (each test in its own browser context, so its own Streamlit
+session): starting them costs more CPU than most of what a test then does. The 3D viewer's canvas check once had a
+test of its own on a page of its own (``tests/pages/viewer3d_page.py``); it is part of the upload test now, which
+made the same three control changes and visit to another view anyway.
 """
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import re
@@ -21,18 +28,23 @@ import sys
 import time
 import urllib.request
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import nibabel as nib
 import numpy as np
 import pytest
 
-from explorer.config import REPO_ROOT
+from explorer.config import REPO_ROOT, SAMPLE_DIR
 from explorer.models.checkpoints import list_zoo
 from explorer.reporting.figures.style import display_names
 from explorer.reporting.figures.tables import format_table, stats_table
 from tests.apptools import plotly_json
 from tests.pdfcheck import pdf_problems
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser, Page
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = REPO_ROOT / "test-artifacts"
@@ -66,25 +78,93 @@ def _figure_facts(data: list, layout: dict) -> dict:
     }
 
 
+def _cpu_seconds() -> float:
+    """User + system CPU seconds of this process and every live process under it (the server, Chromium), read
+    from ``/proc``; 0 where there is none."""
+    tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    stats: dict[int, tuple[int, float]] = {}
+    for entry in Path("/proc").glob("[0-9]*"):
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        stats[int(entry.name)] = (int(fields[1]), (int(fields[11]) + int(fields[12])) / tick)
+    mine, total = {os.getpid()}, 0.0
+    for _ in range(8):  # a few generations: pytest → playwright's driver → Chromium → its helpers
+        mine |= {pid for pid, (ppid, _) in stats.items() if ppid in mine}
+    for pid in mine:
+        total += stats.get(pid, (0, 0.0))[1]
+    return total
+
+
+class _Phases:
+    """Prints each phase's wall and CPU seconds (this process and those under it; shown with ``-s``, and in a
+    failing test's report): where a browser test's time goes."""
+
+    def __init__(self, test: str) -> None:
+        self.test, self.last, self.cpu = test, time.monotonic(), _cpu_seconds()
+
+    def __call__(self, name: str) -> None:
+        now, cpu = time.monotonic(), _cpu_seconds()
+        print(f"{self.test}: {name} {now - self.last:.1f} s wall, {cpu - self.cpu:.1f} s CPU", flush=True)
+        self.last, self.cpu = now, cpu
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
 
-@pytest.fixture()
-def app_url(tmp_path, warm_cache):
+@pytest.fixture(scope="module")
+def app_url(tmp_path_factory: pytest.TempPathFactory, warm_cache) -> Iterator[str]:
     """The app, served on the session's warm cache: the first visit shows results at once (the analysis itself
-    is tested elsewhere); what the page does next is computed as a user's would be."""
-    yield from _serve("explorer/app/main.py", tmp_path, warm_cache.env())
+    is tested elsewhere); what the page does next is computed as a user's would be. One server for the module:
+    each test's browser context is a session of its own (uploads, choices and jobs are kept per session). Its
+    data root (``EXPLORER_DATA_ROOT``, where the Cohort view finds manifests) holds :func:`_cohort_crop`."""
+    root = _cohort_crop(tmp_path_factory.mktemp("data"))
+    env = {**warm_cache.env(), "EXPLORER_DATA_ROOT": str(root)}
+    yield from _serve("explorer/app/main.py", tmp_path_factory.mktemp("server"), env)
 
 
-@pytest.fixture()
-def viewer_url(tmp_path):
-    yield from _serve("tests/pages/viewer3d_page.py", tmp_path, {"EXPLORER_CACHE_DIR": str(tmp_path / "cache")})
+def _cohort_crop(root: Path, subjects: int = 4, slices: int = 8) -> Path:
+    """The sample cohort's first ``subjects`` volumes and masks, each cut to its central ``slices`` axial slices,
+    with their manifest (the same columns), in ``root/cohort``: the Cohort view's run is the sample cohort's, on
+    a tenth of the voxels (the whole volumes made it most of this module's CPU time).
+
+    Returns:
+        ``root``.
+    """
+    source, target = SAMPLE_DIR / "cohort", root / "cohort"
+    target.mkdir(parents=True)
+    with open(source / "manifest.csv", newline="", encoding="utf-8") as handle:
+        reader = csv.DictReader(handle)
+        columns, rows = reader.fieldnames or [], list(reader)[:subjects]
+    for row in rows:
+        for column in ("volume", "mask"):
+            img = nib.load(source / row[column])
+            start = img.shape[2] // 2 - slices // 2
+            crop = img.slicer[:, :, start : start + slices]
+            nib.save(nib.Nifti1Image(np.asanyarray(crop.dataobj), crop.affine), target / row[column])
+    with open(target / "manifest.csv", "w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, columns)
+        writer.writeheader()
+        writer.writerows(rows)
+    return root
 
 
-def _serve(script: str, tmp_path: Path, cache_env: dict[str, str]):
+@pytest.fixture(scope="module")
+def chromium() -> Iterator[Browser]:
+    """Debian's Chromium, launched once for the module's tests (each opens a context of its own)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS, headless=True)
+        yield browser
+        browser.close()
+
+
+def _serve(script: str, tmp_path: Path, cache_env: dict[str, str]) -> Iterator[str]:
     """``streamlit run script`` on a free port with the cache ``cache_env`` names; yields its URL once it
     answers."""
     if not Path(CHROMIUM).exists():
@@ -131,9 +211,10 @@ def _serve(script: str, tmp_path: Path, cache_env: dict[str, str]):
 
 
 def _upload_volume(tmp_path: Path, sample_volume_path: Path) -> Path:
-    """A real upload: the sample's central 24 axial slices, as a user would crop a scan."""
+    """A real upload: the sample's centre, 64 × 64 × 12 voxels, as a user would crop a scan (few enough for a
+    loaded CPU to analyse with the six checkpoints, enough for the figures and the report)."""
     img = nib.load(sample_volume_path)
-    crop = img.slicer[:, :, 28:52]
+    crop = img.slicer[6:70, 15:79, 34:46]
     path = tmp_path / "my_scan.nii.gz"
     nib.save(nib.Nifti1Image(np.asanyarray(crop.dataobj).astype(np.float32), crop.affine), path)
     return path
@@ -155,11 +236,24 @@ def _own_checkpoint(tmp_path: Path) -> Path:
     return path
 
 
-def _choose(page, label: str, option: str) -> None:
+def _settle(page: Page) -> None:
+    """Wait for the script run a widget change starts to end (Streamlit marks its app element with the state),
+    rather than a fixed time."""
+    from playwright.sync_api import expect
+
+    app = page.locator('[data-testid="stApp"]')
+    try:  # the run starts when the change reaches the server; a quick one may be over before this looks
+        expect(app).not_to_have_attribute("data-test-script-state", "notRunning", timeout=1500)
+    except AssertionError:
+        pass
+    expect(app).to_have_attribute("data-test-script-state", "notRunning", timeout=120_000)
+
+
+def _choose(page: Page, label: str, option: str) -> None:
     """Pick ``option`` in the select box labelled ``label``, and let the page rerun."""
     page.locator('[data-testid="stSelectbox"]').filter(has_text=label).click()
     page.get_by_role("option", name=option, exact=True).click()
-    page.wait_for_timeout(1500)
+    _settle(page)
 
 
 def _lit_pixels(png: bytes) -> int:
@@ -174,47 +268,19 @@ def _lit_pixels(png: bytes) -> int:
     return int(((grey > 20) & (grey < 235)).sum())
 
 
-def test_the_3d_viewer_stays_one_canvas_through_control_changes(viewer_url):
-    """Colour map, layout and opacity changed, the view left and opened again: one NiiVue canvas throughout
-    (the viewer used to add a scan panel per change), and the settings kept."""
-    from playwright.sync_api import expect, sync_playwright
-
-    ARTIFACTS.mkdir(exist_ok=True)
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS, headless=True)
-        page = browser.new_page(viewport={"width": 1500, "height": 1000})
-        page.goto(viewer_url)
-        frame = page.frame_locator('iframe[title*="niivue"]')
-        expect(frame.locator("canvas").first).to_be_visible(timeout=300_000)
-        _choose(page, "Colour map", "viridis")
-        _choose(page, "Layout", "Axial")
-        page.locator('[data-testid="stSlider"]').filter(has_text="Attribution opacity").get_by_role("slider").press(
-            "ArrowLeft"
-        )
-        page.wait_for_timeout(3000)
-        after_changes = frame.locator("canvas").count()
-        page.get_by_text("Another view", exact=True).click()
-        expect(page.get_by_text("Another view.")).to_be_visible(timeout=60_000)
-        page.get_by_text("3D viewer", exact=True).click()
-        expect(page.get_by_role("combobox", name="Colour map")).to_have_value("viridis", timeout=60_000)
-        expect(page.get_by_role("combobox", name="Layout")).to_have_value("Axial")
-        expect(frame.locator("canvas").first).to_be_visible(timeout=60_000)
-        page.wait_for_timeout(2000)
-        after_return = frame.locator("canvas").count()
-        page.screenshot(path=str(ARTIFACTS / "app_3d_controls.png"))
-        browser.close()
-    assert after_changes == 1 and after_return == 1, (after_changes, after_return)
-
-
-def test_upload_analyse_view_3d_and_export_in_chromium(app_url, tmp_path, sample_volume_path):
-    from playwright.sync_api import expect, sync_playwright
+def test_upload_analyse_view_3d_and_export_in_chromium(
+    app_url: str, chromium: Browser, tmp_path: Path, sample_volume_path: Path
+) -> None:
+    """A user's whole session: upload, analyse, the views (the 3D viewer stays one canvas through control changes
+    and keeps its settings: it used to add a scan panel per change), the report, the cohort."""
+    from playwright.sync_api import expect
 
     scan = _upload_volume(tmp_path, sample_volume_path)
     own = _own_checkpoint(tmp_path)
     ARTIFACTS.mkdir(exist_ok=True)
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS, headless=True)
-        page = browser.new_page(viewport={"width": 1500, "height": 1100}, accept_downloads=True)
+    phase = _Phases("upload test")
+    with chromium.new_context(viewport={"width": 1500, "height": 1100}, accept_downloads=True) as context:
+        page = context.new_page()
         page.goto(app_url)
         sidebar = page.locator('[data-testid="stSidebar"]')
         # First visit: the sample volume and the shipped zoo, without any click (from the session's warm cache:
@@ -222,24 +288,27 @@ def test_upload_analyse_view_3d_and_export_in_chromium(app_url, tmp_path, sample
         expect(page.get_by_text("Show checkpoints")).to_be_visible(timeout=240_000)
         expect(sidebar.get_by_role("button", name="Analyse")).to_be_enabled(timeout=600_000)
 
+        phase("first visit")
         chips = sidebar.locator('[data-testid="stMultiSelect"]').filter(has_text="Checkpoints (models/)")
         chip_labels = chips.locator("[data-tag]").all_inner_texts()
         sidebar.get_by_text("Upload a scan").click()
         scan_uploader = sidebar.locator('[data-testid="stFileUploader"]').filter(has_text="Scan (")
         expect(scan_uploader).to_be_visible(timeout=30_000)
         scan_uploader.locator('input[type="file"]').set_input_files(str(scan))
-        expect(sidebar.get_by_text("my_scan.nii.gz: (77, 94, 24) voxels")).to_be_visible(timeout=60_000)
+        expect(sidebar.get_by_text("my_scan.nii.gz: (64, 64, 12) voxels")).to_be_visible(timeout=60_000)
         ckpt_uploader = sidebar.locator('[data-testid="stFileUploader"]').filter(has_text="Add checkpoints")
         ckpt_uploader.locator('input[type="file"]').set_input_files(str(own))
         expect(sidebar.get_by_text("my_model.safetensors")).to_be_visible(timeout=60_000)
         # the server has the upload (the file name above is the browser's): else a click could analyse without it
         expect(sidebar.get_by_text(re.compile(r"my_model added: "))).to_be_visible(timeout=60_000)
+        phase("uploads")
         sidebar.get_by_role("button", name="Analyse").click()
         # During the run the previous (sample) results stay: a click on a view must not abandon the run.
         n = len(list_zoo()) + 1  # the shipped zoo and my_model
         expect(page.get_by_text(re.compile(rf"Checkpoint \d of {n}"))).to_be_visible(timeout=60_000)
         page.get_by_text("Along the axis", exact=True).click()
         expect(page.get_by_text("Analysed: my_scan.nii.gz")).to_be_visible(timeout=300_000)
+        phase("analysis")
         picker = page.locator('[data-testid="stMultiSelect"]').filter(has_text="Show checkpoints")
         tags = picker.locator("[data-tag]")
         expect(tags).to_have_count(n)
@@ -263,6 +332,7 @@ def test_upload_analyse_view_3d_and_export_in_chromium(app_url, tmp_path, sample
         page.wait_for_timeout(1000)
         (REPO_ROOT / "docs" / "distributions.png").write_bytes(page.screenshot(full_page=False))
 
+        phase("distributions")
         # The 3D viewer with the attribution overlay: its WebGL canvas has drawn pixels.
         page.get_by_text("3D viewer", exact=True).click()
         expect(page.get_by_text(re.compile(r"^Overlays: "))).to_be_visible(timeout=60_000)
@@ -284,12 +354,19 @@ def test_upload_analyse_view_3d_and_export_in_chromium(app_url, tmp_path, sample
         page.locator('[data-testid="stSlider"]').filter(has_text="Attribution opacity").get_by_role("slider").press(
             "ArrowLeft"
         )
-        page.wait_for_timeout(3000)
+        _settle(page)
+        page.wait_for_timeout(3000)  # the component's front end takes the new overlays: time for a second panel
         canvases = frame.locator("canvas").count()
         page.get_by_text("Distributions", exact=True).click()
         expect(page.locator('[data-testid="stPlotlyChart"]').first).to_be_visible(timeout=60_000)
         page.get_by_text("3D viewer", exact=True).click()
         expect(page.get_by_role("combobox", name="Colour map")).to_have_value("viridis", timeout=60_000)
+        expect(page.get_by_role("combobox", name="Layout")).to_have_value("Axial")
+        expect(canvas).to_be_visible(timeout=60_000)
+        page.wait_for_timeout(2000)  # as above: time for a second panel to appear
+        canvases_after_return = frame.locator("canvas").count()
+        page.screenshot(path=str(ARTIFACTS / "app_3d_controls.png"))
+        phase("3D viewer")
 
         # The slice viewer with a window of the user's: the report's slice figure must be this very figure.
         page.get_by_text("Slice viewer", exact=True).click()
@@ -305,13 +382,15 @@ def test_upload_analyse_view_3d_and_export_in_chromium(app_url, tmp_path, sample
         )
         on_screen = page.evaluate(SCREEN_FIGURE_JS)
 
+        phase("slice viewer")
         page.get_by_text("Export", exact=True).click()
         with page.expect_download(timeout=300_000) as info:
             page.get_by_role("button", name="Download report (.zip)").click()
         report = Path(info.value.path()).read_bytes()
         (ARTIFACTS / "report.zip").write_bytes(report)
 
-        # The Cohort view: the sample cohort's first 3 volumes with two checkpoints of the zoo.
+        phase("report")
+        # The Cohort view: the (cropped) sample cohort's first 3 volumes with two checkpoints of the zoo.
         sidebar.get_by_text("Cohort", exact=True).click()
         expect(page.get_by_text("Manifest under")).to_be_visible(timeout=60_000)
         count = page.get_by_label("Volumes (the manifest's first N)")
@@ -328,9 +407,11 @@ def test_upload_analyse_view_3d_and_export_in_chromium(app_url, tmp_path, sample
         expect(page.get_by_text("Between groups (Holm-corrected over all tests)")).to_be_visible()
         assert page.locator('[data-testid="stPlotlyChart"]').count() == 3
         page.screenshot(path=str(ARTIFACTS / "app_cohort.png"), full_page=True)
-        browser.close()
+        phase("cohort")
+    phase("done")
     assert lit > 5000, f"the 3D viewer's canvas drew only {lit} pixels"
     assert canvases == 1, f"the 3D viewer shows {canvases} NiiVue canvases after three control changes"
+    assert canvases_after_return == 1, f"the 3D viewer shows {canvases_after_return} canvases after another view"
     # the chips say strategy and seed, no label twice (the sidebar's zoo; the shown checkpoints with my_model)
     assert len(set(chip_labels)) == len(chip_labels) == len(list_zoo()) and "imagenet, seed 0" in chip_labels
     assert len(set(shown_labels)) == len(shown_labels) == len(list_zoo()) + 1, shown_labels
@@ -374,19 +455,18 @@ def _crop(tmp_path: Path, volume: Path, mask: Path) -> tuple[Path, Path]:
 
 
 def test_surgery_from_the_debias_view_appears_beside_its_parent(
-    app_url,
-    tmp_path,
-    sample_volume_path,
-    sample_mask_path,
-):
-    from playwright.sync_api import expect, sync_playwright
+    app_url: str, chromium: Browser, tmp_path: Path, sample_volume_path: Path, sample_mask_path: Path
+) -> None:
+    """A surgery run from the Debias view: its note, table and figure, and the child listed right after its parent
+    in the Distributions view."""
+    from playwright.sync_api import expect
 
     ARTIFACTS.mkdir(exist_ok=True)
     scan, mask = _crop(tmp_path, sample_volume_path, sample_mask_path)
     n = 1  # the parent, analysed alone
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS, headless=True)
-        page = browser.new_page(viewport={"width": 1500, "height": 1100})
+    phase = _Phases("debias test")
+    with chromium.new_context(viewport={"width": 1500, "height": 1100}) as context:
+        page = context.new_page()
         page.goto(app_url)
         sidebar = page.locator('[data-testid="stSidebar"]')
         # The first visit shows the sample with the whole zoo (from the session's warm cache); a small scan and one
@@ -410,6 +490,7 @@ def test_surgery_from_the_debias_view_appears_beside_its_parent(
         expect(page.get_by_text(re.compile(r"· 1 checkpoint\(s\)"))).to_be_visible(timeout=600_000)
         expect(sidebar.get_by_role("button", name="Analyse")).to_be_enabled(timeout=600_000)
 
+        phase("upload and analysis")
         page.get_by_text("Debias", exact=True).click()
         expect(page.get_by_text("Checkpoint to debias")).to_be_visible(timeout=60_000)
         page.get_by_role("button", name="Debias", exact=True).click()
@@ -423,6 +504,7 @@ def test_surgery_from_the_debias_view_appears_beside_its_parent(
         page.wait_for_timeout(1500)  # the figure's first paint
         (REPO_ROOT / "docs" / "debias.png").write_bytes(page.screenshot(full_page=False))
 
+        phase("surgery")
         page.get_by_text("Distributions", exact=True).click()
         picker = page.locator('[data-testid="stMultiSelect"]').filter(has_text="Show checkpoints")
         tags = picker.locator("[data-tag]")
@@ -432,4 +514,4 @@ def test_surgery_from_the_debias_view_appears_beside_its_parent(
         chart = page.locator('[data-testid="stPlotlyChart"]').first
         expect(chart).to_contain_text("imagenet, seed 0 → surgery-symmetric", timeout=60_000)
         page.screenshot(path=str(ARTIFACTS / "app_debias_distributions.png"), full_page=False)
-        browser.close()
+    phase("distributions")
