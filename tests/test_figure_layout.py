@@ -9,6 +9,7 @@ estimated).
 
 from __future__ import annotations
 
+import functools
 import itertools
 
 import numpy as np
@@ -148,10 +149,15 @@ def make_inputs(n: int) -> dict:
     return dict(shares=pd.DataFrame(rows), summary=summary, tables=tables, image=image, maps=maps, names=names)
 
 
+@functools.cache
 def every_figure(n: int) -> dict[str, go.Figure]:
     """Every exported figure for ``n`` checkpoints: the analysis' and diagnostics' report figures, the slice
     viewer as the app draws it (orientation letters, anatomy under the maps), the Grad-CAM panels, and the
-    cohort figures of a cohort of ``n + 1`` subjects."""
+    cohort figures of a cohort of ``n + 1`` subjects.
+
+    Built once per count (seconds of pandas and plotly for 8 checkpoints) and shared by the tests of every size
+    and preset; callers export copies (``go.Figure(fig)``, :func:`explorer.reporting.export.apply_preset`) and
+    never change these."""
     d = make_inputs(n)
     figs = {**analysis_figures(d["shares"], d["summary"]), **diagnostics_figures(d["tables"], d["summary"])}
     figs["slice_view"] = slice_view_figure(

@@ -3,13 +3,14 @@ this machine has them; CSV tables; and the report bundle (a zip) built from the 
 
 Static export is probed once per process (:func:`static_export_status`): the browser is looked up first
 (cheap), then one tiny figure is rendered by a one-shot browser under a time limit, so a broken browser
-reports "unavailable" quickly instead of hanging. After that kaleido's persistent browser (its sync server)
-serves every later export, one at a time.
+reports "unavailable" quickly instead of hanging. After that one persistent kaleido browser, driven from a
+thread of its own, serves every later export, one at a time, in a tab that is not reloaded between renders.
 """
 
 from __future__ import annotations
 
 import asyncio
+import atexit
 import io
 import json
 import os
@@ -18,11 +19,12 @@ import sys
 import tempfile
 import threading
 import zipfile
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Coroutine, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
+from typing import TypeVar
 
 import pandas as pd
 import plotly.graph_objects as go
@@ -112,9 +114,67 @@ PRESETS: dict[str, Preset] = {
     p.name: p for p in (Preset("screen", None), Preset("paper-single", 88.0), Preset("paper-double", 180.0))
 }
 
-_lock = threading.Lock()  # one export at a time: kaleido's sync server is not safe for concurrent callers
+_T = TypeVar("_T")
+_lock = threading.Lock()  # one export at a time: the persistent browser renders one figure at a time
 _status: tuple[bool, str] | None = None
 _server_started = False  # kaleido's persistent browser, started after a one-shot export worked
+
+
+class _Renderer:
+    """One kaleido browser kept open in a daemon thread's event loop, serving blocking render calls.
+
+    kaleido's own sync server (``kaleido.start_sync_server``) reloads its tab after every figure: the page
+    parses and runs plotly.js again, about 0.3 s of CPU, most of a figure's cost (a render itself takes
+    0.02-0.2 s). Plotly.toImage draws each figure into a fresh node of its own and purges it, so the page
+    keeps nothing from one figure that changes the next; here the tab is reloaded only after a failed render
+    (a timed-out or broken figure may leave the page in any state). The browser closes at interpreter exit.
+    """
+
+    def __init__(self, **options: object) -> None:
+        import kaleido
+
+        class KeptTabKaleido(kaleido.Kaleido):
+            async def _return_kaleido_tab(self, tab: object) -> None:  # kaleido's reloads the tab first
+                await self.tabs_ready.put(tab)
+
+        self._loop = asyncio.new_event_loop()
+        threading.Thread(target=self._loop.run_forever, name="explorer-kaleido", daemon=True).start()
+        self._browser = KeptTabKaleido(n=1, **options)
+        self._call(self._browser.open())
+        atexit.register(self.close)
+
+    def _call(self, coroutine: Coroutine[object, object, _T]) -> _T:
+        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result()
+
+    def render(self, figure: dict, opts: dict) -> bytes:
+        """``kaleido.calc_fig`` of ``figure`` in the kept tab; the tab is reloaded if the render failed."""
+        try:
+            return self._call(self._browser.calc_fig(figure, opts=opts))
+        except BaseException:
+            try:
+                self._call(self._reload())
+            except Exception:  # noqa: BLE001  (a browser that is gone cannot reload: the render's error says why)
+                pass
+            raise
+
+    async def _reload(self) -> None:
+        tab = await self._browser.tabs_ready.get()
+        try:
+            await tab.reload()
+        finally:
+            await self._browser.tabs_ready.put(tab)
+
+    def close(self) -> None:
+        """Close the browser and stop the thread's loop (idempotent)."""
+        if self._loop.is_running():
+            try:
+                asyncio.run_coroutine_threadsafe(self._browser.close(), self._loop).result(PROBE_TIMEOUT_S)
+            except Exception:  # noqa: BLE001  (closing at exit: a browser already gone is fine)
+                pass
+            self._loop.call_soon_threadsafe(self._loop.stop)
+
+
+_server: _Renderer | None = None
 
 
 class StaticExportUnavailable(RuntimeError):
@@ -156,7 +216,7 @@ def _probe() -> tuple[bool, str]:
     outcome: list[object] = []
 
     def render() -> None:
-        global _server_started
+        global _server_started, _server
         try:
             probe = go.Figure(go.Scatter(x=[0, 1], y=[0, 1]))
             if not _server_started:  # a one-shot browser fails fast; a broken persistent one would hang
@@ -167,7 +227,8 @@ def _probe() -> tuple[bool, str]:
                         kopts=dict(page_generator=PageGenerator(mathjax=False)),
                     )
                 )
-                kaleido.start_sync_server(page_generator=PageGenerator(mathjax=False), silence_warnings=True)
+                if _server is None:
+                    _server = _Renderer(page_generator=PageGenerator(mathjax=False))
                 _server_started = True
             outcome.append(_render(probe, "png", 1))
         except Exception as exc:  # noqa: BLE001  (any failure means "unavailable", with its reason)
@@ -185,11 +246,11 @@ def _probe() -> tuple[bool, str]:
 
 
 def _render(fig: go.Figure, fmt: str, scale: float) -> bytes:
-    import kaleido
-
+    if _server is None:  # figure_bytes asks static_export_status first, which starts it
+        raise StaticExportUnavailable("static export was not probed: call static_export_status() first")
     width = fig.layout.width or DEFAULT_SIZE[0]
     height = fig.layout.height or DEFAULT_SIZE[1]
-    return kaleido.calc_fig_sync(fig.to_plotly_json(), opts=dict(format=fmt, width=width, height=height, scale=scale))
+    return _server.render(fig.to_plotly_json(), dict(format=fmt, width=width, height=height, scale=scale))
 
 
 def apply_preset(fig: go.Figure, preset: str) -> tuple[go.Figure, float]:
