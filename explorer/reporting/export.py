@@ -135,7 +135,10 @@ class _Renderer:
 
         class KeptTabKaleido(kaleido.Kaleido):
             async def _return_kaleido_tab(self, tab: object) -> None:  # kaleido's reloads the tab first
-                await self.tabs_ready.put(tab)
+                ready = getattr(self, "tabs_ready", None)
+                if ready is None:  # a kaleido without this queue: its own return, reload and all
+                    return await super()._return_kaleido_tab(tab)
+                await ready.put(tab)
 
         self._loop = asyncio.new_event_loop()
         threading.Thread(target=self._loop.run_forever, name="explorer-kaleido", daemon=True).start()
