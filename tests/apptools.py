@@ -13,13 +13,20 @@ TIMEOUT = 600
 JOB_KEYS = ("job", "cohort_job")
 
 
-def settle(at: AppTest, timeout: float = TIMEOUT) -> AppTest:
-    """Rerun the page until the background analysis or cohort (if any) has finished and its result is shown."""
+def settle(at: AppTest, timeout: float = TIMEOUT, keys: tuple[str, ...] = JOB_KEYS) -> AppTest:
+    """Rerun the page until the background jobs under ``keys`` (if any) have finished and their result is shown.
+
+    Waits on the jobs themselves and reruns the page once each has finished (a finished job may start another:
+    a debias run starts the analysis of its children), rather than rerunning every half second meanwhile: a
+    rerun draws the whole page, figures included, and took the cores from the very analysis it waited for."""
     deadline = time.monotonic() + timeout
-    while any(key in at.session_state for key in JOB_KEYS) and time.monotonic() < deadline:
-        time.sleep(0.5)
+    while (running := [at.session_state[key] for key in keys if key in at.session_state]) and (
+        time.monotonic() < deadline
+    ):
+        for job in running:
+            job.join(max(0.0, deadline - time.monotonic()))
         at.run()
-    assert not any(key in at.session_state for key in JOB_KEYS), "the analysis did not finish"
+    assert not any(key in at.session_state for key in keys), "the analysis did not finish"
     assert not at.exception, at.exception
     return at
 

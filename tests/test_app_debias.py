@@ -5,9 +5,9 @@ finds the finished run in the cache; bad input is one message."""
 from __future__ import annotations
 
 import json
-import time
 
 import pytest
+from apptools import settle
 from streamlit.testing.v1 import AppTest
 
 from explorer.app.debias import COHORT, with_children
@@ -24,13 +24,7 @@ pytestmark = pytest.mark.slow
 
 def _settle(at: AppTest) -> AppTest:
     """Rerun until no analysis or debias job runs (a finished debias starts an analysis of its children)."""
-    deadline = time.monotonic() + TIMEOUT
-    while any(k in at.session_state for k in ("job", "debias_job")) and time.monotonic() < deadline:
-        time.sleep(0.5)
-        at.run()
-    assert not any(k in at.session_state for k in ("job", "debias_job")), "a job did not finish"
-    assert not at.exception, at.exception
-    return at
+    return settle(at, keys=("job", "debias_job"))
 
 
 def _session() -> AppTest:

@@ -139,15 +139,28 @@ def test_the_attribution_threshold_hides_values_below_it(small_analysis):
     assert float(image.header["cal_min"]) == pytest.approx(0.5 * top, rel=1e-5)
 
 
-def test_the_report_holds_the_slice_figure_the_pdf_summary_and_the_maps(small_analysis):
+#: The slice viewer's settings the report is drawn with (not the defaults: the report must follow the screen's).
+REPORT_VIEW_STATE = {"viewer_opacity": 0.4, "viewer_per_row": True}
+REPORT_WINDOW = (12.5, 80.25)
+
+
+@pytest.fixture(scope="module")
+def report(small_analysis) -> tuple[dict, zipfile.ZipFile]:
+    """One report zip of slice 6 drawn with non-default viewer settings, and those settings: the two report
+    tests read the same zip (each build exports every figure and the PDF, the costliest step of these tests)."""
     from explorer.app.exports import report_bytes
+    from explorer.app.viewer import settings, window_key
 
     a = small_analysis
-    names = list(a.models)
-    with zipfile.ZipFile(io.BytesIO(report_bytes(a, names, 6))) as bundle:
-        files = set(bundle.namelist())
-        pdf = bundle.read("report/summary.pdf")
-        parameters = json.loads(bundle.read("report/parameters.json"))
+    view = settings(a, {window_key(a): REPORT_WINDOW, **REPORT_VIEW_STATE})
+    return view, zipfile.ZipFile(io.BytesIO(report_bytes(a, list(a.models), 6, view=view)))
+
+
+def test_the_report_holds_the_slice_figure_the_pdf_summary_and_the_maps(report):
+    _, bundle = report
+    files = set(bundle.namelist())
+    pdf = bundle.read("report/summary.pdf")
+    parameters = json.loads(bundle.read("report/parameters.json"))
     assert pdf.startswith(b"%PDF") and len(re.findall(rb"/Type\s*/Page(?!s)", pdf)) == 1  # one page
     assert "report/figures/slice_006.html" in files
     assert any(f.startswith("report/maps/") and f.endswith("_label.nii.gz") for f in files)
@@ -173,29 +186,28 @@ def test_a_tiff_stack_is_shown_as_fiji_shows_it(tmp_path):
     np.testing.assert_array_equal(volume.stack("axial")[2], pages[2])  # shown as stored: page 2 as Fiji shows it
 
 
-def test_the_reports_slice_figure_is_the_one_on_screen(small_analysis):
+def test_the_reports_slice_figure_is_the_one_on_screen(small_analysis, report):
     """The report draws slice z with the viewer's function and settings: the same traces (anatomy under the maps,
     the chosen window) and layout as the screen."""
-    from explorer.app.exports import report_bytes
     from explorer.app.viewer import SAVED, remembered, settings, slice_figure, window_key
 
     a = small_analysis
     names = list(a.models)
     defaults = settings(a, {})
     assert defaults["opacity"] == 0.7 and defaults["show_mask"]  # the anatomy is under the maps by default
-    state = {window_key(a): (12.5, 80.25), "viewer_opacity": 0.4, "viewer_per_row": True}
+    state = {window_key(a): REPORT_WINDOW, **REPORT_VIEW_STATE}
     view = settings(a, state)
+    assert view == report[0]  # the settings the shared report was drawn with
     assert remembered(a, {SAVED: {"volume": a.volume.sha256, "slice": 6, "view": view}}) == (6, view)
     assert remembered(a, {SAVED: {"volume": "another scan", "slice": 6, "view": view}}) == (None, defaults)
     screen = json.loads(slice_figure(a, names, 6, **view).to_json())
-    with zipfile.ZipFile(io.BytesIO(report_bytes(a, names, 6, view=view))) as bundle:
-        data, layout = plotly_json(bundle.read("report/figures/slice_006.html").decode())
+    data, layout = plotly_json(report[1].read("report/figures/slice_006.html").decode())
     assert data == screen["data"]
     assert {k: v for k, v in layout.items() if k != "template"} == {
         k: v for k, v in screen["layout"].items() if k != "template"
     }
     images = [t for t in data if t["name"] in ("image", "anatomy")]
-    assert {(t["zmin"], t["zmax"]) for t in images} == {(12.5, 80.25)}
+    assert {(t["zmin"], t["zmax"]) for t in images} == {REPORT_WINDOW}
     assert sum(t["name"] == "anatomy" for t in data) == 3  # under each channel map
     assert {t["opacity"] for t in data if t["name"].startswith(names[0] + " ")} == {0.4}
 
