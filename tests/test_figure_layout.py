@@ -25,7 +25,10 @@ from explorer.reporting.figures.cohort import cohort_figures
 from explorer.reporting.figures.diagnostics import cam_figure, diagnostics_figures
 
 playwright = pytest.importorskip("playwright.sync_api")
-pytestmark = pytest.mark.skipif(not export.static_export_status()[0], reason="needs kaleido and Chromium")
+pytestmark = [
+    pytest.mark.skipif(not export.static_export_status()[0], reason="needs kaleido and Chromium"),
+    pytest.mark.slow,  # about 120 SVG renders through kaleido, each measured in Chromium: 40 s on a 2-core CPU
+]
 
 OFFSETS = (-1, 0, 1)
 COUNTS = (1, 2, 4, 8)

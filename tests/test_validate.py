@@ -111,6 +111,7 @@ def quick(tmp_path_factory: pytest.TempPathFactory) -> dict:
     return {"out": root / "out", "first": first, "second": second, "first_csv": csv}
 
 
+@pytest.mark.slow  # the quick run trains four networks: about 40 s on a 2-core CPU
 def test_quick_run_recovers_the_planted_direction(quick: dict) -> None:
     code, stdout, stderr = quick["first"]
     assert code == 0, stderr
@@ -126,6 +127,7 @@ def test_quick_run_recovers_the_planted_direction(quick: dict) -> None:
     assert "4 network(s) trained, 0 from the cache" in stdout
 
 
+@pytest.mark.slow
 def test_functional_dice_drops_only_for_the_planted_channel(quick: dict) -> None:
     rows = pd.read_csv(quick["out"] / "validation.csv").drop_duplicates("checkpoint_sha256")
     assert len(rows) == 4
@@ -142,6 +144,7 @@ def test_functional_dice_drops_only_for_the_planted_channel(quick: dict) -> None
         assert row["dice_zflip"] < 0.7 * row["dice_intact"], row  # the neighbours swap places
 
 
+@pytest.mark.slow
 def test_rerun_resumes_from_the_cache(quick: dict) -> None:
     code, stdout, stderr = quick["second"]
     assert code == 0, stderr
@@ -151,6 +154,7 @@ def test_rerun_resumes_from_the_cache(quick: dict) -> None:
     assert (quick["out"] / "validation.csv").read_text() == quick["first_csv"]
 
 
+@pytest.mark.slow
 def test_quick_outputs_record_the_run(quick: dict) -> None:
     record = json.loads((quick["out"] / "validation.json").read_text())
     assert len(record["table"]) == 8 and record["reference_method"] == REFERENCE_METHOD
