@@ -102,6 +102,24 @@ def sample_mask_path():
     return SAMPLE_MASK
 
 
+@pytest.fixture(scope="session")
+def sample_crop(tmp_path_factory: pytest.TempPathFactory):
+    """``sample_crop(start, stop)``: the sample and its mask cut to axial slices ``start:stop`` (paths, made once
+    per run): a test whose assertions do not depend on the whole volume pays for a part of it."""
+    made: dict[tuple[int, int], tuple[Path, Path]] = {}
+
+    def crop(start: int, stop: int) -> tuple[Path, Path]:
+        if (start, stop) not in made:
+            root = tmp_path_factory.mktemp(f"sample-{start}-{stop}")
+            for path in (SAMPLE_VOLUME, SAMPLE_MASK):
+                small = nib.load(path).slicer[:, :, start:stop]
+                nib.save(nib.Nifti1Image(np.asanyarray(small.dataobj), small.affine), root / path.name)
+            made[(start, stop)] = (root / SAMPLE_VOLUME.name, root / SAMPLE_MASK.name)
+        return made[(start, stop)]
+
+    return crop
+
+
 @pytest.fixture()
 def rng() -> np.random.Generator:
     return np.random.default_rng(0)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import nibabel as nib
 import numpy as np
 import pytest
 
@@ -13,28 +12,18 @@ import explorer  # noqa: F401  (before torchvision / smp)
 from explorer.analysis import analyze
 from explorer.attribution.windows import validate_offsets
 from explorer.cli import main
-from explorer.config import SAMPLE_DIR
 from explorer.errors import InputError
 from explorer.models.checkpoints import load_checkpoint
 from explorer.spec import RunSpec
 from explorer.stats.scan import asymmetry_index, model_summary
 from explorer.training.train import Recipe, TrainSpec, train_checkpoint
 
-VOLUME = SAMPLE_DIR / "mni152_t1_2mm.nii.gz"
-MASK = SAMPLE_DIR / "mni152_gm_mask_2mm.nii.gz"
-
 
 @pytest.fixture(scope="module")
-def crop(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+def crop(sample_crop) -> tuple[Path, Path]:
     """32 axial slices of the sample and its mask: room for the -2,0,2 split (a 6-slice held-out block, 5-slice
     gaps, 16 training slices) at a third of the whole volume's training and analysis time."""
-    root = tmp_path_factory.mktemp("crop")
-    paths = []
-    for path in (VOLUME, MASK):
-        small = nib.load(path).slicer[:, :, 28:60]
-        nib.save(nib.Nifti1Image(np.asanyarray(small.dataobj), small.affine), root / path.name)
-        paths.append(root / path.name)
-    return paths[0], paths[1]
+    return sample_crop(28, 60)
 
 
 @pytest.fixture(scope="module")

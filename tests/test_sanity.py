@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import nibabel as nib
 import numpy as np
 import pandas as pd
 import pytest
@@ -118,19 +117,11 @@ def test_pick_slices_spreads_over_nonempty_targets() -> None:
 
 
 @pytest.fixture(scope="module")
-def crop(
-    tmp_path_factory: pytest.TempPathFactory, sample_volume_path: Path, sample_mask_path: Path
-) -> tuple[Path, Path]:
+def crop(sample_crop) -> tuple[Path, Path]:
     """16 axial slices of the sample and its mask, through the middle of the brain: every diagnostic has
     foreground, background and both kinds of error there, and the per-slice work (the attribution, the z-flip
     pass, Grad-CAM of every slice) is a fifth of the whole volume's."""
-    root = tmp_path_factory.mktemp("crop")
-    paths = []
-    for path in (sample_volume_path, sample_mask_path):
-        small = nib.load(path).slicer[:, :, 28:44]
-        nib.save(nib.Nifti1Image(np.asanyarray(small.dataobj), small.affine), root / path.name)
-        paths.append(root / path.name)
-    return paths[0], paths[1]
+    return sample_crop(28, 44)
 
 
 @pytest.mark.slow
