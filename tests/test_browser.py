@@ -62,9 +62,11 @@ CHROMIUM_FLAGS = [
 ]
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
-#: What the page's first plotly chart draws: each trace's name, type, colour range and opacity, and the titles.
+#: What the page's first plotly chart draws: each trace's name, type, colour range and opacity, and the titles
+#: (null while the chart is being redrawn: its element is replaced).
 SCREEN_FIGURE_JS = """() => {
   const gd = document.querySelector('[data-testid="stPlotlyChart"] .js-plotly-plot');
+  if (!gd || !gd.data) return null;
   return {traces: gd.data.map(t => [t.name ?? null, t.type ?? null, t.zmin ?? null, t.zmax ?? null, t.opacity ?? null]),
           titles: (gd.layout.annotations || []).map(a => a.text)};
 }"""
@@ -383,14 +385,14 @@ def test_upload_analyse_view_3d_and_export_in_chromium(
         window = page.locator('[data-testid="stSlider"]').filter(has_text="Window (grey levels)")
         expect(window).to_be_visible(timeout=60_000)
         expect(page.locator('[data-testid="stPlotlyChart"] .js-plotly-plot').first).to_be_attached(timeout=60_000)
-        before = page.evaluate(SCREEN_FIGURE_JS)
+        before = page.wait_for_function(SCREEN_FIGURE_JS, timeout=60_000).json_value()
         window.get_by_role("slider").first.press("ArrowRight")
-        page.wait_for_function(  # the server has redrawn the figure with the new window
-            "([js, old]) => JSON.stringify(eval(js)().traces[0]) !== JSON.stringify(old)",
+        on_screen = page.wait_for_function(  # the server has redrawn the figure with the new window
+            "([js, old]) => { const f = eval(js)(); "
+            "return f && JSON.stringify(f.traces[0]) !== JSON.stringify(old) ? f : null; }",
             arg=[SCREEN_FIGURE_JS, before["traces"][0]],
             timeout=120_000,
-        )
-        on_screen = page.evaluate(SCREEN_FIGURE_JS)
+        ).json_value()
 
         phase("slice viewer")
         page.get_by_text("Export", exact=True).click()
