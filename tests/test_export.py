@@ -107,7 +107,7 @@ def test_without_a_browser_html_still_works_and_the_message_says_how_to_enable(n
 
 def test_a_browser_that_fails_to_start_reports_unavailable(monkeypatch):
     monkeypatch.setenv("BROWSER_PATH", "/bin/false")  # executable, exits at once: found, but cannot render
-    monkeypatch.setattr(export, "_server_started", False)  # as in a fresh process
+    monkeypatch.setattr(export, "_server", None)  # as in a fresh process
     available, message = static_export_status(refresh=True)
     monkeypatch.undo()
     assert static_export_status(refresh=True)[0]

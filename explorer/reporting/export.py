@@ -117,7 +117,6 @@ PRESETS: dict[str, Preset] = {
 _T = TypeVar("_T")
 _lock = threading.Lock()  # one export at a time: the persistent browser renders one figure at a time
 _status: tuple[bool, str] | None = None
-_server_started = False  # kaleido's persistent browser, started after a one-shot export worked
 
 
 class _Renderer:
@@ -177,7 +176,7 @@ class _Renderer:
             self._loop.call_soon_threadsafe(self._loop.stop)
 
 
-_server: _Renderer | None = None
+_server: _Renderer | None = None  # the persistent browser, started after a one-shot export worked
 
 
 class StaticExportUnavailable(RuntimeError):
@@ -219,10 +218,10 @@ def _probe() -> tuple[bool, str]:
     outcome: list[object] = []
 
     def render() -> None:
-        global _server_started, _server
+        global _server
         try:
             probe = go.Figure(go.Scatter(x=[0, 1], y=[0, 1]))
-            if not _server_started:  # a one-shot browser fails fast; a broken persistent one would hang
+            if _server is None:  # a one-shot browser fails fast; a broken persistent one would hang
                 asyncio.run(
                     kaleido.calc_fig(
                         probe.to_plotly_json(),
@@ -230,9 +229,7 @@ def _probe() -> tuple[bool, str]:
                         kopts=dict(page_generator=PageGenerator(mathjax=False)),
                     )
                 )
-                if _server is None:
-                    _server = _Renderer(page_generator=PageGenerator(mathjax=False))
-                _server_started = True
+                _server = _Renderer(page_generator=PageGenerator(mathjax=False))
             outcome.append(_render(probe, "png", 1))
         except Exception as exc:  # noqa: BLE001  (any failure means "unavailable", with its reason)
             outcome.append(exc)
