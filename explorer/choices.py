@@ -3,9 +3,13 @@
 The command line needs every registry's names to build its parser (the choices of ``--strategy``, ``--arch``,
 ``--method``, ...) and its help, but the registries themselves live beside their code: models, losses and
 attribution methods import torch, smp and timm, which cost seconds. This module holds only the names, so that
-``explorer --help``, a misspelt option and a bad volume path are answered without importing any of them; the
-heavy modules import nothing from here. ``tests/test_cli_lines.py`` checks that every tuple and description
-below equals its registry (same names, same order), so the two cannot drift apart.
+``explorer --help``, a misspelt option and a bad volume path are answered without importing any of them.
+
+Plain name lists are defined here once and the modules that use them import them (devices, executors, the
+equivalence margin, regimes, validation defaults, the default method, debias modes and variants). The registries
+whose entries are code (methods, targets, strategies, losses, normalisations, precisions, presets, axes,
+architectures) keep their names beside that code, and the names below are a copy: ``tests/test_cli_lines.py``
+checks that every one equals its registry (same names, same order), so the two cannot drift apart.
 """
 
 from __future__ import annotations

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import torch
 
+from . import choices
 from .errors import InputError
 
 __all__ = ["DEVICE_CHOICES", "PRECISIONS", "resolve_precision", "autocast", "select_device", "describe_device"]
 
 
-DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
+DEVICE_CHOICES = choices.DEVICE_CHOICES
 #: Precisions of the attribution passes (autocast); ``auto`` resolves per device (:func:`resolve_precision`).
 PRECISIONS: dict[str, torch.dtype | None] = {
     "auto": None,

@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .. import choices
 from ..errors import InputError, unknown_name
 from .params import merge_params
 from .windows import Padding
@@ -405,7 +406,7 @@ METHODS: dict[str, Method] = {
 
 #: The default method: the one ``explorer validate`` shows recovers planted dependencies for every
 #: initialisation strategy (docs/validation.md), with its default ``replace="mean"``.
-DEFAULT_METHOD = "occlusion"
+DEFAULT_METHOD = choices.DEFAULT_METHOD
 
 
 @torch.no_grad()

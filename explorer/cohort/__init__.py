@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from .. import choices
 from ..analysis import unique_names
 from ..errors import InputError, unknown_name
 from ..spec import RunSpec
@@ -21,7 +22,7 @@ from .manifest import Entry, read_manifest
 from .run import Model, run_local, run_ray
 from .summary import DEFAULT_MARGIN, MARGIN_RATIONALE, summarise
 
-EXECUTORS = ("local", "ray")
+EXECUTORS = choices.EXECUTORS
 
 __all__ = [
     "DEFAULT_MARGIN",

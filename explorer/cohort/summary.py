@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
+from .. import choices
 from ..stats import cohort as cs
 
 __all__ = [
@@ -37,7 +38,7 @@ N_BOOT = 2000
 SEED = 0
 ALPHA = 0.05
 POWER = 0.8
-DEFAULT_MARGIN = 0.05
+DEFAULT_MARGIN = choices.DEFAULT_MARGIN
 MARGIN_RATIONALE = (
     "fixed in advance, not from the data: |AI| below 0.05 is negligible, the rule of thumb every "
     "reader of this tool is given (explorer/app/explain.py: below 0.05 negligible, 0.05–0.2 modest, "

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
+from .. import choices
 from ..device import DEVICE_CHOICES
 from ..errors import InputError, unknown_name
 from ..models.checkpoints import CheckpointMeta
@@ -22,11 +23,7 @@ __all__ = ["VARIANTS", "FINETUNE_EPOCHS", "RETRAIN_STRATEGY", "DebiasSpec"]
 
 
 #: The variants, each with its one-line definition (CLI help, app, report).
-VARIANTS: dict[str, str] = {
-    "surgery": "first-conv surgery only, no training: a what-if of the parent made exactly symmetric",
-    "finetune": "the surgery, then fine-tuned (first conv kept tied) with early stopping on a validation split",
-    "retrain": "trained from scratch with a symmetric strategy on the parent's recipe and the user's data",
-}
+VARIANTS: dict[str, str] = choices.DEBIAS_VARIANTS
 #: Epochs of a fine-tuning run unless given (the issue's "2 epochs on the sample").
 FINETUNE_EPOCHS = 2
 #: The strategy a retrain uses for each surgery mode unless one is given.

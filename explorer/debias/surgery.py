@@ -19,6 +19,7 @@ from collections.abc import Sequence
 
 import torch
 
+from .. import choices
 from ..errors import InputError, unknown_name
 from ..models.build import first_conv_key
 from ..models.checkpoints import Checkpoint
@@ -27,10 +28,7 @@ __all__ = ["MODES", "check_mode", "symmetrise", "conv_key", "surgery", "tie_grad
 
 
 #: Surgery modes, each with its one-line definition (CLI help, app, report).
-MODES: dict[str, str] = {
-    "symmetric": "kernels of offsets -k and +k both set to their mean; the centre keeps its own",
-    "uniform": "every input channel's kernel set to the mean over channels",
-}
+MODES: dict[str, str] = choices.DEBIAS_MODES
 
 
 def check_mode(mode: str, offsets: Sequence[int], *, source: str = "checkpoint") -> None:

@@ -24,6 +24,7 @@ import nibabel as nib
 import numpy as np
 from scipy import ndimage
 
+from .. import choices
 from ..errors import InputError, unknown_name
 from ..io.files import write_atomic
 
@@ -43,7 +44,7 @@ __all__ = [
 #: Bumped whenever the generator's output for given parameters changes (part of every cache key).
 GENERATOR_VERSION = 1
 #: Slice-to-slice structure of the textures: name -> AR(1) coefficient along z is used or not.
-REGIMES = ("independent", "correlated")
+REGIMES = choices.REGIMES
 #: Voxel size of the written volumes (mm).
 SPACING = (1.0, 1.0, 1.0)
 

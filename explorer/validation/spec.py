@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
+from .. import choices
 from ..attribution.windows import validate_offsets
 from ..errors import InputError
 from ..models.build import check_encoder, resolve_arch
@@ -21,17 +22,9 @@ __all__ = ["REFERENCE_METHOD", "DEFAULT_METHODS", "DEFAULT_STRATEGIES", "parse_m
 
 #: The method whose sign :func:`explorer.validation.run_validation`'s quick run is checked on (tests, docs).
 REFERENCE_METHOD = "occlusion:replace=mean"
-DEFAULT_METHODS = (
-    "saliency",
-    "input_x_gradient",
-    "integrated_gradients:steps=16",
-    REFERENCE_METHOD,
-    "occlusion:replace=other",
-    "occlusion:replace=constant",
-    "occlusion:replace=centre",
-)
+DEFAULT_METHODS = choices.VALIDATION_METHODS  # REFERENCE_METHOD among them
 #: The zoo's strategies that differ in their first convolution (models/train_zoo.py).
-DEFAULT_STRATEGIES = ("imagenet", "imagenet-uniform", "random")
+DEFAULT_STRATEGIES = choices.VALIDATION_STRATEGIES
 
 
 def parse_method(text: str) -> tuple[str, dict[str, str]]:
