@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 if workers := os.environ.get("PYTEST_XDIST_WORKER_COUNT"):  # `make test` runs one pytest-xdist worker per core:
@@ -62,6 +63,13 @@ class WarmCache:
     def use(self, monkeypatch: pytest.MonkeyPatch) -> None:
         for name, value in self.env().items():
             monkeypatch.setenv(name, value)
+
+    def copy(self, to: Path) -> WarmCache:
+        """A private copy in ``to``: for a test whose writes change what a later one sees (a debias run's children
+        are found again by any session that asks for the same surgery)."""
+        shutil.copytree(self.root, to / "cache")
+        shutil.copytree(self.key.parent, to / "key")
+        return WarmCache(to / "cache", to / "key" / self.key.name)
 
 
 @pytest.fixture(scope="session")

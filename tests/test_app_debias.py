@@ -56,10 +56,12 @@ def test_child_colour_is_the_parents_lighter() -> None:
 
 
 @pytest.fixture()
-def cache_dir(warm_cache, monkeypatch):
-    """The session's warm cache (the parent's analysis is there already); children made here are found again."""
-    warm_cache.use(monkeypatch)
-    return warm_cache.root
+def cache_dir(warm_cache, monkeypatch, tmp_path):
+    """A copy of the session's warm cache (the parent's analysis is there already); children made here are found
+    again here, and by no other test."""
+    own = warm_cache.copy(tmp_path)
+    own.use(monkeypatch)
+    return own.root
 
 
 def test_surgery_from_the_view_joins_the_list_and_is_found_again(cache_dir, monkeypatch) -> None:

@@ -121,12 +121,13 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="module")
 def app_url(tmp_path_factory: pytest.TempPathFactory, warm_cache) -> Iterator[str]:
-    """The app, served on the session's warm cache: the first visit shows results at once (the analysis itself
-    is tested elsewhere); what the page does next is computed as a user's would be. One server for the module:
+    """The app, served on a copy of the session's warm cache (the Debias view's children stay here): the first
+    visit shows results at once (the analysis itself is tested elsewhere); what the page does next is computed as
+    a user's would be. One server for the module:
     each test's browser context is a session of its own (uploads, choices and jobs are kept per session). Its
     data root (``EXPLORER_DATA_ROOT``, where the Cohort view finds manifests) holds :func:`_cohort_crop`."""
     root = _cohort_crop(tmp_path_factory.mktemp("data"))
-    env = {**warm_cache.env(), "EXPLORER_DATA_ROOT": str(root)}
+    env = {**warm_cache.copy(tmp_path_factory.mktemp("warm")).env(), "EXPLORER_DATA_ROOT": str(root)}
     yield from _serve("explorer/app/main.py", tmp_path_factory.mktemp("server"), env)
 
 
