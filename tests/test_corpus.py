@@ -146,18 +146,11 @@ def test_cli_exits_2_with_one_line_and_leaves_nothing(
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(
-    "name",
-    [
-        "truncated.nii.gz",
-        "over_memory_limit.nii.gz",
-        "mask_other_affine.nii.gz",
-        "ckpt_runs_code.pt",
-        "ckpt_unknown_encoder.safetensors",
-    ],
-)
-def test_console_script_prints_no_traceback(name: str, corpus: Corpus, tmp_path: Path) -> None:
-    """The real process: warnings, progress bars and tracebacks would all show on stderr."""
+def test_the_console_script_prints_no_traceback(corpus: Corpus, tmp_path: Path) -> None:
+    """The real process, ``python -m explorer.cli`` (warnings, progress bars and tracebacks would all show on
+    stderr), on the case that matters most: an uploaded pickle. Every bad case's own process, forked after the
+    imports, is checked the same way on the memory probe's output below."""
+    name = "ckpt_runs_code.pt"
     env = {**os.environ, **ITEMS[name].env, "HF_HUB_OFFLINE": "1"}
     argv = _cli_argv(name, corpus, tmp_path / "out", "analyze")
     done = subprocess.run(
@@ -199,7 +192,9 @@ PEAK_BOUND_MB = 300
 
 @pytest.fixture(scope="module")
 def peaks(corpus: Corpus, tmp_path_factory: pytest.TempPathFactory) -> dict:
-    """Every bad case through the CLI in its own forked child; its peak memory from ``os.wait4``."""
+    """Every bad case through the CLI in its own forked child (tests/corpus/memory_probe.py): its exit code, stdout
+    and stderr, and its peak memory from ``os.wait4``; ``work`` is where each case's ``--out`` pointed, ``stderr``
+    what the probe's own imports printed."""
     work = tmp_path_factory.mktemp("peaks")
     cases = {name: {"argv": _cli_argv(name, corpus, work / name, "analyze"), "env": ITEMS[name].env} for name in BAD}
     (work / "cases.json").write_text(json.dumps({"cases": cases}))
@@ -218,7 +213,21 @@ def peaks(corpus: Corpus, tmp_path_factory: pytest.TempPathFactory) -> dict:
         timeout=1200,
         check=True,
     )
-    return json.loads(done.stdout)
+    return {**json.loads(done.stdout), "work": work, "stderr": done.stderr}
+
+
+@pytest.mark.parametrize("name", BAD)
+def test_each_cli_process_prints_one_line_and_no_traceback(name: str, peaks: dict, corpus: Corpus) -> None:
+    """The CLI's own process for every bad case: exit 2, one stderr line naming the file (no warning, progress
+    bar or traceback beside it), nothing on stdout, no output folder; the imports before the fork print nothing."""
+    case = peaks["cases"][name]
+    assert peaks["stderr"] == ""
+    assert case["code"] == 2, case["stderr"]
+    lines = case["stderr"].strip().splitlines()
+    assert len(lines) == 1, case["stderr"]
+    assert lines[0].startswith("explorer analyze: error: ")
+    _check_message(lines[0], name, corpus)
+    assert case["stdout"] == "" and not (peaks["work"] / name).exists()
 
 
 @pytest.mark.parametrize("name", BAD)
