@@ -559,6 +559,10 @@ def _cmd_app(args: argparse.Namespace) -> int:
         "server_address": args.address,
         "server_headless": True,
         "browser_gatherUsageStats": False,
+        # as .streamlit/config.toml says for `streamlit run`: no full garbage collection after every script run
+        # (0.3 s each with torch loaded, while a job's progress reruns every second), no polling of source files
+        "runner_postScriptGC": False,
+        "server_fileWatcherType": "none",
     }
     st_config._main_script_path = script
     bootstrap.load_config_options(flag_options=flags)

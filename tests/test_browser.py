@@ -49,11 +49,14 @@ if TYPE_CHECKING:
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = REPO_ROOT / "test-artifacts"
-# Software WebGL (SwiftShader) instead of --disable-gpu: the 3D viewer needs WebGL2 on a machine with no GPU.
+# Software WebGL (SwiftShader) instead of --disable-gpu: the 3D viewer needs WebGL2 on a machine with no GPU. The
+# page itself is composited in software (--disable-gpu-compositing): composited through SwiftShader, Chromium's GPU
+# process took 74 s of CPU for the module, against 23 s (docs/performance.md).
 CHROMIUM_FLAGS = [
     "--no-sandbox",
     "--use-angle=swiftshader",
     "--enable-unsafe-swiftshader",
+    "--disable-gpu-compositing",
     "--disable-quic",
     "--no-first-run",
     "--disable-background-networking",
