@@ -25,10 +25,17 @@ from explorer.reporting.figures.cohort import cohort_figures
 from explorer.reporting.figures.diagnostics import cam_figure, diagnostics_figures
 
 playwright = pytest.importorskip("playwright.sync_api")
-pytestmark = [
-    pytest.mark.skipif(not export.static_export_status()[0], reason="needs kaleido and Chromium"),
-    pytest.mark.slow,  # about 120 SVG renders through kaleido, each measured in Chromium: 40 s on a 2-core CPU
-]
+pytestmark = pytest.mark.slow  # about 120 SVG renders through kaleido, each measured in Chromium: 40 s on 2 cores
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _static_export() -> None:
+    """kaleido and Chromium, probed when the module's tests run: a probe at import started a Chromium in every
+    pytest-xdist worker during collection (5 s each)."""
+    available, message = export.static_export_status()
+    if not available:
+        pytest.skip(f"needs kaleido and Chromium: {message}")
+
 
 OFFSETS = (-1, 0, 1)
 COUNTS = (1, 2, 4, 8)
