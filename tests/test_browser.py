@@ -50,13 +50,16 @@ if TYPE_CHECKING:
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = REPO_ROOT / "test-artifacts"
 # Software WebGL (SwiftShader) instead of --disable-gpu: the 3D viewer needs WebGL2 on a machine with no GPU. The
-# page itself is composited in software (--disable-gpu-compositing): composited through SwiftShader, Chromium's GPU
-# process took 74 s of CPU for the module, against 23 s (docs/performance.md).
+# page itself is composited, rasterised and its 2D canvases drawn in software: through SwiftShader, Chromium's GPU
+# process took 74 s of CPU for the module, against 17 s (docs/performance.md).
 CHROMIUM_FLAGS = [
     "--no-sandbox",
     "--use-angle=swiftshader",
     "--enable-unsafe-swiftshader",
     "--disable-gpu-compositing",
+    "--disable-accelerated-2d-canvas",
+    "--disable-gpu-rasterization",
+    "--force-prefers-reduced-motion",
     "--disable-quic",
     "--no-first-run",
     "--disable-background-networking",
@@ -356,8 +359,8 @@ def test_upload_analyse_view_3d_and_export_in_chromium(
         canvas = frame.locator("canvas").first
         expect(canvas).to_be_visible(timeout=60_000)
         lit = 0
-        for _ in range(30):  # NiiVue decodes the volumes asynchronously
-            page.wait_for_timeout(1000)
+        for _ in range(120):  # NiiVue decodes the volumes asynchronously
+            page.wait_for_timeout(250)
             lit = _lit_pixels(canvas.screenshot())
             if lit > 5000:
                 break
