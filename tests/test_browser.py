@@ -220,13 +220,20 @@ def _serve(script: str, tmp_path: Path, cache_env: dict[str, str]) -> Iterator[s
         log.close()
 
 
+def _centre(sources: dict[Path, Path], z: tuple[int, int], dtype: type | None = None) -> None:
+    """Each source (the sample, its mask) cut to its centre, 64 × 64 voxels in-plane and axial slices
+    ``z[0]:z[1]``, as a user would crop a scan, and saved to its target (as ``dtype``, if given)."""
+    for source, target in sources.items():
+        img = nib.load(source).slicer[6:70, 15:79, z[0] : z[1]]
+        data = np.asanyarray(img.dataobj)
+        nib.save(nib.Nifti1Image(data.astype(dtype) if dtype else data, img.affine), target)
+
+
 def _upload_volume(tmp_path: Path, sample_volume_path: Path) -> Path:
-    """A real upload: the sample's centre, 64 × 64 × 12 voxels, as a user would crop a scan (few enough for a
-    loaded CPU to analyse with the six checkpoints, enough for the figures and the report)."""
-    img = nib.load(sample_volume_path)
-    crop = img.slicer[6:70, 15:79, 34:46]
+    """A real upload: the sample's centre, 64 × 64 × 12 voxels in float32 (few enough for a loaded CPU to analyse
+    with the six checkpoints, enough for the figures and the report)."""
     path = tmp_path / "my_scan.nii.gz"
-    nib.save(nib.Nifti1Image(np.asanyarray(crop.dataobj).astype(np.float32), crop.affine), path)
+    _centre({sample_volume_path: path}, (34, 46), np.float32)
     return path
 
 
@@ -463,16 +470,6 @@ PARENT = "unet-mobilenet_v2-imagenet-s0"
 CHILD = PARENT + "-surgery-symmetric"
 
 
-def _crop(tmp_path: Path, volume: Path, mask: Path) -> tuple[Path, Path]:
-    """The sample's centre, 64 × 64 × 16 voxels, and its mask: a scan small enough for a loaded CPU."""
-    out = []
-    for source, name in ((volume, "my_scan.nii.gz"), (mask, "my_mask.nii.gz")):
-        img = nib.load(source).slicer[6:70, 15:79, 32:48]
-        nib.save(nib.Nifti1Image(np.asanyarray(img.dataobj), img.affine), tmp_path / name)
-        out.append(tmp_path / name)
-    return out[0], out[1]
-
-
 def test_surgery_from_the_debias_view_appears_beside_its_parent(
     app_url: str, chromium: Browser, tmp_path: Path, sample_volume_path: Path, sample_mask_path: Path
 ) -> None:
@@ -481,7 +478,8 @@ def test_surgery_from_the_debias_view_appears_beside_its_parent(
     from playwright.sync_api import expect
 
     ARTIFACTS.mkdir(exist_ok=True)
-    scan, mask = _crop(tmp_path, sample_volume_path, sample_mask_path)
+    scan, mask = tmp_path / "my_scan.nii.gz", tmp_path / "my_mask.nii.gz"
+    _centre({sample_volume_path: scan, sample_mask_path: mask}, (32, 48))  # 64 × 64 × 16, small for a loaded CPU
     n = 1  # the parent, analysed alone
     phase = _Phases("debias test")
     with chromium.new_context(viewport={"width": 1500, "height": 1100}) as context:
