@@ -203,6 +203,18 @@ def first_conv(model: torch.nn.Module) -> torch.nn.Conv2d:
     raise InputError("model", f"{type(model).__name__} has no Conv2d layer", "a convolutional encoder")
 
 
+@lru_cache(maxsize=2)
+def blank_model(arch: str, encoder: str, in_channels: int, classes: int, kwargs_json: str = "{}") -> torch.nn.Module:
+    """An architecture built once on the CPU, its random weights never used, cached: a copy of it given a
+    checkpoint's weights is a checkpoint's model (:meth:`explorer.models.checkpoints.Checkpoint.build_model`).
+    Copying took 40 ms for the zoo's U-Net, building 170 ms (most of it drawing initial weights that the
+    checkpoint's replace). Only training builds afresh: its initial weights are drawn from its seed.
+
+    Never modify it: copy it (``copy.deepcopy``). Raises as :func:`build_model`.
+    """
+    return build_model(arch=arch, encoder=encoder, in_channels=in_channels, classes=classes, **json.loads(kwargs_json))
+
+
 @lru_cache(maxsize=32)
 def meta_model(arch: str, encoder: str, in_channels: int, classes: int, kwargs_json: str = "{}") -> torch.nn.Module:
     """An architecture built once on the ``meta`` device (shapes and structure, no memory, no initialisation
@@ -215,7 +227,6 @@ def meta_model(arch: str, encoder: str, in_channels: int, classes: int, kwargs_j
     )
 
 
-@lru_cache(maxsize=32)
 def meta_probe(arch: str, encoder: str, in_channels: int, classes: int, kwargs_json: str = "{}") -> tuple[float, int]:
     """One forward of an architecture on the ``meta`` device, so nothing is allocated or computed whatever
     size the metadata asks for: the activations it keeps per input pixel, its float32 weights' bytes, and a
@@ -230,8 +241,27 @@ def meta_probe(arch: str, encoder: str, in_channels: int, classes: int, kwargs_j
     Raises:
         InputError: as :func:`build_model`; a forward that fails on a :data:`PROBE` × :data:`PROBE` input;
             an output that is not one logits tensor ``(1, classes, PROBE, PROBE)`` (e.g. an FPN whose
-            ``upsampling`` is not 4, or ``aux_params`` adding a classification head).
+            ``upsampling`` is not 4, or ``aux_params`` adding a classification head). Refusals are cached
+            too: a probe takes up to a second on the meta device, and a refused file tends to come back.
     """
+    outcome = _meta_probe(arch, encoder, in_channels, classes, kwargs_json)
+    if isinstance(outcome, InputError):
+        raise InputError(outcome.source, outcome.problem, outcome.expected)
+    return outcome
+
+
+@lru_cache(maxsize=32)
+def _meta_probe(
+    arch: str, encoder: str, in_channels: int, classes: int, kwargs_json: str
+) -> tuple[float, int] | InputError:
+    """:func:`meta_probe`'s result, or its refusal (without its traceback, which holds the model)."""
+    try:
+        return _probe_forward(arch, encoder, in_channels, classes, kwargs_json)
+    except InputError as exc:
+        return InputError(exc.source, exc.problem, exc.expected)
+
+
+def _probe_forward(arch: str, encoder: str, in_channels: int, classes: int, kwargs_json: str) -> tuple[float, int]:
     kwargs = json.loads(kwargs_json)
     model = build_model(
         arch=arch, encoder=encoder, in_channels=in_channels, classes=classes, device="meta", **kwargs

@@ -10,6 +10,7 @@ Float16 storage is restored to float32 on load. Every failure is an :class:`Inpu
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import io
 import json
@@ -34,7 +35,7 @@ from ..errors import InputError
 from ..io.files import sha256_bytes, size_error, unwrap_state_dict
 from ..io.normalise import NORMALISATIONS
 from ..io.volume import AXES
-from .build import build_model, check_arch_kwargs, check_encoder, first_conv_key, meta_model, meta_probe, resolve_arch
+from .build import blank_model, check_arch_kwargs, check_encoder, first_conv_key, meta_model, meta_probe, resolve_arch
 from .files import MAX_HEADER, declared_shapes, folder_reader, safetensors_header, zip_reader
 from .hub import is_hub_id, resolve_hub_checkpoint
 from .metaschema import integer, parse_json, validate_fields
@@ -138,19 +139,15 @@ class Checkpoint:
         Raises:
             InputError: the weights do not fit the architecture the metadata describes.
         """
-        model = build_model(
-            arch=self.meta.arch,
-            encoder=self.meta.encoder,
-            in_channels=len(self.meta.offsets),
-            classes=self.meta.classes,
-            **self.meta.arch_kwargs,
-        )
+        m = self.meta
+        blank = blank_model(m.arch, m.encoder, len(m.offsets), m.classes, json.dumps(m.arch_kwargs, sort_keys=True))
         _check_shapes(
             {k: tuple(v.shape) for k, v in self.state_dict.items()},
-            {k: tuple(v.shape) for k, v in model.state_dict().items()},
+            {k: tuple(v.shape) for k, v in blank.state_dict().items()},
             self.name,
-            self.meta,
+            m,
         )
+        model = copy.deepcopy(blank)
         model.load_state_dict(self.state_dict, strict=True)
         return model.to(device).eval()
 
