@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 from apptools import settle
 from corpus.make_corpus import Corpus, items, make_corpus
+from corpus.round3_readers import mgz_at_the_limit
 from streamlit.testing.v1 import AppTest
 
 from explorer.analysis import analyze
@@ -188,15 +189,25 @@ def test_cli_analyses_valid_extreme_files(name: str, corpus: Corpus, tmp_path: P
 
 #: No corpus case may raise the CLI's peak resident memory more than this above the baseline.
 PEAK_BOUND_MB = 300
+#: The target of issue 20: no hostile file may take the CLI's peak resident memory over this.
+PEAK_RSS_LIMIT_MB = 1800
+#: Issue 20's compressed bombs at the default limits: a 512³ MGZ of zeros (not a corpus case, see
+#: :func:`corpus.round3_readers.mgz_at_the_limit`) read in full and refused as constant; the 512³ float64 NIfTI,
+#: the deflated DICOM and the HDF5 chunk refused unread.
+BOMBS = ["zeros_512.mgz", "nifti_512_float64.nii.gz", "dicom_deflate_bomb.dcm", "hdf5_huge_chunk.h5"]
 
 
 @pytest.fixture(scope="module")
 def peaks(corpus: Corpus, tmp_path_factory: pytest.TempPathFactory) -> dict:
-    """Every bad case through the CLI in its own forked child (tests/corpus/memory_probe.py): its exit code, stdout
-    and stderr, and its peak memory from ``os.wait4``; ``work`` is where each case's ``--out`` pointed, ``stderr``
-    what the probe's own imports printed."""
+    """Every bad case, and the MGZ at the limit, through the CLI in its own forked child
+    (tests/corpus/memory_probe.py): its exit code, stdout and stderr, and its peak memory from ``os.wait4``;
+    ``work`` is where each case's ``--out`` pointed, ``stderr`` what the probe's own imports printed."""
     work = tmp_path_factory.mktemp("peaks")
     cases = {name: {"argv": _cli_argv(name, corpus, work / name, "analyze"), "env": ITEMS[name].env} for name in BAD}
+    mgz = tmp_path_factory.mktemp("bombs") / BOMBS[0]
+    mgz.write_bytes(mgz_at_the_limit())
+    argv = ["analyze", str(mgz), "--checkpoint", str(corpus.checkpoint), "--out", str(work / mgz.name)]
+    cases[mgz.name] = {"argv": argv, "env": {}}
     (work / "cases.json").write_text(json.dumps({"cases": cases}))
     env = {
         **os.environ,
@@ -236,6 +247,23 @@ def test_peak_memory_stays_near_the_baseline(name: str, peaks: dict) -> None:
     assert case["code"] == 2
     added_mb = (case["peak_kb"] - peaks["baseline_kb"]) / 1024
     assert added_mb < PEAK_BOUND_MB, f"{name} raised the peak by {added_mb:.0f} MB"
+
+
+def test_bombs_at_the_limits_stay_under_the_peak_memory_target(peaks: dict) -> None:
+    for name in BOMBS:
+        case = peaks["cases"][name]
+        assert case["code"] == 2, (name, case["stderr"])
+        assert case["peak_kb"] / 1024 < PEAK_RSS_LIMIT_MB, f"{name}: peak {case['peak_kb'] / 1024:.0f} MB"
+    assert "zeros_512.mgz: every voxel has the value 0" in peaks["cases"][BOMBS[0]]["stderr"]
+    assert not (peaks["work"] / BOMBS[0]).exists()
+
+
+def test_the_fpn_upsampling_4096_file_stays_far_below_the_memory_bound(peaks: dict) -> None:
+    """The corpus's FPN with ``upsampling: 4096``, whose activation probe once asked for 17 GB, is refused having
+    added less than 100 MB to the CLI's peak."""
+    case = peaks["cases"]["ckpt_fpn_upsampling_4096.safetensors"]
+    assert case["code"] == 2 and case["peak_kb"] / 1024 < PEAK_RSS_LIMIT_MB, case
+    assert (case["peak_kb"] - peaks["baseline_kb"]) / 1024 < 100, (case["peak_kb"], peaks["baseline_kb"])
 
 
 def test_a_failure_while_writing_outputs_leaves_no_partial_files(
