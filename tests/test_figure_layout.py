@@ -23,6 +23,7 @@ from explorer.reporting import export
 from explorer.reporting.figures import SliceLook, analysis_figures, slice_view_figure
 from explorer.reporting.figures.cohort import cohort_figures
 from explorer.reporting.figures.diagnostics import cam_figure, diagnostics_figures
+from explorer.reporting.figures.style import TRACE_TYPES
 
 playwright = pytest.importorskip("playwright.sync_api")
 pytestmark = pytest.mark.slow  # about 120 SVG renders through kaleido, each measured in Chromium: 40 s on 2 cores
@@ -243,6 +244,12 @@ def test_no_text_overlaps_or_is_clipped_in_the_paper_presets(page, n, preset):
 def test_every_exported_figure_is_checked():
     """The analysis (``explorer analyze``), diagnostics, slice-viewer and cohort (``explorer cohort``) figures."""
     assert set(every_figure(2)) == EXPECTED
+
+
+def test_the_template_styles_every_trace_type_drawn():
+    """The shared template keeps ``simple_white``'s trace styles for :data:`style.TRACE_TYPES` only."""
+    drawn = {trace.type for n in COUNTS for fig in every_figure(n).values() for trace in fig.data}
+    assert drawn <= set(TRACE_TYPES), drawn - set(TRACE_TYPES)
 
 
 def test_the_checker_sees_an_overlap(page):
