@@ -16,7 +16,6 @@ upper bound. Before either estimate, the slices themselves are checked (:func:`e
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -85,8 +84,7 @@ def activation_floats_per_pixel(checkpoint) -> tuple[float, int]:
     Raises:
         InputError: an architecture whose logits do not have its input's size, or that fails on a small input.
     """
-    m = checkpoint.meta
-    return meta_probe(m.arch, m.encoder, len(m.offsets), m.classes, json.dumps(m.arch_kwargs, sort_keys=True))
+    return meta_probe(*checkpoint.meta.architecture)
 
 
 def slice_bytes(checkpoint, method: str, slice_shape: tuple[int, int]) -> int:

@@ -14,7 +14,6 @@ Both keep the response to a window of identical slices, so the rest of the netwo
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Sequence
 
 import torch
@@ -81,7 +80,7 @@ def conv_key(ckpt: Checkpoint) -> str:
     """
     m = ckpt.meta
     try:
-        key = first_conv_key(m.arch, m.encoder, len(m.offsets), m.classes, json.dumps(m.arch_kwargs, sort_keys=True))
+        key = first_conv_key(*m.architecture)
     except InputError as exc:
         raise InputError(
             ckpt.name, f"no first convolution found ({exc.problem})", "an smp encoder whose first layer is a Conv2d"

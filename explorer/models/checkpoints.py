@@ -78,6 +78,13 @@ class CheckpointMeta:
     metrics: dict[str, Any] = field(default_factory=dict)
     version: str = __version__
 
+    @property
+    def architecture(self) -> tuple[str, str, int, int, str]:
+        """``(arch, encoder, in_channels, classes, arch_kwargs as sorted JSON)``: the arguments, and cache key, of
+        :mod:`explorer.models.build`'s per-architecture functions (``meta_model``, ``blank_model``, ``meta_probe``,
+        ``first_conv_key``)."""
+        return self.arch, self.encoder, len(self.offsets), self.classes, json.dumps(self.arch_kwargs, sort_keys=True)
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict (offsets as a list)."""
         out = asdict(self)
@@ -128,10 +135,7 @@ class Checkpoint:
 
     def first_conv_weight(self) -> torch.Tensor:
         """The first convolution's weight ``(out, C, kh, kw)``, read from the state dict (no model is built)."""
-        m = self.meta
-        return self.state_dict[
-            first_conv_key(m.arch, m.encoder, len(m.offsets), m.classes, json.dumps(m.arch_kwargs, sort_keys=True))
-        ]
+        return self.state_dict[first_conv_key(*self.meta.architecture)]
 
     def build_model(self, device: torch.device | str = "cpu") -> torch.nn.Module:
         """A fresh module with these weights, in ``eval()`` mode, on ``device``.
@@ -139,13 +143,12 @@ class Checkpoint:
         Raises:
             InputError: the weights do not fit the architecture the metadata describes.
         """
-        m = self.meta
-        blank = blank_model(m.arch, m.encoder, len(m.offsets), m.classes, json.dumps(m.arch_kwargs, sort_keys=True))
+        blank = blank_model(*self.meta.architecture)
         _check_shapes(
             {k: tuple(v.shape) for k, v in self.state_dict.items()},
             {k: tuple(v.shape) for k, v in blank.state_dict().items()},
             self.name,
-            m,
+            self.meta,
         )
         model = copy.deepcopy(blank)
         model.load_state_dict(self.state_dict, strict=True)
@@ -409,7 +412,7 @@ def _finish(
     merged = {**_inferred(shapes), **stored, **(supplied or {})}
     merged.setdefault("strategy", UNKNOWN_STRATEGY)
     meta = CheckpointMeta.from_dict(merged, source=shown)
-    arch = (meta.arch, meta.encoder, len(meta.offsets), meta.classes, json.dumps(meta.arch_kwargs, sort_keys=True))
+    arch = meta.architecture
     try:  # on the meta device: parameter shapes without allocating any memory
         expected = meta_model(*arch).state_dict()
     except InputError as exc:

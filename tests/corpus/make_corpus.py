@@ -18,7 +18,7 @@ import pickle
 import struct
 import sys
 import zipfile
-from collections.abc import Callable, Collection
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -418,13 +418,11 @@ def items() -> dict[str, Item]:
     }
 
 
-def make_corpus(directory: str | Path, names: Collection[str] | None = None) -> Corpus:
+def make_corpus(directory: str | Path) -> Corpus:
     """Write every corpus file (and the good inputs they are combined with) into ``directory``.
 
     Args:
         directory: where to write; created if missing.
-        names: write only these items (the same bytes as in the whole corpus; a test that needs one file need
-            not pay for the bombs); None writes every item.
 
     Returns:
         The :class:`Corpus`: the items by file name, and the paths of a good volume, mask and checkpoint.
@@ -446,8 +444,7 @@ def make_corpus(directory: str | Path, names: Collection[str] | None = None) -> 
     state = {k: v.detach().half().contiguous() for k, v in good.state_dict().items()}
     context = _Context(root, crop, affine, state, meta.to_dict())
     for name, (_, build, _, _) in _TABLE.items():
-        if names is None or name in names:
-            (root / name).write_bytes(build(context))
+        (root / name).write_bytes(build(context))
     return Corpus(root, items(), SAMPLE_VOLUME, SAMPLE_MASK, checkpoint)
 
 
