@@ -23,12 +23,15 @@ XDIST  := -n $(WORKERS) --dist loadfile --no-loadscope-reorder
 app: install
 	HF_HUB_OFFLINE=1 $(VENV)/bin/explorer app --address 127.0.0.1 --port $(PORT)
 
+# Bytecode is written even where the environment says PYTHONDONTWRITEBYTECODE: a test run starts about fifteen
+# Python processes that import explorer (workers, the app's server, CLIs, Ray workers), and each compiled its
+# modules and the tests afresh (docs/performance.md). __pycache__/ is git-ignored.
 test: install lint
-	HF_HUB_OFFLINE=1 $(PY) -m pytest $(XDIST) --durations=15 $(PYTEST_ARGS)
+	PYTHONDONTWRITEBYTECODE= HF_HUB_OFFLINE=1 $(PY) -m pytest $(XDIST) --durations=15 $(PYTEST_ARGS)
 
 # The edit-test loop: everything but the tests marked slow (the app sessions, Ray, training, the browser).
 test-fast: install lint
-	HF_HUB_OFFLINE=1 $(PY) -m pytest $(XDIST) -m "not slow and not browser" $(PYTEST_ARGS)
+	PYTHONDONTWRITEBYTECODE= HF_HUB_OFFLINE=1 $(PY) -m pytest $(XDIST) -m "not slow and not browser" $(PYTEST_ARGS)
 
 lint: install
 	$(VENV)/bin/ruff check .

@@ -230,10 +230,10 @@ def _centre(sources: dict[Path, Path], z: tuple[int, int], dtype: type | None = 
 
 
 def _upload_volume(tmp_path: Path, sample_volume_path: Path) -> Path:
-    """A real upload: the sample's centre, 64 × 64 × 12 voxels in float32 (few enough for a loaded CPU to analyse
+    """A real upload: the sample's centre, 64 × 64 × 8 voxels in float32 (few enough for a loaded CPU to analyse
     with the six checkpoints, enough for the figures and the report)."""
     path = tmp_path / "my_scan.nii.gz"
-    _centre({sample_volume_path: path}, (34, 46), np.float32)
+    _centre({sample_volume_path: path}, (36, 44), np.float32)
     return path
 
 
@@ -321,7 +321,7 @@ def test_upload_analyse_view_3d_and_export_in_chromium(
         scan_uploader = sidebar.locator('[data-testid="stFileUploader"]').filter(has_text="Scan (")
         expect(scan_uploader).to_be_visible(timeout=30_000)
         scan_uploader.locator('input[type="file"]').set_input_files(str(scan))
-        expect(sidebar.get_by_text("my_scan.nii.gz: (64, 64, 12) voxels")).to_be_visible(timeout=60_000)
+        expect(sidebar.get_by_text("my_scan.nii.gz: (64, 64, 8) voxels")).to_be_visible(timeout=60_000)
         ckpt_uploader = sidebar.locator('[data-testid="stFileUploader"]').filter(has_text="Add checkpoints")
         ckpt_uploader.locator('input[type="file"]').set_input_files(str(own))
         expect(sidebar.get_by_text("my_model.safetensors")).to_be_visible(timeout=60_000)
@@ -374,9 +374,11 @@ def test_upload_analyse_view_3d_and_export_in_chromium(
         page.screenshot(path=str(ARTIFACTS / "app_3d.png"), full_page=False)
         _readme_shot(page, "screenshot.png")
         # Three control changes update the overlays in place: still one NiiVue canvas, and the settings survive
-        # a visit to another view.
+        # a visit to another view. Made in a narrower window: each change redraws the canvas in software
+        # (SwiftShader), at a cost that grows with its pixels.
+        page.set_viewport_size({"width": 900, "height": 1100})
+        _choose(page, "Layout", "Axial")  # first: the other two changes redraw one 2D panel, not a 3D render too
         _choose(page, "Colour map", "viridis")
-        _choose(page, "Layout", "Axial")
         page.locator('[data-testid="stSlider"]').filter(has_text="Attribution opacity").get_by_role("slider").press(
             "ArrowLeft"
         )
@@ -392,6 +394,7 @@ def test_upload_analyse_view_3d_and_export_in_chromium(
         page.wait_for_timeout(2000)  # as above: time for a second panel to appear
         canvases_after_return = frame.locator("canvas").count()
         page.screenshot(path=str(ARTIFACTS / "app_3d_controls.png"))
+        page.set_viewport_size({"width": 1500, "height": 1100})
         phase("3D viewer")
 
         # The slice viewer with a window of the user's: the report's slice figure must be this very figure.
@@ -479,7 +482,7 @@ def test_surgery_from_the_debias_view_appears_beside_its_parent(
 
     ARTIFACTS.mkdir(exist_ok=True)
     scan, mask = tmp_path / "my_scan.nii.gz", tmp_path / "my_mask.nii.gz"
-    _centre({sample_volume_path: scan, sample_mask_path: mask}, (32, 48))  # 64 × 64 × 16, small for a loaded CPU
+    _centre({sample_volume_path: scan, sample_mask_path: mask}, (36, 44))  # 64 × 64 × 8, small for a loaded CPU
     n = 1  # the parent, analysed alone
     phase = _Phases("debias test")
     with chromium.new_context(viewport={"width": 1500, "height": 1100}) as context:
