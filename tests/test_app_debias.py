@@ -97,12 +97,15 @@ def test_surgery_from_the_view_joins_the_list_and_is_found_again(cache_dir, monk
     assert again.session_state["debias_result"].children[0].record["from_cache"]
 
 
-def test_a_training_variant_without_a_mask_is_one_message(cache_dir, monkeypatch) -> None:
-    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
-    at.session_state["zoo_choice"] = [PARENT]
-    at.session_state["sample_mask"] = False
-    at.run()
+def test_a_training_variant_without_a_mask_is_one_message(cache_dir, monkeypatch, sample_crop) -> None:
+    """A scan uploaded without a mask (8 slices of the sample: what is checked does not depend on its size)."""
+    at = _session()
+    scan, _ = sample_crop(40, 48)
+    at.radio(key="volume_source").set_value("Upload a scan").run()
+    at.file_uploader(key="volume_upload").set_value((scan.name, scan.read_bytes(), "application/gzip")).run()
+    at.button(key="analyse").click().run()
     _settle(at)
+    assert at.session_state["analysis"].mask is None
     at.radio(key="view").set_value("Debias").run()
     at.multiselect(key="debias_variants").set_value(["surgery", "finetune"]).run()
     assert not at.exception, at.exception

@@ -482,7 +482,9 @@ def test_surgery_from_the_debias_view_appears_beside_its_parent(
 
     ARTIFACTS.mkdir(exist_ok=True)
     scan, mask = tmp_path / "my_scan.nii.gz", tmp_path / "my_mask.nii.gz"
-    _centre({sample_volume_path: scan, sample_mask_path: mask}, (36, 44))  # 64 × 64 × 8, small for a loaded CPU
+    # 64 × 64 × 16, small for a loaded CPU; the surgery's held-out dice needs a validation block, its gaps and
+    # training slices beside it (8 slices leave none)
+    _centre({sample_volume_path: scan, sample_mask_path: mask}, (32, 48))
     n = 1  # the parent, analysed alone
     phase = _Phases("debias test")
     with chromium.new_context(viewport={"width": 1500, "height": 1100}) as context:
