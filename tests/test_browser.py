@@ -377,8 +377,8 @@ def test_upload_analyse_view_3d_and_export_in_chromium(
         # a visit to another view. Made in a narrower window: each change redraws the canvas in software
         # (SwiftShader), at a cost that grows with its pixels.
         page.set_viewport_size({"width": 900, "height": 1100})
-        _choose(page, "Layout", "Axial")  # first: the other two changes redraw one 2D panel, not a 3D render too
         _choose(page, "Colour map", "viridis")
+        _choose(page, "Layout", "Axial")
         page.locator('[data-testid="stSlider"]').filter(has_text="Attribution opacity").get_by_role("slider").press(
             "ArrowLeft"
         )
