@@ -244,6 +244,22 @@ def test_a_rejected_mask_blocks_analyse(sample_volume_path):
     assert any("Showing the previous results" in m.value for m in at.info), [m.value for m in at.info]
 
 
+def test_an_accepted_mask_says_what_was_read(sample_volume_path, sample_mask_path):
+    """The server's own line for a mask it read (the uploader's file name is the browser's), with its count."""
+    at = _fresh()
+    at.radio(key="volume_source").set_value("Upload a scan").run()
+    at.file_uploader(key="volume_upload").set_value(
+        ("scan.nii.gz", _nifti_upload(sample_volume_path), "application/gzip")
+    ).run()
+    crop = nib.load(sample_mask_path).slicer[:, :, 30:46]  # the scan's grid (_nifti_upload's crop)
+    data = np.asanyarray(crop.dataobj)
+    mask = gzip.compress(nib.Nifti1Image(data, crop.affine).to_bytes())
+    at.file_uploader(key="mask_upload").set_value(("gm.nii.gz", mask, "application/gzip")).run()
+    assert not at.exception
+    assert f"gm.nii.gz: mask with {np.count_nonzero(data):,} foreground voxels" in [c.value for c in at.caption]
+    assert not at.button(key="analyse").disabled
+
+
 def test_the_same_files_uploaded_twice_keep_checkpoints_and_analyse(sample_volume_path):
     """Twin uploads (two scans, two checkpoints, the checkpoints a twin of a chosen zoo one) count once. Two zoo
     checkpoints, zoo[1] the uploads' twin and zoo[0] not: each checkpoint is analysed on the upload."""

@@ -516,8 +516,9 @@ def test_surgery_from_the_debias_view_appears_beside_its_parent(
         expect(sidebar.get_by_text(caption)).to_be_visible(timeout=120_000)
         mask_uploader = sidebar.locator('[data-testid="stFileUploader"]').filter(has_text="Mask (optional")
         mask_uploader.locator('input[type="file"]').set_input_files(str(mask))
-        expect(sidebar.get_by_text("my_mask.nii.gz")).to_be_visible(timeout=120_000)
-        _settle(page)  # the server has the mask (the file name above is the browser's)
+        # the server has read the mask (the uploader's file name is the browser's): else Analyse ran without it
+        read = re.compile(r"my_mask\.nii\.gz: mask with [\d,]+ foreground voxels")
+        expect(sidebar.get_by_text(read)).to_be_visible(timeout=120_000)
         sidebar.get_by_role("button", name="Analyse").click()
         expect(page.get_by_text(re.compile(r"· 1 checkpoint\(s\)"))).to_be_visible(timeout=600_000)
         expect(sidebar.get_by_role("button", name="Analyse")).to_be_enabled(timeout=600_000)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
+import numpy as np
 import streamlit as st
 
 from explorer.attribution.methods import DEFAULT_METHOD, METHODS, TARGETS
@@ -208,6 +209,7 @@ def _volume_and_mask(sb) -> tuple[Volume | None, Mask | None, Blocked | None]:
                 "silently without a mask."
             ),
         )
+    sb.caption(f"{mask_upload.name}: mask with {int(np.count_nonzero(mask.data)):,} foreground voxels")
     return volume, mask, None
 
 
