@@ -150,18 +150,24 @@ def test_export_buttons_are_offered(analysed):
     assert any("test: block sign-flip test" in c.value for c in at.caption)
 
 
-def _nifti_upload(sample_volume_path) -> bytes:
-    img = nib.load(sample_volume_path)
-    crop = img.slicer[:, :, 30:46]
-    return gzip.compress(nib.Nifti1Image(np.asanyarray(crop.dataobj).astype(np.float32), crop.affine).to_bytes())
+def _nifti_upload(path, dtype: type | None = np.float32) -> bytes:
+    """``path`` cut to axial slices 30:46, gzipped NIfTI bytes (as ``dtype``; None keeps the file's)."""
+    crop = nib.load(path).slicer[:, :, 30:46]
+    data = np.asanyarray(crop.dataobj)
+    return gzip.compress(nib.Nifti1Image(data.astype(dtype) if dtype else data, crop.affine).to_bytes())
 
 
-def test_upload_a_nifti_and_a_checkpoint(sample_volume_path):
-    at = _fresh()
+def _upload_scan(at: AppTest, sample_volume_path) -> None:
+    """Switch the session to an uploaded scan: the sample's 16 slices 30:46 in float32, as ``scan.nii.gz``."""
     at.radio(key="volume_source").set_value("Upload a scan").run()
     at.file_uploader(key="volume_upload").set_value(
         ("scan.nii.gz", _nifti_upload(sample_volume_path), "application/gzip")
     ).run()
+
+
+def test_upload_a_nifti_and_a_checkpoint(sample_volume_path):
+    at = _fresh()
+    _upload_scan(at, sample_volume_path)
     zoo = list_zoo()
     at.multiselect(key="zoo_choice").set_value([zoo[0].stem]).run()
     at.file_uploader(key="checkpoint_upload").set_value(
@@ -230,10 +236,7 @@ def test_adding_a_checkpoint_and_removing_a_tag(sample_volume_path):
 
 def test_a_rejected_mask_blocks_analyse(sample_volume_path):
     at = _fresh()
-    at.radio(key="volume_source").set_value("Upload a scan").run()
-    at.file_uploader(key="volume_upload").set_value(
-        ("scan.nii.gz", _nifti_upload(sample_volume_path), "application/gzip")
-    ).run()
+    _upload_scan(at, sample_volume_path)
     wrong_grid = gzip.compress(nib.Nifti1Image(np.ones((5, 5, 5), np.uint8), np.eye(4)).to_bytes())
     at.file_uploader(key="mask_upload").set_value(("mask.nii.gz", wrong_grid, "application/gzip")).run()
     assert not at.exception
@@ -247,16 +250,12 @@ def test_a_rejected_mask_blocks_analyse(sample_volume_path):
 def test_an_accepted_mask_says_what_was_read(sample_volume_path, sample_mask_path):
     """The server's own line for a mask it read (the uploader's file name is the browser's), with its count."""
     at = _fresh()
-    at.radio(key="volume_source").set_value("Upload a scan").run()
-    at.file_uploader(key="volume_upload").set_value(
-        ("scan.nii.gz", _nifti_upload(sample_volume_path), "application/gzip")
-    ).run()
-    crop = nib.load(sample_mask_path).slicer[:, :, 30:46]  # the scan's grid (_nifti_upload's crop)
-    data = np.asanyarray(crop.dataobj)
-    mask = gzip.compress(nib.Nifti1Image(data, crop.affine).to_bytes())
+    _upload_scan(at, sample_volume_path)
+    mask = _nifti_upload(sample_mask_path, dtype=None)  # the scan's grid
     at.file_uploader(key="mask_upload").set_value(("gm.nii.gz", mask, "application/gzip")).run()
     assert not at.exception
-    assert f"gm.nii.gz: mask with {np.count_nonzero(data):,} foreground voxels" in [c.value for c in at.caption]
+    foreground = np.count_nonzero(np.asanyarray(nib.load(sample_mask_path).dataobj)[:, :, 30:46])
+    assert f"gm.nii.gz: mask with {foreground:,} foreground voxels" in [c.value for c in at.caption]
     assert not at.button(key="analyse").disabled
 
 
@@ -317,10 +316,7 @@ def test_a_state_dict_form_describes_the_zoo_architecture(sample_volume_path):
     at = _fresh()
     # analysed alone on the 16-slice upload (a new file: computed, not in the cache), not beside the zoo on the sample
     at.multiselect(key="zoo_choice").set_value([]).run()
-    at.radio(key="volume_source").set_value("Upload a scan").run()
-    at.file_uploader(key="volume_upload").set_value(
-        ("scan.nii.gz", _nifti_upload(sample_volume_path), "application/gzip")
-    ).run()
+    _upload_scan(at, sample_volume_path)
     at.file_uploader(key="checkpoint_upload").set_value(
         [("plain.pt", buffer.getvalue(), "application/octet-stream")]
     ).run()
