@@ -2,11 +2,11 @@
 A script, not a test: it prints one table.
 
 The sample with the ImageNet checkpoint, saliency without the reversed windows (what ``tests/test_precision.py``
-compares), once in float32 and once in bfloat16 autocast, on one thread: each timed, then run again under
-``torch.profiler`` (which slows it down). Printed: CPU seconds per precision (unprofiled), their ratio, and, from
-the profile, the share of the time and the calls in PyTorch's slow convolution (``aten::_slow_conv2d_*``). That
-path runs a grouped convolution one group at a time; it serves a dtype that oneDNN does not take (bfloat16 on a
-CPU without native bfloat16).
+compares), once in float32 and once in bfloat16 autocast, on one thread, after a warm-up (the model's preparation):
+each timed, then run again under ``torch.profiler`` (which slows it down). Printed: CPU seconds per precision
+(unprofiled), their ratio, and, from the profile, the share of the time and the calls in PyTorch's slow convolution
+(``aten::_slow_conv2d_*``). That path runs a grouped convolution one group at a time; it serves a dtype that oneDNN
+does not take (bfloat16 on a CPU without native bfloat16).
 
 Usage: ``.venv/bin/python bench/precision_profile.py``
 """
@@ -36,6 +36,7 @@ def main() -> None:
     print(f"oneDNN takes bfloat16 here: {torch.ops.mkldnn._is_mkldnn_bf16_supported()}")
     print("| precision | CPU s | × float32 | slow conv, share of the time | slow conv calls | convolutions |")
     print("|---|---:|---:|---:|---:|---:|")
+    analyze(volume, [imagenet], RunSpec(method="saliency", device="cpu", zflip=False), cache=False)  # warm-up
     base = None
     for precision in ("float32", "bfloat16"):
         spec = RunSpec(method="saliency", device="cpu", precision=precision, zflip=False)
