@@ -31,6 +31,13 @@ def settle(at: AppTest, timeout: float = TIMEOUT, keys: tuple[str, ...] = JOB_KE
     return at
 
 
+def upload_scan(at: AppTest, files: tuple | list[tuple]) -> AppTest:
+    """Switch the session's volume source to an upload and upload ``files`` (one ``(name, bytes, MIME type)`` or a
+    list of them)."""
+    at.radio(key="volume_source").set_value("Upload a scan").run()
+    return at.file_uploader(key="volume_upload").set_value(files).run()
+
+
 def plotly_json(html: str) -> tuple[list, dict]:
     """The data and layout a plotly HTML page draws (the two arguments after the div id of ``Plotly.newPlot``)."""
     decoder, pos = json.JSONDecoder(), html.index("Plotly.newPlot(")

@@ -9,7 +9,7 @@ import time
 import nibabel as nib
 import numpy as np
 import pytest
-from apptools import settle
+from apptools import settle, upload_scan
 from streamlit.testing.v1 import AppTest
 
 from explorer.app.sidebar import chip_labels
@@ -159,10 +159,7 @@ def _nifti_upload(path, dtype: type | None = np.float32) -> bytes:
 
 def _upload_scan(at: AppTest, sample_volume_path) -> None:
     """Switch the session to an uploaded scan: the sample's 16 slices 30:46 in float32, as ``scan.nii.gz``."""
-    at.radio(key="volume_source").set_value("Upload a scan").run()
-    at.file_uploader(key="volume_upload").set_value(
-        ("scan.nii.gz", _nifti_upload(sample_volume_path), "application/gzip")
-    ).run()
+    upload_scan(at, ("scan.nii.gz", _nifti_upload(sample_volume_path), "application/gzip"))
 
 
 def test_upload_a_nifti_and_a_checkpoint(sample_volume_path):
@@ -194,8 +191,7 @@ def test_upload_a_nifti_and_a_checkpoint(sample_volume_path):
 )
 def test_a_bad_upload_shows_a_message_not_a_traceback(payload, message):
     at = _fresh()
-    at.radio(key="volume_source").set_value("Upload a scan").run()
-    at.file_uploader(key="volume_upload").set_value(("bad.nii.gz", payload, "application/gzip")).run()
+    upload_scan(at, ("bad.nii.gz", payload, "application/gzip"))
     assert not at.exception
     assert any(message in e.value and "bad.nii.gz" in e.value for e in at.error), [e.value for e in at.error]
 
@@ -266,10 +262,7 @@ def test_the_same_files_uploaded_twice_keep_checkpoints_and_analyse(sample_volum
     chosen = [p.stem for p in zoo[:2]]
     at = _fresh(chosen)
     scan = _nifti_upload(sample_volume_path)
-    at.radio(key="volume_source").set_value("Upload a scan").run()
-    at.file_uploader(key="volume_upload").set_value(
-        [("scan.nii.gz", scan, "application/gzip"), ("scan.nii.gz", scan, "application/gzip")]
-    ).run()
+    upload_scan(at, [("scan.nii.gz", scan, "application/gzip"), ("scan.nii.gz", scan, "application/gzip")])
     weights = zoo[1].read_bytes()
     at.file_uploader(key="checkpoint_upload").set_value(
         [

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from apptools import settle
+from apptools import settle, upload_scan
 from streamlit.testing.v1 import AppTest
 
 from explorer.app.debias import COHORT, with_children
@@ -101,8 +101,7 @@ def test_a_training_variant_without_a_mask_is_one_message(cache_dir, monkeypatch
     """A scan uploaded without a mask (8 slices of the sample: what is checked does not depend on its size)."""
     at = _session()
     scan, _ = sample_crop(40, 48)
-    at.radio(key="volume_source").set_value("Upload a scan").run()
-    at.file_uploader(key="volume_upload").set_value((scan.name, scan.read_bytes(), "application/gzip")).run()
+    upload_scan(at, (scan.name, scan.read_bytes(), "application/gzip"))
     at.button(key="analyse").click().run()
     _settle(at)
     assert at.session_state["analysis"].mask is None

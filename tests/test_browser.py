@@ -68,6 +68,8 @@ CHROMIUM_FLAGS = [
 ]
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
+#: The window of both tests (and of the README's screenshots).
+VIEWPORT = {"width": 1500, "height": 1100}
 #: What the page's first plotly chart draws: each trace's name, type, colour range and opacity, and the titles
 #: (null while the chart is being redrawn: its element is replaced).
 SCREEN_FIGURE_JS = """() => {
@@ -305,7 +307,7 @@ def test_upload_analyse_view_3d_and_export_in_chromium(
     own = _own_checkpoint(tmp_path)
     ARTIFACTS.mkdir(exist_ok=True)
     phase = _Phases("upload test")
-    with chromium.new_context(viewport={"width": 1500, "height": 1100}, accept_downloads=True) as context:
+    with chromium.new_context(viewport=VIEWPORT, accept_downloads=True) as context:
         page = context.new_page()
         page.goto(app_url)
         sidebar = page.locator('[data-testid="stSidebar"]')
@@ -376,7 +378,7 @@ def test_upload_analyse_view_3d_and_export_in_chromium(
         # Three control changes update the overlays in place: still one NiiVue canvas, and the settings survive
         # a visit to another view. Made in a narrower window: each change redraws the canvas in software
         # (SwiftShader), at a cost that grows with its pixels.
-        page.set_viewport_size({"width": 900, "height": 1100})
+        page.set_viewport_size({**VIEWPORT, "width": 900})
         _choose(page, "Colour map", "viridis")
         _choose(page, "Layout", "Axial")
         page.locator('[data-testid="stSlider"]').filter(has_text="Attribution opacity").get_by_role("slider").press(
@@ -394,7 +396,7 @@ def test_upload_analyse_view_3d_and_export_in_chromium(
         page.wait_for_timeout(2000)  # as above: time for a second panel to appear
         canvases_after_return = frame.locator("canvas").count()
         page.screenshot(path=str(ARTIFACTS / "app_3d_controls.png"))
-        page.set_viewport_size({"width": 1500, "height": 1100})
+        page.set_viewport_size(VIEWPORT)
         phase("3D viewer")
 
         # The slice viewer with a window of the user's: the report's slice figure must be this very figure.
@@ -487,7 +489,7 @@ def test_surgery_from_the_debias_view_appears_beside_its_parent(
     _centre({sample_volume_path: scan, sample_mask_path: mask}, (32, 48))
     n = 1  # the parent, analysed alone
     phase = _Phases("debias test")
-    with chromium.new_context(viewport={"width": 1500, "height": 1100}) as context:
+    with chromium.new_context(viewport=VIEWPORT) as context:
         page = context.new_page()
         page.goto(app_url)
         sidebar = page.locator('[data-testid="stSidebar"]')

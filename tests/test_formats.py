@@ -306,7 +306,7 @@ def test_label_map_lies_on_the_input_grid_and_equals_the_prediction(sample_volum
 
 @pytest.mark.slow
 def test_app_takes_a_dicom_series_as_several_files_and_offers_its_series(sample, warm_cache, monkeypatch):
-    from apptools import settle
+    from apptools import settle, upload_scan
     from streamlit.testing.v1 import AppTest
 
     from explorer.config import REPO_ROOT
@@ -320,8 +320,7 @@ def test_app_takes_a_dicom_series_as_several_files_and_offers_its_series(sample,
     warm_cache.use(monkeypatch)  # the first visit's results are there: its job ends at once, none is left running
     at = AppTest.from_file(str(REPO_ROOT / "explorer" / "app" / "main.py"), default_timeout=600)
     settle(at.run())
-    at.radio(key="volume_source").set_value("Upload a scan").run()
-    at.file_uploader(key="volume_upload").set_value(files).run()
+    upload_scan(at, files)
     assert not at.exception and not at.error, [e.value for e in at.error]
     assert at.selectbox(key="volume_choice").options == ["1.2.3.1", "1.2.3.2"]
     at.selectbox(key="volume_choice").set_value("1.2.3.2").run()
